@@ -1,0 +1,31 @@
+# Two entry points (README quick start): `make build` and `make test`. Each sets up .venv itself.
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.esb-hw-installed
+
+.PHONY: build test lint bench report clean
+
+$(STAMP): pyproject.toml tools/bootstrap.sh
+	@sh tools/bootstrap.sh "$(PYTHON)" "$(VENV)"
+	@touch $@
+
+build: $(STAMP)
+	$(VPY) build.py --board zcu102
+
+test: $(STAMP)
+	@sh tools/ensure-iverilog.sh
+	$(VENV)/bin/ruff check .
+	$(VPY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(VPY) bench/quant_speed.py
+
+report: $(STAMP)
+	$(VPY) -m esb_hw.quant.report --update-readme README.md
+
+clean:
+	rm -rf build .pytest_cache sim_build
