@@ -9,7 +9,7 @@ logarithmic search over the clipping point, then golden-section refinement aroun
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -123,7 +123,7 @@ def optimal_scale(positive_levels, dist: str = "gaussian") -> tuple[float, float
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _lambda_cached(bits: int, k: int, signed: bool, dist: str) -> float:
     fmt = ESBFormat(bits, k, signed)
     levels = fmt.levels()
