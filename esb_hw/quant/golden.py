@@ -47,7 +47,8 @@ def _integer_array(value, name: str) -> np.ndarray:
 
 
 def _peak(array: np.ndarray) -> int:
-    return int(np.max(np.abs(array))) if array.size else 0
+    """Largest magnitude as a Python int (np.abs would wrap the most negative int64)."""
+    return max(abs(int(array.min())), abs(int(array.max()))) if array.size else 0
 
 
 @dataclass(frozen=True, eq=False)
