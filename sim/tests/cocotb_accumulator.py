@@ -1,0 +1,65 @@
+"""cocotb tests of the stream accumulator defined in ``tests/test_sim_runner.py``.
+
+Parameters (``load_params()``): ``value_width``; ``groups`` (lists of signed inputs, each closed by
+``last``) and ``expected`` (their sums, from the Python model); ``seed``, ``idle`` and ``stall`` for random
+back-pressure. The ``full_rate`` test sends ``groups`` with no back-pressure and checks the documented
+throughput (one input per cycle) and latency (one cycle) as well as the sums.
+"""
+
+import random
+
+import cocotb
+from cocotb.simtime import get_sim_time
+
+from sim import load_params
+from sim.cocotb_helpers import CLOCK_PERIOD_NS, reset, start_clock
+from sim.cocotb_streams import StreamSink, StreamSource, stream_get_many, stream_put_many
+
+
+def _payloads(groups: list[list[int]], value_width: int) -> list[int]:
+    """Pack the StructLayout {"value": signed(value_width), "last": 1}: value in the low bits."""
+    mask = (1 << value_width) - 1
+    return [
+        (int(index == len(group) - 1) << value_width) | (value & mask)
+        for group in groups
+        for index, value in enumerate(group)
+    ]
+
+
+async def _start(dut) -> tuple[StreamSource, StreamSink, dict]:
+    params = load_params()
+    source, sink = StreamSource(dut, "i"), StreamSink(dut, "o")
+    start_clock(dut)
+    await reset(dut)
+    return source, sink, params
+
+
+@cocotb.test()
+async def sums_under_backpressure(dut):
+    source, sink, params = await _start(dut)
+    seed = params["seed"]
+    cocotb.start_soon(
+        stream_put_many(
+            source,
+            _payloads(params["groups"], params["value_width"]),
+            rng=random.Random(seed),
+            idle=params["idle"],
+        )
+    )
+    sums = await stream_get_many(
+        sink, len(params["expected"]), rng=random.Random(seed + 1), stall=params["stall"], signed=True
+    )
+    assert sums == params["expected"], f"sums {sums} != expected {params['expected']}"
+
+
+@cocotb.test()
+async def full_rate(dut):
+    source, sink, params = await _start(dut)
+    payloads = _payloads(params["groups"], params["value_width"])
+    started = get_sim_time(unit="ns")
+    cocotb.start_soon(stream_put_many(source, payloads))
+    sums = await stream_get_many(sink, len(params["expected"]), signed=True)
+    cycles = round((get_sim_time(unit="ns") - started) / CLOCK_PERIOD_NS)
+    assert sums == params["expected"], f"sums {sums} != expected {params['expected']}"
+    # One input per cycle, and the last sum is taken one cycle after the last input.
+    assert cycles == len(payloads) + 1, f"{len(payloads)} inputs took {cycles} cycles"
