@@ -43,9 +43,10 @@ __all__ = [
     "PE_VARIANTS",
 ]
 
-#: PE implementations the generator knows: shift-add ESB, ESB with multiples shared along the array, and a
-#: generic LUT multiplier of the same formats (DESIGN.md §3, §6).
-PE_VARIANTS = ("esb", "esb_shared", "baseline")
+#: PE implementations the generator knows (DESIGN.md §3, §6): ``esb``, shift-add with the activation's odd
+#: multiples (3a, ...) computed once per array column and selected by each PE (the cheapest, the default);
+#: ``esb_naive``, each PE adds its own shifted copies; ``baseline``, a generic LUT multiplier of the same formats.
+PE_VARIANTS = ("esb", "esb_naive", "baseline")
 #: Largest number of PE rows or columns.
 MAX_ARRAY_SIDE = 64
 #: Largest ``max_reduction``.

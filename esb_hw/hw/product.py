@@ -1,0 +1,197 @@
+"""ESB products by shift and add (DESIGN.md §2), and the generic-multiplier baseline.
+
+A product ``La * Lw`` equals ``(sig_a * sig_w) << (sh_a + sh_w)`` with the sign of the weight. The
+significand product is built from shifted copies of ``sig_a``, never with ``*``. Products leave these blocks
+as a magnitude and a ``negative`` flag; the consumer folds the sign in (see :mod:`esb_hw.hw.pe`).
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..quant.format import ESBFormat
+
+__all__ = [
+    "ActivationLane",
+    "ShiftAddProduct",
+    "MultiplierProduct",
+    "decode_fields",
+    "lane_layout",
+    "odd_multiple_count",
+]
+
+
+def decode_fields(code, fmt: ESBFormat):
+    """Amaranth expressions ``(negative, significand, shift)`` of a code (DESIGN.md §2).
+
+    ``significand = (E != 0) << k | m`` is ``fmt.significand_bits`` wide; ``shift = max(E - 1, 0)``.
+    """
+    mantissa = code[: fmt.k]
+    exponent = code[fmt.k: fmt.k + fmt.exponent_bits]
+    negative = code[fmt.bits - 1] if fmt.signed else Const(0, 1)
+    if fmt.exponent_bits == 0:
+        return negative, mantissa, Const(0, 1)
+    significand = Cat(mantissa, exponent.any())
+    if fmt.exponent_bits == 1:
+        return negative, significand, Const(0, 1)
+    shift = Mux(exponent == 0, 0, exponent - 1)[: max(fmt.shift_bits, 1)]
+    return negative, significand, shift
+
+
+def odd_multiple_count(weight: ESBFormat) -> int:
+    """How many odd multiples ``3, 5, ..`` of ``sig_a`` a shared-multiples PE selects from."""
+    return (1 << (weight.significand_bits - 1)) - 1 if weight.significand_bits > 1 else 0
+
+
+def lane_layout(activation: ESBFormat, weight: ESBFormat, shared: bool) -> data.StructLayout:
+    """The decoded activation one lane broadcasts to the PEs that multiply it."""
+    fields = {
+        "significand": max(activation.significand_bits, 1),
+        "shift": max(activation.shift_bits, 1),
+    }
+    if shared and odd_multiple_count(weight):
+        width = activation.significand_bits + weight.significand_bits
+        fields["odd_multiples"] = data.ArrayLayout(width, odd_multiple_count(weight))
+    return data.StructLayout(fields)
+
+
+class ActivationLane(wiring.Component):
+    """Decode one activation code for every PE that multiplies it.
+
+    Parameters
+    ----------
+    activation, weight : ESBFormat
+        The activation (unsigned) and weight (signed) formats.
+    shared : bool
+        Also compute the odd multiples ``3 sig_a, 5 sig_a, ..`` that shared-multiples PEs select from.
+
+    Attributes
+    ----------
+    code : In(activation.bits)
+        The activation code.
+    lane : Out(lane_layout(...))
+        ``significand`` (``sig_a``), ``shift`` (``sh_a``) and, when shared, ``odd_multiples[i]`` =
+        ``(2 i + 3) * sig_a``.
+
+    Combinational: latency 0.
+    """
+
+    def __init__(self, *, activation: ESBFormat, weight: ESBFormat, shared: bool):
+        self._activation = activation
+        self._weight = weight
+        self._shared = shared
+        super().__init__({
+            "code": In(activation.bits),
+            "lane": Out(lane_layout(activation, weight, shared)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        _, significand, shift = decode_fields(self.code, self._activation)
+        m.d.comb += [self.lane.significand.eq(significand), self.lane.shift.eq(shift)]
+        if self._shared and odd_multiple_count(self._weight):
+            for index in range(odd_multiple_count(self._weight)):
+                odd = 2 * index + 3
+                # odd * sig = sum of the shifted copies selected by odd's set bits (odd is a constant).
+                terms = [significand << bit for bit in range(odd.bit_length()) if odd >> bit & 1]
+                total = terms[0]
+                for term in terms[1:]:
+                    total = total + term
+                m.d.comb += self.lane.odd_multiples[index].eq(total)
+        return m
+
+
+class ShiftAddProduct(wiring.Component):
+    """``|La * Lw|`` and its sign from a decoded activation lane and a weight code, by shift and add.
+
+    Parameters
+    ----------
+    activation, weight : ESBFormat
+    shared : bool
+        ``False``: add the copies ``sig_a << j`` selected by the bits of ``sig_w`` (at most ``k + 1``).
+        ``True``: select ``sig_a * odd`` from the lane's odd multiples, then shift by the trailing zeros.
+
+    Attributes
+    ----------
+    lane : In(lane_layout(...))
+        From :class:`ActivationLane`.
+    weight_code : In(weight.bits)
+    magnitude : Out(unsigned), width ``(La_max * Lw_max).bit_length()``
+    negative : Out(1)
+        The weight's sign bit; set for negative zero too (the magnitude is then 0).
+
+    Combinational: latency 0.
+    """
+
+    def __init__(self, *, activation: ESBFormat, weight: ESBFormat, shared: bool):
+        self._activation = activation
+        self._weight = weight
+        self._shared = shared
+        self.magnitude_bits = (activation.max_level * weight.max_level).bit_length()
+        super().__init__({
+            "lane": In(lane_layout(activation, weight, shared)),
+            "weight_code": In(weight.bits),
+            "magnitude": Out(self.magnitude_bits),
+            "negative": Out(1),
+        })
+
+    def _significand_product(self, m: Module, sig_a, sig_w):
+        if not self._shared or not odd_multiple_count(self._weight):
+            terms = [Mux(sig_w[bit], sig_a << bit, 0) for bit in range(self._weight.significand_bits)]
+            total = terms[0]
+            for term in terms[1:]:
+                total = total + term
+            return total
+        # sig_w = odd << zeros: pick the odd multiple, then shift it by the trailing zeros of sig_w.
+        width = self._activation.significand_bits + self._weight.significand_bits
+        selected = Signal(width)
+        with m.Switch(sig_w):
+            for value in range(1, 1 << self._weight.significand_bits):
+                zeros = (value & -value).bit_length() - 1
+                odd = value >> zeros
+                source = sig_a if odd == 1 else self.lane.odd_multiples[(odd - 3) // 2]
+                with m.Case(value):
+                    m.d.comb += selected.eq(source << zeros)
+            with m.Default():
+                m.d.comb += selected.eq(0)
+        return selected
+
+    def elaborate(self, platform):
+        m = Module()
+        negative, sig_w, sh_w = decode_fields(self.weight_code, self._weight)
+        significand_product = self._significand_product(m, self.lane.significand, sig_w)
+        m.d.comb += [
+            self.magnitude.eq(significand_product << (self.lane.shift + sh_w)),
+            self.negative.eq(negative),
+        ]
+        return m
+
+
+class MultiplierProduct(wiring.Component):
+    """Baseline: ``|La| * |Lw|`` with a generic multiplier on the decoded integer levels.
+
+    Same ports as :class:`ShiftAddProduct` except that ``lane`` is replaced by ``activation_code``.
+    Combinational: latency 0.
+    """
+
+    def __init__(self, *, activation: ESBFormat, weight: ESBFormat):
+        self._activation = activation
+        self._weight = weight
+        self.magnitude_bits = (activation.max_level * weight.max_level).bit_length()
+        super().__init__({
+            "activation_code": In(activation.bits),
+            "weight_code": In(weight.bits),
+            "magnitude": Out(self.magnitude_bits),
+            "negative": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        _, sig_a, sh_a = decode_fields(self.activation_code, self._activation)
+        negative, sig_w, sh_w = decode_fields(self.weight_code, self._weight)
+        level_a = (sig_a << sh_a)[: self._activation.level_bits]
+        level_w = (sig_w << sh_w)[: self._weight.level_bits]
+        m.d.comb += [self.magnitude.eq(level_a * level_w), self.negative.eq(negative)]
+        return m

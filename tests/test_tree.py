@@ -1,0 +1,75 @@
+"""SignFoldingAdderTree (esb_hw/hw/tree.py): sums of one's-complement terms, latency, enable."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from esb_hw.hw.tree import SignFoldingAdderTree, tree_levels
+
+
+def run_tree(count, term_bits, sets, enable_pattern=None):
+    """Feed ``sets`` of (terms, negatives) on enabled cycles; return ``sum + pending`` of each set, read
+    ``levels`` enabled cycles after it went in (the documented latency)."""
+    tree = SignFoldingAdderTree(count=count, term_bits=term_bits)
+    enable_pattern = enable_pattern or [1] * (len(sets) + tree.levels)
+    results = []
+
+    async def testbench(ctx):
+        queue = list(sets)
+        enabled_cycles = 0
+        for enable in enable_pattern:
+            ctx.set(tree.enable, enable)
+            if enable:
+                terms, negatives = queue.pop(0) if queue else (np.zeros(count, int), np.zeros(count, int))
+                for index in range(count):
+                    ctx.set(tree.terms[index], int(terms[index]))
+                ctx.set(tree.negatives, sum(int(n) << i for i, n in enumerate(negatives)))
+                if enabled_cycles >= tree.levels:
+                    results.append(ctx.get(tree.sum) + ctx.get(tree.pending))
+                enabled_cycles += 1
+            if tree.levels:
+                await ctx.tick()
+
+    simulator = Simulator(tree)
+    if tree.levels:
+        simulator.add_clock(1e-8)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    return results
+
+
+def reference(sets):
+    return [int(np.sum(terms)) + int(np.sum(negatives)) for terms, negatives in sets]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 5, 7, 8, 9, 16])
+def test_sums_match(count):
+    rng = np.random.default_rng(count)
+    term_bits = 9
+    sets = [(rng.integers(-(1 << (term_bits - 1)), 1 << (term_bits - 1), count), rng.integers(0, 2, count))
+            for _ in range(40)]
+    sets += [(np.full(count, -(1 << (term_bits - 1))), np.ones(count, int)),
+             (np.full(count, (1 << (term_bits - 1)) - 1), np.zeros(count, int))]
+    assert run_tree(count, term_bits, sets)[: len(sets)] == reference(sets)
+
+
+def test_enable_freezes_the_pipeline():
+    rng = np.random.default_rng(0)
+    sets = [(rng.integers(-100, 100, 6), rng.integers(0, 2, 6)) for _ in range(10)]
+    pattern = [1, 0, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1, 1]
+    results = run_tree(6, 8, sets, pattern)
+    assert len(results) == sum(pattern) - tree_levels(6) == len(sets)
+    assert results == reference(sets)
+
+
+def test_checker_catches_a_wrong_sum():
+    sets = [(np.array([1, 2, 3]), np.array([1, 0, 1]))]
+    got = run_tree(3, 5, sets)
+    assert got == [8]
+    assert got != reference([(np.array([1, 2, 4]), np.array([1, 0, 1]))])
+
+
+def test_levels_and_bad_count():
+    assert [tree_levels(n) for n in (1, 2, 3, 4, 5, 8, 9)] == [0, 1, 2, 2, 3, 3, 4]
+    with pytest.raises(ValueError, match="count must be >= 1, got 0"):
+        SignFoldingAdderTree(count=0, term_bits=4)
