@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth import Cat, Const, Module, Signal, signed
+from amaranth import Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -17,8 +17,11 @@ def tree_levels(count: int) -> int:
 
 
 def add_with_carry(a, b, carry):
-    """``a + b + carry`` on one carry chain: ``((2a + 1) + (2b + carry)) >> 1``, signed."""
-    return (Cat(Const(1, 1), a).as_signed() + Cat(carry, b).as_signed()) >> 1
+    """``a + b + carry`` for a 1-bit ``carry``: yosys puts it on the carry chain's carry-in.
+
+    Measured on an 8-term tree (xcup): the same LUT count as ``a + b`` alone.
+    """
+    return a + b + carry
 
 
 class SignFoldingAdderTree(wiring.Component):

@@ -1,0 +1,120 @@
+"""Xilinx ZCU102 evaluation board (Zynq UltraScale+ XCZU9EG-2FFVB1156E): the PL-side platform.
+
+Sources
+-------
+Every pin and I/O standard comes from the Xilinx board files for zcu102, file version 3.4, in the public
+repository ``Xilinx/XilinxBoardStore``:
+
+[PINS]  ``boards/Xilinx/zcu102/3.4/part0_pins.xml`` (commit 319d55153cfd12a41ddc60049825db38fddc99a5):
+        pin name, ``loc`` and ``iostandard`` of every FPGA pin below.
+[BOARD] ``boards/Xilinx/zcu102/3.4/board.xml`` (commit 1ab1c3f13f997e4e5726644cfd8bf6a68f03102a): the
+        interfaces built on those pins (clock frequency, reset polarity, GPIO bit order, UART directions)
+        and the I/O standard of the UART pins, which [PINS] leaves out.
+
+Corroborating, not authoritative (they agree with the board files on every pin and I/O standard here):
+
+[XDC1]  ``alexforencich/verilog-ethernet``, ``example/ZCU102/fpga/fpga.xdc`` (commit
+        9a8ba2f0f22c51379ef376d877e859a59f821d73): a hardware-tested ZCU102 design.
+[XDC2]  ``slaclab/axi-soc-ultra-plus-core``, ``hardware/XilinxZcu102/xdc/XilinxZcu102.xdc`` (commit
+        9ca3a854da2105c2fe2cb2965dc5ab92aef709a9): keeps the schematic net names and bank notes of the
+        Xilinx ZCU102 master XDC in its comments.
+
+The ZCU102 user guide (UG1182) could not be read through the project's search tools (only its title page
+was reachable), so no UG1182 table is cited; the board files are the vendor source used.
+
+Resources
+---------
+``clk125`` 0
+    Differential 125 MHz system clock ``sysclk_p``/``sysclk_n`` = G21/F21, ``LVDS_25`` [PINS]. The 3.4 board
+    files give this clock no interface and so no frequency; the 125 MHz comes from the schematic net name
+    ``CLK_125_P``/``CLK_125_N`` (bank 47) in [XDC2] and the 8.000 ns ``create_clock`` on the same pins in
+    [XDC1].
+``clk300`` 0
+    Differential user Si570 clock ``user_si570_sysclk_p``/``_n`` = AL8/AL7, ``DIFF_SSTL12`` [PINS]; 300 MHz is
+    the ``frequency`` parameter of the ``user_si570_sysclk`` interface and component [BOARD]. The Si570 is
+    programmable; 300 MHz is its power-on default. This is the accelerator's default clock.
+``cpu_reset`` 0
+    The CPU_RESET pushbutton (SW20) ``CPU_RESET`` = AM13, ``LVCMOS33`` [PINS]. Active high: the ``reset``
+    interface has ``rst_polarity`` = 1 and the component is described as an active-high push button
+    [BOARD]; [XDC2]'s comment agrees. It is the platform's ``default_rst`` (Amaranth resets are active high).
+``led`` 0..7
+    ``GPIO_LED_0_LS`` .. ``GPIO_LED_7_LS`` = AG14 AF13 AE13 AJ14 AJ15 AH13 AH14 AL12, ``LVCMOS33`` [PINS];
+    bit *i* of the ``led_8bits`` interface is ``GPIO_LED_i_LS`` and the LEDs are active high [BOARD].
+``button`` 0..4
+    The five directional pushbuttons, numbered as bits 0..4 of the ``push_buttons_5bits`` interface
+    [BOARD]: 0 = ``GPIO_SW_C`` (centre) = AG13, 1 = ``GPIO_SW_W`` = AF15, 2 = ``GPIO_SW_S`` = AE15,
+    3 = ``GPIO_SW_E`` = AE14, 4 = ``GPIO_SW_N`` = AG15, all ``LVCMOS33`` [PINS]; active high [BOARD].
+    :data:`BUTTON_INDEX` maps ``"c"``, ``"w"``, ``"s"``, ``"e"``, ``"n"`` to these numbers.
+``switch`` 0..7
+    The 8-position GPIO DIP switch ``GPIO_DIP_SW0`` .. ``GPIO_DIP_SW7`` = AN14 AP14 AM14 AN13 AN12 AP12 AL13
+    AK13, ``LVCMOS33`` [PINS]; bit *i* of ``dip_switches_8bits`` is ``GPIO_DIP_SWi`` [BOARD]. The board files
+    state no polarity for the switches, so they are not inverted.
+``uart`` 0
+    The PL-side UART: channel 2 of the CP2108 USB-UART bridge (the ``uart2_pl`` component) [BOARD].
+    ``tx`` (FPGA output) = ``uart2_PL_TX`` = F13 and ``rx`` (FPGA input) = ``uart2_PL_RX`` = E13 [PINS];
+    the directions are the ``uart2_pl`` interface's ``TxD`` (out) and ``RxD`` (in) port maps, and
+    ``LVCMOS33`` is the ``iostandard`` of the ``uart2_pl`` component pins [BOARD]. [XDC1] agrees (F13 drives
+    the CP2108's RX_2, E13 comes from its TX_2). Note: the schematic net names ``UART2_TXD_O_FPGA_RXD`` /
+    ``UART2_RXD_I_FPGA_TXD`` read either way and third-party write-ups disagree on which net sits on which
+    pin; the board files' port directions settle it. RTS/CTS are not in the 3.4 board files and are left
+    out.
+
+There are no connectors (the FMC, PMOD and other headers are not described here).
+"""
+
+from __future__ import annotations
+
+from amaranth.build import Attrs, Clock, DiffPairs, Pins, Resource
+from amaranth.vendor import XilinxPlatform
+from amaranth_boards.resources import ButtonResources, LEDResources, SwitchResources, UARTResource
+
+from . import BoardClock
+
+__all__ = [
+    "BUTTON_INDEX",
+    "CAPACITY",
+    "DEFAULT_CLOCK",
+    "DESCRIPTION",
+    "PART",
+    "PLATFORM",
+    "ZCU102Platform",
+]
+
+#: Resource number of each directional pushbutton (bit order of the vendor's ``push_buttons_5bits``).
+BUTTON_INDEX = {"c": 0, "w": 1, "s": 2, "e": 3, "n": 4}
+
+_LVCMOS33 = Attrs(IOSTANDARD="LVCMOS33")
+
+
+class ZCU102Platform(XilinxPlatform):
+    """The ZCU102's programmable logic: PL clocks, CPU reset, user LEDs, pushbuttons, DIP switch, PL UART.
+
+    There is no Zynq PS block design here (TOOLCHAIN.md); the PS glue is added by the build flow.
+    """
+
+    device = "xczu9eg"
+    package = "ffvb1156"
+    speed = "2-e"
+    default_clk = "clk300"
+    default_rst = "cpu_reset"
+    resources = [
+        Resource("clk125", 0, DiffPairs("G21", "F21", dir="i"), Clock(125e6), Attrs(IOSTANDARD="LVDS_25")),
+        Resource("clk300", 0, DiffPairs("AL8", "AL7", dir="i"), Clock(300e6), Attrs(IOSTANDARD="DIFF_SSTL12")),
+        Resource("cpu_reset", 0, Pins("AM13", dir="i"), _LVCMOS33),
+        *LEDResources(pins="AG14 AF13 AE13 AJ14 AJ15 AH13 AH14 AL12", attrs=_LVCMOS33),
+        *ButtonResources(pins="AG13 AF15 AE15 AE14 AG15", attrs=_LVCMOS33),
+        *SwitchResources(pins="AN14 AP14 AM14 AN13 AN12 AP12 AL13 AK13", attrs=_LVCMOS33),
+        UARTResource(0, rx="E13", tx="F13", attrs=_LVCMOS33),
+    ]
+    connectors = []
+
+
+PLATFORM = ZCU102Platform
+PART = "xczu9eg-ffvb1156-2-e"
+#: XCZU9EG programmable logic: 274,080 CLB LUTs, 548,160 CLB flip-flops, 912 36 Kb block RAMs,
+#: 2,520 DSP slices (the Zynq UltraScale+ MPSoC product table, DS891, as quoted in the project issue;
+#: checked against the "available on zcu102" column of the utilization table in Xilinx/CHaiDNN README.md,
+#: commit 7c0b733624acdc28fca80920d7fc93395d2ec88e).
+CAPACITY = dict(lut=274_080, ff=548_160, bram36=912, dsp=2_520)
+DEFAULT_CLOCK = BoardClock("clk300", 0, 300e6)
+DESCRIPTION = "Xilinx ZCU102 evaluation board (Zynq UltraScale+ XCZU9EG-2FFVB1156E)"
