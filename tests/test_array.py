@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from esb_hw.compiler.gemm import gemm_stimulus
 from esb_hw.config import AcceleratorConfig
 from esb_hw.hw.array import PEArray, pipeline_latency
-from sim.gemm import gemm_stimulus, unpack_outputs
 from sim.pytest_helpers import simulate, simulators
 
 COCOTB_MODULE = "sim.tests.cocotb_array"
@@ -87,19 +87,6 @@ def test_array_checker_catches_a_wrong_sum(simulator):
     params["expected"][1][2] += 1
     with pytest.raises(AssertionError, match="1 of 3 tiles differ"):
         simulate(PEArray(config), COCOTB_MODULE, simulator=simulator, toplevel="array_default", params=params)
-
-
-def test_unpack_outputs_round_trips_negative_sums():
-    payload = sum((value & 0xFF) << (8 * row) for row, value in enumerate([-1, 5, -128, 127]))
-    assert unpack_outputs(payload, 4, 8) == [-1, 5, -128, 127]
-
-
-def test_stimulus_rejects_shapes_that_do_not_fit():
-    config = CONFIGS["default"]
-    with pytest.raises(ValueError, match="W has 9 rows but the array has 8"):
-        gemm_stimulus(config, np.zeros((9, 8), int), np.zeros((8, 1), int))
-    with pytest.raises(ValueError, match="exceeds max_reduction 4096"):
-        gemm_stimulus(config, np.zeros((1, 4097), int), np.zeros((4097, 1), int))
 
 
 def test_array_rejects_a_non_config():

@@ -9,10 +9,10 @@ import random
 import cocotb
 from cocotb.simtime import get_sim_time
 
+from esb_hw.compiler.gemm import unpack_outputs
 from sim import load_params
 from sim.cocotb_helpers import CLOCK_PERIOD_NS, reset, start_clock
 from sim.cocotb_streams import StreamSink, StreamSource, stream_get_many, stream_put_many
-from sim.gemm import unpack_outputs
 
 
 async def _start(dut):

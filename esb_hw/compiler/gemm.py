@@ -1,4 +1,4 @@
-"""GEMM stimulus for :class:`esb_hw.hw.array.PEArray`: packed input beats and golden-model expectations.
+"""GEMM tiling for :class:`esb_hw.hw.array.PEArray`: packed input beats and golden-model expectations.
 
 ``Y (R x N) = W (R x K) X (K x N)`` runs as one tile per output column ``n``: ``ceil(K / cols)`` beats, each
 carrying ``cols`` activation codes of column ``n`` and the ``rows x cols`` weight codes that multiply them.
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from esb_hw.config import AcceleratorConfig
-from esb_hw.quant import golden
+from ..config import AcceleratorConfig
+from ..quant import golden
 
-__all__ = ["GemmStimulus", "gemm_stimulus", "unpack_outputs"]
+__all__ = ["GemmStimulus", "gemm_stimulus", "pack_outputs", "unpack_outputs"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,12 @@ def gemm_stimulus(config: AcceleratorConfig, weight_codes, activation_codes) -> 
             beats.append(payload)
     expected = golden.linear(config.activation_format.level(activations).T, config.weight_format.level(weights))
     return GemmStimulus(beats, expected.tolist(), activation_codes.shape[1])
+
+
+def pack_outputs(sums, accumulator_bits: int) -> int:
+    """One output payload from ``rows`` signed sums (row 0 in the low bits); the inverse of unpack_outputs."""
+    mask = (1 << accumulator_bits) - 1
+    return sum((int(value) & mask) << (row * accumulator_bits) for row, value in enumerate(sums))
 
 
 def unpack_outputs(payload: int, rows: int, accumulator_bits: int) -> list[int]:
