@@ -114,6 +114,17 @@ def emit_verilog(design: Any, toplevel: str, *, ports: Any = None, emit_src: boo
     return verilog.convert(design, name=toplevel, ports=ports, emit_src=emit_src)
 
 
+# Yosys's Verilog makes every `always @*` block read a dummy register declared `= 0`, so that simulators run
+# the block once at time 0. Icarus 11 raises no event for a declaration initializer, so blocks whose inputs
+# never change (a read enable tied to 1, say) keep X forever. A `#0` write of 1 makes the event it needs.
+_ICARUS_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.M)
+
+
+def icarus_source(verilog_text: str) -> str:
+    """``verilog_text`` with each time-0 trigger register toggled after time 0's active events."""
+    return _ICARUS_TRIGGER.sub(r"\g<0>\n\1initial #0 \2 = 1;", verilog_text)
+
+
 def build_root() -> Path:
     return Path(os.environ.get(BUILD_ROOT_ENV) or REPO_ROOT / "sim_build").resolve()
 
@@ -162,6 +173,8 @@ def _log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
 def _build(verilog_text: str, toplevel: str, simulator: str, waves: bool) -> tuple[Path, bool, float]:
     """Build (or reuse) the simulation of ``verilog_text``; return (build dir, built now, seconds)."""
     simulator_version = _check_simulator(simulator)
+    if simulator == "icarus":
+        verilog_text = icarus_source(verilog_text)
     build_dir = build_dir_for(verilog_text, toplevel, simulator, waves=waves)
     executable = build_dir / (toplevel if simulator == "verilator" else "sim.vvp")
     if build_dir in _BUILT and executable.is_file():

@@ -211,3 +211,12 @@ def test_amaranth_stream_helpers_full_rate():
     sim.run()
     assert transfer_ticks["i"] == list(range(1, len(values) + 1))
     assert transfer_ticks["o"] == list(range(2, len(values) + 2))
+
+
+def test_icarus_source_wakes_always_blocks_at_time_zero():
+    from sim.runner import icarus_source
+
+    text = "module m;\n  reg \\$auto$verilog_backend.cc:2355:dump_module$1  = 0;\nendmodule\n"
+    fixed = icarus_source(text)
+    assert "  initial #0 \\$auto$verilog_backend.cc:2355:dump_module$1  = 1;\n" in fixed
+    assert icarus_source("module m;\nendmodule\n") == "module m;\nendmodule\n"

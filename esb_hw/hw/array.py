@@ -104,8 +104,10 @@ class PEArray(wiring.Component):
         beat = Signal(input_layout(config))
         m.d.comb += self.i.ready.eq(advance)
         with m.If(advance):
+            # Flags are gated by valid: an idle payload is don't-care (X in simulation) and must not
+            # reach control.
             m.d.sync += [beat.eq(self.i.payload), valid[0].eq(self.i.valid),
-                         first[0].eq(starts_tile), last[0].eq(self.i.payload.last)]
+                         first[0].eq(starts_tile & self.i.valid), last[0].eq(self.i.payload.last & self.i.valid)]
             with m.If(self.i.valid):
                 m.d.sync += starts_tile.eq(self.i.payload.last)
             for stage in range(1, stages):

@@ -1,0 +1,75 @@
+"""cocotb test of :class:`esb_hw.hw.selftest.SelfTest` through its top-level ports.
+
+Parameters (``load_params()``): ``clocks_per_bit``, ``expect_pass`` (bool) and ``line`` (the report line
+the golden verdict implies, as text), ``max_cycles``.
+"""
+
+import cocotb
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
+
+from sim import load_params
+from sim.cocotb_helpers import reset, start_clock
+
+
+async def receive_line(dut, clocks_per_bit: int, max_cycles: int) -> str:
+    """Decode 8N1 bytes from ``uart_tx`` (sampling mid-bit) until a newline."""
+    text = ""
+    for _ in range(200):
+        for _ in range(max_cycles):
+            await RisingEdge(dut.clk)
+            if int(dut.uart_tx.value) == 0:
+                break
+        else:
+            raise AssertionError(f"no start bit within {max_cycles} cycles; received so far {text!r}")
+        await ClockCycles(dut.clk, clocks_per_bit // 2)
+        assert int(dut.uart_tx.value) == 0, "start bit too short"
+        byte = 0
+        for bit in range(8):
+            await ClockCycles(dut.clk, clocks_per_bit)
+            byte |= int(dut.uart_tx.value) << bit
+        await ClockCycles(dut.clk, clocks_per_bit)
+        assert int(dut.uart_tx.value) == 1, f"stop bit missing after {chr(byte)!r}"
+        text += chr(byte)
+        if text.endswith("\n"):
+            return text
+    raise AssertionError(f"no newline: {text!r}")
+
+
+async def check_run(dut, params) -> None:
+    line = await receive_line(dut, params["clocks_per_bit"], params["max_cycles"])
+    assert line == params["line"], f"UART said {line!r}, expected {params['line']!r}"
+    await FallingEdge(dut.clk)
+    passed, failed = int(dut.passed.value), int(dut.failed.value)
+    assert (passed, failed) == ((1, 0) if params["expect_pass"] else (0, 1)), f"LEDs pass={passed} fail={failed}"
+    assert int(dut.busy.value) == 0
+
+
+@cocotb.test()
+async def runs_after_reset_and_on_start(dut):
+    params = load_params()
+    dut.start.value = 0
+    start_clock(dut)
+    await reset(dut)
+    await RisingEdge(dut.clk)
+    await FallingEdge(dut.clk)
+    assert int(dut.busy.value) == 1, "a run starts by itself one cycle after reset"
+    await check_run(dut, params)
+    # The centre button: a rising edge starts a second run with the same verdict.
+    dut.start.value = 1
+    await ClockCycles(dut.clk, 3)
+    await FallingEdge(dut.clk)
+    assert int(dut.busy.value) == 1 and int(dut.passed.value) == 0 and int(dut.failed.value) == 0
+    dut.start.value = 0
+    await check_run(dut, params)
+
+
+@cocotb.test()
+async def heartbeat_toggles(dut):
+    dut.start.value = 0
+    start_clock(dut)
+    await reset(dut)
+    seen = set()
+    for _ in range(80):
+        await RisingEdge(dut.clk)
+        seen.add(int(dut.heartbeat.value))
+    assert seen == {0, 1}

@@ -1,0 +1,61 @@
+"""SelfTest (esb_hw/hw/selftest.py): the built-in layer in cocotb, passing and deliberately failing."""
+
+import dataclasses
+
+import pytest
+
+from esb_hw.compiler.gemm import unpack_outputs
+from esb_hw.config import AcceleratorConfig
+from esb_hw.hw.selftest import SelfTest, SelfTestLayer, build_test_layer, report_line
+from sim.pytest_helpers import simulate, simulators
+
+SMALL = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=6, activation_k=3, rows=2, cols=3,
+                          max_reduction=96, name="small")
+CLOCKS_PER_BIT = 4
+
+
+def params_for(layer: SelfTestLayer, expect_pass: bool, errors: int) -> dict:
+    return {"clocks_per_bit": CLOCKS_PER_BIT, "expect_pass": expect_pass, "max_cycles": 5000,
+            "line": report_line(expect_pass, layer.tiles, errors).decode()}
+
+
+@simulators
+def test_selftest_passes(simulator):
+    layer = build_test_layer(SMALL, tiles=6)
+    design = SelfTest(SMALL, layer, clocks_per_bit=CLOCKS_PER_BIT, heartbeat_bit=3)
+    simulate(design, "sim.tests.cocotb_selftest", simulator=simulator, toplevel="selftest",
+             params=params_for(layer, True, 0))
+
+
+@pytest.mark.parametrize("simulator", ["icarus"])
+def test_selftest_fails_on_a_corrupted_expectation(simulator):
+    layer = build_test_layer(SMALL, tiles=6)
+    corrupted = dataclasses.replace(layer, expected=(layer.expected[0], layer.expected[1] ^ 1, *layer.expected[2:]))
+    design = SelfTest(SMALL, corrupted, clocks_per_bit=CLOCKS_PER_BIT, heartbeat_bit=3)
+    simulate(design, "sim.tests.cocotb_selftest", simulator=simulator, toplevel="selftest_corrupt",
+             params=params_for(corrupted, False, 1))
+
+
+@pytest.mark.parametrize("simulator", ["icarus"])
+def test_testbench_rejects_a_wrong_verdict(simulator):
+    """The cocotb checker fails when told to expect a pass from a corrupted layer."""
+    layer = build_test_layer(SMALL, tiles=6)
+    corrupted = dataclasses.replace(layer, expected=(layer.expected[0] ^ 4, *layer.expected[1:]))
+    design = SelfTest(SMALL, corrupted, clocks_per_bit=CLOCKS_PER_BIT, heartbeat_bit=3)
+    with pytest.raises(AssertionError, match="UART said"):
+        simulate(design, "sim.tests.cocotb_selftest", simulator=simulator, toplevel="selftest_corrupt",
+                 params=params_for(corrupted, True, 0))
+
+
+def test_built_in_layer_expectations():
+    layer = build_test_layer(SMALL, tiles=6)
+    assert layer.tiles == 6
+    extreme = SMALL.max_product * 12  # 12 = the reduction the layer uses: 4 * cols
+    first = unpack_outputs(layer.expected[0], SMALL.rows, SMALL.accumulator_bits)
+    second = unpack_outputs(layer.expected[1], SMALL.rows, SMALL.accumulator_bits)
+    assert first == [extreme, extreme] and second == [-extreme, -extreme]
+
+
+def test_report_line():
+    assert report_line(True, 16, 0) == b"ESB-HW SELFTEST PASS tiles=0010 errors=0000\r\n"
+    assert report_line(False, 16, 11) == b"ESB-HW SELFTEST FAIL tiles=0010 errors=000B\r\n"
