@@ -1,0 +1,151 @@
+"""The board top level: clocking, reset, LEDs, the start button and the UART around :class:`SelfTest`.
+
+The accelerator clock is the board's default clock when ``config.clock_mhz`` equals it; otherwise an MMCM
+(``MMCME4_BASE`` on UltraScale+, ``MMCME3_BASE`` on UltraScale; UG974) makes ``clock_mhz`` from it. Reset is
+the board's reset button (when it has one) or the MMCM losing lock, synchronized to the accelerator clock.
+
+LEDs: 0 heartbeat (about 1 Hz), 1 busy, 2 pass, 3 fail. The start input is button 0 (the centre button on
+the ZCU102), synchronized; a run also starts after reset. The UART (when the board has one) prints one
+line per run at 115200 baud.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.lib import io
+from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
+
+from ..config import AcceleratorConfig
+from .selftest import SelfTest, build_test_layer
+
+__all__ = ["ClockPlan", "SelfTestTop", "plan_clock", "ClockError", "UART_BAUD"]
+
+UART_BAUD = 115_200
+# MMCM limits, kept inside both UltraScale+ (DS925, -2: VCO 800..1600 MHz) and UltraScale (DS892, -2: VCO
+# 600..1440 MHz) so one search serves both: VCO 800..1440, PFD 10..500, outputs 6.25..775 MHz.
+_VCO_MHZ = (800.0, 1440.0)
+MMCM_PRIMITIVES = {"ultrascaleplus": "MMCME4_BASE", "ultrascale": "MMCME3_BASE"}
+_PFD_MHZ = (10.0, 500.0)
+_OUT_MHZ = (6.25, 775.0)
+
+
+class ClockError(ValueError):
+    """The requested accelerator clock cannot be made from the board clock."""
+
+
+@dataclass(frozen=True)
+class ClockPlan:
+    """How the accelerator clock is made: directly, or by an MMCM with these settings."""
+
+    input_mhz: float
+    output_mhz: float
+    divide: int | None = None  # DIVCLK_DIVIDE
+    multiply: float | None = None  # CLKFBOUT_MULT_F (steps of 1/8)
+    output_divide: float | None = None  # CLKOUT0_DIVIDE_F (steps of 1/8)
+
+    @property
+    def uses_mmcm(self) -> bool:
+        return self.divide is not None
+
+
+def plan_clock(input_mhz: float, target_mhz: float) -> ClockPlan:
+    """The exact (or, failing that, nearest not faster) MMCM setting for ``target_mhz``; direct when equal."""
+    if not _OUT_MHZ[0] <= target_mhz <= _OUT_MHZ[1]:
+        raise ClockError(f"clock_mhz must be in {_OUT_MHZ[0]}..{_OUT_MHZ[1]} for the MMCM, got {target_mhz:g}")
+    if math.isclose(input_mhz, target_mhz, rel_tol=1e-9):
+        return ClockPlan(input_mhz, input_mhz)
+    best = None
+    for divide in range(1, 107):
+        pfd = input_mhz / divide
+        if not _PFD_MHZ[0] <= pfd <= _PFD_MHZ[1]:
+            continue
+        for multiply_eighths in range(16, 128 * 8 + 1):  # 2.000 .. 128.000
+            vco = pfd * multiply_eighths / 8
+            if not _VCO_MHZ[0] <= vco <= _VCO_MHZ[1]:
+                continue
+            output_eighths = max(8, math.ceil(vco * 8 / target_mhz - 1e-9))  # never faster than asked
+            if output_eighths > 128 * 8:
+                continue
+            output = vco * 8 / output_eighths
+            key = (round(abs(target_mhz - output), 9), multiply_eighths % 8 != 0 or output_eighths % 8 != 0, divide)
+            if best is None or key < best[0]:
+                best = (key, ClockPlan(input_mhz, output, divide, multiply_eighths / 8, output_eighths / 8))
+    if best is None:
+        raise ClockError(f"no MMCM setting makes {target_mhz:g} MHz from {input_mhz:g} MHz")
+    return best[1]
+
+
+def _buffer(m: Module, name: str, direction: str, port):
+    buffer = io.Buffer(direction, port)
+    m.submodules[name] = buffer
+    return buffer
+
+
+class SelfTestTop(Elaboratable):
+    """Board top level of the self-checking accelerator.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        The accelerator; ``config.clock_mhz`` is the clock it runs at.
+    clock : boards.BoardClock
+        The board clock resource ``(resource, number, frequency_hz)`` to derive the clock from.
+    """
+
+    def __init__(self, config: AcceleratorConfig, clock):
+        self.config = config
+        self.clock = clock
+        self.clock_plan = plan_clock(clock.frequency_hz / 1e6, config.clock_mhz)
+
+    def _clocking(self, m: Module, platform):
+        plan = self.clock_plan
+        board_clock = _buffer(m, "clock_buffer", "i", platform.request(self.clock.resource, self.clock.number,
+                                                                         dir="-"))
+        reset_request = Signal()
+        if ("cpu_reset", 0) in platform.resources:
+            reset_button = _buffer(m, "reset_buffer", "i", platform.request("cpu_reset", 0, dir="-"))
+            m.d.comb += reset_request.eq(reset_button.i)
+        m.domains.sync = ClockDomain()
+        if not plan.uses_mmcm:
+            m.d.comb += ClockSignal("sync").eq(board_clock.i)
+            m.submodules.reset_sync = ResetSynchronizer(reset_request, domain="sync")
+            return
+        family = getattr(platform, "family", None)
+        if family not in MMCM_PRIMITIVES:
+            raise ClockError(f"no MMCM for the {family} family: set clock_mhz to the board clock, "
+                             f"{plan.input_mhz:g} MHz")
+        feedback, unbuffered, locked = Signal(), Signal(), Signal()
+        m.submodules.mmcm = Instance(
+            MMCM_PRIMITIVES[family],
+            p_CLKIN1_PERIOD=round(1000.0 / plan.input_mhz, 3),
+            p_DIVCLK_DIVIDE=plan.divide,
+            p_CLKFBOUT_MULT_F=plan.multiply,
+            p_CLKOUT0_DIVIDE_F=plan.output_divide,
+            i_CLKIN1=board_clock.i, i_CLKFBIN=feedback, i_RST=reset_request, i_PWRDWN=0,
+            o_CLKFBOUT=feedback, o_CLKOUT0=unbuffered, o_LOCKED=locked,
+        )
+        m.submodules.clock_bufg = Instance("BUFG", i_I=unbuffered, o_O=ClockSignal("sync"))
+        m.submodules.reset_sync = ResetSynchronizer(reset_request | ~locked, domain="sync")
+
+    def elaborate(self, platform):
+        m = Module()
+        self._clocking(m, platform)
+        clock_hz = self.clock_plan.output_mhz * 1e6
+        m.submodules.selftest = selftest = SelfTest(
+            self.config, build_test_layer(self.config), clocks_per_bit=max(1, round(clock_hz / UART_BAUD)),
+            heartbeat_bit=max(1, math.floor(math.log2(clock_hz)) - 1))
+        for index, status in enumerate((selftest.heartbeat, selftest.busy, selftest.passed, selftest.failed)):
+            if ("led", index) in platform.resources:
+                led = _buffer(m, f"led_{index}", "o", platform.request("led", index, dir="-"))
+                m.d.comb += led.o.eq(status)
+        if ("button", 0) in platform.resources:
+            button = _buffer(m, "start_buffer", "i", platform.request("button", 0, dir="-"))
+            m.submodules.start_sync = FFSynchronizer(button.i, selftest.start)
+        if ("uart", 0) in platform.resources:
+            uart = platform.request("uart", 0, dir="-")
+            transmit = _buffer(m, "uart_tx", "o", uart.tx)
+            m.d.comb += transmit.o.eq(selftest.uart_tx)
+        return m
