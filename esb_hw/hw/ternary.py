@@ -1,0 +1,92 @@
+"""A ternary adder: three operands and two 1-bit carries in one carry chain (DESIGN.md §3 lever).
+
+With ``primitives=True`` each sum bit is one UltraScale+ ``LUT6_2`` feeding a ``CARRY8`` (UG974): the LUT's O5
+is the majority of ``x_i, y_i, z_i`` (the carry-save carry into bit ``i + 1``) and its O6 is
+``x_i ^ y_i ^ z_i ^ c_i``, the propagate of the final binary addition, whose generate input is ``c_i`` itself.
+Two binary adders would take two LUTs per bit; this takes one. ``c0`` enters as bit 0's carry-save carry and
+``ci`` as the chain's carry-in, so a ternary adder also absorbs two pending product signs.
+
+With ``primitives=False`` it is ``x + y + z + c0 + ci`` in plain Amaranth, for simulation and other vendors.
+``tests/test_ternary.py`` proves the two equal with yosys (SAT on a miter, using yosys's own models of the
+primitives) and simulates the primitive netlist against the golden sums.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Instance, Module, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["TernaryAdder", "LUT6_2_INIT"]
+
+
+def _lut6_2_init() -> int:
+    """O6 (I5 = 1, upper 32 bits) = I0 ^ I1 ^ I2 ^ I3; O5 (lower 32 bits) = majority(I0, I1, I2)."""
+    init = 0
+    for index in range(64):
+        i0, i1, i2, i3, _, i5 = ((index >> bit) & 1 for bit in range(6))
+        bit = (i0 ^ i1 ^ i2 ^ i3) if i5 else (i0 & i1) | (i0 & i2) | (i1 & i2)
+        init |= bit << index
+    return init
+
+
+LUT6_2_INIT = _lut6_2_init()
+
+
+class TernaryAdder(wiring.Component):
+    """``sum = x + y + z + c0 + ci``, signed, combinational.
+
+    Parameters
+    ----------
+    width : int
+        Signed width of each operand.
+    primitives : bool
+        Build from ``LUT6_2`` and ``CARRY8`` (UltraScale+ only) instead of ``+``.
+
+    Attributes
+    ----------
+    x, y, z : In(signed(width))
+    c0, ci : In(1)
+        Two extra 1-bit addends.
+    sum : Out(signed(width + 2))
+
+    Latency 0.
+    """
+
+    def __init__(self, *, width: int, primitives: bool):
+        self.width = width
+        self.primitives = primitives
+        super().__init__({
+            "x": In(signed(width)), "y": In(signed(width)), "z": In(signed(width)), "c0": In(1), "ci": In(1),
+            "sum": Out(signed(width + 2)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        if not self.primitives:
+            m.d.comb += self.sum.eq(self.x + self.y + self.z + self.c0 + self.ci)
+            return m
+        width = self.width + 2
+        extended = [Signal(signed(width), name=f"{name}_extended") for name in "xyz"]
+        m.d.comb += [wide.eq(narrow) for wide, narrow in zip(extended, (self.x, self.y, self.z), strict=True)]
+        propagate = Signal(width)
+        majority = Signal(width)
+        carry_save = Cat(self.c0, majority[: width - 1])
+        for bit in range(width):
+            m.submodules[f"lut_{bit}"] = Instance(
+                "LUT6_2", p_INIT=Const(LUT6_2_INIT, 64),
+                i_I0=extended[0][bit], i_I1=extended[1][bit], i_I2=extended[2][bit], i_I3=carry_save[bit],
+                i_I4=Const(0, 1), i_I5=Const(1, 1), o_O6=propagate[bit], o_O5=majority[bit])
+        carry_in = self.ci
+        for low in range(0, width, 8):
+            used = min(8, width - low)
+            outputs, carries = Signal(8, name=f"o_{low}"), Signal(8, name=f"co_{low}")
+            m.submodules[f"carry_{low}"] = Instance(
+                "CARRY8", p_CARRY_TYPE="SINGLE_CY8",
+                i_CI=carry_in, i_CI_TOP=Const(0, 1),
+                i_DI=Cat(carry_save[low: low + used], Const(0, 8 - used)),
+                i_S=Cat(propagate[low: low + used], Const(0, 8 - used)),
+                o_O=outputs, o_CO=carries)
+            m.d.comb += self.sum[low: low + used].eq(outputs[:used])
+            carry_in = carries[used - 1]
+        return m

@@ -1,0 +1,67 @@
+"""TernaryAdder (esb_hw/hw/ternary.py): the LUT6_2/CARRY8 netlist is proven equal to ``x + y + z + c0 + ci``."""
+
+import itertools
+import subprocess
+
+import pytest
+from amaranth.back import verilog
+from amaranth.sim import Simulator
+
+from esb_hw.estimate import yosys_command
+from esb_hw.hw import ternary
+from esb_hw.hw.ternary import TernaryAdder
+
+
+def prove_equal(tmp_path, width: int) -> subprocess.CompletedProcess:
+    """SAT-prove the primitive netlist equal to the behavioral one, with yosys's own Xilinx cell models."""
+    (tmp_path / "behavioral.v").write_text(
+        verilog.convert(TernaryAdder(width=width, primitives=False), name="behavioral", emit_src=False))
+    (tmp_path / "primitive.v").write_text(
+        verilog.convert(TernaryAdder(width=width, primitives=True), name="primitive", emit_src=False))
+    # hierarchy before flatten, so the LUT6_2 INIT parameters are applied to the cell models.
+    script = ("read_verilog primitive.v; read_verilog +/xilinx/cells_sim.v; hierarchy -top primitive; proc; "
+              "flatten; read_verilog behavioral.v; proc; "
+              "miter -equiv -flatten -make_assert behavioral primitive miter; hierarchy -top miter; "
+              "sat -verify -prove-asserts miter")
+    return subprocess.run([*yosys_command(), "-q", "-p", script], cwd=tmp_path, capture_output=True, text=True,
+                          check=False)
+
+
+@pytest.mark.parametrize("width", [1, 6, 7, 13, 16, 22])
+def test_primitive_netlist_equals_the_sum(tmp_path, width):
+    result = prove_equal(tmp_path, width)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_proof_fails_for_a_wrong_lut(tmp_path, monkeypatch):
+    monkeypatch.setattr(ternary, "LUT6_2_INIT", ternary.LUT6_2_INIT ^ (1 << 40))
+    result = prove_equal(tmp_path, 6)
+    assert result.returncode != 0 and "proof did fail" in result.stdout + result.stderr
+
+
+def test_behavioral_sum_exhaustive():
+    adder = TernaryAdder(width=3, primitives=False)
+    wrong = []
+
+    async def testbench(ctx):
+        for x, y, z, c0, ci in itertools.product(range(-4, 4), range(-4, 4), range(-4, 4), (0, 1), (0, 1)):
+            ctx.set(adder.x, x)
+            ctx.set(adder.y, y)
+            ctx.set(adder.z, z)
+            ctx.set(adder.c0, c0)
+            ctx.set(adder.ci, ci)
+            if ctx.get(adder.sum) != x + y + z + c0 + ci:
+                wrong.append((x, y, z, c0, ci))
+
+    simulator = Simulator(adder)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    assert wrong == []
+
+
+def test_lut_init_truth_table():
+    init = ternary.LUT6_2_INIT
+    for index in range(64):
+        i0, i1, i2, i3, _, i5 = ((index >> bit) & 1 for bit in range(6))
+        expected = (i0 ^ i1 ^ i2 ^ i3) if i5 else int(i0 + i1 + i2 >= 2)
+        assert (init >> index) & 1 == expected
