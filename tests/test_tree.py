@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from esb_hw.hw.tree import SignFoldingAdderTree, tree_levels
+from esb_hw.hw.tree import SignFoldingAdderTree, tree_levels, tree_widths
 
 
-def run_tree(count, term_bits, sets, enable_pattern=None):
+def run_tree(count, term_bits, sets, enable_pattern=None, arity=2):
     """Feed ``sets`` of (terms, negatives) on enabled cycles; return ``sum + pending`` of each set, read
     ``levels`` enabled cycles after it went in (the documented latency)."""
-    tree = SignFoldingAdderTree(count=count, term_bits=term_bits)
+    tree = SignFoldingAdderTree(count=count, term_bits=term_bits, arity=arity)
     enable_pattern = enable_pattern or [1] * (len(sets) + tree.levels)
     results = []
 
@@ -42,23 +42,24 @@ def reference(sets):
     return [int(np.sum(terms)) + int(np.sum(negatives)) for terms, negatives in sets]
 
 
+@pytest.mark.parametrize("arity", [2, 3])
 @pytest.mark.parametrize("count", [1, 2, 3, 4, 5, 7, 8, 9, 16])
-def test_sums_match(count):
+def test_sums_match(count, arity):
     rng = np.random.default_rng(count)
     term_bits = 9
     sets = [(rng.integers(-(1 << (term_bits - 1)), 1 << (term_bits - 1), count), rng.integers(0, 2, count))
             for _ in range(40)]
     sets += [(np.full(count, -(1 << (term_bits - 1))), np.ones(count, int)),
              (np.full(count, (1 << (term_bits - 1)) - 1), np.zeros(count, int))]
-    assert run_tree(count, term_bits, sets)[: len(sets)] == reference(sets)
+    assert run_tree(count, term_bits, sets, arity=arity) == reference(sets)
 
 
 def test_enable_freezes_the_pipeline():
     rng = np.random.default_rng(0)
     sets = [(rng.integers(-100, 100, 6), rng.integers(0, 2, 6)) for _ in range(10)]
-    pattern = [1, 0, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1, 1]
-    results = run_tree(6, 8, sets, pattern)
-    assert len(results) == sum(pattern) - tree_levels(6) == len(sets)
+    pattern = [1, 0, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1]
+    results = run_tree(6, 8, sets, pattern, arity=3)
+    assert len(results) == sum(pattern) - tree_levels(6, 3) == len(sets)
     assert results == reference(sets)
 
 
@@ -69,7 +70,19 @@ def test_checker_catches_a_wrong_sum():
     assert got != reference([(np.array([1, 2, 4]), np.array([1, 0, 1]))])
 
 
-def test_levels_and_bad_count():
+def test_levels_and_bad_arguments():
     assert [tree_levels(n) for n in (1, 2, 3, 4, 5, 8, 9)] == [0, 1, 2, 2, 3, 3, 4]
+    assert [tree_levels(n, 3) for n in (1, 2, 3, 4, 8, 9, 10, 27, 28)] == [0, 1, 1, 2, 2, 2, 3, 3, 4]
     with pytest.raises(ValueError, match="count must be >= 1, got 0"):
         SignFoldingAdderTree(count=0, term_bits=4)
+    with pytest.raises(ValueError, match="arity must be 2 or 3, got 4"):
+        SignFoldingAdderTree(count=5, term_bits=4, arity=4)
+
+
+def test_widths_follow_the_structure():
+    # 8 terms of 13 bits, ternary: 3 + 3 + 2 -> 15, 15, 14 bits, then one ternary adder -> 17 bits.
+    assert tree_widths(8, 13, 3) == [[(3, 15), (3, 15), (2, 14)], [(3, 17)]]
+    assert tree_widths(8, 13, 2)[-1] == [(2, 16)]
+    tree = SignFoldingAdderTree(count=8, term_bits=13, arity=3)
+    assert len(tree.sum) == 17
+    Simulator(tree)  # elaborates it

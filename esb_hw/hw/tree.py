@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
-import math
-
 from amaranth import Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SignFoldingAdderTree", "add_with_carry", "tree_levels"]
+from .ternary import TernaryAdder
+
+__all__ = ["SignFoldingAdderTree", "add_with_carry", "tree_levels", "tree_widths"]
+
+ARITIES = (2, 3)
 
 
-def tree_levels(count: int) -> int:
-    """Registered levels of a binary tree over ``count`` terms: ``ceil(log2(count))``."""
-    return math.ceil(math.log2(count)) if count > 1 else 0
+def tree_levels(count: int, arity: int = 2) -> int:
+    """Registered levels of a tree of ``arity``-input adders over ``count`` terms: ``ceil(log_arity(count))``."""
+    levels = 0
+    while count > 1:
+        count = -(-count // arity)
+        levels += 1
+    return levels
+
+
+def tree_widths(count: int, term_bits: int, arity: int = 2) -> list[list[tuple[int, int]]]:
+    """Per level, ``(inputs, output width)`` of each adder or pass-through register: the tree's structure.
+
+    A group of ``n`` values of widths ``w`` becomes one value of ``max(w) + {1: 0, 2: 1, 3: 2}[n]`` bits.
+    """
+    widths = [term_bits] * count
+    levels = []
+    for _ in range(tree_levels(count, arity)):
+        groups = [widths[start: start + arity] for start in range(0, len(widths), arity)]
+        level = [(len(group), max(group) + {1: 0, 2: 1, 3: 2}[len(group)]) for group in groups]
+        levels.append(level)
+        widths = [width for _, width in level]
+    return levels
 
 
 def add_with_carry(a, b, carry):
@@ -27,8 +48,9 @@ def add_with_carry(a, b, carry):
 class SignFoldingAdderTree(wiring.Component):
     """Sum ``count`` one's-complement terms and their signs: ``sum + pending = Σ (term_i + negative_i)``.
 
-    Each adder of the tree takes one pending sign as its carry-in, so the ``count - 1`` adders absorb all
-    signs but one, which is left in ``pending`` for the accumulator's carry-in.
+    Every adder takes pending signs as extra 1-bit addends: a binary adder one (its carry-in), a ternary
+    adder two (:class:`~esb_hw.hw.ternary.TernaryAdder`). A group of ``k`` values removes ``k - 1`` values and
+    ``k - 1`` signs, so one sign is left in ``pending`` for the accumulator's carry-in.
 
     Parameters
     ----------
@@ -36,6 +58,10 @@ class SignFoldingAdderTree(wiring.Component):
         Number of terms.
     term_bits : int
         Signed width of each term.
+    arity : {2, 3}
+        Inputs per adder. Ternary adders halve the adder LUTs with ``primitives`` (one LUT6_2 per bit).
+    primitives : bool
+        Build ternary adders from UltraScale+ ``LUT6_2``/``CARRY8`` (synthesis); else plain ``+``.
 
     Attributes
     ----------
@@ -44,46 +70,64 @@ class SignFoldingAdderTree(wiring.Component):
         Sign bits still to be added, one per term.
     enable : In(1)
         Clock enable of every register (the pipeline's advance signal).
-    sum : Out(signed(term_bits + levels))
+    sum : Out(signed(...))
+        Width from :func:`tree_widths`: ``term_bits`` plus 1 per binary and 2 per ternary level, at most.
     pending : Out(1)
         The one sign the tree did not add.
 
-    Latency ``levels = ceil(log2(count))`` enabled cycles (0 for one term); throughput one set per cycle.
+    Latency ``levels = tree_levels(count, arity)`` enabled cycles (0 for one term); throughput one set per
+    cycle.
     """
 
-    def __new__(cls, *, count: int, **kwargs):
-        # Checked before the object exists, so a rejected count leaves no unused elaboratable behind.
+    def __new__(cls, *, count: int, arity: int = 2, **kwargs):
+        # Checked before the object exists, so a rejected argument leaves no unused elaboratable behind.
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
+        if arity not in ARITIES:
+            raise ValueError(f"arity must be 2 or 3, got {arity}")
         return super().__new__(cls)
 
-    def __init__(self, *, count: int, term_bits: int):
+    def __init__(self, *, count: int, term_bits: int, arity: int = 2, primitives: bool = False):
         self.count = count
-        self.levels = tree_levels(count)
+        self.arity = arity
+        self.primitives = primitives
+        self.levels = tree_levels(count, arity)
+        structure = tree_widths(count, term_bits, arity)
+        sum_bits = structure[-1][0][1] if structure else term_bits
         super().__init__({
             "terms": In(data.ArrayLayout(signed(term_bits), count)),
             "negatives": In(count),
             "enable": In(1),
-            "sum": Out(signed(term_bits + self.levels)),
+            "sum": Out(signed(sum_bits)),
             "pending": Out(1),
         })
+
+    def _reduce(self, m: Module, group: list, signs: list, name: str):
+        width = max(len(value) for value in group)
+        if len(group) == 1:
+            return group[0], signed(width)
+        if len(group) == 2:
+            return add_with_carry(group[0], group[1], signs.pop()), signed(width + 1)
+        adder = TernaryAdder(width=width, primitives=self.primitives)
+        m.submodules[name] = adder
+        m.d.comb += [adder.x.eq(group[0]), adder.y.eq(group[1]), adder.z.eq(group[2]),
+                     adder.c0.eq(signs.pop()), adder.ci.eq(signs.pop())]
+        return adder.sum, signed(width + 2)
 
     def elaborate(self, platform):
         m = Module()
         values = [self.terms[index] for index in range(self.count)]
         signs = [self.negatives[index] for index in range(self.count)]
         for level in range(self.levels):
-            next_values, next_signs = [], []
-            for pair in range(0, len(values) - 1, 2):
-                total = Signal(signed(len(values[pair]) + 1), name=f"sum_l{level}_{pair // 2}")
+            next_values = []
+            for index, start in enumerate(range(0, len(values), self.arity)):
+                expression, shape = self._reduce(m, values[start: start + self.arity], signs,
+                                                 f"ternary_l{level}_{index}")
+                total = Signal(shape, name=f"sum_l{level}_{index}")
                 with m.If(self.enable):
-                    m.d.sync += total.eq(add_with_carry(values[pair], values[pair + 1], signs.pop()))
+                    m.d.sync += total.eq(expression)
                 next_values.append(total)
-            if len(values) % 2:
-                carried = Signal(signed(len(values[-1]) + 1), name=f"pass_l{level}")
-                with m.If(self.enable):
-                    m.d.sync += carried.eq(values[-1])
-                next_values.append(carried)
+            next_signs = []
             for index, sign in enumerate(signs):
                 delayed = Signal(name=f"sign_l{level}_{index}")
                 with m.If(self.enable):
