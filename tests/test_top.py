@@ -1,10 +1,17 @@
 """Board top level (esb_hw/hw/top.py): clock planning and elaboration on every board."""
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
 from boards import available_boards, load_board
 from esb_hw.config import AcceleratorConfig
-from esb_hw.hw.top import ClockError, SelfTestTop, plan_clock
+from esb_hw.hw.selftest import build_test_layer, report_line
+from esb_hw.hw.top import ClockError, SelfTestTop, plan_clock, uart_clocks_per_bit
+from sim.pytest_helpers import simulate
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SMALL = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=8, activation_k=8, rows=2, cols=2,
                           max_reduction=64, clock_mhz=150.0)
@@ -52,3 +59,24 @@ def test_top_uses_the_board_clock_directly_when_it_matches():
     plan = board.PLATFORM().build(SelfTestTop(config, board.DEFAULT_CLOCK), name="top", do_build=False,
                                   emit_src=False)
     assert "MMCME4_BASE" not in plan.files["top.v"]
+
+
+def board_top_verilog(config, layer) -> str:
+    """The ZCU102 top.v, as build.py writes it, with stand-ins for the clocking and I/O primitives."""
+    board = load_board("zcu102")
+    plan = board.PLATFORM().build(SelfTestTop(config, board.DEFAULT_CLOCK, layer=layer), name="top",
+                                  do_build=False, emit_src=False)
+    return plan.files["top.v"] + "\n" + (ROOT / "sim" / "models" / "xilinx_board_stubs.v").read_text()
+
+
+@pytest.mark.parametrize("corrupt", [False, True], ids=["passes", "corrupted_fails"])
+def test_board_top_through_its_pins(corrupt):
+    config = dataclasses.replace(SMALL, rows=2, cols=3, clock_mhz=200.0)
+    layer = build_test_layer(config, tiles=4)
+    if corrupt:
+        layer = dataclasses.replace(layer, expected=(*layer.expected[:-1], layer.expected[-1] ^ 2))
+    params = {"clocks_per_bit": uart_clocks_per_bit(plan_clock(300.0, 200.0).output_mhz),
+              "expect_pass": not corrupt, "max_cycles": 20000,
+              "line": report_line(not corrupt, layer.tiles, int(corrupt)).decode()}
+    simulate(board_top_verilog(config, layer), "sim.tests.cocotb_board_top", simulator="verilator",
+             toplevel="top", params=params)

@@ -19,9 +19,9 @@ from amaranth.lib import io
 from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
 
 from ..config import AcceleratorConfig
-from .selftest import SelfTest, build_test_layer
+from .selftest import SelfTest, SelfTestLayer, build_test_layer
 
-__all__ = ["ClockPlan", "SelfTestTop", "plan_clock", "ClockError", "UART_BAUD"]
+__all__ = ["ClockPlan", "SelfTestTop", "plan_clock", "ClockError", "UART_BAUD", "uart_clocks_per_bit"]
 
 UART_BAUD = 115_200
 # MMCM limits, kept inside both UltraScale+ (DS925, -2: VCO 800..1600 MHz) and UltraScale (DS892, -2: VCO
@@ -78,6 +78,11 @@ def plan_clock(input_mhz: float, target_mhz: float) -> ClockPlan:
     return best[1]
 
 
+def uart_clocks_per_bit(clock_mhz: float) -> int:
+    """The UART divisor for ``UART_BAUD`` at ``clock_mhz``."""
+    return max(1, round(clock_mhz * 1e6 / UART_BAUD))
+
+
 def _buffer(m: Module, name: str, direction: str, port):
     buffer = io.Buffer(direction, port)
     m.submodules[name] = buffer
@@ -93,12 +98,17 @@ class SelfTestTop(Elaboratable):
         The accelerator; ``config.clock_mhz`` is the clock it runs at.
     clock : boards.BoardClock
         The board clock resource ``(resource, number, frequency_hz)`` to derive the clock from.
+    layer : SelfTestLayer, optional
+        The built-in layer; :func:`~esb_hw.hw.selftest.build_test_layer` of ``config`` by default (tests pass
+        a corrupted one).
     """
 
-    def __init__(self, config: AcceleratorConfig, clock):
+    def __init__(self, config: AcceleratorConfig, clock, *, layer: SelfTestLayer | None = None):
         self.config = config
         self.clock = clock
+        self.layer = layer if layer is not None else build_test_layer(config)
         self.clock_plan = plan_clock(clock.frequency_hz / 1e6, config.clock_mhz)
+        self.clocks_per_bit = uart_clocks_per_bit(self.clock_plan.output_mhz)
 
     def _clocking(self, m: Module, platform):
         plan = self.clock_plan
@@ -135,7 +145,7 @@ class SelfTestTop(Elaboratable):
         self._clocking(m, platform)
         clock_hz = self.clock_plan.output_mhz * 1e6
         m.submodules.selftest = selftest = SelfTest(
-            self.config, build_test_layer(self.config), clocks_per_bit=max(1, round(clock_hz / UART_BAUD)),
+            self.config, self.layer, clocks_per_bit=self.clocks_per_bit,
             heartbeat_bit=max(1, math.floor(math.log2(clock_hz)) - 1))
         for index, status in enumerate((selftest.heartbeat, selftest.busy, selftest.passed, selftest.failed)):
             if ("led", index) in platform.resources:

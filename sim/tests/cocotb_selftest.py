@@ -9,34 +9,11 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
 from sim import load_params
 from sim.cocotb_helpers import reset, start_clock
-
-
-async def receive_line(dut, clocks_per_bit: int, max_cycles: int) -> str:
-    """Decode 8N1 bytes from ``uart_tx`` (sampling mid-bit) until a newline."""
-    text = ""
-    for _ in range(200):
-        for _ in range(max_cycles):
-            await RisingEdge(dut.clk)
-            if int(dut.uart_tx.value) == 0:
-                break
-        else:
-            raise AssertionError(f"no start bit within {max_cycles} cycles; received so far {text!r}")
-        await ClockCycles(dut.clk, clocks_per_bit // 2)
-        assert int(dut.uart_tx.value) == 0, "start bit too short"
-        byte = 0
-        for bit in range(8):
-            await ClockCycles(dut.clk, clocks_per_bit)
-            byte |= int(dut.uart_tx.value) << bit
-        await ClockCycles(dut.clk, clocks_per_bit)
-        assert int(dut.uart_tx.value) == 1, f"stop bit missing after {chr(byte)!r}"
-        text += chr(byte)
-        if text.endswith("\n"):
-            return text
-    raise AssertionError(f"no newline: {text!r}")
+from sim.cocotb_uart import receive_line
 
 
 async def check_run(dut, params) -> None:
-    line = await receive_line(dut, params["clocks_per_bit"], params["max_cycles"])
+    line = await receive_line(dut.clk, dut.uart_tx, params["clocks_per_bit"], params["max_cycles"])
     assert line == params["line"], f"UART said {line!r}, expected {params['line']!r}"
     await FallingEdge(dut.clk)
     passed, failed = int(dut.passed.value), int(dut.failed.value)
