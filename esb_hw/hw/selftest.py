@@ -76,6 +76,8 @@ class SelfTest(wiring.Component):
         UART divisor, ``round(f_clk / baud)``.
     heartbeat_bit : int
         The free-running counter bit that drives ``heartbeat`` (toggles every ``2**heartbeat_bit`` cycles).
+    primitives : bool
+        Passed to :class:`PEArray`: UltraScale(+) ternary adders.
 
     Attributes
     ----------
@@ -91,8 +93,10 @@ class SelfTest(wiring.Component):
     always ready), then ``10 * clocks_per_bit`` cycles per report character.
     """
 
-    def __init__(self, config: AcceleratorConfig, layer: SelfTestLayer, *, clocks_per_bit: int, heartbeat_bit: int):
+    def __init__(self, config: AcceleratorConfig, layer: SelfTestLayer, *, clocks_per_bit: int, heartbeat_bit: int,
+                 primitives: bool = False):
         self.config = config
+        self.primitives = primitives
         self.layer = layer
         self.clocks_per_bit = clocks_per_bit
         self.heartbeat_bit = heartbeat_bit
@@ -104,7 +108,7 @@ class SelfTest(wiring.Component):
     def elaborate(self, platform):
         config, layer = self.config, self.layer
         m = Module()
-        m.submodules.array = array = PEArray(config)
+        m.submodules.array = array = PEArray(config, primitives=self.primitives)
         m.submodules.beats = beat_rom = Memory(shape=input_layout(config).size, depth=len(layer.beats),
                                                init=layer.beats)
         m.submodules.expected = expected_rom = Memory(shape=config.rows * config.accumulator_bits,

@@ -146,7 +146,8 @@ class SelfTestTop(Elaboratable):
         clock_hz = self.clock_plan.output_mhz * 1e6
         m.submodules.selftest = selftest = SelfTest(
             self.config, self.layer, clocks_per_bit=self.clocks_per_bit,
-            heartbeat_bit=max(1, math.floor(math.log2(clock_hz)) - 1))
+            heartbeat_bit=max(1, math.floor(math.log2(clock_hz)) - 1),
+            primitives=getattr(platform, "family", None) in MMCM_PRIMITIVES)  # LUT6_2 and CARRY8 exist there
         for index, status in enumerate((selftest.heartbeat, selftest.busy, selftest.passed, selftest.failed)):
             if ("led", index) in platform.resources:
                 led = _buffer(m, f"led_{index}", "o", platform.request("led", index, dir="-"))
