@@ -112,19 +112,45 @@ def args_board_name(board) -> str:
     return board.__name__.rsplit(".", 1)[-1]
 
 
+def check_clock(board, config) -> None:
+    """Fail early (before any folder is made) when the clock cannot be made from the board clock."""
+    from esb_hw.hw.top import ClockError, plan_clock
+
+    try:
+        plan_clock(board.DEFAULT_CLOCK.frequency_hz / 1e6, config.clock_mhz)
+    except ClockError as error:
+        raise UsageError(str(error)) from None
+
+
+def write_file(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror}") from None
+
+
 def generate(board, config, out: Path):
     """Elaborate the board top and write the Vivado project files; return the top (for its clock plan)."""
     from esb_hw.hw.top import ClockError, SelfTestTop
 
+    top = SelfTestTop(config, board.DEFAULT_CLOCK)
     try:
-        top = SelfTestTop(config, board.DEFAULT_CLOCK)
+        plan = board.PLATFORM().build(top, name="top", do_build=False, emit_src=False)
     except ClockError as error:
         raise UsageError(str(error)) from None
-    plan = board.PLATFORM().build(top, name="top", do_build=False, emit_src=False)
     for name in PLAN_FILES:
-        (out / name).write_text(plan.files[name])
+        write_file(out / name, plan.files[name])
     (out / "build_top.sh").chmod(0o755)
     return top
+
+
+def without_timings(value):
+    """``value`` without its ``seconds`` entries, so that reports of the same config are byte-identical."""
+    if isinstance(value, dict):
+        return {key: without_timings(item) for key, item in value.items() if key != "seconds"}
+    if isinstance(value, list):
+        return [without_timings(item) for item in value]
+    return value
 
 
 def write_reports(out: Path, board, config, top, figures: dict, details: dict) -> dict:
@@ -157,9 +183,9 @@ def write_reports(out: Path, board, config, top, figures: dict, details: dict) -
         "capacity": board.CAPACITY,
         "selftest": {"tiles": layer.tiles, "beats": len(layer.beats)},
         "config": config.to_dict(),
-        "details": details,
+        "details": without_timings(details),
     }
-    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    write_file(out / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
     lines = [
         f"# esb-hw build: {report['board']} ({report['part']})", "",
         f"- config: `{config.name}`: weights {report['weight_format']}, activations {report['activation_format']}, "
@@ -180,7 +206,7 @@ def write_reports(out: Path, board, config, top, figures: dict, details: dict) -
         lines += ["", "Model vs yosys (relative error of the model):", ""]
         for key, error in sorted(details["yosys"].get("model_error", {}).items()):
             lines.append(f"- {key}: {100 * error:+.1f} %")
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    write_file(out / "report.md", "\n".join(lines) + "\n")
     return report
 
 
@@ -207,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.vivado and shutil.which("vivado") is None:
             raise UsageError("--vivado needs Vivado on PATH (vivado not found); drop --vivado to write the "
                              "project files only")
+        check_clock(board, config)
         figures, details = resources(config, board, args.estimate)
         out = args.out or ROOT / "build" / args.board
         prepare_out_dir(out, args.force)

@@ -28,7 +28,8 @@ def timed_build(arguments: list[str]) -> float:
                                 capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - started
     if result.returncode != 0:
-        raise SystemExit(f"error: build.py {' '.join(arguments)} failed: {result.stderr.strip()}")
+        print(f"error: build.py {' '.join(arguments)} failed: {result.stderr.strip()}", file=sys.stderr)
+        raise SystemExit(result.returncode)
     return seconds
 
 

@@ -48,6 +48,9 @@ def main() -> int:
     parser.add_argument("--tolerance", type=float, default=estimate.MODEL_TOLERANCE,
                         help=f"largest accepted relative LUT error (default {estimate.MODEL_TOLERANCE})")
     args = parser.parse_args()
+    if not 0 < args.tolerance < 1:  # also rejects nan
+        print(f"error: --tolerance must be in (0, 1), got {args.tolerance}", file=sys.stderr)
+        return 2
     paths = [str(path) for path in (args.config or sorted((ROOT / "configs").glob("*.toml")))]
     try:
         for path in paths:  # fail on a bad file before minutes of synthesis

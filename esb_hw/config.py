@@ -51,6 +51,10 @@ PE_VARIANTS = ("esb", "esb_naive", "baseline")
 MAX_ARRAY_SIDE = 64
 #: Largest ``max_reduction``.
 MAX_REDUCTION = 1 << 20
+#: Widest weight code (signed ESB) the PE generator supports.
+MAX_WEIGHT_BITS = 8
+#: Widest activation code (unsigned) the PE generator supports.
+MAX_ACTIVATION_BITS = 16
 #: Largest ``clock_mhz``.
 MAX_CLOCK_MHZ = 1000.0
 #: Widest accumulator the generator builds (signed, sign bit included).
@@ -71,7 +75,10 @@ _TOML_KEY = {
     for section, keys in _LAYOUT.items()
     for key, field in keys.items()
 }
-_INT_BOUNDS = {"rows": (1, MAX_ARRAY_SIDE), "cols": (1, MAX_ARRAY_SIDE), "max_reduction": (1, MAX_REDUCTION)}
+_INT_BOUNDS = {"rows": (1, MAX_ARRAY_SIDE), "cols": (1, MAX_ARRAY_SIDE), "max_reduction": (1, MAX_REDUCTION),
+               # Hardware widths the generator supports: a PE selects among 2**(weight significand bits)
+               # multiples, and the lanes decode activations of up to 16 bits.
+               "weight_bits": (2, MAX_WEIGHT_BITS), "activation_bits": (1, MAX_ACTIVATION_BITS)}
 _INT_FIELDS = ("weight_bits", "weight_k", "activation_bits", "activation_k", "rows", "cols", "max_reduction")
 
 
@@ -156,7 +163,7 @@ class AcceleratorConfig:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"must be an int, got {_describe(value)}", key=field)
-            if field in _INT_BOUNDS:  # bits and k are range-checked by ESBFormat below
+            if field in _INT_BOUNDS:  # k is range-checked by ESBFormat below
                 low, high = _INT_BOUNDS[field]
                 if not low <= value <= high:
                     raise ConfigError(f"must be in {low}..{high}, got {value}", key=field)
@@ -178,6 +185,9 @@ class AcceleratorConfig:
             except (TypeError, ValueError) as error:
                 raise ConfigError(f"{group} format: {error}") from None
         self._check_accumulator()
+        if self.max_reduction < self.cols:
+            raise ConfigError(f"must be >= cols ({self.cols}): one beat reduces cols products, got "
+                              f"{self.max_reduction}", key="max_reduction")
 
     def _check_accumulator(self):
         limit = (1 << (MAX_ACCUMULATOR_BITS - 1)) - 1  # largest magnitude a signed 48-bit value holds

@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     except AssertionError as error:
         print(f"mismatch: {str(error).splitlines()[0]}", file=sys.stderr)
         return 1
+    except RuntimeError as error:  # a simulator missing, a build failure, a run without results
+        print(f"error: simulation failed: {str(error).splitlines()[0]}", file=sys.stderr)
+        return 1
     print(f"{stimulus.tiles} output columns x {weights.shape[0]} rows: all sums equal the golden model "
           f"({args.simulator}, log {result.run_dir / 'sim.log'})")
     return 0

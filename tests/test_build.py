@@ -122,6 +122,19 @@ def test_vivado_missing_is_a_clear_error(tmp_path, capsys, monkeypatch):
 def test_impossible_clock_exits_2(tmp_path, capsys):
     assert build.main(["--board", "zcu102", "--clock-mhz", "2000", "--out", str(tmp_path / "c")]) == 2
     assert "clock_mhz must be in (0, 1000], got 2000" in capsys.readouterr().err
+    # Valid for the config but not for the MMCM: refused before any folder is made.
+    assert build.main(["--board", "zcu102", "--clock-mhz", "900", "--out", str(tmp_path / "m")]) == 2
+    assert "clock_mhz must be in 6.25..775.0 for the MMCM, got 900" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_unwritable_output_exits_2(tmp_path, capsys):
+    out = tmp_path / "o"
+    (out / "top.v").mkdir(parents=True)
+    (out / build.MARKER).write_text("")
+    assert build.main(["--board", "zcu102", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "Is a directory" in err and "Traceback" not in err
 
 
 def test_list_boards(capsys):

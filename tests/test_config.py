@@ -44,6 +44,9 @@ def config(**overrides) -> AcceleratorConfig:
     ("overrides", "message"),
     [
         (dict(rows=0), "rows must be in 1..64, got 0"),
+        (dict(max_reduction=3), "max_reduction must be >= cols (8): one beat reduces cols products, got 3"),
+        (dict(weight_bits=16, weight_k=11), "weight_bits must be in 2..8, got 16"),
+        (dict(activation_bits=20, activation_k=20), "activation_bits must be in 1..16, got 20"),
         (dict(cols=65), "cols must be in 1..64, got 65"),
         (dict(rows=True), "rows must be an int, got bool True"),
         (dict(cols=8.0), "cols must be an int, got float 8.0"),
@@ -72,19 +75,18 @@ def config(**overrides) -> AcceleratorConfig:
         (dict(activation_k=9), "activation format: k must be in 0..8 for a unsigned 8-bit format"),
         (dict(activation_k=-1), "activation format: k must be >= 0, got -1"),
         (dict(weight_bits=8, weight_k=0), "weight format: exponent bits e = bits - k - sign = 7 must be in 0..4"),
-        (dict(weight_bits=0, weight_k=0), "weight format: bits must be in 1..32, got 0"),
-        (dict(weight_bits=33), "weight format: bits must be in 1..32, got 33"),
-        (dict(weight_bits=1, weight_k=0), "weight format: bits=1 leaves no magnitude bits"),
+        (dict(weight_bits=0, weight_k=0), "weight_bits must be in 2..8, got 0"),
+        (dict(weight_bits=33), "weight_bits must be in 2..8, got 33"),
+        (dict(weight_bits=1, weight_k=0), "weight_bits must be in 2..8, got 1"),
         # an accumulator wider than 48 bits
         (
             dict(WIDE, max_reduction=4096),
             "max_reduction must be in 1..528 so the accumulator fits in 48 bits (weights ESB(8,4), "
             "activations ESB(16,12,unsigned), max |La*Lw| = 266255466496), got 4096 (needs 51 bits)",
         ),
-        (
-            dict(weight_bits=32, weight_k=27, activation_bits=32, activation_k=28),
-            "formats: one product La*Lw needs 86 bits, more than the 48-bit accumulator limit",
-        ),
+        # The widest supported formats still fit one product in 48 bits, so that check cannot fire now.
+        (dict(weight_bits=8, weight_k=3, activation_bits=16, activation_k=12, max_reduction=8),
+         "max_reduction must be in 1..4 so the accumulator fits in 48 bits"),
     ],
 )
 def test_constructor_errors(overrides, message):
@@ -253,6 +255,7 @@ def test_widths_match_brute_force(weights):
             activation_bits=activations.bits,
             activation_k=activations.k,
             max_reduction=reduction,
+            cols=1,  # max_reduction must be >= cols
         )
         if minimum_signed_width(reduction * largest) > 48:
             with pytest.raises(ConfigError, match=f"max_reduction must be in 1..{(2**47 - 1) // largest} "):

@@ -294,3 +294,11 @@ def test_format_is_hashable_and_frozen():
     assert {fmt: 1}[ESBFormat(4, 1)] == 1
     with pytest.raises(AttributeError):
         fmt.bits = 5
+
+
+def test_float32_input_with_levels_wider_than_float32():
+    fmt = ESBFormat(26, 25)  # 26 significant bits: not exact in float32
+    values = np.array([100.0, -3.0, 0.3], dtype=np.float32)
+    quantized = quantize(values, fmt, 1.0)
+    assert quantized.dtype == np.float64 and quantized.max() <= fmt.max_value
+    assert np.array_equal(fmt.decode(fmt.encode(values, 1.0), 1.0), quantized)

@@ -785,3 +785,9 @@ def test_integer_pipeline_approximates_float_layer(per_channel):
     wrong[index] += 1 if y[index] * s_out >= target else -1
     bad, _ = float_layer_violations(wrong, *args)
     assert bad == [index]
+
+
+def test_requant_params_takes_the_largest_shift_that_fits():
+    # M = round(scale * 2**20) = 65535 still fits 16 bits, so S = 20 (not 19, which loses a bit).
+    params = requant_params([65535.25 / 2**20])
+    assert (int(params.multiplier[0]), int(params.shift[0])) == (65535, 20)

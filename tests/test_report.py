@@ -76,7 +76,8 @@ def test_cli_plot_without_matplotlib(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--bits", "2"], "bits must lie in 3..16"),
+    (["--bits", "2"], "bits must lie in 3..10"),
+    (["--bits", "8..11"], "bits must lie in 3..10"),
     (["--bits", "x"], "expected N or N..M"),
 ])
 def test_cli_bad_arguments(argv, message, capsys):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 
 from sim import run_layer
 
@@ -47,3 +48,14 @@ def test_mismatch_exit_1(layer_files, capsys, monkeypatch):
             "--simulator", "icarus"]
     assert run_layer.main(argv) == 1
     assert "mismatch: " in capsys.readouterr().err
+
+
+def test_simulator_failure_exit_1(layer_files, capsys, monkeypatch):
+    def broken(design, *args, **kwargs):
+        Fragment.get(design, None)  # elaborated, as the real runner would, so no unused-elaboratable warning
+        raise RuntimeError("verilator build of array_default failed (exit 2)")
+
+    monkeypatch.setattr(run_layer, "run_cocotb", broken)
+    argv = ["--weights", str(layer_files / "w.npy"), "--activations", str(layer_files / "x.npy")]
+    assert run_layer.main(argv) == 1
+    assert "error: simulation failed: verilator build of array_default failed" in capsys.readouterr().err

@@ -34,8 +34,8 @@ def gemm_stimulus(config: AcceleratorConfig, weight_codes, activation_codes) -> 
         raise ValueError(f"W has {out_rows} rows but the array has {config.rows}")
     beats_per_tile = max(1, -(-reduction // config.cols))
     padded = beats_per_tile * config.cols
-    if padded > config.max_reduction:
-        raise ValueError(f"a reduction of {padded} exceeds max_reduction {config.max_reduction}")
+    if reduction > config.max_reduction:  # the zero padding adds nothing to the sums
+        raise ValueError(f"a reduction of {reduction} exceeds max_reduction {config.max_reduction}")
     weights = np.zeros((config.rows, padded), dtype=np.int64)
     weights[:out_rows, :reduction] = weight_codes
     activations = np.zeros((padded, activation_codes.shape[1]), dtype=np.int64)

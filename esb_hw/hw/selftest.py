@@ -37,10 +37,14 @@ class SelfTestLayer:
 
 
 def build_test_layer(config: AcceleratorConfig, *, tiles: int = 16, seed: int = 2022) -> SelfTestLayer:
-    """Random codes for a ``rows x (4 cols) x tiles`` GEMM, then two tiles of the largest positive and
-    negative sums (the longest reduction the ROM allows), so silicon sees the accumulator extremes too."""
+    """Two tiles of the largest products everywhere (positive, then negative sums), then random codes for a
+    ``rows x reduction x (tiles - 2)`` GEMM, with ``reduction = min(4 cols, max_reduction)``.
+
+    The extreme tiles exercise every product path at its largest level and the accumulator's sign; sums at
+    the full ``max_reduction`` (the accumulator's top bits) are checked in simulation (tests/test_pe.py,
+    tests/test_array.py), not in the ROM, which would grow by ``max_reduction / cols`` beats."""
     rng = np.random.default_rng(seed)
-    reduction = min(4 * config.cols, config.max_reduction - config.max_reduction % config.cols or config.cols)
+    reduction = min(4 * config.cols, config.max_reduction)
     weights = rng.integers(0, config.weight_format.code_count, (config.rows, reduction))
     activations = rng.integers(0, config.activation_format.code_count, (reduction, max(tiles - 2, 1)))
     top_activation = config.activation_format.code_of_level(np.array([config.activation_format.max_level]))[0]

@@ -283,6 +283,9 @@ class ESBFormat:
 
     # ---- real <-> code --------------------------------------------------------------------------
     def _project_checked(self, values: np.ndarray, alpha_array: np.ndarray) -> np.ndarray:
+        if values.dtype == np.float32 and self.max_level.bit_length() > 24:
+            # Levels wider than float32's 24-bit significand are not exact in float32.
+            values, alpha_array = values.astype(np.float64), alpha_array.astype(np.float64)
         z = values / alpha_array
         magnitude = np.abs(z)
         if self.exponent_bits == 0:
@@ -326,7 +329,8 @@ class ESBFormat:
         return (magnitude * alpha_array).astype(dtype, copy=False)
 
     def quantize(self, x, alpha=1.0) -> np.ndarray:
-        """``alpha`` times the projection of ``x / alpha``: the fake-quantized tensor (float32 stays float32)."""
+        """``alpha`` times the projection of ``x / alpha``: the fake-quantized tensor (float32 stays float32 when
+        the format's levels are exact in float32, up to 24 significant bits; float64 otherwise)."""
         values = _check_real(x)
-        alpha_array = check_alpha(alpha).astype(values.dtype)
-        return (self._project_checked(values, alpha_array) * alpha_array).astype(values.dtype, copy=False)
+        projected = self._project_checked(values, check_alpha(alpha).astype(values.dtype))
+        return projected * check_alpha(alpha).astype(projected.dtype)

@@ -125,7 +125,7 @@ def requant_params(real_scale, bias=None) -> RequantParams:
             multipliers.append(0)
             shifts.append(low)
             continue
-        shift = min(high, math.floor(math.log2(limit / value)))
+        shift = min(high, math.floor(math.log2((limit + 0.5) / value)))  # then step down until M fits
         while shift >= low and round(value * 2.0**shift) > limit:
             shift -= 1
         if shift < low:

@@ -100,15 +100,22 @@ def update_readme(path: Path, table: str) -> None:
     if begin < 0 or end < begin:
         raise ReportError(f"{path} has no '{README_BEGIN}' ... '{README_END}' markers")
     updated = text[: begin + len(README_BEGIN)] + "\n" + table + text[end:]
-    path.write_text(updated, encoding="utf-8")
+    try:
+        path.write_text(updated, encoding="utf-8")
+    except OSError as error:
+        raise ReportError(f"cannot write {path}: {error.strerror}") from None
 
 
-def plot_levels(path: Path, force: bool) -> None:
-    """Draw the plotted ESB formats' levels at their DDA scale against the unit Gaussian density."""
+def check_plot_path(path: Path, force: bool) -> None:
     if path.exists() and not force:
         raise ReportError(f"{path} exists; pass --force to overwrite it")
     if path.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise ReportError(f"--plot needs a .png, .pdf or .svg file name, got {path.name}")
+
+
+def plot_levels(path: Path, force: bool) -> None:
+    """Draw the plotted ESB formats' levels at their DDA scale against the unit Gaussian density."""
+    check_plot_path(path, force)
     try:
         import matplotlib
 
@@ -147,20 +154,23 @@ def _parse_bits(text: str) -> range:
         bit_range = range(int(low), int(high or low) + 1)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected N or N..M, got {text!r}") from None
-    if not bit_range or bit_range.start < 3 or bit_range.stop > 17:
-        raise argparse.ArgumentTypeError(f"bits must lie in 3..16, got {text!r}")
+    if not bit_range or bit_range.start < 3 or bit_range.stop > 11:
+        raise argparse.ArgumentTypeError(f"bits must lie in 3..10, got {text!r}")
     return bit_range
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m esb_hw.quant.report", description=__doc__.splitlines()[0])
-    parser.add_argument("--bits", type=_parse_bits, default=range(3, 9), help="bit widths, N or N..M (3..8)")
+    parser.add_argument("--bits", type=_parse_bits, default=range(3, 9),
+                        help="bit widths, N or N..M within 3..10 (default 3..8)")
     parser.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the level sets to FILE")
     parser.add_argument("--force", action="store_true", help="overwrite the --plot file if it exists")
     parser.add_argument("--update-readme", type=Path, metavar="README.md",
                         help="write the table between the report markers of this file instead of printing it")
     args = parser.parse_args(argv)
     try:
+        if args.plot:
+            check_plot_path(args.plot, args.force)  # before anything is written
         table = markdown_table(report_rows(args.bits))
         if args.update_readme:
             update_readme(args.update_readme, table)
