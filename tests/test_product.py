@@ -1,9 +1,16 @@
 """Products (esb_hw/hw/product.py): every code pair of many format pairs, combinationally."""
 
+import subprocess
+
 import pytest
 from amaranth import Module
+from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+from esb_hw.estimate import yosys_command
+from esb_hw.hw import lutmap
 from esb_hw.hw.product import ActivationLane, MultiplierProduct, ShiftAddProduct, odd_multiple_count
 from esb_hw.quant import ESBFormat
 
@@ -80,3 +87,68 @@ def test_magnitude_width_is_tight():
     assert product.magnitude_bits == (12 * 255).bit_length() == 12
     products(weight, activation, "esb")  # elaborate one, so no unused-elaboratable warning
     Simulator(product)  # elaborates it
+
+
+class ProductOfCodes(wiring.Component):
+    """A lane and a product from codes, exposing ``folded``: the unit the equivalence proof compares."""
+
+    def __init__(self, weight, activation, primitives):
+        self.formats = (weight, activation)
+        self.primitives = primitives
+        width = (weight.max_level * activation.max_level).bit_length() + 1
+        super().__init__({"activation": In(activation.bits), "weight": In(weight.bits), "folded": Out(width)})
+
+    def elaborate(self, platform):
+        weight, activation = self.formats
+        m = Module()
+        m.submodules.lane = lane = ActivationLane(activation=activation, weight=weight, shared=True)
+        m.submodules.product = product = ShiftAddProduct(activation=activation, weight=weight, shared=True,
+                                                         primitives=self.primitives)
+        m.d.comb += [lane.code.eq(self.activation), product.lane.eq(lane.lane),
+                     product.weight_code.eq(self.weight), self.folded.eq(product.folded)]
+        return m
+
+
+def prove_mapping(tmp_path, weight, activation):
+    (tmp_path / "behavioral.v").write_text(
+        verilog.convert(ProductOfCodes(weight, activation, False), name="behavioral", emit_src=False))
+    (tmp_path / "primitive.v").write_text(
+        verilog.convert(ProductOfCodes(weight, activation, True), name="primitive", emit_src=False))
+    script = ("read_verilog primitive.v; read_verilog +/xilinx/cells_sim.v; hierarchy -top primitive; proc; "
+              "flatten; read_verilog behavioral.v; proc; "
+              "miter -equiv -flatten -make_assert behavioral primitive miter; hierarchy -top miter; "
+              "sat -verify -prove-asserts miter")
+    return subprocess.run([*yosys_command(), "-q", "-p", script], cwd=tmp_path, capture_output=True, text=True,
+                          check=False)
+
+
+MAPPED_PAIRS = [(ESBFormat(4, 1), ESBFormat(8, 8, False)), (ESBFormat(4, 1), ESBFormat(4, 4, False)),
+                (ESBFormat(3, 1), ESBFormat(8, 8, False)), (ESBFormat(4, 1), ESBFormat(3, 3, False))]
+
+
+@pytest.mark.parametrize(("weight", "activation"), MAPPED_PAIRS, ids=str)
+def test_hand_mapped_luts_equal_the_plain_product(tmp_path, weight, activation):
+    mapped = ShiftAddProduct(activation=activation, weight=weight, shared=True, primitives=True)
+    assert mapped.mapped
+    Simulator(mapped)  # elaborated
+    result = prove_mapping(tmp_path, weight, activation)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_mapping_proof_fails_for_a_wrong_lut(tmp_path, monkeypatch):
+    real = lutmap.lut_init
+    monkeypatch.setattr(lutmap, "lut_init", lambda function, inputs: real(function, inputs) ^ 1)
+    result = prove_mapping(tmp_path, ESBFormat(4, 1), ESBFormat(8, 8, False))
+    assert result.returncode != 0 and "proof did fail" in result.stdout + result.stderr
+
+
+def test_mapping_only_where_it_fits():
+    products = [ShiftAddProduct(activation=ESBFormat(6, 3, False), weight=ESBFormat(5, 2), shared=True,
+                                primitives=True),  # ESB activations shift too: more than 6 inputs
+                ShiftAddProduct(activation=ESBFormat(8, 8, False), weight=ESBFormat(5, 1), shared=True,
+                                primitives=True),  # e = 3: 7 shifts
+                ShiftAddProduct(activation=ESBFormat(8, 8, False), weight=ESBFormat(4, 1), shared=True,
+                                primitives=False)]
+    assert [product.mapped for product in products] == [False, False, False]
+    for product in products:
+        Simulator(product)  # elaborated

@@ -17,7 +17,6 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
-from .pe import fold_sign
 from .product import ActivationLane, MultiplierProduct, ShiftAddProduct
 from .tree import SignFoldingAdderTree, add_with_carry, tree_levels
 
@@ -92,7 +91,7 @@ class PEArray(wiring.Component):
             m.d.comb += product.activation_code.eq(activations[col])
         else:
             product = ShiftAddProduct(activation=config.activation_format, weight=config.weight_format,
-                                      shared=config.pe_variant == "esb")
+                                      shared=config.pe_variant == "esb", primitives=self.primitives)
             m.d.comb += product.lane.eq(lanes[col].lane)
         m.submodules[f"product_{row}_{col}"] = product
         m.d.comb += product.weight_code.eq(weight_code)
@@ -146,8 +145,7 @@ class PEArray(wiring.Component):
                 folded = Signal(signed(len(product.magnitude) + 1), name=f"folded_{row}_{col}")
                 negative = Signal(name=f"negative_{row}_{col}")
                 with m.If(advance):
-                    m.d.sync += [folded.eq(fold_sign(product.magnitude, product.negative)),
-                                 negative.eq(product.negative)]
+                    m.d.sync += [folded.eq(product.folded), negative.eq(product.negative)]
                 m.d.comb += [tree.terms[col].eq(folded), tree.negatives[col].eq(negative)]
             sums.append(tree)
 

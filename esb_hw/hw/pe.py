@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import PE_VARIANTS
 from ..quant.format import ESBFormat
-from .product import ActivationLane, MultiplierProduct, ShiftAddProduct
+from .product import ActivationLane, MultiplierProduct, ShiftAddProduct, fold_sign
 
 __all__ = ["ProcessingElement", "fold_sign"]
-
-
-def fold_sign(magnitude, negative):
-    """``magnitude XOR negative``: ``-magnitude - 1`` when ``negative``, as a signed value one bit wider.
-
-    Adding ``negative`` afterwards completes the negation. The caller adds it where an adder already exists
-    (a carry-in, or a popcount of many signs) instead of building a negation adder per product.
-    """
-    return (Cat(magnitude, 0) ^ negative.replicate(len(magnitude) + 1)).as_signed()
 
 
 class ProcessingElement(wiring.Component):

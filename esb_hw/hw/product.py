@@ -7,13 +7,15 @@ as a magnitude and a ``negative`` flag; the consumer folds the sign in (see :mod
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..quant.format import ESBFormat
+from .lutmap import LUT_INPUTS, map_lut
 
 __all__ = [
+    "fold_sign",
     "ActivationLane",
     "ShiftAddProduct",
     "MultiplierProduct",
@@ -21,6 +23,15 @@ __all__ = [
     "lane_layout",
     "odd_multiple_count",
 ]
+
+
+def fold_sign(magnitude, negative):
+    """``magnitude XOR negative``: ``-magnitude - 1`` when ``negative``, as a signed value one bit wider.
+
+    Adding ``negative`` afterwards completes the negation. The caller adds it where an adder already exists
+    (a carry-in, or a popcount of many signs) instead of building a negation adder per product.
+    """
+    return (Cat(magnitude, 0) ^ negative.replicate(len(magnitude) + 1)).as_signed()
 
 
 def decode_fields(code, fmt: ESBFormat):
@@ -112,6 +123,10 @@ class ShiftAddProduct(wiring.Component):
     shared : bool
         ``False``: add the copies ``sig_a << j`` selected by the bits of ``sig_w`` (at most ``k + 1``).
         ``True``: select ``sig_a * odd`` from the lane's odd multiples, then shift by the trailing zeros.
+    primitives : bool
+        With ``shared``, map ``folded`` onto LUT6 primitives as two levels, select (odd multiple by the
+        weight's significand) and shift-plus-sign, when every LUT needs at most 6 inputs (the default config
+        does: 1 + 1 LUT per bit); otherwise, and by default, plain Amaranth.
 
     Attributes
     ----------
@@ -121,21 +136,92 @@ class ShiftAddProduct(wiring.Component):
     magnitude : Out(unsigned), width ``(La_max * Lw_max).bit_length()``
     negative : Out(1)
         The weight's sign bit; set for negative zero too (the magnitude is then 0).
+    folded : Out(signed(magnitude_bits + 1))
+        :func:`fold_sign` of the two: the one's complement the adder trees take.
 
     Combinational: latency 0.
     """
 
-    def __init__(self, *, activation: ESBFormat, weight: ESBFormat, shared: bool):
+    def __init__(self, *, activation: ESBFormat, weight: ESBFormat, shared: bool, primitives: bool = False):
         self._activation = activation
         self._weight = weight
         self._shared = shared
+        self.primitives = primitives
         self.magnitude_bits = (activation.max_level * weight.max_level).bit_length()
         super().__init__({
             "lane": In(lane_layout(activation, weight, shared)),
             "weight_code": In(weight.bits),
             "magnitude": Out(self.magnitude_bits),
             "negative": Out(1),
+            "folded": Out(signed(self.magnitude_bits + 1)),
         })
+
+    @property
+    def mapped(self) -> bool:
+        """Whether ``folded`` is built from hand-mapped LUT6s (see ``primitives``)."""
+        return self.primitives and self._lut_plan() is not None
+
+    def _lut_plan(self):
+        """``(select, shift)`` LUT input plans, or None when a LUT would need more than 6 inputs."""
+        weight, activation = self._weight, self._activation
+        if not self._shared or not odd_multiple_count(weight) or activation.max_shift or weight.exponent_bits < 1:
+            return None
+        code_bits = weight.k + weight.exponent_bits  # the magnitude code decides sig_w and sh_w
+        select_width = activation.significand_bits + weight.significand_bits
+        select = []
+        for bit in range(select_width):
+            sources = sorted({(value >> ((value & -value).bit_length() - 1), bit - ((value & -value).bit_length() - 1))
+                              for value in range(1, weight.max_significand + 1)
+                              if 0 <= bit - ((value & -value).bit_length() - 1)})
+            if len(sources) + code_bits > LUT_INPUTS:
+                return None
+            select.append(sources)
+        if weight.max_shift + 1 + weight.exponent_bits + 1 > LUT_INPUTS:
+            return None
+        return select
+
+    def _mapped_folded(self, m: Module):
+        """Two LUT levels: ``selected[i] = (sig_a * sig_w)[i]`` from odd-multiple bits and the magnitude code;
+        ``folded[i] = selected[i - sh_w] ^ sign`` from selected bits, the exponent field and the sign."""
+        weight = self._weight
+        code = self.weight_code[: weight.k + weight.exponent_bits]
+        negative = self.weight_code[weight.bits - 1]
+        odd_bits = {1: self.lane.significand}
+        for index in range(odd_multiple_count(weight)):
+            odd_bits[2 * index + 3] = self.lane.odd_multiples[index]
+
+        def significand_of(code_value):
+            exponent, mantissa = code_value >> weight.k, code_value & ((1 << weight.k) - 1)
+            return ((1 << weight.k) | mantissa) if exponent else mantissa
+
+        selected = []
+        for bit, sources in enumerate(self._lut_plan()):
+            pins = [odd_bits[odd][position] if position < len(odd_bits[odd]) else Const(0, 1)
+                    for odd, position in sources]
+
+            def select(bits, bit=bit, sources=sources):
+                source_bits, code_value = bits[: len(sources)], sum(b << i for i, b in enumerate(bits[len(sources):]))
+                significand = significand_of(code_value)
+                if significand == 0:
+                    return 0
+                zeros = (significand & -significand).bit_length() - 1
+                key = (significand >> zeros, bit - zeros)
+                return source_bits[sources.index(key)] if key in sources else 0
+
+            selected.append(map_lut(m, f"select_{bit}", [*pins, *code], select))
+        exponent = code[weight.k:]
+        shift_count = weight.max_shift + 1
+
+        def shift_and_sign(bits):
+            field = sum(b << i for i, b in enumerate(bits[shift_count: shift_count + weight.exponent_bits]))
+            return bits[max(field - 1, 0)] ^ bits[-1]
+
+        for bit in range(self.magnitude_bits):
+            shifted = [selected[bit - shift] if 0 <= bit - shift < len(selected) else Const(0, 1)
+                       for shift in range(shift_count)]
+            m.d.comb += self.folded[bit].eq(map_lut(m, f"shift_{bit}", [*shifted, *exponent, negative],
+                                                    shift_and_sign))
+        m.d.comb += self.folded[self.magnitude_bits].eq(negative)
 
     def _significand_product(self, m: Module, sig_a, sig_w):
         if not self._shared or not odd_multiple_count(self._weight):
@@ -166,6 +252,10 @@ class ShiftAddProduct(wiring.Component):
             self.magnitude.eq(significand_product << (self.lane.shift + sh_w)),
             self.negative.eq(negative),
         ]
+        if self.mapped:
+            self._mapped_folded(m)
+        else:
+            m.d.comb += self.folded.eq(fold_sign(self.magnitude, self.negative))
         return m
 
 
@@ -185,6 +275,7 @@ class MultiplierProduct(wiring.Component):
             "weight_code": In(weight.bits),
             "magnitude": Out(self.magnitude_bits),
             "negative": Out(1),
+            "folded": Out(signed(self.magnitude_bits + 1)),
         })
 
     def elaborate(self, platform):
@@ -193,5 +284,6 @@ class MultiplierProduct(wiring.Component):
         negative, sig_w, sh_w = decode_fields(self.weight_code, self._weight)
         level_a = (sig_a << sh_a)[: self._activation.level_bits]
         level_w = (sig_w << sh_w)[: self._weight.level_bits]
-        m.d.comb += [self.magnitude.eq(level_a * level_w), self.negative.eq(negative)]
+        m.d.comb += [self.magnitude.eq(level_a * level_w), self.negative.eq(negative),
+                     self.folded.eq(fold_sign(self.magnitude, self.negative))]
         return m

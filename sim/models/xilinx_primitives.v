@@ -24,3 +24,9 @@ module CARRY8 #(parameter CARRY_TYPE = "SINGLE_CY8") (
   assign O = S ^ carry[7:0];
   assign CO = carry[8:1];
 endmodule
+
+module LUT6 #(parameter [63:0] INIT = 64'h0) (
+  output O, input I0, input I1, input I2, input I3, input I4, input I5
+);
+  assign O = INIT[{I5, I4, I3, I2, I1, I0}];
+endmodule
