@@ -1,15 +1,12 @@
 """Products (esb_hw/hw/product.py): every code pair of many format pairs, combinationally."""
 
-import subprocess
-
+import equivalence
 import pytest
 from amaranth import Module
-from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from esb_hw.estimate import yosys_command
 from esb_hw.hw import lutmap
 from esb_hw.hw.product import ActivationLane, MultiplierProduct, ShiftAddProduct, odd_multiple_count
 from esb_hw.quant import ESBFormat
@@ -110,16 +107,8 @@ class ProductOfCodes(wiring.Component):
 
 
 def prove_mapping(tmp_path, weight, activation):
-    (tmp_path / "behavioral.v").write_text(
-        verilog.convert(ProductOfCodes(weight, activation, False), name="behavioral", emit_src=False))
-    (tmp_path / "primitive.v").write_text(
-        verilog.convert(ProductOfCodes(weight, activation, True), name="primitive", emit_src=False))
-    script = ("read_verilog primitive.v; read_verilog +/xilinx/cells_sim.v; hierarchy -top primitive; proc; "
-              "flatten; read_verilog behavioral.v; proc; "
-              "miter -equiv -flatten -make_assert behavioral primitive miter; hierarchy -top miter; "
-              "sat -verify -prove-asserts miter")
-    return subprocess.run([*yosys_command(), "-q", "-p", script], cwd=tmp_path, capture_output=True, text=True,
-                          check=False)
+    return equivalence.prove_equal(tmp_path, ProductOfCodes(weight, activation, False),
+                                   ProductOfCodes(weight, activation, True))
 
 
 MAPPED_PAIRS = [(ESBFormat(4, 1), ESBFormat(8, 8, False)), (ESBFormat(4, 1), ESBFormat(4, 4, False)),

@@ -1,30 +1,18 @@
 """TernaryAdder (esb_hw/hw/ternary.py): the LUT6_2/CARRY8 netlist is proven equal to ``x + y + z + c0 + ci``."""
 
 import itertools
-import subprocess
 
+import equivalence
 import pytest
-from amaranth.back import verilog
 from amaranth.sim import Simulator
 
-from esb_hw.estimate import yosys_command
 from esb_hw.hw import ternary
 from esb_hw.hw.ternary import TernaryAdder
 
 
-def prove_equal(tmp_path, width: int) -> subprocess.CompletedProcess:
-    """SAT-prove the primitive netlist equal to the behavioral one, with yosys's own Xilinx cell models."""
-    (tmp_path / "behavioral.v").write_text(
-        verilog.convert(TernaryAdder(width=width, primitives=False), name="behavioral", emit_src=False))
-    (tmp_path / "primitive.v").write_text(
-        verilog.convert(TernaryAdder(width=width, primitives=True), name="primitive", emit_src=False))
-    # hierarchy before flatten, so the LUT6_2 INIT parameters are applied to the cell models.
-    script = ("read_verilog primitive.v; read_verilog +/xilinx/cells_sim.v; hierarchy -top primitive; proc; "
-              "flatten; read_verilog behavioral.v; proc; "
-              "miter -equiv -flatten -make_assert behavioral primitive miter; hierarchy -top miter; "
-              "sat -verify -prove-asserts miter")
-    return subprocess.run([*yosys_command(), "-q", "-p", script], cwd=tmp_path, capture_output=True, text=True,
-                          check=False)
+def prove_equal(tmp_path, width: int):
+    return equivalence.prove_equal(tmp_path, TernaryAdder(width=width, primitives=False),
+                                   TernaryAdder(width=width, primitives=True))
 
 
 @pytest.mark.parametrize("width", [1, 6, 7, 13, 16, 22])
