@@ -561,7 +561,17 @@ def fit_coefficients(measurements: dict) -> dict:
             scale = max(abs(target), 1.0)
             matrix.append(equation / scale)
             targets.append(target / scale)
-    solution = np.linalg.lstsq(np.array(matrix), np.array(targets), rcond=None)[0]
+    # Least squares with non-negative costs: a term that fits negative is dropped (fixed at 0) and the rest
+    # refitted, so that no LUT term can subtract.
+    matrix_array, target_array = np.array(matrix), np.array(targets)
+    active = list(range(len(unknowns)))
+    while True:
+        solution = np.zeros(len(unknowns))
+        solution[active] = np.linalg.lstsq(matrix_array[:, active], target_array, rcond=None)[0]
+        negative = [index for index in active if solution[index] < 0]
+        if not negative:
+            break
+        active.remove(min(negative, key=lambda index: solution[index]))
     coefficients: dict = {"product": {variant: {} for variant in PRODUCT_TERMS},
                           "lane": {variant: {} for variant in LANE_TERMS}}
     for name, value in zip(unknowns, solution, strict=True):

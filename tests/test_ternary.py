@@ -10,14 +10,15 @@ from esb_hw.hw import ternary
 from esb_hw.hw.ternary import TernaryAdder
 
 
-def prove_equal(tmp_path, width: int):
-    return equivalence.prove_equal(tmp_path, TernaryAdder(width=width, primitives=False),
-                                   TernaryAdder(width=width, primitives=True))
+def prove_equal(tmp_path, width: int, gated: bool = False):
+    return equivalence.prove_equal(tmp_path, TernaryAdder(width=width, primitives=False, gated=gated),
+                                   TernaryAdder(width=width, primitives=True, gated=gated))
 
 
-@pytest.mark.parametrize("width", [1, 6, 7, 13, 16, 22])
-def test_primitive_netlist_equals_the_sum(tmp_path, width):
-    result = prove_equal(tmp_path, width)
+@pytest.mark.parametrize(("width", "gated"), [(1, False), (6, False), (7, False), (13, False), (16, False),
+                                               (22, False), (5, True), (25, True)])
+def test_primitive_netlist_equals_the_sum(tmp_path, width, gated):
+    result = prove_equal(tmp_path, width, gated)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
 

@@ -12,13 +12,14 @@ that the rows select from, so that adder is paid once per column instead of once
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
 from .product import ActivationLane, MultiplierProduct, ShiftAddProduct
-from .tree import SignFoldingAdderTree, add_with_carry, tree_levels
+from .ternary import TernaryAdder
+from .tree import SignFoldingAdderTree, tree_levels
 
 __all__ = ["PEArray", "TREE_ARITY", "input_layout", "pipeline_latency"]
 
@@ -156,10 +157,16 @@ class PEArray(wiring.Component):
         m.d.comb += advance.eq(~(valid[-1] & last[-1] & holding))
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
+        totals = []
+        for row, tree in enumerate(sums):
+            # (first ? 0 : accumulator) + tree sum + the last pending sign, in one LUT per bit: a gated adder.
+            adder = TernaryAdder(width=config.accumulator_bits, primitives=self.primitives, gated=True)
+            m.submodules[f"accumulate_{row}"] = adder
+            m.d.comb += [adder.x.eq(accumulators[row]), adder.y.eq(tree.sum), adder.z.eq(0),
+                         adder.c0.eq(tree.pending), adder.ci.eq(0), adder.clear_x.eq(first[-1])]
+            totals.append(adder.sum[: config.accumulator_bits].as_signed())
         with m.If(advance & valid[-1]):
-            for row, tree in enumerate(sums):
-                base = Mux(first[-1], 0, accumulators[row])
-                total = add_with_carry(base, tree.sum, tree.pending)[: config.accumulator_bits].as_signed()
+            for row, total in enumerate(totals):
                 m.d.sync += accumulators[row].eq(total)
                 with m.If(last[-1]):
                     m.d.sync += self.o.payload[row].eq(total)

@@ -13,24 +13,27 @@ primitives) and simulates the primitive netlist against the golden sums.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Instance, Module, Signal, signed
+from amaranth import Cat, Const, Instance, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["TernaryAdder", "LUT6_2_INIT"]
+__all__ = ["TernaryAdder", "LUT6_2_INIT", "LUT6_2_INIT_GATED"]
 
 
-def _lut6_2_init() -> int:
-    """O6 (I5 = 1, upper 32 bits) = I0 ^ I1 ^ I2 ^ I3; O5 (lower 32 bits) = majority(I0, I1, I2)."""
+def _lut6_2_init(gated: bool) -> int:
+    """O6 (I5 = 1, upper 32 bits) = x ^ I1 ^ I2 ^ I3; O5 (lower 32 bits) = majority(x, I1, I2), where
+    x = I0, or ``I0 & ~I4`` when ``gated`` (I4 clears the first operand: an accumulator's restart)."""
     init = 0
     for index in range(64):
-        i0, i1, i2, i3, _, i5 = ((index >> bit) & 1 for bit in range(6))
-        bit = (i0 ^ i1 ^ i2 ^ i3) if i5 else (i0 & i1) | (i0 & i2) | (i1 & i2)
+        i0, i1, i2, i3, i4, i5 = ((index >> bit) & 1 for bit in range(6))
+        x = i0 & (1 - i4) if gated else i0
+        bit = (x ^ i1 ^ i2 ^ i3) if i5 else (x & i1) | (x & i2) | (i1 & i2)
         init |= bit << index
     return init
 
 
-LUT6_2_INIT = _lut6_2_init()
+LUT6_2_INIT = _lut6_2_init(False)
+LUT6_2_INIT_GATED = _lut6_2_init(True)
 
 
 class TernaryAdder(wiring.Component):
@@ -42,29 +45,36 @@ class TernaryAdder(wiring.Component):
         Signed width of each operand.
     primitives : bool
         Build from ``LUT6_2`` and ``CARRY8`` (UltraScale+ only) instead of ``+``.
+    gated : bool
+        Add an input ``clear_x`` that replaces ``x`` by 0 (inside the same LUTs): an accumulator's restart.
 
     Attributes
     ----------
     x, y, z : In(signed(width))
     c0, ci : In(1)
         Two extra 1-bit addends.
+    clear_x : In(1)
+        Only when ``gated``.
     sum : Out(signed(width + 2))
 
     Latency 0.
     """
 
-    def __init__(self, *, width: int, primitives: bool):
+    def __init__(self, *, width: int, primitives: bool, gated: bool = False):
         self.width = width
         self.primitives = primitives
-        super().__init__({
-            "x": In(signed(width)), "y": In(signed(width)), "z": In(signed(width)), "c0": In(1), "ci": In(1),
-            "sum": Out(signed(width + 2)),
-        })
+        self.gated = gated
+        ports = {"x": In(signed(width)), "y": In(signed(width)), "z": In(signed(width)), "c0": In(1), "ci": In(1),
+                 "sum": Out(signed(width + 2))}
+        if gated:
+            ports["clear_x"] = In(1)
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
         if not self.primitives:
-            m.d.comb += self.sum.eq(self.x + self.y + self.z + self.c0 + self.ci)
+            x = Mux(self.clear_x, 0, self.x) if self.gated else self.x
+            m.d.comb += self.sum.eq(x + self.y + self.z + self.c0 + self.ci)
             return m
         width = self.width + 2
         extended = [Signal(signed(width), name=f"{name}_extended") for name in "xyz"]
@@ -74,9 +84,10 @@ class TernaryAdder(wiring.Component):
         carry_save = Cat(self.c0, majority[: width - 1])
         for bit in range(width):
             m.submodules[f"lut_{bit}"] = Instance(
-                "LUT6_2", p_INIT=Const(LUT6_2_INIT, 64),
+                "LUT6_2", p_INIT=Const(LUT6_2_INIT_GATED if self.gated else LUT6_2_INIT, 64),
                 i_I0=extended[0][bit], i_I1=extended[1][bit], i_I2=extended[2][bit], i_I3=carry_save[bit],
-                i_I4=Const(0, 1), i_I5=Const(1, 1), o_O6=propagate[bit], o_O5=majority[bit])
+                i_I4=self.clear_x if self.gated else Const(0, 1), i_I5=Const(1, 1),
+                o_O6=propagate[bit], o_O5=majority[bit])
         carry_in = self.ci
         for low in range(0, width, 8):
             used = min(8, width - low)
