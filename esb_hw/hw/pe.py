@@ -8,9 +8,9 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import PE_VARIANTS
 from ..quant.format import ESBFormat
-from .product import ActivationLane, MultiplierProduct, ShiftAddProduct, fold_sign
+from .product import ActivationLane, MultiplierProduct, ShiftAddProduct
 
-__all__ = ["ProcessingElement", "fold_sign"]
+__all__ = ["ProcessingElement"]
 
 
 class ProcessingElement(wiring.Component):
@@ -92,7 +92,7 @@ class ProcessingElement(wiring.Component):
         negative = Signal()
         valid = Signal()
         first = Signal()
-        m.d.sync += [folded.eq(fold_sign(product.magnitude, product.negative)), negative.eq(product.negative),
+        m.d.sync += [folded.eq(product.folded), negative.eq(product.negative),
                      valid.eq(self.valid), first.eq(self.first)]
         base = Mux(first, 0, self.accumulator)
         with m.If(valid):
