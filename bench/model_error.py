@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from esb_hw import estimate  # noqa: E402
 from esb_hw.config import AcceleratorConfig, ConfigError  # noqa: E402
-from esb_hw.hw.array import PEArray  # noqa: E402
+from esb_hw.hw.core.array import PEArray  # noqa: E402
 
 
 def measure(path: str) -> dict:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from esb_hw.config import PE_VARIANTS, AcceleratorConfig, ConfigError  # noqa: E402
 from esb_hw.estimate import SynthesisError, synthesize  # noqa: E402
-from esb_hw.hw.array import PEArray  # noqa: E402
+from esb_hw.hw.core.array import PEArray  # noqa: E402
 from esb_hw.hw.pe import ProcessingElement  # noqa: E402
 
 TARGETS = "targets (default config): ESB PE <= 0.6x baseline PE LUTs; 8x8 array <= 36 LUT/MAC"

@@ -36,6 +36,8 @@ import pkgutil
 from types import ModuleType
 from typing import NamedTuple
 
+from esb_hw.errors import InputError
+
 __all__ = [
     "BoardClock",
     "BoardError",
@@ -62,7 +64,7 @@ class BoardClock(NamedTuple):
     frequency_hz: float
 
 
-class BoardError(ValueError):
+class BoardError(InputError):
     """A problem with the board selection or a board module."""
 
 

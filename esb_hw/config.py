@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import InputError
 from .quant.format import ESBFormat
 
 __all__ = [
@@ -82,7 +83,7 @@ _INT_BOUNDS = {"rows": (1, MAX_ARRAY_SIDE), "cols": (1, MAX_ARRAY_SIDE), "max_re
 _INT_FIELDS = ("weight_bits", "weight_k", "activation_bits", "activation_k", "rows", "cols", "max_reduction")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """An invalid accelerator configuration; the CLI prints it as ``error: <message>`` and exits 2.
 
     Parameters

@@ -5,7 +5,8 @@
 - :mod:`sim.pytest_helpers` has the pytest side: ``simulators`` (parametrize over both simulators) and
   ``simulate`` (skips when Icarus is missing).
 - :func:`sim.params.load_params` reads the test parameters inside a cocotb test.
-- :mod:`sim.cocotb_streams` and :mod:`sim.cocotb_helpers` are the cocotb-side stream, clock and reset helpers.
+- :mod:`sim.streams` has the stream helpers for both Amaranth's simulator and cocotb; :mod:`sim.cocotb_helpers`
+  has the cocotb clock and reset.
 
 This module imports only the standard library, so cocotb test modules can import ``sim`` cheaply.
 """

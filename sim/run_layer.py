@@ -18,9 +18,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from esb_hw.hw.core.array import PEArray, pipeline_latency  # noqa: E402
+
 from esb_hw.compiler.gemm import gemm_stimulus  # noqa: E402
 from esb_hw.config import AcceleratorConfig, ConfigError  # noqa: E402
-from esb_hw.hw.array import PEArray, pipeline_latency  # noqa: E402
 from sim.runner import run_cocotb  # noqa: E402
 
 

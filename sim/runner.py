@@ -36,6 +36,8 @@ from typing import Any
 from amaranth.back import verilog
 from cocotb_tools.runner import get_runner
 
+from esb_hw.errors import ToolError
+
 from .params import PARAMS_ENV, write_params
 
 __all__ = [
@@ -63,7 +65,7 @@ _BUILD_COUNTS: Counter[Path] = Counter()
 _RUN_NAMES: Counter[Path] = Counter()
 
 
-class SimulatorNotFound(RuntimeError):
+class SimulatorNotFound(ToolError):
     """The requested simulator is not installed."""
 
 

@@ -8,7 +8,7 @@ from amaranth.back import verilog
 
 from esb_hw.compiler.gemm import gemm_stimulus
 from esb_hw.config import AcceleratorConfig
-from esb_hw.hw.array import PEArray, pipeline_latency
+from esb_hw.hw.core.array import PEArray, pipeline_latency
 from sim.pytest_helpers import simulate, simulators
 
 COCOTB_MODULE = "sim.tests.cocotb_array"

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from esb_hw.hw import lutmap
-from esb_hw.hw.product import ActivationLane, MultiplierProduct, ShiftAddProduct, odd_multiple_count
+from esb_hw.hw.arith.product import ActivationLane, MultiplierProduct, ShiftAddProduct, odd_multiple_count
 from esb_hw.quant import ESBFormat
 
 FORMAT_PAIRS = [

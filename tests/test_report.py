@@ -1,13 +1,23 @@
 """The quantization report (esb_hw/quant/report.py) and the README table it generates."""
 
+import dataclasses
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from esb_hw.quant import ESBFormat, lambda_for
 from esb_hw.quant.report import README_BEGIN, README_END, main, markdown_table, report_rows, update_readme
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+NOISE_SEEDS = range(16)
+NOISE_ULPS = 4
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return report_rows()
 
 
 def readme_table() -> str:
@@ -15,8 +25,78 @@ def readme_table() -> str:
     return text[text.index(README_BEGIN) + len(README_BEGIN) + 1: text.index(README_END)]
 
 
-def test_readme_table_is_the_generated_one():
-    assert readme_table() == markdown_table(report_rows()), "README table is stale: run `make report`"
+def test_readme_table_is_the_generated_one(rows):
+    assert readme_table() == markdown_table(rows), "README table is stale: run `make report`"
+
+
+def nudge(value: float, rng: np.random.Generator, max_ulps: int = NOISE_ULPS) -> float:
+    """``value`` moved by a random number of ulp in ``-max_ulps..max_ulps`` (what another machine may compute)."""
+    steps = int(rng.integers(-max_ulps, max_ulps + 1))
+    for _ in range(abs(steps)):
+        value = np.nextafter(value, np.inf if steps > 0 else -np.inf)
+    return float(value)
+
+
+def with_last_bit_noise(rows, seed: int):
+    rng = np.random.default_rng(seed)
+    return [dataclasses.replace(row, gaussian_mse=nudge(row.gaussian_mse, rng), laplace_mse=nudge(row.laplace_mse, rng))
+            for row in rows]
+
+
+def assert_table_stable(rows, reference: str) -> None:
+    """The checker: ``markdown_table`` of ``rows`` with every MSE moved in its last bits equals ``reference``."""
+    for seed in NOISE_SEEDS:
+        assert markdown_table(with_last_bit_noise(rows, seed)) == reference, f"table changed under noise seed {seed}"
+
+
+def bold_cells(table: str) -> set[tuple[str, str, int]]:
+    """``(bits, quantizer, column)`` of every bold cell."""
+    cells = set()
+    for line in table.splitlines():
+        fields = [field.strip() for field in line.strip("|").split("|")]
+        cells |= {(fields[0], fields[1], column) for column, field in enumerate(fields)
+                  if re.fullmatch(r"\*\*.*\*\*", field)}
+    return cells
+
+
+def raw_float_best(rows) -> set[tuple[int, str, str]]:
+    """The rows ``min`` on the raw floats would mark (the old rule, which is not stable)."""
+    best = set()
+    for bits in {row.bits for row in rows}:
+        group = [row for row in rows if row.bits == bits]
+        for column in ("gaussian_mse", "laplace_mse"):
+            smallest = min(getattr(row, column) for row in group)
+            best |= {(bits, row.quantizer, column) for row in group if getattr(row, column) == smallest}
+    return best
+
+
+def test_table_is_identical_under_last_bit_noise(rows):
+    assert_table_stable(rows, markdown_table(rows))
+
+
+def test_last_bit_noise_moves_raw_float_minima(rows):
+    # The noise is strong enough to matter: it changes which rows min() on raw floats picks (the 3-bit ties),
+    # so the test above would fail for a table that chose its marks that way.
+    assert any(raw_float_best(with_last_bit_noise(rows, seed)) != raw_float_best(rows) for seed in NOISE_SEEDS)
+
+
+def test_stability_checker_catches_a_real_difference(rows):
+    reference = markdown_table(rows)
+    marks = bold_cells(reference)
+    assert ("3", "ESB k=1 (e=1)", 3) in marks and ("4", "APoT", 3) not in marks
+    changed = []
+    for row in rows:
+        if (row.bits, row.quantizer) == (3, "ESB k=1 (e=1)"):  # a tied best, now worse in the 4th digit
+            row = dataclasses.replace(row, gaussian_mse=row.gaussian_mse * 1.002)
+        if (row.bits, row.quantizer) == (4, "APoT"):  # now best by 0.1 %
+            best = min(other.gaussian_mse for other in rows if other.bits == 4)
+            row = dataclasses.replace(row, gaussian_mse=best * 0.999)
+        changed.append(row)
+    changed_marks = bold_cells(markdown_table(changed))
+    assert marks - changed_marks == {("3", "ESB k=1 (e=1)", 3), ("4", "ESB k=1 (e=2)", 3)}
+    assert changed_marks - marks == {("4", "APoT", 3)}
+    with pytest.raises(AssertionError, match="table changed under noise seed 0"):
+        assert_table_stable(changed, reference)
 
 
 def test_stale_table_is_detected(tmp_path):

@@ -1,7 +1,7 @@
 """Tests of the simulation infrastructure: sim.runner (cocotb on Verilator and Icarus) and the stream helpers.
 
 The design under test is a small stream accumulator defined here. It runs under cocotb on both simulators
-(sim/tests/cocotb_accumulator.py) and under Amaranth's simulator (tests/stream_helpers.py), and is checked
+(sim/tests/cocotb_accumulator.py) and under Amaranth's simulator (sim/streams.py), and is checked
 against a Python model each time.
 """
 
@@ -9,13 +9,14 @@ import random
 
 import pytest
 from amaranth import Module, Signal, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
-from stream_helpers import stream_get_many, stream_put_many
 
 from sim import runner
 from sim.pytest_helpers import simulate, simulators
+from sim.streams import get_many, put_many
+from sim.tests.cocotb_accumulator import input_layout
 
 COCOTB_MODULE = "sim.tests.cocotb_accumulator"
 TOPLEVEL = "sim_runner_accumulator"
@@ -45,8 +46,8 @@ class Accumulator(wiring.Component):
     def __init__(self, *, value_width: int = 8, sum_width: int = 16):
         self.value_width = value_width
         self.sum_width = sum_width
-        layout = data.StructLayout({"value": signed(value_width), "last": 1})
-        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(signed(sum_width)))})
+        super().__init__({"i": In(stream.Signature(input_layout(value_width))),
+                          "o": Out(stream.Signature(signed(sum_width)))})
 
     def elaborate(self, platform):
         m = Module()
@@ -157,7 +158,7 @@ def test_unknown_simulator_is_rejected():
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_amaranth_stream_helpers(seed):
-    """The same accumulator under amaranth.sim, driven by tests/stream_helpers.py with back-pressure."""
+    """The same accumulator under amaranth.sim, driven by sim/streams.py with back-pressure."""
     dut = Accumulator()
     groups = random_groups(seed, 20)
     payloads = [
@@ -168,10 +169,10 @@ def test_amaranth_stream_helpers(seed):
     sums = []
 
     async def source(ctx):
-        await stream_put_many(ctx, dut.i, payloads, rng=random.Random(seed), idle=0.3)
+        await put_many(ctx, dut.i, payloads, rng=random.Random(seed), idle=0.3)
 
     async def sink(ctx):
-        sums.extend(await stream_get_many(ctx, dut.o, len(groups), rng=random.Random(seed + 100), stall=0.4))
+        sums.extend(await get_many(ctx, dut.o, len(groups), rng=random.Random(seed + 100), stall=0.4))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -188,10 +189,10 @@ def test_amaranth_stream_helpers_full_rate():
     transfer_ticks = {"i": [], "o": []}
 
     async def source(ctx):
-        await stream_put_many(ctx, dut.i, [{"value": value, "last": 1} for value in values])
+        await put_many(ctx, dut.i, [{"value": value, "last": 1} for value in values])
 
     async def sink(ctx):
-        assert await stream_get_many(ctx, dut.o, len(values)) == values
+        assert await get_many(ctx, dut.o, len(values)) == values
 
     async def monitor(ctx):
         tick = 0

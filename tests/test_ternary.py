@@ -7,7 +7,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from esb_hw.hw import ternary
-from esb_hw.hw.ternary import TernaryAdder
+from esb_hw.hw.arith.ternary import TernaryAdder
 
 
 def prove_equal(tmp_path, width: int, gated: bool = False):

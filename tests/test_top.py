@@ -1,4 +1,5 @@
-"""Board top level (esb_hw/hw/top.py): clock planning and elaboration on every board."""
+# amaranth: UnusedElaboratable=no
+"""Board top level (esb_hw/hw/top.py): elaboration on every board, and the ZCU102 top through its pins."""
 
 import dataclasses
 from pathlib import Path
@@ -7,8 +8,11 @@ import pytest
 
 from boards import available_boards, load_board
 from esb_hw.config import AcceleratorConfig
-from esb_hw.hw.selftest import build_test_layer, report_line
-from esb_hw.hw.top import ClockError, SelfTestTop, plan_clock, uart_clocks_per_bit
+from esb_hw.errors import ParameterError
+from esb_hw.compiler.selftest import build_test_layer
+from esb_hw.hw.clocking import plan_clock, uart_clocks_per_bit
+from esb_hw.hw.debug.selftest import report_line
+from esb_hw.hw.top import SelfTestTop
 from sim.pytest_helpers import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,35 +21,10 @@ SMALL = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=8, activati
                           max_reduction=64, clock_mhz=150.0)
 
 
-@pytest.mark.parametrize("target", [200.0, 250.0, 100.0, 150.0, 123.4, 333.33, 500.0, 6.25, 775.0])
-def test_mmcm_plan_respects_the_limits(target):
-    plan = plan_clock(300.0, target)
-    assert plan.uses_mmcm
-    pfd = plan.input_mhz / plan.divide
-    vco = pfd * plan.multiply
-    assert 10.0 <= pfd <= 500.0 and 800.0 <= vco <= 1440.0
-    assert 2.0 <= plan.multiply <= 128.0 and 1.0 <= plan.output_divide <= 128.0
-    assert (plan.multiply * 8).is_integer() and (plan.output_divide * 8).is_integer()
-    assert plan.output_mhz == pytest.approx(vco / plan.output_divide)
-    assert plan.output_mhz <= target + 1e-9 and plan.output_mhz >= 0.995 * target
-
-
-def test_exact_plans_are_simple():
-    plan = plan_clock(300.0, 200.0)
-    assert (plan.divide, plan.multiply, plan.output_divide, plan.output_mhz) == (1, 4.0, 6.0, 200.0)
-    assert not plan_clock(300.0, 300.0).uses_mmcm
-
-
-@pytest.mark.parametrize("target", [1.0, 800.0])
-def test_impossible_clock(target):
-    with pytest.raises(ClockError, match=r"clock_mhz must be in 6.25..775.0 for the MMCM"):
-        plan_clock(300.0, target)
-
-
 @pytest.mark.parametrize("board_name", available_boards())
 def test_top_elaborates_for_every_board(board_name):
     board = load_board(board_name)
-    plan = board.PLATFORM().build(SelfTestTop(SMALL, board.DEFAULT_CLOCK), name="top", do_build=False,
+    plan = board.PLATFORM().build(SelfTestTop(SMALL, board.DEFAULT_CLOCK, layer=build_test_layer(SMALL)), name="top", do_build=False,
                                   emit_src=False)
     verilog = plan.files["top.v"]
     primitive = {"zcu102": "MMCME4_BASE", "kcu105": "MMCME3_BASE"}[board_name]
@@ -56,7 +35,7 @@ def test_top_elaborates_for_every_board(board_name):
 def test_top_uses_the_board_clock_directly_when_it_matches():
     board = load_board("zcu102")
     config = AcceleratorConfig(**{**SMALL.__dict__, "clock_mhz": 300.0})
-    plan = board.PLATFORM().build(SelfTestTop(config, board.DEFAULT_CLOCK), name="top", do_build=False,
+    plan = board.PLATFORM().build(SelfTestTop(config, board.DEFAULT_CLOCK, layer=build_test_layer(config)), name="top", do_build=False,
                                   emit_src=False)
     assert "MMCME4_BASE" not in plan.files["top.v"]
 
@@ -81,3 +60,9 @@ def test_board_top_through_its_pins(corrupt):
               "line": report_line(not corrupt, layer.tiles, int(corrupt)).decode()}
     simulate(board_top_verilog(config, layer), "sim.tests.cocotb_board_top", simulator="verilator",
              toplevel="top", params=params)
+
+
+def test_top_rejects_a_missing_layer():
+    board = load_board("zcu102")
+    with pytest.raises(ParameterError, match="layer must be a SelfTestLayer, got NoneType"):
+        SelfTestTop(SMALL, board.DEFAULT_CLOCK, layer=None)

@@ -1,10 +1,10 @@
-"""SignFoldingAdderTree (esb_hw/hw/tree.py): sums of one's-complement terms, latency, enable."""
+"""SignFoldingAdderTree (esb_hw/hw/arith/tree.py): sums of one's-complement terms, latency, enable."""
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from esb_hw.hw.tree import SignFoldingAdderTree, tree_levels, tree_widths
+from esb_hw.hw.arith.tree import SignFoldingAdderTree, tree_levels, tree_widths
 
 
 def run_tree(count, term_bits, sets, enable_pattern=None, arity=2):

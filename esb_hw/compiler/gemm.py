@@ -1,8 +1,10 @@
-"""GEMM tiling for :class:`esb_hw.hw.array.PEArray`: packed input beats and golden-model expectations.
+"""GEMM tiling for :class:`esb_hw.hw.core.array.PEArray`: input beats and their golden-model expectations.
 
-``Y (R x N) = W (R x K) X (K x N)`` runs as one tile per output column ``n``: ``ceil(K / cols)`` beats, each
-carrying ``cols`` activation codes of column ``n`` and the ``rows x cols`` weight codes that multiply them.
-Missing rows and the tail of ``K`` are padded with code 0 (level 0), so any shape fits the array.
+``Y (R x N) = W (R x K) X (K x N)`` runs in row blocks of ``rows`` output rows. Each block is one tile per
+output column ``n``: ``ceil(K / cols)`` beats, each carrying ``cols`` activation codes of column ``n`` and the
+``rows x cols`` weight codes that multiply them (:func:`esb_hw.layouts.array_input_layout`). Missing rows and
+the tail of ``K`` are padded with code 0 (level 0), so any shape fits the array. Tiles go block by block,
+columns in order within a block; :meth:`GemmStimulus.assemble` puts the tiles' sums back into ``R x N``.
 """
 
 from __future__ import annotations
@@ -12,64 +14,107 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import AcceleratorConfig
+from ..errors import InputError
+from ..layouts import array_input_layout, array_output_layout, pack, unpack
 from ..quant import golden
 
-__all__ = ["GemmStimulus", "gemm_stimulus", "pack_outputs", "unpack_outputs"]
+__all__ = ["GemmStimulus", "gemm_stimulus"]
 
 
 @dataclass(frozen=True)
 class GemmStimulus:
-    beats: list[int]  # packed input payloads (activations, weights, last; first field in the low bits)
-    expected: list[list[int]]  # per tile (output column), the `rows` exact sums
-    tiles: int
+    """Packed input beats of a GEMM and the packed output beat expected for each tile.
+
+    Attributes
+    ----------
+    config : AcceleratorConfig
+    beats : list of int
+        Input payloads (:func:`~esb_hw.layouts.array_input_layout`).
+    expected : list of list of int
+        Per tile, the ``rows`` exact sums (padding rows are 0).
+    shape : tuple of int
+        ``(R, N)``: the result's shape.
+    """
+
+    config: AcceleratorConfig
+    beats: list[int]
+    expected: list[list[int]]
+    shape: tuple[int, int]
+
+    @property
+    def tiles(self) -> int:
+        return len(self.expected)
+
+    @property
+    def expected_payloads(self) -> list[int]:
+        """The output beats the array must produce, packed (:func:`~esb_hw.layouts.array_output_layout`)."""
+        layout = array_output_layout(self.config)
+        return [pack(layout, sums) for sums in self.expected]
+
+    def tile_sums(self, payloads) -> list[list[int]]:
+        """Unpack output beats into per-tile sums."""
+        layout = array_output_layout(self.config)
+        return [unpack(layout, payload) for payload in payloads]
+
+    def assemble(self, tile_sums) -> np.ndarray:
+        """``Y (R x N)`` (int64) from the per-tile sums, in the order the tiles ran."""
+        out_rows, columns = self.shape
+        if len(tile_sums) != self.tiles:
+            raise InputError(f"expected {self.tiles} tiles of sums, got {len(tile_sums)}")
+        rows = self.config.rows
+        blocks = -(-out_rows // rows)
+        grid = np.asarray(tile_sums, dtype=np.int64).reshape(blocks, columns, rows)
+        return grid.transpose(0, 2, 1).reshape(blocks * rows, columns)[:out_rows]
 
 
 def gemm_stimulus(config: AcceleratorConfig, weight_codes, activation_codes) -> GemmStimulus:
-    weight_codes = np.asarray(weight_codes, dtype=np.int64)
-    activation_codes = np.asarray(activation_codes, dtype=np.int64)
+    """Tile ``W (R x K)`` (weight codes) times ``X (K x N)`` (activation codes) onto the array of ``config``.
+
+    Raises
+    ------
+    InputError
+        If the shapes disagree or are empty, a code is out of its format's range, or ``K`` exceeds
+        ``config.max_reduction``.
+    """
+    weight_codes = np.asarray(weight_codes)
+    activation_codes = np.asarray(activation_codes)
+    for name, codes in (("W", weight_codes), ("X", activation_codes)):
+        if codes.ndim != 2:
+            raise InputError(f"{name} must be a 2-d array of codes, got shape {codes.shape}")
+        if codes.size == 0:
+            raise InputError(f"{name} must not be empty, got shape {codes.shape}")
+        if not np.issubdtype(codes.dtype, np.integer):
+            raise InputError(f"{name} must hold integer codes, got dtype {codes.dtype}")
     out_rows, reduction = weight_codes.shape
     if activation_codes.shape[0] != reduction:
-        raise ValueError(f"W is {weight_codes.shape} but X is {activation_codes.shape}")
-    if out_rows > config.rows:
-        raise ValueError(f"W has {out_rows} rows but the array has {config.rows}")
-    beats_per_tile = max(1, -(-reduction // config.cols))
-    padded = beats_per_tile * config.cols
+        raise InputError(f"W is {weight_codes.shape} but X is {activation_codes.shape}: their K differ")
     if reduction > config.max_reduction:  # the zero padding adds nothing to the sums
-        raise ValueError(f"a reduction of {reduction} exceeds max_reduction {config.max_reduction}")
-    weights = np.zeros((config.rows, padded), dtype=np.int64)
+        raise InputError(f"a reduction of {reduction} exceeds max_reduction {config.max_reduction}")
+    try:
+        config.weight_format.check_codes(weight_codes, "weight codes")
+        config.activation_format.check_codes(activation_codes, "activation codes")
+    except (TypeError, ValueError) as error:
+        raise InputError(str(error)) from None
+    rows, cols = config.rows, config.cols
+    blocks = -(-out_rows // rows)
+    beats_per_tile = -(-reduction // cols)
+    padded = beats_per_tile * cols
+    weights = np.zeros((blocks * rows, padded), dtype=np.int64)
     weights[:out_rows, :reduction] = weight_codes
     activations = np.zeros((padded, activation_codes.shape[1]), dtype=np.int64)
     activations[:reduction] = activation_codes
 
-    abits, wbits = config.activation_format.bits, config.weight_format.bits
-    weights_offset = abits * config.cols
-    last_offset = weights_offset + wbits * config.cols * config.rows
+    layout = array_input_layout(config)
     beats = []
-    for column in range(activation_codes.shape[1]):
-        for beat in range(beats_per_tile):
-            span = slice(beat * config.cols, (beat + 1) * config.cols)
-            payload = 0
-            for lane, code in enumerate(activations[span, column]):
-                payload |= int(code) << (lane * abits)
-            for position, code in enumerate(weights[:, span].ravel()):  # row-major: weights[r][c]
-                payload |= int(code) << (weights_offset + position * wbits)
-            payload |= int(beat == beats_per_tile - 1) << last_offset
-            beats.append(payload)
-    expected = golden.linear(config.activation_format.level(activations).T, config.weight_format.level(weights))
-    return GemmStimulus(beats, expected.tolist(), activation_codes.shape[1])
-
-
-def pack_outputs(sums, accumulator_bits: int) -> int:
-    """One output payload from ``rows`` signed sums (row 0 in the low bits); the inverse of unpack_outputs."""
-    mask = (1 << accumulator_bits) - 1
-    return sum((int(value) & mask) << (row * accumulator_bits) for row, value in enumerate(sums))
-
-
-def unpack_outputs(payload: int, rows: int, accumulator_bits: int) -> list[int]:
-    """Split an output payload into ``rows`` signed sums (row 0 in the low bits)."""
-    mask = (1 << accumulator_bits) - 1
-    values = []
-    for row in range(rows):
-        value = (payload >> (row * accumulator_bits)) & mask
-        values.append(value - (1 << accumulator_bits) if value >> (accumulator_bits - 1) else value)
-    return values
+    for block in range(blocks):
+        block_weights = weights[block * rows: (block + 1) * rows]
+        for column in range(activation_codes.shape[1]):
+            for beat in range(beats_per_tile):
+                span = slice(beat * cols, (beat + 1) * cols)
+                beats.append(pack(layout, {"activations": activations[span, column].tolist(),
+                                           "weights": block_weights[:, span].tolist(),
+                                           "last": int(beat == beats_per_tile - 1)}))
+    sums = golden.linear(config.activation_format.level(activations).T, config.weight_format.level(weights))
+    # golden.linear gives (N, blocks * rows); tiles go block-major, then column.
+    expected = sums.reshape(activation_codes.shape[1], blocks, rows).transpose(1, 0, 2).reshape(-1, rows)
+    return GemmStimulus(config, beats, expected.tolist(), (out_rows, activation_codes.shape[1]))

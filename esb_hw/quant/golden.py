@@ -109,8 +109,9 @@ def requant_params(real_scale, bias=None) -> RequantParams:
     which keeps the most significant bits of the scale. ``bias`` (real, in accumulator units) is rounded
     to the nearest integer, ties to even. A zero scale gives ``M = 0``.
 
-    Raises ``ValueError`` for a negative or non-finite scale, a scale of ``2**15`` or more (``S`` would
-    drop below 1), and a nonzero scale below ``2**-49`` (``M`` would round to 0).
+    Raises ``ValueError`` for a negative or non-finite scale, a scale of ``32767.75`` or more (``M`` would
+    exceed ``2**16 - 1`` even at ``S = 1``), and a nonzero scale of ``2**-49`` or less (``M`` would round to
+    0 at ``S = 48``; ties go to even).
     """
     scale = np.atleast_1d(np.asarray(real_scale, dtype=np.float64))
     if scale.ndim != 1:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from .baselines import LevelSetQuantizer, apot, power_of_two, uniform
 from .dda import optimal_scale
 from .format import MAX_EXPONENT_BITS, ESBFormat
@@ -26,7 +27,7 @@ README_END = "<!-- quant-report:end -->"
 PLOTTED_FORMATS = ((3, 0), (4, 1), (5, 2), (6, 3))
 
 
-class ReportError(Exception):
+class ReportError(InputError):
     """Bad input to the report command."""
 
 
@@ -68,25 +69,42 @@ def report_rows(bit_widths=range(3, 9)) -> list[ReportRow]:
     return rows
 
 
+#: How the table prints an MSE; the bold "best" marks are chosen on these printed values.
+MSE_FORMAT = "{:.4e}"
+
+
+def _printed(value: float) -> str:
+    return MSE_FORMAT.format(value)
+
+
 def markdown_table(rows: list[ReportRow]) -> str:
-    """The table; the best quantizer of each width and distribution is in bold."""
+    """The table; the best quantizer of each width and distribution is in bold.
+
+    The best is chosen on the **printed** values (4 significant digits, :data:`MSE_FORMAT`), not on the raw
+    floats: every row whose printed MSE equals the smallest printed MSE of its width is bold, so ties are all
+    bold. Raw floats of equal level sets differ in their last bits between machines (libm's ``exp`` and ``erfc``,
+    the order of sums), and ``min`` on them would move the mark from one tied row to another. Choosing on the
+    printed digits makes the marks a function of the printed numbers alone, so the whole text is as stable as
+    the numbers it shows (only a value within a few ulp of a 4-digit rounding boundary could still print
+    differently, and then its own digits would change too).
+    """
     lines = [
         "| bits | quantizer | levels | Gaussian MSE | Gaussian clip | Laplace MSE | Laplace clip |",
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for bits in sorted({row.bits for row in rows}):
         group = [row for row in rows if row.bits == bits]
-        best_gaussian = min(row.gaussian_mse for row in group)
-        best_laplace = min(row.laplace_mse for row in group)
+        best_gaussian = min(float(_printed(row.gaussian_mse)) for row in group)
+        best_laplace = min(float(_printed(row.laplace_mse)) for row in group)
         for row in group:
-            gaussian = f"{row.gaussian_mse:.4e}"
-            laplace = f"{row.laplace_mse:.4e}"
-            gaussian = f"**{gaussian}**" if row.gaussian_mse == best_gaussian else gaussian
-            laplace = f"**{laplace}**" if row.laplace_mse == best_laplace else laplace
+            gaussian, laplace = _printed(row.gaussian_mse), _printed(row.laplace_mse)
+            gaussian = f"**{gaussian}**" if float(gaussian) == best_gaussian else gaussian
+            laplace = f"**{laplace}**" if float(laplace) == best_laplace else laplace
             lines.append(f"| {bits} | {row.quantizer} | {row.level_count} | {gaussian} | "
                          f"{row.gaussian_scale:.4f} | {laplace} | {row.laplace_scale:.4f} |")
     note = ("MSE: expected squared error on a unit-variance distribution at the quantizer's own optimal scale; "
-            "clip: the largest level at that scale, in standard deviations.")
+            "clip: the largest level at that scale, in standard deviations. Bold: the smallest MSE of each width "
+            "and distribution, compared as printed (4 significant digits), so equal printed values are all bold.")
     return "\n".join(lines) + "\n\n" + note + "\n"
 
 

@@ -9,21 +9,25 @@ throughput (one input per cycle) and latency (one cycle) as well as the sums.
 import random
 
 import cocotb
+from amaranth import signed
+from amaranth.lib import data
 from cocotb.simtime import get_sim_time
 
+from esb_hw.layouts import pack
 from sim import load_params
 from sim.cocotb_helpers import CLOCK_PERIOD_NS, reset, start_clock
-from sim.cocotb_streams import StreamSink, StreamSource, stream_get_many, stream_put_many
+from sim.streams import StreamSink, StreamSource
+
+
+def input_layout(value_width: int) -> data.StructLayout:
+    """The accumulator's input beat (the design in tests/test_sim_runner.py declares its port with this)."""
+    return data.StructLayout({"value": signed(value_width), "last": 1})
 
 
 def _payloads(groups: list[list[int]], value_width: int) -> list[int]:
-    """Pack the StructLayout {"value": signed(value_width), "last": 1}: value in the low bits."""
-    mask = (1 << value_width) - 1
-    return [
-        (int(index == len(group) - 1) << value_width) | (value & mask)
-        for group in groups
-        for index, value in enumerate(group)
-    ]
+    layout = input_layout(value_width)
+    return [pack(layout, {"value": value, "last": int(index == len(group) - 1)})
+            for group in groups for index, value in enumerate(group)]
 
 
 async def _start(dut) -> tuple[StreamSource, StreamSink, dict]:
@@ -38,17 +42,10 @@ async def _start(dut) -> tuple[StreamSource, StreamSink, dict]:
 async def sums_under_backpressure(dut):
     source, sink, params = await _start(dut)
     seed = params["seed"]
-    cocotb.start_soon(
-        stream_put_many(
-            source,
-            _payloads(params["groups"], params["value_width"]),
-            rng=random.Random(seed),
-            idle=params["idle"],
-        )
-    )
-    sums = await stream_get_many(
-        sink, len(params["expected"]), rng=random.Random(seed + 1), stall=params["stall"], signed=True
-    )
+    cocotb.start_soon(source.put_many(_payloads(params["groups"], params["value_width"]), rng=random.Random(seed),
+                                      idle=params["idle"]))
+    sums = await sink.get_many(len(params["expected"]), rng=random.Random(seed + 1), stall=params["stall"],
+                               signed=True)
     assert sums == params["expected"], f"sums {sums} != expected {params['expected']}"
 
 
@@ -57,8 +54,8 @@ async def full_rate(dut):
     source, sink, params = await _start(dut)
     payloads = _payloads(params["groups"], params["value_width"])
     started = get_sim_time(unit="ns")
-    cocotb.start_soon(stream_put_many(source, payloads))
-    sums = await stream_get_many(sink, len(params["expected"]), signed=True)
+    cocotb.start_soon(source.put_many(payloads))
+    sums = await sink.get_many(len(params["expected"]), signed=True)
     cycles = round((get_sim_time(unit="ns") - started) / CLOCK_PERIOD_NS)
     assert sums == params["expected"], f"sums {sums} != expected {params['expected']}"
     # One input per cycle, and the last sum is taken one cycle after the last input.

@@ -1,4 +1,4 @@
-"""cocotb test of :class:`esb_hw.hw.selftest.SelfTest` through its top-level ports.
+"""cocotb test of :class:`esb_hw.hw.debug.selftest.SelfTest` through its top-level ports.
 
 Parameters (``load_params()``): ``clocks_per_bit``, ``expect_pass`` (bool) and ``line`` (the report line
 the golden verdict implies, as text), ``max_cycles``.

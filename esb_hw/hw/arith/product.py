@@ -2,7 +2,12 @@
 
 A product ``La * Lw`` equals ``(sig_a * sig_w) << (sh_a + sh_w)`` with the sign of the weight. The
 significand product is built from shifted copies of ``sig_a``, never with ``*``. Products leave these blocks
-as a magnitude and a ``negative`` flag; the consumer folds the sign in (see :mod:`esb_hw.hw.pe`).
+as a magnitude, a ``negative`` flag and ``folded``, their one's complement; the row's adder tree adds the
+pending ``+1`` of each negative product as a carry (:mod:`esb_hw.hw.arith.tree`).
+
+:func:`product_structure` and :func:`lane_structure` describe what these blocks build (multiplexer inputs,
+adder bits, output bits); the resource model (:mod:`esb_hw.estimate.model`) prices them, so the model never
+re-derives the hardware by hand.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..quant.format import ESBFormat
+from ...quant.format import ESBFormat
+from ..checks import require_bool, require_format
 from .lutmap import LUT_INPUTS, map_lut
 
 __all__ = [
@@ -21,7 +27,10 @@ __all__ = [
     "MultiplierProduct",
     "decode_fields",
     "lane_layout",
+    "lane_structure",
     "odd_multiple_count",
+    "product_structure",
+    "select_sources",
 ]
 
 
@@ -51,6 +60,11 @@ def decode_fields(code, fmt: ESBFormat):
     return negative, significand, shift
 
 
+def _check_formats(activation, weight) -> None:
+    require_format("activation", activation, signed=False)
+    require_format("weight", weight, signed=True)
+
+
 def odd_multiple_count(weight: ESBFormat) -> int:
     """How many odd multiples ``3, 5, ..`` of ``sig_a`` a shared-multiples PE selects from."""
     return (1 << (weight.significand_bits - 1)) - 1 if weight.significand_bits > 1 else 0
@@ -66,6 +80,81 @@ def lane_layout(activation: ESBFormat, weight: ESBFormat, shared: bool) -> data.
         width = activation.significand_bits + weight.significand_bits
         fields["odd_multiples"] = data.ArrayLayout(width, odd_multiple_count(weight))
     return data.StructLayout(fields)
+
+
+def _odd_and_zeros(value: int) -> tuple[int, int]:
+    """``value = odd << zeros`` with ``odd`` odd (``value > 0``)."""
+    zeros = (value & -value).bit_length() - 1
+    return value >> zeros, zeros
+
+
+def _adder_bits(max_addend: int, shifts: list[int]) -> int:
+    """Carry-chain bits of ``sum(max_addend << s)`` added in order: each adder spans the bits from its shift
+    to the top of the running sum (the bits below pass through)."""
+    total, bits = max_addend << shifts[0], 0
+    for shift in shifts[1:]:
+        total += max_addend << shift
+        bits += total.bit_length() - shift
+    return bits
+
+
+def select_sources(activation: ESBFormat, weight: ESBFormat) -> dict[int, set[tuple[int, int]]]:
+    """The select stage of a shared-multiples product: for each bit ``i`` of ``sig_a * sig_w``, the lane bits
+    ``(odd, j)`` (bit ``j`` of ``odd * sig_a``) that some weight significand ``odd << z`` routes to
+    ``i = j + z``."""
+    candidates: dict[int, set[tuple[int, int]]] = {}
+    for value in range(1, weight.max_significand + 1):
+        odd, zeros = _odd_and_zeros(value)
+        for bit in range((odd * activation.max_significand).bit_length()):
+            candidates.setdefault(bit + zeros, set()).add((odd, bit))
+    return candidates
+
+
+def product_structure(activation: ESBFormat, weight: ESBFormat, variant: str) -> dict[str, int]:
+    """What one product of ``variant`` builds, as counts the resource model prices.
+
+    - ``magnitude_bits``: output bits, each at least one LUT level (the last multiplexer and the sign XOR);
+    - ``mux_inputs``: 2:1-multiplexer inputs. ``esb``: the select stage (:func:`select_sources`: a bit with
+      ``n`` candidates costs ``n - 1``) plus the shift stage, which moves each selected bit by up to
+      ``max_shift_a + max_shift_w`` places; ``esb_naive``: the shift stage of ``sig_a * sig_w``;
+      ``baseline``: the shift of ``La * sig_w`` by ``sh_w``;
+    - ``adder_bits`` (``esb_naive``): the adders of ``sum_j sig_w[j] ? sig_a << j``;
+    - ``partial_product_bits`` (``baseline``): ``level_bits(La) * significand_bits(w)``, the multiplier
+      that the generic ``*`` of the levels maps to.
+    """
+    max_sig_a, max_sig_w = activation.max_significand, weight.max_significand
+    shifts = activation.max_shift + weight.max_shift
+    magnitude = (activation.max_level * weight.max_level).bit_length()
+    if variant == "esb":
+        sources = select_sources(activation, weight)
+        select_inputs = sum(len(candidates) - 1 for candidates in sources.values())
+        return {"magnitude_bits": magnitude, "mux_inputs": select_inputs + len(sources) * shifts}
+    if variant == "esb_naive":
+        return {"magnitude_bits": magnitude, "mux_inputs": (max_sig_a * max_sig_w).bit_length() * shifts,
+                "adder_bits": _adder_bits(max_sig_a, list(range(weight.significand_bits)))}
+    if variant == "baseline":
+        return {"partial_product_bits": activation.level_bits * weight.significand_bits,
+                "mux_inputs": (activation.level_bits + weight.significand_bits) * weight.max_shift}
+    raise ValueError(f"unknown PE variant {variant!r}")
+
+
+def lane_structure(activation: ESBFormat, weight: ESBFormat, variant: str) -> dict[str, int]:
+    """What one activation lane (one per array column) builds beyond its registered code.
+
+    ``adder_bits`` (``esb``): the adders of the odd multiples ``3a, 5a, ..``; ``mux_inputs`` (``baseline``):
+    the shifter ``sig_a << sh_a`` that makes the level ``La``, which synthesis shares between the rows of a
+    column; ``esb_naive`` builds nothing.
+    """
+    if variant == "esb":
+        odds = [2 * index + 3 for index in range(odd_multiple_count(weight))]
+        return {"adder_bits": sum(_adder_bits(activation.max_significand,
+                                              [b for b in range(odd.bit_length()) if odd >> b & 1])
+                                  for odd in odds)}
+    if variant == "esb_naive":
+        return {}
+    if variant == "baseline":
+        return {"mux_inputs": activation.significand_bits * activation.max_shift}
+    raise ValueError(f"unknown PE variant {variant!r}")
 
 
 class ActivationLane(wiring.Component):
@@ -90,6 +179,8 @@ class ActivationLane(wiring.Component):
     """
 
     def __init__(self, *, activation: ESBFormat, weight: ESBFormat, shared: bool):
+        _check_formats(activation, weight)
+        require_bool("shared", shared)
         self._activation = activation
         self._weight = weight
         self._shared = shared
@@ -143,6 +234,9 @@ class ShiftAddProduct(wiring.Component):
     """
 
     def __init__(self, *, activation: ESBFormat, weight: ESBFormat, shared: bool, primitives: bool = False):
+        _check_formats(activation, weight)
+        require_bool("shared", shared)
+        require_bool("primitives", primitives)
         self._activation = activation
         self._weight = weight
         self._shared = shared
@@ -267,6 +361,7 @@ class MultiplierProduct(wiring.Component):
     """
 
     def __init__(self, *, activation: ESBFormat, weight: ESBFormat):
+        _check_formats(activation, weight)
         self._activation = activation
         self._weight = weight
         self.magnitude_bits = (activation.max_level * weight.max_level).bit_length()

@@ -6,9 +6,10 @@ from amaranth import Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..checks import require_bool, require_int
 from .ternary import TernaryAdder
 
-__all__ = ["SignFoldingAdderTree", "add_with_carry", "tree_levels", "tree_widths"]
+__all__ = ["ARITIES", "SignFoldingAdderTree", "add_with_carry", "tree_levels", "tree_structure", "tree_widths"]
 
 ARITIES = (2, 3)
 
@@ -35,6 +36,22 @@ def tree_widths(count: int, term_bits: int, arity: int = 2) -> list[list[tuple[i
         levels.append(level)
         widths = [width for _, width in level]
     return levels
+
+
+def tree_structure(count: int, term_bits: int, arity: int = 3) -> dict[str, int]:
+    """What :class:`SignFoldingAdderTree` registers and adds, level by level (:func:`tree_widths`).
+
+    ``register_bits``: every level registers its values at their widths and delays the signs its adders did
+    not take (one per value left). ``adder_bits``: LUTs of the adders when built from primitives: a ternary
+    adder is one LUT6_2 per output bit, a binary adder one LUT per input bit, a lone value none.
+    """
+    register_bits, adder_bits = 0, 0
+    for level in tree_widths(count, term_bits, arity):
+        for inputs, width in level:
+            adder_bits += {1: 0, 2: width - 1, 3: width}[inputs]
+            register_bits += width
+        register_bits += len(level)
+    return {"register_bits": register_bits, "adder_bits": adder_bits}
 
 
 def add_with_carry(a, b, carry):
@@ -79,15 +96,11 @@ class SignFoldingAdderTree(wiring.Component):
     cycle.
     """
 
-    def __new__(cls, *, count: int, arity: int = 2, **kwargs):
-        # Checked before the object exists, so a rejected argument leaves no unused elaboratable behind.
-        if count < 1:
-            raise ValueError(f"count must be >= 1, got {count}")
-        if arity not in ARITIES:
-            raise ValueError(f"arity must be 2 or 3, got {arity}")
-        return super().__new__(cls)
-
     def __init__(self, *, count: int, term_bits: int, arity: int = 2, primitives: bool = False):
+        require_int("count", count, 1)
+        require_int("term_bits", term_bits, 1)
+        require_int("arity", arity, min(ARITIES), max(ARITIES))
+        require_bool("primitives", primitives)
         self.count = count
         self.arity = arity
         self.primitives = primitives

@@ -1,65 +1,39 @@
 """A self-checking accelerator: the PE array runs a built-in test layer and reports pass or fail.
 
-The test layer's beats and expected sums come from the golden model at build time and are baked into
-on-chip ROMs, so a bare board with a JTAG cable can prove the array computes exactly (DESIGN.md §3, rung 5).
+The test layer's beats and expected sums come from the compiler
+(:func:`esb_hw.compiler.selftest.build_test_layer`, once per build) and are baked into on-chip ROMs, so a bare
+board with a JTAG cable can prove the array computes exactly (DESIGN.md §3, rung 5).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
 from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..compiler.gemm import gemm_stimulus, pack_outputs
-from ..config import AcceleratorConfig
-from .array import PEArray, input_layout
+from ...config import AcceleratorConfig
+from ...errors import ParameterError
+from ...layouts import SelfTestLayer, array_input_layout, array_output_layout
+from ..checks import require_bool, require_instance, require_int
+from ..core.array import PEArray
 from .uart import UARTTransmitter
 
-__all__ = ["SelfTest", "SelfTestLayer", "build_test_layer", "report_line"]
+__all__ = ["SelfTest", "report_line", "selftest_register_bits"]
 
 COUNT_DIGITS = 4  # hex digits of the tile and error counts in the report line
 
 
-@dataclass(frozen=True)
-class SelfTestLayer:
-    """Packed beats and expected outputs of the built-in layer."""
-
-    beats: tuple[int, ...]
-    expected: tuple[int, ...]  # packed output payloads, one per tile
-
-    @property
-    def tiles(self) -> int:
-        return len(self.expected)
-
-
-def build_test_layer(config: AcceleratorConfig, *, tiles: int = 16, seed: int = 2022) -> SelfTestLayer:
-    """Two tiles of the largest products everywhere (positive, then negative sums), then random codes for a
-    ``rows x reduction x (tiles - 2)`` GEMM, with ``reduction = min(4 cols, max_reduction)``.
-
-    The extreme tiles exercise every product path at its largest level and the accumulator's sign; sums at
-    the full ``max_reduction`` (the accumulator's top bits) are checked in simulation (tests/test_pe.py,
-    tests/test_array.py), not in the ROM, which would grow by ``max_reduction / cols`` beats."""
-    rng = np.random.default_rng(seed)
-    reduction = min(4 * config.cols, config.max_reduction)
-    weights = rng.integers(0, config.weight_format.code_count, (config.rows, reduction))
-    activations = rng.integers(0, config.activation_format.code_count, (reduction, max(tiles - 2, 1)))
-    top_activation = config.activation_format.code_of_level(np.array([config.activation_format.max_level]))[0]
-    beats, expected = [], []
-    for sign in (+1, -1):
-        weight_code = config.weight_format.code_of_level(np.array([sign * config.weight_format.max_level]))[0]
-        stimulus = gemm_stimulus(config, np.full((config.rows, reduction), weight_code),
-                                 np.full((reduction, 1), top_activation))
-        beats += stimulus.beats
-        expected += stimulus.expected
-    stimulus = gemm_stimulus(config, weights, activations)
-    beats += stimulus.beats
-    expected += stimulus.expected
-    packed = [pack_outputs(sums, config.accumulator_bits) for sums in expected]
-    return SelfTestLayer(tuple(beats), tuple(packed))
+def selftest_register_bits(config: AcceleratorConfig, *, beats: int, tiles: int, clocks_per_bit: int,
+                           heartbeat_bit: int) -> int:
+    """Flip-flops of :class:`SelfTest` outside its :class:`~esb_hw.hw.core.array.PEArray`, as synthesis keeps
+    them: the two ROM read registers, the counters, the FSM and the UART (its constant stop bit removed)."""
+    line = len(report_line(True, 0, 0))
+    rom_registers = array_input_layout(config).size + array_output_layout(config).size
+    counters = (heartbeat_bit + 1) + beats.bit_length() + 2 * tiles.bit_length() + line.bit_length()
+    flags = 1 + 1 + 1 + 2 + 2  # beat_valid, start_seen, run_after_reset, passed/failed, FSM state
+    uart = 9 + (10).bit_length() + (max(clocks_per_bit, 2) - 1).bit_length()
+    return rom_registers + counters + flags + uart
 
 
 def report_line(passed: bool, tiles: int, errors: int) -> bytes:
@@ -75,7 +49,8 @@ class SelfTest(wiring.Component):
     ----------
     config : AcceleratorConfig
     layer : SelfTestLayer
-        From :func:`build_test_layer`; tests pass a corrupted one to see the failure path.
+        From :func:`esb_hw.compiler.selftest.build_test_layer`; tests pass a corrupted one to see the failure
+        path. At most ``16**4 - 1`` tiles (the report prints four hex digits).
     clocks_per_bit : int
         UART divisor, ``round(f_clk / baud)``.
     heartbeat_bit : int
@@ -99,6 +74,16 @@ class SelfTest(wiring.Component):
 
     def __init__(self, config: AcceleratorConfig, layer: SelfTestLayer, *, clocks_per_bit: int, heartbeat_bit: int,
                  primitives: bool = False):
+        require_instance("config", config, AcceleratorConfig)
+        require_instance("layer", layer, SelfTestLayer)
+        require_int("layer.tiles", layer.tiles, 1, 16 ** COUNT_DIGITS - 1)
+        require_int("clocks_per_bit", clocks_per_bit, 1)
+        require_int("heartbeat_bit", heartbeat_bit, 1, 63)
+        require_bool("primitives", primitives)
+        beat_bits, tile_bits = array_input_layout(config).size, array_output_layout(config).size
+        if max(layer.beats).bit_length() > beat_bits or max(layer.expected).bit_length() > tile_bits:
+            raise ParameterError(f"layer payloads do not fit this config's beats ({beat_bits} bits in, "
+                                 f"{tile_bits} bits out)")
         self.config = config
         self.primitives = primitives
         self.layer = layer
@@ -113,9 +98,9 @@ class SelfTest(wiring.Component):
         config, layer = self.config, self.layer
         m = Module()
         m.submodules.array = array = PEArray(config, primitives=self.primitives)
-        m.submodules.beats = beat_rom = Memory(shape=input_layout(config).size, depth=len(layer.beats),
+        m.submodules.beats = beat_rom = Memory(shape=array_input_layout(config).size, depth=len(layer.beats),
                                                init=layer.beats)
-        m.submodules.expected = expected_rom = Memory(shape=config.rows * config.accumulator_bits,
+        m.submodules.expected = expected_rom = Memory(shape=array_output_layout(config).size,
                                                       depth=layer.tiles, init=layer.expected)
         m.submodules.uart = uart = UARTTransmitter(clocks_per_bit=self.clocks_per_bit)
         beat_port = beat_rom.read_port()

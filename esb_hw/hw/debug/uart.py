@@ -6,6 +6,8 @@ from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..checks import require_int
+
 __all__ = ["UARTTransmitter"]
 
 
@@ -28,13 +30,8 @@ class UARTTransmitter(wiring.Component):
     ``10 * clocks_per_bit`` cycles; ``i.ready`` is high only while the line is idle.
     """
 
-    def __new__(cls, *, clocks_per_bit: int):
-        # Checked before the object exists, so a rejected divisor leaves no unused elaboratable behind.
-        if isinstance(clocks_per_bit, bool) or not isinstance(clocks_per_bit, int) or clocks_per_bit < 1:
-            raise ValueError(f"clocks_per_bit must be an int >= 1, got {clocks_per_bit!r}")
-        return super().__new__(cls)
-
     def __init__(self, *, clocks_per_bit: int):
+        require_int("clocks_per_bit", clocks_per_bit, 1)
         self.clocks_per_bit = clocks_per_bit
         super().__init__({"i": In(stream.Signature(8)), "tx": Out(1, init=1)})
 

@@ -17,6 +17,8 @@ from amaranth import Cat, Const, Instance, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..checks import require_bool, require_int
+
 __all__ = ["TernaryAdder", "LUT6_2_INIT", "LUT6_2_INIT_GATED"]
 
 
@@ -61,6 +63,9 @@ class TernaryAdder(wiring.Component):
     """
 
     def __init__(self, *, width: int, primitives: bool, gated: bool = False):
+        require_int("width", width, 1)
+        require_bool("primitives", primitives)
+        require_bool("gated", gated)
         self.width = width
         self.primitives = primitives
         self.gated = gated

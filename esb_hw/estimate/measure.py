@@ -1,0 +1,135 @@
+"""Whole-design measurement with yosys, hierarchically: a flat run of a big array takes minutes to hours, so
+the array is synthesized with one row and with two rows and scaled, and the self-test wrapper is measured
+around a one-row array (``build.py --estimate``).
+
+Each function takes ``progress``, a callable that receives one line per finished yosys run (``build.py``
+prints them), since a run can take minutes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from ..compiler.selftest import build_test_layer
+from ..config import AcceleratorConfig
+from ..hw.core.array import PEArray
+from ..hw.debug.selftest import SelfTest
+from ..layouts import SelfTestLayer, array_input_layout, array_output_layout
+from .calibrate import split_rows
+from .model import RESOURCES, estimate_array, estimate_design, model_error, rom_luts
+from .synth import YosysResult, synthesize, yosys_version
+
+__all__ = ["measure_array", "measure_design", "measure_rows", "synthesize_rows"]
+
+#: A callable taking one progress line, or None for silence.
+Progress = Callable[[str], None] | None
+
+
+def _timed(progress: Progress, what: str, run: Callable[[], YosysResult]) -> YosysResult:
+    started = time.perf_counter()
+    if progress:
+        progress(f"yosys: {what} ...")
+    result = run()
+    if progress:
+        progress(f"yosys: {what}: {result.lut:,} LUTs, {result.ff:,} FFs ({time.perf_counter() - started:.0f} s)")
+    return result
+
+
+def synthesize_rows(config: AcceleratorConfig, rows: int, *, depth: bool = True) -> YosysResult:
+    """yosys run of ``PEArray(config)`` with ``rows`` rows (``-dff`` flow, which every array needs)."""
+    return synthesize(PEArray(dataclasses.replace(config, rows=rows), primitives=True), f"array_{rows}x{config.cols}",
+                      depth=depth,
+                      dff=True)
+
+
+def measure_rows(config: AcceleratorConfig, jobs: int = 2, progress: Progress = None) -> dict[str, dict]:
+    """yosys runs of ``config``'s array with one row and with two rows (``cols`` as configured), in parallel.
+
+    Returns ``{"one_row": YosysResult as dict, "two_rows": ...}``.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, 2))) as pool:
+        one, two = pool.map(lambda rows: _timed(progress, f"array of {rows} row{'s' * (rows > 1)} x "
+                                                          f"{config.cols} columns",
+                                                  lambda: synthesize_rows(config, rows)), (1, 2))
+    return {"one_row": dataclasses.asdict(one), "two_rows": dataclasses.asdict(two)}
+
+
+def measure_array(config: AcceleratorConfig, jobs: int = 2, progress: Progress = None) -> dict:
+    """Measure ``PEArray(config)`` hierarchically with yosys and compare the model (``build.py --estimate``).
+
+    A flat run of a 64-MAC array takes minutes, so this synthesizes one row and two rows (``rows=1``,
+    ``rows=2``, ``cols=config.cols``) and scales: what doubling the rows adds is one row's products, tree
+    and accumulator (``per_row = two - one``); what a single row has beyond that is built once however many
+    rows there are: the activation lanes (``cols`` registered codes, odd multiples) and the stream control
+    (``shared = one - per_row``). So ``measured = shared + rows * per_row``, exact for ``rows <= 2``. The
+    logic depth is the two-row run's (rows do not lengthen any path).
+
+    Returns
+    -------
+    dict
+        ``measured`` and ``model`` (``lut``, ``ff``, ``bram36``, ``dsp``), ``error`` (relative, per resource,
+        model against measured), ``depth``, ``per_row``, ``shared``, ``runs``, ``flow``, ``yosys``,
+        ``method`` and ``seconds``.
+    """
+    started = time.perf_counter()
+    runs = measure_rows(config, jobs=jobs, progress=progress)
+    per_row, shared = split_rows(runs["one_row"], runs["two_rows"])
+    measured = {key: shared[key] + config.rows * per_row[key] for key in RESOURCES}
+    estimate = estimate_array(config)
+    return {
+        "source": "yosys-hierarchical",
+        "method": f"shared + rows * per_row, from yosys runs of 1 and 2 rows of {config.cols} columns",
+        "measured": measured,
+        "model": estimate.as_dict(),
+        "error": model_error(estimate, measured),
+        "depth": runs["two_rows"]["depth"],
+        "per_row": per_row,
+        "shared": shared,
+        "runs": runs,
+        "flow": runs["two_rows"]["flow"],
+        "yosys": yosys_version(),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def measure_design(config: AcceleratorConfig, layer: SelfTestLayer, jobs: int = 2, progress: Progress = None) -> dict:
+    """yosys figures of the whole self-checking design, hierarchically (``build.py --estimate``).
+
+    The array: :func:`measure_array` (one and two rows, scaled). The wrapper: a one-row ``SelfTest`` minus a
+    one-row ``PEArray``, plus the LUTs and FFs by which the full-size ROMs and their read registers are wider
+    than the one-row ones (the only part of the wrapper that grows with the rows).
+
+    ``layer`` is the design's self-test layer; the one-row runs use the compiler's layer for one row, which
+    has as many beats and tiles.
+    """
+    started = time.perf_counter()
+    array = measure_array(config, jobs=jobs, progress=progress)
+    one_row = dataclasses.replace(config, rows=1)
+    small_layer = build_test_layer(one_row, tiles=layer.tiles)
+    designs = [(SelfTest(one_row, small_layer, clocks_per_bit=1736, heartbeat_bit=26, primitives=True), "selftest"),
+               (PEArray(one_row, primitives=True), "array_1row")]
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, 2))) as pool:
+        wrapped, bare = pool.map(
+            lambda design: _timed(progress, f"one-row {design[1]}",
+                                  lambda: synthesize(design[0], design[1], dff=True, depth=False)), designs)
+    wider = {"beat": array_input_layout(config).size - array_input_layout(one_row).size,
+             "tile": array_output_layout(config).size - array_output_layout(one_row).size}
+    rom_growth = rom_luts(wider["beat"], len(layer.beats)) + rom_luts(wider["tile"], layer.tiles)
+    wrapper = {key: getattr(wrapped, key) - getattr(bare, key) for key in RESOURCES}
+    wrapper["lut"] += rom_growth
+    wrapper["ff"] += wider["beat"] + wider["tile"]
+    measured = {key: array["measured"][key] + wrapper[key] for key in RESOURCES}
+    model = estimate_design(config, len(layer.beats), layer.tiles)
+    return {
+        **measured,
+        "method": f"array: {array['method']}; wrapper: one-row SelfTest minus one-row PEArray, plus "
+                  f"{rom_growth} LUTs and {wider['beat'] + wider['tile']} FFs of wider ROMs",
+        "array": array,
+        "wrapper": wrapper,
+        "model": model.as_dict(),
+        "model_error": model_error(model, measured),
+        "seconds": time.perf_counter() - started,
+    }

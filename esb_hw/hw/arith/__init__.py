@@ -1,0 +1,1 @@
+"""Arithmetic blocks: ESB products, hand-mapped LUTs, ternary adders, adder trees, accumulators."""

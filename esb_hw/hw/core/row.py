@@ -1,0 +1,137 @@
+"""One dot-product row of the PE array: ``cols`` products, a registered adder tree and an exact accumulator."""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ...config import AcceleratorConfig
+from ..arith.accumulator import Accumulator
+from ..arith.product import MultiplierProduct, ShiftAddProduct, lane_layout, product_structure
+from ..arith.tree import SignFoldingAdderTree, tree_levels, tree_structure
+from ..checks import require_bool, require_instance
+
+__all__ = ["DotProductRow", "TREE_ARITY", "row_structure"]
+
+#: Inputs per adder of the row trees: a ternary adder absorbs two product signs and, built from LUT6_2 and
+#: CARRY8, costs one LUT per bit where two binary adders cost two.
+TREE_ARITY = 3
+
+
+def _term_bits(config: AcceleratorConfig) -> int:
+    """Signed width of a registered one's-complement product: the magnitude plus the sign."""
+    return config.max_product.bit_length() + 1
+
+
+def row_structure(config: AcceleratorConfig) -> dict[str, dict[str, int]]:
+    """What one :class:`DotProductRow` of ``config`` builds, per part, for the resource model.
+
+    ``products`` (for all ``cols`` products together): ``register_bits`` (the one's-complement products; the
+    top bit of each is its sign, so no separate sign register) and ``count``, plus one product's
+    :func:`~esb_hw.hw.arith.product.product_structure` under ``features``. ``tree``:
+    :func:`~esb_hw.hw.arith.tree.tree_structure`. ``accumulator``: ``register_bits`` (the accumulator) and
+    ``adder_bits`` (one gated LUT6_2 per bit).
+    """
+    term_bits = _term_bits(config)
+    return {
+        "products": {"count": config.cols, "register_bits": config.cols * term_bits,
+                     "features": product_structure(config.activation_format, config.weight_format,
+                                                   config.pe_variant)},
+        "tree": tree_structure(config.cols, term_bits, TREE_ARITY),
+        "accumulator": {"register_bits": config.accumulator_bits, "adder_bits": config.accumulator_bits},
+    }
+
+
+class DotProductRow(wiring.Component):
+    """``accumulator = (restart ? 0 : accumulator) + sum_c La[c] * Lw[c]``, one set of ``cols`` products per
+    enabled cycle.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        Formats, ``cols``, accumulator width and PE variant.
+    primitives : bool
+        Build the tree and the accumulator from UltraScale(+) ``LUT6_2``/``CARRY8`` and, where every LUT needs
+        at most 6 inputs, the products' select and shift levels from hand-mapped ``LUT6`` (for synthesis);
+        the default plain Amaranth simulates anywhere.
+
+    Attributes
+    ----------
+    lanes : In(ArrayLayout(lane_layout(...), cols))
+        The decoded activations from the column lanes (variants ``esb`` and ``esb_naive``).
+    activation_codes : In(ArrayLayout(activation.bits, cols))
+        The raw activation codes (variant ``baseline`` only, instead of ``lanes``).
+    weights : In(ArrayLayout(weight.bits, cols))
+        This row's weight codes.
+    enable : In(1)
+        Clock enable of every register of the row (products, tree, accumulator).
+    accumulate : In(1)
+        The tree's output is a sum to add this cycle (the ``valid`` flag of the last stage).
+    restart : In(1)
+        With ``accumulate``: drop the old accumulator, start from this sum (the ``first`` flag).
+    total : Out(signed(accumulator_bits))
+        ``(restart ? 0 : accumulator) + tree sum``: what the accumulator loads at the next enabled edge when
+        ``accumulate`` is high (combinational; the array's output register takes it on a tile's last beat).
+    accumulator : Out(signed(accumulator_bits))
+        The running sum.
+
+    Latency: ``latency = 1 + tree_levels(cols, 3)`` enabled cycles from codes on ``lanes``/``weights`` to
+    their sum on ``total``; the product register is the first. Throughput: one set of ``cols`` products per
+    enabled cycle.
+    """
+
+    def __init__(self, config: AcceleratorConfig, *, primitives: bool = False):
+        require_instance("config", config, AcceleratorConfig)
+        require_bool("primitives", primitives)
+        self.config = config
+        self.primitives = primitives
+        self.latency = 1 + tree_levels(config.cols, TREE_ARITY)
+        activation, weight = config.activation_format, config.weight_format
+        ports = {"weights": In(data.ArrayLayout(weight.bits, config.cols)), "enable": In(1),
+                 "accumulate": In(1), "restart": In(1),
+                 "total": Out(signed(config.accumulator_bits)),
+                 "accumulator": Out(signed(config.accumulator_bits))}
+        if config.pe_variant == "baseline":
+            ports["activation_codes"] = In(data.ArrayLayout(activation.bits, config.cols))
+        else:
+            ports["lanes"] = In(data.ArrayLayout(lane_layout(activation, weight, config.pe_variant == "esb"),
+                                                 config.cols))
+        super().__init__(ports)
+
+    def _product(self, m: Module, col: int):
+        config = self.config
+        if config.pe_variant == "baseline":
+            product = MultiplierProduct(activation=config.activation_format, weight=config.weight_format)
+            m.d.comb += product.activation_code.eq(self.activation_codes[col])
+        else:
+            product = ShiftAddProduct(activation=config.activation_format, weight=config.weight_format,
+                                      shared=config.pe_variant == "esb", primitives=self.primitives)
+            m.d.comb += product.lane.eq(self.lanes[col])
+        m.submodules[f"product_{col}"] = product
+        m.d.comb += product.weight_code.eq(self.weights[col])
+        return product
+
+    def elaborate(self, platform):
+        config = self.config
+        m = Module()
+        term_bits = _term_bits(config)
+        m.submodules.tree = tree = SignFoldingAdderTree(count=config.cols, term_bits=term_bits, arity=TREE_ARITY,
+                                                        primitives=self.primitives)
+        m.d.comb += tree.enable.eq(self.enable)
+        for col in range(config.cols):
+            product = self._product(m, col)
+            # One's complement registered with its sign; the tree adds the pending +1s as carries.
+            folded = Signal(signed(term_bits), name=f"folded_{col}")
+            with m.If(self.enable):
+                m.d.sync += folded.eq(product.folded)
+            m.d.comb += [tree.terms[col].eq(folded), tree.negatives[col].eq(folded[-1])]
+
+        # (restart ? 0 : accumulator) + tree sum + the last pending sign, in one LUT per bit.
+        m.submodules.accumulator = accumulator = Accumulator(width=config.accumulator_bits, addend_bits=len(tree.sum),
+                                                             primitives=self.primitives)
+        m.d.comb += [accumulator.addend.eq(tree.sum), accumulator.carry.eq(tree.pending),
+                     accumulator.enable.eq(self.enable), accumulator.accumulate.eq(self.accumulate),
+                     accumulator.restart.eq(self.restart), self.total.eq(accumulator.total),
+                     self.accumulator.eq(accumulator.accumulator)]
+        return m

@@ -1,0 +1,1 @@
+"""Bring-up aids: the self-checking test layer runner and the UART that reports it."""

@@ -1,0 +1,144 @@
+"""Every bit layout shared by the hardware, the compiler and the testbenches, and how to pack them.
+
+The hardware declares its stream payloads with these layouts; the compiler and the tests build and read
+payloads only through :func:`pack` and :func:`unpack`, never with bit offsets of their own. A layout's first
+field (or element 0) sits in the low bits, as in ``amaranth.lib.data``.
+
+Layouts
+-------
+:func:`array_input_layout`
+    One beat into :class:`~esb_hw.hw.core.array.PEArray`: ``activations[c]`` (``cols`` unsigned codes),
+    ``weights[r][c]`` (``rows x cols`` signed ESB codes, as raw code bits) and ``last`` (closes a tile).
+:func:`array_output_layout`
+    One beat out of it: ``rows`` exact sums, ``signed(accumulator_bits)`` each, row 0 in the low bits.
+:class:`SelfTestLayer`
+    The built-in test layer the compiler hands to the self-checking top (:mod:`esb_hw.hw.debug.selftest`):
+    packed input beats and the packed output beat expected for each tile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from amaranth import Shape, signed
+from amaranth.lib import data
+
+from .config import AcceleratorConfig
+from .errors import ParameterError
+
+__all__ = ["SelfTestLayer", "array_input_layout", "array_output_layout", "pack", "unpack"]
+
+
+def array_input_layout(config: AcceleratorConfig) -> data.StructLayout:
+    """One input beat of the PE array: ``activations``, ``weights`` and ``last``, in that order from bit 0."""
+    return data.StructLayout({
+        "activations": data.ArrayLayout(config.activation_format.bits, config.cols),
+        "weights": data.ArrayLayout(data.ArrayLayout(config.weight_format.bits, config.cols), config.rows),
+        "last": 1,
+    })
+
+
+def array_output_layout(config: AcceleratorConfig) -> data.ArrayLayout:
+    """One output beat of the PE array: the ``rows`` sums of a tile, row 0 in the low bits."""
+    return data.ArrayLayout(signed(config.accumulator_bits), config.rows)
+
+
+@dataclass(frozen=True)
+class SelfTestLayer:
+    """A layer baked into the self-test ROMs.
+
+    Attributes
+    ----------
+    beats : tuple of int
+        Input beats, packed as :func:`array_input_layout`.
+    expected : tuple of int
+        One output beat per tile, packed as :func:`array_output_layout`.
+    """
+
+    beats: tuple[int, ...]
+    expected: tuple[int, ...]
+
+    def __post_init__(self):
+        for name in ("beats", "expected"):
+            values = getattr(self, name)
+            if not isinstance(values, tuple) or not values:
+                raise ParameterError(f"{name} must be a non-empty tuple of ints")
+            if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values):
+                raise ParameterError(f"{name} must hold ints >= 0 (packed payloads)")
+
+    @property
+    def tiles(self) -> int:
+        return len(self.expected)
+
+
+def pack(layout, value, *, where: str = "value") -> int:
+    """The bits of ``value`` laid out as ``layout``, as a non-negative ``int``.
+
+    Parameters
+    ----------
+    layout : amaranth.lib.data.Layout or shape-castable
+        A struct layout takes a mapping with every field; an array layout a sequence of its length; a plain
+        shape an ``int`` in its range (negative values only for signed shapes).
+    value
+        The value; missing and extra fields, wrong lengths and out-of-range numbers are errors.
+    where : str
+        Names the value in error messages; nested fields are appended (``beat.weights[2][5]``).
+
+    Raises
+    ------
+    ParameterError
+        Naming the first field that is wrong.
+    """
+    if isinstance(layout, data.Layout):
+        if isinstance(layout, data.ArrayLayout):
+            if not isinstance(value, Sequence) and not hasattr(value, "__len__"):
+                raise ParameterError(f"{where} must be a sequence of {layout.length}, got {type(value).__name__}")
+            if len(value) != layout.length:
+                raise ParameterError(f"{where} must have {layout.length} elements, got {len(value)}")
+            items = [(index, f"{where}[{index}]") for index in range(layout.length)]
+        else:
+            if not isinstance(value, Mapping):
+                raise ParameterError(f"{where} must be a mapping of fields, got {type(value).__name__}")
+            names = [name for name, _ in layout]
+            extra = sorted(set(value) - set(names))
+            if extra:
+                raise ParameterError(f"{where} has unknown fields {', '.join(map(str, extra))}; "
+                                     f"fields: {', '.join(names)}")
+            missing = [name for name in names if name not in value]
+            if missing:
+                raise ParameterError(f"{where} lacks the fields {', '.join(missing)}")
+            items = [(name, f"{where}.{name}") for name in names]
+        bits = 0
+        for key, label in items:
+            field = layout[key]
+            bits |= pack(field.shape, value[key], where=label) << field.offset
+        return bits
+    shape = Shape.cast(layout)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{where} must be an integer, got {value!r}") from None
+    if number != value:
+        raise ParameterError(f"{where} must be an integer, got {value!r}")
+    low = -(1 << (shape.width - 1)) if shape.signed else 0
+    high = (1 << (shape.width - 1)) - 1 if shape.signed else (1 << shape.width) - 1
+    if not low <= number <= high:
+        raise ParameterError(f"{where} must be in {low}..{high} ({shape}), got {number}")
+    return number & ((1 << shape.width) - 1)
+
+
+def unpack(layout, bits: int):
+    """The inverse of :func:`pack`: a dict for a struct, a list for an array, an ``int`` for a plain shape
+    (sign-extended when the shape is signed). Bits above the layout's size are ignored."""
+    bits = int(bits)
+    if bits < 0:
+        raise ParameterError(f"bits must be >= 0, got {bits}")
+    if isinstance(layout, data.Layout):
+        fields = {key: unpack(field.shape, bits >> field.offset) for key, field in layout}
+        return list(fields.values()) if isinstance(layout, data.ArrayLayout) else fields
+    shape = Shape.cast(layout)
+    number = bits & ((1 << shape.width) - 1)
+    if shape.signed and shape.width and number >> (shape.width - 1):
+        number -= 1 << shape.width
+    return number
