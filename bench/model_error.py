@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The analytical resource model (esb_hw/estimate.py) against flat yosys synthesis of whole PE arrays.
+"""The analytical resource model (esb_hw/estimate/model.py) against flat yosys synthesis of whole PE arrays.
 
 For each config (every configs/*.toml by default) this synthesizes the whole ``PEArray`` in one flat run
 (``synth_xilinx -family xcup -flatten -nodsp -dff``; no hierarchical scaling) and prints the yosys LUT and FF
@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from esb_hw import estimate  # noqa: E402
-from esb_hw.config import AcceleratorConfig, ConfigError  # noqa: E402
+from esb_hw.config import AcceleratorConfig  # noqa: E402
+from esb_hw.errors import EsbError  # noqa: E402
 from esb_hw.hw.core.array import PEArray  # noqa: E402
 
 
@@ -31,10 +32,11 @@ def measure(path: str) -> dict:
     result = estimate.synthesize(PEArray(config, primitives=True), "array", dff=True, depth=False)
     model = estimate.estimate_array(config)
     measured = {"lut": result.lut, "ff": result.ff, "bram36": result.bram36, "dsp": result.dsp}
+    carries = {"carry4": result.carry4, "carry8": result.carry8}
     return {
         "config": config.name, "rows": config.rows, "cols": config.cols, "variant": config.pe_variant,
         "weights": str(config.weight_format), "activations": str(config.activation_format),
-        "yosys": measured, "model": model.as_dict(), "error": estimate.model_error(model, measured),
+        "yosys": measured, "carries": carries, "model": model.as_dict(), "error": estimate.model_error(model, measured),
         "breakdown": model.breakdown, "flow": result.flow, "seconds": round(result.seconds, 1),
     }
 
@@ -56,15 +58,11 @@ def main() -> int:
         for path in paths:  # fail on a bad file before minutes of synthesis
             AcceleratorConfig.from_toml(path)
         estimate.load_calibration()
-    except (ConfigError, estimate.CalibrationError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    try:
         with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             rows = list(pool.map(measure, paths))
-    except estimate.SynthesisError as error:
+    except EsbError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return error.exit_code
     failed = [row["config"] for row in rows if estimate.exceeds_tolerance(row["error"], args.tolerance)]
     if args.json:
         print(json.dumps({"yosys": estimate.yosys_version(), "tolerance": args.tolerance, "configs": rows,
@@ -72,14 +70,16 @@ def main() -> int:
     else:
         print(f"{estimate.yosys_version()}; flat synthesis of the whole array; tolerance {args.tolerance:.0%} on LUTs")
         header = (f"| {'config':<13} | {'array':<5} | {'variant':<9} | {'yosys LUT':>9} | {'model LUT':>9} | "
-                  f"{'LUT err':>7} | {'yosys FF':>8} | {'model FF':>8} | {'FF err':>6} | {'yosys s':>7} |")
+                  f"{'LUT err':>7} | {'yosys FF':>8} | {'model FF':>8} | {'FF err':>6} | {'CARRY4':>6} | "
+                  f"{'CARRY8':>6} | {'yosys s':>7} |")
         print(header)
         print("|" + "|".join("-" * len(cell) for cell in header.split("|")[1:-1]) + "|")
         for row in rows:
             yosys, model, error = row["yosys"], row["model"], row["error"]
             print(f"| {row['config']:<13} | {row['rows']}x{row['cols']:<3} | {row['variant']:<9} | "
                   f"{yosys['lut']:>9} | {model['lut']:>9} | {100 * error['lut']:>+6.1f}% | {yosys['ff']:>8} | "
-                  f"{model['ff']:>8} | {100 * error['ff']:>+5.1f}% | {row['seconds']:>7} |")
+                  f"{model['ff']:>8} | {100 * error['ff']:>+5.1f}% | {row['carries']['carry4']:>6} | "
+                  f"{row['carries']['carry8']:>6} | {row['seconds']:>7} |")
         flows = sorted({row["flow"] for row in rows})
         print(f"flows: {'; '.join(flows)}")
         print("all within tolerance" if not failed else f"outside tolerance: {', '.join(failed)}")

@@ -1,16 +1,20 @@
 """Run one linear layer (a GEMM of codes) from files on the PE array in RTL simulation.
 
-Usage: python -m sim.run_layer --weights W.npy --activations X.npy [--config FILE] [--simulator verilator]
+Usage: python -m sim.run_layer --weights W.npy --activations X.npy [--out Y.npy] [--config FILE]
+                               [--simulator verilator|icarus]
 
-W.npy holds weight codes (R x K, R <= rows), X.npy activation codes (K x N), as integer arrays in the formats
-of the config. The array's sums are compared bit for bit with the golden model (esb_hw.quant.golden.linear).
-Exit codes: 0 every sum matches, 1 a mismatch, 2 bad input.
+W.npy holds weight codes (R x K, any R: rows beyond the array run as further row blocks), X.npy activation codes
+(K x N), as integer .npy arrays in the formats of the config. The array's sums are compared bit for bit with
+the golden model (esb_hw.quant.golden.linear) and written, as int64 R x N, to --out. Exit codes: 0 every sum
+matches, 1 a mismatch or a simulator failure, 2 bad input. ESB_VCD=1 writes waveforms into sim_build/.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,55 +22,102 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from esb_hw.hw.core.array import PEArray, pipeline_latency  # noqa: E402
-
 from esb_hw.compiler.gemm import gemm_stimulus  # noqa: E402
-from esb_hw.config import AcceleratorConfig, ConfigError  # noqa: E402
+from esb_hw.config import AcceleratorConfig  # noqa: E402
+from esb_hw.errors import CheckFailed, EsbError, InputError, ToolError  # noqa: E402
+from esb_hw.hw.core.array import PEArray, pipeline_latency  # noqa: E402
 from sim.runner import run_cocotb  # noqa: E402
 
 
-def load_codes(path: Path, name: str, fmt) -> np.ndarray:
+def load_codes(path: Path, name: str) -> np.ndarray:
+    """A 2-d integer array from an .npy file, or an InputError naming the file and the problem."""
     try:
-        codes = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot read {name} codes from {path}: {error}") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy warns before it refuses a pickle; the refusal says enough
+            codes = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"cannot read {name} codes: no such file ({path})") from None
+    except (OSError, ValueError, EOFError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if "pickle" in reason or "magic" in reason.lower() or isinstance(error, EOFError):
+            reason = "not a NumPy .npy array file"
+        raise InputError(f"cannot read {name} codes: {reason} ({path})") from None
+    if not isinstance(codes, np.ndarray):
+        raise InputError(f"cannot read {name} codes: an .npz archive, not one .npy array ({path})")
+    if codes.dtype == np.bool_ or not np.issubdtype(codes.dtype, np.integer):
+        raise InputError(f"{name} codes must be an integer array, got dtype {codes.dtype} ({path})")
     if codes.ndim != 2:
-        raise ValueError(f"{name} codes must be a 2-d array, got shape {codes.shape} ({path})")
-    fmt.check_codes(codes, f"{name} codes")
+        raise InputError(f"{name} codes must be a 2-d array, got shape {codes.shape} ({path})")
+    if codes.size == 0:
+        raise InputError(f"{name} codes must not be empty, got shape {codes.shape} ({path})")
     return codes
+
+
+def check_out(path: Path | None, force: bool) -> None:
+    if path is None:
+        return
+    if path.suffix != ".npy":
+        raise InputError(f"--out must name an .npy file, got {path}")
+    if path.exists() and not force:
+        raise InputError(f"--out {path} exists; pass --force to overwrite it")
+    if not path.parent.is_dir():
+        raise InputError(f"--out {path}: folder {path.parent} does not exist")
+
+
+def run(args) -> int:
+    config = AcceleratorConfig.from_toml(args.config)
+    check_out(args.out, args.force)
+    weights = load_codes(args.weights, "weight")
+    activations = load_codes(args.activations, "activation")
+    stimulus = gemm_stimulus(config, weights, activations)
+    toplevel = f"array_{config.name.replace('-', '_').replace('.', '_')}"
+    print(f"{weights.shape[0]}x{weights.shape[1]} weights times {activations.shape[0]}x{activations.shape[1]} "
+          f"activations: {stimulus.tiles} tiles, {len(stimulus.beats)} beats on the {config.rows}x{config.cols} "
+          f"array ({args.simulator}; a first Verilator build takes 15-25 s)", flush=True)
+    try:
+        result = run_cocotb(PEArray(config), "sim.tests.cocotb_array", simulator=args.simulator, toplevel=toplevel,
+                            params={"beats": stimulus.beats, "expected": stimulus.expected_payloads,
+                                    "latency": pipeline_latency(config), "seed": 1, "idle": 0.2, "stall": 0.2,
+                                    "results": "results.json"},
+                            run_name="run_layer")
+        failure = None
+    except AssertionError as error:
+        failure, result = str(error).splitlines()[0], None
+    except RuntimeError as error:  # a simulator missing, a build failure, a run without results
+        raise ToolError(f"simulation failed: {str(error).splitlines()[0]}") from None
+    run_dir = result.run_dir if result else None
+    if run_dir is None:  # the checker failed; the first test still wrote what the hardware produced
+        candidates = sorted((ROOT / "sim_build").glob(f"{toplevel}-{args.simulator}-*/runs/run_layer*/results.json"),
+                        key=lambda path: path.stat().st_mtime)
+        run_dir = candidates[-1].parent if candidates else None
+    if args.out is not None and run_dir is not None and (run_dir / "results.json").exists():
+        payloads = json.loads((run_dir / "results.json").read_text())
+        np.save(args.out, stimulus.assemble(stimulus.tile_sums(payloads)))
+        print(f"wrote {args.out} ({weights.shape[0]} x {activations.shape[1]} sums, int64)")
+    if failure:
+        raise CheckFailed(f"mismatch: {failure}")
+    print(f"{stimulus.tiles} tiles: all {weights.shape[0] * activations.shape[1]} sums equal the golden model "
+          f"({args.simulator}, log {result.run_dir / 'sim.log'})")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sim.run_layer", description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, required=True, help="weight codes, R x K (.npy)")
     parser.add_argument("--activations", type=Path, required=True, help="activation codes, K x N (.npy)")
+    parser.add_argument("--out", type=Path, help="write the R x N sums here (.npy, int64)")
+    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "default.toml")
     parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     try:
-        config = AcceleratorConfig.from_toml(args.config)
-        weights = load_codes(args.weights, "weight", config.weight_format)
-        activations = load_codes(args.activations, "activation", config.activation_format)
-        stimulus = gemm_stimulus(config, weights, activations)
-    except (ConfigError, ValueError, TypeError) as error:
+        return run(args)
+    except EsbError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    params = {"beats": stimulus.beats, "expected": stimulus.expected, "rows": config.rows,
-              "accumulator_bits": config.accumulator_bits, "latency": pipeline_latency(config), "seed": 1,
-              "idle": 0.2, "stall": 0.2}
-    try:
-        result = run_cocotb(PEArray(config), "sim.tests.cocotb_array", simulator=args.simulator,
-                            toplevel=f"array_{config.name.replace('-', '_').replace('.', '_')}", params=params,
-                            run_name="run_layer")
-    except AssertionError as error:
-        print(f"mismatch: {str(error).splitlines()[0]}", file=sys.stderr)
-        return 1
-    except RuntimeError as error:  # a simulator missing, a build failure, a run without results
-        print(f"error: simulation failed: {str(error).splitlines()[0]}", file=sys.stderr)
-        return 1
-    print(f"{stimulus.tiles} output columns x {weights.shape[0]} rows: all sums equal the golden model "
-          f"({args.simulator}, log {result.run_dir / 'sim.log'})")
-    return 0
+        if args.debug:
+            raise
+        return error.exit_code
 
 
 if __name__ == "__main__":

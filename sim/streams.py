@@ -68,7 +68,8 @@ async def put(ctx, stream, payload: Any, *, rng: random.Random | None = None, id
               noise: random.Random | None = None, domain: str = "sync") -> None:
     """Offer ``payload`` on ``stream`` (which the testbench drives) until the sink takes it.
 
-    ``payload`` is what ``ctx.set`` takes for the payload: an ``int``, or a dict / ``data.Const`` for a layout.
+    ``payload`` is an ``int`` (the payload's bits, also for a layout payload, as :func:`esb_hw.layouts.pack`
+    makes them), or what ``ctx.set`` takes for a layout (a dict, a ``data.Const``).
     Returns just after the transfer's edge with ``valid`` low and a random payload.
     """
     noise = noise or random.Random(0)
@@ -77,7 +78,7 @@ async def put(ctx, stream, payload: Any, *, rng: random.Random | None = None, id
         _idle(ctx, stream, noise)
         for _ in range(gap):
             await ctx.tick(domain)
-    ctx.set(stream.payload, payload)
+    ctx.set(_bits_of(stream.payload) if isinstance(payload, int) else stream.payload, payload)
     ctx.set(stream.valid, 1)
     await ctx.tick(domain).until(stream.ready)
     _idle(ctx, stream, noise)

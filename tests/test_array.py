@@ -1,20 +1,35 @@
-"""PEArray (esb_hw/hw/array.py) against the golden GEMM, in cocotb on Verilator and Icarus."""
+# amaranth: UnusedElaboratable=no
+"""PEArray (esb_hw/hw/core/array.py) against the golden GEMM: every shipped config in Amaranth's simulator, and
+the default, odd-shaped and primitive netlists in cocotb on Verilator and Icarus.
 
+Every stream source drives random payloads (``last`` included) while ``valid`` is low (sim/streams.py), and
+the sinks apply random back-pressure.
+"""
+
+import random
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 from amaranth.back import verilog
+from amaranth.sim import Simulator
 
+import esb_hw.hw.core.array as array_module
 from esb_hw.compiler.gemm import gemm_stimulus
 from esb_hw.config import AcceleratorConfig
+from esb_hw.errors import ParameterError
 from esb_hw.hw.core.array import PEArray, pipeline_latency
 from sim.pytest_helpers import simulate, simulators
+from sim.streams import get_many, put_many
 
+ROOT = Path(__file__).resolve().parents[1]
 COCOTB_MODULE = "sim.tests.cocotb_array"
-PRIMITIVE_MODELS = Path(__file__).resolve().parents[1] / "sim" / "models" / "xilinx_primitives.v"
+PRIMITIVE_MODELS = ROOT / "sim" / "models" / "xilinx_primitives.v"
+SHIPPED = {path.stem: AcceleratorConfig.from_toml(path) for path in sorted((ROOT / "configs").glob("*.toml"))}
 CONFIGS = {
-    "default": AcceleratorConfig.from_toml("configs/default.toml"),
+    "default": SHIPPED["default"],
     # Odd shape (unbalanced adder trees, padding), ESB activations, the naive shift-add PEs.
     "odd_esb_naive": AcceleratorConfig(weight_bits=5, weight_k=2, activation_bits=6, activation_k=3, rows=3,
                                        cols=5, max_reduction=600, pe_variant="esb_naive", name="odd_esb_naive"),
@@ -30,41 +45,128 @@ def random_gemm(config: AcceleratorConfig, out_rows: int, reduction: int, column
     return weights, activations
 
 
-def extreme_gemm(config: AcceleratorConfig, sign: int):
-    """The largest positive (sign = +1) or negative sum at max_reduction: max levels everywhere."""
+def extreme_gemm(config: AcceleratorConfig, sign: int, reduction: int | None = None):
+    """The largest positive (sign = +1) or negative sum: max levels everywhere, ``max_reduction`` long."""
     weight_format, activation_format = config.weight_format, config.activation_format
     weight_code = weight_format.code_of_level(np.array([sign * weight_format.max_level]))[0]
     activation_code = activation_format.code_of_level(np.array([activation_format.max_level]))[0]
-    reduction = config.max_reduction - config.max_reduction % config.cols
-    return (np.full((config.rows, reduction), weight_code), np.full((reduction, 2), activation_code))
-
-
-def stimulus_params(config, weights, activations, seed=1, idle=0.3, stall=0.3):
-    stimulus = gemm_stimulus(config, weights, activations)
-    return {"beats": stimulus.beats, "expected": stimulus.expected, "rows": config.rows,
-            "accumulator_bits": config.accumulator_bits, "latency": pipeline_latency(config),
-            "seed": seed, "idle": idle, "stall": stall}
+    reduction = reduction or config.max_reduction - config.max_reduction % config.cols
+    return np.full((config.rows, reduction), weight_code), np.full((reduction, 2), activation_code)
 
 
 def gemm_cases(config):
-    """Shapes: the full array, one row, one column, one beat, shapes not matching the array, extremes."""
-    cases = []
-    for index, (rows, reduction, columns) in enumerate([(config.rows, 4 * config.cols, 6), (1, 3 * config.cols, 4),
-                                                        (config.rows, config.cols + 1, 1), (2, 1, 5),
-                                                        (max(1, config.rows - 1), 2 * config.cols - 1, 7)]):
-        cases.append(random_gemm(config, rows, reduction, columns, seed=index))
-    return cases
+    """Shapes: the full array, one row, one column, one beat, shapes not matching the array, more rows than
+    the array (two row blocks)."""
+    shapes = [(config.rows, 4 * config.cols, 6), (1, 3 * config.cols, 4), (config.rows, config.cols + 1, 1),
+              (2, 1, 5), (max(1, config.rows - 1), 2 * config.cols - 1, 7), (config.rows + 1, config.cols, 2)]
+    return [random_gemm(config, *shape, seed=index) for index, shape in enumerate(shapes)]
 
 
-def combined_params(config, seed=1):
-    """Every case of gemm_cases plus both extremes in one run: one build, one simulation."""
+def combined(config, cases):
     beats, expected = [], []
-    for weights, activations in gemm_cases(config) + [extreme_gemm(config, +1), extreme_gemm(config, -1)]:
+    for weights, activations in cases:
         stimulus = gemm_stimulus(config, weights, activations)
         beats += stimulus.beats
-        expected += stimulus.expected
-    return {"beats": beats, "expected": expected, "rows": config.rows, "accumulator_bits": config.accumulator_bits,
-            "latency": pipeline_latency(config), "seed": seed, "idle": 0.3, "stall": 0.3}
+        expected += stimulus.expected_payloads
+    return beats, expected
+
+
+def cocotb_params(config, seed=1):
+    """Every case of gemm_cases plus both extremes at max_reduction in one run: one build, one simulation."""
+    beats, expected = combined(config, gemm_cases(config) + [extreme_gemm(config, +1), extreme_gemm(config, -1)])
+    return {"beats": beats, "expected": expected, "latency": pipeline_latency(config), "seed": seed, "idle": 0.3,
+            "stall": 0.3}
+
+
+def run_amaranth(array: PEArray, beats, tiles: int, seed: int, idle=0.3, stall=0.3):
+    """Stream ``beats`` through ``array`` in Amaranth's simulator; return the output payloads as ints."""
+    outputs = []
+
+    async def source(ctx):
+        await put_many(ctx, array.i, beats, rng=random.Random(seed), idle=idle, noise=random.Random(seed + 2))
+
+    async def sink(ctx):
+        payloads = await get_many(ctx, array.o, tiles, rng=random.Random(seed + 1), stall=stall)
+        outputs.extend(int(payload.as_value().value) for payload in payloads)
+
+    simulator = Simulator(array)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(source, background=True)
+    simulator.add_testbench(sink)
+    simulator.run()
+    return outputs
+
+
+def tile_mismatches(outputs, expected):
+    return [tile for tile, (got, want) in enumerate(zip(outputs, expected, strict=True)) if got != want]
+
+
+def amaranth_cases(config):
+    """A smaller mix than cocotb's (Amaranth's simulator is the slower one on arrays): random shapes,
+    two row blocks, and extremes of 8 beats (the full max_reduction runs in tests/test_row.py and cocotb)."""
+    return (gemm_cases(config)[:2] + gemm_cases(config)[-1:]
+            + [extreme_gemm(config, +1, 8 * config.cols), extreme_gemm(config, -1, 8 * config.cols)])
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_every_shipped_config_in_amaranth_sim(name):
+    config = SHIPPED[name]
+    beats, expected = combined(config, amaranth_cases(config))
+    outputs = run_amaranth(PEArray(config), beats, len(expected), seed=len(name))
+    assert tile_mismatches(outputs, expected) == []
+
+
+def planted_idle_last_array():
+    """PEArray with a planted bug: the tile-start flag taken from ``last`` on idle cycles too."""
+    source = Path(array_module.__file__).read_text()
+    guarded = ("            with m.If(self.i.valid):\n"
+               "                m.d.sync += starts_tile.eq(self.i.payload.last)\n")
+    assert guarded in source
+    mutated = source.replace(guarded, "            m.d.sync += starts_tile.eq(self.i.payload.last)\n")
+    module = types.ModuleType("planted_array", "PEArray with a planted bug")
+    module.__package__ = array_module.__package__
+    sys.modules["planted_array"] = module
+    try:
+        exec(compile(mutated, "planted_array.py", "exec"), module.__dict__)
+    finally:
+        del sys.modules["planted_array"]
+    return module.PEArray
+
+
+def test_the_planted_idle_last_bug_is_caught():
+    """A source that held its last payload while idle let this bug pass; random idle payloads catch it."""
+    config = SHIPPED["default"]
+    beats, expected = combined(config, amaranth_cases(config)[:2])
+    good = run_amaranth(PEArray(config), beats, len(expected), seed=3)
+    assert tile_mismatches(good, expected) == []
+    planted = run_amaranth(planted_idle_last_array()(config), beats, len(expected), seed=3)
+    assert tile_mismatches(planted, expected) != []
+
+
+def test_full_rate_latency_in_amaranth_sim():
+    """No gaps, no back-pressure: a tile's sums appear ``latency`` cycles after its last beat is accepted."""
+    config = CONFIGS["odd_esb_naive"]
+    stimulus = gemm_stimulus(config, *random_gemm(config, 3, 10, 4, seed=8))  # 2 beats per tile, 4 tiles
+    array = PEArray(config)
+    seen = []
+
+    async def testbench(ctx):
+        ctx.set(array.o.ready, 1)
+        for cycle in range(len(stimulus.beats) + array.latency + 2):
+            if cycle < len(stimulus.beats):
+                ctx.set(array.i.payload.as_value(), stimulus.beats[cycle])
+            ctx.set(array.i.valid, cycle < len(stimulus.beats))
+            await ctx.tick()
+            if ctx.get(array.o.valid):
+                seen.append((cycle, int(ctx.get(array.o.payload).as_value().value)))
+
+    simulator = Simulator(array)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    # The last beat of tile t is accepted at cycle 2 t + 1; its sums are valid after `latency` more edges.
+    assert seen == [(2 * tile + 1 + array.latency - 1, payload)
+                    for tile, payload in enumerate(stimulus.expected_payloads)]
 
 
 @simulators
@@ -72,18 +174,18 @@ def combined_params(config, seed=1):
 def test_array_matches_golden_gemm(name, simulator):
     config = CONFIGS[name]
     simulate(PEArray(config), COCOTB_MODULE, simulator=simulator, toplevel=f"array_{name}",
-             params=combined_params(config))
+             params=cocotb_params(config))
 
 
 @simulators
 def test_primitive_netlist_matches_golden_gemm(simulator):
-    """The netlist that is synthesized (LUT6_2/CARRY8 ternary adders), with behavioral models of the two
-    primitives written from UG974."""
+    """The netlist that is synthesized (LUT6_2/CARRY8 adders, mapped LUT6 products), with behavioral models of
+    the primitives written from UG974."""
     config = CONFIGS["default"]
     verilog_text = verilog.convert(PEArray(config, primitives=True), name="array_primitives", emit_src=False)
     assert "LUT6_2" in verilog_text and "CARRY8" in verilog_text
     simulate(verilog_text + "\n" + PRIMITIVE_MODELS.read_text(), COCOTB_MODULE, simulator=simulator,
-             toplevel="array_primitives", params=combined_params(config))
+             toplevel="array_primitives", params=cocotb_params(config))
 
 
 def test_extremes_reach_the_accumulator_limits():
@@ -98,12 +200,20 @@ def test_extremes_reach_the_accumulator_limits():
 @pytest.mark.parametrize("simulator", ["icarus"])
 def test_array_checker_catches_a_wrong_sum(simulator):
     config = CONFIGS["default"]
-    params = stimulus_params(config, *random_gemm(config, 8, 16, 3, seed=5))
-    params["expected"][1][2] += 1
+    stimulus = gemm_stimulus(config, *random_gemm(config, 8, 16, 3, seed=5))
+    expected = stimulus.expected_payloads
+    expected[1] ^= 1 << 30  # row 1's sum of tile 1
+    params = {"beats": stimulus.beats, "expected": expected, "latency": pipeline_latency(config), "seed": 1,
+              "idle": 0.3, "stall": 0.3}
     with pytest.raises(AssertionError, match="1 of 3 tiles differ"):
         simulate(PEArray(config), COCOTB_MODULE, simulator=simulator, toplevel="array_default", params=params)
 
 
-def test_array_rejects_a_non_config():
-    with pytest.raises(TypeError, match="config must be an AcceleratorConfig"):
-        PEArray({"rows": 8})
+@pytest.mark.parametrize("kwargs, message", [
+    ({"config": {"rows": 8}}, "config must be an AcceleratorConfig, got dict"),
+    ({"primitives": None}, "primitives must be a bool, got NoneType None"),
+])
+def test_parameters_are_checked(kwargs, message):
+    arguments = {"config": CONFIGS["default"], **kwargs}
+    with pytest.raises(ParameterError, match=message):
+        PEArray(arguments.pop("config"), **arguments)

@@ -1,20 +1,14 @@
-"""The analytical resource model of esb_hw/estimate.py: structure, calibration data, fit checks, throughput.
+"""The analytical resource model (esb_hw/estimate/model.py): structure from the hardware, exact flip-flops,
+fit checks and throughput."""
 
-Only one test runs yosys (two small array runs in parallel, a few seconds); the rest use the stored
-calibration measurements.
-"""
-
-import dataclasses
-import json
 import re
 
 import pytest
+from amaranth.back import rtlil
 
-from esb_hw import estimate
 from esb_hw.config import AcceleratorConfig
 from esb_hw.estimate import (
     MODEL_TOLERANCE,
-    CalibrationError,
     DoesNotFitError,
     ResourceEstimate,
     check_fits,
@@ -22,10 +16,12 @@ from esb_hw.estimate import (
     estimate_extra,
     exceeds_tolerance,
     gops_per_klut,
+    model,
     model_error,
     peak_gops,
     relative_error,
 )
+from esb_hw.hw.core.array import PEArray
 
 ZCU102 = {"lut": 274_080, "ff": 548_160, "bram36": 912, "dsp": 2_520}
 COMPONENTS = ["lanes", "products", "trees", "accumulators", "control"]
@@ -37,12 +33,22 @@ def config(**changes) -> AcceleratorConfig:
 
 
 # ---- structure and monotonicity ----------------------------------------------------------------------------
+def elaborated_register_bits(design) -> int:
+    """Flip-flop bits of the elaborated design, before any synthesis: the widths of its register cells."""
+    text = rtlil.convert(design, emit_src=False)
+    cells = re.findall(r"cell \$(?:dff|adff|sdff|dffe)\b.*?\n((?:\s+parameter.*\n)+)", text)
+    return sum(int(re.search(r"parameter \\WIDTH (\d+)", parameters).group(1)) for parameters in cells)
+
+
 @pytest.mark.parametrize("variant", ["esb", "esb_naive", "baseline"])
-def test_breakdown_adds_up(variant):
-    result = estimate_array(config(pe_variant=variant))
+@pytest.mark.parametrize("shape", [(3, 5), (2, 8), (1, 1)])
+def test_flip_flops_are_those_of_the_elaborated_array(variant, shape):
+    """The model's flip-flops are what the hardware reports it registers; the elaborated netlist has exactly one
+    more: the registered beat's ``last`` bit, which nothing reads and synthesis removes."""
+    small = config(pe_variant=variant, rows=shape[0], cols=shape[1], max_reduction=64)
+    result = estimate_array(small)
     assert sorted(result.breakdown) == sorted(COMPONENTS)
-    for resource in estimate.RESOURCES:
-        assert sum(part[resource] for part in result.breakdown.values()) == getattr(result, resource)
+    assert elaborated_register_bits(PEArray(small)) == result.ff + 1
     assert result.bram36 == 0 and result.dsp == 0
 
 
@@ -72,100 +78,11 @@ def test_model_grows_with_weight_bits(weights):
 
 
 def test_flip_flops_of_the_default_array():
-    # Counted by hand from array.py: 64 activation bits; 64 PEs x (4 weight bits + 13-bit term);
+    # Counted by hand from array.py and row.py: 64 activation bits; 64 PEs x (4 weight bits + 13-bit term);
     # 8 ternary trees x (15 + 15 + 14 + 3 signs + 17 + 1 sign); 8 x (25-bit accumulator + 25-bit output);
     # 4 stages x (valid, first, last) + starts_tile + o.valid.
-    assert estimate.flip_flops(config()) == {"lanes": 64, "products": 1088, "trees": 520, "accumulators": 400,
+    assert model.flip_flops(config()) == {"lanes": 64, "products": 1088, "trees": 520, "accumulators": 400,
                                              "control": 14}
-
-
-def test_tree_structure():
-    assert estimate.tree_structure(1, 13) == (0, 0)
-    # 8 terms of 13 bits: ternary (15), ternary (15), binary (14) and 3 signs; then ternary (17) and 1 sign.
-    # A ternary adder is one LUT6_2 per output bit, a binary adder one LUT per input bit.
-    assert estimate.tree_structure(8, 13) == (15 + 15 + 14 + 3 + 17 + 1, 15 + 15 + 13 + 17)
-    # 5 terms of 9 bits: ternary (11), binary (10) and 2 signs; then binary (12) and 1 sign.
-    assert estimate.tree_structure(5, 9) == (11 + 10 + 2 + 12 + 1, 11 + 9 + 11)
-
-
-# ---- calibration data -----------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def calibration():
-    return estimate.load_calibration()
-
-
-def test_calibration_file_has_what_the_model_needs(calibration):
-    assert estimate.CALIBRATION_PATH.parent == estimate.Path(estimate.__file__).parent
-    assert calibration["yosys"]["version"].startswith("Yosys ")
-    assert estimate.ARRAY_FLOW in calibration["yosys"]["flows"]
-    coefficients = calibration["coefficients"]
-    for variant, terms in estimate.PRODUCT_TERMS.items():
-        assert sorted(coefficients["product"][variant]) == sorted(terms)
-    for variant, terms in estimate.LANE_TERMS.items():
-        assert sorted(coefficients["lane"][variant]) == sorted(terms)
-    values = [value for group in ("product", "lane") for table in coefficients[group].values()
-              for value in table.values()]
-    values += [coefficients[name] for name in ("tree_adder_bit", "accumulator_bit", "control")]
-    assert all(value >= 0 for value in values)  # a negative cost would be an overfit
-    measurements = calibration["measurements"]
-    assert {point["variant"] for point in measurements["rows"]} == {"esb", "esb_naive", "baseline"}
-    assert measurements["trees"] and measurements["accumulators"]
-    for point in measurements["rows"]:
-        for key in ("one_row", "two_rows"):
-            assert point[key]["flow"] == estimate.ARRAY_FLOW
-            assert {"lut", "ff", "bram36", "dsp"} <= set(point[key])
-
-
-def flat(table: dict, prefix: str = "") -> dict:
-    result = {}
-    for key, value in table.items():
-        if isinstance(value, dict):
-            result.update(flat(value, f"{prefix}{key}."))
-        else:
-            result[f"{prefix}{key}"] = value
-    return result
-
-
-def test_stored_coefficients_are_the_fit_of_the_stored_measurements(calibration):
-    refit = flat(estimate.fit_coefficients(calibration["measurements"]))
-    assert refit == pytest.approx(flat(calibration["coefficients"]), abs=2e-3)
-
-
-def test_flip_flops_are_exact_on_every_calibration_run(calibration):
-    for row in estimate.calibration_residuals(calibration["measurements"], calibration["coefficients"]):
-        assert row["model_ff"] == row["ff"], row
-
-
-def test_lone_trees_match_their_structure(calibration):
-    for tree in calibration["measurements"]["trees"]:
-        assert (tree["ff"], tree["lut"]) == estimate.tree_structure(tree["count"], tree["term_bits"])
-
-
-def test_model_fits_the_preset_formats_in_calibration(calibration):
-    presets = {((4, 1), (8, 8)), ((3, 0), (8, 8)), ((4, 2), (8, 8)), ((5, 2), (6, 3))}
-    rows = [row for row in estimate.calibration_residuals(calibration["measurements"], calibration["coefficients"])
-            if row["variant"] == "esb" and (tuple(row["weights"]), tuple(row["activations"])) in presets]
-    assert len(rows) == 2 * len(presets)
-    assert not [row for row in rows if abs(row["lut_error"]) > MODEL_TOLERANCE]
-
-
-def test_missing_calibration(tmp_path):
-    with pytest.raises(CalibrationError, match=r"^calibration file not found; run bench/calibrate.py --write \("):
-        estimate.load_calibration(tmp_path / "calibration.json")
-
-
-def test_incomplete_calibration(tmp_path, calibration):
-    broken = json.loads(json.dumps(calibration))
-    del broken["coefficients"]["product"]["esb"]["mux_inputs"]
-    broken["coefficients"]["control"] = "eight"
-    path = tmp_path / "calibration.json"
-    path.write_text(json.dumps(broken))
-    with pytest.raises(CalibrationError, match=re.escape(
-            f"calibration file lacks the coefficients product.esb.mux_inputs, control ({path})")):
-        estimate.load_calibration(path)
-    path.write_text("[1, 2")
-    with pytest.raises(CalibrationError, match=r"^cannot read calibration file: "):
-        estimate.load_calibration(path)
 
 
 # ---- model error ---------------------------------------------------------------------------------------------
@@ -261,14 +178,3 @@ def test_capacity_needs_every_resource():
         check_fits(ResourceEstimate(lut=1, ff=1), {"lut": 1, "ff": 1, "bram36": 1}, "zcu102")
 
 
-# ---- against yosys -------------------------------------------------------------------------------------------
-def test_measure_array_counts_flip_flops_exactly():
-    """Two small yosys runs (1 and 2 rows of 3 columns, in parallel): the hierarchical measurement of a
-    3x3 array and the model's exact flip-flop count agree."""
-    small = dataclasses.replace(config(), rows=3, cols=3)
-    result = estimate.measure_array(small)
-    assert result["measured"]["ff"] == estimate_array(small).ff
-    assert result["error"]["ff"] == 0.0
-    assert result["measured"]["lut"] == result["shared"]["lut"] + 3 * result["per_row"]["lut"]
-    assert result["flow"] == estimate.ARRAY_FLOW
-    assert abs(result["error"]["lut"]) < 0.3  # a 3x3 array is far from the calibration points; just sane

@@ -1,4 +1,5 @@
-"""Products (esb_hw/hw/product.py): every code pair of many format pairs, combinationally."""
+# amaranth: UnusedElaboratable=no
+"""Products (esb_hw/hw/arith/product.py): every code pair of many format pairs, combinationally."""
 
 import equivalence
 import pytest
@@ -7,8 +8,17 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from esb_hw.hw import lutmap
-from esb_hw.hw.arith.product import ActivationLane, MultiplierProduct, ShiftAddProduct, odd_multiple_count
+from esb_hw.errors import ParameterError
+from esb_hw.hw.arith import lutmap
+from esb_hw.hw.arith.product import (
+    ActivationLane,
+    MultiplierProduct,
+    ShiftAddProduct,
+    lane_structure,
+    odd_multiple_count,
+    product_structure,
+    select_sources,
+)
 from esb_hw.quant import ESBFormat
 
 FORMAT_PAIRS = [
@@ -141,3 +151,40 @@ def test_mapping_only_where_it_fits():
     assert [product.mapped for product in products] == [False, False, False]
     for product in products:
         Simulator(product)  # elaborated
+
+
+@pytest.mark.parametrize("component", [ActivationLane, ShiftAddProduct, MultiplierProduct])
+@pytest.mark.parametrize("kwargs, message", [
+    ({"activation": ESBFormat(8, 7)}, "activation must be an unsigned ESBFormat, got ESB"),
+    ({"weight": ESBFormat(4, 1, False)}, "weight must be a signed ESBFormat, got ESB"),
+    ({"weight": (4, 1)}, "weight must be an ESBFormat, got tuple"),
+])
+def test_formats_are_checked(component, kwargs, message):
+    arguments = {"activation": ESBFormat(8, 8, False), "weight": ESBFormat(4, 1), **kwargs}
+    if component is not MultiplierProduct:
+        arguments["shared"] = True
+    with pytest.raises(ParameterError, match=message):
+        component(**arguments)
+
+
+def test_flags_are_checked():
+    formats = {"activation": ESBFormat(8, 8, False), "weight": ESBFormat(4, 1)}
+    with pytest.raises(ParameterError, match="shared must be a bool, got int 1"):
+        ActivationLane(**formats, shared=1)
+    with pytest.raises(ParameterError, match="primitives must be a bool, got str 'y'"):
+        ShiftAddProduct(**formats, shared=True, primitives="y")
+
+
+def test_structure_of_the_default_product():
+    """ESB(4,1) x uint8: sig_w is 1, 2 or 3, so the select stage routes sig_a (8 bits), sig_a << 1 or 3 sig_a
+    (10 bits) to bits 0..9; the shift stage moves each of the 10 selected bits by up to 2 places."""
+    activation, weight = ESBFormat(8, 8, False), ESBFormat(4, 1)
+    sources = select_sources(activation, weight)
+    assert sorted(sources) == list(range(10))
+    assert sources[0] == {(1, 0), (3, 0)} and sources[1] == {(1, 0), (1, 1), (3, 1)}
+    assert sources[8] == {(1, 7), (3, 8)} and sources[9] == {(3, 9)}
+    # Candidates per bit: 2, then 3 for bits 1..7, then 2 and 1: 1 + 7 * 2 + 1 + 0 = 16 multiplexer inputs.
+    assert product_structure(activation, weight, "esb") == {"magnitude_bits": 12, "mux_inputs": 16 + 10 * 2}
+    assert lane_structure(activation, weight, "esb") == {"adder_bits": 9}  # 3a = a + (a << 1): bits 1..9
+    with pytest.raises(ValueError, match="unknown PE variant 'fast'"):
+        product_structure(activation, weight, "fast")

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """TernaryAdder (esb_hw/hw/ternary.py): the LUT6_2/CARRY8 netlist is proven equal to ``x + y + z + c0 + ci``."""
 
 import itertools
@@ -6,7 +7,8 @@ import equivalence
 import pytest
 from amaranth.sim import Simulator
 
-from esb_hw.hw import ternary
+from esb_hw.errors import ParameterError
+from esb_hw.hw.arith import ternary
 from esb_hw.hw.arith.ternary import TernaryAdder
 
 
@@ -54,3 +56,14 @@ def test_lut_init_truth_table():
         i0, i1, i2, i3, _, i5 = ((index >> bit) & 1 for bit in range(6))
         expected = (i0 ^ i1 ^ i2 ^ i3) if i5 else int(i0 + i1 + i2 >= 2)
         assert (init >> index) & 1 == expected
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"width": 0}, "width must be an int >= 1, got 0"),
+    ({"width": 4.0}, "width must be an int >= 1, got float 4.0"),
+    ({"primitives": None}, "primitives must be a bool, got NoneType None"),
+    ({"gated": "no"}, "gated must be a bool, got str 'no'"),
+])
+def test_parameters_are_checked(kwargs, message):
+    with pytest.raises(ParameterError, match=message):
+        TernaryAdder(**{"width": 8, "primitives": False, **kwargs})

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from boards import available_boards, load_board
+from esb_hw.compiler.selftest import build_test_layer
 from esb_hw.config import AcceleratorConfig
 from esb_hw.errors import ParameterError
-from esb_hw.compiler.selftest import build_test_layer
 from esb_hw.hw.clocking import plan_clock, uart_clocks_per_bit
 from esb_hw.hw.debug.selftest import report_line
 from esb_hw.hw.top import SelfTestTop
@@ -24,8 +24,8 @@ SMALL = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=8, activati
 @pytest.mark.parametrize("board_name", available_boards())
 def test_top_elaborates_for_every_board(board_name):
     board = load_board(board_name)
-    plan = board.PLATFORM().build(SelfTestTop(SMALL, board.DEFAULT_CLOCK, layer=build_test_layer(SMALL)), name="top", do_build=False,
-                                  emit_src=False)
+    top = SelfTestTop(SMALL, board.DEFAULT_CLOCK, layer=build_test_layer(SMALL))
+    plan = board.PLATFORM().build(top, name="top", do_build=False, emit_src=False)
     verilog = plan.files["top.v"]
     primitive = {"zcu102": "MMCME4_BASE", "kcu105": "MMCME3_BASE"}[board_name]
     assert "module top" in verilog and primitive in verilog  # 150 MHz differs from both board clocks
@@ -35,8 +35,8 @@ def test_top_elaborates_for_every_board(board_name):
 def test_top_uses_the_board_clock_directly_when_it_matches():
     board = load_board("zcu102")
     config = AcceleratorConfig(**{**SMALL.__dict__, "clock_mhz": 300.0})
-    plan = board.PLATFORM().build(SelfTestTop(config, board.DEFAULT_CLOCK, layer=build_test_layer(config)), name="top", do_build=False,
-                                  emit_src=False)
+    top = SelfTestTop(config, board.DEFAULT_CLOCK, layer=build_test_layer(config))
+    plan = board.PLATFORM().build(top, name="top", do_build=False, emit_src=False)
     assert "MMCME4_BASE" not in plan.files["top.v"]
 
 

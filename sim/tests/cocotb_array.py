@@ -2,17 +2,19 @@
 
 Parameters (``load_params()``): ``beats`` (packed input payloads), ``expected`` (packed output payloads, one
 per tile, from :class:`esb_hw.compiler.gemm.GemmStimulus`), ``latency``, ``seed``, ``idle``, ``stall``; and
-``results`` (optional): a path where the received output payloads are written as JSON.
+``results`` (optional): a file name, in the run directory (beside ``params.json``), where the received output
+payloads are written as JSON.
 """
 
 import json
+import os
 import random
 from pathlib import Path
 
 import cocotb
 from cocotb.simtime import get_sim_time
 
-from sim import load_params
+from sim import PARAMS_ENV, load_params
 from sim.cocotb_helpers import CLOCK_PERIOD_NS, reset, start_clock
 from sim.streams import StreamSink, StreamSource
 
@@ -27,7 +29,7 @@ async def _start(dut):
 
 def _compare(outputs, params):
     if params.get("results"):
-        Path(params["results"]).write_text(json.dumps(outputs))
+        (Path(os.environ[PARAMS_ENV]).parent / params["results"]).write_text(json.dumps(outputs))
     mismatches = [(tile, got, want) for tile, (got, want) in enumerate(zip(outputs, params["expected"], strict=True))
                   if got != want]
     assert not mismatches, (f"{len(mismatches)} of {len(outputs)} tiles differ, first (tile, got, want): "

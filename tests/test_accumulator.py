@@ -1,0 +1,67 @@
+# amaranth: UnusedElaboratable=no
+"""Accumulator (esb_hw/hw/arith/accumulator.py): restart, enable, carry and truncation of a wide addend."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from esb_hw.errors import ParameterError
+from esb_hw.hw.arith.accumulator import Accumulator
+
+
+def run(width, addend_bits, steps):
+    """``steps`` of (addend, carry, enable, accumulate, restart); the register after each one."""
+    dut = Accumulator(width=width, addend_bits=addend_bits)
+    seen = []
+
+    async def testbench(ctx):
+        for addend, carry, enable, accumulate, restart in steps:
+            for port, value in zip((dut.addend, dut.carry, dut.enable, dut.accumulate, dut.restart),
+                                   (addend, carry, enable, accumulate, restart), strict=True):
+                ctx.set(port, int(value))
+            await ctx.tick()
+            seen.append(ctx.get(dut.accumulator))
+
+    simulator = Simulator(dut)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    return seen
+
+
+def model(steps):
+    value, seen = 0, []
+    for addend, carry, enable, accumulate, restart in steps:
+        if enable and accumulate:
+            value = (0 if restart else value) + addend + carry
+        seen.append(value)
+    return seen
+
+
+def test_random_steps_match_the_model():
+    rng = np.random.default_rng(0)
+    steps = [(int(rng.integers(-512, 512)), *(int(bit) for bit in rng.integers(0, 2, 4))) for _ in range(400)]
+    steps[0] = (5, 0, 1, 1, 1)
+    assert run(16, 10, steps) == model(steps)
+
+
+def test_checker_catches_a_wrong_value():
+    steps = [(3, 1, 1, 1, 1), (-7, 0, 1, 1, 0)]
+    seen = run(8, 4, steps)
+    assert seen == model(steps) == [4, -3]
+    assert seen != model([(3, 0, 1, 1, 1), (-7, 0, 1, 1, 0)])
+
+
+def test_a_wide_addend_whose_value_fits_is_exact():
+    steps = [(100, 0, 1, 1, 1), (-120, 1, 1, 1, 0)]
+    assert run(8, 12, steps) == [100, -19]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"width": 0}, "width must be an int in 1..64, got 0"),
+    ({"addend_bits": 0}, "addend_bits must be an int >= 1, got 0"),
+    ({"primitives": 0}, "primitives must be a bool, got int 0"),
+])
+def test_parameters_are_checked(kwargs, message):
+    with pytest.raises(ParameterError, match=message):
+        Accumulator(**{"width": 8, "addend_bits": 4, **kwargs})

@@ -1,0 +1,25 @@
+"""The exception hierarchy (esb_hw/errors.py): every project error is an EsbError with the right exit code."""
+
+import pytest
+
+from boards import BoardError
+from esb_hw.config import ConfigError
+from esb_hw.errors import CheckFailed, EsbError, InputError, ParameterError, ToolError
+from esb_hw.estimate import CalibrationError, DoesNotFitError, SynthesisError
+from esb_hw.hw.clocking import ClockError
+from esb_hw.quant.report import ReportError
+from sim.runner import SimulatorNotFound
+
+
+@pytest.mark.parametrize("error, code", [
+    (ConfigError, 2), (BoardError, 2), (ClockError, 2), (DoesNotFitError, 2), (ReportError, 2), (ParameterError, 2),
+    (InputError, 2), (SynthesisError, 1), (SimulatorNotFound, 1), (ToolError, 1), (CheckFailed, 1),
+    (CalibrationError, 1),
+])
+def test_every_project_error_derives_from_the_base(error, code):
+    assert issubclass(error, EsbError) and error.exit_code == code
+
+
+def test_builtin_bases_kept_for_library_callers():
+    assert issubclass(InputError, ValueError) and issubclass(ToolError, RuntimeError)
+    assert not issubclass(CheckFailed, ValueError)
