@@ -4,7 +4,7 @@ VENV ?= .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.esb-hw-installed
 
-.PHONY: build test lint bench report clean
+.PHONY: build test test-all lint bench report clean
 
 $(STAMP): pyproject.toml tools/bootstrap.sh
 	@sh tools/bootstrap.sh "$(PYTHON)" "$(VENV)"
@@ -13,7 +13,14 @@ $(STAMP): pyproject.toml tools/bootstrap.sh
 build: $(STAMP)
 	$(VPY) build.py --board zcu102
 
+# The quick suite (about 10 minutes on 2 cores from a fresh clone); `slow` tests only in test-all.
 test: $(STAMP)
+	@sh tools/ensure-iverilog.sh
+	$(VENV)/bin/ruff check .
+	$(VPY) -m pytest -m "not slow"
+
+# Everything, the longer simulations included: run it before a change lands.
+test-all: $(STAMP)
 	@sh tools/ensure-iverilog.sh
 	$(VENV)/bin/ruff check .
 	$(VPY) -m pytest

