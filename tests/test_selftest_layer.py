@@ -25,11 +25,12 @@ def test_extreme_tiles_come_first():
 def test_random_tiles_are_the_golden_gemm_of_the_seeded_codes():
     layer = build_test_layer(SMALL, tiles=5, seed=7)
     rng = np.random.default_rng(7)
-    weights = rng.integers(0, SMALL.weight_format.code_count, (2, 12))
-    activations = rng.integers(0, SMALL.activation_format.code_count, (12, 3))
-    stimulus = gemm_stimulus(SMALL, weights, activations)
-    assert layer.expected[2:] == tuple(stimulus.expected_payloads)
-    assert layer.beats[8:] == tuple(stimulus.beats)
+    for tile in range(3):  # each random tile has weights of its own
+        weights = rng.integers(0, SMALL.weight_format.code_count, (2, 12))
+        activations = rng.integers(0, SMALL.activation_format.code_count, (12, 1))
+        stimulus = gemm_stimulus(SMALL, weights, activations)
+        assert layer.expected[2 + tile] == stimulus.expected_payloads[0]
+        assert layer.beats[4 * (2 + tile): 4 * (3 + tile)] == tuple(stimulus.beats)
     assert build_test_layer(SMALL, tiles=5, seed=8).expected[2:] != layer.expected[2:]
 
 

@@ -22,10 +22,12 @@ from .calibrate import split_rows
 from .model import RESOURCES, estimate_array, estimate_design, model_error, rom_luts
 from .synth import YosysResult, synthesize, yosys_version
 
-__all__ = ["measure_array", "measure_design", "measure_rows", "synthesize_rows"]
+__all__ = ["FLAT_MACS", "measure_array", "measure_design", "measure_rows", "synthesize_rows"]
 
 #: A callable taking one progress line, or None for silence.
 Progress = Callable[[str], None] | None
+#: The largest design (in MACs) that ``measure_design`` synthesizes flat.
+FLAT_MACS = 256
 
 
 def _timed(progress: Progress, what: str, run: Callable[[], YosysResult]) -> YosysResult:
@@ -60,7 +62,7 @@ def measure_rows(config: AcceleratorConfig, jobs: int = 2, progress: Progress = 
 def measure_array(config: AcceleratorConfig, jobs: int = 2, progress: Progress = None) -> dict:
     """Measure ``PEArray(config)`` hierarchically with yosys and compare the model (``build.py --estimate``).
 
-    A flat run of a 64-MAC array takes minutes, so this synthesizes one row and two rows (``rows=1``,
+    A flat run of a big array takes minutes to hours, so this synthesizes one row and two rows (``rows=1``,
     ``rows=2``, ``cols=config.cols``) and scales: what doubling the rows adds is one row's products, tree
     and accumulator (``per_row = two - one``); what a single row has beyond that is built once however many
     rows there are: the activation lanes (``cols`` registered codes, odd multiples) and the stream control
@@ -96,37 +98,53 @@ def measure_array(config: AcceleratorConfig, jobs: int = 2, progress: Progress =
 
 
 def measure_design(config: AcceleratorConfig, layer: SelfTestLayer, jobs: int = 2, progress: Progress = None) -> dict:
-    """yosys figures of the whole self-checking design, hierarchically (``build.py --estimate``).
+    """yosys figures of the whole self-checking design (``build.py --estimate``).
 
-    The array: :func:`measure_array` (one and two rows, scaled). The wrapper: a one-row ``SelfTest`` minus a
-    one-row ``PEArray``, plus the LUTs and FFs by which the full-size ROMs and their read registers are wider
-    than the one-row ones (the only part of the wrapper that grows with the rows).
-
-    ``layer`` is the design's self-test layer; the one-row runs use the compiler's layer for one row, which
-    has as many beats and tiles.
+    Up to :data:`FLAT_MACS` MACs the whole design and the bare array are each synthesized flat (an 8x8 design
+    takes about 20 s). Above that, hierarchically: the array with :func:`measure_array` (one and two rows,
+    scaled), and the wrapper as a one-row ``SelfTest`` minus a one-row ``PEArray``, plus the LUTs and FFs by
+    which the full-size ROMs and their read registers are wider than the one-row ones (the only part of the
+    wrapper that grows with the rows; the ROMs are mapped LUT6s, one per bit per 64 words).
     """
     started = time.perf_counter()
-    array = measure_array(config, jobs=jobs, progress=progress)
-    one_row = dataclasses.replace(config, rows=1)
-    small_layer = build_test_layer(one_row, tiles=layer.tiles)
-    designs = [(SelfTest(one_row, small_layer, clocks_per_bit=1736, heartbeat_bit=26, primitives=True), "selftest"),
-               (PEArray(one_row, primitives=True), "array_1row")]
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, 2))) as pool:
-        wrapped, bare = pool.map(
-            lambda design: _timed(progress, f"one-row {design[1]}",
-                                  lambda: synthesize(design[0], design[1], dff=True, depth=False)), designs)
-    wider = {"beat": array_input_layout(config).size - array_input_layout(one_row).size,
-             "tile": array_output_layout(config).size - array_output_layout(one_row).size}
-    rom_growth = rom_luts(wider["beat"], len(layer.beats)) + rom_luts(wider["tile"], layer.tiles)
-    wrapper = {key: getattr(wrapped, key) - getattr(bare, key) for key in RESOURCES}
-    wrapper["lut"] += rom_growth
-    wrapper["ff"] += wider["beat"] + wider["tile"]
-    measured = {key: array["measured"][key] + wrapper[key] for key in RESOURCES}
-    model = estimate_design(config, len(layer.beats), layer.tiles)
+    model = estimate_design(config, layer)
+    if config.macs <= FLAT_MACS:
+        designs = [(SelfTest(config, layer, clocks_per_bit=1736, heartbeat_bit=26, primitives=True), "selftest"),
+                   (PEArray(config, primitives=True), "array")]
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, 2))) as pool:
+            whole, bare = pool.map(
+                lambda design: _timed(progress, f"flat {design[1]} ({config.rows}x{config.cols})",
+                                      lambda: synthesize(design[0], design[1], dff=True, depth=False)), designs)
+        measured = {key: getattr(whole, key) for key in RESOURCES}
+        array_measured = {key: getattr(bare, key) for key in RESOURCES}
+        array_model = estimate_array(config)
+        array = {"source": "yosys-flat", "method": "one flat yosys run", "measured": array_measured,
+                 "model": array_model.as_dict(), "error": model_error(array_model, array_measured),
+                 "flow": bare.flow, "yosys": yosys_version()}
+        method = "flat yosys runs of the whole design and of the bare array"
+        wrapper = {key: measured[key] - array_measured[key] for key in RESOURCES}
+    else:
+        array = measure_array(config, jobs=jobs, progress=progress)
+        one_row = dataclasses.replace(config, rows=1)
+        small_layer = build_test_layer(one_row, tiles=layer.tiles)
+        designs = [(SelfTest(one_row, small_layer, clocks_per_bit=1736, heartbeat_bit=26, primitives=True),
+                    "selftest"), (PEArray(one_row, primitives=True), "array_1row")]
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, 2))) as pool:
+            wrapped, bare = pool.map(
+                lambda design: _timed(progress, f"one-row {design[1]}",
+                                      lambda: synthesize(design[0], design[1], dff=True, depth=False)), designs)
+        wider = {"beat": array_input_layout(config).size - array_input_layout(one_row).size,
+                 "tile": array_output_layout(config).size - array_output_layout(one_row).size}
+        rom_growth = rom_luts(wider["beat"], len(layer.beats)) + rom_luts(wider["tile"], layer.tiles)
+        wrapper = {key: getattr(wrapped, key) - getattr(bare, key) for key in RESOURCES}
+        wrapper["lut"] += rom_growth
+        wrapper["ff"] += wider["beat"] + wider["tile"]
+        measured = {key: array["measured"][key] + wrapper[key] for key in RESOURCES}
+        method = (f"array: {array['method']}; wrapper: one-row SelfTest minus one-row PEArray, plus "
+                  f"{rom_growth} LUTs and {wider['beat'] + wider['tile']} FFs of wider ROMs")
     return {
         **measured,
-        "method": f"array: {array['method']}; wrapper: one-row SelfTest minus one-row PEArray, plus "
-                  f"{rom_growth} LUTs and {wider['beat'] + wider['tile']} FFs of wider ROMs",
+        "method": method,
         "array": array,
         "wrapper": wrapper,
         "model": model.as_dict(),

@@ -33,7 +33,7 @@ from pathlib import Path
 from ..config import AcceleratorConfig
 from ..errors import EsbError, InputError, ParameterError
 from ..hw.core.array import array_structure
-from ..layouts import array_input_layout, array_output_layout
+from ..layouts import SelfTestLayer, array_input_layout, array_output_layout
 
 __all__ = [
     "CALIBRATION_PATH",
@@ -322,7 +322,7 @@ def rom_luts(width: int, depth: int) -> int:
     return width * math.ceil(depth / 64)
 
 
-def estimate_selftest(config: AcceleratorConfig, beats: int, tiles: int, *, clocks_per_bit: int = 1736,
+def estimate_selftest(config: AcceleratorConfig, layer: SelfTestLayer, *, clocks_per_bit: int = 1736,
                       heartbeat_bit: int = 26) -> ResourceEstimate:
     """The self-test wrapper around the array: the two ROMs (beats, expected sums) and the fixed logic.
 
@@ -331,13 +331,12 @@ def estimate_selftest(config: AcceleratorConfig, beats: int, tiles: int, *, cloc
     """
     from ..hw.debug.selftest import selftest_register_bits
 
-    lut = (SELFTEST_LUT_OVERHEAD + rom_luts(array_input_layout(config).size, beats)
-           + rom_luts(array_output_layout(config).size, tiles))
-    ff = selftest_register_bits(config, beats=beats, tiles=tiles, clocks_per_bit=clocks_per_bit,
-                                heartbeat_bit=heartbeat_bit)
+    lut = (SELFTEST_LUT_OVERHEAD + rom_luts(array_input_layout(config).size, len(layer.beats))
+           + rom_luts(array_output_layout(config).size, layer.tiles))
+    ff = selftest_register_bits(config, layer, clocks_per_bit=clocks_per_bit, heartbeat_bit=heartbeat_bit)
     return estimate_extra("selftest", lut=lut, ff=ff)
 
 
-def estimate_design(config: AcceleratorConfig, beats: int, tiles: int, **selftest) -> ResourceEstimate:
+def estimate_design(config: AcceleratorConfig, layer: SelfTestLayer, **selftest) -> ResourceEstimate:
     """Model of the whole self-checking design: :func:`estimate_array` plus :func:`estimate_selftest`."""
-    return estimate_array(config) + estimate_selftest(config, beats, tiles, **selftest)
+    return estimate_array(config) + estimate_selftest(config, layer, **selftest)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...config import AcceleratorConfig
@@ -17,6 +16,7 @@ from ...errors import ParameterError
 from ...layouts import SelfTestLayer, array_input_layout, array_output_layout
 from ..checks import require_bool, require_instance, require_int
 from ..core.array import PEArray
+from .rom import Rom, rom_register_bits
 from .uart import UARTTransmitter
 
 __all__ = ["SelfTest", "report_line", "selftest_register_bits"]
@@ -24,16 +24,23 @@ __all__ = ["SelfTest", "report_line", "selftest_register_bits"]
 COUNT_DIGITS = 4  # hex digits of the tile and error counts in the report line
 
 
-def selftest_register_bits(config: AcceleratorConfig, *, beats: int, tiles: int, clocks_per_bit: int,
-                           heartbeat_bit: int) -> int:
-    """Flip-flops of :class:`SelfTest` outside its :class:`~esb_hw.hw.core.array.PEArray`, as synthesis keeps
-    them: the two ROM read registers, the counters, the FSM and the UART (its constant stop bit removed)."""
+def selftest_register_bits(config: AcceleratorConfig, layer: SelfTestLayer, *, clocks_per_bit: int,
+                           heartbeat_bit: int, primitives: bool = True) -> int:
+    """Flip-flops that :class:`SelfTest` adds to its :class:`~esb_hw.hw.core.array.PEArray`, as synthesis keeps
+    them: the ROM read registers (:func:`~esb_hw.hw.debug.rom.rom_register_bits`), the counters, the FSM and the
+    UART (its constant stop bit removed), less the array input-register bits that become copies of merged ROM
+    columns."""
     line = len(report_line(True, 0, 0))
-    rom_registers = array_input_layout(config).size + array_output_layout(config).size
-    counters = (heartbeat_bit + 1) + beats.bit_length() + 2 * tiles.bit_length() + line.bit_length()
+    beat_bits = array_input_layout(config).size
+    beat_registers = rom_register_bits(layer.beats, beat_bits, primitives=primitives)
+    roms = beat_registers + rom_register_bits(layer.expected, array_output_layout(config).size,
+                                              primitives=primitives)
+    counters = ((heartbeat_bit + 1) + len(layer.beats).bit_length() + 2 * layer.tiles.bit_length()
+                + line.bit_length())
     flags = 1 + 1 + 1 + 2 + 2  # beat_valid, start_seen, run_after_reset, passed/failed, FSM state
     uart = 9 + (10).bit_length() + (max(clocks_per_bit, 2) - 1).bit_length()
-    return rom_registers + counters + flags + uart
+    merged_in_array = beat_bits - beat_registers  # the array's input register follows the ROM's columns
+    return roms + counters + flags + uart - merged_in_array
 
 
 def report_line(passed: bool, tiles: int, errors: int) -> bytes:
@@ -98,13 +105,11 @@ class SelfTest(wiring.Component):
         config, layer = self.config, self.layer
         m = Module()
         m.submodules.array = array = PEArray(config, primitives=self.primitives)
-        m.submodules.beats = beat_rom = Memory(shape=array_input_layout(config).size, depth=len(layer.beats),
-                                               init=layer.beats)
-        m.submodules.expected = expected_rom = Memory(shape=array_output_layout(config).size,
-                                                      depth=layer.tiles, init=layer.expected)
+        m.submodules.beats = beat_port = Rom(layer.beats, width=array_input_layout(config).size,
+                                             primitives=self.primitives)
+        m.submodules.expected = expected_port = Rom(layer.expected, width=array_output_layout(config).size,
+                                                    primitives=self.primitives)
         m.submodules.uart = uart = UARTTransmitter(clocks_per_bit=self.clocks_per_bit)
-        beat_port = beat_rom.read_port()
-        expected_port = expected_rom.read_port()
 
         heartbeat = Signal(self.heartbeat_bit + 1)
         m.d.sync += heartbeat.eq(heartbeat + 1)
