@@ -177,7 +177,7 @@ def test_array_matches_golden_gemm(name, simulator):
              params=cocotb_params(config))
 
 
-@simulators
+@pytest.mark.parametrize("simulator", ["verilator", pytest.param("icarus", marks=pytest.mark.slow)])
 def test_primitive_netlist_matches_golden_gemm(simulator):
     """The netlist that is synthesized (LUT6_2/CARRY8 adders, mapped LUT6 products), with behavioral models of
     the primitives written from UG974."""

@@ -7,6 +7,7 @@ import pytest
 from esb_hw.quant import golden
 from esb_hw.quant.format import ESBFormat
 from sim import run_layer
+from sim.runner import emit_verilog
 
 
 @pytest.fixture
@@ -79,7 +80,8 @@ def test_mismatch_exit_1(layer_files, capsys, monkeypatch):
 
 
 def test_simulator_failure_exit_1(layer_files, capsys, monkeypatch):
-    def broken(design, *args, **kwargs):
+    def broken(design, *args, toplevel, **kwargs):
+        emit_verilog(design, toplevel)  # the real runner gets this far, then the build fails
         raise RuntimeError("verilator build of array_default failed (exit 2)")
 
     monkeypatch.setattr(run_layer, "run_cocotb", broken)
