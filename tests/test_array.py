@@ -119,10 +119,10 @@ def test_every_shipped_config_in_amaranth_sim(name):
 def planted_idle_last_array():
     """PEArray with a planted bug: the tile-start flag taken from ``last`` on idle cycles too."""
     source = Path(array_module.__file__).read_text()
-    guarded = ("            with m.If(self.i.valid):\n"
-               "                m.d.sync += starts_tile.eq(self.i.payload.last)\n")
+    guarded = ("        with m.If(accepted):\n"
+               "            m.d.sync += starts_tile.eq(self.i.payload.last)\n")
     assert guarded in source
-    mutated = source.replace(guarded, "            m.d.sync += starts_tile.eq(self.i.payload.last)\n")
+    mutated = source.replace(guarded, "        m.d.sync += starts_tile.eq(self.i.payload.last)\n")
     module = types.ModuleType("planted_array", "PEArray with a planted bug")
     module.__package__ = array_module.__package__
     sys.modules["planted_array"] = module

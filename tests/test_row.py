@@ -1,6 +1,6 @@
 # amaranth: UnusedElaboratable=no
 """DotProductRow (esb_hw/hw/core/row.py) in Amaranth's simulator: every weight code times every activation code
-for every shipped config and PE variant, extreme sums at max_reduction, restarts and the enable."""
+for every shipped config and PE variant, extreme sums at max_reduction, restarts and idle cycles."""
 
 import dataclasses
 
@@ -29,7 +29,7 @@ class RowHarness(wiring.Component):
         self.row = DotProductRow(config)
         super().__init__({"activations": In(data.ArrayLayout(config.activation_format.bits, config.cols)),
                           "weights": In(data.ArrayLayout(config.weight_format.bits, config.cols)),
-                          "valid": In(1), "restart": In(1), "enable": In(1),
+                          "valid": In(1), "restart": In(1),
                           "accumulator": Out(self.row.accumulator.shape())})
 
     def elaborate(self, platform):
@@ -47,44 +47,40 @@ class RowHarness(wiring.Component):
         valid, restart = self.valid, self.restart
         for stage in range(row.latency):
             valid_next, restart_next = Signal(name=f"valid_{stage}"), Signal(name=f"restart_{stage}")
-            with m.If(self.enable):
-                m.d.sync += [valid_next.eq(valid), restart_next.eq(restart)]
+            m.d.sync += [valid_next.eq(valid), restart_next.eq(restart)]
             valid, restart = valid_next, restart_next
-        m.d.comb += [row.weights.eq(self.weights), row.enable.eq(self.enable), row.accumulate.eq(valid),
+        m.d.comb += [row.weights.eq(self.weights), row.accumulate.eq(valid),
                      row.restart.eq(restart), self.accumulator.eq(row.accumulator)]
         return m
 
 
-def run_row(config: AcceleratorConfig, sets, enable_pattern=None):
-    """Drive ``(weight codes, activation codes, restart)`` sets, one per enabled cycle (``enable_pattern``: 1 to
-    enable a cycle; idle cycles drive random codes); return the accumulator after each set."""
+def run_row(config: AcceleratorConfig, sets, feed_pattern=None):
+    """Drive ``(weight codes, activation codes, restart)`` sets, one per cycle where ``feed_pattern`` has a 1
+    (idle cycles drive random codes with ``valid`` low); return the accumulator after each set."""
     harness = RowHarness(config)
     rng = np.random.default_rng(99)
-    pattern = list(enable_pattern or [])
+    pattern = list(feed_pattern or [])
     observed = []
 
     async def testbench(ctx):
-        queue, fed_at, enabled_ticks = list(sets), [], 0
+        queue, fed_at, cycle = list(sets), [], 0
         while len(observed) < len(sets):
-            enable = pattern.pop(0) if pattern else 1
-            feed = bool(enable and queue)
+            feed = bool((pattern.pop(0) if pattern else 1) and queue)
             weights, activations, restart = queue.pop(0) if feed else (
                 rng.integers(0, config.weight_format.code_count, config.cols),
                 rng.integers(0, config.activation_format.code_count, config.cols), int(rng.integers(2)))
-            ctx.set(harness.enable, enable)
             ctx.set(harness.weights, [int(w) for w in weights])
             ctx.set(harness.activations, [int(a) for a in activations])
             ctx.set(harness.valid, int(feed))
             ctx.set(harness.restart, int(restart))
             await ctx.tick()
-            if enable:
-                if feed:
-                    fed_at.append(enabled_ticks)
-                # The set fed at enabled tick f is in the accumulator after enabled tick f + latency.
-                if fed_at and fed_at[0] + harness.row.latency == enabled_ticks:
-                    observed.append(ctx.get(harness.accumulator))
-                    fed_at.pop(0)
-                enabled_ticks += 1
+            if feed:
+                fed_at.append(cycle)
+            # The set fed at cycle f is in the accumulator after the edge that ends cycle f + latency.
+            if fed_at and fed_at[0] + harness.row.latency == cycle:
+                observed.append(ctx.get(harness.accumulator))
+                fed_at.pop(0)
+            cycle += 1
 
     simulator = Simulator(harness)
     simulator.add_clock(1e-8)
@@ -182,10 +178,11 @@ def random_sets(config, count, seed, restart_probability=0.1):
     return sets
 
 
-def test_random_sums_with_restarts_and_a_stuttering_enable():
+def test_random_sums_with_restarts_and_idle_cycles():
+    """Idle cycles (``accumulate`` low, random codes in the free-running products) must not touch the sum."""
     config = AcceleratorConfig.from_toml("configs/esb5_act_esb.toml")
     sets = random_sets(config, 300, seed=3)
-    pattern = [int(bit) for bit in np.random.default_rng(4).integers(0, 2, 2000)]  # about half frozen
+    pattern = [int(bit) for bit in np.random.default_rng(4).integers(0, 2, 2000)]  # about half idle
     assert mismatches(config, sets, run_row(config, sets, pattern)) == []
 
 

@@ -39,6 +39,12 @@ def test_stat_parser_counts_every_lut_kind():
     assert synth._count(stat, "CARRY8") == 2 and synth._count(stat, "CARRY4") == 0
 
 
+def test_distributed_ram_counts_its_lut_sites():
+    stat = "\n".join(["     3   LUT2", "     2   RAM32M16", "     1   RAM64X1D", "     4   SRLC32E"])
+    assert synth._lutram_sites(stat) == 2 * 8 + 2 + 4
+    assert synth._count(stat, "RAM32M") == 0  # RAM32M16 is not a RAM32M
+
+
 def test_missing_yosys(monkeypatch):
     monkeypatch.setattr(synth.sys, "executable", "/nonexistent/python")
     monkeypatch.setattr(synth.shutil, "which", lambda name: None)

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""SignFoldingAdderTree (esb_hw/hw/arith/tree.py): sums of one's-complement terms, latency, enable."""
+"""SignFoldingAdderTree (esb_hw/hw/arith/tree.py): sums of one's-complement terms, latency."""
 
 import numpy as np
 import pytest
@@ -9,26 +9,21 @@ from esb_hw.errors import ParameterError
 from esb_hw.hw.arith.tree import SignFoldingAdderTree, tree_levels, tree_structure, tree_widths
 
 
-def run_tree(count, term_bits, sets, enable_pattern=None, arity=2):
-    """Feed ``sets`` of (terms, negatives) on enabled cycles; return ``sum + pending`` of each set, read
-    ``levels`` enabled cycles after it went in (the documented latency)."""
+def run_tree(count, term_bits, sets, arity=2):
+    """Feed ``sets`` of (terms, negatives) one per cycle; return ``sum + pending`` of each set, read ``levels``
+    cycles after it went in (the documented latency)."""
     tree = SignFoldingAdderTree(count=count, term_bits=term_bits, arity=arity)
-    enable_pattern = enable_pattern or [1] * (len(sets) + tree.levels)
     results = []
 
     async def testbench(ctx):
         queue = list(sets)
-        enabled_cycles = 0
-        for enable in enable_pattern:
-            ctx.set(tree.enable, enable)
-            if enable:
-                terms, negatives = queue.pop(0) if queue else (np.zeros(count, int), np.zeros(count, int))
-                for index in range(count):
-                    ctx.set(tree.terms[index], int(terms[index]))
-                ctx.set(tree.negatives, sum(int(n) << i for i, n in enumerate(negatives)))
-                if enabled_cycles >= tree.levels:
-                    results.append(ctx.get(tree.sum) + ctx.get(tree.pending))
-                enabled_cycles += 1
+        for cycle in range(len(sets) + tree.levels):
+            terms, negatives = queue.pop(0) if queue else (np.zeros(count, int), np.zeros(count, int))
+            for index in range(count):
+                ctx.set(tree.terms[index], int(terms[index]))
+            ctx.set(tree.negatives, sum(int(n) << i for i, n in enumerate(negatives)))
+            if cycle >= tree.levels:
+                results.append(ctx.get(tree.sum) + ctx.get(tree.pending))
             if tree.levels:
                 await ctx.tick()
 
@@ -59,15 +54,6 @@ def test_sums_match(count, arity):
     sets += [(np.full(count, -(1 << (term_bits - 1))), np.ones(count, int)),
              (np.full(count, (1 << (term_bits - 1)) - 1), np.zeros(count, int))]
     assert mismatches(run_tree(count, term_bits, sets, arity=arity), sets) == []
-
-
-def test_enable_freezes_the_pipeline():
-    rng = np.random.default_rng(0)
-    sets = [(rng.integers(-100, 100, 6), rng.integers(0, 2, 6)) for _ in range(10)]
-    pattern = [1, 0, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1]
-    results = run_tree(6, 8, sets, pattern, arity=3)
-    assert len(results) == sum(pattern) - tree_levels(6, 3) == len(sets)
-    assert mismatches(results, sets) == []
 
 
 def test_checker_catches_a_wrong_sum():

@@ -13,10 +13,11 @@ hardware modules themselves (:func:`~esb_hw.hw.core.array.array_structure`), nev
     FFs: every adder, carried-term and delayed-sign register. LUTs: the tree's adder bits (one LUT6_2 per
     output bit of a ternary adder, one LUT per input bit of a binary one) times ``tree_adder_bit`` (about 1).
 ``accumulators`` (one per row)
-    FFs: the accumulator and the output register. LUTs: one gated LUT6_2 per accumulator bit times
-    ``accumulator_bit``.
+    FFs: the accumulator. LUTs: one gated LUT6_2 per accumulator bit times ``accumulator_bit``.
 ``control`` (once)
-    FFs: the pipeline flags. LUTs: a fitted constant (``advance``, the clock enables).
+    FFs: the pipeline flags, the credit counter and the output buffer's pointers. LUTs: a fitted constant.
+``output`` (once)
+    The output buffer's block RAMs (its read latch is inside them).
 
 The coefficients live in ``calibration.json`` beside this module (:mod:`esb_hw.estimate.calibrate` fits them;
 ``bench/calibrate.py`` regenerates the file). Flip-flops need no coefficient: they are exact.
@@ -211,13 +212,15 @@ def lut_terms(config: AcceleratorConfig, coefficients: dict) -> dict[str, float]
         "accumulators": (structure["accumulators"]["count"] * coefficients["accumulator_bit"]
                          * structure["accumulators"]["adder_bits"]),
         "control": coefficients["control"],
+        "output": 0.0,
     }
 
 
 def estimate_array(config: AcceleratorConfig) -> ResourceEstimate:
     """The analytical resource model of ``PEArray(config)`` (see the module docstring for its terms).
 
-    The array has no block RAM and, synthesized with ``-nodsp`` as DESIGN.md §6 prescribes, no DSPs.
+    Its block RAMs are the output buffer's; synthesized with ``-nodsp`` as DESIGN.md §6 prescribes, it has no
+    DSPs.
 
     Raises
     ------
@@ -227,10 +230,12 @@ def estimate_array(config: AcceleratorConfig) -> ResourceEstimate:
     if not isinstance(config, AcceleratorConfig):
         raise ParameterError(f"config must be an AcceleratorConfig, got {type(config).__name__}")
     luts = lut_terms(config, _calibration()["coefficients"])
+    structure = array_structure(config)
     ffs = flip_flops(config)
-    breakdown = {name: {"lut": round(luts[name]), "ff": ffs[name], "bram36": 0, "dsp": 0} for name in luts}
+    breakdown = {name: {"lut": round(luts[name]), "ff": ffs[name], "bram36": structure[name].get("bram36", 0),
+                        "dsp": 0} for name in luts}
     return ResourceEstimate(lut=sum(part["lut"] for part in breakdown.values()), ff=sum(ffs.values()),
-                            breakdown=breakdown)
+                            bram36=sum(part["bram36"] for part in breakdown.values()), breakdown=breakdown)
 
 
 def peak_gops(config: AcceleratorConfig) -> float:

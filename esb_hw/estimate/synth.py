@@ -37,14 +37,16 @@ class SynthesisError(ToolError):
 
 @dataclass(frozen=True)
 class YosysResult:
-    """Counts of one ``synth_xilinx`` run: LUTs (LUT1..LUT6 and LUT6_2 each count one), flip-flops, CARRY4
-    and CARRY8 cells (different units: 4 and 8 bits of carry chain), BRAM36 (a RAMB18E2 counts one half),
-    DSP slices, the ``ltp`` depth in cells when asked, the flow and the wall time."""
+    """Counts of one ``synth_xilinx`` run: LUTs (LUT1..LUT6 and LUT6_2 each count one, plus the LUT sites of
+    distributed RAM and shift-register cells, also given alone as ``lutram``), flip-flops, CARRY4 and CARRY8
+    cells (different units: 4 and 8 bits of carry chain), BRAM36 (a RAMB18E2 counts one half), DSP slices, the
+    ``ltp`` depth in cells when asked, the flow and the wall time."""
 
     lut: int
     ff: int
     carry4: int
     carry8: int
+    lutram: int
     bram36: float
     dsp: int
     depth: int | None
@@ -74,6 +76,17 @@ def yosys_version() -> str:
     if not found:
         return text.splitlines()[0] if text else "unknown"
     return f"{found[1]} (git sha1 {found[2]})" if found[2] else found[1]
+
+
+#: LUT sites that each distributed-RAM or shift-register primitive occupies (UG574: a RAM32M16 or RAM64M8 is a
+#: whole SLICEM of 8 LUTs, a RAM32M or RAM64M 4, the single-bit RAMs one per 64 bits and port).
+LUTRAM_SITES = {"RAM32M16": 8, "RAM64M8": 8, "RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2,
+                "RAM128X1D": 4, "RAM256X1D": 8, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4,
+                "RAM512X1S": 8, "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1}
+
+
+def _lutram_sites(stat: str) -> int:
+    return sum(sites * _count(stat, cell) for cell, sites in LUTRAM_SITES.items())
 
 
 def _count(stat: str, pattern: str) -> int:
@@ -124,7 +137,8 @@ def synthesize(component, name: str, *, nodsp: bool = True, depth: bool = True,
         stat, ltp = outputs
     longest = re.search(r"length=(\d+)", ltp) if ltp else None
     return YosysResult(
-        lut=_count(stat, "LUT[1-6]") + _count(stat, "LUT6_2"),
+        lut=_count(stat, "LUT[1-6]") + _count(stat, "LUT6_2") + _lutram_sites(stat),
+        lutram=_lutram_sites(stat),
         ff=_count(stat, "FD[A-Z]*"),
         carry4=_count(stat, "CARRY4"),
         carry8=_count(stat, "CARRY8"),

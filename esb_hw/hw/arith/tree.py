@@ -85,15 +85,13 @@ class SignFoldingAdderTree(wiring.Component):
     terms : In(ArrayLayout(signed(term_bits), count))
     negatives : In(count)
         Sign bits still to be added, one per term.
-    enable : In(1)
-        Clock enable of every register (the pipeline's advance signal).
     sum : Out(signed(...))
         Width from :func:`tree_widths`: ``term_bits`` plus 1 per binary and 2 per ternary level, at most.
     pending : Out(1)
         The one sign the tree did not add.
 
-    Latency ``levels = tree_levels(count, arity)`` enabled cycles (0 for one term); throughput one set per
-    cycle.
+    Latency ``levels = tree_levels(count, arity)`` cycles (0 for one term); throughput one set per cycle. The
+    registers run free (no clock enable, no reset): the caller tracks which results are valid.
     """
 
     def __init__(self, *, count: int, term_bits: int, arity: int = 2, primitives: bool = False):
@@ -110,7 +108,6 @@ class SignFoldingAdderTree(wiring.Component):
         super().__init__({
             "terms": In(data.ArrayLayout(signed(term_bits), count)),
             "negatives": In(count),
-            "enable": In(1),
             "sum": Out(signed(sum_bits)),
             "pending": Out(1),
         })
@@ -136,15 +133,13 @@ class SignFoldingAdderTree(wiring.Component):
             for index, start in enumerate(range(0, len(values), self.arity)):
                 expression, shape = self._reduce(m, values[start: start + self.arity], signs,
                                                  f"ternary_l{level}_{index}")
-                total = Signal(shape, name=f"sum_l{level}_{index}")
-                with m.If(self.enable):
-                    m.d.sync += total.eq(expression)
+                total = Signal(shape, name=f"sum_l{level}_{index}", reset_less=True)
+                m.d.sync += total.eq(expression)
                 next_values.append(total)
             next_signs = []
             for index, sign in enumerate(signs):
-                delayed = Signal(name=f"sign_l{level}_{index}")
-                with m.If(self.enable):
-                    m.d.sync += delayed.eq(sign)
+                delayed = Signal(name=f"sign_l{level}_{index}", reset_less=True)
+                m.d.sync += delayed.eq(sign)
                 next_signs.append(delayed)
             values, signs = next_values, next_signs
         assert len(values) == 1 and len(signs) == 1

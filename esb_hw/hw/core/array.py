@@ -9,6 +9,12 @@ of ``ceil(K / cols)`` beats (:mod:`esb_hw.compiler.gemm`).
 Activations are decoded once per column (:class:`~esb_hw.hw.arith.product.ActivationLane`) and broadcast to
 every row from registers; with the ``esb`` variant the lane also computes the odd multiples (``3a``, ...)
 that the rows select from, so that adder is paid once per column instead of once per PE.
+
+The data path runs free: no data register has a clock enable or a reset, and ``valid``/``first``/``last``
+flags travel beside the data. A tile's sums go into a block-RAM :class:`~.output_buffer.OutputBuffer`, and the
+input takes a tile's last beat only while the buffer has a free entry for it (a credit), so back-pressure on
+``o`` never has to stop the pipeline: ``o.ready`` reaches only the buffer's read side, and ``i.ready`` comes
+from a register.
 """
 
 from __future__ import annotations
@@ -22,15 +28,22 @@ from ...layouts import array_input_layout, array_output_layout
 from ..arith.product import ActivationLane, lane_structure
 from ..arith.tree import tree_levels
 from ..checks import require_bool, require_instance
+from .output_buffer import OutputBuffer, output_buffer_structure
 from .row import TREE_ARITY, DotProductRow, row_structure
 
-__all__ = ["PEArray", "array_structure", "pipeline_latency"]
+__all__ = ["OUTPUT_DEPTH", "PEArray", "array_structure", "pipeline_latency"]
+
+#: Entries of the output buffer: tiles in flight plus tiles waiting for the consumer. One block RAM holds 512,
+#: so 32 costs nothing more, and it exceeds the pipeline latency of every shape (at most 9 cycles at 64
+#: columns), so tiles of one beat still flow at one per cycle.
+OUTPUT_DEPTH = 32
 
 
 def pipeline_latency(config: AcceleratorConfig) -> int:
     """Cycles from accepting a tile's last beat to its sums on ``o``: the input register, the product
-    register, ``tree_levels(cols, 3)`` tree levels and the accumulator."""
-    return tree_levels(config.cols, TREE_ARITY) + 3
+    register, ``tree_levels(cols, 3)`` tree levels, the accumulator (which writes the output buffer), the
+    buffer's count and its read."""
+    return tree_levels(config.cols, TREE_ARITY) + 4
 
 
 def _flag_stages(config: AcceleratorConfig) -> int:
@@ -45,12 +58,13 @@ def array_structure(config: AcceleratorConfig) -> dict[str, dict]:
     ``lanes``: the registered activation codes, and one lane's
     :func:`~esb_hw.hw.arith.product.lane_structure` per column. ``products``, ``trees``, ``accumulators``:
     :func:`~esb_hw.hw.core.row.row_structure` times ``rows``, plus the registered weight codes under
-    ``products`` and the output register under ``accumulators``. ``control``: ``valid``/``first``/``last`` of
-    each flag stage, ``starts_tile`` and ``o.valid`` (``beat.last`` is never read; ``last`` of stage 0 carries
-    it).
+    ``products``. ``control``: ``valid``/``first``/``last`` of each flag stage, ``starts_tile``, the credit
+    counter and the output buffer's pointers (``beat.last`` is never read; ``last`` of stage 0 carries it).
+    ``output``: the output buffer's block RAMs.
     """
     rows, cols = config.rows, config.cols
     row = row_structure(config)
+    buffer = output_buffer_structure(array_output_layout(config).size, OUTPUT_DEPTH)
     return {
         "lanes": {"count": cols, "register_bits": cols * config.activation_format.bits,
                   "features": lane_structure(config.activation_format, config.weight_format, config.pe_variant)},
@@ -59,8 +73,10 @@ def array_structure(config: AcceleratorConfig) -> dict[str, dict]:
         "trees": {"count": rows, "adder_bits": row["tree"]["adder_bits"],
                   "register_bits": rows * row["tree"]["register_bits"]},
         "accumulators": {"count": rows, "adder_bits": row["accumulator"]["adder_bits"],
-                         "register_bits": rows * (row["accumulator"]["register_bits"] + config.accumulator_bits)},
-        "control": {"register_bits": 3 * _flag_stages(config) + 2},
+                         "register_bits": rows * row["accumulator"]["register_bits"]},
+        "control": {"register_bits": 3 * _flag_stages(config) + 1 + OUTPUT_DEPTH.bit_length()
+                    + buffer["register_bits"]},
+        "output": {"register_bits": 0, "bram36": buffer["bram36"]},
     }
 
 
@@ -80,15 +96,14 @@ class PEArray(wiring.Component):
     ----------
     i : In(stream.Signature(array_input_layout(config)))
         Beats; ``last`` closes a tile. A tile may have at most ``config.max_reduction // cols`` beats, which
-        keeps the accumulators exact. The payload is ignored while ``valid`` is low.
+        keeps the accumulators exact. The payload is ignored while ``valid`` is low. ``i.ready`` is a
+        register's output: low while :data:`OUTPUT_DEPTH` tiles are accepted but not yet taken from ``o``.
     o : Out(stream.Signature(array_output_layout(config)))
         One beat per tile: the exact sums of every row.
 
-    Latency: a tile's sums are valid on ``o`` ``latency = ceil(log3(cols)) + 3`` cycles after the cycle in
+    Latency: a tile's sums are valid on ``o`` ``latency = ceil(log3(cols)) + 4`` cycles after the cycle in
     which its last beat is accepted (:func:`pipeline_latency`). Throughput: one beat per cycle, tiles back to
-    back (a tile of one beat each cycle is fine); the next tile's beats keep flowing while the previous sums
-    wait on ``o``, and the input stalls only when a tile ends while ``o`` still holds the sums of the tile
-    before it.
+    back (a tile of one beat each cycle is fine) while fewer than :data:`OUTPUT_DEPTH` tiles wait for ``o``.
     """
 
     def __init__(self, config: AcceleratorConfig, *, primitives: bool = False):
@@ -105,7 +120,6 @@ class PEArray(wiring.Component):
     def elaborate(self, platform):
         config = self.config
         m = Module()
-        advance = Signal()
         # Flags travel beside the data: stage 0 = input registers, 1 = products, then the tree levels.
         stages = _flag_stages(config)
         valid = [Signal(name=f"valid_{s}") for s in range(stages)]
@@ -113,18 +127,26 @@ class PEArray(wiring.Component):
         last = [Signal(name=f"last_{s}") for s in range(stages)]
         starts_tile = Signal(init=1)
 
-        # Stage 0: registered broadcast of the beat.
-        beat = Signal(array_input_layout(config))
-        m.d.comb += self.i.ready.eq(advance)
-        with m.If(advance):
-            # Flags are gated by valid: an idle payload is don't-care and must not reach control.
-            m.d.sync += [beat.eq(self.i.payload), valid[0].eq(self.i.valid),
-                         first[0].eq(starts_tile & self.i.valid), last[0].eq(self.i.payload.last & self.i.valid)]
-            with m.If(self.i.valid):
-                m.d.sync += starts_tile.eq(self.i.payload.last)
-            for stage in range(1, stages):
-                m.d.sync += [valid[stage].eq(valid[stage - 1]), first[stage].eq(first[stage - 1]),
-                             last[stage].eq(last[stage - 1])]
+        # Credits: tiles whose last beat was accepted and whose sums have not left on o yet.
+        m.submodules.output = output = OutputBuffer(array_output_layout(config), depth=OUTPUT_DEPTH)
+        wiring.connect(m, wiring.flipped(self.o), output.o)
+        outstanding = Signal(range(OUTPUT_DEPTH + 1))
+        accepted = Signal()
+        closes_tile = Signal()
+        m.d.comb += [self.i.ready.eq(outstanding != OUTPUT_DEPTH), accepted.eq(self.i.valid & self.i.ready),
+                     closes_tile.eq(accepted & self.i.payload.last)]
+        m.d.sync += outstanding.eq(outstanding + closes_tile - (self.o.valid & self.o.ready))
+
+        # Stage 0: registered broadcast of the beat; flags are gated by valid, so an idle payload never
+        # reaches control.
+        beat = Signal(array_input_layout(config), reset_less=True)
+        m.d.sync += [beat.eq(self.i.payload), valid[0].eq(accepted), first[0].eq(starts_tile & accepted),
+                     last[0].eq(closes_tile)]
+        with m.If(accepted):
+            m.d.sync += starts_tile.eq(self.i.payload.last)
+        for stage in range(1, stages):
+            m.d.sync += [valid[stage].eq(valid[stage - 1]), first[stage].eq(first[stage - 1]),
+                         last[stage].eq(last[stage - 1])]
 
         lanes = []
         if config.pe_variant != "baseline":
@@ -135,23 +157,16 @@ class PEArray(wiring.Component):
                 m.d.comb += lane.code.eq(beat.activations[col])
                 lanes.append(lane)
 
-        # The output register takes a tile's sums on its last beat; a full register stalls the pipeline.
-        holding = self.o.valid & ~self.o.ready
-        m.d.comb += advance.eq(~(valid[-1] & last[-1] & holding))
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(advance & valid[-1] & last[-1]):
-            m.d.sync += self.o.valid.eq(1)
+        # The accumulators' totals of a tile's last beat go straight into the output buffer.
+        m.d.comb += output.w_en.eq(valid[-1] & last[-1])
         for index in range(config.rows):
             row = DotProductRow(config, primitives=self.primitives)
             m.submodules[f"row_{index}"] = row
-            m.d.comb += [row.weights.eq(beat.weights[index]), row.enable.eq(advance),
-                         row.accumulate.eq(valid[-1]), row.restart.eq(first[-1])]
+            m.d.comb += [row.weights.eq(beat.weights[index]), row.accumulate.eq(valid[-1]),
+                         row.restart.eq(first[-1]), output.w_data[index].eq(row.total)]
             if config.pe_variant == "baseline":
                 m.d.comb += row.activation_codes.eq(beat.activations)
             else:
                 for col, lane in enumerate(lanes):
                     m.d.comb += row.lanes[col].eq(lane.lane)
-            with m.If(advance & valid[-1] & last[-1]):
-                m.d.sync += self.o.payload[index].eq(row.total)
         return m

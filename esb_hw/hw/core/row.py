@@ -45,7 +45,7 @@ def row_structure(config: AcceleratorConfig) -> dict[str, dict[str, int]]:
 
 class DotProductRow(wiring.Component):
     """``accumulator = (restart ? 0 : accumulator) + sum_c La[c] * Lw[c]``, one set of ``cols`` products per
-    enabled cycle.
+    cycle.
 
     Parameters
     ----------
@@ -64,21 +64,19 @@ class DotProductRow(wiring.Component):
         The raw activation codes (variant ``baseline`` only, instead of ``lanes``).
     weights : In(ArrayLayout(weight.bits, cols))
         This row's weight codes.
-    enable : In(1)
-        Clock enable of every register of the row (products, tree, accumulator).
     accumulate : In(1)
-        The tree's output is a sum to add this cycle (the ``valid`` flag of the last stage).
+        The tree's output is a sum to add this cycle (the ``valid`` flag of the last stage): the accumulator's
+        clock enable. The product and tree registers run free, with no enable and no reset.
     restart : In(1)
         With ``accumulate``: drop the old accumulator, start from this sum (the ``first`` flag).
     total : Out(signed(accumulator_bits))
-        ``(restart ? 0 : accumulator) + tree sum``: what the accumulator loads at the next enabled edge when
+        ``(restart ? 0 : accumulator) + tree sum``: what the accumulator loads at the next edge when
         ``accumulate`` is high (combinational; the array's output register takes it on a tile's last beat).
     accumulator : Out(signed(accumulator_bits))
         The running sum.
 
-    Latency: ``latency = 1 + tree_levels(cols, 3)`` enabled cycles from codes on ``lanes``/``weights`` to
-    their sum on ``total``; the product register is the first. Throughput: one set of ``cols`` products per
-    enabled cycle.
+    Latency: ``latency = 1 + tree_levels(cols, 3)`` cycles from codes on ``lanes``/``weights`` to their sum on
+    ``total``; the product register is the first. Throughput: one set of ``cols`` products per cycle.
     """
 
     def __init__(self, config: AcceleratorConfig, *, primitives: bool = False):
@@ -88,7 +86,7 @@ class DotProductRow(wiring.Component):
         self.primitives = primitives
         self.latency = 1 + tree_levels(config.cols, TREE_ARITY)
         activation, weight = config.activation_format, config.weight_format
-        ports = {"weights": In(data.ArrayLayout(weight.bits, config.cols)), "enable": In(1),
+        ports = {"weights": In(data.ArrayLayout(weight.bits, config.cols)),
                  "accumulate": In(1), "restart": In(1),
                  "total": Out(signed(config.accumulator_bits)),
                  "accumulator": Out(signed(config.accumulator_bits))}
@@ -118,20 +116,18 @@ class DotProductRow(wiring.Component):
         term_bits = _term_bits(config)
         m.submodules.tree = tree = SignFoldingAdderTree(count=config.cols, term_bits=term_bits, arity=TREE_ARITY,
                                                         primitives=self.primitives)
-        m.d.comb += tree.enable.eq(self.enable)
         for col in range(config.cols):
             product = self._product(m, col)
             # One's complement registered with its sign; the tree adds the pending +1s as carries.
-            folded = Signal(signed(term_bits), name=f"folded_{col}")
-            with m.If(self.enable):
-                m.d.sync += folded.eq(product.folded)
+            folded = Signal(signed(term_bits), name=f"folded_{col}", reset_less=True)
+            m.d.sync += folded.eq(product.folded)
             m.d.comb += [tree.terms[col].eq(folded), tree.negatives[col].eq(folded[-1])]
 
         # (restart ? 0 : accumulator) + tree sum + the last pending sign, in one LUT per bit.
         m.submodules.accumulator = accumulator = Accumulator(width=config.accumulator_bits, addend_bits=len(tree.sum),
                                                              primitives=self.primitives)
         m.d.comb += [accumulator.addend.eq(tree.sum), accumulator.carry.eq(tree.pending),
-                     accumulator.enable.eq(self.enable), accumulator.accumulate.eq(self.accumulate),
+                     accumulator.accumulate.eq(self.accumulate),
                      accumulator.restart.eq(self.restart), self.total.eq(accumulator.total),
                      self.accumulator.eq(accumulator.accumulator)]
         return m
