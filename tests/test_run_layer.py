@@ -7,7 +7,8 @@ import pytest
 from esb_hw.quant import golden
 from esb_hw.quant.format import ESBFormat
 from sim import run_layer
-from sim.runner import emit_verilog
+from sim.pytest_helpers import require_simulator
+from sim.runner import SimulationFailed, emit_verilog
 
 
 @pytest.fixture
@@ -23,6 +24,7 @@ def argv(files, *extra, weights="w.npy", activations="x.npy"):
 
 
 def test_layer_matches_and_writes_the_sums(layer_files, capsys):
+    require_simulator("icarus")
     out = layer_files / "y.npy"
     assert run_layer.main(argv(layer_files, "--simulator", "icarus", "--out", str(out))) == 0
     assert "all 33 sums equal the golden model" in capsys.readouterr().out
@@ -65,6 +67,7 @@ def test_empty_activation_columns_exit_2(layer_files, capsys):
 
 
 def test_mismatch_exit_1(layer_files, capsys, monkeypatch):
+    require_simulator("icarus")
     real = run_layer.gemm_stimulus
 
     def corrupted(*args):
@@ -82,7 +85,7 @@ def test_mismatch_exit_1(layer_files, capsys, monkeypatch):
 def test_simulator_failure_exit_1(layer_files, capsys, monkeypatch):
     def broken(design, *args, toplevel, **kwargs):
         emit_verilog(design, toplevel)  # the real runner gets this far, then the build fails
-        raise RuntimeError("verilator build of array_default failed (exit 2)")
+        raise SimulationFailed("verilator build of array_default failed (exit 2)")
 
     monkeypatch.setattr(run_layer, "run_cocotb", broken)
     assert run_layer.main(argv(layer_files)) == 1

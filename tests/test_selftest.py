@@ -71,6 +71,9 @@ def test_report_line():
     ({"layer": SelfTestLayer((1 << 200,), (0,))}, r"layer payloads do not fit this config's beats \(43 bits in, "
                                                  r"\d+ bits out\)"),
     ({"config": "small"}, "config must be an AcceleratorConfig, got str"),
+    ({"layer": SelfTestLayer((1 << 42,), (0, 0))}, "layer has 2 expected tiles but 1 beats flagged last"),
+    ({"layer": SelfTestLayer((1 << 42, 0), (0,))}, "final beat does not close a tile"),
+    ({"layer": SelfTestLayer((1 << 42,), (0,) * 16 ** 4)}, r"layer.tiles must be an int in 1..65535, got 65536"),
 ])
 def test_parameters_are_checked(kwargs, message):
     arguments = {"config": SMALL, "layer": build_test_layer(SMALL, tiles=3), "clocks_per_bit": 4,

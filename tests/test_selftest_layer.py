@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 
-from esb_hw.compiler.gemm import gemm_stimulus
 from esb_hw.compiler.selftest import build_test_layer
 from esb_hw.config import AcceleratorConfig
 from esb_hw.errors import ParameterError
-from esb_hw.layouts import array_output_layout, unpack
+from esb_hw.layouts import array_input_layout, array_output_layout, pack, unpack
 
 SMALL = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=6, activation_k=3, rows=2, cols=3,
                           max_reduction=96, name="small")
@@ -22,16 +21,41 @@ def test_extreme_tiles_come_first():
     assert unpack(layout, layer.expected[1]) == [-extreme, -extreme]
 
 
-def test_random_tiles_are_the_golden_gemm_of_the_seeded_codes():
-    layer = build_test_layer(SMALL, tiles=5, seed=7)
-    rng = np.random.default_rng(7)
-    for tile in range(3):  # each random tile has weights of its own
-        weights = rng.integers(0, SMALL.weight_format.code_count, (2, 12))
-        activations = rng.integers(0, SMALL.activation_format.code_count, (12, 1))
-        stimulus = gemm_stimulus(SMALL, weights, activations)
-        assert layer.expected[2 + tile] == stimulus.expected_payloads[0]
-        assert layer.beats[4 * (2 + tile): 4 * (3 + tile)] == tuple(stimulus.beats)
-    assert build_test_layer(SMALL, tiles=5, seed=8).expected[2:] != layer.expected[2:]
+def replay(layer):
+    """Each tile's row sums, recomputed from the unpacked beats with the formats' levels, and the weights of each
+    tile."""
+    layout = array_input_layout(SMALL)
+    sums, tiles, weights = [0] * SMALL.rows, [], []
+    for payload in layer.beats:
+        beat = unpack(layout, payload)
+        levels = SMALL.activation_format.level(np.array(beat["activations"]))
+        for row in range(SMALL.rows):
+            sums[row] += int(np.dot(SMALL.weight_format.level(np.array(beat["weights"][row])), levels))
+        weights.append(beat["weights"])
+        if beat["last"]:
+            tiles.append((sums, weights))
+            sums, weights = [0] * SMALL.rows, []
+    return tiles
+
+
+def test_every_tile_is_exact_and_the_random_ones_have_weights_of_their_own():
+    layer = build_test_layer(SMALL, tiles=6, seed=7)
+    tiles = replay(layer)
+    assert [sums for sums, _ in tiles] == [unpack(array_output_layout(SMALL), word) for word in layer.expected]
+    random_weights = [weights for _, weights in tiles[2:]]
+    assert all(first != second for first, second in zip(random_weights, random_weights[1:], strict=False))
+    assert build_test_layer(SMALL, tiles=6, seed=8).expected[2:] != layer.expected[2:]
+
+
+def test_replay_catches_a_wrong_expectation():
+    layer = build_test_layer(SMALL, tiles=4)
+    wrong = list(layer.expected)
+    sums = unpack(array_output_layout(SMALL), wrong[3])
+    sums[0] -= 1
+    wrong[3] = pack(array_output_layout(SMALL), sums)
+    replayed = [sums for sums, _ in replay(layer)]
+    expected = [unpack(array_output_layout(SMALL), word) for word in wrong]
+    assert [index for index, (got, want) in enumerate(zip(replayed, expected, strict=True)) if got != want] == [3]
 
 
 def test_tiles_are_checked():

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""TernaryAdder (esb_hw/hw/ternary.py): the LUT6_2/CARRY8 netlist is proven equal to ``x + y + z + c0 + ci``."""
+"""TernaryAdder (esb_hw/hw/arith/ternary.py): the LUT6_2/CARRY8 netlist is proven equal to ``x + y + z + c0 + ci``."""
 
 import itertools
 

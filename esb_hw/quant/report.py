@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import EsbError, InputError
 from .baselines import LevelSetQuantizer, apot, power_of_two, uniform
 from .dda import optimal_scale
 from .format import MAX_EXPONENT_BITS, ESBFormat
@@ -114,6 +114,8 @@ def update_readme(path: Path, table: str) -> None:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ReportError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ReportError(f"cannot read {path}: not UTF-8 text") from None
     begin, end = text.find(README_BEGIN), text.find(README_END)
     if begin < 0 or end < begin:
         raise ReportError(f"{path} has no '{README_BEGIN}' ... '{README_END}' markers")
@@ -129,6 +131,8 @@ def check_plot_path(path: Path, force: bool) -> None:
         raise ReportError(f"{path} exists; pass --force to overwrite it")
     if path.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise ReportError(f"--plot needs a .png, .pdf or .svg file name, got {path.name}")
+    if not path.parent.is_dir():
+        raise ReportError(f"--plot {path}: folder {path.parent} does not exist")
 
 
 def plot_levels(path: Path, force: bool) -> None:
@@ -185,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="overwrite the --plot file if it exists")
     parser.add_argument("--update-readme", type=Path, metavar="README.md",
                         help="write the table between the report markers of this file instead of printing it")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.epilog = "The format and the quantizers: docs/number-format.md."
     args = parser.parse_args(argv)
     try:
         if args.plot:
@@ -198,9 +204,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.plot:
             plot_levels(args.plot, args.force)
             print(f"wrote {args.plot}")
-    except ReportError as error:
+    except EsbError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        if args.debug:
+            raise
+        return error.exit_code
     return 0
 
 

@@ -1,7 +1,8 @@
 """cocotb tests of :class:`esb_hw.hw.core.array.PEArray` against the golden GEMM.
 
 Parameters (``load_params()``): ``beats`` (packed input payloads), ``expected`` (packed output payloads, one
-per tile, from :class:`esb_hw.compiler.gemm.GemmStimulus`), ``latency``, ``seed``, ``idle``, ``stall``; and
+per tile, from :class:`esb_hw.compiler.gemm.GemmStimulus`), ``latency``, ``seed``, ``idle``, ``stall``,
+``max_cycles`` (optional: the run fails, instead of hanging, if the outputs take longer); and
 ``results`` (optional): a file name, in the run directory (beside ``params.json``), where the received output
 payloads are written as JSON.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import cocotb
 from cocotb.simtime import get_sim_time
+from cocotb.triggers import SimTimeoutError, with_timeout
 
 from sim import PARAMS_ENV, load_params
 from sim.cocotb_helpers import CLOCK_PERIOD_NS, reset, start_clock
@@ -25,6 +27,23 @@ async def _start(dut):
     start_clock(dut)
     await reset(dut)
     return source, sink, params
+
+
+async def _receive(sink, params, **kwargs):
+    """All output beats, or a failed assertion after ``max_cycles`` (a lost tile must not hang the run)."""
+    limit = params.get("max_cycles", 20 * len(params["beats"]) + 2000)
+    outputs = []
+
+    async def collect():
+        for _ in params["expected"]:
+            outputs.append(await sink.get(**kwargs))
+
+    try:
+        await with_timeout(cocotb.start_soon(collect()), limit * CLOCK_PERIOD_NS, "ns")
+    except SimTimeoutError:
+        raise AssertionError(f"timed out after {limit} cycles with {len(outputs)} of {len(params['expected'])} "
+                             "tiles out") from None
+    return outputs
 
 
 def _compare(outputs, params):
@@ -40,8 +59,7 @@ def _compare(outputs, params):
 async def gemm_under_backpressure(dut):
     source, sink, params = await _start(dut)
     cocotb.start_soon(source.put_many(params["beats"], rng=random.Random(params["seed"]), idle=params["idle"]))
-    outputs = await sink.get_many(len(params["expected"]), rng=random.Random(params["seed"] + 1),
-                                  stall=params["stall"])
+    outputs = await _receive(sink, params, rng=random.Random(params["seed"] + 1), stall=params["stall"])
     _compare(outputs, params)
 
 
@@ -51,7 +69,7 @@ async def gemm_full_rate(dut):
     source, sink, params = await _start(dut)
     started = get_sim_time(unit="ns")
     cocotb.start_soon(source.put_many(params["beats"]))
-    outputs = await sink.get_many(len(params["expected"]))
+    outputs = await _receive(sink, params)
     cycles = round((get_sim_time(unit="ns") - started) / CLOCK_PERIOD_NS)
     _compare(outputs, params)
     expected_cycles = len(params["beats"]) + params["latency"]

@@ -66,7 +66,7 @@ class SignFoldingAdderTree(wiring.Component):
     """Sum ``count`` one's-complement terms and their signs: ``sum + pending = Σ (term_i + negative_i)``.
 
     Every adder takes pending signs as extra 1-bit addends: a binary adder one (its carry-in), a ternary
-    adder two (:class:`~esb_hw.hw.ternary.TernaryAdder`). A group of ``k`` values removes ``k - 1`` values and
+    adder two (:class:`~esb_hw.hw.arith.ternary.TernaryAdder`). A group of ``k`` values removes ``k - 1`` values and
     ``k - 1`` signs, so one sign is left in ``pending`` for the accumulator's carry-in.
 
     Parameters

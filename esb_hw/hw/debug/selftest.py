@@ -76,7 +76,7 @@ class SelfTest(wiring.Component):
         One :func:`report_line` per run, 8N1.
 
     Timing: a run takes ``len(layer.beats) + pipeline latency`` cycles plus stalls (none: the checker is
-    always ready), then ``10 * clocks_per_bit`` cycles per report character.
+    always ready), then ``10 * clocks_per_bit + 1`` cycles per report character.
     """
 
     def __init__(self, config: AcceleratorConfig, layer: SelfTestLayer, *, clocks_per_bit: int, heartbeat_bit: int,
@@ -91,6 +91,11 @@ class SelfTest(wiring.Component):
         if max(layer.beats).bit_length() > beat_bits or max(layer.expected).bit_length() > tile_bits:
             raise ParameterError(f"layer payloads do not fit this config's beats ({beat_bits} bits in, "
                                  f"{tile_bits} bits out)")
+        last = array_input_layout(config)["last"].offset
+        closing = sum((beat >> last) & 1 for beat in layer.beats)
+        if closing != layer.tiles or not (layer.beats[-1] >> last) & 1:
+            raise ParameterError(f"layer has {layer.tiles} expected tiles but {closing} beats flagged last, or its "
+                                 "final beat does not close a tile")
         self.config = config
         self.primitives = primitives
         self.layer = layer

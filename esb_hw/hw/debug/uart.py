@@ -27,7 +27,7 @@ class UARTTransmitter(wiring.Component):
         The serial line, idle high.
 
     Latency: the start bit begins the cycle after a byte is accepted. Throughput: one byte per
-    ``10 * clocks_per_bit`` cycles; ``i.ready`` is high only while the line is idle.
+    ``10 * clocks_per_bit + 1`` cycles back to back; ``i.ready`` is high only while the line is idle.
     """
 
     def __init__(self, *, clocks_per_bit: int):

@@ -1,0 +1,302 @@
+"""Logic depth, a delay model and fan-out, from a synthesized netlist (yosys ``write_json`` after
+``synth_xilinx``), pin by pin.
+
+yosys's ``ltp`` counts cells along connections, so it walks a LUT6_2's O5 into the next LUT's I3 even where no
+output of that LUT depends on I3 (the ternary adders' carry-save links) and reports 28 levels where the real
+path has 3. Here every LUT output depends only on the inputs its INIT actually uses (LUT6_2 O5 and O6 apart), and
+a carry chain counts the bits a signal travels along it.
+
+The delay model (labelled a model everywhere it is printed, until a Vivado run calibrates it) charges, for the
+UltraScale+ -2 speed grade, values of the order of DS925's switching characteristics:
+
+========================  =========================================================
+``CLOCK_TO_OUT``          0.10 ns from a flip-flop's clock to its output
+``BRAM_CLOCK_TO_OUT``     1.00 ns from a block RAM's clock to its data output (no output register)
+``NET``                   0.30 ns per net, plus ``NET_PER_DOUBLING`` 0.04 ns per doubling of its fan-out
+``LUT``                   0.10 ns through a LUT (any input)
+``CARRY_ENTRY``           0.15 ns into a carry chain, plus ``CARRY_BIT`` 0.02 ns per bit it travels
+``MUX``                   0.10 ns through a MUXF7/F8
+``SETUP``                 0.05 ns at a flip-flop, 0.30 ns (``BRAM_SETUP``) at a block RAM
+========================  =========================================================
+
+:func:`analyze` returns the worst path's delay, the estimated Fmax, its LUT levels and carry bits, the deepest
+path in LUT levels, the largest clock-enable and reset fan-outs, and the largest fan-out of any net that is
+combinational from a given input port (the array's ``o.ready``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict, deque
+from dataclasses import dataclass
+
+__all__ = ["DelayModel", "DELAY_MODEL", "analyze", "lut_dependencies"]
+
+
+@dataclass(frozen=True)
+class DelayModel:
+    """Delays in ns; see the module docstring. A model, not a measurement."""
+
+    clock_to_out: float = 0.10
+    bram_clock_to_out: float = 1.00
+    net: float = 0.30
+    net_per_doubling: float = 0.04
+    lut: float = 0.10
+    carry_entry: float = 0.15
+    carry_bit: float = 0.02
+    mux: float = 0.10
+    setup: float = 0.05
+    bram_setup: float = 0.30
+    name: str = "esb-hw UltraScale+ -2 model v1 (uncalibrated)"
+
+
+DELAY_MODEL = DelayModel()
+
+_FLOPS = {"FDRE": ("R",), "FDSE": ("S",), "FDCE": ("CLR",), "FDPE": ("PRE",)}
+_CARRIES = {"CARRY8": 8, "CARRY4": 4}
+_MUXES = {"MUXF7", "MUXF8", "MUXF9"}
+
+
+def _init_bits(value, size: int) -> list[int]:
+    """A yosys JSON INIT parameter (a binary string, most significant bit first, or an int) as a bit list,
+    bit 0 first."""
+    if isinstance(value, str):
+        number = int(value.replace("x", "0").replace("z", "0"), 2) if value else 0
+    else:
+        number = int(value)
+    return [(number >> index) & 1 for index in range(size)]
+
+
+def lut_dependencies(init, inputs: int) -> set[int]:
+    """The inputs (0-based) that the function with truth table ``init`` (``2**inputs`` entries) depends on."""
+    table = _init_bits(init, 1 << inputs)
+    used = set()
+    for pin in range(inputs):
+        mask = 1 << pin
+        if any(table[index] != table[index | mask] for index in range(1 << inputs) if not index & mask):
+            used.add(pin)
+    return used
+
+
+def _cell_arcs(cell: dict) -> list[tuple[str, int, str, int, str, int]] | None:
+    """Combinational arcs of a cell: ``(in_port, in_bit, out_port, out_bit, kind, carry_bits)``; None for a
+    sequential or unknown cell (an endpoint and a start point)."""
+    kind = cell["type"]
+    params = cell.get("parameters", {})
+    if kind.startswith("LUT") and kind[3:].isdigit():
+        inputs = int(kind[3:])
+        used = lut_dependencies(params.get("INIT", 0), inputs)
+        return [(f"I{pin}", 0, "O", 0, "lut", 0) for pin in sorted(used)]
+    if kind == "LUT6_2":
+        table = _init_bits(params.get("INIT", 0), 64)
+        number = sum(bit << index for index, bit in enumerate(table))
+        o6 = lut_dependencies(number, 6)
+        o5 = lut_dependencies(number & 0xFFFF_FFFF, 5)
+        return ([(f"I{pin}", 0, "O6", 0, "lut", 0) for pin in sorted(o6)]
+                + [(f"I{pin}", 0, "O5", 0, "lut", 0) for pin in sorted(o5)])
+    if kind in _CARRIES:
+        width = _CARRIES[kind]
+        arcs = []
+        for out in range(width):
+            for source in range(out + 1):
+                for port in ("S", "DI"):
+                    if port == "DI" and source == out:
+                        arcs.append((port, source, "CO", out, "carry", 1))
+                        continue
+                    arcs.append((port, source, "O", out, "carry", out - source + 1))
+                    arcs.append((port, source, "CO", out, "carry", out - source + 1))
+            for carry_in in ("CI", "CYINIT"):
+                arcs.append((carry_in, 0, "O", out, "carry", out + 1))
+                arcs.append((carry_in, 0, "CO", out, "carry", out + 1))
+        return arcs
+    if kind in _MUXES:
+        return [(port, 0, "O", 0, "mux", 0) for port in ("I0", "I1", "S")]
+    if kind in ("INV", "BUF"):
+        return [("I", 0, "O", 0, "lut", 0)]
+    return None
+
+
+def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL, from_port: str | None = None) -> dict:
+    """Depth, delay, Fmax and fan-out of module ``top`` of a yosys JSON netlist (see the module docstring).
+
+    ``from_port`` names an input port (``"o__ready"``): the result then has the largest fan-out (sink pins) of
+    the nets combinational from it.
+    """
+    module = netlist["modules"][top]
+    names: dict[int, str] = {}
+    for name, net in module["netnames"].items():
+        for index, bit in enumerate(net["bits"]):
+            if isinstance(bit, int) and (bit not in names or net.get("hide_name", 1) == 0):
+                names[bit] = f"{name}[{index}]" if len(net["bits"]) > 1 else name
+    sinks: dict[int, int] = defaultdict(int)  # net -> input pins it drives
+    readers: dict[int, list[tuple[str, str, int]]] = defaultdict(list)  # net -> (cell, port, bit) inputs
+    for cell_name, cell in module["cells"].items():
+        for port, bits in cell["connections"].items():
+            if cell.get("port_directions", {}).get(port) == "input":
+                for index, bit in enumerate(bits):
+                    if isinstance(bit, int):
+                        sinks[bit] += 1
+                        readers[bit].append((cell_name, port, index))
+    for port in module["ports"].values():
+        if port["direction"] == "output":
+            for bit in port["bits"]:
+                if isinstance(bit, int):
+                    sinks[bit] += 1
+
+    def net_delay(bit: int) -> float:
+        return model.net + model.net_per_doubling * math.log2(max(sinks[bit], 1))
+
+    # Start points: input ports, flip-flop and RAM outputs.
+    arrival: dict[int, tuple[float, int, int]] = {}  # net -> (ns, LUT levels, carry bits) of the worst path
+    arcs_of: dict[str, list] = {}
+    for port in module["ports"].values():
+        if port["direction"] == "input":
+            for bit in port["bits"]:
+                if isinstance(bit, int):
+                    arrival[bit] = (0.0, 0, 0)
+    for cell_name, cell in module["cells"].items():
+        arcs = _cell_arcs(cell)
+        if arcs is None:
+            start = model.bram_clock_to_out if cell["type"].startswith("RAMB") else model.clock_to_out
+            for port, bits in cell["connections"].items():
+                if cell.get("port_directions", {}).get(port) == "output":
+                    for bit in bits:
+                        if isinstance(bit, int):
+                            arrival[bit] = (start, 0, 0)
+        else:
+            arcs_of[cell_name] = arcs
+
+    # Combinational cells in topological order (Kahn), cell by cell.
+    waiting: dict[str, int] = {}
+    driven_by_comb: dict[int, str] = {}
+    for cell_name in arcs_of:
+        for port, bits in module["cells"][cell_name]["connections"].items():
+            if module["cells"][cell_name]["port_directions"].get(port) == "output":
+                for bit in bits:
+                    if isinstance(bit, int):
+                        driven_by_comb[bit] = cell_name
+    for cell_name in arcs_of:
+        cell = module["cells"][cell_name]
+        inputs = {bit for port, bits in cell["connections"].items()
+                  if cell["port_directions"].get(port) == "input" for bit in bits
+                  if isinstance(bit, int) and bit in driven_by_comb}
+        waiting[cell_name] = len(inputs)
+    dependents: dict[str, set[str]] = defaultdict(set)
+    for cell_name in arcs_of:
+        cell = module["cells"][cell_name]
+        for port, bits in cell["connections"].items():
+            if cell["port_directions"].get(port) == "input":
+                for bit in bits:
+                    if isinstance(bit, int) and bit in driven_by_comb:
+                        dependents[driven_by_comb[bit]].add(cell_name)
+    for cell_name in arcs_of:  # count distinct driving cells, not bits
+        cell = module["cells"][cell_name]
+        drivers = {driven_by_comb[bit] for port, bits in cell["connections"].items()
+                   if cell["port_directions"].get(port) == "input" for bit in bits
+                   if isinstance(bit, int) and bit in driven_by_comb}
+        drivers.discard(cell_name)
+        waiting[cell_name] = len(drivers)
+    ready = deque(name for name, count in waiting.items() if count == 0)
+    processed = 0
+    while ready:
+        cell_name = ready.popleft()
+        processed += 1
+        cell = module["cells"][cell_name]
+        connections = cell["connections"]
+        for in_port, in_bit, out_port, out_bit, kind, carry_bits in arcs_of[cell_name]:
+            if in_port not in connections or out_port not in connections:
+                continue
+            if in_bit >= len(connections[in_port]) or out_bit >= len(connections[out_port]):
+                continue
+            source, target = connections[in_port][in_bit], connections[out_port][out_bit]
+            if not isinstance(source, int) or not isinstance(target, int) or source not in arrival:
+                continue
+            time, levels, bits = arrival[source]
+            time += net_delay(source)
+            if kind == "lut":
+                time, levels = time + model.lut, levels + 1
+            elif kind == "mux":
+                time += model.mux
+            else:
+                time, bits = time + model.carry_entry + model.carry_bit * carry_bits, bits + carry_bits
+            if target not in arrival or time > arrival[target][0]:
+                arrival[target] = (time, levels, bits)
+        for dependent in dependents[cell_name]:
+            if dependent == cell_name:
+                continue
+            waiting[dependent] -= 1
+            if waiting[dependent] == 0:
+                ready.append(dependent)
+    if processed != len(arcs_of):
+        raise ValueError(f"combinational loop: {len(arcs_of) - processed} cells never became ready")
+
+    # End points: every input pin of a sequential cell, and the output ports.
+    worst = (0.0, 0, 0, "")
+    deepest = (0, 0, "")
+    enable_fanout: dict[int, int] = defaultdict(int)
+    reset_fanout: dict[int, int] = defaultdict(int)
+    for cell_name, cell in module["cells"].items():
+        if cell_name in arcs_of:
+            continue
+        setup = model.bram_setup if cell["type"].startswith("RAMB") else model.setup
+        for port, bits in cell["connections"].items():
+            if cell.get("port_directions", {}).get(port) != "input" or port in ("C", "CLK", "CLKARDCLK",
+                                                                                   "CLKBWRCLK"):
+                continue
+            for bit in bits:
+                if not isinstance(bit, int) or bit not in arrival:
+                    continue
+                if cell["type"] in _FLOPS and port == "CE":
+                    enable_fanout[bit] += 1
+                if cell["type"] in _FLOPS and port in _FLOPS[cell["type"]]:
+                    reset_fanout[bit] += 1
+                time, levels, carry = arrival[bit]
+                total = time + net_delay(bit) + setup
+                if total > worst[0]:
+                    worst = (total, levels, carry, f"{cell['type']} {port} <- {names.get(bit, bit)}")
+                if (levels, carry) > deepest[:2]:
+                    deepest = (levels, carry, names.get(bit, str(bit)))
+
+    result = {
+        "model": model.name,
+        "worst_path_ns": round(worst[0], 3),
+        "fmax_mhz_model": round(1000.0 / worst[0], 1) if worst[0] else None,
+        "worst_path": {"lut_levels": worst[1], "carry_bits": worst[2], "end": worst[3]},
+        "deepest": {"lut_levels": deepest[0], "carry_bits": deepest[1], "end": deepest[2]},
+        "largest_enable_fanout": _largest(enable_fanout, names),
+        "largest_reset_fanout": _largest(reset_fanout, names),
+    }
+    if from_port is not None:
+        result["from_port"] = _combinational_cone(module, from_port, arcs_of, readers, sinks, names)
+    return result
+
+
+def _largest(counts: dict[int, int], names: dict[int, str]) -> dict:
+    if not counts:
+        return {"pins": 0, "net": None}
+    bit = max(counts, key=lambda key: (counts[key], -key))
+    return {"pins": counts[bit], "net": names.get(bit, str(bit))}
+
+
+def _combinational_cone(module, port_name, arcs_of, readers, sinks, names) -> dict:
+    """Nets reached from ``port_name`` through combinational arcs, and the largest fan-out among them."""
+    if port_name not in module["ports"]:
+        raise ValueError(f"no port {port_name!r}; ports: {', '.join(sorted(module['ports']))}")
+    frontier = deque(bit for bit in module["ports"][port_name]["bits"] if isinstance(bit, int))
+    reached = set(frontier)
+    while frontier:
+        bit = frontier.popleft()
+        for cell_name, port, index in readers[bit]:
+            if cell_name not in arcs_of:
+                continue
+            connections = module["cells"][cell_name]["connections"]
+            for in_port, in_bit, out_port, out_bit, *_ in arcs_of[cell_name]:
+                if in_port == port and in_bit == index and out_port in connections:
+                    target = connections[out_port][out_bit] if out_bit < len(connections[out_port]) else None
+                    if isinstance(target, int) and target not in reached:
+                        reached.add(target)
+                        frontier.append(target)
+    largest = max(reached, key=lambda bit: (sinks[bit], -bit))
+    return {"port": port_name, "nets": len(reached), "largest_fanout_pins": sinks[largest],
+            "largest_net": names.get(largest, str(largest)),
+            "total_pins": sum(sinks[bit] for bit in reached)}
