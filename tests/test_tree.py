@@ -90,5 +90,8 @@ def test_widths_follow_the_structure():
 def test_structure_counts_registers_and_adders():
     # 8 terms of 13 bits, ternary: level 1 registers 15 + 15 + 14 bits and 3 signs, level 2 17 bits and 1 sign.
     assert tree_structure(8, 13, 3) == {"register_bits": 15 + 15 + 14 + 3 + 17 + 1,
-                                        "adder_bits": 15 + 15 + (14 - 1) + 17}
-    assert tree_structure(1, 9, 3) == {"register_bits": 0, "adder_bits": 0}
+                                        "adder_bits": 15 + 15 + (14 - 1) + 17, "shift_registers": 0}
+    assert tree_structure(1, 9, 3) == {"register_bits": 0, "adder_bits": 0, "shift_registers": 0}
+    # 16 terms: the pending sign waits three levels with no adder: one shift-register LUT, not three flip-flops.
+    assert tree_structure(16, 11, 3) == {"register_bits": 76 + 6 + 30 + 16, "adder_bits": 110,
+                                         "shift_registers": 1}

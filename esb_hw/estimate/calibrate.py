@@ -46,8 +46,9 @@ def fit_coefficients(measurements: dict) -> dict:
       ``shared = cols * lane + control`` (:func:`split_rows`).
     """
     trees = measurements["trees"]
-    tree_adder_bit = (sum(t["lut"] for t in trees)
-                      / sum(tree_structure(t["count"], t["term_bits"], TREE_ARITY)["adder_bits"] for t in trees))
+    structures = [tree_structure(t["count"], t["term_bits"], TREE_ARITY) for t in trees]
+    adder_luts = sum(t["lut"] - structure["shift_registers"] for t, structure in zip(trees, structures, strict=True))
+    tree_adder_bit = adder_luts / sum(structure["adder_bits"] for structure in structures)
     accumulators = measurements["accumulators"]
     widths = np.array([a["bits"] for a in accumulators], float)
     accumulator_bit = float(np.polyfit(widths, np.array([a["lut"] for a in accumulators], float), 1)[0])
@@ -59,6 +60,7 @@ def fit_coefficients(measurements: dict) -> dict:
         structure, variant = array_structure(config), config.pe_variant
         per_row, shared = split_rows(point["one_row"], point["two_rows"])
         product_target = (per_row["lut"] - tree_adder_bit * structure["trees"]["adder_bits"]
+                          - structure["trees"]["shift_registers"]
                           - accumulator_bit * structure["accumulators"]["adder_bits"])
         product, lane = np.zeros(len(unknowns)), np.zeros(len(unknowns))
         for term, count in structure["products"]["features"].items():

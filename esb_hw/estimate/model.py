@@ -11,7 +11,8 @@ hardware modules themselves (:func:`~esb_hw.hw.core.array.array_structure`), nev
     (:func:`~esb_hw.hw.arith.product.product_structure`) times ``coefficients["product"][variant]``.
 ``trees`` (one per row)
     FFs: every adder, carried-term and delayed-sign register. LUTs: the tree's adder bits (one LUT6_2 per
-    output bit of a ternary adder, one LUT per input bit of a binary one) times ``tree_adder_bit`` (about 1).
+    output bit of a ternary adder, one LUT per input bit of a binary one) times ``tree_adder_bit`` (about 1), plus
+    one shift-register LUT per bit of each long delay chain (exact).
 ``accumulators`` (one per row)
     FFs: the accumulator. LUTs: one gated LUT6_2 per accumulator bit times ``accumulator_bit``.
 ``control`` (once)
@@ -208,7 +209,8 @@ def lut_terms(config: AcceleratorConfig, coefficients: dict) -> dict[str, float]
     return {
         "lanes": structure["lanes"]["count"] * lane,
         "products": structure["products"]["count"] * product,
-        "trees": structure["trees"]["count"] * coefficients["tree_adder_bit"] * structure["trees"]["adder_bits"],
+        "trees": structure["trees"]["count"] * (coefficients["tree_adder_bit"] * structure["trees"]["adder_bits"]
+                                                + structure["trees"]["shift_registers"]),
         "accumulators": (structure["accumulators"]["count"] * coefficients["accumulator_bit"]
                          * structure["accumulators"]["adder_bits"]),
         "control": coefficients["control"],

@@ -9,7 +9,8 @@ from amaranth.lib.wiring import In, Out
 from ..checks import require_bool, require_int
 from .ternary import TernaryAdder
 
-__all__ = ["ARITIES", "SignFoldingAdderTree", "add_with_carry", "tree_levels", "tree_structure", "tree_widths"]
+__all__ = ["ARITIES", "SHIFT_REGISTER_MIN", "SignFoldingAdderTree", "add_with_carry", "tree_levels",
+           "tree_structure", "tree_widths"]
 
 ARITIES = (2, 3)
 
@@ -38,20 +39,52 @@ def tree_widths(count: int, term_bits: int, arity: int = 2) -> list[list[tuple[i
     return levels
 
 
-def tree_structure(count: int, term_bits: int, arity: int = 3) -> dict[str, int]:
-    """What :class:`SignFoldingAdderTree` registers and adds, level by level (:func:`tree_widths`).
+#: The shortest chain of plain delay registers that synthesis turns into one shift-register LUT (yosys
+#: ``synth_xilinx`` maps such chains with ``shregmap -minlen 3``; an SRLC32E holds up to 32 stages).
+SHIFT_REGISTER_MIN = 3
 
-    ``register_bits``: every level registers its values at their widths and delays the signs its adders did
-    not take (one per value left). ``adder_bits``: LUTs of the adders when built from primitives: a ternary
-    adder is one LUT6_2 per output bit, a binary adder one LUT per input bit, a lone value none.
+
+def tree_structure(count: int, term_bits: int, arity: int = 3) -> dict[str, int]:
+    """What :class:`SignFoldingAdderTree` registers and adds, as synthesis keeps it.
+
+    ``adder_bits``: LUTs of the adders when built from primitives: a ternary adder is one LUT6_2 per output bit,
+    a binary adder one LUT per input bit, a lone value none. ``register_bits``: every level registers its values
+    at their widths (:func:`tree_widths`) and delays the signs its adders did not take, less the chains of at
+    least :data:`SHIFT_REGISTER_MIN` plain delays (a value or sign that no adder touches for that many levels),
+    which become ``shift_registers`` (one SRL LUT per bit of such a chain).
     """
-    register_bits, adder_bits = 0, 0
-    for level in tree_widths(count, term_bits, arity):
-        for inputs, width in level:
-            adder_bits += {1: 0, 2: width - 1, 3: width}[inputs]
-            register_bits += width
-        register_bits += len(level)
-    return {"register_bits": register_bits, "adder_bits": adder_bits}
+    adder_bits, register_bits, shift_registers = 0, 0, 0
+    values = [(term_bits, 0)] * count  # (width, delays so far without an adder)
+    signs = [0] * count  # delays so far of each pending sign
+
+    def retire(width: int, delays: int) -> None:
+        nonlocal register_bits, shift_registers
+        if delays >= SHIFT_REGISTER_MIN:
+            shift_registers += width * -(-delays // 32)
+        else:
+            register_bits += width * delays
+
+    for _ in range(tree_levels(count, arity)):
+        next_values = []
+        for start in range(0, len(values), arity):
+            group = values[start: start + arity]
+            if len(group) == 1:
+                next_values.append((group[0][0], group[0][1] + 1))  # a pass-through register
+                continue
+            for width, delays in group:
+                retire(width, delays)
+            width = max(w for w, _ in group) + {2: 1, 3: 2}[len(group)]
+            adder_bits += {2: width - 1, 3: width}[len(group)]
+            for _ in range(len(group) - 1):
+                retire(1, signs.pop())
+            next_values.append((width, 1))
+        values = next_values
+        signs = [delays + 1 for delays in signs]
+    for width, delays in values:
+        retire(width, delays)
+    for delays in signs:
+        retire(1, delays)
+    return {"register_bits": register_bits, "adder_bits": adder_bits, "shift_registers": shift_registers}
 
 
 def add_with_carry(a, b, carry):

@@ -71,6 +71,7 @@ def array_structure(config: AcceleratorConfig) -> dict[str, dict]:
         "products": {"count": rows * cols, "features": row["products"]["features"],
                      "register_bits": rows * (cols * config.weight_format.bits + row["products"]["register_bits"])},
         "trees": {"count": rows, "adder_bits": row["tree"]["adder_bits"],
+                  "shift_registers": row["tree"]["shift_registers"],
                   "register_bits": rows * row["tree"]["register_bits"]},
         "accumulators": {"count": rows, "adder_bits": row["accumulator"]["adder_bits"],
                          "register_bits": rows * row["accumulator"]["register_bits"]},
