@@ -22,12 +22,13 @@ class RegisteredAdder(wiring.Component):
 
 
 def test_counts_of_a_registered_adder():
-    result = synthesize(RegisteredAdder(), "adder")
+    result = synthesize(RegisteredAdder(), "adder", timing=True, from_port="a")
     assert result.ff == 9  # the 9 output bits are registered
     assert 8 <= result.lut <= 10  # one LUT per sum bit on the carry chain
     assert result.carry4 >= 2 and result.carry8 == 0  # yosys maps inferred carries to CARRY4, even on xcup
     assert result.dsp == 0 and result.bram36 == 0
-    assert result.depth is not None and result.depth >= 1
+    assert result.timing["deepest"]["lut_levels"] == 1 and 8 <= result.timing["deepest"]["carry_bits"] <= 9
+    assert result.timing["from_port"]["nets"] > 8 and result.timing["largest_reset_fanout"]["pins"] == 9
     assert result.flow.startswith("synth_xilinx -family xcup -flatten -nodsp")
 
 

@@ -1,0 +1,91 @@
+"""Pin-accurate depth, the delay model and fan-out (esb_hw/estimate/timing.py), on small hand-made netlists."""
+
+import pytest
+
+from esb_hw.estimate.timing import DELAY_MODEL, analyze, lut_dependencies
+
+LUT6_2_ADDER = 0  # filled below: O6 = I0 ^ I1 ^ I2 ^ I3, O5 = majority(I0, I1, I2)
+for index in range(64):
+    i0, i1, i2, i3, _, i5 = ((index >> bit) & 1 for bit in range(6))
+    LUT6_2_ADDER |= ((i0 ^ i1 ^ i2 ^ i3) if i5 else ((i0 & i1) | (i0 & i2) | (i1 & i2))) << index
+
+
+def flop(d, q, ce=None, r=None):
+    return {"type": "FDRE", "port_directions": {"C": "input", "D": "input", "CE": "input", "R": "input",
+                                                 "Q": "output"},
+            "connections": {"C": [2], "D": [d], "CE": [ce if ce is not None else "1"], "R": [r if r is not None
+                                                                                            else "0"], "Q": [q]}}
+
+
+def lut6_2(inputs, o6, o5):
+    return {"type": "LUT6_2", "parameters": {"INIT": format(LUT6_2_ADDER, "064b")},
+            "port_directions": {**{f"I{i}": "input" for i in range(6)}, "O6": "output", "O5": "output"},
+            "connections": {**{f"I{i}": [bit] for i, bit in enumerate(inputs)}, "O6": [o6], "O5": [o5]}}
+
+
+def netlist(cells, ports):
+    nets = {f"n{bit}": {"bits": [bit], "hide_name": 0} for bit in range(2, 200)}
+    return {"modules": {"top": {"ports": ports, "cells": cells, "netnames": nets}}}
+
+
+def chain_of_adders(length):
+    """``length`` LUT6_2 cells, each O5 into the next one's I3 (the ternary adders' carry-save link), all inputs
+    from flip-flops, every O6 into a flip-flop: the real depth is one LUT, whatever the length."""
+    cells = {}
+    for index in range(length):
+        base = 10 + 10 * index
+        cells[f"x{index}"] = flop(3, base)
+        cells[f"y{index}"] = flop(3, base + 1)
+        cells[f"z{index}"] = flop(3, base + 2)
+        carry = base - 5 if index else "0"
+        cells[f"lut{index}"] = lut6_2([base, base + 1, base + 2, carry, "0", "1"], base + 4, base + 5)
+        cells[f"out{index}"] = flop(base + 4, base + 6)
+    ports = {"d": {"direction": "input", "bits": [3]}, "clk": {"direction": "input", "bits": [2]}}
+    return netlist(cells, ports)
+
+
+def test_lut_dependencies_from_init():
+    assert lut_dependencies(0b1000, 2) == {0, 1}  # AND
+    assert lut_dependencies(0b1010, 2) == {0}  # I0 only
+    assert lut_dependencies(LUT6_2_ADDER & 0xFFFF_FFFF, 5) == {0, 1, 2}  # O5 ignores I3
+
+
+def test_o5_to_i3_links_add_no_depth():
+    result = analyze(chain_of_adders(6), "top")
+    assert result["deepest"]["lut_levels"] == 2  # flop -> LUT O5 -> next LUT I3 -> O6 -> flop
+    assert result["worst_path"]["lut_levels"] == 2
+
+
+def test_a_real_chain_adds_depth():
+    """The check above must notice a real dependency: feed each O6 (which uses I3) into the next I3."""
+    design = chain_of_adders(6)
+    cells = design["modules"]["top"]["cells"]
+    for index in range(1, 6):
+        cells[f"lut{index}"]["connections"]["I3"] = [10 + 10 * (index - 1) + 4]
+    assert analyze(design, "top")["deepest"]["lut_levels"] == 6
+
+
+def test_carry_bits_and_fanout():
+    cells = {"s": flop(3, 20), "c": {"type": "CARRY8", "port_directions": {"CI": "input", "CI_TOP": "input",
+                                                                            "S": "input", "DI": "input",
+                                                                            "O": "output", "CO": "output"},
+                                     "connections": {"CI": ["0"], "CI_TOP": ["0"], "S": [20] + ["0"] * 7,
+                                                     "DI": ["0"] * 8, "O": list(range(30, 38)),
+                                                     "CO": list(range(40, 48))}}}
+    for index in range(5):
+        cells[f"q{index}"] = flop(37, 50 + index, ce=4, r=5)
+    ports = {"d": {"direction": "input", "bits": [3]}, "ce": {"direction": "input", "bits": [4]},
+             "rst": {"direction": "input", "bits": [5]}, "clk": {"direction": "input", "bits": [2]}}
+    result = analyze(netlist(cells, ports), "top", from_port="ce")
+    assert result["deepest"] == {"lut_levels": 0, "carry_bits": 8, "end": "n37"}
+    assert result["largest_enable_fanout"] == {"pins": 5, "net": "n4"}
+    assert result["largest_reset_fanout"] == {"pins": 5, "net": "n5"}
+    assert result["from_port"]["largest_fanout_pins"] == 5
+    expected = (DELAY_MODEL.clock_to_out + DELAY_MODEL.net + DELAY_MODEL.carry_entry + 8 * DELAY_MODEL.carry_bit
+                + DELAY_MODEL.net + DELAY_MODEL.net_per_doubling * 2.321928 + DELAY_MODEL.setup)
+    assert result["worst_path_ns"] == pytest.approx(expected, abs=2e-3)
+
+
+def test_unknown_port():
+    with pytest.raises(ValueError, match="no port 'o__ready'"):
+        analyze(chain_of_adders(1), "top", from_port="o__ready")
