@@ -160,6 +160,8 @@ def write_reports(out: Path, board, config, top, layer, figures: dict, details: 
         "pe_variant": config.pe_variant,
         "accumulator_bits": config.accumulator_bits,
         "array_latency_cycles": pipeline_latency(config),
+        "timing": (details.get("yosys", {}).get("array", {}).get("timing")
+                   or "run build.py --estimate for the pin-accurate depth and the delay model's Fmax"),
         "resources": figures,
         "core_resources": details["core"],
         # DESIGN.md §6: the accelerator core (the PE array engine), without the self-test ROMs and UART.
@@ -189,6 +191,15 @@ def write_reports(out: Path, board, config, top, layer, figures: dict, details: 
     for key in ("lut", "ff", "bram36", "dsp"):
         used, available = figures[key], board.CAPACITY[key]
         lines.append(f"| {key} | {used:,} | {available:,} | {100 * used / available:.2f} |")
+    timing = report["timing"]
+    if isinstance(timing, dict):
+        deepest = timing["deepest"]
+        lines += ["", f"Timing of the array (yosys netlist, pin by pin): deepest path {deepest['lut_levels']} "
+                      f"LUT levels + {deepest['carry_bits']} carry bits; worst path {timing['worst_path_ns']} "
+                      f"ns, Fmax {timing['fmax_mhz_model']} MHz by the delay MODEL ({timing['model']}); largest "
+                      f"enable fan-out {timing['largest_enable_fanout']['pins']}, reset fan-out "
+                      f"{timing['largest_reset_fanout']['pins']}, o.ready fan-out "
+                      f"{timing['from_port']['largest_fanout_pins']} pins."]
     if "yosys" in details:
         lines += ["", "Model vs yosys (relative error of the model):", ""]
         for key, error in sorted(details["yosys"].get("model_error", {}).items()):

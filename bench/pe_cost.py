@@ -7,10 +7,10 @@ For each config (every configs/*.toml by default) and PE variant this synthesize
 - one ``DotProductRow`` (``cols`` products, the adder tree, the accumulator), the unit every array row is;
 - whole 4x4 and 8x8 ``PEArray``s (lanes, rows, the output register and the stream control),
 
-and prints LUTs, FFs, CARRY4 and CARRY8 cells (counted apart: they are different units) and LUTs per MAC. The
-``baseline`` variant is a generic ``*`` on the decoded levels, a labelled reference only: it is not a competent
-integer design (see the README). Depth is yosys ``ltp`` in cells, an upper bound (it walks LUT6_2 O5->I3 links
-that carry no dependency).
+and prints LUTs, FFs, CARRY4 and CARRY8 cells (counted apart: they are different units), LUTs per MAC, and the
+8x8 array's pin-accurate depth (LUT levels + carry bits, ``esb_hw/estimate/timing.py``) with the delay model's
+Fmax (a MODEL, uncalibrated). The ``baseline`` variant is a generic ``*`` on the decoded levels, a labelled
+reference only: it is not a competent integer design (see the README).
 
 Usage: python bench/pe_cost.py [--config FILE] [--variants esb,baseline] [--json] [--jobs N]
 """
@@ -46,7 +46,8 @@ def measure(job: tuple[str, dict, str, int | None]) -> dict:
         result, macs = synthesize(DotProductRow(config, primitives=True), "row", dff=True), config.cols
     else:
         config = dataclasses.replace(config, rows=side, cols=side)
-        result, macs = synthesize(PEArray(config, primitives=True), f"array{side}", dff=True), side * side
+        result, macs = synthesize(PEArray(config, primitives=True), f"array{side}", dff=True,
+                                  timing=side == 8), side * side
     return {"name": name, "variant": variant, "side": side, "macs": macs, **dataclasses.asdict(result)}
 
 
@@ -58,7 +59,7 @@ def rows_from(results: list[dict]) -> list[dict]:
             row = {"name": name, "variant": variant, "flows": sorted({r["flow"] for r in mine.values()})}
             for key, result in mine.items():
                 label = "row" if key is None else f"array{key}x{key}"
-                row[label] = {field: result[field] for field in ("lut", "ff", "carry4", "carry8", "depth", "macs")}
+                row[label] = {field: result[field] for field in ("lut", "ff", "carry4", "carry8", "timing", "macs")}
                 row[label]["lut_per_mac"] = round(result["lut"] / result["macs"], 2)
             rows.append(row)
     return rows
@@ -103,14 +104,16 @@ def main() -> int:
           "competent integer array)")
     header = (f"| {'config':<13} | {'variant':<9} | {'row LUT/MAC':>11} | {'row FF':>6} | {'row C4/C8':>9} "
               f"| {'4x4 LUT/MAC':>11} | {'8x8 LUT/MAC':>11} | {'8x8 FF/MAC':>10} | {'8x8 C4/C8':>9} | "
-              f"{'8x8 ltp':>7} |")
+              f"{'8x8 depth':>9} | {'Fmax model':>10} |")
     print(header)
     print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
     for row in rows:
         one, small, big = row["row"], row["array4x4"], row["array8x8"]
         print(f"| {row['name']:<13} | {row['variant']:<9} | {one['lut_per_mac']:>11.1f} | {one['ff']:>6} | "
               f"{one['carry4']:>4}/{one['carry8']:<4} | {small['lut_per_mac']:>11.1f} | {big['lut_per_mac']:>11.1f} | "
-              f"{big['ff'] / 64:>10.1f} | {big['carry4']:>4}/{big['carry8']:<4} | {big['depth']:>7} |")
+              f"{big['ff'] / 64:>10.1f} | {big['carry4']:>4}/{big['carry8']:<4} | "
+              f"{big['timing']['deepest']['lut_levels']:>3} + {big['timing']['deepest']['carry_bits']:<3} | "
+              f"{big['timing']['fmax_mhz_model']:>6.0f} MHz |")
     if verdict is not None:
         status = "meets" if verdict["met"] else "MISSES"
         print(f"target: default ESB 8x8 <= {TARGET_LUT_PER_MAC} LUT/MAC: {verdict['default_esb_8x8']:.1f}, {status} it")

@@ -111,7 +111,11 @@ def amaranth_cases(config):
             + [extreme_gemm(config, +1, 8 * config.cols), extreme_gemm(config, -1, 8 * config.cols)])
 
 
-@pytest.mark.parametrize("name", sorted(SHIPPED))
+SMALL_SHIPPED = sorted(name for name, config in SHIPPED.items() if config.macs <= 64)
+BIG_SHIPPED = sorted(name for name, config in SHIPPED.items() if config.macs > 64)
+
+
+@pytest.mark.parametrize("name", SMALL_SHIPPED)
 def test_every_shipped_config_in_amaranth_sim(name):
     config = SHIPPED[name]
     beats, expected = combined(config, amaranth_cases(config))
@@ -172,6 +176,19 @@ def test_full_rate_latency_in_amaranth_sim():
     # The last beat of tile t is accepted at cycle 2 t + 1; its sums are valid after `latency` more edges.
     assert seen == [(2 * tile + 1 + array.latency - 1, payload)
                     for tile, payload in enumerate(stimulus.expected_payloads)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BIG_SHIPPED)
+def test_big_shipped_configs_in_verilator(name):
+    """The 16x16 and 32x32 configs, in cocotb on Verilator (a 32x32 build takes minutes of g++)."""
+    config = SHIPPED[name]
+    simulate(PEArray(config), COCOTB_MODULE, simulator="verilator", toplevel=f"array_{name}",
+             params=cocotb_params(config))
+
+
+def test_shipped_configs_are_all_simulated():
+    assert sorted(SMALL_SHIPPED + BIG_SHIPPED) == sorted(SHIPPED) and len(SMALL_SHIPPED) >= 4
 
 
 @simulators

@@ -119,13 +119,16 @@ def measure_design(config: AcceleratorConfig, layer: SelfTestLayer, *, clocks_pe
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, 2))) as pool:
             whole, bare = pool.map(
                 lambda design: _timed(progress, f"flat {design[1]} ({config.rows}x{config.cols})",
-                                      lambda: synthesize(design[0], design[1], dff=True)), designs)
+                                      lambda: synthesize(design[0], design[1], dff=True,
+                                                         timing=design[1] == "array",
+                                                         from_port="o__ready" if design[1] == "array" else None)),
+                designs)
         measured = {key: getattr(whole, key) for key in RESOURCES}
         array_measured = {key: getattr(bare, key) for key in RESOURCES}
         array_model = estimate_array(config)
         array = {"source": "yosys-flat", "method": "one flat yosys run", "measured": array_measured,
                  "model": array_model.as_dict(), "error": model_error(array_model, array_measured),
-                 "flow": bare.flow, "yosys": yosys_version()}
+                 "timing": bare.timing, "flow": bare.flow, "yosys": yosys_version()}
         method = "flat yosys runs of the whole design and of the bare array"
         wrapper = {key: measured[key] - array_measured[key] for key in RESOURCES}
     else:
