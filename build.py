@@ -194,7 +194,8 @@ def write_reports(out: Path, board, config, top, layer, figures: dict, details: 
     timing = report["timing"]
     if isinstance(timing, dict):
         deepest = timing["deepest"]
-        lines += ["", f"Timing of the array (yosys netlist, pin by pin): deepest path {deepest['lut_levels']} "
+        source = " of a two-row slice; fan-outs grow with the rows" if timing.get("source") != "flat" else ""
+        lines += ["", f"Timing of the array (yosys netlist, pin by pin{source}): deepest path {deepest['lut_levels']} "
                       f"LUT levels + {deepest['carry_bits']} carry bits; worst path {timing['worst_path_ns']} "
                       f"ns, Fmax {timing['fmax_mhz_model']} MHz by the delay MODEL ({timing['model']}); largest "
                       f"enable fan-out {timing['largest_enable_fanout']['pins']}, reset fan-out "

@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..compiler.selftest import build_test_layer
 from ..config import AcceleratorConfig
-from ..hw.core.array import PEArray
+from ..hw.core.array import OUTPUT_DEPTH, PEArray
+from ..hw.core.output_buffer import OutputBuffer
 from ..hw.debug.selftest import SelfTest
 from ..layouts import SelfTestLayer, array_input_layout, array_output_layout
 from .calibrate import split_rows
@@ -67,9 +68,11 @@ def measure_array(config: AcceleratorConfig, jobs: int = 2, progress: Progress =
     ``rows=2``, ``cols=config.cols``) and scales: what doubling the rows adds is one row's products, tree
     and accumulator (``per_row = two - one``); what a single row has beyond that is built once however many
     rows there are: the activation lanes (``cols`` registered codes, odd multiples) and the stream control
-    (``shared = one - per_row``). So ``measured = shared + rows * per_row``, exact for ``rows <= 2``. The
-    timing (depth, the delay model's Fmax, fan-outs) is the two-row run's: rows do not lengthen any path, but
-    enable and reset fan-outs grow with the rows, so read those from a flat run of the whole array.
+    (``shared = one - per_row``). So ``measured = shared + rows * per_row``, exact for ``rows <= 2``. Block RAM
+    does not scale that way (the output buffer is one memory as wide as all rows' sums), so it comes from a run
+    of the full-width output buffer alone. The timing (depth, the delay model's Fmax, fan-outs) is the two-row
+    run's, marked ``"source": "two-row slice"``: rows do not lengthen any path, but enable and reset fan-outs
+    grow with the rows, so read those from a flat run of the whole array (``bench/timing.py``).
 
     Returns
     -------
@@ -82,14 +85,18 @@ def measure_array(config: AcceleratorConfig, jobs: int = 2, progress: Progress =
     runs = measure_rows(config, jobs=jobs, progress=progress)
     per_row, shared = split_rows(runs["one_row"], runs["two_rows"])
     measured = {key: shared[key] + config.rows * per_row[key] for key in RESOURCES}
+    buffer = _timed(progress, f"output buffer ({array_output_layout(config).size} bits)",
+                    lambda: synthesize(OutputBuffer(array_output_layout(config), depth=OUTPUT_DEPTH), "buffer"))
+    measured["bram36"] = buffer.bram36
     estimate = estimate_array(config)
+    timing = {**runs["two_rows"]["timing"], "source": "two-row slice"} if runs["two_rows"]["timing"] else None
     return {
         "source": "yosys-hierarchical",
         "method": f"shared + rows * per_row, from yosys runs of 1 and 2 rows of {config.cols} columns",
         "measured": measured,
         "model": estimate.as_dict(),
         "error": model_error(estimate, measured),
-        "timing": runs["two_rows"]["timing"],
+        "timing": timing,
         "per_row": per_row,
         "shared": shared,
         "runs": runs,
@@ -128,7 +135,7 @@ def measure_design(config: AcceleratorConfig, layer: SelfTestLayer, *, clocks_pe
         array_model = estimate_array(config)
         array = {"source": "yosys-flat", "method": "one flat yosys run", "measured": array_measured,
                  "model": array_model.as_dict(), "error": model_error(array_model, array_measured),
-                 "timing": bare.timing, "flow": bare.flow, "yosys": yosys_version()}
+                 "timing": {**bare.timing, "source": "flat"}, "flow": bare.flow, "yosys": yosys_version()}
         method = "flat yosys runs of the whole design and of the bare array"
         wrapper = {key: measured[key] - array_measured[key] for key in RESOURCES}
     else:

@@ -15,10 +15,12 @@ __all__ = ["OutputBuffer", "output_buffer_structure"]
 
 def output_buffer_structure(width: int, depth: int) -> dict[str, int]:
     """What :class:`OutputBuffer` builds: ``register_bits`` (write and read pointers, the fill count, the output
-    valid flag) and ``bram36`` (block RAMs as 512 x 72 simple dual port, yosys's and Vivado's mapping for a
-    buffer this shallow)."""
+    valid flag) and ``bram36``: 72-bit slices of RAMB36 in simple dual port, a last slice of up to 36 bits a
+    RAMB18 (half a BRAM36). yosys 0.70 was measured at 3 for 200 bits and 11.5 for 864 bits (this gives 12)."""
     pointer_bits = (depth - 1).bit_length()
-    return {"register_bits": 2 * pointer_bits + depth.bit_length() + 1, "bram36": -(-width // 72)}
+    full, rest = divmod(width, 72)
+    return {"register_bits": 2 * pointer_bits + depth.bit_length() + 1,
+            "bram36": full + (0.5 if 0 < rest <= 36 else 1.0 if rest else 0.0)}
 
 
 class OutputBuffer(wiring.Component):
