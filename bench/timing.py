@@ -81,7 +81,8 @@ def main() -> int:
     print("|" + "|".join("-" * len(cell) for cell in header.split("|")[1:-1]) + "|")
     for row in rows:
         deepest = f"{row['deepest']['lut_levels']} + {row['deepest']['carry_bits']}"
-        print(f"| {row['config']:<11} | {row['rows']}x{row['cols']:<3} | {row['lut_per_mac']:>7.1f} | "
+        shape = f"{row['rows']}x{row['cols']}"
+        print(f"| {row['config']:<11} | {shape:<5} | {row['lut_per_mac']:>7.1f} | "
               f"{row['bram36']:>6g} | {deepest:>24} | {row['worst_path_ns_model']:>7.2f} ns | "
               f"{row['fmax_mhz_model']:>6.0f} MHz | {row['largest_enable_fanout']['pins']:>14} | "
               f"{row['largest_reset_fanout']['pins']:>17} | {row['from_o_ready']['largest_fanout_pins']:>15} |")

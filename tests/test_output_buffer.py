@@ -81,7 +81,7 @@ def test_order_check_catches_a_swap():
 
 
 def test_structure():
-    assert output_buffer_structure(200, 32) == {"register_bits": 5 + 5 + 6 + 1, "bram36": 3}  # yosys: 3
+    assert output_buffer_structure(200, 32) == {"register_bits": 6 + 6 + 1, "bram36": 3}  # yosys: 3
     assert output_buffer_structure(30, 32)["bram36"] == 0.5  # one RAMB18
     assert output_buffer_structure(144, 2)["bram36"] == 2
 
