@@ -55,6 +55,9 @@ def main() -> int:
     print(f"|{'-' * 24}|{'-' * 16}|{'-' * 14}|")
     for row in rows:
         print(f"| {row['format']:<22} | {row['quantize_per_s'] / 1e6:>14.1f} | {row['encode_per_s'] / 1e6:>12.1f} |")
+    slowest = min(row["quantize_per_s"] for row in rows)
+    verdict = "meets" if slowest >= TARGET_QUANTIZE else "MISSES"
+    print(f"slowest quantize {slowest / 1e6:.1f} M/s: {verdict} the {TARGET_QUANTIZE / 1e6:.0f} M/s target")
     return 0
 
 

@@ -98,7 +98,8 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sim.run_layer", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sim.run_layer", description=__doc__.splitlines()[0],
+                                     epilog="The array and its beats: docs/architecture.md.")
     parser.add_argument("--weights", type=Path, required=True, help="weight codes, R x K (.npy)")
     parser.add_argument("--activations", type=Path, required=True, help="activation codes, K x N (.npy)")
     parser.add_argument("--out", type=Path, help="write the R x N sums here (.npy, int64)")
