@@ -8,7 +8,8 @@ Layouts
 -------
 :func:`array_input_layout`
     One beat into :class:`~esb_hw.hw.core.array.PEArray`: ``activations[c]`` (``cols`` unsigned codes),
-    ``weights[r][c]`` (``rows x cols`` signed ESB codes, as raw code bits) and ``last`` (closes a tile).
+    ``weights[r][c]`` (``rows x cols`` weights, ``weight.bits`` each, encoded as :func:`weight_encoding` says:
+    the ESB code, or for uniform formats the level in two's complement) and ``last`` (closes a tile).
 :func:`array_output_layout`
     One beat out of it: ``rows`` exact sums, ``signed(accumulator_bits)`` each, row 0 in the low bits.
 :class:`SelfTestLayer`
@@ -21,13 +22,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from amaranth import Shape, signed
 from amaranth.lib import data
 
 from .config import AcceleratorConfig
 from .errors import ParameterError
 
-__all__ = ["SelfTestLayer", "array_input_layout", "array_output_layout", "pack", "unpack"]
+__all__ = ["SelfTestLayer", "array_input_layout", "array_output_layout", "pack", "unpack", "weight_encoding",
+           "weight_fields"]
 
 
 def array_input_layout(config: AcceleratorConfig) -> data.StructLayout:
@@ -37,6 +40,31 @@ def array_input_layout(config: AcceleratorConfig) -> data.StructLayout:
         "weights": data.ArrayLayout(data.ArrayLayout(config.weight_format.bits, config.cols), config.rows),
         "last": 1,
     })
+
+
+#: Weight encodings of the array's input beat.
+WEIGHT_ENCODINGS = ("code", "twos")
+
+
+def weight_encoding(config: AcceleratorConfig) -> str:
+    """How a beat carries each weight: ``"code"``, the ESB code ``[sign][E][m]``; or ``"twos"``, the signed level
+    in two's complement, for the radix-4 recoded products of uniform formats (``e <= 1``, 3 or 4 bits, plain
+    integer activations, PE variant ``esb``; :mod:`esb_hw.hw.arith.recoded`). Both fit in ``weight.bits``: a
+    uniform level's magnitude is at most ``2**(bits - 1) - 1``."""
+    weight, activation = config.weight_format, config.activation_format
+    if (config.pe_variant == "esb" and weight.exponent_bits <= 1 and 3 <= weight.bits <= 4
+            and activation.max_shift == 0):
+        return "twos"
+    return "code"
+
+
+def weight_fields(config: AcceleratorConfig, codes) -> np.ndarray:
+    """The beat's weight field values (int64) for ESB weight ``codes``, per :func:`weight_encoding`."""
+    codes = np.asarray(codes)
+    if weight_encoding(config) == "code":
+        return codes.astype(np.int64)
+    levels = config.weight_format.level(codes)
+    return levels & ((1 << config.weight_format.bits) - 1)
 
 
 def array_output_layout(config: AcceleratorConfig) -> data.ArrayLayout:

@@ -36,6 +36,8 @@ CONFIGS = {
                                        cols=5, max_reduction=600, pe_variant="esb_naive", name="odd_esb_naive"),
     "baseline_pot": AcceleratorConfig(weight_bits=3, weight_k=0, activation_bits=8, activation_k=8, rows=4,
                                       cols=2, max_reduction=64, pe_variant="baseline", name="baseline_pot"),
+    # Uniform 4-bit weights: radix-4 recoded products, weights carried as two's complement levels.
+    "uniform4_recoded": SHIPPED["uniform4"],
 }
 
 
@@ -199,15 +201,16 @@ def test_array_matches_golden_gemm(name, simulator):
              params=cocotb_params(config))
 
 
-@pytest.mark.parametrize("simulator", ["verilator", pytest.param("icarus", marks=pytest.mark.slow)])
-def test_primitive_netlist_matches_golden_gemm(simulator):
-    """The netlist that is synthesized (LUT6_2/CARRY8 adders, mapped LUT6 products), with behavioral models of
-    the primitives written from UG974."""
-    config = CONFIGS["default"]
-    verilog_text = verilog.convert(PEArray(config, primitives=True), name="array_primitives", emit_src=False)
+@pytest.mark.parametrize("name, simulator", [("default", "verilator"), ("uniform4_recoded", "verilator"),
+                                             pytest.param("default", "icarus", marks=pytest.mark.slow)])
+def test_primitive_netlist_matches_golden_gemm(name, simulator):
+    """The netlist that is synthesized (LUT6_2/CARRY8 adders, mapped LUT6 products, the recoded products' LUT6,
+    LUT6_2 and CARRY8), with behavioral models of the primitives written from UG974."""
+    config = CONFIGS[name]
+    verilog_text = verilog.convert(PEArray(config, primitives=True), name=f"primitives_{name}", emit_src=False)
     assert "LUT6_2" in verilog_text and "CARRY8" in verilog_text
     simulate(verilog_text + "\n" + PRIMITIVE_MODELS.read_text(), COCOTB_MODULE, simulator=simulator,
-             toplevel="array_primitives", params=cocotb_params(config))
+             toplevel=f"primitives_{name}", params=cocotb_params(config))
 
 
 def test_extremes_reach_the_accumulator_limits():

@@ -62,3 +62,18 @@ def test_self_test_layer():
     assert layer.tiles == 1
     with pytest.raises(ParameterError, match="beats must be a non-empty tuple of ints"):
         SelfTestLayer([1], (4,))
+
+
+def test_weight_encoding_by_format():
+    import dataclasses
+
+    import numpy as np
+
+    from esb_hw.layouts import weight_encoding, weight_fields
+
+    uniform = AcceleratorConfig(weight_bits=4, weight_k=2, activation_bits=8, activation_k=8, rows=2, cols=3)
+    assert weight_encoding(uniform) == "twos" and weight_encoding(CONFIG) == "code"
+    assert weight_encoding(dataclasses.replace(uniform, pe_variant="baseline")) == "code"
+    codes = np.array([0, 1, 7, 8, 9, 15])  # levels 0, 1, 7, 0 (negative zero), -1, -7
+    assert weight_fields(uniform, codes).tolist() == [0, 1, 7, 0, 15, 9]  # two's complement, 4 bits
+    assert weight_fields(CONFIG, codes).tolist() == codes.tolist()

@@ -16,6 +16,7 @@ from esb_hw.errors import ParameterError
 from esb_hw.hw.arith.product import ActivationLane
 from esb_hw.hw.arith.tree import tree_levels
 from esb_hw.hw.core.row import TREE_ARITY, DotProductRow
+from esb_hw.layouts import weight_encoding, weight_fields
 
 CONFIGS = ["default", "pot3", "esb5_act_esb", "uniform4"]
 
@@ -41,7 +42,7 @@ class RowHarness(wiring.Component):
         else:
             for col in range(config.cols):
                 lane = ActivationLane(activation=config.activation_format, weight=config.weight_format,
-                                      shared=config.pe_variant == "esb")
+                                      shared=config.pe_variant == "esb", recoded=weight_encoding(config) == "twos")
                 m.submodules[f"lane_{col}"] = lane
                 m.d.comb += [lane.code.eq(self.activations[col]), row.lanes[col].eq(lane.lane)]
         valid, restart = self.valid, self.restart
@@ -69,7 +70,7 @@ def run_row(config: AcceleratorConfig, sets, feed_pattern=None):
             weights, activations, restart = queue.pop(0) if feed else (
                 rng.integers(0, config.weight_format.code_count, config.cols),
                 rng.integers(0, config.activation_format.code_count, config.cols), int(rng.integers(2)))
-            ctx.set(harness.weights, [int(w) for w in weights])
+            ctx.set(harness.weights, [int(w) for w in weight_fields(config, weights)])
             ctx.set(harness.activations, [int(a) for a in activations])
             ctx.set(harness.valid, int(feed))
             ctx.set(harness.restart, int(restart))

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..config import AcceleratorConfig
 from ..errors import InputError
-from ..layouts import array_input_layout, array_output_layout, pack, unpack
+from ..layouts import array_input_layout, array_output_layout, pack, unpack, weight_fields
 from ..quant import golden
 
 __all__ = ["GemmStimulus", "gemm_stimulus"]
@@ -99,15 +99,16 @@ def gemm_stimulus(config: AcceleratorConfig, weight_codes, activation_codes) -> 
     blocks = -(-out_rows // rows)
     beats_per_tile = -(-reduction // cols)
     padded = beats_per_tile * cols
-    weights = np.zeros((blocks * rows, padded), dtype=np.int64)
+    weights = np.zeros((blocks * rows, padded), dtype=np.int64)  # code 0 is level 0 in both encodings
     weights[:out_rows, :reduction] = weight_codes
+    fields = weight_fields(config, weights)
     activations = np.zeros((padded, activation_codes.shape[1]), dtype=np.int64)
     activations[:reduction] = activation_codes
 
     layout = array_input_layout(config)
     beats = []
     for block in range(blocks):
-        block_weights = weights[block * rows: (block + 1) * rows]
+        block_weights = fields[block * rows: (block + 1) * rows]
         for column in range(activation_codes.shape[1]):
             for beat in range(beats_per_tile):
                 span = slice(beat * cols, (beat + 1) * cols)

@@ -63,12 +63,17 @@ def fit_coefficients(measurements: dict) -> dict:
                           - structure["trees"]["shift_registers"]
                           - accumulator_bit * structure["accumulators"]["adder_bits"])
         product, lane = np.zeros(len(unknowns)), np.zeros(len(unknowns))
-        for term, count in structure["products"]["features"].items():
-            product[column[f"product.{variant}.{term}"]] = config.cols * count
+        features = structure["products"]["features"]
+        if "mapped_luts" in features:  # exact: the product equation has no unknown, it only moves the target
+            product_target -= config.cols * features["mapped_luts"]
+        else:
+            for term, count in features.items():
+                product[column[f"product.{variant}.{term}"]] = config.cols * count
         for term, count in structure["lanes"]["features"].items():
             lane[column[f"lane.{variant}.{term}"]] = config.cols * count
         lane[column["control"]] = 1.0
-        for equation, target in ((product, product_target), (lane, shared["lut"])):
+        equations = [(lane, shared["lut"])] + ([(product, product_target)] if product.any() else [])
+        for equation, target in equations:
             scale = max(abs(target), 1.0)
             matrix.append(equation / scale)
             targets.append(target / scale)

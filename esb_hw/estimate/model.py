@@ -203,8 +203,11 @@ def flip_flops(config: AcceleratorConfig) -> dict[str, int]:
 def lut_terms(config: AcceleratorConfig, coefficients: dict) -> dict[str, float]:
     """LUTs per part (unrounded) of ``PEArray(config)`` with ``coefficients``."""
     structure, variant = array_structure(config), config.pe_variant
-    product = sum(coefficients["product"][variant][term] * count
-                  for term, count in structure["products"]["features"].items())
+    features = structure["products"]["features"]
+    if "mapped_luts" in features:  # hand-mapped (radix-4 recoded): exact, nothing to calibrate
+        product = features["mapped_luts"]
+    else:
+        product = sum(coefficients["product"][variant][term] * count for term, count in features.items())
     lane = sum(coefficients["lane"][variant][term] * count for term, count in structure["lanes"]["features"].items())
     return {
         "lanes": structure["lanes"]["count"] * lane,

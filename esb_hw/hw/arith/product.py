@@ -27,6 +27,7 @@ __all__ = [
     "MultiplierProduct",
     "decode_fields",
     "lane_layout",
+    "lane_odd_multiples",
     "lane_structure",
     "odd_multiple_count",
     "product_structure",
@@ -70,15 +71,24 @@ def odd_multiple_count(weight: ESBFormat) -> int:
     return (1 << (weight.significand_bits - 1)) - 1 if weight.significand_bits > 1 else 0
 
 
-def lane_layout(activation: ESBFormat, weight: ESBFormat, shared: bool) -> data.StructLayout:
+def lane_odd_multiples(weight: ESBFormat, shared: bool, recoded: bool = False) -> int:
+    """How many odd multiples a lane computes: none unshared, only ``3a`` for radix-4 recoded products
+    (:mod:`esb_hw.hw.arith.recoded`), else :func:`odd_multiple_count`."""
+    if not shared:
+        return 0
+    return 1 if recoded else odd_multiple_count(weight)
+
+
+def lane_layout(activation: ESBFormat, weight: ESBFormat, shared: bool, recoded: bool = False) -> data.StructLayout:
     """The decoded activation one lane broadcasts to the PEs that multiply it."""
     fields = {
         "significand": max(activation.significand_bits, 1),
         "shift": max(activation.shift_bits, 1),
     }
-    if shared and odd_multiple_count(weight):
-        width = activation.significand_bits + weight.significand_bits
-        fields["odd_multiples"] = data.ArrayLayout(width, odd_multiple_count(weight))
+    count = lane_odd_multiples(weight, shared, recoded)
+    if count:
+        width = activation.significand_bits + (2 if recoded else weight.significand_bits)
+        fields["odd_multiples"] = data.ArrayLayout(width, count)
     return data.StructLayout(fields)
 
 
@@ -138,7 +148,7 @@ def product_structure(activation: ESBFormat, weight: ESBFormat, variant: str) ->
     raise ValueError(f"unknown PE variant {variant!r}")
 
 
-def lane_structure(activation: ESBFormat, weight: ESBFormat, variant: str) -> dict[str, int]:
+def lane_structure(activation: ESBFormat, weight: ESBFormat, variant: str, recoded: bool = False) -> dict[str, int]:
     """What one activation lane (one per array column) builds beyond its registered code.
 
     ``adder_bits`` (``esb``): the adders of the odd multiples ``3a, 5a, ..``; ``mux_inputs`` (``baseline``):
@@ -146,7 +156,7 @@ def lane_structure(activation: ESBFormat, weight: ESBFormat, variant: str) -> di
     column; ``esb_naive`` builds nothing.
     """
     if variant == "esb":
-        odds = [2 * index + 3 for index in range(odd_multiple_count(weight))]
+        odds = [2 * index + 3 for index in range(lane_odd_multiples(weight, True, recoded))]
         return {"adder_bits": sum(_adder_bits(activation.max_significand,
                                               [b for b in range(odd.bit_length()) if odd >> b & 1])
                                   for odd in odds)}
@@ -166,6 +176,8 @@ class ActivationLane(wiring.Component):
         The activation (unsigned) and weight (signed) formats.
     shared : bool
         Also compute the odd multiples ``3 sig_a, 5 sig_a, ..`` that shared-multiples PEs select from.
+    recoded : bool
+        With ``shared``: only ``3 sig_a``, all that radix-4 recoded products need.
 
     Attributes
     ----------
@@ -178,23 +190,25 @@ class ActivationLane(wiring.Component):
     Combinational: latency 0.
     """
 
-    def __init__(self, *, activation: ESBFormat, weight: ESBFormat, shared: bool):
+    def __init__(self, *, activation: ESBFormat, weight: ESBFormat, shared: bool, recoded: bool = False):
         _check_formats(activation, weight)
         require_bool("shared", shared)
+        require_bool("recoded", recoded)
         self._activation = activation
         self._weight = weight
         self._shared = shared
+        self._count = lane_odd_multiples(weight, shared, recoded)
         super().__init__({
             "code": In(activation.bits),
-            "lane": Out(lane_layout(activation, weight, shared)),
+            "lane": Out(lane_layout(activation, weight, shared, recoded)),
         })
 
     def elaborate(self, platform):
         m = Module()
         _, significand, shift = decode_fields(self.code, self._activation)
         m.d.comb += [self.lane.significand.eq(significand), self.lane.shift.eq(shift)]
-        if self._shared and odd_multiple_count(self._weight):
-            for index in range(odd_multiple_count(self._weight)):
+        if self._count:
+            for index in range(self._count):
                 odd = 2 * index + 3
                 # odd * sig = sum of the shifted copies selected by odd's set bits (odd is a constant).
                 terms = [significand << bit for bit in range(odd.bit_length()) if odd >> bit & 1]

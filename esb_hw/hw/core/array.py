@@ -24,7 +24,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...config import AcceleratorConfig
-from ...layouts import array_input_layout, array_output_layout
+from ...layouts import array_input_layout, array_output_layout, weight_encoding
 from ..arith.product import ActivationLane, lane_structure
 from ..arith.tree import tree_levels
 from ..checks import require_bool, require_instance
@@ -67,7 +67,8 @@ def array_structure(config: AcceleratorConfig) -> dict[str, dict]:
     buffer = output_buffer_structure(array_output_layout(config).size, OUTPUT_DEPTH)
     return {
         "lanes": {"count": cols, "register_bits": cols * config.activation_format.bits,
-                  "features": lane_structure(config.activation_format, config.weight_format, config.pe_variant)},
+                  "features": lane_structure(config.activation_format, config.weight_format, config.pe_variant,
+                                             weight_encoding(config) == "twos")},
         "products": {"count": rows * cols, "features": row["products"]["features"],
                      "register_bits": rows * (cols * config.weight_format.bits + row["products"]["register_bits"])},
         "trees": {"count": rows, "adder_bits": row["tree"]["adder_bits"],
@@ -153,7 +154,7 @@ class PEArray(wiring.Component):
         if config.pe_variant != "baseline":
             for col in range(config.cols):
                 lane = ActivationLane(activation=config.activation_format, weight=config.weight_format,
-                                      shared=config.pe_variant == "esb")
+                                      shared=config.pe_variant == "esb", recoded=weight_encoding(config) == "twos")
                 m.submodules[f"lane_{col}"] = lane
                 m.d.comb += lane.code.eq(beat.activations[col])
                 lanes.append(lane)

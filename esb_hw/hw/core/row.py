@@ -7,8 +7,10 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...config import AcceleratorConfig
+from ...layouts import weight_encoding
 from ..arith.accumulator import Accumulator
 from ..arith.product import MultiplierProduct, ShiftAddProduct, lane_layout, product_structure
+from ..arith.recoded import RecodedProduct, recoded_structure
 from ..arith.tree import SignFoldingAdderTree, tree_levels, tree_structure
 from ..checks import require_bool, require_instance
 
@@ -29,15 +31,19 @@ def row_structure(config: AcceleratorConfig) -> dict[str, dict[str, int]]:
 
     ``products`` (for all ``cols`` products together): ``register_bits`` (the one's-complement products; the
     top bit of each is its sign, so no separate sign register) and ``count``, plus one product's
-    :func:`~esb_hw.hw.arith.product.product_structure` under ``features``. ``tree``:
+    :func:`~esb_hw.hw.arith.product.product_structure` under ``features``, or for radix-4 recoded products
+    ``mapped_luts``, their exact LUT count (:func:`~esb_hw.hw.arith.recoded.recoded_structure`). ``tree``:
     :func:`~esb_hw.hw.arith.tree.tree_structure`. ``accumulator``: ``register_bits`` (the accumulator) and
     ``adder_bits`` (one gated LUT6_2 per bit).
     """
     term_bits = _term_bits(config)
+    if weight_encoding(config) == "twos":
+        mapped = recoded_structure(config.activation_format, config.weight_format)
+        features = {"mapped_luts": mapped["adder_luts"] + mapped["high_luts"]}
+    else:
+        features = product_structure(config.activation_format, config.weight_format, config.pe_variant)
     return {
-        "products": {"count": config.cols, "register_bits": config.cols * term_bits,
-                     "features": product_structure(config.activation_format, config.weight_format,
-                                                   config.pe_variant)},
+        "products": {"count": config.cols, "register_bits": config.cols * term_bits, "features": features},
         "tree": tree_structure(config.cols, term_bits, TREE_ARITY),
         "accumulator": {"register_bits": config.accumulator_bits, "adder_bits": config.accumulator_bits},
     }
@@ -60,10 +66,11 @@ class DotProductRow(wiring.Component):
     ----------
     lanes : In(ArrayLayout(lane_layout(...), cols))
         The decoded activations from the column lanes (variants ``esb`` and ``esb_naive``).
+    weights : In(ArrayLayout(weight.bits, cols))
+        This row's weights, encoded as :func:`esb_hw.layouts.weight_encoding` says: ESB codes, or two's
+        complement levels for the radix-4 recoded products of uniform formats.
     activation_codes : In(ArrayLayout(activation.bits, cols))
         The raw activation codes (variant ``baseline`` only, instead of ``lanes``).
-    weights : In(ArrayLayout(weight.bits, cols))
-        This row's weight codes.
     accumulate : In(1)
         The tree's output is a sum to add this cycle (the ``valid`` flag of the last stage): the accumulator's
         clock enable. The product and tree registers run free, with no enable and no reset.
@@ -93,12 +100,18 @@ class DotProductRow(wiring.Component):
         if config.pe_variant == "baseline":
             ports["activation_codes"] = In(data.ArrayLayout(activation.bits, config.cols))
         else:
-            ports["lanes"] = In(data.ArrayLayout(lane_layout(activation, weight, config.pe_variant == "esb"),
-                                                 config.cols))
+            ports["lanes"] = In(data.ArrayLayout(lane_layout(activation, weight, config.pe_variant == "esb",
+                                                             weight_encoding(config) == "twos"), config.cols))
         super().__init__(ports)
 
     def _product(self, m: Module, col: int):
         config = self.config
+        if weight_encoding(config) == "twos":
+            product = RecodedProduct(activation=config.activation_format, weight=config.weight_format,
+                                     primitives=self.primitives)
+            m.submodules[f"product_{col}"] = product
+            m.d.comb += [product.lane.eq(self.lanes[col]), product.weight_level.eq(self.weights[col])]
+            return product
         if config.pe_variant == "baseline":
             product = MultiplierProduct(activation=config.activation_format, weight=config.weight_format)
             m.d.comb += product.activation_code.eq(self.activation_codes[col])

@@ -1,0 +1,184 @@
+"""Radix-4 recoded products for uniform weight formats: what a competent integer design builds.
+
+A uniform weight (ESB with ``e <= 1``) of 3 or 4 bits arrives as its level ``w`` in two's complement
+(:func:`esb_hw.layouts.weight_encoding`). Radix-4 recoding splits it into two digits,
+``w = d0 + 4 * d1`` with ``d0 = w[1:0]`` in ``0..3`` and ``d1 = w >> 2`` (signed: ``-2..1`` for 4 bits, ``-1..0``
+for 3), so the product is one addition of two partial products:
+
+- ``P0 = d0 * a``, selected from ``{0, a, 2a, 3a}``, ``3a`` computed once per array column;
+- ``H = (|d1| * a) << 2``, one's-complemented when ``d1 < 0``.
+
+``folded = P0 + H`` is the product minus the weight's sign bit: the same one's-complement convention as the ESB
+products (:mod:`esb_hw.hw.arith.product`), whose pending ``+1`` the row's adder tree adds as a carry. Its top
+bit equals the sign, so the tree takes the sign from there.
+
+With ``primitives``, each bit of the addition is one LUT6 (``S = P0_i ^ H_i``, the low digit's select inside
+it) on a CARRY8 chain whose generate input is ``H_i``, and two bits of ``H`` share one LUT6_2.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Instance, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ...errors import ParameterError
+from ...quant.format import ESBFormat
+from ..checks import require_bool, require_format
+from .lutmap import map_lut
+from .product import lane_layout
+
+__all__ = ["RecodedProduct", "recodable", "recoded_structure"]
+
+
+def recodable(activation: ESBFormat, weight: ESBFormat) -> bool:
+    """Whether :class:`RecodedProduct` takes these formats: a uniform weight of 3 or 4 bits, plain activations."""
+    return weight.exponent_bits <= 1 and 3 <= weight.bits <= 4 and activation.max_shift == 0
+
+
+def _widths(activation: ESBFormat, weight: ESBFormat) -> tuple[int, int, int]:
+    """``(folded bits, P0 bits, H bits)``: the signed product, ``3a`` and ``|d1| a << 2``."""
+    magnitude = (activation.max_level * weight.max_level).bit_length()
+    low = activation.significand_bits + 2  # 3a
+    high = activation.significand_bits + (1 if weight.bits == 4 else 0) + 2  # 2a or a, shifted by 2
+    return magnitude + 1, low, high
+
+
+def recoded_structure(activation: ESBFormat, weight: ESBFormat) -> dict[str, int]:
+    """LUTs of one mapped :class:`RecodedProduct`: ``adder_luts`` (one per bit where ``P0`` is not 0) and
+    ``high_luts`` (one LUT6_2 per two bits of ``|d1| a << 2`` above bit 1); exact, nothing to calibrate."""
+    folded, low, high = _widths(activation, weight)
+    return {"adder_luts": min(low, folded), "high_luts": -(-(min(high, folded) - 2) // 2)}
+
+
+class RecodedProduct(wiring.Component):
+    """``folded = La * Lw - sign(Lw)`` for a uniform weight given as a two's complement level.
+
+    Parameters
+    ----------
+    activation, weight : ESBFormat
+        An unsigned plain-integer activation format and a signed uniform weight format of 3 or 4 bits
+        (:func:`recodable`).
+    primitives : bool
+        Build from ``LUT6``, ``LUT6_2`` and ``CARRY8`` (UltraScale+); else plain Amaranth.
+
+    Attributes
+    ----------
+    lane : In(lane_layout(activation, weight, shared=True, recoded=True))
+        ``significand`` (``a``) and ``odd_multiples[0]`` (``3a``) from the column's lane.
+    weight_level : In(signed(weight.bits))
+        The weight's level ``w``.
+    folded : Out(signed(...))
+        ``a * w - (w < 0)``, as wide as the ESB products' ``folded`` (magnitude bits + 1).
+    negative : Out(1)
+        ``w < 0`` (also ``folded``'s top bit).
+
+    Combinational: latency 0.
+    """
+
+    def __init__(self, *, activation: ESBFormat, weight: ESBFormat, primitives: bool = False):
+        require_format("activation", activation, signed=False)
+        require_format("weight", weight, signed=True)
+        require_bool("primitives", primitives)
+        if not recodable(activation, weight):
+            raise ParameterError(f"a recoded product needs a uniform weight format of 3 or 4 bits and plain "
+                                 f"integer activations, got weights {weight}, activations {activation}")
+        self._activation = activation
+        self._weight = weight
+        self.primitives = primitives
+        self.folded_bits, self._low_bits, self._high_bits = _widths(activation, weight)
+        super().__init__({
+            "lane": In(lane_layout(activation, weight, shared=True, recoded=True)),
+            "weight_level": In(signed(weight.bits)),
+            "folded": Out(signed(self.folded_bits)),
+            "negative": Out(1),
+        })
+
+    def _digits(self):
+        level = self.weight_level
+        low = level[:2]
+        negative = level[-1]
+        if self._weight.bits == 4:  # d1 = w3 w2 in two's complement: 01 -> 1, 11 -> -1, 10 -> -2
+            one, two = level[2], level[3] & ~level[2]
+        else:  # d1 = -w2
+            one, two = level[2], Const(0, 1)
+        return low, one, two, negative
+
+    def elaborate(self, platform):
+        m = Module()
+        a, triple = self.lane.significand, self.lane.odd_multiples[0]
+        low, one, two, negative = self._digits()
+        m.d.comb += self.negative.eq(negative)
+        if not self.primitives:
+            low_product = Mux(low == 3, triple, Mux(low == 2, a << 1, Mux(low == 1, a, 0)))
+            high = Mux(two, a << 1, Mux(one, a, 0)) << 2
+            width = self.folded_bits
+            high_folded = Cat(high, Const(0, width))[:width] ^ negative.replicate(width)
+            m.d.comb += self.folded.eq(low_product + high_folded.as_signed())
+            return m
+        self._mapped(m, a, triple)
+        return m
+
+    def _mapped(self, m: Module, a, triple):
+        width = self.folded_bits
+        level = self.weight_level
+        code = [level[bit] for bit in range(self._weight.bits)]
+        sign = code[-1]
+        high_pins = code[2:]  # w2 (w3): the high digit and the sign
+
+        def bit_of(vector, index):
+            return vector[index] if 0 <= index < len(vector) else Const(0, 1)
+
+        def high_bit(bits):  # (a_{j-1}, a_j, w2[, w3]) -> bit j of |d1| a, xor the sign
+            previous, current, *digit = bits
+            w2 = digit[0]
+            w3 = digit[1] if len(digit) > 1 else w2
+            if len(digit) > 1:
+                one, two = w2, w3 & (1 - w2)
+            else:
+                one, two = w2, 0
+            return ((current if one else previous if two else 0) ^ w3) & 1
+
+        high = [sign, sign]  # bits 0 and 1 of H: zeros of the shift, one's-complemented
+        top = min(self._high_bits, width)
+        for index in range(2, top, 2):
+            # Bits index and index + 1 of H in one LUT6_2: O5 from a_{j-1}, a_j; O6 from a_j, a_{j+1}.
+            j = index - 2
+            pins = [bit_of(a, j - 1), bit_of(a, j), bit_of(a, j + 1), *high_pins]
+            low_out, high_out = Signal(name=f"high_{index}"), Signal(name=f"high_{index + 1}")
+            init = 0
+            for entry in range(64):
+                bits = [(entry >> position) & 1 for position in range(6)]
+                digit = bits[3: 3 + len(high_pins)]
+                o5 = high_bit([bits[0], bits[1], *digit])
+                o6 = high_bit([bits[1], bits[2], *digit])
+                init |= ((o6 if bits[5] else o5) & 1) << entry
+            padded = pins + [Const(0, 1)] * (5 - len(pins)) + [Const(1, 1)]
+            m.submodules[f"high_lut_{index}"] = Instance(
+                "LUT6_2", p_INIT=Const(init, 64), **{f"i_I{position}": pin for position, pin in enumerate(padded)},
+                o_O5=low_out, o_O6=high_out)
+            high += [low_out, high_out]
+        high = (high[:top] + [sign] * width)[:width]  # above |d1| a << 2 only the sign's ones remain
+
+        def adder_bit(bits):  # (a_i, a_{i-1}, 3a_i, w0, w1, H_i) -> P0_i ^ H_i
+            current, previous, triple_bit, w0, w1, h = bits
+            selected = [0, current, previous, triple_bit][w0 | (w1 << 1)]
+            return selected ^ h
+
+        propagate = []
+        for index in range(width):
+            if index < self._low_bits:
+                pins = [bit_of(a, index), bit_of(a, index - 1), bit_of(triple, index), code[0], code[1], high[index]]
+                propagate.append(map_lut(m, f"sum_{index}", pins, adder_bit))
+            else:
+                propagate.append(high[index])  # P0 is 0 here: the sum bit is H's
+        carry_in = Const(0, 1)
+        for start in range(0, width, 8):
+            used = min(8, width - start)
+            outputs, carries = Signal(8, name=f"sum_o_{start}"), Signal(8, name=f"sum_co_{start}")
+            m.submodules[f"carry_{start}"] = Instance(
+                "CARRY8", p_CARRY_TYPE="SINGLE_CY8", i_CI=carry_in, i_CI_TOP=Const(0, 1),
+                i_DI=Cat(*high[start: start + used], Const(0, 8 - used)),
+                i_S=Cat(*propagate[start: start + used], Const(0, 8 - used)), o_O=outputs, o_CO=carries)
+            m.d.comb += self.folded[start: start + used].eq(outputs[:used])
+            carry_in = carries[used - 1]
