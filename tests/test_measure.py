@@ -19,7 +19,8 @@ def test_measure_array_counts_flip_flops_exactly():
     small = dataclasses.replace(config(), rows=3, cols=3)
     lines = []
     result = estimate.measure_array(small, progress=lines.append)
-    assert len(lines) == 4 and lines[-1].startswith("yosys: array of ")  # a start and an end line per run
+    assert len(lines) == 6  # a start and an end line per run: one row, two rows, the output buffer
+    assert sum(line.startswith("yosys: output buffer (75 bits): ") for line in lines) == 1
     assert result["measured"]["ff"] == estimate_array(small).ff
     assert result["error"]["ff"] == 0.0
     assert result["measured"]["lut"] == result["shared"]["lut"] + 3 * result["per_row"]["lut"]
