@@ -89,3 +89,28 @@ def test_carry_bits_and_fanout():
 def test_unknown_port():
     with pytest.raises(ValueError, match="no port 'o__ready'"):
         analyze(chain_of_adders(1), "top", from_port="o__ready")
+
+
+def lut2(a, b, out):
+    return {"type": "LUT2", "parameters": {"INIT": "0110"}, "port_directions": {"I0": "input", "I1": "input",
+                                                                                  "O": "output"},
+            "connections": {"I0": [a], "I1": [b], "O": [out]}}
+
+
+def carry8(ci, s0, co7):
+    outputs = list(range(co7 - 7, co7 + 1))
+    return {"type": "CARRY8", "port_directions": {"CI": "input", "CI_TOP": "input", "S": "input", "DI": "input",
+                                                  "O": "output", "CO": "output"},
+            "connections": {"CI": [ci], "CI_TOP": ["0"], "S": [s0] + ["1"] * 7, "DI": ["0"] * 8,
+                            "O": [o + 100 for o in outputs], "CO": outputs}}
+
+
+def test_the_deepest_path_is_not_the_slowest_one():
+    """A 4-LUT chain and a 24-bit carry chain meet at one LUT: the carry path is slower, the LUT path deeper."""
+    cells = {"src": flop(3, 10), "l1": lut2(10, 10, 11), "l2": lut2(11, 11, 12), "l3": lut2(12, 12, 13),
+             "c1": carry8("0", 10, 27), "c2": carry8(27, "0", 37), "c3": carry8(37, "0", 47),
+             "meet": lut2(13, 47, 50), "dst": flop(50, 51)}
+    ports = {"d": {"direction": "input", "bits": [3]}, "clk": {"direction": "input", "bits": [2]}}
+    result = analyze(netlist(cells, ports), "top")
+    assert result["deepest"]["lut_levels"] == 4
+    assert result["worst_path"]["lut_levels"] == 1 and result["worst_path"]["carry_bits"] == 8 + 8 + 8

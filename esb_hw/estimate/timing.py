@@ -12,6 +12,7 @@ UltraScale+ -2 speed grade, values of the order of DS925's switching characteris
 ========================  =========================================================
 ``CLOCK_TO_OUT``          0.10 ns from a flip-flop's clock to its output
 ``BRAM_CLOCK_TO_OUT``     1.00 ns from a block RAM's clock to its data output (no output register)
+``SRL_CLOCK_TO_OUT``      1.00 ns from a shift-register LUT's clock to its output
 ``NET``                   0.30 ns per net, plus ``NET_PER_DOUBLING`` 0.04 ns per doubling of its fan-out
 ``LUT``                   0.10 ns through a LUT (any input)
 ``CARRY_ENTRY``           0.15 ns into a carry chain, plus ``CARRY_BIT`` 0.02 ns per bit it travels
@@ -39,6 +40,7 @@ class DelayModel:
 
     clock_to_out: float = 0.10
     bram_clock_to_out: float = 1.00
+    srl_clock_to_out: float = 1.00
     net: float = 0.30
     net_per_doubling: float = 0.04
     lut: float = 0.10
@@ -47,7 +49,7 @@ class DelayModel:
     mux: float = 0.10
     setup: float = 0.05
     bram_setup: float = 0.30
-    name: str = "esb-hw UltraScale+ -2 model v1 (uncalibrated)"
+    name: str = "esb-hw UltraScale+ -2 model v2 (uncalibrated)"
 
 
 DELAY_MODEL = DelayModel()
@@ -55,6 +57,10 @@ DELAY_MODEL = DelayModel()
 _FLOPS = {"FDRE": ("R",), "FDSE": ("S",), "FDCE": ("CLR",), "FDPE": ("PRE",)}
 _CARRIES = {"CARRY8": 8, "CARRY4": 4}
 _MUXES = {"MUXF7", "MUXF8", "MUXF9"}
+_SHIFT_REGISTERS = {"SRL16E", "SRLC16E", "SRLC32E"}
+#: Distributed RAM: its read data follows its read address through the LUT, like a LUT.
+_LUTRAM_PREFIXES = ("RAM32M", "RAM64M", "RAM32X", "RAM64X", "RAM128X", "RAM256X", "RAM512X")
+_LUTRAM_ADDRESS_PORTS = ("ADDR", "A", "DPRA", "RADR")
 
 
 def _init_bits(value, size: int) -> list[int]:
@@ -90,7 +96,10 @@ def _cell_arcs(cell: dict) -> list[tuple[str, int, str, int, str, int]] | None:
     if kind == "LUT6_2":
         table = _init_bits(params.get("INIT", 0), 64)
         number = sum(bit << index for index, bit in enumerate(table))
-        o6 = lut_dependencies(number, 6)
+        if cell["connections"].get("I5") == ["1"]:  # I5 tied high: O6 reads only INIT[63:32]
+            o6 = lut_dependencies(number >> 32, 5)
+        else:
+            o6 = lut_dependencies(number, 6)
         o5 = lut_dependencies(number & 0xFFFF_FFFF, 5)
         return ([(f"I{pin}", 0, "O6", 0, "lut", 0) for pin in sorted(o6)]
                 + [(f"I{pin}", 0, "O5", 0, "lut", 0) for pin in sorted(o5)])
@@ -113,6 +122,14 @@ def _cell_arcs(cell: dict) -> list[tuple[str, int, str, int, str, int]] | None:
         return [(port, 0, "O", 0, "mux", 0) for port in ("I0", "I1", "S")]
     if kind in ("INV", "BUF"):
         return [("I", 0, "O", 0, "lut", 0)]
+    if kind.startswith(_LUTRAM_PREFIXES):
+        directions = cell.get("port_directions", {})
+        outputs = [port for port, direction in directions.items() if direction == "output"]
+        return [(port, bit, out, out_bit, "lut", 0)
+                for port, direction in directions.items()
+                if direction == "input" and port.startswith(_LUTRAM_ADDRESS_PORTS)
+                for bit in range(len(cell["connections"].get(port, [])))
+                for out in outputs for out_bit in range(len(cell["connections"].get(out, [])))]
     return None
 
 
@@ -147,22 +164,26 @@ def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL, from_po
         return model.net + model.net_per_doubling * math.log2(max(sinks[bit], 1))
 
     # Start points: input ports, flip-flop and RAM outputs.
-    arrival: dict[int, tuple[float, int, int]] = {}  # net -> (ns, LUT levels, carry bits) of the worst path
+    arrival: dict[int, tuple[float, int, int]] = {}  # net -> (ns, LUT levels, carry bits) of the slowest path
+    depth: dict[int, tuple[int, int]] = {}  # net -> (LUT levels, carry bits) of the deepest path, apart
     arcs_of: dict[str, list] = {}
     for port in module["ports"].values():
         if port["direction"] == "input":
             for bit in port["bits"]:
                 if isinstance(bit, int):
                     arrival[bit] = (0.0, 0, 0)
+                    depth[bit] = (0, 0)
     for cell_name, cell in module["cells"].items():
         arcs = _cell_arcs(cell)
         if arcs is None:
-            start = model.bram_clock_to_out if cell["type"].startswith("RAMB") else model.clock_to_out
+            start = (model.bram_clock_to_out if cell["type"].startswith("RAMB")
+                     else model.srl_clock_to_out if cell["type"] in _SHIFT_REGISTERS else model.clock_to_out)
             for port, bits in cell["connections"].items():
                 if cell.get("port_directions", {}).get(port) == "output":
                     for bit in bits:
                         if isinstance(bit, int):
                             arrival[bit] = (start, 0, 0)
+                            depth[bit] = (0, 0)
         else:
             arcs_of[cell_name] = arcs
 
@@ -212,15 +233,19 @@ def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL, from_po
             if not isinstance(source, int) or not isinstance(target, int) or source not in arrival:
                 continue
             time, levels, bits = arrival[source]
+            deep_levels, deep_bits = depth[source]
             time += net_delay(source)
             if kind == "lut":
-                time, levels = time + model.lut, levels + 1
+                time, levels, deep_levels = time + model.lut, levels + 1, deep_levels + 1
             elif kind == "mux":
                 time += model.mux
             else:
-                time, bits = time + model.carry_entry + model.carry_bit * carry_bits, bits + carry_bits
+                time = time + model.carry_entry + model.carry_bit * carry_bits
+                bits, deep_bits = bits + carry_bits, deep_bits + carry_bits
             if target not in arrival or time > arrival[target][0]:
                 arrival[target] = (time, levels, bits)
+            if target not in depth or (deep_levels, deep_bits) > depth[target]:
+                depth[target] = (deep_levels, deep_bits)
         for dependent in dependents[cell_name]:
             if dependent == cell_name:
                 continue
@@ -254,8 +279,18 @@ def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL, from_po
                 total = time + net_delay(bit) + setup
                 if total > worst[0]:
                     worst = (total, levels, carry, f"{cell['type']} {port} <- {names.get(bit, bit)}")
-                if (levels, carry) > deepest[:2]:
-                    deepest = (levels, carry, names.get(bit, str(bit)))
+                if depth[bit] > deepest[:2]:
+                    deepest = (*depth[bit], names.get(bit, str(bit)))
+    for port_name, port in module["ports"].items():  # output ports end paths too (no setup: a boundary)
+        if port["direction"] != "output":
+            continue
+        for bit in port["bits"]:
+            if isinstance(bit, int) and bit in arrival:
+                time, levels, carry = arrival[bit]
+                if time > worst[0]:
+                    worst = (time, levels, carry, f"output {port_name} <- {names.get(bit, bit)}")
+                if depth[bit] > deepest[:2]:
+                    deepest = (*depth[bit], f"output {port_name}")
 
     result = {
         "model": model.name,
