@@ -98,8 +98,8 @@ def test_proof_fails_for_a_wrong_lut(tmp_path, monkeypatch):
 
 
 def test_structure_of_the_4_bit_product():
-    """ESB(4,2) x uint8: 13 output bits; P0 = {0, a, 2a, 3a} spans 10 bits (one adder LUT each), |d1| a << 2
-    spans bits 2..10 (9 bits, two per LUT6_2: 5)."""
+    """ESB(4,2) x uint8: 13 folded bits (12 magnitude bits and the sign); P0 = {0, a, 2a, 3a} spans 10 bits
+    (one adder LUT each), |d1| a << 2 spans bits 2..10 (9 bits, two per LUT6_2: 5)."""
     assert recoded_structure(ESBFormat(8, 8, False), ESBFormat(4, 2)) == {"adder_luts": 10, "high_luts": 5}
 
 

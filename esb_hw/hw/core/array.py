@@ -34,15 +34,15 @@ from .row import TREE_ARITY, DotProductRow, row_structure
 __all__ = ["OUTPUT_DEPTH", "PEArray", "array_structure", "pipeline_latency"]
 
 #: Entries of the output buffer: tiles in flight plus tiles waiting for the consumer. One block RAM holds 512,
-#: so 32 costs nothing more, and it exceeds the pipeline latency of every shape (at most 9 cycles at 64
+#: so 32 costs nothing more, and it exceeds the pipeline latency of every shape (at most 8 cycles at 64
 #: columns), so tiles of one beat still flow at one per cycle.
 OUTPUT_DEPTH = 32
 
 
 def pipeline_latency(config: AcceleratorConfig) -> int:
     """Cycles from accepting a tile's last beat to its sums on ``o``: the input register, the product
-    register, ``tree_levels(cols, 3)`` tree levels, the accumulator (which writes the output buffer), the
-    buffer's count and its read."""
+    register, ``tree_levels(cols, 3)`` tree levels, the edge at which the accumulators' totals are written into
+    the output buffer, and the buffer's read (:class:`~.output_buffer.OutputBuffer`: two cycles from a write)."""
     return tree_levels(config.cols, TREE_ARITY) + 4
 
 

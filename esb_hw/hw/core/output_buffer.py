@@ -27,7 +27,7 @@ class OutputBuffer(wiring.Component):
     """A first-word-fall-through FIFO of ``depth`` entries in block RAM.
 
     The block RAM's own output latch is the stream's payload register, so ``o.ready`` reaches only the RAM's
-    read enable, the read pointer, the fill count and ``o.valid``: a few dozen pins, however wide the data.
+    read enable, the read pointer and ``o.valid``: a few dozen pins, however wide the data.
     The writer must never write into a full buffer; the PE array guarantees that with credits.
 
     Parameters
@@ -45,8 +45,8 @@ class OutputBuffer(wiring.Component):
     o : Out(stream.Signature(layout))
         The entries in write order.
 
-    Latency: an entry written at cycle ``t`` is on ``o`` from cycle ``t + 2`` (one cycle to count it, one to read
-    the RAM). Throughput: one write and one read per cycle.
+    Latency: an entry written at cycle ``t`` is on ``o`` from cycle ``t + 2`` (one cycle for the write pointer
+    to move, one to read the RAM). Throughput: one write and one read per cycle.
     """
 
     def __init__(self, layout, *, depth: int):

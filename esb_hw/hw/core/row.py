@@ -78,7 +78,7 @@ class DotProductRow(wiring.Component):
         With ``accumulate``: drop the old accumulator, start from this sum (the ``first`` flag).
     total : Out(signed(accumulator_bits))
         ``(restart ? 0 : accumulator) + tree sum``: what the accumulator loads at the next edge when
-        ``accumulate`` is high (combinational; the array's output register takes it on a tile's last beat).
+        ``accumulate`` is high (combinational; the array writes it into its output buffer on a tile's last beat).
     accumulator : Out(signed(accumulator_bits))
         The running sum.
 
