@@ -245,3 +245,46 @@ def test_parameters_are_checked(kwargs, message):
     arguments = {"config": CONFIGS["default"], **kwargs}
     with pytest.raises(ParameterError, match=message):
         PEArray(arguments.pop("config"), **arguments)
+
+
+def test_credits_stop_the_input_when_the_buffer_is_full():
+    """Hold o.ready low: the array takes exactly OUTPUT_DEPTH one-beat tiles, then i.ready stays low; released,
+    every tile comes out exact and in order."""
+    from esb_hw.hw.core.array import OUTPUT_DEPTH
+
+    config = CONFIGS["odd_esb_naive"]
+    stimulus = gemm_stimulus(config, *random_gemm(config, 3, config.cols, OUTPUT_DEPTH + 8, seed=11))
+    assert len(stimulus.beats) == stimulus.tiles == OUTPUT_DEPTH + 8  # one beat per tile
+    array = PEArray(config)
+    accepted_while_blocked, outputs = [], []  # beats taken while o was blocked; output beats
+
+    async def driver(ctx):
+        queue = list(stimulus.beats)
+        noise, width = random.Random(5), len(array.i.payload.as_value())
+        ctx.set(array.o.ready, 0)
+        taken = 0
+        for _ in range(OUTPUT_DEPTH + 40):
+            ctx.set(array.i.payload.as_value(), queue[taken] if taken < len(queue) else noise.getrandbits(width))
+            ctx.set(array.i.valid, int(taken < len(queue)))
+            ready = ctx.get(array.i.ready)
+            await ctx.tick()
+            taken += int(ready and taken < len(queue))
+        accepted_while_blocked.append(taken)
+        assert not ctx.get(array.i.ready)
+        ctx.set(array.o.ready, 1)
+        while len(outputs) < stimulus.tiles:
+            ctx.set(array.i.payload.as_value(), queue[taken] if taken < len(queue) else noise.getrandbits(width))
+            ctx.set(array.i.valid, int(taken < len(queue)))
+            ready, valid = ctx.get(array.i.ready), ctx.get(array.o.valid)
+            payload = int(ctx.get(array.o.payload).as_value().value)
+            await ctx.tick()
+            taken += int(ready and taken < len(queue))
+            if valid:
+                outputs.append(payload)
+
+    simulator = Simulator(array)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(driver)
+    simulator.run()
+    assert accepted_while_blocked == [OUTPUT_DEPTH]
+    assert tile_mismatches(outputs, stimulus.expected_payloads) == []
