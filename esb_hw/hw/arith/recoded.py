@@ -23,17 +23,13 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ...errors import ParameterError
+from ...layouts import recodable
 from ...quant.format import ESBFormat
 from ..checks import require_bool, require_format
 from .lutmap import map_lut
 from .product import lane_layout
 
 __all__ = ["RecodedProduct", "recodable", "recoded_structure"]
-
-
-def recodable(activation: ESBFormat, weight: ESBFormat) -> bool:
-    """Whether :class:`RecodedProduct` takes these formats: a uniform weight of 3 or 4 bits, plain activations."""
-    return weight.exponent_bits <= 1 and 3 <= weight.bits <= 4 and activation.max_shift == 0
 
 
 def _widths(activation: ESBFormat, weight: ESBFormat) -> tuple[int, int, int]:
