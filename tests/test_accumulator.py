@@ -1,5 +1,6 @@
 # amaranth: UnusedElaboratable=no
-"""Accumulator (esb_hw/hw/arith/accumulator.py): restart, accumulate, carry and truncation of a wide addend."""
+"""Accumulator (esb_hw/hw/arith/accumulator.py): restart, accumulate, two addends, two carries and truncation of
+a wide addend."""
 
 import numpy as np
 import pytest
@@ -10,14 +11,15 @@ from esb_hw.hw.arith.accumulator import Accumulator
 
 
 def run(width, addend_bits, steps):
-    """``steps`` of (addend, carry, accumulate, restart); the register after each one."""
+    """``steps`` of (addend 0, addend 1, carry 0, carry 1, accumulate, restart); the register after each one."""
     dut = Accumulator(width=width, addend_bits=addend_bits)
     seen = []
 
     async def testbench(ctx):
-        for addend, carry, accumulate, restart in steps:
-            for port, value in zip((dut.addend, dut.carry, dut.accumulate, dut.restart),
-                                   (addend, carry, accumulate, restart), strict=True):
+        for addend0, addend1, carry0, carry1, accumulate, restart in steps:
+            for port, value in zip((dut.addends[0], dut.addends[1], dut.carries[0], dut.carries[1],
+                                    dut.accumulate, dut.restart),
+                                   (addend0, addend1, carry0, carry1, accumulate, restart), strict=True):
                 ctx.set(port, int(value))
             await ctx.tick()
             seen.append(ctx.get(dut.accumulator))
@@ -31,17 +33,18 @@ def run(width, addend_bits, steps):
 
 def model(steps):
     value, seen = 0, []
-    for addend, carry, accumulate, restart in steps:
+    for addend0, addend1, carry0, carry1, accumulate, restart in steps:
         if accumulate:
-            value = (0 if restart else value) + addend + carry
+            value = (0 if restart else value) + addend0 + addend1 + carry0 + carry1
         seen.append(value)
     return seen
 
 
 def test_random_steps_match_the_model():
     rng = np.random.default_rng(0)
-    steps = [(int(rng.integers(-512, 512)), *(int(bit) for bit in rng.integers(0, 2, 3))) for _ in range(400)]
-    steps[0] = (5, 0, 1, 1)
+    steps = [(*(int(v) for v in rng.integers(-512, 512, 2)), *(int(bit) for bit in rng.integers(0, 2, 4)))
+             for _ in range(400)]
+    steps[0] = (5, -3, 0, 1, 1, 1)
     assert mismatches(run(16, 10, steps), steps) == []
 
 
@@ -50,16 +53,16 @@ def mismatches(seen, steps):
 
 
 def test_checker_catches_a_wrong_value():
-    steps = [(3, 1, 1, 1), (-7, 0, 1, 0), (2, 0, 0, 0)]
+    steps = [(3, 1, 1, 0, 1, 1), (-7, -2, 0, 1, 1, 0), (2, 2, 1, 1, 0, 0)]
     seen = run(8, 4, steps)
-    assert seen == [4, -3, -3] and mismatches(seen, steps) == []
+    assert seen == [5, -3, -3] and mismatches(seen, steps) == []
     seen[1] -= 1
     assert mismatches(seen, steps) == [1]
 
 
 def test_a_wide_addend_whose_value_fits_is_exact():
-    steps = [(100, 0, 1, 1), (-120, 1, 1, 0)]
-    assert run(8, 12, steps) == [100, -19]
+    steps = [(100, 20, 0, 0, 1, 1), (-120, -20, 1, 0, 1, 0)]
+    assert run(8, 12, steps) == [120, -19]
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -80,10 +80,12 @@ def test_model_grows_with_weight_bits(weights):
 
 def test_flip_flops_of_the_default_array():
     # Counted by hand from array.py, row.py and output_buffer.py: 64 activation bits; 64 PEs x (4 weight bits +
-    # 13-bit term); 8 ternary trees x (15 + 15 + 14 + 3 signs + 17 + 1 sign); 8 x 25-bit accumulators;
+    # 13-bit term); 8 ternary trees x (level 1: 15 + 15 + two passed 13-bit terms + 4 signs; level 2: 17 + the
+    # passed 15-bit sum + 2 signs); 8 x 25-bit accumulators;
     # 4 stages x (valid, first, last) + starts_tile + a 6-bit credit counter + the buffer's two 6-bit pointers
     # (5 address bits and a wrap bit) and o.valid. The sums wait in block RAM, not in flip-flops.
-    assert model.flip_flops(config()) == {"lanes": 64, "products": 1088, "trees": 520, "accumulators": 200,
+    assert model.flip_flops(config()) == {"lanes": 64, "products": 1088,
+                                             "trees": 8 * (15 + 15 + 13 + 13 + 4 + 17 + 15 + 2), "accumulators": 200,
                                              "control": 12 + 1 + 6 + 6 + 6 + 1, "output": 0}
 
 

@@ -6,12 +6,12 @@ import pytest
 from amaranth.sim import Simulator
 
 from esb_hw.errors import ParameterError
-from esb_hw.hw.arith.tree import SignFoldingAdderTree, tree_levels, tree_structure, tree_widths
+from esb_hw.hw.arith.tree import SignFoldingAdderTree, tree_levels, tree_plan, tree_structure, tree_widths
 
 
 def run_tree(count, term_bits, sets, arity=2):
-    """Feed ``sets`` of (terms, negatives) one per cycle; return ``sum + pending`` of each set, read ``levels``
-    cycles after it went in (the documented latency)."""
+    """Feed ``sets`` of (terms, negatives) one per cycle; return ``sums[0] + sums[1] + pending[0] + pending[1]`` of
+    each set, read ``levels`` cycles after it went in (the documented latency)."""
     tree = SignFoldingAdderTree(count=count, term_bits=term_bits, arity=arity)
     results = []
 
@@ -23,7 +23,8 @@ def run_tree(count, term_bits, sets, arity=2):
                 ctx.set(tree.terms[index], int(terms[index]))
             ctx.set(tree.negatives, sum(int(n) << i for i, n in enumerate(negatives)))
             if cycle >= tree.levels:
-                results.append(ctx.get(tree.sum) + ctx.get(tree.pending))
+                pending = ctx.get(tree.pending)
+                results.append(ctx.get(tree.sums[0]) + ctx.get(tree.sums[1]) + (pending & 1) + (pending >> 1))
             if tree.levels:
                 await ctx.tick()
 
@@ -67,8 +68,9 @@ def test_checker_catches_a_wrong_sum():
 
 
 def test_levels_and_bad_arguments():
-    assert [tree_levels(n) for n in (1, 2, 3, 4, 5, 8, 9)] == [0, 1, 2, 2, 3, 3, 4]
-    assert [tree_levels(n, 3) for n in (1, 2, 3, 4, 8, 9, 10, 27, 28)] == [0, 1, 1, 2, 2, 2, 3, 3, 4]
+    # The tree stops at two sums: the least L with count <= 2 * arity**L.
+    assert [tree_levels(n) for n in (1, 2, 3, 4, 5, 8, 9)] == [0, 0, 1, 1, 2, 2, 3]
+    assert [tree_levels(n, 3) for n in (1, 2, 3, 6, 7, 18, 19, 54, 55)] == [0, 0, 1, 1, 2, 2, 3, 3, 4]
     with pytest.raises(ParameterError, match="count must be an int >= 1, got 0"):
         SignFoldingAdderTree(count=0, term_bits=4)
     with pytest.raises(ParameterError, match="arity must be an int in 2..3, got 4"):
@@ -79,19 +81,30 @@ def test_levels_and_bad_arguments():
         SignFoldingAdderTree(count=5, term_bits=4, primitives=1)
 
 
+def test_plan_takes_full_groups_first_and_a_binary_adder_only_when_needed():
+    assert tree_plan(8, 3) == [[3, 3, 1, 1], [3, 1]]
+    assert tree_plan(5, 3) == [[3, 2]]  # 3 + 1 + 1 would leave three values for the two-input accumulator
+    assert tree_plan(16, 3) == [[3, 3, 3, 3, 3, 1], [3, 3]]
+    assert tree_plan(2, 3) == [] and tree_plan(5, 2) == [[2, 2, 1], [2, 1]]
+
+
 def test_widths_follow_the_structure():
-    # 8 terms of 13 bits, ternary: 3 + 3 + 2 -> 15, 15, 14 bits, then one ternary adder -> 17 bits.
-    assert tree_widths(8, 13, 3) == [[(3, 15), (3, 15), (2, 14)], [(3, 17)]]
-    assert tree_widths(8, 13, 2)[-1] == [(2, 16)]
+    # 8 terms of 13 bits, ternary: 3 + 3 -> 15, 15 bits and two terms passed on; then the two passed terms and
+    # one sum -> 17 bits, and the other sum passed on (15 bits).
+    assert tree_widths(8, 13, 3) == [[(3, 15), (3, 15), (1, 13), (1, 13)], [(3, 17), (1, 15)]]
+    assert tree_widths(8, 13, 2)[-1] == [(2, 15), (2, 15)]
     tree = SignFoldingAdderTree(count=8, term_bits=13, arity=3)
-    assert len(tree.sum) == 17
+    assert len(tree.sums[0]) == len(tree.sums[1]) == 17
 
 
 def test_structure_counts_registers_and_adders():
-    # 8 terms of 13 bits, ternary: level 1 registers 15 + 15 + 14 bits and 3 signs, level 2 17 bits and 1 sign.
-    assert tree_structure(8, 13, 3) == {"register_bits": 15 + 15 + 14 + 3 + 17 + 1,
-                                        "adder_bits": 15 + 15 + (14 - 1) + 17, "shift_registers": 0}
-    assert tree_structure(1, 9, 3) == {"register_bits": 0, "adder_bits": 0, "shift_registers": 0}
-    # 16 terms: the pending sign waits three levels with no adder: one shift-register LUT, not three flip-flops.
-    assert tree_structure(16, 11, 3) == {"register_bits": 76 + 6 + 30 + 16, "adder_bits": 110,
-                                         "shift_registers": 1}
+    # 8 terms of 13 bits, ternary: level 1 registers 15 + 15 + 13 + 13 bits and 4 signs, level 2 17 + 15 bits
+    # and 2 signs.
+    assert tree_structure(8, 13, 3) == {"register_bits": 15 + 15 + 13 + 13 + 4 + 17 + 15 + 2,
+                                        "adder_bits": 15 + 15 + 17, "shift_registers": 0, "sum_bits": 17}
+    assert tree_structure(1, 9, 3) == {"register_bits": 0, "adder_bits": 0, "shift_registers": 0, "sum_bits": 9}
+    # 16 terms of 11 bits: five adders of 13 bits and a passed term, then two adders of 15 bits.
+    assert tree_structure(16, 11, 3) == {"register_bits": 5 * 13 + 11 + 6 + 2 * 15 + 2, "adder_bits": 5 * 13 + 2 * 15,
+                                         "shift_registers": 0, "sum_bits": 15}
+    # 64 terms: the two signs no adder takes wait four levels, and two more three: shift-register LUTs.
+    assert tree_structure(64, 13, 3)["shift_registers"] == 4

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from amaranth import Module, Signal, signed
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..checks import require_bool, require_int
@@ -13,37 +13,39 @@ __all__ = ["Accumulator"]
 
 
 class Accumulator(wiring.Component):
-    """``accumulator = (restart ? 0 : accumulator) + addend + carry`` on cycles with ``accumulate``.
+    """``accumulator = (restart ? 0 : accumulator) + addends[0] + addends[1] + carries[0] + carries[1]`` on
+    cycles with ``accumulate``.
 
     The restart is folded into the adder's LUTs (:class:`~esb_hw.hw.arith.ternary.TernaryAdder` with
-    ``gated``), so with ``primitives`` the whole update is one LUT6_2 per bit on a CARRY8 chain.
+    ``gated``), so with ``primitives`` the whole update, two addends and two carries included, is one LUT6_2
+    per bit on a CARRY8 chain: the adder tree before it stops at two sums (:mod:`esb_hw.hw.arith.tree`).
 
     Parameters
     ----------
     width : int
         Signed accumulator width, ``1..64``; the caller sizes it so that no sum overflows (DESIGN.md §2).
     addend_bits : int
-        Signed width of ``addend``; a wider addend is truncated to ``width`` (its value must fit, as a row's
-        tree sum always does).
+        Signed width of each addend; a wider addend is truncated to ``width`` (its value must fit, as a row's
+        tree sums always do).
     primitives : bool
         Build the adder from UltraScale(+) ``LUT6_2``/``CARRY8``; else plain ``+``.
 
     Attributes
     ----------
-    addend : In(signed(addend_bits))
-    carry : In(1)
-        A 1-bit addend (a pending sign of the adder tree).
+    addends : In(ArrayLayout(signed(addend_bits), 2))
+    carries : In(2)
+        Two 1-bit addends (the pending signs of the adder tree).
     accumulate : In(1)
         The register loads ``total`` (its only clock enable).
     restart : In(1)
-        Drop the old value: ``total = addend + carry``.
+        Drop the old value: ``total = addends[0] + addends[1] + carries[0] + carries[1]``.
     total : Out(signed(width))
         The next value, combinational.
     accumulator : Out(signed(width))
         The register.
 
-    Latency: ``total`` is combinational; ``accumulator`` holds it one cycle later. Throughput: one addend per
-    cycle. The register has no reset: its first use is a restart.
+    Latency: ``total`` is combinational; ``accumulator`` holds it one cycle later. Throughput: one pair of
+    addends per cycle. The register has no reset: its first use is a restart.
     """
 
     def __init__(self, *, width: int, addend_bits: int, primitives: bool = False):
@@ -52,7 +54,8 @@ class Accumulator(wiring.Component):
         require_bool("primitives", primitives)
         self.width = width
         self.primitives = primitives
-        super().__init__({"addend": In(signed(addend_bits)), "carry": In(1), "accumulate": In(1),
+        super().__init__({"addends": In(data.ArrayLayout(signed(addend_bits), 2)), "carries": In(2),
+                          "accumulate": In(1),
                           "restart": In(1), "total": Out(signed(width)),
                           "accumulator": Out(signed(width))})
 
@@ -61,8 +64,8 @@ class Accumulator(wiring.Component):
         value = Signal(signed(self.width), reset_less=True)  # data: no reset, its first use is a restart
         m.d.comb += self.accumulator.eq(value)
         m.submodules.adder = adder = TernaryAdder(width=self.width, primitives=self.primitives, gated=True)
-        m.d.comb += [adder.x.eq(value), adder.y.eq(self.addend), adder.z.eq(0), adder.c0.eq(self.carry),
-                     adder.ci.eq(0), adder.clear_x.eq(self.restart),
+        m.d.comb += [adder.x.eq(value), adder.y.eq(self.addends[0]), adder.z.eq(self.addends[1]),
+                     adder.c0.eq(self.carries[0]), adder.ci.eq(self.carries[1]), adder.clear_x.eq(self.restart),
                      self.total.eq(adder.sum[: self.width].as_signed())]
         with m.If(self.accumulate):
             m.d.sync += value.eq(self.total)

@@ -77,7 +77,7 @@ class DotProductRow(wiring.Component):
     restart : In(1)
         With ``accumulate``: drop the old accumulator, start from this sum (the ``first`` flag).
     total : Out(signed(accumulator_bits))
-        ``(restart ? 0 : accumulator) + tree sum``: what the accumulator loads at the next edge when
+        ``(restart ? 0 : accumulator) + the tree's sums``: what the accumulator loads at the next edge when
         ``accumulate`` is high (combinational; the array writes it into its output buffer on a tile's last beat).
     accumulator : Out(signed(accumulator_bits))
         The running sum.
@@ -136,10 +136,10 @@ class DotProductRow(wiring.Component):
             m.d.sync += folded.eq(product.folded)
             m.d.comb += [tree.terms[col].eq(folded), tree.negatives[col].eq(folded[-1])]
 
-        # (restart ? 0 : accumulator) + tree sum + the last pending sign, in one LUT per bit.
-        m.submodules.accumulator = accumulator = Accumulator(width=config.accumulator_bits, addend_bits=len(tree.sum),
-                                                             primitives=self.primitives)
-        m.d.comb += [accumulator.addend.eq(tree.sum), accumulator.carry.eq(tree.pending),
+        # (restart ? 0 : accumulator) + the tree's two sums + its two pending signs, in one LUT per bit.
+        m.submodules.accumulator = accumulator = Accumulator(width=config.accumulator_bits,
+                                                             addend_bits=tree.sum_bits, primitives=self.primitives)
+        m.d.comb += [accumulator.addends.eq(tree.sums), accumulator.carries.eq(tree.pending),
                      accumulator.accumulate.eq(self.accumulate),
                      accumulator.restart.eq(self.restart), self.total.eq(accumulator.total),
                      self.accumulator.eq(accumulator.accumulator)]
