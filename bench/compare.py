@@ -12,7 +12,7 @@ activations and these weight formats:
 - power-of-two of the same bits (``ESB(bits, 0)``);
 
 and prints LUT/MAC, FF/MAC, CARRY4/CARRY8 cells, BRAM, the pin-accurate depth and the delay model's Fmax (a
-MODEL, uncalibrated) for each, with the mapping used: ``radix-4 recoded`` (uniform, 3 or 4 bits, plain
+MODEL, uncalibrated) for each, with the mapping used: ``radix-4 recoded`` (uniform, 3 to 5 bits, plain
 activations; the competent integer design), ``shift`` (power of two) or ``select-and-shift`` (the rest; for a
 uniform format this is NOT a competent mapping, and the row says so).
 

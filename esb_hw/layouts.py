@@ -48,13 +48,13 @@ WEIGHT_ENCODINGS = ("code", "twos")
 
 def recodable(activation, weight) -> bool:
     """Whether radix-4 recoded products take these formats (:mod:`esb_hw.hw.arith.recoded`): a uniform weight
-    (``e <= 1``) of 3 or 4 bits and plain integer activations (no shift)."""
-    return weight.exponent_bits <= 1 and 3 <= weight.bits <= 4 and activation.max_shift == 0
+    (``e <= 1``) of 3 to 5 bits and plain integer activations (no shift)."""
+    return weight.exponent_bits <= 1 and 3 <= weight.bits <= 5 and activation.max_shift == 0
 
 
 def weight_encoding(config: AcceleratorConfig) -> str:
     """How a beat carries each weight: ``"code"``, the ESB code ``[sign][E][m]``; or ``"twos"``, the signed level
-    in two's complement, for the radix-4 recoded products of uniform formats (``e <= 1``, 3 or 4 bits, plain
+    in two's complement, for the radix-4 recoded products of uniform formats (``e <= 1``, 3 to 5 bits, plain
     integer activations, PE variant ``esb``; :mod:`esb_hw.hw.arith.recoded`). Both fit in ``weight.bits``: a
     uniform level's magnitude is at most ``2**(bits - 1) - 1``."""
     if config.pe_variant == "esb" and recodable(config.activation_format, config.weight_format):

@@ -38,6 +38,8 @@ CONFIGS = {
                                       cols=2, max_reduction=64, pe_variant="baseline", name="baseline_pot"),
     # Uniform 4-bit weights: radix-4 recoded products, weights carried as two's complement levels.
     "uniform4_recoded": SHIPPED["uniform4"],
+    # Uniform 5-bit weights: two recoded terms per product into the tree.
+    "uniform5_recoded": SHIPPED["uniform5"],
 }
 
 
@@ -193,8 +195,14 @@ def test_shipped_configs_are_all_simulated():
     assert sorted(SMALL_SHIPPED + BIG_SHIPPED) == sorted(SHIPPED) and len(SMALL_SHIPPED) >= 4
 
 
+#: Configs whose cocotb runs take over half a minute each: in ``make test-all`` (the Amaranth-simulator test above
+#: checks them bit-exactly in ``make test``).
+SLOW_COCOTB = {"uniform5_recoded"}
+
+
 @simulators
-@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_COCOTB else name
+                                  for name in sorted(CONFIGS)])
 def test_array_matches_golden_gemm(name, simulator):
     config = CONFIGS[name]
     simulate(PEArray(config), COCOTB_MODULE, simulator=simulator, toplevel=f"array_{name}",
@@ -202,6 +210,7 @@ def test_array_matches_golden_gemm(name, simulator):
 
 
 @pytest.mark.parametrize("name, simulator", [("default", "verilator"), ("uniform4_recoded", "verilator"),
+                                             pytest.param("uniform5_recoded", "verilator", marks=pytest.mark.slow),
                                              pytest.param("default", "icarus", marks=pytest.mark.slow)])
 def test_primitive_netlist_matches_golden_gemm(name, simulator):
     """The netlist that is synthesized (LUT6_2/CARRY8 adders, mapped LUT6 products, the recoded products' LUT6,

@@ -196,6 +196,7 @@ EXPECTED_FORMATS = {
     "pot3": (ESBFormat(3, 0), ESBFormat(8, 8, signed=False)),
     "esb5_act_esb": (ESBFormat(5, 2), ESBFormat(6, 3, signed=False)),
     "uniform4": (ESBFormat(4, 2), ESBFormat(8, 8, signed=False)),
+    "uniform5": (ESBFormat(5, 3), ESBFormat(8, 8, signed=False)),
 }
 
 
@@ -222,6 +223,8 @@ def test_shipped_format_shapes():
     assert pot3.integer_levels().tolist() == [-4, -2, -1, 0, 1, 2, 4]
     uniform4 = AcceleratorConfig.from_toml(CONFIG_DIR / "uniform4.toml").weight_format
     assert uniform4.integer_levels().tolist() == list(range(-7, 8))
+    uniform5 = AcceleratorConfig.from_toml(CONFIG_DIR / "uniform5.toml").weight_format
+    assert uniform5.integer_levels().tolist() == list(range(-15, 16))
 
 
 # ---- derived widths -----------------------------------------------------------------------------

@@ -17,19 +17,23 @@ from esb_hw.quant import ESBFormat
 
 FORMAT_PAIRS = [
     (ESBFormat(4, 2), ESBFormat(8, 8, False)), (ESBFormat(3, 1), ESBFormat(8, 8, False)),
-    (ESBFormat(4, 3), ESBFormat(6, 6, False)), (ESBFormat(3, 2), ESBFormat(4, 4, False)),
+    (ESBFormat(5, 3), ESBFormat(8, 8, False)), (ESBFormat(4, 3), ESBFormat(6, 6, False)),
+    (ESBFormat(3, 2), ESBFormat(4, 4, False)), (ESBFormat(5, 4), ESBFormat(7, 7, False)),
     (ESBFormat(4, 2), ESBFormat(1, 1, False)),
 ]
 
 
 class ProductOfCodes(wiring.Component):
-    """A recoded lane and product from an activation code and a weight level."""
+    """A recoded lane and product from an activation code and a weight level; ``top_folded`` and
+    ``top_negative`` are 0 for products of one term."""
 
     def __init__(self, activation, weight, primitives=False):
         self.activation, self.weight, self.primitives = activation, weight, primitives
         self.product = RecodedProduct(activation=activation, weight=weight, primitives=primitives)
+        width = signed(self.product.folded_bits)
         super().__init__({"code": In(activation.bits), "level": In(signed(weight.bits)),
-                          "folded": Out(signed(self.product.folded_bits)), "negative": Out(1)})
+                          "folded": Out(width), "negative": Out(1), "top_folded": Out(width),
+                          "top_negative": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -38,11 +42,13 @@ class ProductOfCodes(wiring.Component):
         m.submodules.product = product = self.product
         m.d.comb += [lane.code.eq(self.code), product.lane.eq(lane.lane), product.weight_level.eq(self.level),
                      self.folded.eq(product.folded), self.negative.eq(product.negative)]
+        if product.terms == 2:
+            m.d.comb += [self.top_folded.eq(product.top_folded), self.top_negative.eq(product.top_negative)]
         return m
 
 
 def all_products(weight, activation):
-    """``(weight code, activation code) -> (folded, negative)`` over every pair."""
+    """``(weight code, activation code) -> (folded, negative, top_folded, top_negative)`` over every pair."""
     unit = ProductOfCodes(activation, weight)
     results = {}
 
@@ -51,7 +57,8 @@ def all_products(weight, activation):
             for activation_code in range(activation.code_count):
                 ctx.set(unit.level, int(weight.level(code)))
                 ctx.set(unit.code, activation_code)
-                results[code, activation_code] = (ctx.get(unit.folded), ctx.get(unit.negative))
+                results[code, activation_code] = tuple(
+                    ctx.get(port) for port in (unit.folded, unit.negative, unit.top_folded, unit.top_negative))
 
     simulator = Simulator(unit)
     simulator.add_testbench(testbench)
@@ -60,12 +67,20 @@ def all_products(weight, activation):
 
 
 def mismatches(weight, activation, results):
-    """Pairs where ``folded + negative`` is not ``La * Lw`` or the top bit is not the sign."""
+    """Pairs where the terms and signs do not sum to ``La * Lw``, or a term's top bit is not its sign, or the
+    signs are not those of the digits (``d1 < 0``; for 5 bits also ``d2 = w3 - w4 < 0``)."""
     bad = []
-    for (code, activation_code), (folded, negative) in results.items():
-        want = int(weight.level(code)) * int(activation.level(activation_code))
-        if folded + negative != want or (folded < 0) != bool(negative) or negative != (weight.level(code) < 0):
-            bad.append((code, activation_code, folded, negative, want))
+    for (code, activation_code), (folded, negative, top, top_negative) in results.items():
+        level = int(weight.level(code))
+        want = level * int(activation.level(activation_code))
+        twos = level & ((1 << weight.bits) - 1)
+        w3, w4 = (twos >> 3) & 1, (twos >> 4) & 1
+        want_negative = w3 if weight.bits >= 4 else (twos >> 2) & 1
+        want_top_negative = int(weight.bits == 5 and w4 and not w3)
+        if (folded + negative + top + top_negative != want or (folded < 0) != bool(negative)
+                or (top < 0) != bool(top_negative) or negative != want_negative
+                or top_negative != want_top_negative):
+            bad.append((code, activation_code, folded, negative, top, top_negative, want))
     return bad
 
 
@@ -77,11 +92,20 @@ def test_every_level_times_every_code(weight, activation):
 def test_checker_catches_a_wrong_product():
     weight, activation = FORMAT_PAIRS[0]
     results = all_products(weight, activation)
-    results[9, 3] = (results[9, 3][0] + 1, results[9, 3][1])  # level -1 times 3
+    results[9, 3] = (results[9, 3][0] + 1, *results[9, 3][1:])  # level -1 times 3
     assert [entry[:2] for entry in mismatches(weight, activation, results)] == [(9, 3)]
 
 
-@pytest.mark.parametrize("weight, activation", FORMAT_PAIRS[:3], ids=str)
+def test_checker_catches_a_wrong_top_term():
+    weight, activation = ESBFormat(5, 3), ESBFormat(8, 8, False)
+    results = all_products(weight, activation)
+    code = 0b11001  # level -9: w = 0111 (7) + 16 * (0 - 1)
+    folded, negative, top, top_negative = results[code, 5]
+    results[code, 5] = (folded, negative, top - 16, top_negative)
+    assert [entry[:2] for entry in mismatches(weight, activation, results)] == [(code, 5)]
+
+
+@pytest.mark.parametrize("weight, activation", FORMAT_PAIRS[:4], ids=str)
 def test_hand_mapped_luts_equal_the_plain_product(tmp_path, weight, activation):
     result = equivalence.prove_equal(tmp_path, ProductOfCodes(activation, weight),
                                      ProductOfCodes(activation, weight, primitives=True))
@@ -100,18 +124,26 @@ def test_proof_fails_for_a_wrong_lut(tmp_path, monkeypatch):
 def test_structure_of_the_4_bit_product():
     """ESB(4,2) x uint8: 13 folded bits (12 magnitude bits and the sign); P0 = {0, a, 2a, 3a} spans 10 bits
     (one adder LUT each), |d1| a << 2 spans bits 2..10 (9 bits, two per LUT6_2: 5)."""
-    assert recoded_structure(ESBFormat(8, 8, False), ESBFormat(4, 2)) == {"adder_luts": 10, "high_luts": 5}
+    assert recoded_structure(ESBFormat(8, 8, False), ESBFormat(4, 2)) == {"adder_luts": 10, "high_luts": 5,
+                                                                          "top_luts": 0}
+
+
+def test_structure_of_the_5_bit_product():
+    """ESB(5,3) x uint8: as the 4-bit product, plus |d2| a << 4 (8 bits, two per LUT6_2: 4) and its sign (1)."""
+    assert recoded_structure(ESBFormat(8, 8, False), ESBFormat(5, 3)) == {"adder_luts": 10, "high_luts": 5,
+                                                                          "top_luts": 5}
 
 
 def test_which_formats_recode():
     assert recodable(ESBFormat(8, 8, False), ESBFormat(4, 2)) and recodable(ESBFormat(6, 6, False), ESBFormat(3, 1))
     assert not recodable(ESBFormat(8, 8, False), ESBFormat(4, 1))  # ESB, e = 2
-    assert not recodable(ESBFormat(8, 8, False), ESBFormat(5, 3))  # 5 bits: three digits
+    assert recodable(ESBFormat(8, 8, False), ESBFormat(5, 3))  # 5 bits: three digits, two terms
+    assert not recodable(ESBFormat(8, 8, False), ESBFormat(6, 4))  # 6 bits: not built
     assert not recodable(ESBFormat(6, 3, False), ESBFormat(4, 2))  # ESB activations shift
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"weight": ESBFormat(4, 1)}, "a recoded product needs a uniform weight format of 3 or 4 bits"),
+    ({"weight": ESBFormat(4, 1)}, "a recoded product needs a uniform weight format of 3 to 5 bits"),
     ({"weight": ESBFormat(4, 2, False)}, "weight must be a signed ESBFormat"),
     ({"primitives": 1}, "primitives must be a bool, got int 1"),
 ])

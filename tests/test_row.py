@@ -18,7 +18,7 @@ from esb_hw.hw.arith.tree import tree_levels
 from esb_hw.hw.core.row import TREE_ARITY, DotProductRow
 from esb_hw.layouts import weight_encoding, weight_fields
 
-CONFIGS = ["default", "pot3", "esb5_act_esb", "uniform4"]
+CONFIGS = ["default", "pot3", "esb5_act_esb", "uniform4", "uniform5"]
 
 
 class RowHarness(wiring.Component):

@@ -29,7 +29,7 @@ from ..arith.product import ActivationLane, lane_structure
 from ..arith.tree import tree_levels
 from ..checks import require_bool, require_instance
 from .output_buffer import OutputBuffer, output_buffer_structure
-from .row import TREE_ARITY, DotProductRow, row_structure
+from .row import TREE_ARITY, DotProductRow, row_structure, row_terms
 
 __all__ = ["OUTPUT_DEPTH", "PEArray", "array_structure", "pipeline_latency"]
 
@@ -41,14 +41,15 @@ OUTPUT_DEPTH = 32
 
 def pipeline_latency(config: AcceleratorConfig) -> int:
     """Cycles from accepting a tile's last beat to its sums on ``o``: the input register, the product
-    register, ``tree_levels(cols, 3)`` tree levels, the edge at which the accumulators' totals are written into
+    register, ``tree_levels(row_terms(config), 3)`` tree levels (:func:`~.row.row_terms`: ``cols``, or twice
+    that for 5-bit recoded weights), the edge at which the accumulators' totals are written into
     the output buffer, and the buffer's read (:class:`~.output_buffer.OutputBuffer`: two cycles from a write)."""
-    return tree_levels(config.cols, TREE_ARITY) + 4
+    return tree_levels(row_terms(config), TREE_ARITY) + 4
 
 
 def _flag_stages(config: AcceleratorConfig) -> int:
     """Pipeline stages that carry ``valid``/``first``/``last``: the input register, the products, the tree."""
-    return 2 + tree_levels(config.cols, TREE_ARITY)
+    return 2 + tree_levels(row_terms(config), TREE_ARITY)
 
 
 def array_structure(config: AcceleratorConfig) -> dict[str, dict]:
@@ -103,7 +104,7 @@ class PEArray(wiring.Component):
     o : Out(stream.Signature(array_output_layout(config)))
         One beat per tile: the exact sums of every row.
 
-    Latency: a tile's sums are valid on ``o`` ``latency = tree_levels(cols, 3) + 4`` cycles after the cycle in
+    Latency: a tile's sums are valid on ``o`` ``latency = tree_levels(row_terms(config), 3) + 4`` cycles after the cycle in
     which its last beat is accepted (:func:`pipeline_latency`). Throughput: one beat per cycle, tiles back to
     back (a tile of one beat each cycle is fine) while fewer than :data:`OUTPUT_DEPTH` tiles wait for ``o``.
     """

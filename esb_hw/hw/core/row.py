@@ -10,11 +10,11 @@ from ...config import AcceleratorConfig
 from ...layouts import weight_encoding
 from ..arith.accumulator import Accumulator
 from ..arith.product import MultiplierProduct, ShiftAddProduct, lane_layout, product_structure
-from ..arith.recoded import RecodedProduct, recoded_structure
+from ..arith.recoded import RecodedProduct, recoded_structure, recoded_terms
 from ..arith.tree import SignFoldingAdderTree, tree_levels, tree_structure
 from ..checks import require_bool, require_instance
 
-__all__ = ["DotProductRow", "TREE_ARITY", "row_structure"]
+__all__ = ["DotProductRow", "TREE_ARITY", "row_structure", "row_terms"]
 
 #: Inputs per adder of the row trees: a ternary adder absorbs two product signs and, built from LUT6_2 and
 #: CARRY8, costs one LUT per bit where two binary adders cost two.
@@ -26,11 +26,19 @@ def _term_bits(config: AcceleratorConfig) -> int:
     return config.max_product.bit_length() + 1
 
 
+def row_terms(config: AcceleratorConfig) -> int:
+    """Terms a row's adder tree sums: one per product, two per 5-bit recoded product
+    (:func:`~esb_hw.hw.arith.recoded.recoded_terms`)."""
+    per_product = recoded_terms(config.weight_format) if weight_encoding(config) == "twos" else 1
+    return config.cols * per_product
+
+
 def row_structure(config: AcceleratorConfig) -> dict[str, dict[str, int]]:
     """What one :class:`DotProductRow` of ``config`` builds, per part, for the resource model.
 
-    ``products`` (for all ``cols`` products together): ``register_bits`` (the one's-complement products; the
-    top bit of each is its sign, so no separate sign register) and ``count``, plus one product's
+    ``products`` (for all ``cols`` products together): ``register_bits`` (the one's-complement terms,
+    :func:`row_terms`; the top bit of each is its sign, so no separate sign register) and ``count``, plus one
+    product's
     :func:`~esb_hw.hw.arith.product.product_structure` under ``features``, or for radix-4 recoded products
     ``mapped_luts``, their exact LUT count (:func:`~esb_hw.hw.arith.recoded.recoded_structure`). ``tree``:
     :func:`~esb_hw.hw.arith.tree.tree_structure`. ``accumulator``: ``register_bits`` (the accumulator) and
@@ -39,12 +47,13 @@ def row_structure(config: AcceleratorConfig) -> dict[str, dict[str, int]]:
     term_bits = _term_bits(config)
     if weight_encoding(config) == "twos":
         mapped = recoded_structure(config.activation_format, config.weight_format)
-        features = {"mapped_luts": mapped["adder_luts"] + mapped["high_luts"]}
+        features = {"mapped_luts": mapped["adder_luts"] + mapped["high_luts"] + mapped["top_luts"]}
     else:
         features = product_structure(config.activation_format, config.weight_format, config.pe_variant)
+    terms = row_terms(config)
     return {
-        "products": {"count": config.cols, "register_bits": config.cols * term_bits, "features": features},
-        "tree": tree_structure(config.cols, term_bits, TREE_ARITY),
+        "products": {"count": config.cols, "register_bits": terms * term_bits, "features": features},
+        "tree": tree_structure(terms, term_bits, TREE_ARITY),
         "accumulator": {"register_bits": config.accumulator_bits, "adder_bits": config.accumulator_bits},
     }
 
@@ -82,8 +91,8 @@ class DotProductRow(wiring.Component):
     accumulator : Out(signed(accumulator_bits))
         The running sum.
 
-    Latency: ``latency = 1 + tree_levels(cols, 3)`` cycles from codes on ``lanes``/``weights`` to their sum on
-    ``total``; the product register is the first. Throughput: one set of ``cols`` products per cycle.
+    Latency: ``latency = 1 + tree_levels(row_terms(config), 3)`` cycles from codes on ``lanes``/``weights`` to
+    their sum on ``total``; the product register is the first. Throughput: one set of ``cols`` products per cycle.
     """
 
     def __init__(self, config: AcceleratorConfig, *, primitives: bool = False):
@@ -91,7 +100,7 @@ class DotProductRow(wiring.Component):
         require_bool("primitives", primitives)
         self.config = config
         self.primitives = primitives
-        self.latency = 1 + tree_levels(config.cols, TREE_ARITY)
+        self.latency = 1 + tree_levels(row_terms(config), TREE_ARITY)
         activation, weight = config.activation_format, config.weight_format
         ports = {"weights": In(data.ArrayLayout(weight.bits, config.cols)),
                  "accumulate": In(1), "restart": In(1),
@@ -127,14 +136,19 @@ class DotProductRow(wiring.Component):
         config = self.config
         m = Module()
         term_bits = _term_bits(config)
-        m.submodules.tree = tree = SignFoldingAdderTree(count=config.cols, term_bits=term_bits, arity=TREE_ARITY,
-                                                        primitives=self.primitives)
+        m.submodules.tree = tree = SignFoldingAdderTree(count=row_terms(config), term_bits=term_bits,
+                                                        arity=TREE_ARITY, primitives=self.primitives)
+        terms = []
         for col in range(config.cols):
             product = self._product(m, col)
+            terms.append((f"folded_{col}", product.folded))
+            if isinstance(product, RecodedProduct) and product.terms == 2:
+                terms.append((f"top_folded_{col}", product.top_folded))
+        for index, (name, term) in enumerate(terms):
             # One's complement registered with its sign; the tree adds the pending +1s as carries.
-            folded = Signal(signed(term_bits), name=f"folded_{col}", reset_less=True)
-            m.d.sync += folded.eq(product.folded)
-            m.d.comb += [tree.terms[col].eq(folded), tree.negatives[col].eq(folded[-1])]
+            folded = Signal(signed(term_bits), name=name, reset_less=True)
+            m.d.sync += folded.eq(term)
+            m.d.comb += [tree.terms[index].eq(folded), tree.negatives[index].eq(folded[-1])]
 
         # (restart ? 0 : accumulator) + the tree's two sums + its two pending signs, in one LUT per bit.
         m.submodules.accumulator = accumulator = Accumulator(width=config.accumulator_bits,
