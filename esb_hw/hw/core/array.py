@@ -104,9 +104,10 @@ class PEArray(wiring.Component):
     o : Out(stream.Signature(array_output_layout(config)))
         One beat per tile: the exact sums of every row.
 
-    Latency: a tile's sums are valid on ``o`` ``latency = tree_levels(row_terms(config), 3) + 4`` cycles after the cycle in
-    which its last beat is accepted (:func:`pipeline_latency`). Throughput: one beat per cycle, tiles back to
-    back (a tile of one beat each cycle is fine) while fewer than :data:`OUTPUT_DEPTH` tiles wait for ``o``.
+    Latency: a tile's sums are valid on ``o`` ``latency = tree_levels(row_terms(config), 3) + 4`` cycles after
+    the cycle in which its last beat is accepted (:func:`pipeline_latency`). Throughput: one beat per cycle,
+    tiles back to back (a tile of one beat each cycle is fine) while fewer than :data:`OUTPUT_DEPTH` tiles wait
+    for ``o``.
     """
 
     def __init__(self, config: AcceleratorConfig, *, primitives: bool = False):
