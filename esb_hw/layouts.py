@@ -30,7 +30,7 @@ from .config import AcceleratorConfig
 from .errors import ParameterError
 
 __all__ = ["SelfTestLayer", "array_input_layout", "array_output_layout", "pack", "recodable", "unpack",
-           "weight_encoding", "weight_fields"]
+           "recoded_term_bits", "weight_encoding", "weight_fields"]
 
 
 def array_input_layout(config: AcceleratorConfig) -> data.StructLayout:
@@ -46,16 +46,26 @@ def array_input_layout(config: AcceleratorConfig) -> data.StructLayout:
 WEIGHT_ENCODINGS = ("code", "twos")
 
 
+def recoded_term_bits(activation, weight) -> int:
+    """Signed bits the widest radix-4 recoded term needs (:mod:`esb_hw.hw.arith.recoded`): for 3 and 4 bits the
+    product itself; for 5 bits ``top_folded`` down to ``-16a - 1``, for 6 bits ``-32a - 1`` (``folded`` is at
+    least ``-8a - 1``, smaller)."""
+    multiple = {5: 16, 6: 32}.get(weight.bits, weight.max_level)
+    return (activation.max_level * multiple).bit_length() + 1
+
+
 def recodable(activation, weight) -> bool:
     """Whether radix-4 recoded products take these formats (:mod:`esb_hw.hw.arith.recoded`): a uniform weight
-    (``e <= 1``) of 3 to 5 bits and plain integer activations (no shift)."""
-    return weight.exponent_bits <= 1 and 3 <= weight.bits <= 5 and activation.max_shift == 0
+    (``e <= 1``) of 3 to 6 bits, whose recoded terms fit the product width (always but for tiny activations)."""
+    if not (weight.exponent_bits <= 1 and 3 <= weight.bits <= 6):
+        return False
+    return recoded_term_bits(activation, weight) <= (activation.max_level * weight.max_level).bit_length() + 1
 
 
 def weight_encoding(config: AcceleratorConfig) -> str:
     """How a beat carries each weight: ``"code"``, the ESB code ``[sign][E][m]``; or ``"twos"``, the signed level
-    in two's complement, for the radix-4 recoded products of uniform formats (``e <= 1``, 3 to 5 bits, plain
-    integer activations, PE variant ``esb``; :mod:`esb_hw.hw.arith.recoded`). Both fit in ``weight.bits``: a
+    in two's complement, for the radix-4 recoded products of uniform formats (``e <= 1``, 3 to 6 bits, PE
+    variant ``esb``; :mod:`esb_hw.hw.arith.recoded`). Both fit in ``weight.bits``: a
     uniform level's magnitude is at most ``2**(bits - 1) - 1``."""
     if config.pe_variant == "esb" and recodable(config.activation_format, config.weight_format):
         return "twos"

@@ -21,7 +21,7 @@ from esb_hw.compiler.gemm import gemm_stimulus
 from esb_hw.config import AcceleratorConfig
 from esb_hw.errors import ParameterError
 from esb_hw.hw.core.array import PEArray, pipeline_latency
-from esb_hw.layouts import array_output_layout, pack, unpack
+from esb_hw.layouts import array_output_layout, pack, unpack, weight_encoding
 from sim.pytest_helpers import simulate, simulators
 from sim.streams import get_many, put_many
 
@@ -40,6 +40,10 @@ CONFIGS = {
     "uniform4_recoded": SHIPPED["uniform4"],
     # Uniform 5-bit weights: two recoded terms per product into the tree.
     "uniform5_recoded": SHIPPED["uniform5"],
+    # Uniform 6-bit weights (Booth top digit up to 2) on ESB activations, which the lanes shift into levels;
+    # an odd shape.
+    "uniform6_act_esb": AcceleratorConfig(weight_bits=6, weight_k=4, activation_bits=6, activation_k=3, rows=3,
+                                          cols=7, max_reduction=700, name="uniform6_act_esb"),
 }
 
 
@@ -127,6 +131,14 @@ def test_every_shipped_config_in_amaranth_sim(name):
     assert tile_mismatches(outputs, expected) == []
 
 
+def test_recoded_esb_activations_in_amaranth_sim():
+    config = CONFIGS["uniform6_act_esb"]
+    assert weight_encoding(config) == "twos"
+    beats, expected = combined(config, amaranth_cases(config))
+    outputs = run_amaranth(PEArray(config), beats, len(expected), seed=6)
+    assert tile_mismatches(outputs, expected) == []
+
+
 def planted_idle_last_array():
     """PEArray with a planted bug: the tile-start flag taken from ``last`` on idle cycles too."""
     source = Path(array_module.__file__).read_text()
@@ -197,7 +209,7 @@ def test_shipped_configs_are_all_simulated():
 
 #: Configs whose cocotb runs take over half a minute each: in ``make test-all`` (the Amaranth-simulator test above
 #: checks them bit-exactly in ``make test``).
-SLOW_COCOTB = {"uniform5_recoded"}
+SLOW_COCOTB = {"uniform5_recoded", "uniform6_act_esb"}
 
 
 @simulators

@@ -19,8 +19,12 @@ FORMAT_PAIRS = [
     (ESBFormat(4, 2), ESBFormat(8, 8, False)), (ESBFormat(3, 1), ESBFormat(8, 8, False)),
     (ESBFormat(5, 3), ESBFormat(8, 8, False)), (ESBFormat(4, 3), ESBFormat(6, 6, False)),
     (ESBFormat(3, 2), ESBFormat(4, 4, False)), (ESBFormat(5, 4), ESBFormat(7, 7, False)),
+    (ESBFormat(6, 4), ESBFormat(8, 8, False)), (ESBFormat(5, 3), ESBFormat(6, 3, False)),
+    (ESBFormat(6, 5), ESBFormat(6, 3, False)), (ESBFormat(4, 2), ESBFormat(6, 3, False)),
     (ESBFormat(4, 2), ESBFormat(1, 1, False)),
 ]
+#: The hand-mapped netlists proven by SAT: every digit shape (3, 4, 5, 6 bits), plain and ESB activations.
+PROVEN_PAIRS = [FORMAT_PAIRS[index] for index in (0, 1, 2, 6, 7, 8)]
 
 
 class ProductOfCodes(wiring.Component):
@@ -73,10 +77,9 @@ def mismatches(weight, activation, results):
     for (code, activation_code), (folded, negative, top, top_negative) in results.items():
         level = int(weight.level(code))
         want = level * int(activation.level(activation_code))
-        twos = level & ((1 << weight.bits) - 1)
-        w3, w4 = (twos >> 3) & 1, (twos >> 4) & 1
-        want_negative = w3 if weight.bits >= 4 else (twos >> 2) & 1
-        want_top_negative = int(weight.bits == 5 and w4 and not w3)
+        bit = [(level >> index) & 1 for index in range(8)]  # Python's >> sign-extends
+        want_negative = bit[3] if weight.bits >= 4 else bit[2]
+        want_top_negative = int(weight.bits >= 5 and -2 * bit[5] + bit[4] + bit[3] < 0)
         if (folded + negative + top + top_negative != want or (folded < 0) != bool(negative)
                 or (top < 0) != bool(top_negative) or negative != want_negative
                 or top_negative != want_top_negative):
@@ -105,7 +108,7 @@ def test_checker_catches_a_wrong_top_term():
     assert [entry[:2] for entry in mismatches(weight, activation, results)] == [(code, 5)]
 
 
-@pytest.mark.parametrize("weight, activation", FORMAT_PAIRS[:4], ids=str)
+@pytest.mark.parametrize("weight, activation", PROVEN_PAIRS, ids=str)
 def test_hand_mapped_luts_equal_the_plain_product(tmp_path, weight, activation):
     result = equivalence.prove_equal(tmp_path, ProductOfCodes(activation, weight),
                                      ProductOfCodes(activation, weight, primitives=True))
@@ -134,16 +137,26 @@ def test_structure_of_the_5_bit_product():
                                                                           "top_luts": 5}
 
 
+def test_structure_of_the_6_bit_product():
+    """ESB(6,4) x uint8: 14 folded bits (7,905 needs 13); |d2| a << 4 with |d2| <= 2 spans bits 4..12, one LUT6
+    each (9), plus the sign (1)."""
+    assert recoded_structure(ESBFormat(8, 8, False), ESBFormat(6, 4)) == {"adder_luts": 10, "high_luts": 5,
+                                                                          "top_luts": 10}
+
+
 def test_which_formats_recode():
     assert recodable(ESBFormat(8, 8, False), ESBFormat(4, 2)) and recodable(ESBFormat(6, 6, False), ESBFormat(3, 1))
     assert not recodable(ESBFormat(8, 8, False), ESBFormat(4, 1))  # ESB, e = 2
     assert recodable(ESBFormat(8, 8, False), ESBFormat(5, 3))  # 5 bits: three digits, two terms
-    assert not recodable(ESBFormat(8, 8, False), ESBFormat(6, 4))  # 6 bits: not built
-    assert not recodable(ESBFormat(6, 3, False), ESBFormat(4, 2))  # ESB activations shift
+    assert recodable(ESBFormat(8, 8, False), ESBFormat(6, 4))  # 6 bits: |d2| up to 2
+    assert not recodable(ESBFormat(8, 8, False), ESBFormat(7, 5))  # 7 bits: a fourth digit, not built
+    assert recodable(ESBFormat(6, 3, False), ESBFormat(4, 2))  # ESB activations: the lane makes the level
+    # 1-bit activations: -16a - 1 = -17 needs 6 bits, the product 15a only 5 (+ sign): select and shift instead.
+    assert not recodable(ESBFormat(1, 1, False), ESBFormat(5, 3))
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"weight": ESBFormat(4, 1)}, "a recoded product needs a uniform weight format of 3 to 5 bits"),
+    ({"weight": ESBFormat(4, 1)}, "a recoded product needs a uniform weight format of 3 to 6 bits"),
     ({"weight": ESBFormat(4, 2, False)}, "weight must be a signed ESBFormat"),
     ({"primitives": 1}, "primitives must be a bool, got int 1"),
 ])

@@ -126,6 +126,18 @@ def test_every_weight_code_times_every_activation_code(name, variant):
     assert mismatches(config, sets, run_row(config, sets)) == []
 
 
+@pytest.mark.parametrize("weights, activations", [((6, 4), (8, 8)), ((5, 3), (6, 3)), ((4, 2), (6, 3))],
+                         ids=["uniform6-uint8", "uniform5-esb6", "uniform4-esb6"])
+def test_recoded_products_of_6_bits_and_of_esb_activations(weights, activations):
+    """Radix-4 recoding beyond the shipped configs: the 6-bit Booth top digit (|d2| up to 2), and ESB
+    activations, which the lane shifts into integer levels."""
+    config = AcceleratorConfig(weight_bits=weights[0], weight_k=weights[1], activation_bits=activations[0],
+                               activation_k=activations[1], rows=1, cols=7, max_reduction=700, name="recoded")
+    assert weight_encoding(config) == "twos"
+    sets = exhaustive_sets(config)
+    assert mismatches(config, sets, run_row(config, sets)) == []
+
+
 def single_column_sets(config):
     """One product per set in column ``c = index % cols``, zeros elsewhere: each product alone on each column."""
     rng = np.random.default_rng(5)

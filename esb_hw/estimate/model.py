@@ -208,7 +208,9 @@ def lut_terms(config: AcceleratorConfig, coefficients: dict) -> dict[str, float]
         product = features["mapped_luts"]
     else:
         product = sum(coefficients["product"][variant][term] * count for term, count in features.items())
-    lane = sum(coefficients["lane"][variant][term] * count for term, count in structure["lanes"]["features"].items())
+    # A recoded lane of shifting activations has the baseline lane's shifter: priced with its coefficient.
+    lane_coefficients = {**coefficients["lane"]["baseline"], **coefficients["lane"][variant]}
+    lane = sum(lane_coefficients[term] * count for term, count in structure["lanes"]["features"].items())
     return {
         "lanes": structure["lanes"]["count"] * lane,
         "products": structure["products"]["count"] * product,

@@ -80,15 +80,19 @@ def lane_odd_multiples(weight: ESBFormat, shared: bool, recoded: bool = False) -
 
 
 def lane_layout(activation: ESBFormat, weight: ESBFormat, shared: bool, recoded: bool = False) -> data.StructLayout:
-    """The decoded activation one lane broadcasts to the PEs that multiply it."""
+    """The decoded activation one lane broadcasts to the PEs that multiply it: ``significand``, ``shift`` and the
+    odd multiples; or for radix-4 recoded products (``recoded``, with ``shared``) the whole integer ``level``
+    ``La = sig_a << sh_a`` and ``triple = 3 La``."""
+    if shared and recoded:
+        level_bits = max(activation.max_level.bit_length(), 1)
+        return data.StructLayout({"level": level_bits, "triple": level_bits + 2})
     fields = {
         "significand": max(activation.significand_bits, 1),
         "shift": max(activation.shift_bits, 1),
     }
-    count = lane_odd_multiples(weight, shared, recoded)
+    count = lane_odd_multiples(weight, shared)
     if count:
-        width = activation.significand_bits + (2 if recoded else weight.significand_bits)
-        fields["odd_multiples"] = data.ArrayLayout(width, count)
+        fields["odd_multiples"] = data.ArrayLayout(activation.significand_bits + weight.significand_bits, count)
     return data.StructLayout(fields)
 
 
@@ -151,12 +155,18 @@ def product_structure(activation: ESBFormat, weight: ESBFormat, variant: str) ->
 def lane_structure(activation: ESBFormat, weight: ESBFormat, variant: str, recoded: bool = False) -> dict[str, int]:
     """What one activation lane (one per array column) builds beyond its registered code.
 
-    ``adder_bits`` (``esb``): the adders of the odd multiples ``3a, 5a, ..``; ``mux_inputs`` (``baseline``):
-    the shifter ``sig_a << sh_a`` that makes the level ``La``, which synthesis shares between the rows of a
-    column; ``esb_naive`` builds nothing.
+    ``adder_bits`` (``esb``): the adders of the odd multiples ``3a, 5a, ..`` (for ``recoded`` lanes ``3 La``);
+    ``mux_inputs`` (``baseline``, and ``recoded`` lanes of activations that shift): the shifter
+    ``sig_a << sh_a`` that makes the level ``La``, which synthesis shares between the rows of a column;
+    ``esb_naive`` builds nothing.
     """
+    if variant == "esb" and recoded:
+        features = {"adder_bits": _adder_bits(activation.max_level, [0, 1])}
+        if activation.max_shift:
+            features["mux_inputs"] = activation.significand_bits * activation.max_shift
+        return features
     if variant == "esb":
-        odds = [2 * index + 3 for index in range(lane_odd_multiples(weight, True, recoded))]
+        odds = [2 * index + 3 for index in range(lane_odd_multiples(weight, True))]
         return {"adder_bits": sum(_adder_bits(activation.max_significand,
                                               [b for b in range(odd.bit_length()) if odd >> b & 1])
                                   for odd in odds)}
@@ -177,7 +187,7 @@ class ActivationLane(wiring.Component):
     shared : bool
         Also compute the odd multiples ``3 sig_a, 5 sig_a, ..`` that shared-multiples PEs select from.
     recoded : bool
-        With ``shared``: only ``3 sig_a``, all that radix-4 recoded products need.
+        With ``shared``: the integer level ``La`` and ``3 La``, all that radix-4 recoded products need.
 
     Attributes
     ----------
@@ -185,7 +195,7 @@ class ActivationLane(wiring.Component):
         The activation code.
     lane : Out(lane_layout(...))
         ``significand`` (``sig_a``), ``shift`` (``sh_a``) and, when shared, ``odd_multiples[i]`` =
-        ``(2 i + 3) * sig_a``.
+        ``(2 i + 3) * sig_a``; when ``recoded``, ``level`` (``La``) and ``triple`` (``3 La``).
 
     Combinational: latency 0.
     """
@@ -197,6 +207,7 @@ class ActivationLane(wiring.Component):
         self._activation = activation
         self._weight = weight
         self._shared = shared
+        self._recoded = shared and recoded
         self._count = lane_odd_multiples(weight, shared, recoded)
         super().__init__({
             "code": In(activation.bits),
@@ -206,6 +217,11 @@ class ActivationLane(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         _, significand, shift = decode_fields(self.code, self._activation)
+        if self._recoded:
+            level = Signal(len(self.lane.level), name="level")
+            m.d.comb += [level.eq(significand << shift), self.lane.level.eq(level),
+                         self.lane.triple.eq(level + (level << 1))]
+            return m
         m.d.comb += [self.lane.significand.eq(significand), self.lane.shift.eq(shift)]
         if self._count:
             for index in range(self._count):
