@@ -42,7 +42,7 @@ OUTPUT_DEPTH = 32
 def pipeline_latency(config: AcceleratorConfig) -> int:
     """Cycles from accepting a tile's last beat to its sums on ``o``: the input register, the product
     register, ``tree_levels(row_terms(config), 3)`` tree levels (:func:`~.row.row_terms`: ``cols``, or twice
-    that for 5-bit recoded weights), the edge at which the accumulators' totals are written into
+    that for 5- and 6-bit recoded weights), the edge at which the accumulators' totals are written into
     the output buffer, and the buffer's read (:class:`~.output_buffer.OutputBuffer`: two cycles from a write)."""
     return tree_levels(row_terms(config), TREE_ARITY) + 4
 

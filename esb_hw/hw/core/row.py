@@ -27,7 +27,7 @@ def _term_bits(config: AcceleratorConfig) -> int:
 
 
 def row_terms(config: AcceleratorConfig) -> int:
-    """Terms a row's adder tree sums: one per product, two per 5-bit recoded product
+    """Terms a row's adder tree sums: one per product, two per 5- or 6-bit recoded product
     (:func:`~esb_hw.hw.arith.recoded.recoded_terms`)."""
     per_product = recoded_terms(config.weight_format) if weight_encoding(config) == "twos" else 1
     return config.cols * per_product
