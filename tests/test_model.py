@@ -22,6 +22,7 @@ from esb_hw.estimate import (
     relative_error,
 )
 from esb_hw.hw.core.array import PEArray
+from esb_hw.layouts import weight_encoding
 
 ZCU102 = {"lut": 274_080, "ff": 548_160, "bram36": 912, "dsp": 2_520}
 COMPONENTS = ["lanes", "products", "trees", "accumulators", "control", "output"]
@@ -51,6 +52,15 @@ def test_flip_flops_are_those_of_the_elaborated_array(variant, shape, bram36):
     assert elaborated_register_bits(PEArray(small)) == result.ff + 1
     # The sums (19 bits per row at max_reduction 64) wait in one RAMB36 (up to 72 bits) or one RAMB18 (36).
     assert small.accumulator_bits == 19 and result.bram36 == bram36 and result.dsp == 0
+
+
+@pytest.mark.parametrize("weights, activations", [((4, 2), (8, 8)), ((5, 3), (8, 8)), ((6, 4), (6, 3))])
+def test_flip_flops_of_recoded_arrays(weights, activations):
+    """Radix-4 recoded arrays, whose 5- and 6-bit products give the tree a second, partly constant term."""
+    small = config(weight_bits=weights[0], weight_k=weights[1], activation_bits=activations[0],
+                   activation_k=activations[1], rows=3, cols=5, max_reduction=64)
+    assert weight_encoding(small) == "twos"
+    assert elaborated_register_bits(PEArray(small)) == estimate_array(small).ff + 1
 
 
 @pytest.mark.parametrize("variant", ["esb", "esb_naive", "baseline"])

@@ -35,7 +35,8 @@ from ..checks import require_bool, require_format
 from .lutmap import map_lut
 from .product import lane_layout
 
-__all__ = ["RecodedProduct", "recodable", "recoded_structure", "recoded_term_bits", "recoded_terms"]
+__all__ = ["RecodedProduct", "recodable", "recoded_structure", "recoded_term_bits", "recoded_terms",
+           "recoded_top_span"]
 
 
 def recoded_terms(weight: ESBFormat) -> int:
@@ -54,6 +55,13 @@ def _widths(activation: ESBFormat, weight: ESBFormat) -> tuple[int, int, int, in
     low = level_bits + 2  # 3a
     high = level_bits + (0 if weight.bits == 3 else 1) + 2  # 2a or a, shifted by 2
     return magnitude + 1, low, high, level_bits
+
+
+def recoded_top_span(activation: ESBFormat, weight: ESBFormat) -> tuple[int, int]:
+    """``(start, stop)``: the bits of ``top_folded`` that carry ``|d2| a << 4``; every other bit is its sign
+    ``top_negative``, so a register needs only these and the sign."""
+    folded, _, _, level_bits = _widths(activation, weight)
+    return 4, min(folded, level_bits + 4 + (1 if weight.bits == 6 else 0))
 
 
 def recoded_structure(activation: ESBFormat, weight: ESBFormat) -> dict[str, int]:

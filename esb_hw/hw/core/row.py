@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed
+from amaranth import Cat, Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -10,7 +10,7 @@ from ...config import AcceleratorConfig
 from ...layouts import weight_encoding
 from ..arith.accumulator import Accumulator
 from ..arith.product import MultiplierProduct, ShiftAddProduct, lane_layout, product_structure
-from ..arith.recoded import RecodedProduct, recoded_structure, recoded_terms
+from ..arith.recoded import RecodedProduct, recoded_structure, recoded_terms, recoded_top_span
 from ..arith.tree import SignFoldingAdderTree, tree_levels, tree_structure
 from ..checks import require_bool, require_instance
 
@@ -37,7 +37,8 @@ def row_structure(config: AcceleratorConfig) -> dict[str, dict[str, int]]:
     """What one :class:`DotProductRow` of ``config`` builds, per part, for the resource model.
 
     ``products`` (for all ``cols`` products together): ``register_bits`` (the one's-complement terms,
-    :func:`row_terms`; the top bit of each is its sign, so no separate sign register) and ``count``, plus one
+    :func:`row_terms`; the top bit of each is its sign, so no separate sign register; a recoded top term
+    registers only its :func:`~esb_hw.hw.arith.recoded.recoded_top_span` and its sign) and ``count``, plus one
     product's
     :func:`~esb_hw.hw.arith.product.product_structure` under ``features``, or for radix-4 recoded products
     ``mapped_luts``, their exact LUT count (:func:`~esb_hw.hw.arith.recoded.recoded_structure`). ``tree``:
@@ -51,8 +52,12 @@ def row_structure(config: AcceleratorConfig) -> dict[str, dict[str, int]]:
     else:
         features = product_structure(config.activation_format, config.weight_format, config.pe_variant)
     terms = row_terms(config)
+    register_bits = terms * term_bits
+    if terms > config.cols:
+        start, stop = recoded_top_span(config.activation_format, config.weight_format)
+        register_bits = config.cols * (term_bits + stop - start + 1)
     return {
-        "products": {"count": config.cols, "register_bits": terms * term_bits, "features": features},
+        "products": {"count": config.cols, "register_bits": register_bits, "features": features},
         "tree": tree_structure(terms, term_bits, TREE_ARITY),
         "accumulator": {"register_bits": config.accumulator_bits, "adder_bits": config.accumulator_bits},
     }
@@ -138,17 +143,24 @@ class DotProductRow(wiring.Component):
         term_bits = _term_bits(config)
         m.submodules.tree = tree = SignFoldingAdderTree(count=row_terms(config), term_bits=term_bits,
                                                         arity=TREE_ARITY, primitives=self.primitives)
-        terms = []
+        # Top terms first: the terms a tree level passes on are its last ones, and a passed top term's sign copies
+        # would be registered several times (synthesis merges them, which the resource model does not know).
+        terms, top_terms = [], []
         for col in range(config.cols):
             product = self._product(m, col)
-            terms.append((f"folded_{col}", product.folded))
-            if isinstance(product, RecodedProduct) and product.terms == 2:
-                terms.append((f"top_folded_{col}", product.top_folded))
-        for index, (name, term) in enumerate(terms):
             # One's complement registered with its sign; the tree adds the pending +1s as carries.
-            folded = Signal(signed(term_bits), name=name, reset_less=True)
-            m.d.sync += folded.eq(term)
-            m.d.comb += [tree.terms[index].eq(folded), tree.negatives[index].eq(folded[-1])]
+            folded = Signal(signed(term_bits), name=f"folded_{col}", reset_less=True)
+            m.d.sync += folded.eq(product.folded)
+            terms.append(folded)
+            if isinstance(product, RecodedProduct) and product.terms == 2:
+                # Only the bits that carry |d2| a << 4 and the sign; the other bits are copies of the sign.
+                start, stop = recoded_top_span(config.activation_format, config.weight_format)
+                core = Signal(stop - start, name=f"top_core_{col}", reset_less=True)
+                sign = Signal(name=f"top_sign_{col}", reset_less=True)
+                m.d.sync += [core.eq(product.top_folded[start:stop]), sign.eq(product.top_negative)]
+                top_terms.append(Cat(sign.replicate(start), core, sign.replicate(term_bits - stop)).as_signed())
+        for index, term in enumerate(top_terms + terms):
+            m.d.comb += [tree.terms[index].eq(term), tree.negatives[index].eq(term[-1])]
 
         # (restart ? 0 : accumulator) + the tree's two sums + its two pending signs, in one LUT per bit.
         m.submodules.accumulator = accumulator = Accumulator(width=config.accumulator_bits,
