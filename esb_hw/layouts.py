@@ -12,6 +12,9 @@ Layouts
     the ESB code, or for uniform formats the level in two's complement) and ``last`` (closes a tile).
 :func:`array_output_layout`
     One beat out of it: ``rows`` exact sums, ``signed(accumulator_bits)`` each, row 0 in the low bits.
+:func:`requant_params_layout`, :func:`requant_input_layout`
+    One output channel's ``(bias, M, S)``, and an accumulator with them: the input of
+    :class:`~esb_hw.hw.core.requant.Requantizer`.
 :class:`SelfTestLayer`
     The built-in test layer the compiler hands to the self-checking top (:mod:`esb_hw.hw.debug.selftest`):
     packed input beats and the packed output beat expected for each tile.
@@ -29,7 +32,8 @@ from amaranth.lib import data
 from .config import AcceleratorConfig
 from .errors import ParameterError
 
-__all__ = ["SelfTestLayer", "array_input_layout", "array_output_layout", "pack", "recodable", "unpack",
+__all__ = ["REQUANT_MULTIPLIER_BITS", "REQUANT_SHIFT_RANGE", "SelfTestLayer", "array_input_layout",
+           "array_output_layout", "pack", "recodable", "requant_input_layout", "requant_params_layout", "unpack",
            "recoded_term_bits", "weight_encoding", "weight_fields"]
 
 
@@ -79,6 +83,30 @@ def weight_fields(config: AcceleratorConfig, codes) -> np.ndarray:
         return codes.astype(np.int64)
     levels = config.weight_format.level(codes)
     return levels & ((1 << config.weight_format.bits) - 1)
+
+
+#: DESIGN.md §2: ``M`` has at most 16 bits and ``1 <= S <= 48`` (the golden model's ``MULTIPLIER_BITS`` and
+#: ``SHIFT_RANGE``; ``tests/test_layouts.py`` checks that they agree).
+REQUANT_MULTIPLIER_BITS = 16
+REQUANT_SHIFT_RANGE = (1, 48)
+
+
+def requant_params_layout(config: AcceleratorConfig) -> data.StructLayout:
+    """One output channel's requantization constants (DESIGN.md §2): ``bias`` in accumulator units (as wide as
+    the accumulator: a bias outside its range is rejected by the compiler), ``multiplier`` ``M`` and ``shift``
+    ``S``."""
+    return data.StructLayout({
+        "bias": signed(config.accumulator_bits),
+        "multiplier": REQUANT_MULTIPLIER_BITS,
+        "shift": REQUANT_SHIFT_RANGE[1].bit_length(),
+    })
+
+
+def requant_input_layout(config: AcceleratorConfig) -> data.StructLayout:
+    """One value into a :class:`~esb_hw.hw.core.requant.Requantizer`: an accumulator and its channel's
+    :func:`requant_params_layout`."""
+    return data.StructLayout({"accumulator": signed(config.accumulator_bits),
+                              "params": requant_params_layout(config)})
 
 
 def array_output_layout(config: AcceleratorConfig) -> data.ArrayLayout:

@@ -77,3 +77,9 @@ def test_weight_encoding_by_format():
     codes = np.array([0, 1, 7, 8, 9, 15])  # levels 0, 1, 7, 0 (negative zero), -1, -7
     assert weight_fields(uniform, codes).tolist() == [0, 1, 7, 0, 15, 9]  # two's complement, 4 bits
     assert weight_fields(CONFIG, codes).tolist() == codes.tolist()
+
+
+def test_requant_constants_are_the_golden_models():
+    from esb_hw.layouts import REQUANT_MULTIPLIER_BITS, REQUANT_SHIFT_RANGE
+    from esb_hw.quant import golden
+    assert REQUANT_MULTIPLIER_BITS == golden.MULTIPLIER_BITS and REQUANT_SHIFT_RANGE == golden.SHIFT_RANGE
