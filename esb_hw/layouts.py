@@ -33,7 +33,8 @@ from .config import AcceleratorConfig
 from .errors import ParameterError
 
 __all__ = ["REQUANT_MULTIPLIER_BITS", "REQUANT_SHIFT_RANGE", "SelfTestLayer", "array_input_layout",
-           "array_output_layout", "pack", "recodable", "requant_input_layout", "requant_params_layout", "unpack",
+           "array_output_layout", "pack", "recodable", "requant_input_layout", "requant_params_layout",
+           "stationary_input_layout", "unpack", "weight_row_layout",
            "recoded_term_bits", "weight_encoding", "weight_fields"]
 
 
@@ -83,6 +84,21 @@ def weight_fields(config: AcceleratorConfig, codes) -> np.ndarray:
         return codes.astype(np.int64)
     levels = config.weight_format.level(codes)
     return levels & ((1 << config.weight_format.bits) - 1)
+
+
+def weight_row_layout(config: AcceleratorConfig) -> data.StructLayout:
+    """One weight load into :class:`~esb_hw.hw.core.stationary.StationaryArray`: the ``cols`` weights of array row
+    ``row`` (encoded as :func:`weight_encoding` says)."""
+    return data.StructLayout({"row": range(config.rows), "weights": data.ArrayLayout(config.weight_format.bits,
+                                                                                     config.cols)})
+
+
+def stationary_input_layout(config: AcceleratorConfig, entries: int) -> data.StructLayout:
+    """One beat into :class:`~esb_hw.hw.core.stationary.StationaryArray`: ``cols`` activation codes, the running
+    sum ``entry`` they add to, ``swap`` (this beat and the next use the weights loaded since the last swap),
+    ``first`` (the entry restarts) and ``last`` (the entry's sums leave on the output)."""
+    return data.StructLayout({"activations": data.ArrayLayout(config.activation_format.bits, config.cols),
+                              "entry": range(entries), "swap": 1, "first": 1, "last": 1})
 
 
 #: DESIGN.md §2: ``M`` has at most 16 bits and ``1 <= S <= 48`` (the golden model's ``MULTIPLIER_BITS`` and

@@ -69,7 +69,51 @@ def test_a_wide_addend_whose_value_fits_is_exact():
     ({"width": 0}, "width must be an int in 1..64, got 0"),
     ({"addend_bits": 0}, "addend_bits must be an int >= 1, got 0"),
     ({"primitives": 0}, "primitives must be a bool, got int 0"),
+    ({"entries": 65}, "entries must be an int in 1..64, got 65"),
 ])
 def test_parameters_are_checked(kwargs, message):
     with pytest.raises(ParameterError, match=message):
         Accumulator(**{"width": 8, "addend_bits": 4, **kwargs})
+
+
+def run_entries(entries, steps):
+    """``steps`` of (entry, addend 0, carry 0, accumulate, restart); ``accumulator`` of that entry after each."""
+    dut = Accumulator(width=12, addend_bits=8, entries=entries)
+    seen = []
+
+    async def testbench(ctx):
+        for entry, addend, carry, accumulate, restart in steps:
+            for port, value in zip((dut.entry, dut.addends[0], dut.addends[1], dut.carries, dut.accumulate,
+                                    dut.restart), (entry, addend, 0, carry, accumulate, restart), strict=True):
+                ctx.set(port, int(value))
+            await ctx.tick()
+            seen.append(ctx.get(dut.accumulator))
+
+    simulator = Simulator(dut)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    return seen
+
+
+def model_entries(steps):
+    values, seen = {}, []
+    for entry, addend, carry, accumulate, restart in steps:
+        if accumulate:
+            values[entry] = (0 if restart else values[entry]) + addend + carry
+        seen.append(values.get(entry))
+    return seen
+
+
+def test_entries_keep_independent_sums():
+    """A block of running sums in distributed RAM: each entry restarts and accumulates on its own."""
+    entries = 32
+    rng = np.random.default_rng(7)
+    steps = [(entry, int(rng.integers(-128, 128)), int(rng.integers(0, 2)), 1, 1) for entry in range(entries)]
+    for _ in range(600):
+        steps.append((int(rng.integers(0, entries)), int(rng.integers(-128, 128)), int(rng.integers(0, 2)),
+                      int(rng.integers(0, 2)), int(rng.random() < 0.05)))
+    seen, want = run_entries(entries, steps), model_entries(steps)
+    assert seen == want
+    seen[100] += 1
+    assert [index for index, (got, good) in enumerate(zip(seen, want, strict=True)) if got != good] == [100]

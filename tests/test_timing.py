@@ -114,3 +114,21 @@ def test_the_deepest_path_is_not_the_slowest_one():
     result = analyze(netlist(cells, ports), "top")
     assert result["deepest"]["lut_levels"] == 4
     assert result["worst_path"]["lut_levels"] == 1 and result["worst_path"]["carry_bits"] == 8 + 8 + 8
+
+
+def lutram(address, write_data, read_data):
+    return {"type": "RAM32M16",
+            "port_directions": {"ADDRA": "input", "ADDRH": "input", "DIA": "input", "WE": "input", "WCLK": "input",
+                                "DOA": "output"},
+            "connections": {"ADDRA": [address], "ADDRH": [address], "DIA": [write_data, "0"], "WE": ["1"],
+                            "WCLK": [2], "DOA": [read_data, 60]}}
+
+
+def test_a_distributed_ram_accumulator_is_no_loop():
+    """An entry read, added to and written back in one cycle: the read data feeds the write data, which is a
+    synchronous input, so the path ends there (with a RAM's setup) instead of looping."""
+    cells = {"entry": flop(3, 10), "sums": lutram(10, 12, 11), "add": lut2(11, 11, 12)}
+    ports = {"d": {"direction": "input", "bits": [3]}, "clk": {"direction": "input", "bits": [2]}}
+    result = analyze(netlist(cells, ports), "top")
+    assert result["worst_path"]["lut_levels"] == 2  # the RAM's read LUT, then the adder's LUT
+    assert result["worst_path"]["end"].startswith("RAM32M16 DIA")

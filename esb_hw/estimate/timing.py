@@ -17,7 +17,9 @@ UltraScale+ -2 speed grade, values of the order of DS925's switching characteris
 ``LUT``                   0.10 ns through a LUT (any input)
 ``CARRY_ENTRY``           0.15 ns into a carry chain, plus ``CARRY_BIT`` 0.02 ns per bit it travels
 ``MUX``                   0.10 ns through a MUXF7/F8
-``SETUP``                 0.05 ns at a flip-flop, 0.30 ns (``BRAM_SETUP``) at a block RAM
+``SETUP``                 0.05 ns at a flip-flop, 0.30 ns (``BRAM_SETUP``) at a block RAM and at every
+                          input of a distributed RAM (write data, enable and address; a read address also
+                          goes on through the read data)
 ========================  =========================================================
 
 :func:`analyze` returns the worst path's delay, the estimated Fmax, its LUT levels and carry bits, the deepest
@@ -196,24 +198,21 @@ def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL, from_po
                 for bit in bits:
                     if isinstance(bit, int):
                         driven_by_comb[bit] = cell_name
-    for cell_name in arcs_of:
-        cell = module["cells"][cell_name]
-        inputs = {bit for port, bits in cell["connections"].items()
-                  if cell["port_directions"].get(port) == "input" for bit in bits
-                  if isinstance(bit, int) and bit in driven_by_comb}
-        waiting[cell_name] = len(inputs)
+    # A cell waits only for the inputs its arcs start from: a distributed RAM's write data and enable are
+    # synchronous, so a RAM whose read data feeds back into its write data (an accumulator) is no loop.
+    arc_ports = {cell_name: {arc[0] for arc in arcs} for cell_name, arcs in arcs_of.items()}
     dependents: dict[str, set[str]] = defaultdict(set)
     for cell_name in arcs_of:
         cell = module["cells"][cell_name]
         for port, bits in cell["connections"].items():
-            if cell["port_directions"].get(port) == "input":
+            if port in arc_ports[cell_name]:
                 for bit in bits:
                     if isinstance(bit, int) and bit in driven_by_comb:
                         dependents[driven_by_comb[bit]].add(cell_name)
     for cell_name in arcs_of:  # count distinct driving cells, not bits
         cell = module["cells"][cell_name]
         drivers = {driven_by_comb[bit] for port, bits in cell["connections"].items()
-                   if cell["port_directions"].get(port) == "input" for bit in bits
+                   if port in arc_ports[cell_name] for bit in bits
                    if isinstance(bit, int) and bit in driven_by_comb}
         drivers.discard(cell_name)
         waiting[cell_name] = len(drivers)
@@ -261,13 +260,15 @@ def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL, from_po
     enable_fanout: dict[int, int] = defaultdict(int)
     reset_fanout: dict[int, int] = defaultdict(int)
     for cell_name, cell in module["cells"].items():
-        if cell_name in arcs_of:
+        lutram = cell["type"].startswith(_LUTRAM_PREFIXES)
+        if cell_name in arcs_of and not lutram:
             continue
-        setup = model.bram_setup if cell["type"].startswith("RAMB") else model.setup
+        setup = model.bram_setup if cell["type"].startswith("RAMB") or lutram else model.setup
         for port, bits in cell["connections"].items():
             if cell.get("port_directions", {}).get(port) != "input" or port in ("C", "CLK", "CLKARDCLK",
-                                                                                   "CLKBWRCLK"):
+                                                                                   "CLKBWRCLK", "WCLK"):
                 continue
+
             for bit in bits:
                 if not isinstance(bit, int) or bit not in arrival:
                     continue

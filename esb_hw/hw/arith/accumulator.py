@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from amaranth import Module, Signal, signed
 from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..checks import require_bool, require_int
@@ -29,6 +30,10 @@ class Accumulator(wiring.Component):
         tree sums always do).
     primitives : bool
         Build the adder from UltraScale(+) ``LUT6_2``/``CARRY8``; else plain ``+``.
+    entries : int
+        Running sums kept, ``1..64``: 1 is one register; more are a distributed RAM (``ram_style =
+        "distributed"``: a 32-entry sum of up to 14 bits is one RAM32M16 of 8 LUTs) read and written at
+        ``entry``, so that one row accumulates a block of ``entries`` outputs with the same weights.
 
     Attributes
     ----------
@@ -42,31 +47,44 @@ class Accumulator(wiring.Component):
     total : Out(signed(width))
         The next value, combinational.
     accumulator : Out(signed(width))
-        The register.
+        The running sum (of entry ``entry``).
+    entry : In(range(entries))
+        Only when ``entries > 1``: the running sum read into ``total`` and written on ``accumulate``.
 
     Latency: ``total`` is combinational; ``accumulator`` holds it one cycle later. Throughput: one pair of
-    addends per cycle. The register has no reset: its first use is a restart.
+    addends per cycle. The sums have no reset: the first use of each is a restart.
     """
 
-    def __init__(self, *, width: int, addend_bits: int, primitives: bool = False):
+    def __init__(self, *, width: int, addend_bits: int, primitives: bool = False, entries: int = 1):
         require_int("width", width, 1, 64)
         require_int("addend_bits", addend_bits, 1)
         require_bool("primitives", primitives)
+        require_int("entries", entries, 1, 64)
         self.width = width
         self.primitives = primitives
-        super().__init__({"addends": In(data.ArrayLayout(signed(addend_bits), 2)), "carries": In(2),
-                          "accumulate": In(1),
-                          "restart": In(1), "total": Out(signed(width)),
-                          "accumulator": Out(signed(width))})
+        self.entries = entries
+        ports = {"addends": In(data.ArrayLayout(signed(addend_bits), 2)), "carries": In(2), "accumulate": In(1),
+                 "restart": In(1), "total": Out(signed(width)), "accumulator": Out(signed(width))}
+        if entries > 1:
+            ports["entry"] = In(range(entries))
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
-        value = Signal(signed(self.width), reset_less=True)  # data: no reset, its first use is a restart
+        if self.entries > 1:
+            m.submodules.sums = sums = Memory(shape=signed(self.width), depth=self.entries, init=[],
+                                              attrs={"ram_style": "distributed"})
+            read, write = sums.read_port(domain="comb"), sums.write_port()
+            m.d.comb += [read.addr.eq(self.entry), write.addr.eq(self.entry), write.data.eq(self.total),
+                         write.en.eq(self.accumulate)]
+            value = read.data
+        else:
+            value = Signal(signed(self.width), reset_less=True)  # data: no reset, its first use is a restart
+            with m.If(self.accumulate):
+                m.d.sync += value.eq(self.total)
         m.d.comb += self.accumulator.eq(value)
         m.submodules.adder = adder = TernaryAdder(width=self.width, primitives=self.primitives, gated=True)
         m.d.comb += [adder.x.eq(value), adder.y.eq(self.addends[0]), adder.z.eq(self.addends[1]),
                      adder.c0.eq(self.carries[0]), adder.ci.eq(self.carries[1]), adder.clear_x.eq(self.restart),
                      self.total.eq(adder.sum[: self.width].as_signed())]
-        with m.If(self.accumulate):
-            m.d.sync += value.eq(self.total)
         return m

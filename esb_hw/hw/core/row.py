@@ -12,7 +12,7 @@ from ..arith.accumulator import Accumulator
 from ..arith.product import MultiplierProduct, ShiftAddProduct, lane_layout, product_structure
 from ..arith.recoded import RecodedProduct, recoded_structure, recoded_terms, recoded_top_span
 from ..arith.tree import SignFoldingAdderTree, tree_levels, tree_structure
-from ..checks import require_bool, require_instance
+from ..checks import require_bool, require_instance, require_int
 
 __all__ = ["DotProductRow", "TREE_ARITY", "row_structure", "row_terms"]
 
@@ -75,6 +75,9 @@ class DotProductRow(wiring.Component):
         Build the tree and the accumulator from UltraScale(+) ``LUT6_2``/``CARRY8`` and, where every LUT needs
         at most 6 inputs, the products' select and shift levels from hand-mapped ``LUT6`` (for synthesis);
         the default plain Amaranth simulates anywhere.
+    entries : int
+        Running sums the row keeps (:class:`~esb_hw.hw.arith.accumulator.Accumulator`): 1, a register; up to
+        64, a distributed RAM addressed by ``entry`` (a block of outputs that share the row's weights).
 
     Attributes
     ----------
@@ -94,23 +97,29 @@ class DotProductRow(wiring.Component):
         ``(restart ? 0 : accumulator) + the tree's sums``: what the accumulator loads at the next edge when
         ``accumulate`` is high (combinational; the array writes it into its output buffer on a tile's last beat).
     accumulator : Out(signed(accumulator_bits))
-        The running sum.
+        The running sum (of entry ``entry``).
+    entry : In(range(entries))
+        Only when ``entries > 1``: the running sum that the tree's output of this cycle belongs to.
 
     Latency: ``latency = 1 + tree_levels(row_terms(config), 3)`` cycles from codes on ``lanes``/``weights`` to
     their sum on ``total``; the product register is the first. Throughput: one set of ``cols`` products per cycle.
     """
 
-    def __init__(self, config: AcceleratorConfig, *, primitives: bool = False):
+    def __init__(self, config: AcceleratorConfig, *, primitives: bool = False, entries: int = 1):
         require_instance("config", config, AcceleratorConfig)
         require_bool("primitives", primitives)
+        require_int("entries", entries, 1, 64)
         self.config = config
         self.primitives = primitives
+        self.entries = entries
         self.latency = 1 + tree_levels(row_terms(config), TREE_ARITY)
         activation, weight = config.activation_format, config.weight_format
         ports = {"weights": In(data.ArrayLayout(weight.bits, config.cols)),
                  "accumulate": In(1), "restart": In(1),
                  "total": Out(signed(config.accumulator_bits)),
                  "accumulator": Out(signed(config.accumulator_bits))}
+        if entries > 1:
+            ports["entry"] = In(range(entries))
         if config.pe_variant == "baseline":
             ports["activation_codes"] = In(data.ArrayLayout(activation.bits, config.cols))
         else:
@@ -164,7 +173,10 @@ class DotProductRow(wiring.Component):
 
         # (restart ? 0 : accumulator) + the tree's two sums + its two pending signs, in one LUT per bit.
         m.submodules.accumulator = accumulator = Accumulator(width=config.accumulator_bits,
-                                                             addend_bits=tree.sum_bits, primitives=self.primitives)
+                                                             addend_bits=tree.sum_bits, primitives=self.primitives,
+                                                             entries=self.entries)
+        if self.entries > 1:
+            m.d.comb += accumulator.entry.eq(self.entry)
         m.d.comb += [accumulator.addends.eq(tree.sums), accumulator.carries.eq(tree.pending),
                      accumulator.accumulate.eq(self.accumulate),
                      accumulator.restart.eq(self.restart), self.total.eq(accumulator.total),
