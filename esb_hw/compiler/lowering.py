@@ -1,0 +1,288 @@
+"""Lowering conv2d and linear layers onto the weight-stationary array, by address generation (no im2col copy).
+
+This module is the layer engine's schedule, in NumPy: what the hardware's address generator, weight loader,
+requantization lanes and pooling do, in the same order and with the same data. :func:`execute` runs a schedule
+on activation codes; ``tests/test_lowering.py`` checks it bit-exactly against the golden model
+(``conv2d``/``linear``, ``requantize``, ``max_pool2x2``) on many shapes. The hardware then follows the schedule.
+
+The layout and the loop nest (docs/architecture.md, "The layer engine"):
+
+- an activation tensor ``(C, H, W)`` is stored as words of ``cols`` channels: word ``(g, y, x)`` holds channels
+  ``g * cols .. g * cols + cols - 1`` of pixel ``(y, x)`` (channels past ``C`` are code 0);
+- the reduction of an output pixel runs over **chunks** ``(ky, kx, g)``: kernel position, then channel group.
+  The activation vector of output pixel ``(oy, ox)`` in chunk ``(ky, kx, g)`` is word
+  ``(g, stride * oy + ky - padding, stride * ox + kx - padding)``, or zeros where that pixel is padding;
+- output channels go in **row blocks** of ``rows``; output pixels in **pixel blocks** of up to ``entries``
+  (the array's running sums per row). With ``pool``, pixels are ordered so that each 2x2 window's four outputs
+  are consecutive (a window never straddles two blocks when ``entries`` is a multiple of 4), and the pooling is a
+  running maximum over each group of four codes;
+- for each row block and pixel block, the chunks run in order: the array holds chunk ``j``'s ``rows x cols``
+  weights while chunk ``j + 1`` loads into its shadow bank, and the block's ``len(block)`` beats stream through.
+
+A linear layer ``(N, I) -> (N, O)`` is a 1x1 convolution of ``N`` one-pixel images: its pixels are the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import AcceleratorConfig
+from ..errors import InputError
+from ..quant import golden
+from ..quant.format import ESBFormat
+
+__all__ = ["Layer", "Schedule", "execute", "lower", "reference"]
+
+KINDS = ("conv2d", "linear")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """An integer layer as the engine runs it.
+
+    Attributes
+    ----------
+    kind : {"conv2d", "linear"}
+    weight_codes : int array
+        ``(O, C, KH, KW)`` for conv2d, ``(O, I)`` for linear: codes of the config's weight format.
+    params : golden.RequantParams
+        One ``(bias, M, S)`` per output channel.
+    output_format : ESBFormat
+        The unsigned format of the output codes (the next layer's activations).
+    stride, padding : int
+    pool : bool
+        2x2 max-pool after requantization (conv2d only).
+    """
+
+    kind: str
+    weight_codes: np.ndarray
+    params: golden.RequantParams
+    output_format: ESBFormat
+    stride: int = 1
+    padding: int = 0
+    pool: bool = False
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise InputError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        codes = np.asarray(self.weight_codes)
+        if codes.ndim != (4 if self.kind == "conv2d" else 2):
+            raise InputError(f"{self.kind} weights must be {'OIHW' if self.kind == 'conv2d' else 'OI'}, "
+                             f"got shape {codes.shape}")
+        if 0 in codes.shape:
+            raise InputError(f"weights must not be empty, got shape {codes.shape}")
+        if self.params.channels != codes.shape[0]:
+            raise InputError(f"{self.params.channels} requantization channels for {codes.shape[0]} outputs")
+        if self.stride < 1 or self.padding < 0:
+            raise InputError(f"stride must be >= 1 and padding >= 0, got {self.stride} and {self.padding}")
+        if self.pool and self.kind != "conv2d":
+            raise InputError("pooling needs a conv2d layer")
+        object.__setattr__(self, "weight_codes", codes.astype(np.int64))
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        return tuple(self.weight_codes.shape[2:]) if self.kind == "conv2d" else (1, 1)
+
+    @property
+    def out_channels(self) -> int:
+        return self.weight_codes.shape[0]
+
+    @property
+    def in_channels(self) -> int:
+        return self.weight_codes.shape[1]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The engine's plan for one layer on one array (see the module docstring).
+
+    Attributes
+    ----------
+    config, layer
+    input_shape : (C, H, W)
+        One image (conv2d), or ``(I, N, 1)`` for a linear layer's batch of ``N``.
+    output_size : (Ho, Wo)
+        Before pooling.
+    chunks : list of (ky, kx, g)
+    pixels : int array (P, 2)
+        Output pixels ``(oy, ox)`` in the order they run (pooling windows consecutive).
+    entries : int
+    """
+
+    config: AcceleratorConfig
+    layer: Layer
+    input_shape: tuple[int, int, int]
+    output_size: tuple[int, int]
+    chunks: list[tuple[int, int, int]]
+    pixels: np.ndarray
+    entries: int
+
+    @property
+    def groups(self) -> int:
+        return -(-self.input_shape[0] // self.config.cols)
+
+    @property
+    def row_blocks(self) -> int:
+        return -(-self.layer.out_channels // self.config.rows)
+
+    @property
+    def pixel_blocks(self) -> list[np.ndarray]:
+        return [self.pixels[start: start + self.entries] for start in range(0, len(self.pixels), self.entries)]
+
+    @property
+    def macs(self) -> int:
+        """Useful multiply-accumulates: output elements times the reduction length."""
+        kh, kw = self.layer.kernel
+        return self.layer.out_channels * len(self.pixels) * self.input_shape[0] * kh * kw
+
+    def beats(self) -> int:
+        """Array beats: one per pixel, chunk and row block."""
+        return self.row_blocks * len(self.pixels) * len(self.chunks)
+
+    def source_words(self, chunk: tuple[int, int, int], pixels: np.ndarray) -> np.ndarray:
+        """The activation word ``(g, y, x)`` each pixel reads in ``chunk``, as a flat index
+        ``(g * H + y) * W + x``, or -1 where the pixel is padding (the beat carries zeros)."""
+        ky, kx, g = chunk
+        _, height, width = self.input_shape
+        stride, padding = self.layer.stride, self.layer.padding
+        y = stride * pixels[:, 0] + ky - padding
+        x = stride * pixels[:, 1] + kx - padding
+        inside = (y >= 0) & (y < height) & (x >= 0) & (x < width)
+        return np.where(inside, (g * height + y) * width + x, -1)
+
+    def weight_chunk(self, row_block: int, chunk: tuple[int, int, int]) -> np.ndarray:
+        """The ``rows x cols`` weight codes the array holds for ``chunk`` of ``row_block`` (code 0 beyond the
+        layer's channels)."""
+        rows, cols = self.config.rows, self.config.cols
+        ky, kx, g = chunk
+        codes = self.layer.weight_codes
+        if self.layer.kind == "linear":
+            codes = codes[:, :, None, None]
+        block = np.zeros((rows, cols), dtype=np.int64)
+        out = codes[row_block * rows: (row_block + 1) * rows, g * cols: (g + 1) * cols, ky, kx]
+        block[: out.shape[0], : out.shape[1]] = out
+        return block
+
+
+def _pixel_order(height: int, width: int, pool: bool) -> np.ndarray:
+    """Output pixels in raster order, or with each 2x2 pooling window's four pixels consecutive (window by
+    window in raster order; rows and columns that no window covers are dropped, as the pooling drops them)."""
+    if not pool:
+        ys, xs = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+        return np.stack([ys.ravel(), xs.ravel()], axis=1)
+    qy, qx, dy, dx = np.meshgrid(np.arange(height // 2), np.arange(width // 2), np.arange(2), np.arange(2),
+                                 indexing="ij")
+    return np.stack([(2 * qy + dy).ravel(), (2 * qx + dx).ravel()], axis=1)
+
+
+def lower(config: AcceleratorConfig, layer: Layer, input_shape, *, entries: int = 32) -> Schedule:
+    """The schedule of ``layer`` on the array of ``config`` for an input of ``input_shape``: ``(C, H, W)`` for a
+    conv2d, ``(N, I)`` for a linear layer.
+
+    Raises
+    ------
+    InputError
+        If the shapes disagree, the kernel is larger than the padded input, the reduction exceeds
+        ``max_reduction``, pooling has no 2x2 window, or ``entries`` is not a multiple of 4 with pooling.
+    """
+    input_shape = tuple(int(size) for size in input_shape)
+    if layer.kind == "linear":
+        if len(input_shape) != 2:
+            raise InputError(f"a linear layer takes (N, I), got input shape {input_shape}")
+        batch, features = input_shape
+        if features != layer.in_channels:
+            raise InputError(f"the input has {features} features but the weights expect {layer.in_channels}")
+        shape = (features, batch, 1)
+        output_size = (batch, 1)
+    else:
+        if len(input_shape) != 3:
+            raise InputError(f"a conv2d layer takes (C, H, W), got input shape {input_shape}")
+        if input_shape[0] != layer.in_channels:
+            raise InputError(f"the input has {input_shape[0]} channels but the weights expect {layer.in_channels}")
+        shape = input_shape
+        kh, kw = layer.kernel
+        padded_h, padded_w = shape[1] + 2 * layer.padding, shape[2] + 2 * layer.padding
+        if padded_h < kh or padded_w < kw:
+            raise InputError(f"kernel {kh}x{kw} is larger than the padded input {padded_h}x{padded_w}")
+        output_size = ((padded_h - kh) // layer.stride + 1, (padded_w - kw) // layer.stride + 1)
+    kh, kw = layer.kernel
+    if shape[0] * kh * kw > config.max_reduction:
+        raise InputError(f"a reduction of {shape[0] * kh * kw} exceeds max_reduction {config.max_reduction}")
+    if layer.pool and min(output_size) < 2:
+        raise InputError(f"2x2 pooling needs an output of at least 2x2, got {output_size[0]}x{output_size[1]}")
+    if layer.pool and entries % 4:
+        raise InputError(f"with pooling, entries must be a multiple of 4, got {entries}")
+    groups = -(-shape[0] // config.cols)
+    chunks = [(ky, kx, g) for ky in range(kh) for kx in range(kw) for g in range(groups)]
+    pixels = _pixel_order(*output_size, layer.pool)
+    return Schedule(config, layer, shape, output_size, chunks, pixels, entries)
+
+
+def _words(schedule: Schedule, codes: np.ndarray) -> np.ndarray:
+    """The activation words of ``codes`` ``(C, H, W)``: ``(groups * H * W, cols)`` levels, zero-padded channels."""
+    cols = schedule.config.cols
+    channels, height, width = schedule.input_shape
+    levels = np.zeros((schedule.groups * cols, height, width), dtype=np.int64)
+    levels[:channels] = schedule.config.activation_format.level(codes)
+    return levels.reshape(schedule.groups, cols, height * width).transpose(0, 2, 1).reshape(-1, cols)
+
+
+def execute(schedule: Schedule, activation_codes) -> np.ndarray:
+    """Run ``schedule`` on activation codes the way the engine does: per row block and pixel block, the chunks'
+    weight blocks times the addressed activation words into ``entries`` running sums, then requantization and
+    the pooling's running maximum. Returns output codes: ``(O, Ho, Wo)`` (pooled if the layer pools) for a
+    conv2d, ``(N, O)`` for a linear layer."""
+    config, layer = schedule.config, schedule.layer
+    codes = np.asarray(activation_codes)
+    if layer.kind == "linear":
+        codes = codes.T[:, :, None]  # (I, N, 1)
+    if codes.shape != schedule.input_shape:
+        raise InputError(f"activation codes of shape {np.asarray(activation_codes).shape} do not match the "
+                         f"schedule's input {schedule.input_shape}")
+    words = np.vstack([_words(schedule, codes), np.zeros((1, config.cols), dtype=np.int64)])  # row -1: padding
+    height, width = schedule.output_size
+    if layer.pool:
+        out = np.zeros((layer.out_channels, height // 2, width // 2), dtype=np.int64)
+    else:
+        out = np.zeros((layer.out_channels, height, width), dtype=np.int64)
+    weight_levels = {}
+    for row_block in range(schedule.row_blocks):
+        channels = np.arange(row_block * config.rows, min((row_block + 1) * config.rows, layer.out_channels))
+        params = golden.RequantParams(bias=layer.params.bias[channels], multiplier=layer.params.multiplier[channels],
+                                      shift=layer.params.shift[channels])
+        for block in schedule.pixel_blocks:
+            sums = np.zeros((len(block), config.rows), dtype=np.int64)
+            for chunk in schedule.chunks:
+                key = (row_block, chunk)
+                if key not in weight_levels:
+                    weight_levels[key] = config.weight_format.level(schedule.weight_chunk(row_block, chunk))
+                sums += words[schedule.source_words(chunk, block)] @ weight_levels[key].T
+            # The block's sums leave pixel by pixel, each row's through the requantization of its channel.
+            block_codes = golden.requantize(sums[:, : len(channels)], params, layer.output_format, relu=True,
+                                            channel_axis=1).astype(np.int64)
+            if layer.pool:  # a running maximum over each four consecutive pixels: one pooling window
+                pooled = block_codes.reshape(-1, 4, len(channels)).max(axis=1)
+                corners = block[::4]
+                out[channels[:, None], corners[None, :, 0] // 2, corners[None, :, 1] // 2] = pooled.T
+            else:
+                out[channels[:, None], block[None, :, 0], block[None, :, 1]] = block_codes.T
+    out = out.astype(layer.output_format.code_dtype)
+    if layer.kind == "linear":
+        return out[:, :, 0].T
+    return out
+
+
+def reference(config: AcceleratorConfig, layer: Layer, activation_codes) -> np.ndarray:
+    """The golden model's output codes for ``layer`` (the specification :func:`execute` must equal)."""
+    levels = config.activation_format.level(np.asarray(activation_codes))
+    weights = config.weight_format.level(layer.weight_codes)
+    if layer.kind == "linear":
+        acc = golden.linear(levels, weights)
+        return golden.requantize(acc, layer.params, layer.output_format, relu=True, channel_axis=1)
+    acc = golden.conv2d(levels[None], weights, stride=layer.stride, padding=layer.padding)
+    codes = golden.requantize(acc, layer.params, layer.output_format, relu=True, channel_axis=1)
+    if layer.pool:
+        codes = golden.max_pool2x2(codes)
+    return codes[0]
