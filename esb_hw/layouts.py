@@ -32,10 +32,10 @@ from amaranth.lib import data
 from .config import AcceleratorConfig
 from .errors import ParameterError
 
-__all__ = ["REQUANT_MULTIPLIER_BITS", "REQUANT_SHIFT_RANGE", "SelfTestLayer", "array_input_layout",
-           "array_output_layout", "pack", "recodable", "requant_input_layout", "requant_params_layout",
-           "stationary_input_layout", "unpack", "weight_row_layout",
-           "recoded_term_bits", "weight_encoding", "weight_fields"]
+__all__ = ["GEOMETRY_ADDRESS_BITS", "GEOMETRY_COUNT_BITS", "GEOMETRY_SIZE_BITS", "REQUANT_MULTIPLIER_BITS",
+           "REQUANT_SHIFT_RANGE", "SelfTestLayer", "array_input_layout", "array_output_layout", "geometry_layout",
+           "pack", "recodable", "recoded_term_bits", "requant_input_layout", "requant_params_layout",
+           "stationary_input_layout", "unpack", "weight_encoding", "weight_fields", "weight_row_layout"]
 
 
 def array_input_layout(config: AcceleratorConfig) -> data.StructLayout:
@@ -99,6 +99,44 @@ def stationary_input_layout(config: AcceleratorConfig, entries: int) -> data.Str
     ``first`` (the entry restarts) and ``last`` (the entry's sums leave on the output)."""
     return data.StructLayout({"activations": data.ArrayLayout(config.activation_format.bits, config.cols),
                               "entry": range(entries), "swap": 1, "first": 1, "last": 1})
+
+
+#: Bits of the sequencer's sizes and counts (up to 4095 pixels a side, 255 channel groups or row blocks).
+GEOMETRY_SIZE_BITS = 12
+GEOMETRY_COUNT_BITS = 8
+#: Bits of a signed address delta or activation-word address (16 Mi words).
+GEOMETRY_ADDRESS_BITS = 25
+
+
+def geometry_layout() -> data.StructLayout:
+    """What :class:`~esb_hw.hw.core.sequencer.Sequencer` needs of a layer (computed by
+    :func:`esb_hw.compiler.lowering.geometry`): the output-pixel walk and the address arithmetic.
+
+    The walk has four nested counters, outermost first, with ``limits`` ``(y, x, dy, dx)``: raster order is
+    ``(Ho, Wo, 1, 1)``; with pooling ``(Ho // 2, Wo // 2, 2, 2)``, so that each 2x2 window's four pixels are
+    consecutive. When counter ``i`` steps (and the inner ones wrap), the pixel's word offset ``P`` and its input
+    coordinates ``Y = stride * oy - padding`` and ``X = stride * ox - padding`` change by ``p_steps[i]``,
+    ``y_steps[i]`` and ``x_steps[i]``; they start at ``p_origin``, ``-padding``, ``-padding``. A chunk ``(ky, kx, g)``
+    adds ``K`` to ``P``: ``K`` changes by ``group_step`` (``H * W``) when ``g`` steps, by ``kx_step`` when ``kx`` steps
+    and ``g`` wraps, by ``ky_step`` when ``ky`` steps. The beat reads word ``P + K``, or zeros when
+    ``Y + ky`` or ``X + kx`` is outside the ``in_height x in_width`` input. Pixels go in blocks of ``block``
+    (the last one shorter), ``pixel_blocks`` of them per row block.
+    """
+    size, count, address = GEOMETRY_SIZE_BITS, GEOMETRY_COUNT_BITS, GEOMETRY_ADDRESS_BITS
+    return data.StructLayout({
+        "limits": data.ArrayLayout(size, 4),
+        "p_origin": signed(address),
+        "p_steps": data.ArrayLayout(signed(address), 4),
+        "y_steps": data.ArrayLayout(signed(size + 2), 4),
+        "x_steps": data.ArrayLayout(signed(size + 2), 4),
+        "padding": 3,
+        "in_height": size, "in_width": size,
+        "kernel_h": 3, "kernel_w": 3, "groups": count,
+        "group_step": signed(address), "kx_step": signed(address), "ky_step": signed(address),
+        "row_blocks": count,
+        "pixel_blocks": 2 * size,
+        "block": 7,
+    })
 
 
 #: DESIGN.md §2: ``M`` has at most 16 bits and ``1 <= S <= 48`` (the golden model's ``MULTIPLIER_BITS`` and

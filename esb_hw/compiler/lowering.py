@@ -33,7 +33,7 @@ from ..errors import InputError
 from ..quant import golden
 from ..quant.format import ESBFormat
 
-__all__ = ["Layer", "Schedule", "execute", "lower", "reference"]
+__all__ = ["Layer", "Schedule", "beat_sequence", "execute", "geometry", "load_sequence", "lower", "reference"]
 
 KINDS = ("conv2d", "linear")
 
@@ -286,3 +286,64 @@ def reference(config: AcceleratorConfig, layer: Layer, activation_codes) -> np.n
     if layer.pool:
         codes = golden.max_pool2x2(codes)
     return codes[0]
+
+
+def beat_sequence(schedule: Schedule) -> list[tuple[int, int, int, int, int]]:
+    """Every array beat in order: ``(word, entry, swap, first, last)``, ``word`` -1 for padding (zeros)."""
+    beats = []
+    for _ in range(schedule.row_blocks):
+        for block in schedule.pixel_blocks:
+            for index, chunk in enumerate(schedule.chunks):
+                words = schedule.source_words(chunk, block)
+                beats += [(int(word), entry, int(entry == 0), int(index == 0), int(index == len(schedule.chunks) - 1))
+                          for entry, word in enumerate(words)]
+    return beats
+
+
+def load_sequence(schedule: Schedule) -> list[tuple[int, int]]:
+    """Every weight load in order: ``(weight-buffer address, array row)``. The buffer holds the layer's weight
+    chunks row block by row block, chunk by chunk, ``rows`` words each (:meth:`Schedule.weight_chunk`)."""
+    rows, chunks = schedule.config.rows, len(schedule.chunks)
+    loads = []
+    for row_block in range(schedule.row_blocks):
+        for _ in schedule.pixel_blocks:
+            for index in range(chunks):
+                base = (row_block * chunks + index) * rows
+                loads += [(base + row, row) for row in range(rows)]
+    return loads
+
+
+def geometry(schedule: Schedule) -> dict:
+    """The :func:`esb_hw.layouts.geometry_layout` record of ``schedule``: the walk's limits and the address
+    steps that the sequencer adds, so that the hardware multiplies nothing."""
+    layer = schedule.layer
+    channels, height, width = schedule.input_shape
+    out_h, out_w = schedule.output_size
+    stride, padding = layer.stride, layer.padding
+    kh, kw = layer.kernel
+    groups = schedule.groups
+    if layer.pool:
+        limits = [out_h // 2, out_w // 2, 2, 2]
+        # Steps of (oy, ox) when counter y, x, dy or dx steps (the inner ones wrapping to 0).
+        oy_steps = [1, -1, 1, 0]
+        ox_steps = [-(2 * (out_w // 2) - 1), 1, -1, 1]
+    else:
+        limits = [out_h, out_w, 1, 1]
+        oy_steps = [1, 0, 0, 0]
+        ox_steps = [-(out_w - 1), 1, 0, 0]
+    y_steps = [stride * step for step in oy_steps]
+    x_steps = [stride * step for step in ox_steps]
+    return {
+        "limits": limits,
+        "p_origin": -padding * width - padding,
+        "p_steps": [dy * width + dx for dy, dx in zip(y_steps, x_steps, strict=True)],
+        "y_steps": y_steps, "x_steps": x_steps,
+        "padding": padding, "in_height": height, "in_width": width,
+        "kernel_h": kh, "kernel_w": kw, "groups": groups,
+        "group_step": height * width,
+        "kx_step": 1 - (groups - 1) * height * width,
+        "ky_step": width - (kw - 1) - (groups - 1) * height * width,
+        "row_blocks": schedule.row_blocks,
+        "pixel_blocks": len(schedule.pixel_blocks),
+        "block": schedule.entries,
+    }

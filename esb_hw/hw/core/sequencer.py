@@ -1,0 +1,307 @@
+"""The layer engine's sequencer: conv2d and linear layers become array beats and weight loads, by address
+generation from on-chip buffers (the loop nest of :mod:`esb_hw.compiler.lowering`).
+
+Two walkers share the layer's :func:`~esb_hw.layouts.geometry_layout`:
+
+- the **beat walker** goes row block by row block, pixel block by pixel block, and for each chunk ``(ky, kx, g)``
+  through the block's pixels. It reads activation word ``P + K`` (or sends zeros for padding) and emits the
+  beat with its ``entry`` (the pixel's place in the block), ``swap`` (the block's first pixel), ``first`` (the first
+  chunk) and ``last`` (the last chunk). Pixel offsets ``P`` and coordinates ``Y``, ``X`` step by the geometry's
+  precomputed deltas, so the hardware adds but never multiplies;
+- the **weight walker** reads the same sequence of weight chunks, ``rows`` buffer words each, and loads them into
+  the array's shadow bank. It loads chunk ``n`` only after chunk ``n - 1`` has been swapped in, and the beat
+  walker starts chunk ``n`` only after its loads: the next chunk loads while the current one computes.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ...config import AcceleratorConfig
+from ...layouts import GEOMETRY_ADDRESS_BITS, geometry_layout, stationary_input_layout, weight_row_layout
+from ..checks import require_instance, require_int
+
+__all__ = ["Sequencer"]
+
+
+class _Walk:
+    """The output-pixel walk: four counters, the word offset ``P`` and the coordinates ``Y``, ``X``."""
+
+    def __init__(self, name: str, geometry):
+        self.geometry = geometry
+        self.counters = [Signal(len(geometry.limits[0]), name=f"{name}_counter_{i}") for i in range(4)]
+        self.p = Signal(signed(GEOMETRY_ADDRESS_BITS), name=f"{name}_p")
+        self.y = Signal(signed(len(geometry.y_steps[0])), name=f"{name}_y")
+        self.x = Signal(signed(len(geometry.x_steps[0])), name=f"{name}_x")
+
+    @property
+    def state(self):
+        return [*self.counters, self.p, self.y, self.x]
+
+    def at_end(self):
+        """The walk's last pixel: every counter at its limit minus one."""
+        return _all([counter == limit - 1 for counter, limit in zip(self.counters, self.geometry.limits,
+                                                                  strict=True)])
+
+    def reset(self, m: Module, domain):
+        geometry = self.geometry
+        domain += [counter.eq(0) for counter in self.counters]
+        domain += [self.p.eq(geometry.p_origin), self.y.eq(-geometry.padding), self.x.eq(-geometry.padding)]
+
+    def step(self, m: Module, domain):
+        """Move to the next pixel (the innermost counter that can step steps; the ones inside it wrap)."""
+        geometry = self.geometry
+        with m.If(self.counters[3] != geometry.limits[3] - 1):
+            self._advance(domain, 3)
+        with m.Elif(self.counters[2] != geometry.limits[2] - 1):
+            self._advance(domain, 2)
+        with m.Elif(self.counters[1] != geometry.limits[1] - 1):
+            self._advance(domain, 1)
+        with m.Else():
+            self._advance(domain, 0)
+
+    def _advance(self, domain, level: int):
+        geometry = self.geometry
+        domain += self.counters[level].eq(self.counters[level] + 1)
+        domain += [counter.eq(0) for counter in self.counters[level + 1:]]
+        domain += [self.p.eq(self.p + geometry.p_steps[level]), self.y.eq(self.y + geometry.y_steps[level]),
+                   self.x.eq(self.x + geometry.x_steps[level])]
+
+
+def _all(conditions):
+    result = conditions[0]
+    for condition in conditions[1:]:
+        result = result & condition
+    return result
+
+
+class _Chunks:
+    """The chunk counters ``(ky, kx, g)`` (``g`` innermost) and, optionally, the kernel offset ``K``."""
+
+    def __init__(self, name: str, geometry, with_offset: bool):
+        self.geometry = geometry
+        self.ky = Signal(3, name=f"{name}_ky")
+        self.kx = Signal(3, name=f"{name}_kx")
+        self.g = Signal(len(geometry.groups), name=f"{name}_g")
+        self.k = Signal(signed(GEOMETRY_ADDRESS_BITS), name=f"{name}_k") if with_offset else None
+
+    def first(self):
+        return (self.ky == 0) & (self.kx == 0) & (self.g == 0)
+
+    def last(self):
+        geometry = self.geometry
+        return ((self.ky == geometry.kernel_h - 1) & (self.kx == geometry.kernel_w - 1)
+                & (self.g == geometry.groups - 1))
+
+    def reset(self, domain):
+        domain += [self.ky.eq(0), self.kx.eq(0), self.g.eq(0)]
+        if self.k is not None:
+            domain += self.k.eq(0)
+
+    def step(self, m: Module, domain):
+        geometry = self.geometry
+        with m.If(self.g != geometry.groups - 1):
+            domain += self.g.eq(self.g + 1)
+            if self.k is not None:
+                domain += self.k.eq(self.k + geometry.group_step)
+        with m.Elif(self.kx != geometry.kernel_w - 1):
+            domain += [self.g.eq(0), self.kx.eq(self.kx + 1)]
+            if self.k is not None:
+                domain += self.k.eq(self.k + geometry.kx_step)
+        with m.Else():
+            domain += [self.g.eq(0), self.kx.eq(0), self.ky.eq(self.ky + 1)]
+            if self.k is not None:
+                domain += self.k.eq(self.k + geometry.ky_step)
+
+
+class Sequencer(wiring.Component):
+    """Beats and weight loads for :class:`~esb_hw.hw.core.stationary.StationaryArray` from on-chip buffers.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        The array's shape and formats.
+    entries : int
+        The array's running sums per row (``geometry.block`` must not exceed it), ``2..64``.
+    activation_words, weight_words : int
+        Depths of the activation buffer (words of ``cols`` codes) and the weight buffer (words of ``cols``
+        weights, one array row of one chunk each).
+
+    Attributes
+    ----------
+    geometry : In(geometry_layout())
+        The layer (:func:`esb_hw.compiler.lowering.geometry`); held steady from ``start`` to ``done``.
+    start : In(1)
+        Begin the layer (ignored while ``busy``).
+    busy : Out(1)
+    done : Out(1)
+        One cycle when the last beat and the last load have been taken.
+    activation_address : Out(range(activation_words)), activation_enable : Out(1), activation_data : In(word)
+        A read port of the activation buffer with one cycle of latency: ``activation_data`` is the word at the
+        address given with ``activation_enable`` in the previous cycle, and holds while the enable is low.
+    weight_address : Out(range(weight_words)), weight_enable : Out(1), weight_data : In(word)
+        The same for the weight buffer.
+    beats : Out(stream.Signature(stationary_input_layout(config, entries)))
+    loads : Out(stream.Signature(weight_row_layout(config)))
+
+    Throughput: one beat per cycle while the array takes them and the weight walker keeps ahead, which it does
+    when blocks have at least ``rows`` pixels; ``loads`` one per cycle.
+    """
+
+    def __init__(self, config: AcceleratorConfig, *, entries: int = 32, activation_words: int = 4096,
+                 weight_words: int = 4096):
+        require_instance("config", config, AcceleratorConfig)
+        require_int("entries", entries, 2, 64)
+        require_int("activation_words", activation_words, 2, 1 << 24)
+        require_int("weight_words", weight_words, 2, 1 << 24)
+        self.config = config
+        self.entries = entries
+        activation_word = data.ArrayLayout(config.activation_format.bits, config.cols)
+        weight_word = data.ArrayLayout(config.weight_format.bits, config.cols)
+        super().__init__({
+            "geometry": In(geometry_layout()),
+            "start": In(1), "busy": Out(1), "done": Out(1),
+            "activation_address": Out(range(activation_words)), "activation_enable": Out(1),
+            "activation_data": In(activation_word),
+            "weight_address": Out(range(weight_words)), "weight_enable": Out(1), "weight_data": In(weight_word),
+            "beats": Out(stream.Signature(stationary_input_layout(config, entries))),
+            "loads": Out(stream.Signature(weight_row_layout(config))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        geometry = self.geometry
+        swapped = Signal(32)  # chunks swapped into the array (their first beat taken)
+        loaded = Signal(32)  # chunks whose loads are all taken
+        beats_running, loads_running = Signal(), Signal()
+        m.d.comb += self.busy.eq(beats_running | loads_running | self.beats.valid | self.loads.valid)
+        starting = Signal()
+        m.d.comb += starting.eq(self.start & ~self.busy)
+        finishing = Signal(init=0)
+        m.d.sync += finishing.eq(self.busy)
+        m.d.comb += self.done.eq(finishing & ~self.busy)
+        with m.If(starting):
+            m.d.sync += [swapped.eq(0), loaded.eq(0)]
+        with m.If(self.beats.valid & self.beats.ready & self.beats.payload.swap):
+            m.d.sync += swapped.eq(swapped + 1)
+        self._beat_walker(m, geometry, starting, beats_running, loaded)
+        self._weight_walker(m, geometry, starting, loads_running, swapped, loaded)
+        return m
+
+    def _beat_walker(self, m: Module, geometry, starting, running, loaded):
+        walk, block_start = _Walk("walk", geometry), _Walk("block", geometry)
+        chunks = _Chunks("beat", geometry, with_offset=True)
+        row_block = Signal(len(geometry.row_blocks))
+        entry = Signal(range(self.entries))
+        passes = Signal(32)  # chunk passes started: the chunk number the next pass uses
+        # Stage B: the beat whose activation word the buffer is reading.
+        held = Signal(stationary_input_layout(self.config, self.entries))
+        held_padding = Signal()
+        held_valid = Signal()
+        m.d.comb += [self.beats.valid.eq(held_valid), self.beats.payload.eq(held)]
+        m.d.comb += self.beats.payload.activations.eq(Mux(held_padding, 0, self.activation_data))
+
+        advance = Signal()
+        fire = Signal()
+        m.d.comb += [advance.eq(~held_valid | self.beats.ready),
+                     fire.eq(running & advance & ((entry != 0) | (loaded > passes)))]
+        with m.If(advance):
+            m.d.sync += held_valid.eq(fire)
+
+        row = walk.y + chunks.ky
+        column = walk.x + chunks.kx
+        padding = (row < 0) | (row >= geometry.in_height) | (column < 0) | (column >= geometry.in_width)
+        m.d.comb += [self.activation_address.eq((walk.p + chunks.k)[: len(self.activation_address)]),
+                     self.activation_enable.eq(fire & ~padding)]
+
+        end_of_pass = (entry == geometry.block - 1) | walk.at_end()
+        with m.If(starting):
+            m.d.sync += [running.eq(1), row_block.eq(0), entry.eq(0), passes.eq(0)]
+            walk.reset(m, m.d.sync)
+            block_start.reset(m, m.d.sync)
+            chunks.reset(m.d.sync)
+        with m.If(fire):
+            m.d.sync += [held.entry.eq(entry), held.swap.eq(entry == 0), held.first.eq(chunks.first()),
+                         held.last.eq(chunks.last()), held_padding.eq(padding)]
+            with m.If(~end_of_pass):
+                m.d.sync += entry.eq(entry + 1)
+                walk.step(m, m.d.sync)
+            with m.Else():
+                m.d.sync += [entry.eq(0), passes.eq(passes + 1)]
+                with m.If(~chunks.last()):  # the same pixels again, with the next chunk
+                    chunks.step(m, m.d.sync)
+                    m.d.sync += [now.eq(then) for now, then in zip(walk.state, block_start.state, strict=True)]
+                with m.Elif(~walk.at_end()):  # the next pixel block starts at the walk's next pixel
+                    chunks.reset(m.d.sync)
+                    walk.step(m, m.d.sync)
+                    self._copy_step(m, walk, block_start)
+                with m.Elif(row_block != geometry.row_blocks - 1):  # the next row block: the walk again
+                    chunks.reset(m.d.sync)
+                    m.d.sync += row_block.eq(row_block + 1)
+                    walk.reset(m, m.d.sync)
+                    block_start.reset(m, m.d.sync)
+                with m.Else():
+                    m.d.sync += running.eq(0)
+
+    @staticmethod
+    def _copy_step(m: Module, walk: _Walk, block_start: _Walk):
+        """``block_start`` takes the walk's next pixel: the same step, applied to the walk's current state."""
+        geometry = walk.geometry
+        with m.If(walk.counters[3] != geometry.limits[3] - 1):
+            Sequencer._advance_from(m, walk, block_start, 3)
+        with m.Elif(walk.counters[2] != geometry.limits[2] - 1):
+            Sequencer._advance_from(m, walk, block_start, 2)
+        with m.Elif(walk.counters[1] != geometry.limits[1] - 1):
+            Sequencer._advance_from(m, walk, block_start, 1)
+        with m.Else():
+            Sequencer._advance_from(m, walk, block_start, 0)
+
+    @staticmethod
+    def _advance_from(m: Module, walk: _Walk, target: _Walk, level: int):
+        geometry = walk.geometry
+        m.d.sync += [target.counters[i].eq(walk.counters[i]) for i in range(level)]
+        m.d.sync += target.counters[level].eq(walk.counters[level] + 1)
+        m.d.sync += [counter.eq(0) for counter in target.counters[level + 1:]]
+        m.d.sync += [target.p.eq(walk.p + geometry.p_steps[level]), target.y.eq(walk.y + geometry.y_steps[level]),
+                     target.x.eq(walk.x + geometry.x_steps[level])]
+
+    def _weight_walker(self, m: Module, geometry, starting, running, swapped, loaded):
+        rows = self.config.rows
+        chunks = _Chunks("load", geometry, with_offset=False)
+        row_block = Signal(len(geometry.row_blocks))
+        pixel_block = Signal(len(geometry.pixel_blocks))
+        row = Signal(range(rows))
+        address = Signal(len(self.weight_address))
+        row_block_base = Signal(len(self.weight_address))
+        held_row = Signal(range(rows))
+        held_valid = Signal()
+        m.d.comb += [self.loads.valid.eq(held_valid), self.loads.payload.row.eq(held_row),
+                     self.loads.payload.weights.eq(self.weight_data)]
+        advance, fire = Signal(), Signal()
+        m.d.comb += [advance.eq(~held_valid | self.loads.ready),
+                     fire.eq(running & advance & (swapped >= loaded)),
+                     self.weight_address.eq(address), self.weight_enable.eq(fire)]
+        with m.If(advance):
+            m.d.sync += held_valid.eq(fire)
+        with m.If(starting):
+            m.d.sync += [running.eq(1), row_block.eq(0), pixel_block.eq(0), row.eq(0), address.eq(0),
+                         row_block_base.eq(0)]
+            chunks.reset(m.d.sync)
+        with m.If(fire):
+            m.d.sync += [held_row.eq(row), address.eq(address + 1)]
+            with m.If(row != rows - 1):
+                m.d.sync += row.eq(row + 1)
+            with m.Else():
+                m.d.sync += [row.eq(0), loaded.eq(loaded + 1)]
+                with m.If(~chunks.last()):
+                    chunks.step(m, m.d.sync)
+                with m.Elif(pixel_block != geometry.pixel_blocks - 1):  # the same chunks for the next block
+                    chunks.reset(m.d.sync)
+                    m.d.sync += [pixel_block.eq(pixel_block + 1), address.eq(row_block_base)]
+                with m.Elif(row_block != geometry.row_blocks - 1):
+                    chunks.reset(m.d.sync)
+                    m.d.sync += [pixel_block.eq(0), row_block.eq(row_block + 1), row_block_base.eq(address + 1)]
+                with m.Else():
+                    m.d.sync += running.eq(0)
