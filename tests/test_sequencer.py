@@ -150,6 +150,12 @@ def test_every_chunk_is_loaded_before_its_swap_and_the_next_loads_overlap():
     at least ``rows`` pixels, one beat per cycle after the first chunk's loads."""
     schedule = conv_schedule(4, 8, 3, 1, 1, 6, 8, False, entries=8)  # 48 pixels: six full blocks
     _, _, log, state = run(schedule)
+    _, _, stalled_log, _ = run(schedule, stall=0.5, seed=9)  # the order holds under back-pressure too
+    for kind_log in (stalled_log,):
+        stalled_swaps = [cycle for cycle, kind in kind_log if kind == "swap"]
+        stalled_loads = [cycle for cycle, kind in kind_log if kind == "load"]
+        for index, swap in enumerate(stalled_swaps):
+            assert max(stalled_loads[index * CONFIG.rows: (index + 1) * CONFIG.rows]) < swap
     rows = CONFIG.rows
     swaps = [cycle for cycle, kind in log if kind == "swap"]
     load_cycles = [cycle for cycle, kind in log if kind == "load"]

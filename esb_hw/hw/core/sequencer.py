@@ -26,11 +26,29 @@ from ..checks import require_instance, require_int
 __all__ = ["Sequencer"]
 
 
+class _Lasts:
+    """The geometry's counts minus one, registered at the start: the walkers compare their counters with
+    these, so no subtraction sits in front of a comparison."""
+
+    def __init__(self, m: Module, geometry, starting):
+        def last(value, name):
+            register = Signal(len(value), name=f"last_{name}")
+            with m.If(starting):
+                m.d.sync += register.eq(value - 1)
+            return register
+
+        self.limits = [last(limit, f"limit_{index}") for index, limit in enumerate(geometry.limits)]
+        self.kernel_h, self.kernel_w = last(geometry.kernel_h, "kernel_h"), last(geometry.kernel_w, "kernel_w")
+        self.groups, self.row_blocks = last(geometry.groups, "groups"), last(geometry.row_blocks, "row_blocks")
+        self.pixel_blocks, self.block = last(geometry.pixel_blocks, "pixel_blocks"), last(geometry.block, "block")
+
+
 class _Walk:
     """The output-pixel walk: four counters, the word offset ``P`` and the coordinates ``Y``, ``X``."""
 
-    def __init__(self, name: str, geometry):
+    def __init__(self, name: str, geometry, lasts: _Lasts):
         self.geometry = geometry
+        self.lasts = lasts
         self.counters = [Signal(len(geometry.limits[0]), name=f"{name}_counter_{i}") for i in range(4)]
         self.p = Signal(signed(GEOMETRY_ADDRESS_BITS), name=f"{name}_p")
         self.y = Signal(signed(len(geometry.y_steps[0])), name=f"{name}_y")
@@ -42,8 +60,7 @@ class _Walk:
 
     def at_end(self):
         """The walk's last pixel: every counter at its limit minus one."""
-        return _all([counter == limit - 1 for counter, limit in zip(self.counters, self.geometry.limits,
-                                                                  strict=True)])
+        return _all([counter == last for counter, last in zip(self.counters, self.lasts.limits, strict=True)])
 
     def reset(self, m: Module, domain):
         geometry = self.geometry
@@ -52,12 +69,12 @@ class _Walk:
 
     def step(self, m: Module, domain):
         """Move to the next pixel (the innermost counter that can step steps; the ones inside it wrap)."""
-        geometry = self.geometry
-        with m.If(self.counters[3] != geometry.limits[3] - 1):
+        lasts = self.lasts
+        with m.If(self.counters[3] != lasts.limits[3]):
             self._advance(domain, 3)
-        with m.Elif(self.counters[2] != geometry.limits[2] - 1):
+        with m.Elif(self.counters[2] != lasts.limits[2]):
             self._advance(domain, 2)
-        with m.Elif(self.counters[1] != geometry.limits[1] - 1):
+        with m.Elif(self.counters[1] != lasts.limits[1]):
             self._advance(domain, 1)
         with m.Else():
             self._advance(domain, 0)
@@ -80,8 +97,9 @@ def _all(conditions):
 class _Chunks:
     """The chunk counters ``(ky, kx, g)`` (``g`` innermost) and, optionally, the kernel offset ``K``."""
 
-    def __init__(self, name: str, geometry, with_offset: bool):
+    def __init__(self, name: str, geometry, lasts: _Lasts, with_offset: bool):
         self.geometry = geometry
+        self.lasts = lasts
         self.ky = Signal(3, name=f"{name}_ky")
         self.kx = Signal(3, name=f"{name}_kx")
         self.g = Signal(len(geometry.groups), name=f"{name}_g")
@@ -91,9 +109,8 @@ class _Chunks:
         return (self.ky == 0) & (self.kx == 0) & (self.g == 0)
 
     def last(self):
-        geometry = self.geometry
-        return ((self.ky == geometry.kernel_h - 1) & (self.kx == geometry.kernel_w - 1)
-                & (self.g == geometry.groups - 1))
+        lasts = self.lasts
+        return (self.ky == lasts.kernel_h) & (self.kx == lasts.kernel_w) & (self.g == lasts.groups)
 
     def reset(self, domain):
         domain += [self.ky.eq(0), self.kx.eq(0), self.g.eq(0)]
@@ -101,12 +118,12 @@ class _Chunks:
             domain += self.k.eq(0)
 
     def step(self, m: Module, domain):
-        geometry = self.geometry
-        with m.If(self.g != geometry.groups - 1):
+        geometry, lasts = self.geometry, self.lasts
+        with m.If(self.g != lasts.groups):
             domain += self.g.eq(self.g + 1)
             if self.k is not None:
                 domain += self.k.eq(self.k + geometry.group_step)
-        with m.Elif(self.kx != geometry.kernel_w - 1):
+        with m.Elif(self.kx != lasts.kernel_w):
             domain += [self.g.eq(0), self.kx.eq(self.kx + 1)]
             if self.k is not None:
                 domain += self.k.eq(self.k + geometry.kx_step)
@@ -173,8 +190,13 @@ class Sequencer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         geometry = self.geometry
-        swapped = Signal(32)  # chunks swapped into the array (their first beat taken)
-        loaded = Signal(32)  # chunks whose loads are all taken
+        # Chunk hand-off: ``ready`` counts chunks whose loads are all taken but whose pass the beat walker has not
+        # started; ``unswapped`` chunks whose last load is issued but which are not yet swapped into the array
+        # (their first beat not yet taken): the shadow bank is busy. Each is 0 or 1.
+        ready, unswapped = Signal(2), Signal(2)
+        loaded, issued, started, swapped = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += swapped.eq(self.beats.valid & self.beats.ready & self.beats.payload.swap)
+        m.d.sync += [ready.eq(ready + loaded - started), unswapped.eq(unswapped + issued - swapped)]
         beats_running, loads_running = Signal(), Signal()
         m.d.comb += self.busy.eq(beats_running | loads_running | self.beats.valid | self.loads.valid)
         starting = Signal()
@@ -182,54 +204,55 @@ class Sequencer(wiring.Component):
         finishing = Signal(init=0)
         m.d.sync += finishing.eq(self.busy)
         m.d.comb += self.done.eq(finishing & ~self.busy)
-        with m.If(starting):
-            m.d.sync += [swapped.eq(0), loaded.eq(0)]
-        with m.If(self.beats.valid & self.beats.ready & self.beats.payload.swap):
-            m.d.sync += swapped.eq(swapped + 1)
-        self._beat_walker(m, geometry, starting, beats_running, loaded)
-        self._weight_walker(m, geometry, starting, loads_running, swapped, loaded)
+        lasts = _Lasts(m, geometry, starting)
+        self._beat_walker(m, geometry, lasts, starting, beats_running, ready, started)
+        self._weight_walker(m, geometry, lasts, starting, loads_running, unswapped, loaded, issued)
         return m
 
-    def _beat_walker(self, m: Module, geometry, starting, running, loaded):
-        walk, block_start = _Walk("walk", geometry), _Walk("block", geometry)
-        chunks = _Chunks("beat", geometry, with_offset=True)
+    def _beat_walker(self, m: Module, geometry, lasts, starting, running, ready, started):
+        walk, block_start = _Walk("walk", geometry, lasts), _Walk("block", geometry, lasts)
+        chunks = _Chunks("beat", geometry, lasts, with_offset=True)
         row_block = Signal(len(geometry.row_blocks))
         entry = Signal(range(self.entries))
-        passes = Signal(32)  # chunk passes started: the chunk number the next pass uses
-        # Stage B: the beat whose activation word the buffer is reading.
-        held = Signal(stationary_input_layout(self.config, self.entries))
-        held_padding = Signal()
-        held_valid = Signal()
+        layout = stationary_input_layout(self.config, self.entries)
+        # Stage 1: the next beat's address and flags; stage 2: the beat, while the buffer reads its word.
+        address = Signal(len(self.activation_address))
+        flags = Signal(layout)
+        padding, valid = Signal(), Signal()
+        held = Signal(layout)
+        held_padding, held_valid = Signal(), Signal()
         m.d.comb += [self.beats.valid.eq(held_valid), self.beats.payload.eq(held)]
         m.d.comb += self.beats.payload.activations.eq(Mux(held_padding, 0, self.activation_data))
 
-        advance = Signal()
-        fire = Signal()
+        advance, fire = Signal(), Signal()
         m.d.comb += [advance.eq(~held_valid | self.beats.ready),
-                     fire.eq(running & advance & ((entry != 0) | (loaded > passes)))]
+                     fire.eq(running & advance & ((entry != 0) | (ready != 0))),
+                     started.eq(fire & (entry == 0)),
+                     self.activation_address.eq(address), self.activation_enable.eq(advance & valid & ~padding)]
         with m.If(advance):
-            m.d.sync += held_valid.eq(fire)
+            m.d.sync += [held_valid.eq(valid), held.eq(flags), held_padding.eq(padding), valid.eq(fire)]
 
         row = walk.y + chunks.ky
         column = walk.x + chunks.kx
-        padding = (row < 0) | (row >= geometry.in_height) | (column < 0) | (column >= geometry.in_width)
-        m.d.comb += [self.activation_address.eq((walk.p + chunks.k)[: len(self.activation_address)]),
-                     self.activation_enable.eq(fire & ~padding)]
+        with m.If(fire):
+            m.d.sync += [address.eq((walk.p + chunks.k)[: len(address)]),
+                         padding.eq((row < 0) | (row >= geometry.in_height) | (column < 0)
+                                    | (column >= geometry.in_width)),
+                         flags.entry.eq(entry), flags.swap.eq(entry == 0), flags.first.eq(chunks.first()),
+                         flags.last.eq(chunks.last())]
 
-        end_of_pass = (entry == geometry.block - 1) | walk.at_end()
+        end_of_pass = (entry == lasts.block) | walk.at_end()
         with m.If(starting):
-            m.d.sync += [running.eq(1), row_block.eq(0), entry.eq(0), passes.eq(0)]
+            m.d.sync += [running.eq(1), row_block.eq(0), entry.eq(0)]
             walk.reset(m, m.d.sync)
             block_start.reset(m, m.d.sync)
             chunks.reset(m.d.sync)
         with m.If(fire):
-            m.d.sync += [held.entry.eq(entry), held.swap.eq(entry == 0), held.first.eq(chunks.first()),
-                         held.last.eq(chunks.last()), held_padding.eq(padding)]
             with m.If(~end_of_pass):
                 m.d.sync += entry.eq(entry + 1)
                 walk.step(m, m.d.sync)
             with m.Else():
-                m.d.sync += [entry.eq(0), passes.eq(passes + 1)]
+                m.d.sync += entry.eq(0)
                 with m.If(~chunks.last()):  # the same pixels again, with the next chunk
                     chunks.step(m, m.d.sync)
                     m.d.sync += [now.eq(then) for now, then in zip(walk.state, block_start.state, strict=True)]
@@ -237,7 +260,7 @@ class Sequencer(wiring.Component):
                     chunks.reset(m.d.sync)
                     walk.step(m, m.d.sync)
                     self._copy_step(m, walk, block_start)
-                with m.Elif(row_block != geometry.row_blocks - 1):  # the next row block: the walk again
+                with m.Elif(row_block != lasts.row_blocks):  # the next row block: the walk again
                     chunks.reset(m.d.sync)
                     m.d.sync += row_block.eq(row_block + 1)
                     walk.reset(m, m.d.sync)
@@ -248,12 +271,12 @@ class Sequencer(wiring.Component):
     @staticmethod
     def _copy_step(m: Module, walk: _Walk, block_start: _Walk):
         """``block_start`` takes the walk's next pixel: the same step, applied to the walk's current state."""
-        geometry = walk.geometry
-        with m.If(walk.counters[3] != geometry.limits[3] - 1):
+        lasts = walk.lasts
+        with m.If(walk.counters[3] != lasts.limits[3]):
             Sequencer._advance_from(m, walk, block_start, 3)
-        with m.Elif(walk.counters[2] != geometry.limits[2] - 1):
+        with m.Elif(walk.counters[2] != lasts.limits[2]):
             Sequencer._advance_from(m, walk, block_start, 2)
-        with m.Elif(walk.counters[1] != geometry.limits[1] - 1):
+        with m.Elif(walk.counters[1] != lasts.limits[1]):
             Sequencer._advance_from(m, walk, block_start, 1)
         with m.Else():
             Sequencer._advance_from(m, walk, block_start, 0)
@@ -267,9 +290,9 @@ class Sequencer(wiring.Component):
         m.d.sync += [target.p.eq(walk.p + geometry.p_steps[level]), target.y.eq(walk.y + geometry.y_steps[level]),
                      target.x.eq(walk.x + geometry.x_steps[level])]
 
-    def _weight_walker(self, m: Module, geometry, starting, running, swapped, loaded):
+    def _weight_walker(self, m: Module, geometry, lasts, starting, running, unswapped, loaded, issued):
         rows = self.config.rows
-        chunks = _Chunks("load", geometry, with_offset=False)
+        chunks = _Chunks("load", geometry, lasts, with_offset=False)
         row_block = Signal(len(geometry.row_blocks))
         pixel_block = Signal(len(geometry.pixel_blocks))
         row = Signal(range(rows))
@@ -281,10 +304,13 @@ class Sequencer(wiring.Component):
                      self.loads.payload.weights.eq(self.weight_data)]
         advance, fire = Signal(), Signal()
         m.d.comb += [advance.eq(~held_valid | self.loads.ready),
-                     fire.eq(running & advance & (swapped >= loaded)),
+                     fire.eq(running & advance & (unswapped == 0)),
                      self.weight_address.eq(address), self.weight_enable.eq(fire)]
         with m.If(advance):
             m.d.sync += held_valid.eq(fire)
+        # A chunk is issued when its last row is read, and loaded when that row is taken.
+        m.d.comb += [issued.eq(fire & (row == rows - 1)),
+                     loaded.eq(self.loads.valid & self.loads.ready & (held_row == rows - 1))]
         with m.If(starting):
             m.d.sync += [running.eq(1), row_block.eq(0), pixel_block.eq(0), row.eq(0), address.eq(0),
                          row_block_base.eq(0)]
@@ -294,13 +320,13 @@ class Sequencer(wiring.Component):
             with m.If(row != rows - 1):
                 m.d.sync += row.eq(row + 1)
             with m.Else():
-                m.d.sync += [row.eq(0), loaded.eq(loaded + 1)]
+                m.d.sync += row.eq(0)
                 with m.If(~chunks.last()):
                     chunks.step(m, m.d.sync)
-                with m.Elif(pixel_block != geometry.pixel_blocks - 1):  # the same chunks for the next block
+                with m.Elif(pixel_block != lasts.pixel_blocks):  # the same chunks for the next block
                     chunks.reset(m.d.sync)
                     m.d.sync += [pixel_block.eq(pixel_block + 1), address.eq(row_block_base)]
-                with m.Elif(row_block != geometry.row_blocks - 1):
+                with m.Elif(row_block != lasts.row_blocks):
                     chunks.reset(m.d.sync)
                     m.d.sync += [pixel_block.eq(0), row_block.eq(row_block + 1), row_block_base.eq(address + 1)]
                 with m.Else():
