@@ -120,7 +120,9 @@ def geometry_layout() -> data.StructLayout:
     adds ``K`` to ``P``: ``K`` changes by ``group_step`` (``H * W``) when ``g`` steps, by ``kx_step`` when ``kx`` steps
     and ``g`` wraps, by ``ky_step`` when ``ky`` steps. The beat reads word ``P + K``, or zeros when
     ``Y + ky`` or ``X + kx`` is outside the ``in_height x in_width`` input. Pixels go in blocks of ``block``
-    (the last one shorter), ``pixel_blocks`` of them per row block.
+    (the last one shorter), ``pixel_blocks`` of them per row block. ``pool`` takes the maximum of each four
+    consecutive codes per channel; ``output_pixels`` is the number of output words per row block (pixels, or
+    pooling windows), which is also the distance between two row blocks' outputs in the output buffer.
     """
     size, count, address = GEOMETRY_SIZE_BITS, GEOMETRY_COUNT_BITS, GEOMETRY_ADDRESS_BITS
     return data.StructLayout({
@@ -136,6 +138,8 @@ def geometry_layout() -> data.StructLayout:
         "row_blocks": count,
         "pixel_blocks": 2 * size,
         "block": 7,
+        "pool": 1,
+        "output_pixels": 2 * size,
     })
 
 

@@ -27,13 +27,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from amaranth.lib import data
 
 from ..config import AcceleratorConfig
 from ..errors import InputError
+from ..layouts import pack, requant_params_layout, weight_fields
 from ..quant import golden
 from ..quant.format import ESBFormat
 
-__all__ = ["Layer", "Schedule", "beat_sequence", "execute", "geometry", "load_sequence", "lower", "reference"]
+__all__ = ["BufferImages", "Layer", "Schedule", "beat_sequence", "buffer_images", "execute",
+           "geometry", "load_sequence", "lower", "reference"]
 
 KINDS = ("conv2d", "linear")
 
@@ -346,4 +349,70 @@ def geometry(schedule: Schedule) -> dict:
         "row_blocks": schedule.row_blocks,
         "pixel_blocks": len(schedule.pixel_blocks),
         "block": schedule.entries,
+        "pool": int(layer.pool),
+        "output_pixels": len(schedule.pixels) // (4 if layer.pool else 1),
     }
+
+
+@dataclass(frozen=True)
+class BufferImages:
+    """The on-chip buffers' contents for a layer (packed words, as the layouts define them) and the output
+    buffer's expected contents.
+
+    Attributes
+    ----------
+    activations : list of int
+        Words ``(g, y, x)`` of ``cols`` codes.
+    weights : list of int
+        Per row block, chunk and array row: ``cols`` weights (:func:`esb_hw.layouts.weight_encoding`).
+    params : list of int
+        Per output channel, padded to whole row blocks: :func:`esb_hw.layouts.requant_params_layout` (``M = 0``,
+        ``S = 1`` for the padding channels, whose codes are 0).
+    outputs : list of int
+        Per row block and output pixel (or pooling window) in raster order: ``rows`` codes.
+    """
+
+    activations: list[int]
+    weights: list[int]
+    params: list[int]
+    outputs: list[int]
+
+
+def buffer_images(schedule: Schedule, activation_codes) -> BufferImages:
+    """What the layer engine's buffers hold for ``schedule`` run on ``activation_codes``, and the output
+    buffer it must produce (from :func:`execute`, which equals the golden model)."""
+    config, layer = schedule.config, schedule.layer
+    if config.rows != config.cols:
+        raise InputError(f"the layer engine needs a square array, got {config.rows}x{config.cols}")
+    rows, cols = config.rows, config.cols
+    codes = np.asarray(activation_codes)
+    inputs = codes.T[:, :, None] if layer.kind == "linear" else codes
+    channels, height, width = schedule.input_shape
+    padded = np.zeros((schedule.groups * cols, height, width), dtype=np.int64)
+    padded[:channels] = inputs
+    word_codes = padded.reshape(schedule.groups, cols, height * width).transpose(0, 2, 1).reshape(-1, cols)
+    activation_layout = data.ArrayLayout(config.activation_format.bits, cols)
+    weight_layout = data.ArrayLayout(config.weight_format.bits, cols)
+    activations = [pack(activation_layout, word.tolist()) for word in word_codes]
+    weights = []
+    for row_block in range(schedule.row_blocks):
+        for chunk in schedule.chunks:
+            fields = weight_fields(config, schedule.weight_chunk(row_block, chunk))
+            weights += [pack(weight_layout, row.tolist()) for row in fields]
+    params_layout = requant_params_layout(config)
+    params = []
+    for channel in range(schedule.row_blocks * rows):
+        if channel < layer.out_channels:
+            params.append(pack(params_layout, {"bias": int(layer.params.bias[channel]),
+                                               "multiplier": int(layer.params.multiplier[channel]),
+                                               "shift": int(layer.params.shift[channel])}))
+        else:
+            params.append(pack(params_layout, {"bias": 0, "multiplier": 0, "shift": 1}))
+    result = execute(schedule, activation_codes)
+    planes = result.T[:, :, None] if layer.kind == "linear" else result  # (O, Ho', Wo')
+    out = np.zeros((schedule.row_blocks * rows, *planes.shape[1:]), dtype=np.int64)
+    out[: layer.out_channels] = planes
+    per_block = out.reshape(schedule.row_blocks, rows, -1).transpose(0, 2, 1).reshape(-1, rows)
+    outputs = [pack(activation_layout, word.tolist()) for word in per_block]
+    return BufferImages(activations, weights, params, outputs)
+

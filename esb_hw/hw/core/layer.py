@@ -1,0 +1,206 @@
+"""The layer core: one conv2d or linear layer from on-chip buffers to requantized (and pooled) output codes.
+
+:class:`~.sequencer.Sequencer` walks the layer and feeds :class:`~.stationary.StationaryArray`; each output pixel's
+``rows`` sums go, one channel per cycle, through a :class:`~.requant.Requantizer` with the channel's ``(bias, M,
+S)`` from the parameter buffer; with pooling, a running maximum per channel over each four consecutive pixels (one
+2x2 window: the sequencer's pixel order) keeps one code in four; the ``rows`` codes of a pixel (or window) form one
+output word, written at ``row_block * output_pixels + index``. The buffers are written through their write ports
+(the memory interface will fill them) and the output buffer is read through its read port.
+
+The layer core needs a square array (``rows == cols``): an output word is then exactly one of the next layer's
+activation words.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ...config import AcceleratorConfig
+from ...errors import ParameterError
+from ...layouts import geometry_layout, requant_params_layout
+from ..checks import require_instance, require_int
+from .requant import Requantizer
+from .sequencer import Sequencer
+from .stationary import StationaryArray
+
+__all__ = ["LayerCore"]
+
+
+class LayerCore(wiring.Component):
+    """A layer from the activation, weight and parameter buffers to the output buffer.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        A square array (``rows == cols``), PE variant ``esb`` or ``esb_naive``.
+    entries : int
+        Running sums per array row (pixels per block), ``4..64``, a multiple of 4 (pooling windows stay in one
+        block).
+    activation_words, weight_words, param_words, output_words : int
+        Buffer depths, ``2..2**24``.
+    primitives : bool
+        Build the arithmetic from UltraScale(+) primitives (for synthesis).
+
+    Attributes
+    ----------
+    geometry : In(geometry_layout())
+        The layer (:func:`esb_hw.compiler.lowering.geometry`), steady from ``start`` to ``done``.
+    start : In(1)
+    busy : Out(1)
+    done : Out(1)
+        One cycle, when the last output word is written.
+    activation_write, weight_write, param_write : In(StructLayout({"address", "data", "enable"}))
+        Write ports of the buffers (one word per cycle).
+    output_address : In(range(output_words))
+    output_data : Out(rows codes)
+        The output buffer's word at ``output_address`` of the previous cycle.
+
+    Throughput: one array beat per cycle while the requantization keeps up (one channel per cycle: ``rows + 1``
+    cycles per output pixel), which it does when a layer has at least ``rows + 1`` chunks.
+    """
+
+    def __init__(self, config: AcceleratorConfig, *, entries: int = 32, activation_words: int = 4096,
+                 weight_words: int = 4096, param_words: int = 256, output_words: int = 4096,
+                 primitives: bool = False):
+        require_instance("config", config, AcceleratorConfig)
+        require_int("entries", entries, 4, 64)
+        if entries % 4:
+            raise ParameterError(f"entries must be a multiple of 4, got {entries}")
+        if config.rows != config.cols:
+            raise ParameterError(f"the layer core needs a square array, got {config.rows}x{config.cols}")
+        for name, value in (("activation_words", activation_words), ("weight_words", weight_words),
+                            ("param_words", param_words), ("output_words", output_words)):
+            require_int(name, value, 2, 1 << 24)
+        self.config = config
+        self.entries = entries
+        self.depths = {"activation": activation_words, "weight": weight_words, "param": param_words,
+                       "output": output_words}
+        self.primitives = primitives
+        self.word_layouts = {
+            "activation": data.ArrayLayout(config.activation_format.bits, config.cols),
+            "weight": data.ArrayLayout(config.weight_format.bits, config.cols),
+            "param": requant_params_layout(config),
+            "output": data.ArrayLayout(config.activation_format.bits, config.rows),
+        }
+
+        def write_port(name):
+            return In(data.StructLayout({"address": range(self.depths[name]),
+                                         "data": self.word_layouts[name], "enable": 1}))
+
+        super().__init__({
+            "geometry": In(geometry_layout()), "start": In(1), "busy": Out(1), "done": Out(1),
+            "activation_write": write_port("activation"), "weight_write": write_port("weight"),
+            "param_write": write_port("param"),
+            "output_address": In(range(output_words)), "output_data": Out(self.word_layouts["output"]),
+        })
+
+    def elaborate(self, platform):
+        config = self.config
+        rows = config.rows
+        m = Module()
+        memories = {}
+        for name in self.depths:
+            memory = Memory(shape=self.word_layouts[name], depth=self.depths[name], init=[])
+            m.submodules[f"{name}_buffer"] = memories[name] = memory
+        for name in ("activation", "weight", "param"):
+            port, write = memories[name].write_port(), getattr(self, f"{name}_write")
+            m.d.comb += [port.addr.eq(write.address), port.data.eq(write.data), port.en.eq(write.enable)]
+
+        m.submodules.sequencer = sequencer = Sequencer(config, entries=self.entries,
+                                                       activation_words=self.depths["activation"],
+                                                       weight_words=self.depths["weight"])
+        m.submodules.array = array = StationaryArray(config, entries=self.entries, primitives=self.primitives)
+        m.submodules.requant = requant = Requantizer(config, primitives=self.primitives)
+        m.d.comb += [sequencer.geometry.eq(self.geometry), sequencer.start.eq(self.start & ~self.busy)]
+        for name in ("activation", "weight"):
+            port = memories[name].read_port()
+            m.d.comb += [port.addr.eq(getattr(sequencer, f"{name}_address")),
+                         port.en.eq(getattr(sequencer, f"{name}_enable")),
+                         getattr(sequencer, f"{name}_data").eq(port.data)]
+        wiring.connect(m, sequencer.beats, array.i)
+        wiring.connect(m, sequencer.loads, array.load)
+        output_read = memories["output"].read_port()
+        m.d.comb += [output_read.addr.eq(self.output_address), self.output_data.eq(output_read.data)]
+
+        geometry = self.geometry
+        pixels_per_block = Signal(len(geometry.output_pixels) + 2)
+        m.d.comb += pixels_per_block.eq(Mux(geometry.pool, geometry.output_pixels << 2, geometry.output_pixels))
+
+        # Sums to the requantizer, one channel per cycle, with the channel's parameters.
+        sums = Signal(array.o.payload.shape())
+        spreading, channel = Signal(), Signal(range(rows))
+        param_base = Signal(len(self.param_write.address))
+        pixel = Signal(len(pixels_per_block))
+        staged_valid, staged_sum = Signal(), Signal.like(requant.i.payload.accumulator)
+        param_read = memories["param"].read_port()
+        take_pixel, issue = Signal(), Signal()
+        m.d.comb += [array.o.ready.eq(~spreading), take_pixel.eq(array.o.valid & ~spreading),
+                     issue.eq(spreading & (~staged_valid | requant.i.ready)),
+                     param_read.addr.eq(param_base + channel), param_read.en.eq(issue),
+                     requant.i.valid.eq(staged_valid), requant.i.payload.accumulator.eq(staged_sum),
+                     requant.i.payload.params.eq(param_read.data)]
+        with m.If(take_pixel):
+            m.d.sync += [sums.eq(array.o.payload), spreading.eq(1), channel.eq(0)]
+        with m.If(requant.i.ready):
+            m.d.sync += staged_valid.eq(0)
+        with m.If(issue):
+            m.d.sync += [staged_valid.eq(1), staged_sum.eq(sums[channel]), channel.eq(channel + 1)]
+            with m.If(channel == rows - 1):
+                m.d.sync += spreading.eq(0)
+                with m.If(pixel == pixels_per_block - 1):
+                    m.d.sync += [pixel.eq(0), param_base.eq(param_base + rows)]
+                with m.Else():
+                    m.d.sync += pixel.eq(pixel + 1)
+
+        # Codes to output words: the pooling's running maximum, then rows codes per word.
+        out_channel = Signal(range(rows))
+        window = Signal(2)  # the pixel's place in its pooling window
+        maxima = Signal(data.ArrayLayout(config.activation_format.bits, rows))
+        word = Signal(self.word_layouts["output"])
+        output_base = Signal(len(self.output_address))
+        output_index = Signal(len(geometry.output_pixels))
+        written = Signal()
+        output_write = memories["output"].write_port()
+        m.d.comb += requant.o.ready.eq(1)
+        code = requant.o.payload
+        pooled = Signal.like(code)
+        m.d.comb += pooled.eq(Mux((window == 0) | (maxima[out_channel] < code), code, maxima[out_channel]))
+        completes = Signal()
+        m.d.comb += completes.eq(~geometry.pool | (window == 3))
+        complete_word = Signal.like(word)
+        m.d.comb += complete_word.eq(word)
+        m.d.comb += complete_word[out_channel].eq(pooled)
+        m.d.comb += [output_write.addr.eq(output_base + output_index), output_write.data.eq(complete_word),
+                     output_write.en.eq(requant.o.valid & completes & (out_channel == rows - 1))]
+        m.d.comb += written.eq(output_write.en)
+        with m.If(requant.o.valid):
+            m.d.sync += [maxima[out_channel].eq(pooled), word[out_channel].eq(pooled),
+                         out_channel.eq(out_channel + 1)]
+            with m.If(out_channel == rows - 1):
+                m.d.sync += out_channel.eq(0)
+                with m.If(geometry.pool):
+                    m.d.sync += window.eq(window + 1)
+                with m.If(completes):
+                    with m.If(output_index == geometry.output_pixels - 1):
+                        m.d.sync += [output_index.eq(0), output_base.eq(output_base + geometry.output_pixels)]
+                    with m.Else():
+                        m.d.sync += output_index.eq(output_index + 1)
+
+        # Done when the last word of the last row block is written.
+        out_row_block = Signal(len(geometry.row_blocks))
+        running = Signal()
+        m.d.comb += self.busy.eq(running)
+        with m.If(self.start & ~running):
+            m.d.sync += [running.eq(1), pixel.eq(0), param_base.eq(0), out_channel.eq(0), window.eq(0),
+                         output_index.eq(0), output_base.eq(0), out_row_block.eq(0)]
+        last_word = Signal()
+        m.d.comb += [last_word.eq(written & (output_index == geometry.output_pixels - 1)),
+                     self.done.eq(running & last_word & (out_row_block == geometry.row_blocks - 1))]
+        with m.If(last_word):
+            m.d.sync += out_row_block.eq(out_row_block + 1)
+        with m.If(self.done):
+            m.d.sync += running.eq(0)
+        return m

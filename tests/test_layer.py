@@ -1,0 +1,138 @@
+# amaranth: UnusedElaboratable=no
+"""LayerCore (esb_hw/hw/core/layer.py): whole conv2d and linear layers from on-chip buffers to output codes,
+bit-exact with the golden model (conv2d or linear, requantize, max_pool2x2), in Amaranth's simulator."""
+
+import numpy as np
+import pytest
+from amaranth.lib import data
+from amaranth.sim import Simulator
+
+from esb_hw.compiler.lowering import Layer, buffer_images, geometry, lower, reference
+from esb_hw.config import AcceleratorConfig
+from esb_hw.errors import ParameterError
+from esb_hw.hw.core.layer import LayerCore
+from esb_hw.layouts import geometry_layout, pack, unpack
+from esb_hw.quant import golden
+
+SMALL = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=8, activation_k=8, rows=4, cols=4,
+                          max_reduction=4096, name="small")
+SMALL_ESB = AcceleratorConfig(weight_bits=5, weight_k=2, activation_bits=6, activation_k=3, rows=4, cols=4,
+                              max_reduction=1024, name="small_esb")
+SMALL_UNIFORM = AcceleratorConfig(weight_bits=5, weight_k=3, activation_bits=8, activation_k=8, rows=4, cols=4,
+                                  max_reduction=4096, name="small_uniform")
+
+
+def random_layer(config, rng, kind, out_channels, in_channels, kernel=1, stride=1, padding=0, pool=False):
+    shape = (out_channels, in_channels, kernel, kernel) if kind == "conv2d" else (out_channels, in_channels)
+    weights = rng.integers(0, config.weight_format.code_count, shape)
+    reduction = in_channels * kernel * kernel
+    typical = np.sqrt(reduction) * config.weight_format.max_level * config.activation_format.max_level / 4
+    scale = config.activation_format.max_level / typical * rng.uniform(0.5, 2.0, out_channels)
+    params = golden.requant_params(scale, bias=rng.normal(0, typical / 4, out_channels))
+    return Layer(kind, weights, params, config.activation_format, stride=stride, padding=padding, pool=pool)
+
+
+def run_layer(config, layer, x, entries=8):
+    """Load the buffers, run the layer, read the output buffer back; the output words and the cycles taken."""
+    schedule = lower(config, layer, x.shape, entries=entries)
+    images = buffer_images(schedule, x)
+    core = LayerCore(config, entries=entries, activation_words=1024, weight_words=1024, param_words=64,
+                     output_words=512)
+    words, cycles = [], []
+
+    async def testbench(ctx):
+        for name, image in (("activation", images.activations), ("weight", images.weights),
+                            ("param", images.params)):
+            port = getattr(core, f"{name}_write")
+            for address, word in enumerate(image):
+                ctx.set(port.address, address)
+                ctx.set(port.data.as_value(), word)
+                ctx.set(port.enable, 1)
+                await ctx.tick()
+            ctx.set(port.enable, 0)
+        ctx.set(core.geometry.as_value(), pack(geometry_layout(), geometry(schedule)))
+        ctx.set(core.start, 1)
+        await ctx.tick()
+        ctx.set(core.start, 0)
+        for cycle in range(200 * len(images.outputs) + 20 * schedule.beats() + 200):
+            *_, done = await ctx.tick().sample(core.done)
+            if done:
+                cycles.append(cycle + 1)
+                break
+        assert cycles, "the layer never finished"
+        for address in range(len(images.outputs)):
+            ctx.set(core.output_address, address)
+            await ctx.tick()
+            words.append(int(ctx.get(core.output_data.as_value())))
+
+    simulator = Simulator(core)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    return schedule, images, words, cycles[0]
+
+
+def output_codes(config, schedule, words):
+    """The output buffer's words as codes ``(O, Ho', Wo')``, or ``(N, O)`` for a linear layer."""
+    word = data.ArrayLayout(config.activation_format.bits, config.rows)
+    codes = np.array([unpack(word, value) for value in words], dtype=np.int64)  # (blocks * pixels, rows)
+    blocks = schedule.row_blocks
+    planes = codes.reshape(blocks, -1, config.rows).transpose(0, 2, 1).reshape(blocks * config.rows, -1)
+    planes = planes[: schedule.layer.out_channels]
+    if schedule.layer.kind == "linear":
+        return planes.T
+    height, width = schedule.output_size
+    if schedule.layer.pool:
+        height, width = height // 2, width // 2
+    return planes.reshape(-1, height, width)
+
+
+CASES = [
+    # config, (out, in, kernel, stride, padding, height, width, pool)
+    (SMALL, (4, 4, 3, 1, 1, 6, 6, False)),
+    (SMALL, (6, 5, 3, 2, 1, 7, 7, False)),
+    (SMALL, (5, 3, 3, 1, 1, 6, 8, True)),
+    (SMALL_ESB, (4, 6, 3, 1, 0, 6, 6, True)),
+    (SMALL_UNIFORM, (3, 4, 1, 1, 0, 5, 5, False)),
+]
+
+
+@pytest.mark.parametrize("config, case", CASES, ids=lambda value: getattr(value, "name", None)
+                         or "x".join(map(str, value[:3])) + f"s{value[3]}p{value[4]}" + ("pool" if value[7] else ""))
+def test_conv_layers_match_the_golden_model(config, case):
+    out_channels, in_channels, kernel, stride, padding, height, width, pool = case
+    rng = np.random.default_rng(sum(case))
+    layer = random_layer(config, rng, "conv2d", out_channels, in_channels, kernel, stride, padding, pool)
+    x = rng.integers(0, config.activation_format.code_count, (in_channels, height, width))
+    schedule, images, words, cycles = run_layer(config, layer, x)
+    assert words == images.outputs
+    assert np.array_equal(output_codes(config, schedule, words), reference(config, layer, x))
+
+
+def test_a_linear_layer():
+    rng = np.random.default_rng(5)
+    layer = random_layer(SMALL, rng, "linear", 6, 10)
+    x = rng.integers(0, 256, (9, 10))
+    schedule, images, words, _ = run_layer(SMALL, layer, x, entries=4)
+    assert np.array_equal(output_codes(SMALL, schedule, words), reference(SMALL, layer, x))
+
+
+def test_checker_catches_a_wrong_word():
+    rng = np.random.default_rng(6)
+    layer = random_layer(SMALL, rng, "conv2d", 4, 4, 3, 1, 1)
+    x = rng.integers(0, 256, (4, 5, 5))
+    schedule, images, words, _ = run_layer(SMALL, layer, x)
+    assert words == images.outputs
+    words[3] ^= 1 << 9
+    assert not np.array_equal(output_codes(SMALL, schedule, words), reference(SMALL, layer, x))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"entries": 6}, "entries must be a multiple of 4, got 6"),
+    ({"config": AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=8, activation_k=8, rows=4, cols=8)},
+     "the layer core needs a square array, got 4x8"),
+    ({"param_words": 1}, "param_words must be an int in 2..16777216, got 1"),
+])
+def test_parameters_are_checked(kwargs, message):
+    with pytest.raises(ParameterError, match=message):
+        LayerCore(**{"config": SMALL, **kwargs})
