@@ -31,12 +31,14 @@ from amaranth.lib import data
 
 from ..config import AcceleratorConfig
 from ..errors import InputError
+from ..hw.core.array import OUTPUT_DEPTH, pipeline_latency
+from ..hw.core.requant import requant_latency
 from ..layouts import pack, requant_params_layout, weight_fields
 from ..quant import golden
 from ..quant.format import ESBFormat
 
 __all__ = ["BufferImages", "Layer", "Schedule", "beat_sequence", "buffer_images", "execute",
-           "geometry", "load_sequence", "lower", "reference"]
+           "geometry", "load_sequence", "lower", "predicted_cycles", "reference"]
 
 KINDS = ("conv2d", "linear")
 
@@ -289,6 +291,52 @@ def reference(config: AcceleratorConfig, layer: Layer, activation_codes) -> np.n
     if layer.pool:
         codes = golden.max_pool2x2(codes)
     return codes[0]
+
+
+#: Cycles the layer core spends per output pixel in its one requantization lane: ``rows`` channels and one
+#: cycle to take the next pixel's sums (:class:`esb_hw.hw.core.layer.LayerCore`).
+REQUANT_CYCLES_PER_CHANNEL = 1
+
+
+#: Cycles of the weight hand-off beyond the ``rows`` loads: the swap beat's two stages and its acceptance, then
+#: the last load's stage and its acceptance (:class:`esb_hw.hw.core.sequencer.Sequencer`).
+HANDOFF_CYCLES = 4
+
+
+def predicted_cycles(schedule: Schedule) -> int:
+    """A model of the layer core's cycles from ``start`` to ``done`` with its buffers loaded (a MODEL: checked
+    against Amaranth simulation in ``tests/test_layer.py``).
+
+    It follows the two resources that set the pace, pixel by pixel: the array, which takes one beat per cycle
+    (``chunks`` passes over each block; only the last pass sends sums out), and the requantization lane, which
+    takes a pixel's sums from the array's output buffer and spends ``rows + 1`` cycles on it. The array's
+    credits stop a last-pass beat while :data:`~esb_hw.hw.core.array.OUTPUT_DEPTH` pixels wait for the lane, and
+    a pass lasts at least ``rows + HANDOFF_CYCLES`` cycles, the time from its swap beat to the next chunk's
+    loads being in the shadow bank (short blocks wait for it).
+    Add the first chunk's loads (``rows`` cycles and two of hand-off) and the array's and the lane's latency."""
+    config = schedule.config
+    chunks = len(schedule.chunks)
+    per_pixel = config.rows * REQUANT_CYCLES_PER_CHANNEL + 1
+    latency = pipeline_latency(config)
+    taken: list[int] = []  # when the lane took each pixel's sums
+    time = config.rows + 2  # the next beat's cycle
+    lane_free = 0
+    handoff = config.rows + HANDOFF_CYCLES  # from one pass's first beat to the next chunk's loads being in
+    for _ in range(schedule.row_blocks):
+        for block in schedule.pixel_blocks:
+            time += (chunks - 1) * max(len(block), handoff)
+            last_pass = time
+            for _ in block:
+                pixel = len(taken)
+                if pixel >= OUTPUT_DEPTH:
+                    time = max(time, taken[pixel - OUTPUT_DEPTH] + 1)
+                ready = time + latency
+                take = max(ready, lane_free)
+                taken.append(take)
+                lane_free = take + per_pixel
+                time += 1
+            time = max(time, last_pass + handoff)
+    return lane_free + requant_latency(config) - 1
 
 
 def beat_sequence(schedule: Schedule) -> list[tuple[int, int, int, int, int]]:

@@ -126,14 +126,21 @@ class LayerCore(wiring.Component):
         m.d.comb += [output_read.addr.eq(self.output_address), self.output_data.eq(output_read.data)]
 
         geometry = self.geometry
-        pixels_per_block = Signal(len(geometry.output_pixels) + 2)
-        m.d.comb += pixels_per_block.eq(Mux(geometry.pool, geometry.output_pixels << 2, geometry.output_pixels))
+        starting = Signal()
+        m.d.comb += starting.eq(self.start & ~self.busy)
+        # The last indices, registered at the start: no subtraction in front of a comparison.
+        last_pixel = Signal(len(geometry.output_pixels) + 2)
+        last_output = Signal(len(geometry.output_pixels))
+        last_row_block = Signal(len(geometry.row_blocks))
+        with m.If(starting):
+            m.d.sync += [last_pixel.eq(Mux(geometry.pool, geometry.output_pixels << 2, geometry.output_pixels) - 1),
+                         last_output.eq(geometry.output_pixels - 1), last_row_block.eq(geometry.row_blocks - 1)]
 
         # Sums to the requantizer, one channel per cycle, with the channel's parameters.
         sums = Signal(array.o.payload.shape())
         spreading, channel = Signal(), Signal(range(rows))
         param_base = Signal(len(self.param_write.address))
-        pixel = Signal(len(pixels_per_block))
+        pixel = Signal(len(last_pixel))
         staged_valid, staged_sum = Signal(), Signal.like(requant.i.payload.accumulator)
         param_read = memories["param"].read_port()
         take_pixel, issue = Signal(), Signal()
@@ -150,7 +157,7 @@ class LayerCore(wiring.Component):
             m.d.sync += [staged_valid.eq(1), staged_sum.eq(sums[channel]), channel.eq(channel + 1)]
             with m.If(channel == rows - 1):
                 m.d.sync += spreading.eq(0)
-                with m.If(pixel == pixels_per_block - 1):
+                with m.If(pixel == last_pixel):
                     m.d.sync += [pixel.eq(0), param_base.eq(param_base + rows)]
                 with m.Else():
                     m.d.sync += pixel.eq(pixel + 1)
@@ -184,7 +191,7 @@ class LayerCore(wiring.Component):
                 with m.If(geometry.pool):
                     m.d.sync += window.eq(window + 1)
                 with m.If(completes):
-                    with m.If(output_index == geometry.output_pixels - 1):
+                    with m.If(output_index == last_output):
                         m.d.sync += [output_index.eq(0), output_base.eq(output_base + geometry.output_pixels)]
                     with m.Else():
                         m.d.sync += output_index.eq(output_index + 1)
@@ -193,12 +200,12 @@ class LayerCore(wiring.Component):
         out_row_block = Signal(len(geometry.row_blocks))
         running = Signal()
         m.d.comb += self.busy.eq(running)
-        with m.If(self.start & ~running):
+        with m.If(starting):
             m.d.sync += [running.eq(1), pixel.eq(0), param_base.eq(0), out_channel.eq(0), window.eq(0),
                          output_index.eq(0), output_base.eq(0), out_row_block.eq(0)]
         last_word = Signal()
-        m.d.comb += [last_word.eq(written & (output_index == geometry.output_pixels - 1)),
-                     self.done.eq(running & last_word & (out_row_block == geometry.row_blocks - 1))]
+        m.d.comb += [last_word.eq(written & (output_index == last_output)),
+                     self.done.eq(running & last_word & (out_row_block == last_row_block))]
         with m.If(last_word):
             m.d.sync += out_row_block.eq(out_row_block + 1)
         with m.If(self.done):
