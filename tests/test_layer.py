@@ -4,15 +4,13 @@ bit-exact with the golden model (conv2d or linear, requantize, max_pool2x2), in 
 
 import numpy as np
 import pytest
-from amaranth.lib import data
-from amaranth.sim import Simulator
 
-from esb_hw.compiler.lowering import Layer, buffer_images, geometry, lower, predicted_cycles, reference
+from esb_hw.compiler.lowering import Layer, predicted_cycles, reference
 from esb_hw.config import AcceleratorConfig
 from esb_hw.errors import ParameterError
 from esb_hw.hw.core.layer import LayerCore
-from esb_hw.layouts import geometry_layout, pack, unpack
 from esb_hw.quant import golden
+from sim.layer_core import output_codes, run_layer_core
 
 SMALL = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=8, activation_k=8, rows=4, cols=4,
                           max_reduction=4096, name="small")
@@ -33,58 +31,8 @@ def random_layer(config, rng, kind, out_channels, in_channels, kernel=1, stride=
 
 
 def run_layer(config, layer, x, entries=8):
-    """Load the buffers, run the layer, read the output buffer back; the output words and the cycles taken."""
-    schedule = lower(config, layer, x.shape, entries=entries)
-    images = buffer_images(schedule, x)
-    core = LayerCore(config, entries=entries, activation_words=1024, weight_words=1024, param_words=64,
-                     output_words=512)
-    words, cycles = [], []
-
-    async def testbench(ctx):
-        for name, image in (("activation", images.activations), ("weight", images.weights),
-                            ("param", images.params)):
-            port = getattr(core, f"{name}_write")
-            for address, word in enumerate(image):
-                ctx.set(port.address, address)
-                ctx.set(port.data.as_value(), word)
-                ctx.set(port.enable, 1)
-                await ctx.tick()
-            ctx.set(port.enable, 0)
-        ctx.set(core.geometry.as_value(), pack(geometry_layout(), geometry(schedule)))
-        ctx.set(core.start, 1)
-        await ctx.tick()
-        ctx.set(core.start, 0)
-        for cycle in range(200 * len(images.outputs) + 20 * schedule.beats() + 200):
-            *_, done = await ctx.tick().sample(core.done)
-            if done:
-                cycles.append(cycle + 1)
-                break
-        assert cycles, "the layer never finished"
-        for address in range(len(images.outputs)):
-            ctx.set(core.output_address, address)
-            await ctx.tick()
-            words.append(int(ctx.get(core.output_data.as_value())))
-
-    simulator = Simulator(core)
-    simulator.add_clock(1e-8)
-    simulator.add_testbench(testbench)
-    simulator.run()
-    return schedule, images, words, cycles[0]
-
-
-def output_codes(config, schedule, words):
-    """The output buffer's words as codes ``(O, Ho', Wo')``, or ``(N, O)`` for a linear layer."""
-    word = data.ArrayLayout(config.activation_format.bits, config.rows)
-    codes = np.array([unpack(word, value) for value in words], dtype=np.int64)  # (blocks * pixels, rows)
-    blocks = schedule.row_blocks
-    planes = codes.reshape(blocks, -1, config.rows).transpose(0, 2, 1).reshape(blocks * config.rows, -1)
-    planes = planes[: schedule.layer.out_channels]
-    if schedule.layer.kind == "linear":
-        return planes.T
-    height, width = schedule.output_size
-    if schedule.layer.pool:
-        height, width = height // 2, width // 2
-    return planes.reshape(-1, height, width)
+    run = run_layer_core(config, layer, x, entries=entries)
+    return run.schedule, run.images, run.words, run.cycles
 
 
 CASES = [

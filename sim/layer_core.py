@@ -1,0 +1,98 @@
+"""Run one layer on :class:`esb_hw.hw.core.layer.LayerCore` in Amaranth's simulator, buffers preloaded.
+
+Used by ``tests/test_layer.py`` and ``bench/layer_perf.py``: the buffers are written through the core's write
+ports (one word per cycle, not counted), the layer runs from ``start`` to ``done`` (counted), and the output
+buffer is read back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from amaranth.lib import data
+from amaranth.sim import Simulator
+
+from esb_hw.compiler.lowering import BufferImages, Layer, Schedule, buffer_images, geometry, lower
+from esb_hw.config import AcceleratorConfig
+from esb_hw.errors import CheckFailed
+from esb_hw.hw.core.layer import LayerCore
+from esb_hw.layouts import geometry_layout, pack, unpack
+
+__all__ = ["LayerRun", "output_codes", "run_layer_core"]
+
+
+@dataclass(frozen=True)
+class LayerRun:
+    """One simulated layer: its schedule, buffer images, the output words read back and the cycles taken."""
+
+    schedule: Schedule
+    images: BufferImages
+    words: list[int]
+    cycles: int
+
+
+def run_layer_core(config: AcceleratorConfig, layer: Layer, activation_codes, *, entries: int = 32) -> LayerRun:
+    """Simulate ``layer`` on ``activation_codes`` (``(C, H, W)``, or ``(N, I)`` for linear). Raises
+    :class:`~esb_hw.errors.CheckFailed` if the core never signals ``done``."""
+    activation_codes = np.asarray(activation_codes)
+    schedule = lower(config, layer, activation_codes.shape, entries=entries)
+    images = buffer_images(schedule, activation_codes)
+
+    def depth(count: int) -> int:
+        return max(2, 1 << max(count - 1, 1).bit_length())
+
+    core = LayerCore(config, entries=entries, activation_words=depth(len(images.activations)),
+                     weight_words=depth(len(images.weights)), param_words=depth(len(images.params)),
+                     output_words=depth(len(images.outputs)))
+    words, cycles = [], []
+    limit = 40 * schedule.beats() + 40 * len(images.outputs) * config.rows + 1000
+
+    async def testbench(ctx):
+        for name, image in (("activation", images.activations), ("weight", images.weights),
+                            ("param", images.params)):
+            port = getattr(core, f"{name}_write")
+            ctx.set(port.enable, 1)
+            for address, word in enumerate(image):
+                ctx.set(port.address, address)
+                ctx.set(port.data.as_value(), word)
+                await ctx.tick()
+            ctx.set(port.enable, 0)
+        ctx.set(core.geometry.as_value(), pack(geometry_layout(), geometry(schedule)))
+        ctx.set(core.start, 1)
+        await ctx.tick()
+        ctx.set(core.start, 0)
+        for cycle in range(limit):
+            *_, done = await ctx.tick().sample(core.done)
+            if done:
+                cycles.append(cycle + 1)
+                break
+        if not cycles:
+            return
+        for address in range(len(images.outputs)):
+            ctx.set(core.output_address, address)
+            await ctx.tick()
+            words.append(int(ctx.get(core.output_data.as_value())))
+
+    simulator = Simulator(core)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    if not cycles:
+        raise CheckFailed(f"the layer core did not finish within {limit} cycles")
+    return LayerRun(schedule, images, words, cycles[0])
+
+
+def output_codes(config: AcceleratorConfig, schedule: Schedule, words) -> np.ndarray:
+    """Output-buffer words as codes: ``(O, Ho', Wo')`` for a conv2d (pooled if it pools), ``(N, O)`` for linear."""
+    word = data.ArrayLayout(config.activation_format.bits, config.rows)
+    codes = np.array([unpack(word, value) for value in words], dtype=np.int64)
+    blocks = schedule.row_blocks
+    planes = codes.reshape(blocks, -1, config.rows).transpose(0, 2, 1).reshape(blocks * config.rows, -1)
+    planes = planes[: schedule.layer.out_channels]
+    if schedule.layer.kind == "linear":
+        return planes.T
+    height, width = schedule.output_size
+    if schedule.layer.pool:
+        height, width = height // 2, width // 2
+    return planes.reshape(-1, height, width)
