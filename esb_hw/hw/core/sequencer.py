@@ -62,29 +62,32 @@ class _Walk:
         """The walk's last pixel: every counter at its limit minus one."""
         return _all([counter == last for counter, last in zip(self.counters, self.lasts.limits, strict=True)])
 
-    def reset(self, m: Module, domain):
+    def reset(self, domain):
         geometry = self.geometry
         domain += [counter.eq(0) for counter in self.counters]
         domain += [self.p.eq(geometry.p_origin), self.y.eq(-geometry.padding), self.x.eq(-geometry.padding)]
 
-    def step(self, m: Module, domain):
-        """Move to the next pixel (the innermost counter that can step steps; the ones inside it wrap)."""
+    def step(self, m: Module, domain, into: _Walk | None = None):
+        """Move to the next pixel (the innermost counter that can step steps; the ones inside it wrap), or, with
+        ``into``, put the next pixel there and stay."""
         lasts = self.lasts
         with m.If(self.counters[3] != lasts.limits[3]):
-            self._advance(domain, 3)
+            self._advance(domain, 3, into or self)
         with m.Elif(self.counters[2] != lasts.limits[2]):
-            self._advance(domain, 2)
+            self._advance(domain, 2, into or self)
         with m.Elif(self.counters[1] != lasts.limits[1]):
-            self._advance(domain, 1)
+            self._advance(domain, 1, into or self)
         with m.Else():
-            self._advance(domain, 0)
+            self._advance(domain, 0, into or self)
 
-    def _advance(self, domain, level: int):
+    def _advance(self, domain, level: int, target: _Walk):
         geometry = self.geometry
-        domain += self.counters[level].eq(self.counters[level] + 1)
-        domain += [counter.eq(0) for counter in self.counters[level + 1:]]
-        domain += [self.p.eq(self.p + geometry.p_steps[level]), self.y.eq(self.y + geometry.y_steps[level]),
-                   self.x.eq(self.x + geometry.x_steps[level])]
+        if target is not self:
+            domain += [target.counters[index].eq(self.counters[index]) for index in range(level)]
+        domain += target.counters[level].eq(self.counters[level] + 1)
+        domain += [counter.eq(0) for counter in target.counters[level + 1:]]
+        domain += [target.p.eq(self.p + geometry.p_steps[level]), target.y.eq(self.y + geometry.y_steps[level]),
+                   target.x.eq(self.x + geometry.x_steps[level])]
 
 
 def _all(conditions):
@@ -244,8 +247,8 @@ class Sequencer(wiring.Component):
         end_of_pass = (entry == lasts.block) | walk.at_end()
         with m.If(starting):
             m.d.sync += [running.eq(1), row_block.eq(0), entry.eq(0)]
-            walk.reset(m, m.d.sync)
-            block_start.reset(m, m.d.sync)
+            walk.reset(m.d.sync)
+            block_start.reset(m.d.sync)
             chunks.reset(m.d.sync)
         with m.If(fire):
             with m.If(~end_of_pass):
@@ -259,36 +262,14 @@ class Sequencer(wiring.Component):
                 with m.Elif(~walk.at_end()):  # the next pixel block starts at the walk's next pixel
                     chunks.reset(m.d.sync)
                     walk.step(m, m.d.sync)
-                    self._copy_step(m, walk, block_start)
+                    walk.step(m, m.d.sync, into=block_start)
                 with m.Elif(row_block != lasts.row_blocks):  # the next row block: the walk again
                     chunks.reset(m.d.sync)
                     m.d.sync += row_block.eq(row_block + 1)
-                    walk.reset(m, m.d.sync)
-                    block_start.reset(m, m.d.sync)
+                    walk.reset(m.d.sync)
+                    block_start.reset(m.d.sync)
                 with m.Else():
                     m.d.sync += running.eq(0)
-
-    @staticmethod
-    def _copy_step(m: Module, walk: _Walk, block_start: _Walk):
-        """``block_start`` takes the walk's next pixel: the same step, applied to the walk's current state."""
-        lasts = walk.lasts
-        with m.If(walk.counters[3] != lasts.limits[3]):
-            Sequencer._advance_from(m, walk, block_start, 3)
-        with m.Elif(walk.counters[2] != lasts.limits[2]):
-            Sequencer._advance_from(m, walk, block_start, 2)
-        with m.Elif(walk.counters[1] != lasts.limits[1]):
-            Sequencer._advance_from(m, walk, block_start, 1)
-        with m.Else():
-            Sequencer._advance_from(m, walk, block_start, 0)
-
-    @staticmethod
-    def _advance_from(m: Module, walk: _Walk, target: _Walk, level: int):
-        geometry = walk.geometry
-        m.d.sync += [target.counters[i].eq(walk.counters[i]) for i in range(level)]
-        m.d.sync += target.counters[level].eq(walk.counters[level] + 1)
-        m.d.sync += [counter.eq(0) for counter in target.counters[level + 1:]]
-        m.d.sync += [target.p.eq(walk.p + geometry.p_steps[level]), target.y.eq(walk.y + geometry.y_steps[level]),
-                     target.x.eq(walk.x + geometry.x_steps[level])]
 
     def _weight_walker(self, m: Module, geometry, lasts, starting, running, unswapped, loaded, issued):
         rows = self.config.rows
