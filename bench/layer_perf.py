@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from esb_hw.compiler.lowering import Layer, beat_sequence, predicted_cycles  # noqa: E402
 from esb_hw.config import AcceleratorConfig  # noqa: E402
-from esb_hw.errors import EsbError  # noqa: E402
+from esb_hw.errors import EsbError, InputError  # noqa: E402
 from esb_hw.layouts import requant_params_layout  # noqa: E402
 from esb_hw.quant import golden  # noqa: E402
 from sim.layer_core import run_layer_core  # noqa: E402
@@ -51,13 +51,18 @@ def random_layer(config, rng, in_channels, out_channels, kernel, stride, padding
     return Layer("conv2d", weights, params, config.activation_format, stride=stride, padding=padding)
 
 
-def measure(config, spec, seed):
+def default_lanes(config) -> int:
+    """Requantization lanes: one per 8 array rows (a pixel's sums then take 9 cycles at any size)."""
+    return max(1, config.rows // 8)
+
+
+def measure(config, spec, seed, lanes):
     name, in_channels, out_channels, kernel, stride, padding, size = spec
     rng = np.random.default_rng(seed)
     layer = random_layer(config, rng, in_channels, out_channels, kernel, stride, padding)
     x = rng.integers(0, config.activation_format.code_count, (in_channels, size, size))
     started = time.perf_counter()
-    run = run_layer_core(config, layer, x)
+    run = run_layer_core(config, layer, x, requant_lanes=lanes)
     schedule, images = run.schedule, run.images
     if run.words != images.outputs:
         raise SystemExit(f"error: {name} on {config.rows}x{config.cols}: output words differ from the golden model")
@@ -70,9 +75,9 @@ def measure(config, spec, seed):
     on_chip_bits = read_words * a_word + loads * w_word + pixels * config.rows * param_bits
     moved = (len(images.activations) * a_word + len(images.weights) * w_word + len(images.params) * param_bits
              + len(images.outputs) * config.rows * config.activation_format.bits) // 8
-    return {"name": name, "array": f"{config.rows}x{config.cols}", "kernel": kernel, "stride": stride,
+    return {"name": name, "array": f"{config.rows}x{config.cols}", "requant_lanes": lanes, "kernel": kernel, "stride": stride,
             "in_channels": in_channels, "out_channels": out_channels, "image": size, "macs": schedule.macs,
-            "cycles": run.cycles, "predicted_cycles": predicted_cycles(schedule),
+            "cycles": run.cycles, "predicted_cycles": predicted_cycles(schedule, requant_lanes=lanes),
             "utilization": round(schedule.macs / (run.cycles * config.macs), 4),
             "bytes_moved": moved, "on_chip_bits_per_mac": round(on_chip_bits / schedule.macs, 3),
             "seconds": round(time.perf_counter() - started, 1)}
@@ -82,6 +87,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arrays", default="8,16", help="square array sides, comma-separated (default 8,16)")
     parser.add_argument("--quick", action="store_true", help="one small layer only")
+    parser.add_argument("--lanes", type=int, help="requantization lanes (default: one per 8 array rows)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args()
     try:
@@ -96,8 +102,11 @@ def main() -> int:
     try:
         for side in sides:
             config = dataclasses.replace(base, rows=side, cols=side, name=f"default{side}x{side}")
+            lanes = args.lanes or default_lanes(config)
+            if lanes < 1 or side % lanes:
+                raise InputError(f"--lanes must divide the array side {side}, got {lanes}")
             for index, spec in enumerate(QUICK if args.quick else LAYERS):
-                rows.append(measure(config, spec, seed=index))
+                rows.append(measure(config, spec, seed=index, lanes=lanes))
                 if not args.json:
                     print(f"{rows[-1]['name']} on {side}x{side}: {rows[-1]['seconds']} s", file=sys.stderr)
     except EsbError as error:
@@ -107,10 +116,13 @@ def main() -> int:
         print(json.dumps({"config": base.name, "layers": rows}, indent=1))
         return 0
     print("layer core, buffers loaded (transfers not counted); Amaranth simulation; predicted cycles are a MODEL")
-    print("| layer              | array | MACs      | cycles | predicted | util   | bytes moved | on-chip bits/MAC |")
-    print("|--------------------|-------|-----------|--------|-----------|--------|-------------|------------------|")
+    print("| layer              | array | lanes | MACs      | cycles | predicted | util   | bytes moved "
+          "| on-chip bits/MAC |")
+    print("|--------------------|-------|-------|-----------|--------|-----------|--------|-------------"
+          "|------------------|")
     for row in rows:
-        print(f"| {row['name']:<18} | {row['array']:<5} | {row['macs']:>9,} | {row['cycles']:>6} | "
+        print(f"| {row['name']:<18} | {row['array']:<5} | {row['requant_lanes']:>5} | {row['macs']:>9,} | "
+              f"{row['cycles']:>6} | "
               f"{row['predicted_cycles']:>9} | {100 * row['utilization']:>5.1f}% | {row['bytes_moved']:>11,} | "
               f"{row['on_chip_bits_per_mac']:>16.3f} |")
     sys.stdout.flush()

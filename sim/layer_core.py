@@ -32,7 +32,8 @@ class LayerRun:
     cycles: int
 
 
-def run_layer_core(config: AcceleratorConfig, layer: Layer, activation_codes, *, entries: int = 32) -> LayerRun:
+def run_layer_core(config: AcceleratorConfig, layer: Layer, activation_codes, *, entries: int = 32,
+                   requant_lanes: int = 1) -> LayerRun:
     """Simulate ``layer`` on ``activation_codes`` (``(C, H, W)``, or ``(N, I)`` for linear). Raises
     :class:`~esb_hw.errors.CheckFailed` if the core never signals ``done``."""
     activation_codes = np.asarray(activation_codes)
@@ -44,7 +45,7 @@ def run_layer_core(config: AcceleratorConfig, layer: Layer, activation_codes, *,
 
     core = LayerCore(config, entries=entries, activation_words=depth(len(images.activations)),
                      weight_words=depth(len(images.weights)), param_words=depth(len(images.params)),
-                     output_words=depth(len(images.outputs)))
+                     output_words=depth(len(images.outputs)), requant_lanes=requant_lanes)
     words, cycles = [], []
     limit = 40 * schedule.beats() + 40 * len(images.outputs) * config.rows + 1000
 

@@ -293,30 +293,27 @@ def reference(config: AcceleratorConfig, layer: Layer, activation_codes) -> np.n
     return codes[0]
 
 
-#: Cycles the layer core spends per output pixel in its one requantization lane: ``rows`` channels and one
-#: cycle to take the next pixel's sums (:class:`esb_hw.hw.core.layer.LayerCore`).
-REQUANT_CYCLES_PER_CHANNEL = 1
-
-
 #: Cycles of the weight hand-off beyond the ``rows`` loads: the swap beat's two stages and its acceptance, then
 #: the last load's stage and its acceptance (:class:`esb_hw.hw.core.sequencer.Sequencer`).
 HANDOFF_CYCLES = 4
 
 
-def predicted_cycles(schedule: Schedule) -> int:
+def predicted_cycles(schedule: Schedule, *, requant_lanes: int = 1) -> int:
     """A model of the layer core's cycles from ``start`` to ``done`` with its buffers loaded (a MODEL: checked
     against Amaranth simulation in ``tests/test_layer.py``).
 
     It follows the two resources that set the pace, pixel by pixel: the array, which takes one beat per cycle
-    (``chunks`` passes over each block; only the last pass sends sums out), and the requantization lane, which
-    takes a pixel's sums from the array's output buffer and spends ``rows + 1`` cycles on it. The array's
+    (``chunks`` passes over each block; only the last pass sends sums out), and the requantization lanes, which
+    take a pixel's sums from the array's output buffer and spend ``rows / requant_lanes + 1`` cycles on it. The array's
     credits stop a last-pass beat while :data:`~esb_hw.hw.core.array.OUTPUT_DEPTH` pixels wait for the lane, and
     a pass lasts at least ``rows + HANDOFF_CYCLES`` cycles, the time from its swap beat to the next chunk's
     loads being in the shadow bank (short blocks wait for it).
     Add the first chunk's loads (``rows`` cycles and two of hand-off) and the array's and the lane's latency."""
     config = schedule.config
     chunks = len(schedule.chunks)
-    per_pixel = config.rows * REQUANT_CYCLES_PER_CHANNEL + 1
+    if requant_lanes < 1 or config.rows % requant_lanes:
+        raise InputError(f"requant_lanes must divide rows {config.rows}, got {requant_lanes}")
+    per_pixel = config.rows // requant_lanes + 1
     latency = pipeline_latency(config)
     taken: list[int] = []  # when the lane took each pixel's sums
     time = config.rows + 2  # the next beat's cycle

@@ -1,9 +1,9 @@
 """The layer core: one conv2d or linear layer from on-chip buffers to requantized (and pooled) output codes.
 
 :class:`~.sequencer.Sequencer` walks the layer and feeds :class:`~.stationary.StationaryArray`; each output pixel's
-``rows`` sums go, one channel per cycle, through a :class:`~.requant.Requantizer` with the channel's ``(bias, M,
-S)`` from the parameter buffer; with pooling, a running maximum per channel over each four consecutive pixels (one
-2x2 window: the sequencer's pixel order) keeps one code in four; the ``rows`` codes of a pixel (or window) form one
+``rows`` sums go, ``requant_lanes`` channels per cycle, through :class:`~.requant.Requantizer` lanes with each
+channel's ``(bias, M, S)`` from the parameter buffer; with pooling, a running maximum per channel over each four
+consecutive pixels (one 2x2 window: the sequencer's pixel order) keeps one code in four; the ``rows`` codes of a pixel (or window) form one
 output word, written at ``row_block * output_pixels + index``. The buffers are written through their write ports
 (the memory interface will fill them) and the output buffer is read through its read port.
 
@@ -29,6 +29,13 @@ from .stationary import StationaryArray
 __all__ = ["LayerCore"]
 
 
+def _all(conditions):
+    result = conditions[0]
+    for condition in conditions[1:]:
+        result = result & condition
+    return result
+
+
 class LayerCore(wiring.Component):
     """A layer from the activation, weight and parameter buffers to the output buffer.
 
@@ -41,6 +48,9 @@ class LayerCore(wiring.Component):
         block).
     activation_words, weight_words, param_words, output_words : int
         Buffer depths, ``2..2**24``.
+    requant_lanes : int
+        Requantization lanes, ``1..rows``, dividing ``rows``: a pixel's ``rows`` sums take ``rows / lanes``
+        cycles, and one more to take the next pixel.
     primitives : bool
         Build the arithmetic from UltraScale(+) primitives (for synthesis).
 
@@ -58,19 +68,23 @@ class LayerCore(wiring.Component):
     output_data : Out(rows codes)
         The output buffer's word at ``output_address`` of the previous cycle.
 
-    Throughput: one array beat per cycle while the requantization keeps up (one channel per cycle: ``rows + 1``
-    cycles per output pixel), which it does when a layer has at least ``rows + 1`` chunks.
+    Throughput: one array beat per cycle while the requantization keeps up (``lanes`` channels per cycle:
+    ``rows / lanes + 1`` cycles per output pixel), which it does when a layer has at least that many chunks.
     """
 
     def __init__(self, config: AcceleratorConfig, *, entries: int = 32, activation_words: int = 4096,
                  weight_words: int = 4096, param_words: int = 256, output_words: int = 4096,
-                 primitives: bool = False):
+                 requant_lanes: int = 1, primitives: bool = False):
         require_instance("config", config, AcceleratorConfig)
         require_int("entries", entries, 4, 64)
         if entries % 4:
             raise ParameterError(f"entries must be a multiple of 4, got {entries}")
         if config.rows != config.cols:
             raise ParameterError(f"the layer core needs a square array, got {config.rows}x{config.cols}")
+        require_int("requant_lanes", requant_lanes, 1, config.rows)
+        if config.rows % requant_lanes:
+            raise ParameterError(f"requant_lanes must divide rows {config.rows}, got {requant_lanes}")
+        self.requant_lanes = requant_lanes
         for name, value in (("activation_words", activation_words), ("weight_words", weight_words),
                             ("param_words", param_words), ("output_words", output_words)):
             require_int(name, value, 2, 1 << 24)
@@ -113,7 +127,10 @@ class LayerCore(wiring.Component):
                                                        activation_words=self.depths["activation"],
                                                        weight_words=self.depths["weight"])
         m.submodules.array = array = StationaryArray(config, entries=self.entries, primitives=self.primitives)
-        m.submodules.requant = requant = Requantizer(config, primitives=self.primitives)
+        lanes = self.requant_lanes
+        requants = [Requantizer(config, primitives=self.primitives) for _ in range(lanes)]
+        for index, lane in enumerate(requants):
+            m.submodules[f"requant_{index}"] = lane
         m.d.comb += [sequencer.geometry.eq(self.geometry), sequencer.start.eq(self.start & ~self.busy)]
         for name in ("activation", "weight"):
             port = memories[name].read_port()
@@ -136,33 +153,39 @@ class LayerCore(wiring.Component):
             m.d.sync += [last_pixel.eq(Mux(geometry.pool, geometry.output_pixels << 2, geometry.output_pixels) - 1),
                          last_output.eq(geometry.output_pixels - 1), last_row_block.eq(geometry.row_blocks - 1)]
 
-        # Sums to the requantizer, one channel per cycle, with the channel's parameters.
+        # Sums to the requantizers, ``lanes`` channels per cycle, each with its channel's parameters.
         sums = Signal(array.o.payload.shape())
         spreading, channel = Signal(), Signal(range(rows))
         param_base = Signal(len(self.param_write.address))
         pixel = Signal(len(last_pixel))
-        staged_valid, staged_sum = Signal(), Signal.like(requant.i.payload.accumulator)
-        param_read = memories["param"].read_port()
-        take_pixel, issue = Signal(), Signal()
+        staged_valid = Signal()
+        staged_sums = [Signal.like(lane.i.payload.accumulator, name=f"staged_sum_{index}")
+                       for index, lane in enumerate(requants)]
+        param_reads = [memories["param"].read_port() for _ in range(lanes)]
+        take_pixel, issue, lanes_ready = Signal(), Signal(), Signal()
         m.d.comb += [array.o.ready.eq(~spreading), take_pixel.eq(array.o.valid & ~spreading),
-                     issue.eq(spreading & (~staged_valid | requant.i.ready)),
-                     param_read.addr.eq(param_base + channel), param_read.en.eq(issue),
-                     requant.i.valid.eq(staged_valid), requant.i.payload.accumulator.eq(staged_sum),
-                     requant.i.payload.params.eq(param_read.data)]
+                     lanes_ready.eq(_all([lane.i.ready for lane in requants])),
+                     issue.eq(spreading & (~staged_valid | lanes_ready))]
+        for index, (lane, read) in enumerate(zip(requants, param_reads, strict=True)):
+            m.d.comb += [read.addr.eq(param_base + channel + index), read.en.eq(issue),
+                         lane.i.valid.eq(staged_valid), lane.i.payload.accumulator.eq(staged_sums[index]),
+                         lane.i.payload.params.eq(read.data)]
         with m.If(take_pixel):
             m.d.sync += [sums.eq(array.o.payload), spreading.eq(1), channel.eq(0)]
-        with m.If(requant.i.ready):
+        with m.If(lanes_ready):
             m.d.sync += staged_valid.eq(0)
         with m.If(issue):
-            m.d.sync += [staged_valid.eq(1), staged_sum.eq(sums[channel]), channel.eq(channel + 1)]
-            with m.If(channel == rows - 1):
+            m.d.sync += [staged_valid.eq(1), channel.eq(channel + lanes)]
+            m.d.sync += [staged.eq(sums[channel + index]) for index, staged in enumerate(staged_sums)]
+            with m.If(channel == rows - lanes):
                 m.d.sync += spreading.eq(0)
                 with m.If(pixel == last_pixel):
                     m.d.sync += [pixel.eq(0), param_base.eq(param_base + rows)]
                 with m.Else():
                     m.d.sync += pixel.eq(pixel + 1)
 
-        # Codes to output words: the pooling's running maximum, then rows codes per word.
+        # Codes to output words: the pooling's running maximum, then rows codes per word. The lanes run in
+        # lockstep (same inputs in the same cycles, same latency), so their codes arrive together.
         out_channel = Signal(range(rows))
         window = Signal(2)  # the pixel's place in its pooling window
         maxima = Signal(data.ArrayLayout(config.activation_format.bits, rows))
@@ -171,22 +194,25 @@ class LayerCore(wiring.Component):
         output_index = Signal(len(geometry.output_pixels))
         written = Signal()
         output_write = memories["output"].write_port()
-        m.d.comb += requant.o.ready.eq(1)
-        code = requant.o.payload
-        pooled = Signal.like(code)
-        m.d.comb += pooled.eq(Mux((window == 0) | (maxima[out_channel] < code), code, maxima[out_channel]))
+        codes_valid = requants[0].o.valid
+        m.d.comb += [lane.o.ready.eq(1) for lane in requants]
+        pooled = [Signal.like(lane.o.payload, name=f"pooled_{index}") for index, lane in enumerate(requants)]
+        for index, lane in enumerate(requants):
+            previous = maxima[out_channel + index]
+            m.d.comb += pooled[index].eq(Mux((window == 0) | (previous < lane.o.payload), lane.o.payload, previous))
         completes = Signal()
         m.d.comb += completes.eq(~geometry.pool | (window == 3))
         complete_word = Signal.like(word)
         m.d.comb += complete_word.eq(word)
-        m.d.comb += complete_word[out_channel].eq(pooled)
+        m.d.comb += [complete_word[out_channel + index].eq(code) for index, code in enumerate(pooled)]
         m.d.comb += [output_write.addr.eq(output_base + output_index), output_write.data.eq(complete_word),
-                     output_write.en.eq(requant.o.valid & completes & (out_channel == rows - 1))]
+                     output_write.en.eq(codes_valid & completes & (out_channel == rows - lanes))]
         m.d.comb += written.eq(output_write.en)
-        with m.If(requant.o.valid):
-            m.d.sync += [maxima[out_channel].eq(pooled), word[out_channel].eq(pooled),
-                         out_channel.eq(out_channel + 1)]
-            with m.If(out_channel == rows - 1):
+        with m.If(codes_valid):
+            m.d.sync += [maxima[out_channel + index].eq(code) for index, code in enumerate(pooled)]
+            m.d.sync += [word[out_channel + index].eq(code) for index, code in enumerate(pooled)]
+            m.d.sync += out_channel.eq(out_channel + lanes)
+            with m.If(out_channel == rows - lanes):
                 m.d.sync += out_channel.eq(0)
                 with m.If(geometry.pool):
                     m.d.sync += window.eq(window + 1)
