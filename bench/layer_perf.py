@@ -75,7 +75,8 @@ def measure(config, spec, seed, lanes):
     on_chip_bits = read_words * a_word + loads * w_word + pixels * config.rows * param_bits
     moved = (len(images.activations) * a_word + len(images.weights) * w_word + len(images.params) * param_bits
              + len(images.outputs) * config.rows * config.activation_format.bits) // 8
-    return {"name": name, "array": f"{config.rows}x{config.cols}", "requant_lanes": lanes, "kernel": kernel, "stride": stride,
+    return {"name": name, "array": f"{config.rows}x{config.cols}", "requant_lanes": lanes, "kernel": kernel,
+            "stride": stride,
             "in_channels": in_channels, "out_channels": out_channels, "image": size, "macs": schedule.macs,
             "cycles": run.cycles, "predicted_cycles": predicted_cycles(schedule, requant_lanes=lanes),
             "utilization": round(schedule.macs / (run.cycles * config.macs), 4),

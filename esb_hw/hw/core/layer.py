@@ -1,11 +1,12 @@
 """The layer core: one conv2d or linear layer from on-chip buffers to requantized (and pooled) output codes.
 
-:class:`~.sequencer.Sequencer` walks the layer and feeds :class:`~.stationary.StationaryArray`; each output pixel's
-``rows`` sums go, ``requant_lanes`` channels per cycle, through :class:`~.requant.Requantizer` lanes with each
-channel's ``(bias, M, S)`` from the parameter buffer; with pooling, a running maximum per channel over each four
-consecutive pixels (one 2x2 window: the sequencer's pixel order) keeps one code in four; the ``rows`` codes of a pixel (or window) form one
-output word, written at ``row_block * output_pixels + index``. The buffers are written through their write ports
-(the memory interface will fill them) and the output buffer is read through its read port.
+:class:`~.sequencer.Sequencer` walks the layer and feeds :class:`~.stationary.StationaryArray`. Each output pixel's
+``rows`` sums go, ``requant_lanes`` channels per cycle, through :class:`~.requant.Requantizer` lanes, each channel
+with its ``(bias, M, S)`` from the parameter buffer. With pooling, a running maximum per channel over each four
+consecutive pixels (one 2x2 window: the sequencer's pixel order) keeps one code in four. The ``rows`` codes of a
+pixel (or window) form one output word, written at ``row_block * output_pixels + index``. The buffers are written
+through their write ports (the memory interface will fill them) and the output buffer is read through its read
+port.
 
 The layer core needs a square array (``rows == cols``): an output word is then exactly one of the next layer's
 activation words.
