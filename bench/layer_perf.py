@@ -25,12 +25,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from esb_hw.compiler.lowering import Layer, beat_sequence, predicted_cycles  # noqa: E402
+from esb_hw.compiler.lowering import beat_sequence, predicted_cycles  # noqa: E402
 from esb_hw.config import AcceleratorConfig  # noqa: E402
 from esb_hw.errors import EsbError, InputError  # noqa: E402
 from esb_hw.layouts import requant_params_layout  # noqa: E402
-from esb_hw.quant import golden  # noqa: E402
-from sim.layer_core import run_layer_core  # noqa: E402
+from sim.layer_core import random_layer, run_layer_core  # noqa: E402
 
 #: (name, in channels, out channels, kernel, stride, padding, image size): ResNet-18's 3x3 stages, scaled.
 LAYERS = [
@@ -42,15 +41,6 @@ LAYERS = [
 QUICK = [("conv3x3 32->32", 32, 32, 3, 1, 1, 8)]
 
 
-def random_layer(config, rng, in_channels, out_channels, kernel, stride, padding):
-    weights = rng.integers(0, config.weight_format.code_count, (out_channels, in_channels, kernel, kernel))
-    typical = (np.sqrt(in_channels * kernel * kernel) * config.weight_format.max_level
-               * config.activation_format.max_level / 4)
-    scale = config.activation_format.max_level / typical * rng.uniform(0.5, 2.0, out_channels)
-    params = golden.requant_params(scale, bias=rng.normal(0, typical / 4, out_channels))
-    return Layer("conv2d", weights, params, config.activation_format, stride=stride, padding=padding)
-
-
 def default_lanes(config) -> int:
     """Requantization lanes: one per 8 array rows (a pixel's sums then take 9 cycles at any size)."""
     return max(1, config.rows // 8)
@@ -59,7 +49,7 @@ def default_lanes(config) -> int:
 def measure(config, spec, seed, lanes):
     name, in_channels, out_channels, kernel, stride, padding, size = spec
     rng = np.random.default_rng(seed)
-    layer = random_layer(config, rng, in_channels, out_channels, kernel, stride, padding)
+    layer = random_layer(config, rng, "conv2d", out_channels, in_channels, kernel, stride, padding)
     x = rng.integers(0, config.activation_format.code_count, (in_channels, size, size))
     started = time.perf_counter()
     run = run_layer_core(config, layer, x, requant_lanes=lanes)

@@ -18,8 +18,22 @@ from esb_hw.config import AcceleratorConfig
 from esb_hw.errors import CheckFailed
 from esb_hw.hw.core.layer import LayerCore
 from esb_hw.layouts import geometry_layout, pack, unpack
+from esb_hw.quant import golden
 
-__all__ = ["LayerRun", "output_codes", "run_layer_core"]
+__all__ = ["LayerRun", "output_codes", "random_layer", "run_layer_core"]
+
+
+def random_layer(config: AcceleratorConfig, rng: np.random.Generator, kind: str, out_channels: int,
+                 in_channels: int, kernel: int = 1, stride: int = 1, padding: int = 0, pool: bool = False) -> Layer:
+    """A layer of random weight codes whose requantization scales (``M``, ``S``, bias) land typical sums across
+    the activation range, so that outputs mix zero, middle and saturated codes: a test or bench workload."""
+    shape = (out_channels, in_channels, kernel, kernel) if kind == "conv2d" else (out_channels, in_channels)
+    weights = rng.integers(0, config.weight_format.code_count, shape)
+    typical = (np.sqrt(in_channels * kernel * kernel) * config.weight_format.max_level
+               * config.activation_format.max_level / 4)
+    scale = config.activation_format.max_level / typical * rng.uniform(0.5, 2.0, out_channels)
+    params = golden.requant_params(scale, bias=rng.normal(0, typical / 4, out_channels))
+    return Layer(kind, weights, params, config.activation_format, stride=stride, padding=padding, pool=pool)
 
 
 @dataclass(frozen=True)

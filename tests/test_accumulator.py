@@ -10,16 +10,13 @@ from esb_hw.errors import ParameterError
 from esb_hw.hw.arith.accumulator import Accumulator
 
 
-def run(width, addend_bits, steps):
-    """``steps`` of (addend 0, addend 1, carry 0, carry 1, accumulate, restart); the register after each one."""
-    dut = Accumulator(width=width, addend_bits=addend_bits)
+def drive(dut, ports, steps):
+    """Set ``ports`` to each step's values, one step per cycle; ``accumulator`` after each edge."""
     seen = []
 
     async def testbench(ctx):
-        for addend0, addend1, carry0, carry1, accumulate, restart in steps:
-            for port, value in zip((dut.addends[0], dut.addends[1], dut.carries[0], dut.carries[1],
-                                    dut.accumulate, dut.restart),
-                                   (addend0, addend1, carry0, carry1, accumulate, restart), strict=True):
+        for values in steps:
+            for port, value in zip(ports, values, strict=True):
                 ctx.set(port, int(value))
             await ctx.tick()
             seen.append(ctx.get(dut.accumulator))
@@ -29,6 +26,13 @@ def run(width, addend_bits, steps):
     simulator.add_testbench(testbench)
     simulator.run()
     return seen
+
+
+def run(width, addend_bits, steps):
+    """``steps`` of (addend 0, addend 1, carry 0, carry 1, accumulate, restart); the register after each one."""
+    dut = Accumulator(width=width, addend_bits=addend_bits)
+    return drive(dut, (dut.addends[0], dut.addends[1], dut.carries[0], dut.carries[1], dut.accumulate,
+                       dut.restart), steps)
 
 
 def model(steps):
@@ -79,21 +83,7 @@ def test_parameters_are_checked(kwargs, message):
 def run_entries(entries, steps):
     """``steps`` of (entry, addend 0, carry 0, accumulate, restart); ``accumulator`` of that entry after each."""
     dut = Accumulator(width=12, addend_bits=8, entries=entries)
-    seen = []
-
-    async def testbench(ctx):
-        for entry, addend, carry, accumulate, restart in steps:
-            for port, value in zip((dut.entry, dut.addends[0], dut.addends[1], dut.carries, dut.accumulate,
-                                    dut.restart), (entry, addend, 0, carry, accumulate, restart), strict=True):
-                ctx.set(port, int(value))
-            await ctx.tick()
-            seen.append(ctx.get(dut.accumulator))
-
-    simulator = Simulator(dut)
-    simulator.add_clock(1e-8)
-    simulator.add_testbench(testbench)
-    simulator.run()
-    return seen
+    return drive(dut, (dut.entry, dut.addends[0], dut.carries, dut.accumulate, dut.restart), steps)
 
 
 def model_entries(steps):

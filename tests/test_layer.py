@@ -5,12 +5,11 @@ bit-exact with the golden model (conv2d or linear, requantize, max_pool2x2), in 
 import numpy as np
 import pytest
 
-from esb_hw.compiler.lowering import Layer, predicted_cycles, reference
+from esb_hw.compiler.lowering import predicted_cycles, reference
 from esb_hw.config import AcceleratorConfig
 from esb_hw.errors import ParameterError
 from esb_hw.hw.core.layer import LayerCore
-from esb_hw.quant import golden
-from sim.layer_core import output_codes, run_layer_core
+from sim.layer_core import output_codes, random_layer, run_layer_core
 
 SMALL = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=8, activation_k=8, rows=4, cols=4,
                           max_reduction=4096, name="small")
@@ -18,16 +17,6 @@ SMALL_ESB = AcceleratorConfig(weight_bits=5, weight_k=2, activation_bits=6, acti
                               max_reduction=1024, name="small_esb")
 SMALL_UNIFORM = AcceleratorConfig(weight_bits=5, weight_k=3, activation_bits=8, activation_k=8, rows=4, cols=4,
                                   max_reduction=4096, name="small_uniform")
-
-
-def random_layer(config, rng, kind, out_channels, in_channels, kernel=1, stride=1, padding=0, pool=False):
-    shape = (out_channels, in_channels, kernel, kernel) if kind == "conv2d" else (out_channels, in_channels)
-    weights = rng.integers(0, config.weight_format.code_count, shape)
-    reduction = in_channels * kernel * kernel
-    typical = np.sqrt(reduction) * config.weight_format.max_level * config.activation_format.max_level / 4
-    scale = config.activation_format.max_level / typical * rng.uniform(0.5, 2.0, out_channels)
-    params = golden.requant_params(scale, bias=rng.normal(0, typical / 4, out_channels))
-    return Layer(kind, weights, params, config.activation_format, stride=stride, padding=padding, pool=pool)
 
 
 def run_layer(config, layer, x, entries=8, lanes=1):

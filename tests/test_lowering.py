@@ -8,19 +8,10 @@ from esb_hw.compiler.lowering import Layer, execute, lower, reference
 from esb_hw.config import AcceleratorConfig
 from esb_hw.errors import InputError
 from esb_hw.quant import ESBFormat, golden
+from sim.layer_core import random_layer
 
 DEFAULT = AcceleratorConfig.from_toml("configs/default.toml")
 ESB_ACTIVATIONS = AcceleratorConfig.from_toml("configs/esb5_act_esb.toml")
-
-
-def random_layer(config, rng, kind, out_channels, in_channels, kernel=1, stride=1, padding=0, pool=False):
-    shape = (out_channels, in_channels, kernel, kernel) if kind == "conv2d" else (out_channels, in_channels)
-    weights = rng.integers(0, config.weight_format.code_count, shape)
-    reduction = in_channels * kernel * kernel
-    typical = np.sqrt(reduction) * config.weight_format.max_level * config.activation_format.max_level / 4
-    scale = config.activation_format.max_level / typical * rng.uniform(0.5, 2.0, out_channels)
-    params = golden.requant_params(scale, bias=rng.normal(0, typical / 4, out_channels))
-    return Layer(kind, weights, params, config.activation_format, stride=stride, padding=padding, pool=pool)
 
 
 CONV_CASES = [

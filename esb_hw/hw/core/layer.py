@@ -14,7 +14,7 @@ activation words.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -28,13 +28,6 @@ from .sequencer import Sequencer
 from .stationary import StationaryArray
 
 __all__ = ["LayerCore"]
-
-
-def _all(conditions):
-    result = conditions[0]
-    for condition in conditions[1:]:
-        result = result & condition
-    return result
 
 
 class LayerCore(wiring.Component):
@@ -165,7 +158,7 @@ class LayerCore(wiring.Component):
         param_reads = [memories["param"].read_port() for _ in range(lanes)]
         take_pixel, issue, lanes_ready = Signal(), Signal(), Signal()
         m.d.comb += [array.o.ready.eq(~spreading), take_pixel.eq(array.o.valid & ~spreading),
-                     lanes_ready.eq(_all([lane.i.ready for lane in requants])),
+                     lanes_ready.eq(Cat(*(lane.i.ready for lane in requants)).all()),
                      issue.eq(spreading & (~staged_valid | lanes_ready))]
         for index, (lane, read) in enumerate(zip(requants, param_reads, strict=True)):
             m.d.comb += [read.addr.eq(param_base + channel + index), read.en.eq(issue),

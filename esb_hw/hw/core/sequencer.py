@@ -15,7 +15,7 @@ Two walkers share the layer's :func:`~esb_hw.layouts.geometry_layout`:
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -60,7 +60,7 @@ class _Walk:
 
     def at_end(self):
         """The walk's last pixel: every counter at its limit minus one."""
-        return _all([counter == last for counter, last in zip(self.counters, self.lasts.limits, strict=True)])
+        return Cat(*(counter == last for counter, last in zip(self.counters, self.lasts.limits, strict=True))).all()
 
     def reset(self, domain):
         geometry = self.geometry
@@ -88,13 +88,6 @@ class _Walk:
         domain += [counter.eq(0) for counter in target.counters[level + 1:]]
         domain += [target.p.eq(self.p + geometry.p_steps[level]), target.y.eq(self.y + geometry.y_steps[level]),
                    target.x.eq(self.x + geometry.x_steps[level])]
-
-
-def _all(conditions):
-    result = conditions[0]
-    for condition in conditions[1:]:
-        result = result & condition
-    return result
 
 
 class _Chunks:
