@@ -33,14 +33,13 @@ DEFAULT_CONFIGS = ("default.toml", "array16x16.toml")
 
 
 def parts(config: AcceleratorConfig) -> list[tuple[str, object]]:
-    lanes = max(1, config.rows // 8)
+    lanes = config.lanes
     return [
-        ("sequencer", Sequencer(config, entries=32, activation_words=4096, weight_words=4096)),
-        ("stationary array", StationaryArray(config, entries=32, primitives=True)),
+        ("sequencer", Sequencer(config, entries=config.entries, activation_words=config.activation_words,
+                                weight_words=config.weight_words)),
+        ("stationary array", StationaryArray(config, entries=config.entries, primitives=True)),
         ("requantization lane", Requantizer(config, primitives=True)),
-        (f"layer core ({lanes} lane{'s' if lanes > 1 else ''})",
-         LayerCore(config, entries=32, activation_words=4096, weight_words=4096, param_words=256, output_words=4096,
-                   requant_lanes=lanes, primitives=True)),
+        (f"layer core ({lanes} lane{'s' if lanes > 1 else ''})", LayerCore(config, primitives=True)),
     ]
 
 

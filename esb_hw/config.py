@@ -16,6 +16,13 @@ A config file looks like this (``name`` defaults to the file stem; ``clock_mhz``
     rows = 8
     cols = 8
     pe_variant = "esb"
+    [engine]              # the layer engine; every key has a default
+    entries = 32
+    requant_lanes = 0     # 0: automatic (about rows // 8)
+    activation_words = 2048
+    weight_words = 2048
+    param_words = 64
+    output_words = 2048
 
 Every problem raises :class:`ConfigError`, whose message names the field (or TOML key), the bad value and
 the allowed range, and for files ends with ``(<path>)``.
@@ -40,7 +47,9 @@ __all__ = [
     "MAX_ACCUMULATOR_BITS",
     "MAX_ARRAY_SIDE",
     "MAX_CLOCK_MHZ",
+    "MAX_BUFFER_WORDS",
     "MAX_REDUCTION",
+    "MIN_BUFFER_WORDS",
     "PE_VARIANTS",
 ]
 
@@ -56,6 +65,9 @@ MAX_REDUCTION = 1 << 20
 MAX_WEIGHT_BITS = 8
 #: Widest activation code (unsigned) the PE generator supports.
 MAX_ACTIVATION_BITS = 16
+#: Depths of a layer-engine buffer bank, in words (powers of two).
+MIN_BUFFER_WORDS = 16
+MAX_BUFFER_WORDS = 1 << 19
 #: Largest ``clock_mhz``.
 MAX_CLOCK_MHZ = 1000.0
 #: Widest accumulator the generator builds (signed, sign bit included).
@@ -70,6 +82,8 @@ _LAYOUT = {
     "weights": {"bits": "weight_bits", "k": "weight_k"},
     "activations": {"bits": "activation_bits", "k": "activation_k"},
     "array": {"rows": "rows", "cols": "cols", "pe_variant": "pe_variant"},
+    "engine": {"entries": "entries", "requant_lanes": "requant_lanes", "activation_words": "activation_words",
+               "weight_words": "weight_words", "param_words": "param_words", "output_words": "output_words"},
 }
 _TOML_KEY = {
     field: f"{section}.{key}" if section else key
@@ -79,8 +93,15 @@ _TOML_KEY = {
 _INT_BOUNDS = {"rows": (1, MAX_ARRAY_SIDE), "cols": (1, MAX_ARRAY_SIDE), "max_reduction": (1, MAX_REDUCTION),
                # Hardware widths the generator supports: a PE selects among 2**(weight significand bits)
                # multiples, and the lanes decode activations of up to 16 bits.
-               "weight_bits": (2, MAX_WEIGHT_BITS), "activation_bits": (1, MAX_ACTIVATION_BITS)}
-_INT_FIELDS = ("weight_bits", "weight_k", "activation_bits", "activation_k", "rows", "cols", "max_reduction")
+               "weight_bits": (2, MAX_WEIGHT_BITS), "activation_bits": (1, MAX_ACTIVATION_BITS),
+               # The layer engine: running sums per array row (the sequencer's block field has 7 bits), and
+               # buffer depths per bank (two banks each; the descriptor's word counts have 20 bits).
+               "entries": (4, 64), "requant_lanes": (0, MAX_ARRAY_SIDE),
+               **{f"{buffer}_words": (MIN_BUFFER_WORDS, MAX_BUFFER_WORDS)
+                  for buffer in ("activation", "weight", "param", "output")}}
+_INT_FIELDS = ("weight_bits", "weight_k", "activation_bits", "activation_k", "rows", "cols", "max_reduction",
+               "entries", "requant_lanes", "activation_words", "weight_words", "param_words", "output_words")
+_BUFFER_FIELDS = ("activation_words", "weight_words", "param_words", "output_words")
 
 
 class ConfigError(InputError):
@@ -141,6 +162,13 @@ class AcceleratorConfig:
         One of :data:`PE_VARIANTS`.
     name : str
         1 to 64 characters from ``A-Z a-z 0-9 _ . -``; names reports and build outputs.
+    entries : int
+        The layer engine's running sums per array row (output pixels per block), ``4..64``, a multiple of 4.
+    requant_lanes : int
+        Requantization lanes, dividing ``rows``; 0 (the default) picks about ``rows // 8`` (:attr:`lanes`).
+    activation_words, weight_words, param_words, output_words : int
+        Depth of one bank of each layer-engine buffer, in words, a power of two in ``16..2**19``; each buffer
+        has two banks (double buffering).
 
     Raises
     ------
@@ -158,6 +186,12 @@ class AcceleratorConfig:
     clock_mhz: float = 200.0
     pe_variant: str = "esb"
     name: str = "custom"
+    entries: int = 32
+    requant_lanes: int = 0
+    activation_words: int = 2048
+    weight_words: int = 2048
+    param_words: int = 64
+    output_words: int = 2048
 
     def __post_init__(self):
         for field in _INT_FIELDS:
@@ -186,6 +220,7 @@ class AcceleratorConfig:
             except (TypeError, ValueError) as error:
                 raise ConfigError(f"{group} format: {error}") from None
         self._check_accumulator()
+        self._check_engine()
         if self.max_reduction < self.cols:
             raise ConfigError(f"must be >= cols ({self.cols}): one beat reduces cols products, got "
                               f"{self.max_reduction}", key="max_reduction")
@@ -207,6 +242,18 @@ class AcceleratorConfig:
                 key="max_reduction",
             )
 
+    def _check_engine(self):
+        if self.entries % 4:
+            raise ConfigError(f"must be a multiple of 4 (a pooling window stays in one block), got {self.entries}",
+                              key="entries")
+        if self.requant_lanes and self.rows % self.requant_lanes:
+            raise ConfigError(f"must divide rows ({self.rows}) or be 0 (automatic), got {self.requant_lanes}",
+                              key="requant_lanes")
+        for field in _BUFFER_FIELDS:
+            value = getattr(self, field)
+            if value & (value - 1):
+                raise ConfigError(f"must be a power of two, got {value}", key=field)
+
     # ---- derived quantities (never stored) ------------------------------------------------------
     @property
     def weight_format(self) -> ESBFormat:
@@ -217,6 +264,14 @@ class AcceleratorConfig:
     def activation_format(self) -> ESBFormat:
         """The unsigned activation format."""
         return ESBFormat(self.activation_bits, self.activation_k, signed=False)
+
+    @property
+    def lanes(self) -> int:
+        """Requantization lanes: ``requant_lanes``, or when it is 0 the largest divisor of ``rows`` up to
+        ``rows // 8`` (at least 1): enough for the array's pace on 3x3 layers (``docs/architecture.md``)."""
+        if self.requant_lanes:
+            return self.requant_lanes
+        return max(lanes for lanes in range(1, max(1, self.rows // 8) + 1) if self.rows % lanes == 0)
 
     @property
     def macs(self) -> int:
@@ -256,7 +311,8 @@ class AcceleratorConfig:
 
     # ---- dict and TOML --------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """The config in the TOML layout: top-level scalars plus ``weights``, ``activations``, ``array``."""
+        """The config in the TOML layout: top-level scalars plus ``weights``, ``activations``, ``array``,
+        ``engine``."""
         result = {key: getattr(self, field) for key, field in _LAYOUT[""].items()}
         for section, keys in _LAYOUT.items():
             if section:
@@ -272,7 +328,7 @@ class AcceleratorConfig:
         d : Mapping
             Top-level keys ``name``, ``clock_mhz``, ``max_reduction`` and tables ``weights``
             (``bits``, ``k``), ``activations`` (``bits``, ``k``), ``array`` (``rows``, ``cols``,
-            ``pe_variant``).
+            ``pe_variant``) and the optional ``engine`` (``entries``, ``requant_lanes``, ``*_words``).
         source : str or os.PathLike, optional
             Where ``d`` came from; appended to error messages.
 

@@ -32,10 +32,13 @@ from amaranth.lib import data
 from .config import AcceleratorConfig
 from .errors import ParameterError
 
-__all__ = ["GEOMETRY_ADDRESS_BITS", "GEOMETRY_COUNT_BITS", "GEOMETRY_SIZE_BITS", "REQUANT_MULTIPLIER_BITS",
-           "REQUANT_SHIFT_RANGE", "SelfTestLayer", "array_input_layout", "array_output_layout", "geometry_layout",
-           "pack", "recodable", "recoded_term_bits", "requant_input_layout", "requant_params_layout",
-           "stationary_input_layout", "unpack", "weight_encoding", "weight_fields", "weight_row_layout"]
+__all__ = ["DESCRIPTOR_BEATS", "ENGINE_ERRORS", "GEOMETRY_ADDRESS_BITS", "GEOMETRY_COUNT_BITS", "GEOMETRY_SIZE_BITS",
+           "MEMORY_BEAT_BITS", "MEMORY_BEAT_BYTES", "REQUANT_MULTIPLIER_BITS", "REQUANT_SHIFT_RANGE", "SelfTestLayer",
+           "array_input_layout", "array_output_layout", "buffer_word_bits", "descriptor_layout", "engine_error",
+           "geometry_layout", "memory_read_layout", "memory_request_layout", "memory_word_bytes",
+           "memory_write_layout", "pack", "pack_memory_words", "recodable", "recoded_term_bits",
+           "requant_input_layout", "requant_params_layout", "stationary_input_layout", "transfer_layout", "unpack",
+           "unpack_memory_words", "weight_encoding", "weight_fields", "weight_row_layout"]
 
 
 def array_input_layout(config: AcceleratorConfig) -> data.StructLayout:
@@ -115,8 +118,9 @@ def geometry_layout() -> data.StructLayout:
     The walk has four nested counters, outermost first, with ``limits`` ``(y, x, dy, dx)``: raster order is
     ``(Ho, Wo, 1, 1)``; with pooling ``(Ho // 2, Wo // 2, 2, 2)``, so that each 2x2 window's four pixels are
     consecutive. When counter ``i`` steps (and the inner ones wrap), the pixel's word offset ``P`` and its input
-    coordinates ``Y = stride * oy - padding`` and ``X = stride * ox - padding`` change by ``p_steps[i]``,
-    ``y_steps[i]`` and ``x_steps[i]``; they start at ``p_origin``, ``-padding``, ``-padding``. A chunk ``(ky, kx, g)``
+    coordinates ``Y = stride * oy - pad_top`` and ``X = stride * ox - pad_left`` change by ``p_steps[i]``,
+    ``y_steps[i]`` and ``x_steps[i]``; they start at ``p_origin``, ``-pad_top``, ``-pad_left`` (a band of a tiled
+    layer has its own ``pad_top``: 0 but for the first band). A chunk ``(ky, kx, g)``
     adds ``K`` to ``P``: ``K`` changes by ``group_step`` (``H * W``) when ``g`` steps, by ``kx_step`` when ``kx`` steps
     and ``g`` wraps, by ``ky_step`` when ``ky`` steps. The beat reads word ``P + K``, or zeros when
     ``Y + ky`` or ``X + kx`` is outside the ``in_height x in_width`` input. Pixels go in blocks of ``block``
@@ -131,9 +135,9 @@ def geometry_layout() -> data.StructLayout:
         "p_steps": data.ArrayLayout(signed(address), 4),
         "y_steps": data.ArrayLayout(signed(size + 2), 4),
         "x_steps": data.ArrayLayout(signed(size + 2), 4),
-        "padding": 3,
+        "pad_top": 3, "pad_left": 3,
         "in_height": size, "in_width": size,
-        "kernel_h": 3, "kernel_w": 3, "groups": count,
+        "kernel_h": 4, "kernel_w": 4, "groups": count,
         "group_step": signed(address), "kx_step": signed(address), "ky_step": signed(address),
         "row_blocks": count,
         "pixel_blocks": 2 * size,
@@ -141,6 +145,122 @@ def geometry_layout() -> data.StructLayout:
         "pool": 1,
         "output_pixels": 2 * size,
     })
+
+
+#: The memory streams' beat (docs/memory.md): 128 bits, the width of the ZCU102's S_AXI_HP ports.
+MEMORY_BEAT_BITS = 128
+MEMORY_BEAT_BYTES = MEMORY_BEAT_BITS // 8
+#: A memory request's beat address (4 GiB) and length in beats.
+MEMORY_ADDRESS_BITS = 28
+MEMORY_LENGTH_BITS = 20
+
+
+def memory_request_layout() -> data.StructLayout:
+    """A read or write request of the memory streams: ``beats`` beats from beat ``address`` (byte address / 16)."""
+    return data.StructLayout({"address": MEMORY_ADDRESS_BITS, "beats": MEMORY_LENGTH_BITS})
+
+
+def memory_read_layout() -> data.StructLayout:
+    """One beat of read data, in request order; ``error`` marks a beat the memory could not read (its data is
+    garbage; the engine stops with :data:`ENGINE_ERRORS` ``read``)."""
+    return data.StructLayout({"data": MEMORY_BEAT_BITS, "error": 1})
+
+
+def memory_write_layout() -> data.StructLayout:
+    """One beat of write data: ``strobe`` has a bit per byte that the memory writes (others keep their value)."""
+    return data.StructLayout({"data": MEMORY_BEAT_BITS, "strobe": MEMORY_BEAT_BYTES})
+
+
+def memory_word_bytes(bits: int) -> int:
+    """Bytes a buffer word of ``bits`` takes in memory: the next power of two; 16 or fewer share a beat, wider ones
+    span whole beats. Word ``i`` of a region starts at byte ``i * memory_word_bytes(bits)``, little-endian."""
+    if bits < 1:
+        raise ParameterError(f"a word needs at least 1 bit, got {bits}")
+    return 1 << max(0, (-(-bits // 8) - 1).bit_length())
+
+
+def pack_memory_words(bits: int, words) -> bytes:
+    """Words of ``bits`` (non-negative ints) as their memory bytes (:func:`memory_word_bytes`)."""
+    size = memory_word_bytes(bits)
+    blob = bytearray()
+    for index, word in enumerate(words):
+        if not 0 <= int(word) < 1 << bits:
+            raise ParameterError(f"word {index} must be in 0..{(1 << bits) - 1}, got {word}")
+        blob += int(word).to_bytes(size, "little")
+    return bytes(blob)
+
+
+def unpack_memory_words(bits: int, blob: bytes, count: int) -> list[int]:
+    """The inverse of :func:`pack_memory_words`: ``count`` words from the start of ``blob`` (bits above ``bits``
+    ignored)."""
+    size = memory_word_bytes(bits)
+    if len(blob) < count * size:
+        raise ParameterError(f"{count} words of {size} bytes need {count * size} bytes, got {len(blob)}")
+    mask = (1 << bits) - 1
+    return [int.from_bytes(blob[index * size: (index + 1) * size], "little") & mask for index in range(count)]
+
+
+def buffer_word_bits(config: AcceleratorConfig) -> dict[str, int]:
+    """Bits of a word of each layer-engine buffer: ``activation`` and ``output`` (``cols`` codes), ``weight``
+    (``cols`` weights) and ``param`` (:func:`requant_params_layout`)."""
+    activation = config.activation_format.bits * config.cols
+    return {"activation": activation, "weight": config.weight_format.bits * config.cols,
+            "param": requant_params_layout(config).size, "output": config.activation_format.bits * config.rows}
+
+
+#: Bits of a descriptor's word counts and segment counts.
+TRANSFER_WORD_BITS = 20
+TRANSFER_SEGMENT_BITS = 8
+
+
+def transfer_layout() -> data.StructLayout:
+    """A descriptor's memory region: ``segments`` runs of ``words`` buffer words, the first at byte ``address``
+    and each ``stride`` bytes after the one before (addresses and strides are multiples of the word's
+    :func:`memory_word_bytes`). The buffer holds the runs back to back from word 0."""
+    return data.StructLayout({"address": 32, "stride": 32, "words": TRANSFER_WORD_BITS,
+                              "segments": TRANSFER_SEGMENT_BITS})
+
+
+#: A descriptor's place in memory: 8 beats (128 bytes), descriptors back to back from the program address.
+DESCRIPTOR_BEATS = 8
+
+
+def descriptor_layout() -> data.StructLayout:
+    """One tile of a layer, as the engine reads it from memory (docs/memory.md).
+
+    ``geometry`` is the sequencer's walk; ``in_channels`` and ``stride`` are checked against the config
+    (``in_channels * kernel_h * kernel_w <= max_reduction``, ``stride`` 1 or 2); ``layer`` indexes the per-layer
+    cycle counters; ``barrier`` makes the engine finish every earlier tile's output before it loads this one (the
+    first tile of a layer that reads an earlier layer's output). The four transfers fill the activation, weight
+    and parameter buffers and empty the output buffer (``segments`` = ``row_blocks``, ``words`` =
+    ``output_pixels``).
+    """
+    return data.StructLayout({
+        "geometry": geometry_layout(),
+        "in_channels": GEOMETRY_SIZE_BITS, "stride": 2, "layer": 8, "barrier": 1,
+        "activations": transfer_layout(), "weights": transfer_layout(), "params": transfer_layout(),
+        "outputs": transfer_layout(),
+    })
+
+
+#: The engine's error codes (its ``error`` port, and the driver's messages): code -> (name, meaning).
+ENGINE_ERRORS = {
+    0: ("none", "no error"),
+    1: ("zero_size", "a descriptor has a zero size or count"),
+    2: ("unsupported_kernel", "a descriptor's kernel is not 1..7 a side or its stride not 1 or 2"),
+    3: ("reduction_too_long", "a descriptor's reduction (in_channels x kernel) exceeds max_reduction"),
+    4: ("does_not_fit", "a descriptor's tile does not fit the buffers (words per bank, or block > entries)"),
+    5: ("inconsistent", "a descriptor's geometry disagrees with its transfers or its channel counts"),
+    6: ("misaligned", "a descriptor's address or stride is not a multiple of its word size"),
+    7: ("read", "the memory returned a read error"),
+    8: ("write", "the memory returned a write error"),
+}
+
+
+def engine_error(code: int) -> str:
+    """``"name: meaning"`` of an engine error code (an unknown code says so)."""
+    name, meaning = ENGINE_ERRORS.get(int(code), ("unknown", f"unknown error code {int(code)}"))
+    return f"{name}: {meaning}"
 
 
 #: DESIGN.md §2: ``M`` has at most 16 bits and ``1 <= S <= 48`` (the golden model's ``MULTIPLIER_BITS`` and

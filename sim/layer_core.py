@@ -7,6 +7,7 @@ buffer is read back.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,19 +48,23 @@ class LayerRun:
 
 
 def run_layer_core(config: AcceleratorConfig, layer: Layer, activation_codes, *, entries: int = 32,
-                   requant_lanes: int = 1) -> LayerRun:
-    """Simulate ``layer`` on ``activation_codes`` (``(C, H, W)``, or ``(N, I)`` for linear). Raises
-    :class:`~esb_hw.errors.CheckFailed` if the core never signals ``done``."""
+                   requant_lanes: int = 1, bank: int = 1) -> LayerRun:
+    """Simulate ``layer`` on ``activation_codes`` (``(C, H, W)``, or ``(N, I)`` for linear) in buffer bank
+    ``bank``, with buffers just deep enough. Raises :class:`~esb_hw.errors.CheckFailed` if the core never signals
+    ``done``."""
     activation_codes = np.asarray(activation_codes)
     schedule = lower(config, layer, activation_codes.shape, entries=entries)
     images = buffer_images(schedule, activation_codes)
 
     def depth(count: int) -> int:
-        return max(2, 1 << max(count - 1, 1).bit_length())
+        return max(16, 1 << max(count - 1, 1).bit_length())
 
-    core = LayerCore(config, entries=entries, activation_words=depth(len(images.activations)),
-                     weight_words=depth(len(images.weights)), param_words=depth(len(images.params)),
-                     output_words=depth(len(images.outputs)), requant_lanes=requant_lanes)
+    config = dataclasses.replace(config, entries=entries, requant_lanes=requant_lanes,
+                                 activation_words=depth(len(images.activations)),
+                                 weight_words=depth(len(images.weights)), param_words=depth(len(images.params)),
+                                 output_words=depth(len(images.outputs)))
+    core = LayerCore(config)
+    offsets = {name: bank * getattr(config, f"{name}_words") for name in ("activation", "weight", "param", "output")}
     words, cycles = [], []
     limit = 40 * schedule.beats() + 40 * len(images.outputs) * config.rows + 1000
 
@@ -69,11 +74,12 @@ def run_layer_core(config: AcceleratorConfig, layer: Layer, activation_codes, *,
             port = getattr(core, f"{name}_write")
             ctx.set(port.enable, 1)
             for address, word in enumerate(image):
-                ctx.set(port.address, address)
+                ctx.set(port.address, offsets[name] + address)
                 ctx.set(port.data.as_value(), word)
                 await ctx.tick()
             ctx.set(port.enable, 0)
         ctx.set(core.geometry.as_value(), pack(geometry_layout(), geometry(schedule)))
+        ctx.set(core.bank, bank)
         ctx.set(core.start, 1)
         await ctx.tick()
         ctx.set(core.start, 0)
@@ -84,8 +90,9 @@ def run_layer_core(config: AcceleratorConfig, layer: Layer, activation_codes, *,
                 break
         if not cycles:
             return
+        ctx.set(core.output_enable, 1)
         for address in range(len(images.outputs)):
-            ctx.set(core.output_address, address)
+            ctx.set(core.output_address, offsets["output"] + address)
             await ctx.tick()
             words.append(int(ctx.get(core.output_data.as_value())))
 

@@ -58,6 +58,14 @@ def config(**overrides) -> AcceleratorConfig:
         (dict(max_reduction=2**20 + 1), "max_reduction must be in 1..1048576, got 1048577"),
         (dict(max_reduction="4096"), "max_reduction must be an int, got str '4096'"),
         (dict(clock_mhz=0), "clock_mhz must be in (0, 1000], got 0"),
+        (dict(entries=6), "entries must be a multiple of 4 (a pooling window stays in one block), got 6"),
+        (dict(entries=68), "entries must be in 4..64, got 68"),
+        (dict(requant_lanes=3), "requant_lanes must divide rows (8) or be 0 (automatic), got 3"),
+        (dict(requant_lanes=-1), "requant_lanes must be in 0..64, got -1"),
+        (dict(weight_words=1000), "weight_words must be a power of two, got 1000"),
+        (dict(activation_words=8), "activation_words must be in 16..524288, got 8"),
+        (dict(output_words=1 << 20), "output_words must be in 16..524288, got 1048576"),
+        (dict(param_words=32.0), "param_words must be an int, got float 32.0"),
         (dict(clock_mhz=-5.0), "clock_mhz must be in (0, 1000], got -5.0"),
         (dict(clock_mhz=1000.5), "clock_mhz must be in (0, 1000], got 1000.5"),
         (dict(clock_mhz=float("nan")), "clock_mhz must be in (0, 1000], got nan"),
@@ -309,3 +317,12 @@ def test_every_pe_variant_is_accepted(variant):
 def test_defaults():
     cfg = config()
     assert (cfg.max_reduction, cfg.clock_mhz, cfg.pe_variant, cfg.name) == (4096, 200.0, "esb", "custom")
+    assert (cfg.entries, cfg.requant_lanes, cfg.lanes) == (32, 0, 1)
+    assert (cfg.activation_words, cfg.weight_words, cfg.param_words, cfg.output_words) == (2048, 2048, 64, 2048)
+
+
+@pytest.mark.parametrize(("rows", "lanes"), [(1, 1), (8, 1), (12, 1), (16, 2), (28, 2), (32, 4), (64, 8)])
+def test_automatic_lanes_divide_rows(rows, lanes):
+    cfg = config(rows=rows, cols=rows)
+    assert cfg.lanes == lanes and rows % cfg.lanes == 0
+    assert config(rows=rows, cols=rows, requant_lanes=1).lanes == 1

@@ -94,13 +94,7 @@ def test_checker_catches_a_wrong_word():
     assert not np.array_equal(output_codes(SMALL, schedule, words), reference(SMALL, layer, x))
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"entries": 6}, "entries must be a multiple of 4, got 6"),
-    ({"config": AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=8, activation_k=8, rows=4, cols=8)},
-     "the layer core needs a square array, got 4x8"),
-    ({"param_words": 1}, "param_words must be an int in 2..16777216, got 1"),
-    ({"requant_lanes": 3}, "requant_lanes must divide rows 4, got 3"),
-])
-def test_parameters_are_checked(kwargs, message):
-    with pytest.raises(ParameterError, match=message):
-        LayerCore(**{"config": SMALL, **kwargs})
+def test_the_array_must_be_square():
+    config = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=8, activation_k=8, rows=4, cols=8)
+    with pytest.raises(ParameterError, match="the layer core needs a square array, got 4x8"):
+        LayerCore(config)

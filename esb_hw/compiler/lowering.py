@@ -114,6 +114,9 @@ class Schedule:
     pixels : int array (P, 2)
         Output pixels ``(oy, ox)`` in the order they run (pooling windows consecutive).
     entries : int
+    pad_top : int
+        Zero rows above the input: the layer's padding, or for a band of a tiled layer
+        (:mod:`esb_hw.compiler.program`) the padding rows that fall inside the band.
     """
 
     config: AcceleratorConfig
@@ -123,6 +126,7 @@ class Schedule:
     chunks: list[tuple[int, int, int]]
     pixels: np.ndarray
     entries: int
+    pad_top: int
 
     @property
     def groups(self) -> int:
@@ -152,7 +156,7 @@ class Schedule:
         ky, kx, g = chunk
         _, height, width = self.input_shape
         stride, padding = self.layer.stride, self.layer.padding
-        y = stride * pixels[:, 0] + ky - padding
+        y = stride * pixels[:, 0] + ky - self.pad_top
         x = stride * pixels[:, 1] + kx - padding
         inside = (y >= 0) & (y < height) & (x >= 0) & (x < width)
         return np.where(inside, (g * height + y) * width + x, -1)
@@ -222,7 +226,7 @@ def lower(config: AcceleratorConfig, layer: Layer, input_shape, *, entries: int 
     groups = -(-shape[0] // config.cols)
     chunks = [(ky, kx, g) for ky in range(kh) for kx in range(kw) for g in range(groups)]
     pixels = _pixel_order(*output_size, layer.pool)
-    return Schedule(config, layer, shape, output_size, chunks, pixels, entries)
+    return Schedule(config, layer, shape, output_size, chunks, pixels, entries, layer.padding)
 
 
 def _words(schedule: Schedule, codes: np.ndarray) -> np.ndarray:
@@ -383,10 +387,10 @@ def geometry(schedule: Schedule) -> dict:
     x_steps = [stride * step for step in ox_steps]
     return {
         "limits": limits,
-        "p_origin": -padding * width - padding,
+        "p_origin": -schedule.pad_top * width - padding,
         "p_steps": [dy * width + dx for dy, dx in zip(y_steps, x_steps, strict=True)],
         "y_steps": y_steps, "x_steps": x_steps,
-        "padding": padding, "in_height": height, "in_width": width,
+        "pad_top": schedule.pad_top, "pad_left": padding, "in_height": height, "in_width": width,
         "kernel_h": kh, "kernel_w": kw, "groups": groups,
         "group_step": height * width,
         "kx_step": 1 - (groups - 1) * height * width,

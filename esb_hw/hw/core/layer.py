@@ -5,8 +5,12 @@
 with its ``(bias, M, S)`` from the parameter buffer. With pooling, a running maximum per channel over each four
 consecutive pixels (one 2x2 window: the sequencer's pixel order) keeps one code in four. The ``rows`` codes of a
 pixel (or window) form one output word, written at ``row_block * output_pixels + index``. The buffers are written
-through their write ports (the memory interface will fill them) and the output buffer is read through its read
-port.
+through their write ports (:class:`~.transfer.Loader` fills them) and the output buffer is read through its read
+port (:class:`~.transfer.Storer` empties it).
+
+Every buffer has two banks (double buffering): a layer runs from the bank that ``bank`` names at its start, into
+the same bank of the output buffer, while the loader fills the other input bank and the storer empties the
+other output bank.
 
 The layer core needs a square array (``rows == cols``): an output word is then exactly one of the next layer's
 activation words.
@@ -22,7 +26,7 @@ from amaranth.lib.wiring import In, Out
 from ...config import AcceleratorConfig
 from ...errors import ParameterError
 from ...layouts import geometry_layout, requant_params_layout
-from ..checks import require_instance, require_int
+from ..checks import require_instance
 from .requant import Requantizer
 from .sequencer import Sequencer
 from .stationary import StationaryArray
@@ -36,15 +40,10 @@ class LayerCore(wiring.Component):
     Parameters
     ----------
     config : AcceleratorConfig
-        A square array (``rows == cols``), PE variant ``esb`` or ``esb_naive``.
-    entries : int
-        Running sums per array row (pixels per block), ``4..64``, a multiple of 4 (pooling windows stay in one
-        block).
-    activation_words, weight_words, param_words, output_words : int
-        Buffer depths, ``2..2**24``.
-    requant_lanes : int
-        Requantization lanes, ``1..rows``, dividing ``rows``: a pixel's ``rows`` sums take ``rows / lanes``
-        cycles, and one more to take the next pixel.
+        A square array (``rows == cols``), PE variant ``esb`` or ``esb_naive``; its ``entries`` (running sums
+        per array row), :attr:`~esb_hw.config.AcceleratorConfig.lanes` (requantization lanes: a pixel's
+        ``rows`` sums take ``rows / lanes`` cycles, and one more to take the next pixel) and buffer depths per
+        bank (``*_words``).
     primitives : bool
         Build the arithmetic from UltraScale(+) primitives (for synthesis).
 
@@ -52,40 +51,32 @@ class LayerCore(wiring.Component):
     ----------
     geometry : In(geometry_layout())
         The layer (:func:`esb_hw.compiler.lowering.geometry`), steady from ``start`` to ``done``.
+    bank : In(1)
+        The buffers' bank the layer runs in, taken at ``start``.
     start : In(1)
     busy : Out(1)
     done : Out(1)
         One cycle, when the last output word is written.
-    activation_write, weight_write, param_write : In(StructLayout({"address", "data", "enable"}))
-        Write ports of the buffers (one word per cycle).
-    output_address : In(range(output_words))
+    activation_write, weight_write, param_write : In(buffer_write_layout(word, words))
+        Write ports of the buffers (one word per cycle; the address's top bit is the bank).
+    output_address : In(range(2 * output_words))
     output_data : Out(rows codes)
-        The output buffer's word at ``output_address`` of the previous cycle.
+        The output buffer's word at ``output_address`` when ``output_enable`` was last high (one cycle of latency).
+    output_enable : In(1)
 
     Throughput: one array beat per cycle while the requantization keeps up (``lanes`` channels per cycle:
     ``rows / lanes + 1`` cycles per output pixel), which it does when a layer has at least that many chunks.
     """
 
-    def __init__(self, config: AcceleratorConfig, *, entries: int = 32, activation_words: int = 4096,
-                 weight_words: int = 4096, param_words: int = 256, output_words: int = 4096,
-                 requant_lanes: int = 1, primitives: bool = False):
+    def __init__(self, config: AcceleratorConfig, *, primitives: bool = False):
         require_instance("config", config, AcceleratorConfig)
-        require_int("entries", entries, 4, 64)
-        if entries % 4:
-            raise ParameterError(f"entries must be a multiple of 4, got {entries}")
         if config.rows != config.cols:
             raise ParameterError(f"the layer core needs a square array, got {config.rows}x{config.cols}")
-        require_int("requant_lanes", requant_lanes, 1, config.rows)
-        if config.rows % requant_lanes:
-            raise ParameterError(f"requant_lanes must divide rows {config.rows}, got {requant_lanes}")
-        self.requant_lanes = requant_lanes
-        for name, value in (("activation_words", activation_words), ("weight_words", weight_words),
-                            ("param_words", param_words), ("output_words", output_words)):
-            require_int(name, value, 2, 1 << 24)
+        self.requant_lanes = config.lanes
         self.config = config
-        self.entries = entries
-        self.depths = {"activation": activation_words, "weight": weight_words, "param": param_words,
-                       "output": output_words}
+        self.entries = config.entries
+        self.depths = {"activation": config.activation_words, "weight": config.weight_words,
+                       "param": config.param_words, "output": config.output_words}
         self.primitives = primitives
         self.word_layouts = {
             "activation": data.ArrayLayout(config.activation_format.bits, config.cols),
@@ -95,14 +86,15 @@ class LayerCore(wiring.Component):
         }
 
         def write_port(name):
-            return In(data.StructLayout({"address": range(self.depths[name]),
+            return In(data.StructLayout({"address": range(2 * self.depths[name]),
                                          "data": self.word_layouts[name], "enable": 1}))
 
         super().__init__({
-            "geometry": In(geometry_layout()), "start": In(1), "busy": Out(1), "done": Out(1),
+            "geometry": In(geometry_layout()), "bank": In(1), "start": In(1), "busy": Out(1), "done": Out(1),
             "activation_write": write_port("activation"), "weight_write": write_port("weight"),
             "param_write": write_port("param"),
-            "output_address": In(range(output_words)), "output_data": Out(self.word_layouts["output"]),
+            "output_address": In(range(2 * self.depths["output"])), "output_enable": In(1),
+            "output_data": Out(self.word_layouts["output"]),
         })
 
     def elaborate(self, platform):
@@ -111,12 +103,15 @@ class LayerCore(wiring.Component):
         m = Module()
         memories = {}
         for name in self.depths:
-            memory = Memory(shape=self.word_layouts[name], depth=self.depths[name], init=[])
+            memory = Memory(shape=self.word_layouts[name], depth=2 * self.depths[name], init=[])
             m.submodules[f"{name}_buffer"] = memories[name] = memory
         for name in ("activation", "weight", "param"):
             port, write = memories[name].write_port(), getattr(self, f"{name}_write")
             m.d.comb += [port.addr.eq(write.address), port.data.eq(write.data), port.en.eq(write.enable)]
 
+        bank = Signal()  # the bank of this layer, taken at the start
+        with m.If(self.start & ~self.busy):
+            m.d.sync += bank.eq(self.bank)
         m.submodules.sequencer = sequencer = Sequencer(config, entries=self.entries,
                                                        activation_words=self.depths["activation"],
                                                        weight_words=self.depths["weight"])
@@ -128,13 +123,14 @@ class LayerCore(wiring.Component):
         m.d.comb += [sequencer.geometry.eq(self.geometry), sequencer.start.eq(self.start & ~self.busy)]
         for name in ("activation", "weight"):
             port = memories[name].read_port()
-            m.d.comb += [port.addr.eq(getattr(sequencer, f"{name}_address")),
+            m.d.comb += [port.addr.eq(Cat(getattr(sequencer, f"{name}_address"), bank)),
                          port.en.eq(getattr(sequencer, f"{name}_enable")),
                          getattr(sequencer, f"{name}_data").eq(port.data)]
         wiring.connect(m, sequencer.beats, array.i)
         wiring.connect(m, sequencer.loads, array.load)
         output_read = memories["output"].read_port()
-        m.d.comb += [output_read.addr.eq(self.output_address), self.output_data.eq(output_read.data)]
+        m.d.comb += [output_read.addr.eq(self.output_address), output_read.en.eq(self.output_enable),
+                     self.output_data.eq(output_read.data)]
 
         geometry = self.geometry
         starting = Signal()
@@ -150,7 +146,7 @@ class LayerCore(wiring.Component):
         # Sums to the requantizers, ``lanes`` channels per cycle, each with its channel's parameters.
         sums = Signal(array.o.payload.shape())
         spreading, channel = Signal(), Signal(range(rows))
-        param_base = Signal(len(self.param_write.address))
+        param_base = Signal(range(self.depths["param"]))
         pixel = Signal(len(last_pixel))
         staged_valid = Signal()
         staged_sums = [Signal.like(lane.i.payload.accumulator, name=f"staged_sum_{index}")
@@ -161,7 +157,7 @@ class LayerCore(wiring.Component):
                      lanes_ready.eq(Cat(*(lane.i.ready for lane in requants)).all()),
                      issue.eq(spreading & (~staged_valid | lanes_ready))]
         for index, (lane, read) in enumerate(zip(requants, param_reads, strict=True)):
-            m.d.comb += [read.addr.eq(param_base + channel + index), read.en.eq(issue),
+            m.d.comb += [read.addr.eq(Cat((param_base + channel + index)[: len(param_base)], bank)), read.en.eq(issue),
                          lane.i.valid.eq(staged_valid), lane.i.payload.accumulator.eq(staged_sums[index]),
                          lane.i.payload.params.eq(read.data)]
         with m.If(take_pixel):
@@ -184,7 +180,7 @@ class LayerCore(wiring.Component):
         window = Signal(2)  # the pixel's place in its pooling window
         maxima = Signal(data.ArrayLayout(config.activation_format.bits, rows))
         word = Signal(self.word_layouts["output"])
-        output_base = Signal(len(self.output_address))
+        output_base = Signal(range(self.depths["output"]))
         output_index = Signal(len(geometry.output_pixels))
         written = Signal()
         output_write = memories["output"].write_port()
@@ -199,7 +195,8 @@ class LayerCore(wiring.Component):
         complete_word = Signal.like(word)
         m.d.comb += complete_word.eq(word)
         m.d.comb += [complete_word[out_channel + index].eq(code) for index, code in enumerate(pooled)]
-        m.d.comb += [output_write.addr.eq(output_base + output_index), output_write.data.eq(complete_word),
+        m.d.comb += [output_write.addr.eq(Cat((output_base + output_index)[: len(output_base)], bank)),
+                     output_write.data.eq(complete_word),
                      output_write.en.eq(codes_valid & completes & (out_channel == rows - lanes))]
         m.d.comb += written.eq(output_write.en)
         with m.If(codes_valid):

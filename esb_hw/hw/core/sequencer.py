@@ -65,7 +65,7 @@ class _Walk:
     def reset(self, domain):
         geometry = self.geometry
         domain += [counter.eq(0) for counter in self.counters]
-        domain += [self.p.eq(geometry.p_origin), self.y.eq(-geometry.padding), self.x.eq(-geometry.padding)]
+        domain += [self.p.eq(geometry.p_origin), self.y.eq(-geometry.pad_top), self.x.eq(-geometry.pad_left)]
 
     def step(self, m: Module, domain, into: _Walk | None = None):
         """Move to the next pixel (the innermost counter that can step steps; the ones inside it wrap), or, with

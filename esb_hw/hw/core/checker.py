@@ -1,0 +1,161 @@
+"""The descriptor checker: a descriptor that the engine cannot run safely is refused, with the first problem's
+code (:data:`esb_hw.layouts.ENGINE_ERRORS`), before anything is loaded or written.
+
+It checks what keeps the engine from hanging and from touching memory outside the descriptor's regions:
+
+- no size or count is zero; the kernel is 1..7 a side and the stride 1 or 2;
+- addresses and strides are multiples of their word size;
+- the reduction ``in_channels * kernel_h * kernel_w`` is at most ``max_reduction`` (the accumulator's width);
+- every transfer fits its buffer's bank, and a pixel block fits the array's running sums;
+- the geometry agrees with itself and with the transfers: the channel groups hold ``in_channels``, the
+  activation runs are ``in_height * in_width`` words, the output runs are the row blocks' ``output_pixels``
+  words, which the pixel walk's limits produce, and the pixel blocks cover the walk; the weight and parameter
+  transfers are one run each, of the words the row blocks need.
+
+Products are formed by one shift-and-add multiplier (a bit of the multiplier per cycle, no DSP); a descriptor
+takes about 200 cycles, while the engine computes the previous tile.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ...config import AcceleratorConfig
+from ...layouts import ENGINE_ERRORS, buffer_word_bits, descriptor_layout, memory_word_bytes
+from ..checks import require_instance
+
+__all__ = ["DescriptorChecker", "ERROR_CODES"]
+
+#: Error name -> code.
+ERROR_CODES = {name: code for code, (name, _) in ENGINE_ERRORS.items()}
+PRODUCT_BITS = 48
+
+
+class DescriptorChecker(wiring.Component):
+    """Checks one descriptor against the config.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        The array shape, ``max_reduction``, ``entries`` and the buffer depths per bank.
+
+    Attributes
+    ----------
+    descriptor : In(descriptor_layout())
+        Held from ``start`` to ``done``.
+    start : In(1)
+    busy : Out(1)
+    done : Out(1)
+        One cycle, with ``error`` valid.
+    error : Out(4)
+        0, or the code of the first problem found.
+
+    Latency: 2 cycles plus one per multiplier bit of each product (about 200 cycles); one descriptor at a time.
+    """
+
+    def __init__(self, config: AcceleratorConfig):
+        require_instance("config", config, AcceleratorConfig)
+        self.config = config
+        super().__init__({"descriptor": In(descriptor_layout()), "start": In(1), "busy": Out(1), "done": Out(1),
+                          "error": Out(4)})
+
+    def _immediate(self, d) -> list[tuple[str, object]]:
+        """(error, failing condition) checks without products, in priority order."""
+        g = d.geometry
+        config = self.config
+        transfers = {"activation": d.activations, "weight": d.weights, "param": d.params, "output": d.outputs}
+        sizes = [*g.limits, g.in_height, g.in_width, g.kernel_h, g.kernel_w, g.groups, g.row_blocks,
+                 g.pixel_blocks, g.block, g.output_pixels, d.in_channels, d.stride]
+        sizes += [field for transfer in transfers.values() for field in (transfer.words, transfer.segments)]
+        bits = buffer_word_bits(config)
+        misaligned = []
+        for name, transfer in transfers.items():
+            low = memory_word_bytes(bits[name]).bit_length() - 1
+            if low:
+                misaligned += [transfer.address[:low] != 0, transfer.stride[:low] != 0]
+        window = g.pool + 1
+        return [
+            ("zero_size", Cat(*(size == 0 for size in sizes)).any()),
+            ("unsupported_kernel", (g.kernel_h > 7) | (g.kernel_w > 7) | (d.stride == 3)),
+            ("misaligned", Cat(*misaligned).any() if misaligned else Const(0)),
+            ("does_not_fit", g.block > config.entries),
+            ("inconsistent", (g.limits[2] != window) | (g.limits[3] != window)
+             | (d.activations.segments != g.groups) | (d.outputs.segments != g.row_blocks)
+             | (d.outputs.words != g.output_pixels) | (d.weights.segments != 1) | (d.params.segments != 1)),
+        ]
+
+    def _products(self, d, walk_pixels) -> list[tuple[str, list, str, object]]:
+        """(error, factors, relation, right-hand side) checks, in priority order."""
+        g = d.geometry
+        config = self.config
+        rows, cols = Const(config.rows), Const(config.cols)
+        return [
+            ("reduction_too_long", [d.in_channels, g.kernel_h, g.kernel_w], "<=", Const(config.max_reduction)),
+            ("does_not_fit", [d.activations.segments, d.activations.words], "<=", Const(config.activation_words)),
+            ("does_not_fit", [d.weights.words], "<=", Const(config.weight_words)),
+            ("does_not_fit", [d.params.words], "<=", Const(config.param_words)),
+            ("does_not_fit", [d.outputs.segments, d.outputs.words], "<=", Const(config.output_words)),
+            ("inconsistent", [g.in_height, g.in_width], "==", d.activations.words),
+            ("inconsistent", [g.groups, cols], ">=", d.in_channels),
+            ("inconsistent", [g.groups, cols], "<", d.in_channels + cols),
+            ("inconsistent", [g.limits[0], g.limits[1]], "==", g.output_pixels),
+            ("inconsistent", [g.pixel_blocks, g.block], ">=", walk_pixels),
+            ("inconsistent", [g.pixel_blocks, g.block], "<", walk_pixels + g.block),
+            ("inconsistent", [g.row_blocks, g.kernel_h, g.kernel_w, g.groups, rows], "==", d.weights.words),
+            ("inconsistent", [g.row_blocks, rows], "==", d.params.words),
+        ]
+
+    def elaborate(self, platform):
+        m = Module()
+        d = self.descriptor
+        immediate = self._immediate(d)
+        # The pixel walk's length: output_pixels, times 4 with pooling (a window's four pixels).
+        walk_pixels = Signal(len(d.geometry.output_pixels) + 2)
+        products = self._products(d, walk_pixels)
+        product, multiplicand = Signal(PRODUCT_BITS), Signal(PRODUCT_BITS)
+        multiplier = Signal(max(len(factor) for _, factors, _, _ in products for factor in factors))
+        with m.If(self.start & ~self.busy):
+            m.d.sync += [walk_pixels.eq(Mux(d.geometry.pool, d.geometry.output_pixels << 2, d.geometry.output_pixels)),
+                         self.error.eq(0)]
+        with m.FSM(name="check") as fsm:
+            with m.State("idle"):
+                with m.If(self.start):
+                    m.next = "immediate"
+            with m.State("immediate"):
+                m.next = "load_0"
+                for name, failing in reversed(immediate):  # the first failing check sets the code last
+                    with m.If(failing):
+                        m.d.sync += self.error.eq(ERROR_CODES[name])
+                        m.next = "report"
+            for index, (name, factors, relation, rhs) in enumerate(products):
+                with m.State(f"load_{index}"):
+                    m.d.sync += product.eq(factors[0])
+                    m.next = f"setup_{index}_1" if len(factors) > 1 else f"compare_{index}"
+                for position in range(1, len(factors)):
+                    following = f"setup_{index}_{position + 1}" if position + 1 < len(factors) else \
+                        f"compare_{index}"
+                    with m.State(f"setup_{index}_{position}"):
+                        m.d.sync += [multiplicand.eq(product), multiplier.eq(factors[position]), product.eq(0)]
+                        m.next = f"multiply_{index}_{position}"
+                    with m.State(f"multiply_{index}_{position}"):
+                        with m.If(multiplier == 0):
+                            m.next = following
+                        with m.Else():
+                            with m.If(multiplier[0]):
+                                m.d.sync += product.eq(product + multiplicand)
+                            m.d.sync += [multiplicand.eq(multiplicand << 1), multiplier.eq(multiplier >> 1)]
+                with m.State(f"compare_{index}"):
+                    passed = {"<=": product <= rhs, "==": product == rhs, ">=": product >= rhs,
+                              "<": product < rhs}[relation]
+                    with m.If(passed):
+                        m.next = f"load_{index + 1}" if index + 1 < len(products) else "report"
+                    with m.Else():
+                        m.d.sync += self.error.eq(ERROR_CODES[name])
+                        m.next = "report"
+            with m.State("report"):
+                m.d.comb += self.done.eq(1)
+                m.next = "idle"
+        m.d.comb += self.busy.eq(~fsm.ongoing("idle"))
+        return m
