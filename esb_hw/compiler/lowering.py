@@ -37,8 +37,8 @@ from ..layouts import pack, requant_params_layout, weight_fields
 from ..quant import golden
 from ..quant.format import ESBFormat
 
-__all__ = ["BufferImages", "Layer", "Schedule", "beat_sequence", "buffer_images", "execute",
-           "geometry", "load_sequence", "lower", "predicted_cycles", "reference"]
+__all__ = ["BufferImages", "Layer", "Schedule", "activation_image", "beat_sequence", "buffer_images", "execute",
+           "geometry", "load_sequence", "lower", "param_image", "predicted_cycles", "reference", "weight_image"]
 
 KINDS = ("conv2d", "linear")
 
@@ -427,36 +427,59 @@ class BufferImages:
     outputs: list[int]
 
 
+def activation_image(schedule: Schedule, activation_codes) -> list[int]:
+    """The activation words ``(g, y, x)`` of ``activation_codes`` (``(C, H, W)``, or ``(N, I)`` for linear) as
+    packed ``cols``-code words (channels past ``C`` are code 0)."""
+    config = schedule.config
+    cols = config.cols
+    codes = np.asarray(activation_codes)
+    inputs = codes.T[:, :, None] if schedule.layer.kind == "linear" else codes
+    channels, height, width = schedule.input_shape
+    padded = np.zeros((schedule.groups * cols, height, width), dtype=np.int64)
+    padded[:channels] = inputs
+    word_codes = padded.reshape(schedule.groups, cols, height * width).transpose(0, 2, 1).reshape(-1, cols)
+    layout = data.ArrayLayout(config.activation_format.bits, cols)
+    return [pack(layout, word.tolist()) for word in word_codes]
+
+
+def weight_image(schedule: Schedule) -> list[int]:
+    """The weight words: per row block, chunk and array row, ``cols`` weights (:func:`esb_hw.layouts.weight_fields`)."""
+    config = schedule.config
+    layout = data.ArrayLayout(config.weight_format.bits, config.cols)
+    words = []
+    for row_block in range(schedule.row_blocks):
+        for chunk in schedule.chunks:
+            fields = weight_fields(config, schedule.weight_chunk(row_block, chunk))
+            words += [pack(layout, row.tolist()) for row in fields]
+    return words
+
+
+def param_image(schedule: Schedule) -> list[int]:
+    """The parameter words: per output channel, padded to whole row blocks, :func:`requant_params_layout`
+    (``M = 0``, ``S = 1`` for the padding channels, whose codes are then 0)."""
+    config, layer = schedule.config, schedule.layer
+    layout = requant_params_layout(config)
+    words = []
+    for channel in range(schedule.row_blocks * config.rows):
+        if channel < layer.out_channels:
+            words.append(pack(layout, {"bias": int(layer.params.bias[channel]),
+                                       "multiplier": int(layer.params.multiplier[channel]),
+                                       "shift": int(layer.params.shift[channel])}))
+        else:
+            words.append(pack(layout, {"bias": 0, "multiplier": 0, "shift": 1}))
+    return words
+
+
 def buffer_images(schedule: Schedule, activation_codes) -> BufferImages:
     """What the layer engine's buffers hold for ``schedule`` run on ``activation_codes``, and the output
     buffer it must produce (from :func:`execute`, which equals the golden model)."""
     config, layer = schedule.config, schedule.layer
     if config.rows != config.cols:
         raise InputError(f"the layer engine needs a square array, got {config.rows}x{config.cols}")
-    rows, cols = config.rows, config.cols
-    codes = np.asarray(activation_codes)
-    inputs = codes.T[:, :, None] if layer.kind == "linear" else codes
-    channels, height, width = schedule.input_shape
-    padded = np.zeros((schedule.groups * cols, height, width), dtype=np.int64)
-    padded[:channels] = inputs
-    word_codes = padded.reshape(schedule.groups, cols, height * width).transpose(0, 2, 1).reshape(-1, cols)
-    activation_layout = data.ArrayLayout(config.activation_format.bits, cols)
-    weight_layout = data.ArrayLayout(config.weight_format.bits, cols)
-    activations = [pack(activation_layout, word.tolist()) for word in word_codes]
-    weights = []
-    for row_block in range(schedule.row_blocks):
-        for chunk in schedule.chunks:
-            fields = weight_fields(config, schedule.weight_chunk(row_block, chunk))
-            weights += [pack(weight_layout, row.tolist()) for row in fields]
-    params_layout = requant_params_layout(config)
-    params = []
-    for channel in range(schedule.row_blocks * rows):
-        if channel < layer.out_channels:
-            params.append(pack(params_layout, {"bias": int(layer.params.bias[channel]),
-                                               "multiplier": int(layer.params.multiplier[channel]),
-                                               "shift": int(layer.params.shift[channel])}))
-        else:
-            params.append(pack(params_layout, {"bias": 0, "multiplier": 0, "shift": 1}))
+    rows = config.rows
+    activation_layout = data.ArrayLayout(config.activation_format.bits, config.cols)
+    activations = activation_image(schedule, activation_codes)
+    weights, params = weight_image(schedule), param_image(schedule)
     result = execute(schedule, activation_codes)
     planes = result.T[:, :, None] if layer.kind == "linear" else result  # (O, Ho', Wo')
     out = np.zeros((schedule.row_blocks * rows, *planes.shape[1:]), dtype=np.int64)

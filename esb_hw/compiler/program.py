@@ -1,0 +1,467 @@
+"""Programs for the layer engine: layers become tiles, tiles become descriptors, and everything one memory image.
+
+A **program** runs a chain of layers, each layer's output codes feeding the next (docs/memory.md):
+
+- a layer is cut into **tiles** that fit the buffers' banks: ``row_blocks`` of output channels times a
+  **band** of output rows. A band reads the input rows its kernel window covers (with its own top padding), all
+  channel groups; a tile loads its row blocks' weights and parameters, and writes its row blocks' part of the
+  band's outputs;
+- each tile is one :func:`~esb_hw.layouts.descriptor_layout` record; the engine runs them in order, loading tile
+  ``i + 1`` while tile ``i`` computes and storing tile ``i - 1`` (double buffering). The first tile of each layer
+  after the first is a ``barrier``: it waits until the previous layer's outputs are all in memory;
+- the image holds, 4 KiB aligned: the descriptors, the input activations, then per layer its weights, its
+  parameters and the space for its outputs. Activations (and outputs) are words ``(g, y, x)`` of ``cols`` codes;
+  a linear layer's batch of ``N`` is ``N`` pixels of one row.
+
+:func:`compile_program` rejects, with the reason, a chain the config cannot run. :func:`predicted_cycles`
+estimates a program's cycles from start to done, tile by tile (a MODEL, checked against simulation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from amaranth.lib import data
+
+from ..config import AcceleratorConfig
+from ..errors import InputError
+from ..layouts import (
+    DESCRIPTOR_BEATS,
+    GEOMETRY_COUNT_BITS,
+    GEOMETRY_SIZE_BITS,
+    MEMORY_BEAT_BYTES,
+    TRANSFER_SEGMENT_BITS,
+    TRANSFER_WORD_BITS,
+    buffer_word_bits,
+    descriptor_layout,
+    memory_word_bytes,
+    pack,
+    pack_memory_words,
+    unpack,
+    unpack_memory_words,
+)
+from .lowering import (
+    Layer,
+    Schedule,
+    _pixel_order,
+    activation_image,
+    geometry,
+    lower,
+    param_image,
+    predicted_cycles as layer_cycles,
+    weight_image,
+)
+
+__all__ = ["DESCRIPTOR_BYTES", "Program", "Tile", "compile_program", "input_image", "predicted_cycles", "read_output",
+           "run_in_numpy"]
+
+DESCRIPTOR_BYTES = DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES
+REGION_ALIGNMENT = 4096
+MAX_KERNEL = 7
+MAX_PADDING = 7
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One descriptor: ``row_blocks`` ``[first, end)`` of layer ``layer`` on output rows ``band`` ``[first, end)``
+    (before pooling), reading input rows ``input_rows``; ``schedule`` is its own lowering (the sub-layer of its
+    channels on the band's input)."""
+
+    layer: int
+    row_blocks: tuple[int, int]
+    band: tuple[int, int]
+    input_rows: tuple[int, int]
+    schedule: Schedule
+    descriptor: dict
+
+    @property
+    def macs(self) -> int:
+        return self.schedule.macs
+
+
+@dataclass(frozen=True)
+class Program:
+    """A compiled chain of layers.
+
+    Attributes
+    ----------
+    config : AcceleratorConfig
+    layers : list of Layer
+    shapes : list of tuple
+        Each layer's input shape (``(C, H, W)`` or ``(N, I)``), then the last layer's output shape.
+    schedules : list of Schedule
+        Each whole layer's lowering.
+    tiles : list of Tile
+    image : bytes
+        The memory image from ``base``: descriptors, input, weights and parameters; output space is zero.
+    regions : dict
+        Name -> ``(address, bytes)``: ``descriptors``, ``input``, ``weights_<i>``, ``params_<i>``, ``output_<i>``.
+    base : int
+        The image's address in memory.
+    """
+
+    config: AcceleratorConfig
+    layers: list[Layer]
+    shapes: list[tuple[int, ...]]
+    schedules: list[Schedule]
+    tiles: list[Tile]
+    image: bytes
+    regions: dict[str, tuple[int, int]] = field(default_factory=dict)
+    base: int = 0
+
+    @property
+    def program_address(self) -> int:
+        return self.regions["descriptors"][0]
+
+    @property
+    def macs(self) -> int:
+        return sum(schedule.macs for schedule in self.schedules)
+
+    def output_region(self, layer: int = -1) -> tuple[int, int]:
+        return self.regions[f"output_{layer % len(self.layers)}"]
+
+
+def _align(value: int, alignment: int = REGION_ALIGNMENT) -> int:
+    return -(-value // alignment) * alignment
+
+
+def _output_shape(schedule: Schedule) -> tuple[int, ...]:
+    layer = schedule.layer
+    height, width = schedule.output_size
+    if layer.kind == "linear":
+        return (height, layer.out_channels)
+    if layer.pool:
+        height, width = height // 2, width // 2
+    return (layer.out_channels, height, width)
+
+
+def _check_layer(config: AcceleratorConfig, index: int, layer: Layer, schedule: Schedule) -> None:
+    where = f"layer {index}"
+    kh, kw = layer.kernel
+    if max(kh, kw) > MAX_KERNEL:
+        raise InputError(f"{where}: kernel {kh}x{kw} is not supported (1x1 to {MAX_KERNEL}x{MAX_KERNEL})")
+    if layer.stride not in (1, 2):
+        raise InputError(f"{where}: stride {layer.stride} is not supported (1 or 2)")
+    if layer.padding > MAX_PADDING:
+        raise InputError(f"{where}: padding {layer.padding} is not supported (0..{MAX_PADDING})")
+    channels, height, width = schedule.input_shape
+    limits = {"input height": height, "input width": width, "input channels": channels,
+              "output height": schedule.output_size[0], "output width": schedule.output_size[1]}
+    for name, value in limits.items():
+        if value >= 1 << GEOMETRY_SIZE_BITS:
+            raise InputError(f"{where}: {name} {value} exceeds {(1 << GEOMETRY_SIZE_BITS) - 1}")
+    if schedule.groups >= 1 << GEOMETRY_COUNT_BITS:
+        raise InputError(f"{where}: {schedule.groups} channel groups exceed {(1 << GEOMETRY_COUNT_BITS) - 1}")
+    fmt, wanted = layer.output_format, config.activation_format
+    if (fmt.bits, fmt.k, fmt.signed) != (wanted.bits, wanted.k, wanted.signed):
+        raise InputError(f"{where}: output format {fmt} differs from the config's activations {wanted}")
+
+
+def _tile_shape(config: AcceleratorConfig, index: int, schedule: Schedule) -> tuple[int, int]:
+    """The largest tile (row blocks, output rows per band) that fits the buffers: as many row blocks as fit,
+    then as many rows as fit. Raises :class:`InputError` naming the buffer that cannot hold the smallest tile."""
+    rows = config.rows
+    layer = schedule.layer
+    channels, height, width = schedule.input_shape
+    out_height, out_width = schedule.output_size
+    chunks = len(schedule.chunks)
+    kh, _ = layer.kernel
+    step = 2 if layer.pool else 1
+    usable_height = out_height - out_height % 2 if layer.pool else out_height
+
+    def input_rows(band: int) -> int:
+        return min(height, (band - 1) * layer.stride + kh)
+
+    def output_words(band: int) -> int:
+        return (band // 2) * (out_width // 2) if layer.pool else band * out_width
+
+    where = f"layer {index}"
+    needs = [("weight", chunks * rows, config.weight_words), ("param", rows, config.param_words),
+             ("activation", schedule.groups * input_rows(step) * width, config.activation_words),
+             ("output", output_words(step), config.output_words)]
+    for name, need, have in needs:
+        if need > have:
+            raise InputError(f"{where} does not fit: its smallest tile needs {need} {name} words, the buffer "
+                             f"has {have} per bank (raise engine.{name}_words)")
+    if output_words(step) >= 1 << TRANSFER_WORD_BITS:
+        raise InputError(f"{where}: an output row needs more than {(1 << TRANSFER_WORD_BITS) - 1} words")
+    row_blocks = min(schedule.row_blocks, config.weight_words // (chunks * rows), config.param_words // rows,
+                     config.output_words // output_words(step), (1 << TRANSFER_SEGMENT_BITS) - 1,
+                     (1 << GEOMETRY_COUNT_BITS) - 1)
+    band = step
+    while band + step <= usable_height:
+        grown = band + step
+        if (schedule.groups * input_rows(grown) * width > config.activation_words
+                or row_blocks * output_words(grown) > config.output_words
+                or output_words(grown) >= 1 << TRANSFER_WORD_BITS):
+            break
+        band = grown
+    return row_blocks, band
+
+
+def _tile_schedule(schedule: Schedule, row_blocks: tuple[int, int], band: tuple[int, int]) -> tuple[Schedule, tuple]:
+    config, layer = schedule.config, schedule.layer
+    rows = config.rows
+    first, end = row_blocks[0] * rows, min(row_blocks[1] * rows, layer.out_channels)
+    params = type(layer.params)(bias=layer.params.bias[first:end], multiplier=layer.params.multiplier[first:end],
+                                shift=layer.params.shift[first:end])
+    sub = Layer(layer.kind, layer.weight_codes[first:end], params, layer.output_format, stride=layer.stride,
+                padding=layer.padding, pool=layer.pool)
+    channels, height, width = schedule.input_shape
+    kh, _ = layer.kernel
+    top = layer.stride * band[0] - schedule.pad_top  # the band's first window row in input coordinates
+    input_first = max(0, top)
+    input_end = min(height, layer.stride * (band[1] - 1) - schedule.pad_top + kh)
+    pixels = _pixel_order(band[1] - band[0], schedule.output_size[1], layer.pool)
+    tile = Schedule(config, sub, (channels, input_end - input_first, width), (band[1] - band[0],
+                    schedule.output_size[1]), schedule.chunks, pixels, schedule.entries, input_first - top)
+    return tile, (input_first, input_end)
+
+
+def _transfer(address: int, words: int, segments: int = 1, stride: int = 0) -> dict:
+    return {"address": address, "stride": stride, "words": words, "segments": segments}
+
+
+def compile_program(config: AcceleratorConfig, layers, input_shape, activation_codes=None, *,
+                    base: int = 0) -> Program:
+    """Compile ``layers`` (a chain) for an input of ``input_shape`` into tiles, descriptors and a memory image
+    placed at ``base`` (4 KiB aligned), with ``activation_codes`` as the input (zeros if None).
+
+    Raises
+    ------
+    InputError
+        For a layer the config cannot run (a kernel, stride or padding out of range, an output format that is not
+        the config's activations, a chain whose shapes disagree, a tile that cannot fit the buffers), naming the
+        layer and the reason.
+    """
+    if config.rows != config.cols:
+        raise InputError(f"the layer engine needs a square array, got {config.rows}x{config.cols}")
+    if base % REGION_ALIGNMENT:
+        raise InputError(f"base must be a multiple of {REGION_ALIGNMENT}, got {base}")
+    layers = list(layers)
+    if not layers:
+        raise InputError("a program needs at least one layer")
+    if len(layers) > 256:
+        raise InputError(f"a program has at most 256 layers, got {len(layers)}")
+    shapes = [tuple(int(size) for size in input_shape)]
+    schedules = []
+    for index, layer in enumerate(layers):
+        shape = shapes[-1]
+        if layer.kind == "linear" and len(shape) == 3:
+            raise InputError(f"layer {index}: a linear layer after a conv2d needs the flatten folded into a conv2d "
+                             f"with kernel {shape[1]}x{shape[2]} (esb_hw.compiler.program)")
+        try:
+            schedule = lower(config, layer, shape, entries=config.entries)
+        except InputError as error:
+            raise InputError(f"layer {index}: {error}") from None
+        _check_layer(config, index, layer, schedule)
+        schedules.append(schedule)
+        shapes.append(_output_shape(schedule))
+
+    bits = buffer_word_bits(config)
+    sizes = {name: memory_word_bytes(value) for name, value in bits.items()}
+    tiles_per_layer = []
+    for index, schedule in enumerate(schedules):
+        row_blocks, band = _tile_shape(config, index, schedule)
+        height = schedule.output_size[0]
+        usable = height - height % 2 if schedule.layer.pool else height
+        tiles_per_layer.append([(rb, min(rb + row_blocks, schedule.row_blocks), oy, min(oy + band, usable))
+                                for oy in range(0, usable, band) for rb in range(0, schedule.row_blocks, row_blocks)])
+
+    # The memory map.
+    regions = {}
+    cursor = base
+    count = sum(len(tiles) for tiles in tiles_per_layer)
+
+    def region(name: str, size: int) -> int:
+        nonlocal cursor
+        regions[name] = (cursor, size)
+        cursor = _align(cursor + max(size, 1))
+        return regions[name][0]
+
+    region("descriptors", count * DESCRIPTOR_BYTES)
+    first = schedules[0]
+    region("input", first.groups * first.input_shape[1] * first.input_shape[2] * sizes["activation"])
+    for index, schedule in enumerate(schedules):
+        region(f"weights_{index}", schedule.row_blocks * len(schedule.chunks) * config.rows * sizes["weight"])
+        region(f"params_{index}", schedule.row_blocks * config.rows * sizes["param"])
+        out_h, out_w = schedule.output_size
+        pixels = (out_h // 2) * (out_w // 2) if schedule.layer.pool else out_h * out_w
+        region(f"output_{index}", schedule.row_blocks * pixels * sizes["output"])
+
+    tiles = []
+    for index, (schedule, layer_tiles) in enumerate(zip(schedules, tiles_per_layer, strict=True)):
+        input_address = regions["input"][0] if index == 0 else regions[f"output_{index - 1}"][0]
+        channels, height, width = schedule.input_shape
+        out_h, out_w = schedule.output_size
+        layer_pixels = (out_h // 2) * (out_w // 2) if schedule.layer.pool else out_h * out_w
+        chunk_words = len(schedule.chunks) * config.rows
+        for number, (rb_first, rb_end, oy_first, oy_end) in enumerate(layer_tiles):
+            tile_schedule, (iy_first, iy_end) = _tile_schedule(schedule, (rb_first, rb_end), (oy_first, oy_end))
+            record = geometry(tile_schedule)
+            band_start = (oy_first // 2) * (out_w // 2) if schedule.layer.pool else oy_first * out_w
+            descriptor = {
+                "geometry": record, "in_channels": channels, "stride": schedule.layer.stride, "layer": index,
+                "barrier": int(index > 0 and number == 0),
+                "activations": _transfer(input_address + iy_first * width * sizes["activation"],
+                                         (iy_end - iy_first) * width, schedule.groups,
+                                         height * width * sizes["activation"]),
+                "weights": _transfer(regions[f"weights_{index}"][0] + rb_first * chunk_words * sizes["weight"],
+                                     (rb_end - rb_first) * chunk_words),
+                "params": _transfer(regions[f"params_{index}"][0] + rb_first * config.rows * sizes["param"],
+                                    (rb_end - rb_first) * config.rows),
+                "outputs": _transfer(regions[f"output_{index}"][0]
+                                     + (rb_first * layer_pixels + band_start) * sizes["output"],
+                                     record["output_pixels"], rb_end - rb_first, layer_pixels * sizes["output"]),
+            }
+            tiles.append(Tile(index, (rb_first, rb_end), (oy_first, oy_end), (iy_first, iy_end), tile_schedule,
+                              descriptor))
+
+    image = bytearray(cursor - base)
+
+    def put(address: int, blob: bytes) -> None:
+        image[address - base: address - base + len(blob)] = blob
+
+    layout = descriptor_layout()
+    for number, tile in enumerate(tiles):
+        put(regions["descriptors"][0] + number * DESCRIPTOR_BYTES,
+            pack(layout, tile.descriptor, where=f"descriptor {number}").to_bytes(DESCRIPTOR_BYTES, "little"))
+    if activation_codes is not None:
+        codes = np.asarray(activation_codes)
+        if codes.shape != shapes[0]:
+            raise InputError(f"the input codes have shape {codes.shape}, the program expects {shapes[0]}")
+        if codes.min(initial=0) < 0 or codes.max(initial=0) >= config.activation_format.code_count:
+            raise InputError(f"input codes must be in 0..{config.activation_format.code_count - 1}")
+        put(regions["input"][0], pack_memory_words(bits["activation"], activation_image(first, codes)))
+    for index, schedule in enumerate(schedules):
+        put(regions[f"weights_{index}"][0], pack_memory_words(bits["weight"], weight_image(schedule)))
+        put(regions[f"params_{index}"][0], pack_memory_words(bits["param"], param_image(schedule)))
+    return Program(config, layers, shapes, schedules, tiles, bytes(image), regions, base)
+
+
+def input_image(program: Program, activation_codes) -> tuple[int, bytes]:
+    """The input region's address and bytes for ``activation_codes`` (to run the same program on new inputs)."""
+    codes = np.asarray(activation_codes)
+    if codes.shape != program.shapes[0]:
+        raise InputError(f"the input codes have shape {codes.shape}, the program expects {program.shapes[0]}")
+    bits = buffer_word_bits(program.config)["activation"]
+    return program.regions["input"][0], pack_memory_words(bits, activation_image(program.schedules[0], codes))
+
+
+def read_output(program: Program, blob: bytes, layer: int = -1) -> np.ndarray:
+    """Layer ``layer``'s output codes from its output region's bytes ``blob``: ``(O, Ho', Wo')`` for a conv2d
+    (pooled if it pools), ``(N, O)`` for linear."""
+    config = program.config
+    index = layer % len(program.layers)
+    schedule = program.schedules[index]
+    bits = buffer_word_bits(config)["output"]
+    word = data.ArrayLayout(config.activation_format.bits, config.rows)
+    shape = program.shapes[index + 1]
+    pixels = int(np.prod(shape[1:])) if schedule.layer.kind == "conv2d" else shape[0]
+    count = schedule.row_blocks * pixels
+    words = unpack_memory_words(bits, blob, count)
+    codes = np.array([unpack(word, value) for value in words], dtype=np.int64)
+    planes = codes.reshape(schedule.row_blocks, pixels, config.rows).transpose(0, 2, 1)
+    planes = planes.reshape(schedule.row_blocks * config.rows, pixels)[: schedule.layer.out_channels]
+    if schedule.layer.kind == "linear":
+        return planes.T.astype(schedule.layer.output_format.code_dtype)
+    return planes.reshape(shape).astype(schedule.layer.output_format.code_dtype)
+
+
+def _read_words(memory, transfer: dict, bits: int) -> list[int]:
+    size = memory_word_bytes(bits)
+    words = []
+    for segment in range(transfer["segments"]):
+        address = transfer["address"] + segment * transfer["stride"]
+        words += unpack_memory_words(bits, bytes(memory[address: address + transfer["words"] * size]),
+                                     transfer["words"])
+    return words
+
+
+def run_in_numpy(program: Program, memory: bytearray) -> None:
+    """Run ``program`` on ``memory`` (a ``bytearray`` holding the image at ``program.base``) the way the engine
+    does, descriptor by descriptor: read each tile's activation runs, compute the tile
+    (:func:`~esb_hw.compiler.lowering.execute`), write its output runs. The NumPy twin of the engine's memory
+    traffic: it checks the tiling, the descriptors and the memory map against the golden model."""
+    from .lowering import execute
+
+    config = program.config
+    bits = buffer_word_bits(config)
+    word = data.ArrayLayout(config.activation_format.bits, config.cols)
+    size = memory_word_bytes(bits["output"])
+    for tile in program.tiles:
+        d, schedule = tile.descriptor, tile.schedule
+        words = _read_words(memory, d["activations"], bits["activation"])
+        codes = np.array([unpack(word, value) for value in words], dtype=np.int64)
+        channels, height, width = schedule.input_shape
+        codes = codes.reshape(-1, height * width, config.cols).transpose(0, 2, 1).reshape(-1, height, width)
+        codes = codes[:channels]
+        if schedule.layer.kind == "linear":
+            codes = codes[:, :, 0].T
+        result = execute(schedule, codes)
+        planes = result.T if schedule.layer.kind == "linear" else result.reshape(result.shape[0], -1)
+        blocks = -(-planes.shape[0] // config.rows)
+        padded = np.zeros((blocks * config.rows, planes.shape[1]), dtype=np.int64)
+        padded[: planes.shape[0]] = planes
+        out = d["outputs"]
+        for block in range(blocks):
+            block_words = [pack(word, padded[block * config.rows: (block + 1) * config.rows, pixel].tolist())
+                           for pixel in range(planes.shape[1])]
+            blob = pack_memory_words(bits["output"], block_words)
+            address = out["address"] + block * out["stride"]
+            memory[address: address + len(blob)] = blob
+            assert len(blob) == out["words"] * size
+
+
+#: The engine's fixed costs per tile (a MODEL, see :func:`predicted_cycles`): fetching a descriptor (its request
+#: and 8 beats) and checking it, and the cycles between a tile's loads and its computation starting.
+FETCH_CYCLES = 8
+CHECK_CYCLES = 200
+START_CYCLES = 3
+
+
+def _transfer_cycles(words: int, segments: int, word_bytes: int, latency: int) -> int:
+    beats_per_word = max(1, word_bytes // MEMORY_BEAT_BYTES)
+    return latency + words * segments * beats_per_word + segments
+
+
+def predicted_cycles(program: Program, *, memory_latency: int = 60) -> dict:
+    """A MODEL of the engine's cycles from start to done for ``program``, with a memory that answers each request
+    after ``memory_latency`` cycles and then moves a beat per cycle.
+
+    Tiles follow the engine's pipeline: a tile's loads (parameters, weights, activations: a word per cycle) start
+    when its descriptor is fetched and checked, which starts when the previous tile begins computing (and, for a
+    barrier, when every earlier output is stored); it computes (:func:`esb_hw.compiler.lowering.predicted_cycles`)
+    when loaded and when the previous tile is done; its outputs are stored after it and after the previous store.
+    Returns ``{"cycles", "compute_cycles", "tiles"}`` with each tile's ``(load_start, compute_start, compute_end,
+    store_end)``."""
+    config = program.config
+    sizes = {name: memory_word_bytes(value) for name, value in buffer_word_bits(config).items()}
+    fetch = memory_latency + FETCH_CYCLES + CHECK_CYCLES
+    compute_free = store_free = 0
+    previous_compute_start = 0
+    timeline = []
+    stores_done = 0
+    compute_total = 0
+    for tile in program.tiles:
+        d = tile.descriptor
+        start = previous_compute_start
+        if d["barrier"]:
+            start = max(start, stores_done)
+        loads = sum(_transfer_cycles(d[name]["words"], d[name]["segments"], sizes[kind], 0)
+                    for name, kind in (("params", "param"), ("weights", "weight"), ("activations", "activation")))
+        load_end = start + fetch + memory_latency + loads
+        compute_start = max(load_end, compute_free) + START_CYCLES
+        compute = layer_cycles(tile.schedule, requant_lanes=config.lanes)
+        compute_end = compute_start + compute
+        compute_total += compute
+        out = d["outputs"]
+        store_start = max(compute_end, store_free)
+        store_end = store_start + _transfer_cycles(out["words"], out["segments"], sizes["output"], 0) \
+            + memory_latency // 4 + memory_latency // 2
+        timeline.append((start, compute_start, compute_end, store_end))
+        compute_free, store_free = compute_end, store_end
+        stores_done = store_end
+        previous_compute_start = compute_start
+    return {"cycles": store_free + 2, "compute_cycles": compute_total, "tiles": timeline}

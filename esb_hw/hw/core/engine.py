@@ -1,0 +1,292 @@
+"""The layer engine: a program of layer descriptors from memory, run through the layer core with double-buffered
+loads and stores (docs/architecture.md, "The layer engine"; docs/memory.md).
+
+Three units run at once, each on its own tile:
+
+- the **loader** fetches descriptor ``i`` (8 beats), checks it (:class:`~.checker.DescriptorChecker`) and, once
+  bank ``i % 2`` is free, loads the tile's parameters, weights and activations into it (:class:`~.transfer.Loader`);
+- the **compute** unit runs each loaded tile through :class:`~.layer.LayerCore`, into the same bank of the output
+  buffer once the storer has emptied it;
+- the **storer** writes each computed tile's outputs to memory (:class:`~.transfer.Storer`).
+
+The loader fetches descriptor ``i + 1`` only once tile ``i`` has started computing (the descriptor register
+then is free), which costs nothing: bank ``(i + 1) % 2`` is free from that moment. A ``barrier`` descriptor waits
+until every earlier tile is stored. A descriptor that fails its check, or a memory error, ends the run: the tiles
+already loaded finish and are stored, nothing else is loaded or written, and ``error`` names the cause
+(:data:`esb_hw.layouts.ENGINE_ERRORS`) with the failing descriptor's index in ``failed_descriptor``.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ...config import AcceleratorConfig
+from ...layouts import (
+    DESCRIPTOR_BEATS,
+    MEMORY_BEAT_BITS,
+    buffer_word_bits,
+    descriptor_layout,
+    memory_read_layout,
+    memory_request_layout,
+    memory_write_layout,
+    transfer_layout,
+)
+from ..checks import require_instance
+from .checker import ERROR_CODES, DescriptorChecker
+from .layer import LayerCore
+from .transfer import Loader, Storer
+
+__all__ = ["COUNTER_BITS", "Engine", "MAX_LAYERS"]
+
+#: Width of the cycle and beat counters.
+COUNTER_BITS = 32
+#: Per-layer counters (a descriptor's ``layer`` field has 8 bits).
+MAX_LAYERS = 256
+
+
+class Engine(wiring.Component):
+    """Runs a program of descriptors from memory.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        A square array; the layer core's and buffers' sizes come from its ``[engine]`` fields.
+    primitives : bool
+        Build the arithmetic from UltraScale(+) primitives (for synthesis).
+
+    Attributes
+    ----------
+    start : In(1)
+        Run the program (ignored while ``busy``).
+    program_address : In(32)
+        Byte address of descriptor 0 (a multiple of 16); descriptors follow every 128 bytes.
+    program_length : In(16)
+        Descriptors to run; 0 finishes at once.
+    busy : Out(1)
+    done : Out(1)
+        One cycle at the end of a run, with ``error`` valid.
+    error : Out(4)
+        0, or the first problem's code (:data:`esb_hw.layouts.ENGINE_ERRORS`); held until the next start.
+    failed_descriptor : Out(16)
+        The descriptor whose check or load failed.
+    tiles_done : Out(16)
+        Descriptors whose outputs are in memory (progress).
+    cycles : Out(32)
+        Cycles from ``start`` to ``done`` of the current or last run.
+    beats_read, beats_written : Out(32)
+        Memory beats moved in the current or last run.
+    layer_select : In(8), layer_cycles : Out(32)
+        The compute cycles of layer ``layer_select`` (the descriptors' ``layer`` field) in the last run, one cycle
+        after ``layer_select`` is set.
+    read_request, read_data, write_request, write_data, write_response : streams
+        The memory interface (docs/memory.md): :func:`~esb_hw.layouts.memory_request_layout` requests,
+        :func:`~esb_hw.layouts.memory_read_layout` and :func:`~esb_hw.layouts.memory_write_layout` beats, and a
+        one-bit ``error`` response per write request.
+
+    Throughput: the layer core's, when loads and stores fit in a tile's computation (double buffering).
+    """
+
+    def __init__(self, config: AcceleratorConfig, *, primitives: bool = False):
+        require_instance("config", config, AcceleratorConfig)
+        self.config = config
+        self.primitives = primitives
+        self.core = LayerCore(config, primitives=primitives)  # validates the config for the core
+        super().__init__({
+            "start": In(1), "program_address": In(32), "program_length": In(16),
+            "busy": Out(1), "done": Out(1), "error": Out(4), "failed_descriptor": Out(16), "tiles_done": Out(16),
+            "cycles": Out(32), "beats_read": Out(32), "beats_written": Out(32),
+            "layer_select": In(8), "layer_cycles": Out(32),
+            "read_request": Out(stream.Signature(memory_request_layout())),
+            "read_data": In(stream.Signature(memory_read_layout())),
+            "write_request": Out(stream.Signature(memory_request_layout())),
+            "write_data": Out(stream.Signature(memory_write_layout())),
+            "write_response": In(stream.Signature(data.StructLayout({"error": 1}))),
+        })
+
+    def elaborate(self, platform):
+        config = self.config
+        m = Module()
+        bits = buffer_word_bits(config)
+        m.submodules.core = core = self.core
+        m.submodules.checker = checker = DescriptorChecker(config)
+        m.submodules.loader = loader = Loader([bits["param"], bits["weight"], bits["activation"]],
+                                              [config.param_words, config.weight_words, config.activation_words])
+        m.submodules.storer = storer = Storer(bits["output"], config.output_words)
+        for index, name in enumerate(("param", "weight", "activation")):
+            write, port = getattr(loader, f"write_{index}"), getattr(core, f"{name}_write")
+            m.d.comb += [port.address.eq(write.address), port.data.as_value().eq(write.data),
+                         port.enable.eq(write.enable)]
+        m.d.comb += [core.output_address.eq(storer.read_address), core.output_enable.eq(storer.read_enable),
+                     storer.read_data.eq(core.output_data.as_value())]
+
+        beats = Signal(DESCRIPTOR_BEATS * MEMORY_BEAT_BITS)  # the fetched descriptor's beats, lowest first
+        fetched = descriptor_layout()(beats[: descriptor_layout().size])
+        m.d.comb += [checker.descriptor.eq(fetched),
+                     loader.transfers[0].eq(fetched.params), loader.transfers[1].eq(fetched.weights),
+                     loader.transfers[2].eq(fetched.activations)]
+
+        # Hand-offs between the units: a bank ``loaded`` and not yet computed; an output bank ``computed`` and
+        # not yet stored; the fetched descriptor ``handed`` to the compute unit once its tile is loaded.
+        loaded, computed = Signal(2), Signal(2)
+        handoff, handoff_bank = Signal(), Signal()
+        computing, compute_starting, compute_bank = Signal(), Signal(), Signal()
+        storing, store_bank = Signal(), Signal()
+        idle_pipeline = Signal()
+        m.d.comb += idle_pipeline.eq(~handoff & ~computing & ~compute_starting & (loaded == 0) & (computed == 0)
+                                     & ~storing)
+        error = self.error
+
+        def fail(code):
+            with m.If(error == 0):
+                m.d.sync += error.eq(code)
+
+        # ---- the loader --------------------------------------------------------------------------------------
+        index = Signal(16)
+        address = Signal(32)
+        load_bank = Signal()
+        received = Signal(range(DESCRIPTOR_BEATS + 1))
+        read_failed = Signal()
+        starting = Signal()
+        m.d.comb += starting.eq(self.start & ~self.busy)
+        with m.FSM(name="control") as control:
+            with m.State("idle"):
+                with m.If(self.start):
+                    m.d.sync += [error.eq(0), index.eq(0), address.eq(self.program_address), load_bank.eq(0),
+                                 self.failed_descriptor.eq(0)]
+                    m.next = "fetch"
+                    with m.If(self.program_length == 0):
+                        m.next = "stop"
+            with m.State("fetch"):
+                m.d.comb += [self.read_request.valid.eq(~handoff & (error == 0)),
+                             self.read_request.payload.address.eq(address[4:]),
+                             self.read_request.payload.beats.eq(DESCRIPTOR_BEATS)]
+                with m.If(error != 0):
+                    m.next = "stop"
+                with m.Elif(self.read_request.valid & self.read_request.ready):
+                    m.d.sync += [received.eq(0), read_failed.eq(0)]
+                    m.next = "receive"
+            with m.State("receive"):
+                m.d.comb += self.read_data.ready.eq(1)
+                with m.If(self.read_data.valid):
+                    m.d.sync += [beats.eq(Cat(beats[MEMORY_BEAT_BITS:], self.read_data.payload.data)),
+                                 received.eq(received + 1)]
+                    with m.If(self.read_data.payload.error):
+                        m.d.sync += read_failed.eq(1)
+                    with m.If(received == DESCRIPTOR_BEATS - 1):
+                        m.next = "check"
+            with m.State("check"):
+                with m.If(read_failed):
+                    fail(ERROR_CODES["read"])
+                    m.d.sync += self.failed_descriptor.eq(index)
+                    m.next = "stop"
+                with m.Else():
+                    m.d.comb += checker.start.eq(1)
+                    m.next = "checking"
+            with m.State("checking"):
+                with m.If(checker.done):
+                    with m.If(checker.error != 0):
+                        fail(checker.error)
+                        m.d.sync += self.failed_descriptor.eq(index)
+                        m.next = "stop"
+                    with m.Else():
+                        m.next = "wait"
+            with m.State("wait"):
+                free = ~loaded.bit_select(load_bank, 1) & ~handoff & (~fetched.barrier | idle_pipeline)
+                with m.If(error != 0):
+                    m.next = "stop"
+                with m.Elif(free):
+                    m.d.comb += loader.start.eq(1)
+                    m.next = "load"
+            with m.State("load"):
+                with m.If(loader.done):
+                    with m.If(loader.error):
+                        fail(ERROR_CODES["read"])
+                        m.d.sync += self.failed_descriptor.eq(index)
+                        m.next = "stop"
+                    with m.Else():
+                        m.d.sync += [loaded.bit_select(load_bank, 1).eq(1), handoff.eq(1),
+                                     handoff_bank.eq(load_bank), load_bank.eq(~load_bank), index.eq(index + 1),
+                                     address.eq(address + DESCRIPTOR_BEATS * MEMORY_BEAT_BITS // 8)]
+                        m.next = "fetch"
+                        with m.If(index == self.program_length - 1):
+                            m.next = "stop"
+            with m.State("stop"):
+                with m.If(idle_pipeline):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "idle"
+        m.d.comb += self.busy.eq(~control.ongoing("idle"))
+        m.d.comb += loader.bank.eq(load_bank)
+        with m.If(control.ongoing("load")):
+            m.d.comb += [self.read_request.valid.eq(loader.request.valid),
+                         self.read_request.payload.eq(loader.request.payload),
+                         loader.request.ready.eq(self.read_request.ready),
+                         loader.data.valid.eq(self.read_data.valid), loader.data.payload.eq(self.read_data.payload),
+                         self.read_data.ready.eq(loader.data.ready)]
+
+        # ---- the compute unit ----------------------------------------------------------------------------------
+        outputs = [Signal(transfer_layout(), name=f"outputs_{bank}") for bank in range(2)]
+        geometry = Signal.like(fetched.geometry)
+        layer = Signal(8)
+        m.d.comb += [core.geometry.eq(geometry), core.bank.eq(compute_bank), core.start.eq(compute_starting)]
+        take = Signal()
+        m.d.comb += take.eq(handoff & ~computing & ~compute_starting & ~computed.bit_select(handoff_bank, 1))
+        with m.If(take):
+            m.d.sync += [geometry.eq(fetched.geometry), layer.eq(fetched.layer), compute_bank.eq(handoff_bank),
+                         handoff.eq(0), compute_starting.eq(1)]
+            with m.If(handoff_bank):
+                m.d.sync += outputs[1].eq(fetched.outputs)
+            with m.Else():
+                m.d.sync += outputs[0].eq(fetched.outputs)
+        with m.If(compute_starting):
+            m.d.sync += [compute_starting.eq(0), computing.eq(1)]
+        with m.If(core.done):
+            m.d.sync += [computing.eq(0), loaded.bit_select(compute_bank, 1).eq(0),
+                         computed.bit_select(compute_bank, 1).eq(1)]
+        self._layer_counters(m, layer, computing, core.done, starting)
+
+        # ---- the storer --------------------------------------------------------------------------------------
+        m.d.comb += [storer.bank.eq(store_bank), storer.transfer.eq(Mux(store_bank, outputs[1], outputs[0])),
+                     storer.start.eq(~storing & computed.bit_select(store_bank, 1))]
+        with m.If(storer.start):
+            m.d.sync += storing.eq(1)
+        with m.If(storer.done):
+            m.d.sync += [storing.eq(0), computed.bit_select(store_bank, 1).eq(0), store_bank.eq(~store_bank),
+                         self.tiles_done.eq(self.tiles_done + 1)]
+            with m.If(storer.error):
+                fail(ERROR_CODES["write"])
+        wiring.connect(m, storer.request, wiring.flipped(self.write_request))
+        wiring.connect(m, storer.data, wiring.flipped(self.write_data))
+        wiring.connect(m, wiring.flipped(self.write_response), storer.response)
+
+        # ---- counters ----------------------------------------------------------------------------------------
+        with m.If(starting):
+            m.d.sync += [self.cycles.eq(0), self.beats_read.eq(0), self.beats_written.eq(0), self.tiles_done.eq(0),
+                         store_bank.eq(0)]
+        with m.Elif(self.busy):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+        with m.If(self.read_data.valid & self.read_data.ready):
+            m.d.sync += self.beats_read.eq(self.beats_read + 1)
+        with m.If(self.write_data.valid & self.write_data.ready):
+            m.d.sync += self.beats_written.eq(self.beats_written + 1)
+        return m
+
+    def _layer_counters(self, m: Module, layer, computing, finished, starting):
+        """Compute cycles per layer: each tile's, added to its layer's total (tiles of a layer are consecutive)."""
+        memory = Memory(shape=32, depth=MAX_LAYERS, init=[])
+        m.submodules.layer_counters = memory
+        write, read = memory.write_port(), memory.read_port()
+        tile_cycles, total, last_layer = Signal(32), Signal(32), Signal(8)
+        seen = Signal()
+        with m.If(computing):
+            m.d.sync += tile_cycles.eq(tile_cycles + 1)
+        new_total = Signal(32)
+        m.d.comb += new_total.eq(Mux(seen & (last_layer == layer), total, 0) + tile_cycles + 1)
+        m.d.comb += [write.addr.eq(layer), write.data.eq(new_total), write.en.eq(finished)]
+        with m.If(finished):
+            m.d.sync += [total.eq(new_total), last_layer.eq(layer), seen.eq(1), tile_cycles.eq(0)]
+        with m.If(starting):
+            m.d.sync += [seen.eq(0), tile_cycles.eq(0)]
+        m.d.comb += [read.addr.eq(self.layer_select), self.layer_cycles.eq(read.data)]

@@ -1,0 +1,98 @@
+"""Run a compiled program on :class:`esb_hw.hw.core.engine.Engine` in Amaranth's simulator, against
+:class:`sim.memory.MemoryModel`.
+
+Used by ``tests/test_engine.py``; the cocotb runs on the emitted Verilog (``sim/tests/cocotb_engine.py``) use the
+same memory model and the same :class:`EngineRun` record.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+from amaranth.sim import Simulator
+
+from esb_hw.compiler.program import Program, read_output
+from esb_hw.errors import CheckFailed
+from esb_hw.hw.core.engine import Engine
+from esb_hw.layouts import engine_error
+from sim.memory import MemoryModel
+
+__all__ = ["EngineRun", "memory_for", "run_engine"]
+
+
+@dataclass
+class EngineRun:
+    """What a run left: the memory, the status and the counters."""
+
+    memory: MemoryModel
+    cycles: int
+    error: int
+    failed_descriptor: int
+    tiles_done: int
+    beats_read: int
+    beats_written: int
+    layer_cycles: list[int] = field(default_factory=list)
+
+    def output(self, program: Program, layer: int = -1) -> np.ndarray:
+        address, size = program.output_region(layer)
+        return read_output(program, self.memory.read_bytes(address, size), layer)
+
+    @property
+    def error_text(self) -> str:
+        return engine_error(self.error)
+
+
+def memory_for(program: Program, *, seed: int = 1, latency=(20, 100), stall: float = 0.2, bad_beats=(),
+               spare: int = 4096) -> MemoryModel:
+    """A memory model holding ``program``'s image at its base, with ``spare`` bytes after it."""
+    size = program.base + len(program.image) + spare
+    size += -size % 16
+    memory = MemoryModel(size, rng=random.Random(seed), latency=tuple(latency), stall=stall,
+                         bad_beats=set(bad_beats))
+    memory.write_bytes(program.base, program.image)
+    return memory
+
+
+def run_engine(program: Program, memory: MemoryModel | None = None, *, descriptors: int | None = None,
+               max_cycles: int = 2_000_000, engine: Engine | None = None) -> EngineRun:
+    """Run ``program`` (or its first ``descriptors``) and return the memory and the engine's counters. Raises
+    :class:`~esb_hw.errors.CheckFailed` if the engine does not finish within ``max_cycles``."""
+    memory = memory or memory_for(program)
+    engine = engine or Engine(program.config)
+    count = len(program.tiles) if descriptors is None else descriptors
+    result = {}
+
+    async def serve(ctx):
+        await memory.serve(ctx, engine)
+
+    async def testbench(ctx):
+        ctx.set(engine.program_address, program.program_address)
+        ctx.set(engine.program_length, count)
+        ctx.set(engine.start, 1)
+        await ctx.tick()
+        ctx.set(engine.start, 0)
+        for _ in range(max_cycles):
+            *_, done = await ctx.tick().sample(engine.done)
+            if done:
+                break
+        else:
+            return
+        for name in ("cycles", "error", "failed_descriptor", "tiles_done", "beats_read", "beats_written"):
+            result[name] = ctx.get(getattr(engine, name))
+        layers = []
+        for layer in range(len(program.layers)):
+            ctx.set(engine.layer_select, layer)
+            await ctx.tick()
+            layers.append(ctx.get(engine.layer_cycles))
+        result["layer_cycles"] = layers
+
+    simulator = Simulator(engine)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(serve, background=True)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    if not result:
+        raise CheckFailed(f"the engine did not finish within {max_cycles} cycles")
+    return EngineRun(memory, **result)
