@@ -28,6 +28,7 @@ from ..config import AcceleratorConfig
 from ..errors import InputError
 from ..layouts import (
     DESCRIPTOR_BEATS,
+    ENGINE_ERRORS,
     GEOMETRY_COUNT_BITS,
     GEOMETRY_SIZE_BITS,
     MEMORY_BEAT_BYTES,
@@ -35,6 +36,7 @@ from ..layouts import (
     TRANSFER_WORD_BITS,
     buffer_word_bits,
     descriptor_layout,
+    engine_error,
     memory_word_bytes,
     pack,
     pack_memory_words,
@@ -49,12 +51,14 @@ from .lowering import (
     geometry,
     lower,
     param_image,
-    predicted_cycles as layer_cycles,
     weight_image,
 )
+from .lowering import (
+    predicted_cycles as layer_cycles,
+)
 
-__all__ = ["DESCRIPTOR_BYTES", "Program", "Tile", "compile_program", "input_image", "predicted_cycles", "read_output",
-           "run_in_numpy"]
+__all__ = ["DESCRIPTOR_BYTES", "Program", "Tile", "compile_program", "descriptor_error", "input_image",
+           "predicted_cycles", "read_output", "run_in_numpy"]
 
 DESCRIPTOR_BYTES = DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES
 REGION_ALIGNMENT = 4096
@@ -325,6 +329,9 @@ def compile_program(config: AcceleratorConfig, layers, input_shape, activation_c
 
     layout = descriptor_layout()
     for number, tile in enumerate(tiles):
+        code = descriptor_error(config, tile.descriptor)
+        if code:  # a compiler bug, not the user's: the engine would refuse the descriptor
+            raise AssertionError(f"descriptor {number} fails the engine's check: {engine_error(code)}")
         put(regions["descriptors"][0] + number * DESCRIPTOR_BYTES,
             pack(layout, tile.descriptor, where=f"descriptor {number}").to_bytes(DESCRIPTOR_BYTES, "little"))
     if activation_codes is not None:
@@ -338,6 +345,60 @@ def compile_program(config: AcceleratorConfig, layers, input_shape, activation_c
         put(regions[f"weights_{index}"][0], pack_memory_words(bits["weight"], weight_image(schedule)))
         put(regions[f"params_{index}"][0], pack_memory_words(bits["param"], param_image(schedule)))
     return Program(config, layers, shapes, schedules, tiles, bytes(image), regions, base)
+
+
+def descriptor_error(config: AcceleratorConfig, descriptor: dict) -> int:
+    """The error code (:data:`esb_hw.layouts.ENGINE_ERRORS`) that the engine's descriptor checker
+    (:class:`esb_hw.hw.core.checker.DescriptorChecker`) gives ``descriptor``, or 0: the same checks in the same
+    order, in Python (``tests/test_checker.py`` holds the two equal)."""
+    codes = {name: code for code, (name, _) in ENGINE_ERRORS.items()}
+    g = descriptor["geometry"]
+    transfers = {"activation": descriptor["activations"], "weight": descriptor["weights"],
+                 "param": descriptor["params"], "output": descriptor["outputs"]}
+    sizes = [*g["limits"], g["in_height"], g["in_width"], g["kernel_h"], g["kernel_w"], g["groups"],
+             g["row_blocks"], g["pixel_blocks"], g["block"], g["output_pixels"], descriptor["in_channels"],
+             descriptor["stride"]]
+    sizes += [transfer[key] for transfer in transfers.values() for key in ("words", "segments")]
+    if 0 in sizes:
+        return codes["zero_size"]
+    if g["kernel_h"] > MAX_KERNEL or g["kernel_w"] > MAX_KERNEL or descriptor["stride"] == 3:
+        return codes["unsupported_kernel"]
+    bits = buffer_word_bits(config)
+    for name, transfer in transfers.items():
+        size = memory_word_bytes(bits[name])
+        if transfer["address"] % size or transfer["stride"] % size:
+            return codes["misaligned"]
+    if g["block"] > config.entries:
+        return codes["does_not_fit"]
+    window = g["pool"] + 1
+    if (g["limits"][2] != window or g["limits"][3] != window
+            or descriptor["activations"]["segments"] != g["groups"]
+            or descriptor["outputs"]["segments"] != g["row_blocks"]
+            or descriptor["outputs"]["words"] != g["output_pixels"]
+            or descriptor["weights"]["segments"] != 1 or descriptor["params"]["segments"] != 1):
+        return codes["inconsistent"]
+    a, w, p, o = (transfers[name] for name in ("activation", "weight", "param", "output"))
+    walk = g["output_pixels"] * (4 if g["pool"] else 1)
+    cover = g["pixel_blocks"] * g["block"]
+    checks = [
+        ("reduction_too_long", descriptor["in_channels"] * g["kernel_h"] * g["kernel_w"] <= config.max_reduction),
+        ("does_not_fit", a["segments"] * a["words"] <= config.activation_words),
+        ("does_not_fit", w["words"] <= config.weight_words),
+        ("does_not_fit", p["words"] <= config.param_words),
+        ("does_not_fit", o["segments"] * o["words"] <= config.output_words),
+        ("inconsistent", g["in_height"] * g["in_width"] == a["words"]),
+        ("inconsistent", g["groups"] * config.cols >= descriptor["in_channels"]),
+        ("inconsistent", g["groups"] * config.cols < descriptor["in_channels"] + config.cols),
+        ("inconsistent", g["limits"][0] * g["limits"][1] == g["output_pixels"]),
+        ("inconsistent", cover >= walk),
+        ("inconsistent", cover < walk + g["block"]),
+        ("inconsistent", g["row_blocks"] * g["kernel_h"] * g["kernel_w"] * g["groups"] * config.rows == w["words"]),
+        ("inconsistent", g["row_blocks"] * config.rows == p["words"]),
+    ]
+    for name, passed in checks:
+        if not passed:
+            return codes[name]
+    return 0
 
 
 def input_image(program: Program, activation_codes) -> tuple[int, bytes]:

@@ -22,6 +22,7 @@ from ...layouts import (
     memory_write_layout,
     transfer_layout,
 )
+from ...errors import ParameterError
 from ..checks import require_int
 
 __all__ = ["Loader", "Storer", "buffer_write_layout"]
@@ -121,7 +122,7 @@ class Loader(wiring.Component):
 
     def __init__(self, word_bits: list[int], depths: list[int]):
         if len(word_bits) != len(depths) or not word_bits:
-            raise ValueError("word_bits and depths must be non-empty lists of the same length")
+            raise ParameterError("word_bits and depths must be non-empty lists of the same length")
         for index, (bits, depth) in enumerate(zip(word_bits, depths, strict=True)):
             require_int(f"word_bits[{index}]", bits, 1, 1024)
             require_int(f"depths[{index}]", depth, 16, 1 << 19)

@@ -1,0 +1,161 @@
+# amaranth: UnusedElaboratable=no
+"""Engine (esb_hw/hw/core/engine.py) in Amaranth's simulator against the memory model: layers and programs run
+bit-exactly against the golden model through tiles, a bad descriptor or a memory error ends the run with its code
+and writes nothing outside the finished tiles' outputs, and the counters count. The same engine runs on the
+emitted Verilog in tests/test_engine_rtl.py."""
+
+import numpy as np
+import pytest
+
+from esb_hw.compiler.lowering import reference
+from esb_hw.compiler.program import compile_program, predicted_cycles
+from esb_hw.config import AcceleratorConfig
+from esb_hw.hw.core.checker import ERROR_CODES
+from esb_hw.layouts import DESCRIPTOR_BEATS, MEMORY_BEAT_BYTES, descriptor_layout, pack
+from sim.engine import memory_for, run_engine
+from sim.layer_core import random_layer
+
+CONFIG = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=4, activation_k=4, rows=4, cols=4,
+                           name="small", activation_words=128, weight_words=128, param_words=16, output_words=32,
+                           entries=8)
+BASE = 4096
+
+
+def program_of(layers, shape, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, CONFIG.activation_format.code_count, shape)
+    return compile_program(CONFIG, layers, shape, x, base=BASE), x
+
+
+def chain_reference(layers, x):
+    for layer in layers:
+        x = reference(CONFIG, layer, x)
+    return x
+
+
+LAYERS = {
+    "3x3s2p1pool_tiled": ("conv2d", 6, 5, 3, 2, 1, True, (5, 9, 8)),
+    "linear": ("linear", 7, 9, 1, 1, 0, False, (5, 9)),
+    "5x5p2_tiled": ("conv2d", 4, 4, 5, 1, 2, False, (4, 7, 7)),
+}
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_layers_match_the_golden_model_through_tiles(name):
+    kind, out_channels, in_channels, kernel, stride, padding, pool, shape = LAYERS[name]
+    layer = random_layer(CONFIG, np.random.default_rng(1), kind, out_channels, in_channels, kernel, stride, padding,
+                         pool)
+    program, x = program_of([layer], shape)
+    run = run_engine(program, memory_for(program, seed=2))
+    assert run.error == 0, run.error_text
+    assert np.array_equal(run.output(program), reference(CONFIG, layer, x))
+    assert run.tiles_done == len(program.tiles)
+    if name.endswith("tiled"):
+        assert len(program.tiles) > 1
+    model = predicted_cycles(program)["cycles"]
+    assert 0.7 * run.cycles < model < 1.4 * run.cycles  # a model; bench/layer_perf.py reports the error
+
+
+def test_a_three_layer_program_chains_its_outputs():
+    rng = np.random.default_rng(5)
+    layers = [random_layer(CONFIG, rng, "conv2d", 6, 3, 3, 1, 1, False),
+              random_layer(CONFIG, rng, "conv2d", 8, 6, 3, 2, 1, True),
+              random_layer(CONFIG, rng, "conv2d", 5, 8, 1, 1, 0, False)]
+    program, x = program_of(layers, (3, 10, 9))
+    run = run_engine(program, memory_for(program, seed=3))
+    assert run.error == 0, run.error_text
+    assert np.array_equal(run.output(program), chain_reference(layers, x))
+    for index in range(2):  # the intermediate layers' outputs are in memory too
+        assert np.array_equal(run.output(program, index), chain_reference(layers[: index + 1], x))
+    assert all(cycles > 0 for cycles in run.layer_cycles)
+    assert sum(run.layer_cycles) < run.cycles
+    assert run.beats_read == run.memory.beats_read and run.beats_written == run.memory.beats_written
+
+
+def test_a_corrupted_weight_is_caught_by_the_comparison():
+    """The bit-exact comparison fails when the memory holds a wrong weight."""
+    layer = random_layer(CONFIG, np.random.default_rng(1), "conv2d", 4, 4, 3, 1, 1, False)
+    program, x = program_of([layer], (4, 5, 5))
+    memory = memory_for(program)
+    address = program.regions["weights_0"][0]
+    memory.write_bytes(address, bytes([memory.read_bytes(address, 1)[0] ^ 0x11]))
+    run = run_engine(program, memory)
+    assert run.error == 0
+    assert not np.array_equal(run.output(program), reference(CONFIG, layer, x))
+
+
+def bad_program(path: str, value: int):
+    """A two-tile program whose second descriptor has ``path`` set to ``value`` in memory."""
+    layer = random_layer(CONFIG, np.random.default_rng(4), "conv2d", 6, 5, 3, 2, 1, True)
+    program, x = program_of([layer], (5, 9, 8))
+    assert len(program.tiles) >= 2
+    descriptor = dict(program.tiles[1].descriptor)
+    target = descriptor
+    keys = path.split(".")
+    for key in keys[:-1]:
+        target[key] = dict(target[key]) if isinstance(target[key], dict) else list(target[key])
+        target = target[key]
+    last = keys[-1]
+    if last.isdigit():
+        target[int(last)] = value
+    else:
+        target[last] = value
+    return program, x, descriptor
+
+
+BAD = [
+    ("geometry.in_height", 0, "zero_size"),
+    ("geometry.kernel_w", 9, "unsupported_kernel"),
+    ("in_channels", 1000, "reduction_too_long"),
+    ("activations.words", 4000, "does_not_fit"),
+    ("outputs.address", BASE + 1, "misaligned"),
+    ("geometry.output_pixels", 9, "inconsistent"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "name"), BAD, ids=[case[2] for case in BAD])
+def test_a_bad_descriptor_ends_the_run_with_its_error(path, value, name):
+    program, x, descriptor = bad_program(path, value)
+    memory = memory_for(program)
+    descriptors = program.program_address
+    memory.write_bytes(descriptors + DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES,
+                       pack(descriptor_layout(), descriptor).to_bytes(DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES, "little"))
+    before = bytes(memory.memory)
+    run = run_engine(program, memory, max_cycles=100_000)
+    assert run.error == ERROR_CODES[name], run.error_text
+    assert run.failed_descriptor == 1 and run.tiles_done == 1
+    # Only tile 0's output runs changed.
+    allowed = set()
+    out = program.tiles[0].descriptor["outputs"]
+    for segment in range(out["segments"]):
+        start = out["address"] + segment * out["stride"]
+        allowed.update(range(start, start + out["words"] * 2))  # 16-bit output words
+    written = {address for address, _ in memory.writes_seen}
+    assert written <= allowed and written
+    after = bytes(memory.memory)
+    assert all(before[i] == after[i] for i in range(len(before)) if i not in allowed)
+
+
+def test_a_read_error_ends_the_run():
+    layer = random_layer(CONFIG, np.random.default_rng(1), "conv2d", 4, 4, 3, 1, 1, False)
+    program, _ = program_of([layer], (4, 5, 5))
+    bad = program.regions["weights_0"][0] // MEMORY_BEAT_BYTES
+    run = run_engine(program, memory_for(program, bad_beats={bad}), max_cycles=100_000)
+    assert run.error == ERROR_CODES["read"] and run.failed_descriptor == 0
+    assert run.memory.beats_written == 0
+
+
+def test_a_write_error_ends_the_run():
+    layer = random_layer(CONFIG, np.random.default_rng(1), "conv2d", 4, 4, 3, 1, 1, False)
+    program, _ = program_of([layer], (4, 5, 5))
+    bad = program.output_region()[0] // MEMORY_BEAT_BYTES
+    run = run_engine(program, memory_for(program, bad_beats={bad}), max_cycles=100_000)
+    assert run.error == ERROR_CODES["write"]
+
+
+def test_an_empty_program_finishes_at_once():
+    layer = random_layer(CONFIG, np.random.default_rng(1), "linear", 4, 4)
+    program, _ = program_of([layer], (2, 4))
+    run = run_engine(program, descriptors=0, max_cycles=100)
+    assert (run.error, run.tiles_done, run.beats_read, run.beats_written) == (0, 0, 0, 0)
+    assert run.cycles <= 2

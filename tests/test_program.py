@@ -1,0 +1,151 @@
+"""Programs (esb_hw/compiler/program.py): tiling, descriptors and the memory image, checked by running them in
+the NumPy twin of the engine's memory traffic against the golden model; the cycle model's shape; and every
+rejection's message."""
+
+import numpy as np
+import pytest
+
+from esb_hw.compiler.lowering import Layer, reference
+from esb_hw.compiler.program import (
+    compile_program,
+    descriptor_error,
+    input_image,
+    predicted_cycles,
+    read_output,
+    run_in_numpy,
+)
+from esb_hw.config import AcceleratorConfig
+from esb_hw.errors import InputError
+from esb_hw.quant import ESBFormat
+from sim.layer_core import random_layer
+
+SMALL = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=4, activation_k=4, rows=4, cols=4, name="t",
+                          activation_words=128, weight_words=128, param_words=16, output_words=32, entries=8)
+BASE = 8192
+
+
+def run(program, x=None):
+    memory = bytearray(BASE) + bytearray(program.image)
+    if x is not None:
+        address, blob = input_image(program, x)
+        memory[address: address + len(blob)] = blob
+    run_in_numpy(program, memory)
+    return memory
+
+
+def output(program, memory, layer=-1):
+    address, size = program.output_region(layer)
+    return read_output(program, bytes(memory[address: address + size]), layer)
+
+
+def random_case(rng):
+    kind = "conv2d" if rng.random() < 0.8 else "linear"
+    kernel = int(rng.choice([1, 2, 3, 5, 7])) if kind == "conv2d" else 1
+    stride = int(rng.integers(1, 3)) if kind == "conv2d" else 1
+    padding = int(rng.integers(0, kernel)) if kind == "conv2d" else 0
+    in_channels, out_channels = int(rng.integers(1, 9)), int(rng.integers(1, 14))
+    pool = kind == "conv2d" and rng.random() < 0.4
+    low = max(kernel - 2 * padding, 1) + (stride + 1 if pool else 0)
+    shape = ((in_channels, int(rng.integers(low, low + 10)), int(rng.integers(low, low + 8))) if kind == "conv2d"
+             else (int(rng.integers(1, 12)), in_channels))
+    return random_layer(SMALL, rng, kind, out_channels, in_channels, kernel, stride, padding, pool), shape
+
+
+def test_random_layers_match_the_golden_model_through_their_tiles():
+    rng = np.random.default_rng(11)
+    ran = tiled = 0
+    for _ in range(120):
+        layer, shape = random_case(rng)
+        x = rng.integers(0, SMALL.activation_format.code_count, shape)
+        try:
+            program = compile_program(SMALL, [layer], shape, x, base=BASE)
+        except InputError as error:
+            assert "does not fit" in str(error)
+            continue
+        ran += 1
+        tiled += len(program.tiles) > 1
+        assert np.array_equal(output(program, run(program)), reference(SMALL, layer, x))
+        assert all(descriptor_error(SMALL, tile.descriptor) == 0 for tile in program.tiles)
+    assert ran >= 80 and tiled >= 20
+
+
+def test_a_chain_feeds_each_output_to_the_next_layer():
+    rng = np.random.default_rng(2)
+    layers = [random_layer(SMALL, rng, "conv2d", 6, 3, 3, 1, 1, False),
+              random_layer(SMALL, rng, "conv2d", 8, 6, 3, 2, 1, True),
+              random_layer(SMALL, rng, "conv2d", 5, 8, 2, 1, 0, False)]
+    x = rng.integers(0, 16, (3, 12, 11))
+    program = compile_program(SMALL, layers, x.shape, base=BASE)
+    memory = run(program, x)  # the input given after compiling: the same program runs on new inputs
+    expected = x
+    for index, layer in enumerate(layers):
+        expected = reference(SMALL, layer, expected)
+        assert np.array_equal(output(program, memory, index), expected)
+    assert [tile.descriptor["barrier"] for tile in program.tiles].count(1) == 2
+    assert program.shapes == [(3, 12, 11), (6, 12, 11), (8, 3, 3), (5, 2, 2)]
+
+
+def test_a_wrong_tile_output_is_caught():
+    """The comparison fails when one tile's output lands in the wrong place."""
+    rng = np.random.default_rng(3)
+    layer = random_layer(SMALL, rng, "conv2d", 9, 5, 3, 1, 1, False)
+    x = rng.integers(0, 16, (5, 9, 8))
+    program = compile_program(SMALL, [layer], x.shape, x, base=BASE)
+    assert len(program.tiles) > 1
+    program.tiles[1].descriptor["outputs"]["address"] += 2  # one output word off
+    assert not np.array_equal(output(program, run(program)), reference(SMALL, layer, x))
+
+
+def test_the_image_is_deterministic_and_aligned():
+    rng = np.random.default_rng(4)
+    layer = random_layer(SMALL, rng, "conv2d", 6, 5, 3, 2, 1, True)
+    x = rng.integers(0, 16, (5, 9, 8))
+    first = compile_program(SMALL, [layer], x.shape, x, base=BASE)
+    second = compile_program(SMALL, [layer], x.shape, x, base=BASE)
+    assert first.image == second.image
+    assert all(address % 4096 == 0 for address, _ in first.regions.values())
+    assert first.program_address == BASE
+
+
+def test_the_cycle_model_pipelines_tiles():
+    rng = np.random.default_rng(5)
+    layer = random_layer(SMALL, rng, "conv2d", 9, 5, 3, 1, 1, False)
+    program = compile_program(SMALL, [layer], (5, 9, 8), base=BASE)
+    model = predicted_cycles(program)
+    assert model["cycles"] > model["compute_cycles"] > 0
+    for (_, start, end, _), (_, next_start, _, _) in zip(model["tiles"], model["tiles"][1:]):
+        assert next_start >= end  # one tile computes at a time
+    slower = predicted_cycles(program, memory_latency=200)["cycles"]
+    assert slower > model["cycles"]
+
+
+def layer(kind="conv2d", shape=(4, 4, 3, 3), **kwargs):
+    rng = np.random.default_rng(0)
+    return random_layer(SMALL, rng, kind, shape[0], shape[1], shape[2] if kind == "conv2d" else 1, **kwargs)
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: compile_program(SMALL, [], (4, 5, 5)), "a program needs at least one layer"),
+    (lambda: compile_program(SMALL, [layer()], (4, 5, 5), base=100), "base must be a multiple of 4096, got 100"),
+    (lambda: compile_program(SMALL, [layer()], (3, 5, 5)),
+     "layer 0: the input has 3 channels but the weights expect 4"),
+    (lambda: compile_program(SMALL, [layer(stride=3)], (4, 9, 9)), "layer 0: stride 3 is not supported \\(1 or 2\\)"),
+    (lambda: compile_program(SMALL, [layer(padding=8)], (4, 9, 9)),
+     "layer 0: padding 8 is not supported \\(0..7\\)"),
+    (lambda: compile_program(SMALL, [random_layer(SMALL, np.random.default_rng(0), "conv2d", 4, 4, 8)], (4, 9, 9)),
+     "layer 0: kernel 8x8 is not supported \\(1x1 to 7x7\\)"),
+    (lambda: compile_program(SMALL, [layer(shape=(4, 20, 3, 3))], (20, 5, 5)),
+     "layer 0 does not fit: its smallest tile needs 180 weight words, the buffer has 128 per bank "
+     "\\(raise engine.weight_words\\)"),
+    (lambda: compile_program(SMALL, [layer(), layer("linear", (3, 36))], (4, 5, 5)),
+     "layer 1: a linear layer after a conv2d needs the flatten folded into a conv2d with kernel 3x3"),
+    (lambda: compile_program(SMALL, [layer()], (4, 5, 5), np.zeros((4, 5, 6), dtype=int)),
+     "the input codes have shape \\(4, 5, 6\\), the program expects \\(4, 5, 5\\)"),
+    (lambda: compile_program(SMALL, [layer()], (4, 5, 5), np.full((4, 5, 5), 16)), "input codes must be in 0..15"),
+    (lambda: compile_program(SMALL, [Layer("conv2d", np.zeros((4, 4, 1, 1), dtype=int), layer().params,
+                                           ESBFormat(8, 8, signed=False))], (4, 5, 5)),
+     "layer 0: output format .* differs from the config's activations"),
+])
+def test_rejections_name_the_layer_and_the_reason(build, message):
+    with pytest.raises(InputError, match=message):
+        build()
