@@ -113,7 +113,7 @@ def test_the_cycle_model_pipelines_tiles():
     program = compile_program(SMALL, [layer], (5, 9, 8), base=BASE)
     model = predicted_cycles(program)
     assert model["cycles"] > model["compute_cycles"] > 0
-    for (_, start, end, _), (_, next_start, _, _) in zip(model["tiles"], model["tiles"][1:]):
+    for (_, _, end, _), (_, next_start, _, _) in zip(model["tiles"], model["tiles"][1:], strict=False):
         assert next_start >= end  # one tile computes at a time
     slower = predicted_cycles(program, memory_latency=200)["cycles"]
     assert slower > model["cycles"]

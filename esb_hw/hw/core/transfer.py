@@ -14,6 +14,7 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ...errors import ParameterError
 from ...layouts import (
     MEMORY_BEAT_BYTES,
     memory_read_layout,
@@ -22,7 +23,6 @@ from ...layouts import (
     memory_write_layout,
     transfer_layout,
 )
-from ...errors import ParameterError
 from ..checks import require_int
 
 __all__ = ["Loader", "Storer", "buffer_write_layout"]
