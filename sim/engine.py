@@ -7,6 +7,7 @@ same memory model and the same :class:`EngineRun` record.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from esb_hw.hw.core.engine import Engine
 from esb_hw.layouts import engine_error
 from sim.memory import MemoryModel
 
-__all__ = ["EngineRun", "memory_for", "run_engine"]
+__all__ = ["EngineRun", "memory_for", "run_engine", "run_engine_rtl"]
 
 
 @dataclass
@@ -96,3 +97,34 @@ def run_engine(program: Program, memory: MemoryModel | None = None, *, descripto
     if not result:
         raise CheckFailed(f"the engine did not finish within {max_cycles} cycles")
     return EngineRun(memory, **result)
+
+
+def run_engine_rtl(program: Program, *, simulator: str = "verilator", seed: int = 1, latency=(20, 100),
+                   stall: float = 0.2, bad_beats=(), descriptors: int | None = None, max_cycles: int | None = None,
+                   spare: int = 4096, waves: bool | None = None, progress: int = 0,
+                   run_name: str | None = None) -> EngineRun:
+    """Run ``program`` on the engine's emitted Verilog (``simulator``: ``verilator`` or ``icarus``) against the
+    same memory model, through ``sim/tests/cocotb_engine.py``. Raises :class:`~sim.runner.TestsFailed` if the
+    engine does not finish within ``max_cycles`` (default: 4x the cycle model, plus 100,000)."""
+    from esb_hw.compiler.program import predicted_cycles
+    from sim.runner import run_cocotb
+
+    size = program.base + len(program.image) + spare
+    size += -size % 16
+    count = len(program.tiles) if descriptors is None else descriptors
+    if max_cycles is None:
+        max_cycles = 4 * predicted_cycles(program)["cycles"] + 100_000
+    params = {"image": program.image.hex(), "base": program.base, "memory_size": size,
+              "program_address": program.program_address, "program_length": count, "layers": len(program.layers),
+              "seed": seed, "latency": list(latency), "stall": stall, "bad_beats": sorted(bad_beats),
+              "max_cycles": max_cycles, "progress": progress}
+    config = program.config
+    result = run_cocotb(Engine(config), "sim.tests.cocotb_engine", simulator=simulator,
+                        toplevel=f"engine_{config.name.replace('-', '_').replace('.', '_')}", params=params,
+                        waves=waves, run_name=run_name)
+    status = json.loads((result.run_dir / "status.json").read_text())
+    memory = MemoryModel(size)
+    memory.memory[:] = (result.run_dir / "memory.bin").read_bytes()
+    memory.beats_read, memory.beats_written = status["model_beats_read"], status["model_beats_written"]
+    return EngineRun(memory, status["cycles"], status["error"], status["failed_descriptor"], status["tiles_done"],
+                     status["beats_read"], status["beats_written"], status["layer_cycles"])

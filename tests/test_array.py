@@ -221,7 +221,9 @@ def test_array_matches_golden_gemm(name, simulator):
              params=cocotb_params(config))
 
 
-@pytest.mark.parametrize("name, simulator", [("default", "verilator"), ("uniform4_recoded", "verilator"),
+# Minutes each (Verilator builds of thousands of primitive cells): `make test-all` runs them.
+@pytest.mark.parametrize("name, simulator", [pytest.param("default", "verilator", marks=pytest.mark.slow),
+                                             pytest.param("uniform4_recoded", "verilator", marks=pytest.mark.slow),
                                              pytest.param("uniform5_recoded", "verilator", marks=pytest.mark.slow),
                                              pytest.param("default", "icarus", marks=pytest.mark.slow)])
 def test_primitive_netlist_matches_golden_gemm(name, simulator):

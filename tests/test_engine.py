@@ -4,6 +4,8 @@ bit-exactly against the golden model through tiles, a bad descriptor or a memory
 and writes nothing outside the finished tiles' outputs, and the counters count. The same engine runs on the
 emitted Verilog in tests/test_engine_rtl.py."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -159,3 +161,80 @@ def test_an_empty_program_finishes_at_once():
     run = run_engine(program, descriptors=0, max_cycles=100)
     assert (run.error, run.tiles_done, run.beats_read, run.beats_written) == (0, 0, 0, 0)
     assert run.cycles <= 2
+
+
+# ---- the emitted Verilog (cocotb, Verilator and Icarus) ---------------------------------------------------------
+ESB_ACTIVATIONS = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=4, activation_k=2, rows=4, cols=4,
+                                    name="small_esb", activation_words=128, weight_words=128, param_words=16,
+                                    output_words=32, entries=8)
+
+
+def rtl_cases(config):
+    """Programs covering the issue's list: 1x1 and 3x3 kernels, stride 2, padding, channel and spatial sizes that
+    are not multiples of the array, layers larger than the buffers (tiled), pooling, and a 3-layer program."""
+    rng = np.random.default_rng(8)
+    cases = {
+        "3x3s2p1pool_tiled": [random_layer(config, rng, "conv2d", 6, 5, 3, 2, 1, True)],
+        "1x1_tiled": [random_layer(config, rng, "conv2d", 9, 7, 1, 1, 0, False)],
+        "linear": [random_layer(config, rng, "linear", 7, 9)],
+        "three_layers": [random_layer(config, rng, "conv2d", 6, 3, 3, 1, 1, False),
+                         random_layer(config, rng, "conv2d", 8, 6, 3, 2, 1, True),
+                         random_layer(config, rng, "conv2d", 5, 8, 1, 1, 0, False)],
+    }
+    shapes = {"3x3s2p1pool_tiled": (5, 9, 8), "1x1_tiled": (7, 6, 5), "linear": (5, 9), "three_layers": (3, 10, 9)}
+    return {name: (layers, shapes[name]) for name, layers in cases.items()}
+
+
+def run_rtl_cases(config, simulator, names):
+    from sim.engine import run_engine_rtl
+    from sim.pytest_helpers import require_simulator
+
+    require_simulator(simulator)
+    for name, (layers, shape) in rtl_cases(config).items():
+        if name not in names:
+            continue
+        rng = np.random.default_rng(9)
+        x = rng.integers(0, config.activation_format.code_count, shape)
+        program = compile_program(config, layers, shape, x, base=BASE)
+        run = run_engine_rtl(program, simulator=simulator, seed=len(name), run_name=f"{config.name}_{name}")
+        assert run.error == 0, f"{name}: {run.error_text}"
+        expected = x
+        for layer in layers:
+            expected = reference(config, layer, expected)
+        assert np.array_equal(run.output(program), expected), name
+        assert run.tiles_done == len(program.tiles)
+        if name.endswith("tiled"):
+            assert len(program.tiles) > 1
+
+
+ALL_CASES = ("3x3s2p1pool_tiled", "1x1_tiled", "linear", "three_layers")
+
+
+def test_rtl_integer_activations_on_verilator():
+    run_rtl_cases(CONFIG, "verilator", ALL_CASES)
+
+
+def test_rtl_esb_activations_on_icarus():
+    run_rtl_cases(ESB_ACTIVATIONS, "icarus", ("3x3s2p1pool_tiled", "three_layers"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("config", "simulator"), [(ESB_ACTIVATIONS, "verilator"), (CONFIG, "icarus")],
+                         ids=["esb-verilator", "integer-icarus"])
+def test_rtl_other_combinations(config, simulator):
+    run_rtl_cases(config, simulator, ALL_CASES)
+
+
+def test_rtl_bad_descriptor_ends_the_run():
+    from sim.engine import run_engine_rtl
+    from sim.pytest_helpers import require_simulator
+
+    require_simulator("icarus")
+    program, _, descriptor = bad_program("geometry.kernel_w", 9)
+    image = bytearray(program.image)
+    offset = program.program_address - program.base + DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES
+    image[offset: offset + DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES] = pack(descriptor_layout(), descriptor).to_bytes(
+        DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES, "little")
+    broken = dataclasses.replace(program, image=bytes(image))
+    run = run_engine_rtl(broken, simulator="icarus", max_cycles=50_000)
+    assert (run.error, run.failed_descriptor, run.tiles_done) == (ERROR_CODES["unsupported_kernel"], 1, 1)
