@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import json
 import random
+import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from amaranth.sim import Simulator
@@ -35,6 +39,7 @@ class EngineRun:
     beats_read: int
     beats_written: int
     layer_cycles: list[int] = field(default_factory=list)
+    waves: Path | None = None
 
     def output(self, program: Program, layer: int = -1) -> np.ndarray:
         address, size = program.output_region(layer)
@@ -101,11 +106,12 @@ def run_engine(program: Program, memory: MemoryModel | None = None, *, descripto
 
 def run_engine_rtl(program: Program, *, simulator: str = "verilator", seed: int = 1, latency=(20, 100),
                    stall: float = 0.2, bad_beats=(), descriptors: int | None = None, max_cycles: int | None = None,
-                   spare: int = 4096, waves: bool | None = None, progress: int = 0,
-                   run_name: str | None = None) -> EngineRun:
+                   spare: int = 4096, waves: bool | None = None,
+                   progress: Callable[[int, int], None] | None = None, run_name: str | None = None) -> EngineRun:
     """Run ``program`` on the engine's emitted Verilog (``simulator``: ``verilator`` or ``icarus``) against the
-    same memory model, through ``sim/tests/cocotb_engine.py``. Raises :class:`~sim.runner.TestsFailed` if the
-    engine does not finish within ``max_cycles`` (default: 4x the cycle model, plus 100,000)."""
+    same memory model, through ``sim/tests/cocotb_engine.py``; ``progress(tiles_done, tiles)`` is called about
+    twice a second. Raises :class:`~sim.runner.TestsFailed` if the engine does not finish within ``max_cycles``
+    (default: 4x the cycle model, plus 100,000)."""
     from esb_hw.compiler.program import predicted_cycles
     from sim.runner import run_cocotb
 
@@ -114,17 +120,40 @@ def run_engine_rtl(program: Program, *, simulator: str = "verilator", seed: int 
     count = len(program.tiles) if descriptors is None else descriptors
     if max_cycles is None:
         max_cycles = 4 * predicted_cycles(program)["cycles"] + 100_000
-    params = {"image": program.image.hex(), "base": program.base, "memory_size": size,
-              "program_address": program.program_address, "program_length": count, "layers": len(program.layers),
-              "seed": seed, "latency": list(latency), "stall": stall, "bad_beats": sorted(bad_beats),
-              "max_cycles": max_cycles, "progress": progress}
-    config = program.config
-    result = run_cocotb(Engine(config), "sim.tests.cocotb_engine", simulator=simulator,
-                        toplevel=f"engine_{config.name.replace('-', '_').replace('.', '_')}", params=params,
-                        waves=waves, run_name=run_name)
+    with tempfile.TemporaryDirectory(prefix="esb-progress-") as folder:
+        progress_file = Path(folder) / "tiles"
+        params = {"image": program.image.hex(), "base": program.base, "memory_size": size,
+                  "program_address": program.program_address, "program_length": count,
+                  "layers": len(program.layers), "seed": seed, "latency": list(latency), "stall": stall,
+                  "bad_beats": sorted(bad_beats), "max_cycles": max_cycles,
+                  "progress_file": str(progress_file) if progress else ""}
+        config = program.config
+        outcome = {}
+
+        def simulate():
+            try:
+                outcome["result"] = run_cocotb(Engine(config), "sim.tests.cocotb_engine", simulator=simulator,
+                                               toplevel=f"engine_{config.name.replace('-', '_').replace('.', '_')}",
+                                               params=params, waves=waves, run_name=run_name)
+            except BaseException as error:  # handed to the caller's thread below
+                outcome["error"] = error
+
+        worker = threading.Thread(target=simulate, daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.5)
+            if progress and progress_file.exists():
+                text = progress_file.read_text().strip()
+                if text.isdigit():
+                    progress(int(text), count)
+        if "error" in outcome:
+            raise outcome["error"]
+        result = outcome["result"]
     status = json.loads((result.run_dir / "status.json").read_text())
     memory = MemoryModel(size)
     memory.memory[:] = (result.run_dir / "memory.bin").read_bytes()
     memory.beats_read, memory.beats_written = status["model_beats_read"], status["model_beats_written"]
+    if progress:
+        progress(status["tiles_done"], count)
     return EngineRun(memory, status["cycles"], status["error"], status["failed_descriptor"], status["tiles_done"],
-                     status["beats_read"], status["beats_written"], status["layer_cycles"])
+                     status["beats_read"], status["beats_written"], status["layer_cycles"], result.waves)

@@ -2,7 +2,8 @@
 
 Parameters (``load_params()``): ``image`` (hex) placed at ``base`` in a memory of ``memory_size`` bytes,
 ``program_address``, ``program_length``, ``layers`` (per-layer counters to read), ``seed``, ``latency``
-(``[low, high]``), ``stall``, ``bad_beats``, ``max_cycles`` and ``progress`` (print a line every so many tiles).
+(``[low, high]``), ``stall``, ``bad_beats``, ``max_cycles`` and ``progress_file`` (where the count of
+finished tiles is written as it grows, or "").
 It writes ``memory.bin`` (the memory after the run) and ``status.json`` (the engine's status and counters) into
 the run directory; the Python side (:func:`sim.engine.run_engine_rtl`) compares them with the golden model.
 """
@@ -38,13 +39,14 @@ async def run_program(dut):
     await RisingEdge(dut.clk)
     dut.start.value = 0
     done = False
-    tiles, every = 0, params.get("progress", 0)
-    for _ in range(params["max_cycles"]):
+    tiles = 0
+    progress = Path(params["progress_file"]) if params.get("progress_file") else None
+    for cycle in range(params["max_cycles"]):
         await RisingEdge(dut.clk)
         await ReadOnly()
-        if every and int(dut.tiles_done.value) >= tiles + every:
+        if progress is not None and cycle % 1024 == 0 and int(dut.tiles_done.value) != tiles:
             tiles = int(dut.tiles_done.value)
-            dut._log.info(f"progress: {tiles} of {params['program_length']} tiles")
+            progress.write_text(str(tiles))
         if int(dut.done.value):
             done = True
             break
