@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""Layer performance of the layer core (esb_hw/hw/core/layer.py) on realistic conv layers, 8x8 and 16x16 arrays.
+"""Layer performance of the layer engine (esb_hw/hw/core/engine.py) on realistic conv layers, 8x8 and 16x16 arrays.
 
-ResNet-18's 3x3 layers, scaled (channels and image size) to simulate in minutes in Amaranth's simulator. For each
-layer and array: cycles from start to done with the buffers loaded (memory transfers are not part of this core
-yet, and are not counted), MAC utilization (``MACs / (cycles x array MACs)``), the compiler's predicted cycles
-(a MODEL), the bytes the buffers hold (activations, weights, parameters, outputs: what the memory interface will
-move), and on-chip bits read per MAC (activation words, weight loads, parameters). Every output word is compared
-with the golden model; a mismatch exits 1.
+ResNet-18's conv layers at half its channels and half its resolution (so they simulate in minutes and fit the default
+buffers' reduction). Each layer is compiled into a
+program (esb_hw/compiler/program.py) and run by the whole engine from ``start`` to ``done`` against the memory
+model (sim/memory.py: 20-100 cycles of latency per request, 20 % stalls, at most one 128-bit beat per cycle each
+way): descriptor fetches, loads, computation and stores all count. For each layer and array: tiles, cycles, MAC
+utilization (``MACs / (cycles x array MACs)``), the compiler's predicted cycles (a MODEL), bytes moved (beats x 16,
+measured) and on-chip bits read per MAC (activation words, weight loads and parameters that the array and the
+requantization read from the buffers). Every output code is compared with the golden model; a mismatch exits 1.
 
-Usage: python bench/layer_perf.py [--arrays 8,16] [--quick] [--json]
+Usage: python bench/layer_perf.py [--arrays 8,16] [--quick] [--sim verilator|icarus|amaranth] [--lanes N] [--json]
 """
 
 from __future__ import annotations
@@ -25,52 +27,66 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from esb_hw.compiler.lowering import beat_sequence, predicted_cycles  # noqa: E402
+from esb_hw.compiler.lowering import beat_sequence, reference  # noqa: E402
+from esb_hw.compiler.program import compile_program, predicted_cycles  # noqa: E402
 from esb_hw.config import AcceleratorConfig  # noqa: E402
-from esb_hw.errors import EsbError, InputError  # noqa: E402
+from esb_hw.errors import EsbError  # noqa: E402
 from esb_hw.layouts import requant_params_layout  # noqa: E402
-from sim.layer_core import random_layer, run_layer_core  # noqa: E402
+from sim.engine import memory_for, run_engine, run_engine_rtl  # noqa: E402
+from sim.layer_core import random_layer  # noqa: E402
 
-#: (name, in channels, out channels, kernel, stride, padding, image size): ResNet-18's 3x3 stages, scaled.
+#: (name, in channels, out channels, kernel, stride, padding, input size): ResNet-18's layers (224x224 input) at
+#: half the channels and half the resolution: conv2_x 32 channels at 28x28, conv3_1 (stride 2) and conv3_x at
+#: 14x14, conv4_1 and conv4_x at 7x7, and the 1x1 stride-2 downsampling of stage 4.
 LAYERS = [
-    ("conv3x3 32->32", 32, 32, 3, 1, 1, 16),
-    ("conv3x3 32->64 s2", 32, 64, 3, 2, 1, 16),
-    ("conv3x3 64->64", 64, 64, 3, 1, 1, 8),
-    ("conv1x1 64->64", 64, 64, 1, 1, 0, 8),
+    ("conv2_x 3x3 32->32", 32, 32, 3, 1, 1, 28),
+    ("conv3_1 3x3 32->64 s2", 32, 64, 3, 2, 1, 28),
+    ("conv3_x 3x3 64->64", 64, 64, 3, 1, 1, 14),
+    ("conv4_1 3x3 64->128 s2", 64, 128, 3, 2, 1, 14),
+    ("conv4_x 3x3 128->128", 128, 128, 3, 1, 1, 7),
+    ("conv4 down 1x1 64->128 s2", 64, 128, 1, 2, 0, 14),
 ]
 QUICK = [("conv3x3 32->32", 32, 32, 3, 1, 1, 8)]
 
 
-def default_lanes(config) -> int:
-    """Requantization lanes: one per 8 array rows (a pixel's sums then take 9 cycles at any size)."""
-    return max(1, config.rows // 8)
+def on_chip_bits(config, program) -> int:
+    """Bits the array and the requantization read from the buffers: activation words (padding reads nothing),
+    weight loads and one parameter word per channel and pixel."""
+    a_word = config.cols * config.activation_format.bits
+    w_word = config.cols * config.weight_format.bits
+    param_bits = requant_params_layout(config).size
+    total = 0
+    for tile in program.tiles:
+        schedule = tile.schedule
+        read_words = sum(1 for word, *_ in beat_sequence(schedule) if word >= 0)
+        loads = schedule.row_blocks * len(schedule.pixel_blocks) * len(schedule.chunks) * config.rows
+        pixels = schedule.row_blocks * len(schedule.pixels)
+        total += read_words * a_word + loads * w_word + pixels * config.rows * param_bits
+    return total
 
 
-def measure(config, spec, seed, lanes):
+def measure(config, spec, seed, simulator):
     name, in_channels, out_channels, kernel, stride, padding, size = spec
     rng = np.random.default_rng(seed)
     layer = random_layer(config, rng, "conv2d", out_channels, in_channels, kernel, stride, padding)
     x = rng.integers(0, config.activation_format.code_count, (in_channels, size, size))
+    program = compile_program(config, [layer], x.shape, x)
     started = time.perf_counter()
-    run = run_layer_core(config, layer, x, requant_lanes=lanes)
-    schedule, images = run.schedule, run.images
-    if run.words != images.outputs:
-        raise SystemExit(f"error: {name} on {config.rows}x{config.cols}: output words differ from the golden model")
-    a_word = config.cols * config.activation_format.bits
-    w_word = config.cols * config.weight_format.bits
-    param_bits = requant_params_layout(config).size
-    read_words = sum(1 for word, *_ in beat_sequence(schedule) if word >= 0)
-    loads = schedule.row_blocks * len(schedule.pixel_blocks) * len(schedule.chunks) * config.rows
-    pixels = schedule.row_blocks * len(schedule.pixels)
-    on_chip_bits = read_words * a_word + loads * w_word + pixels * config.rows * param_bits
-    moved = (len(images.activations) * a_word + len(images.weights) * w_word + len(images.params) * param_bits
-             + len(images.outputs) * config.rows * config.activation_format.bits) // 8
-    return {"name": name, "array": f"{config.rows}x{config.cols}", "requant_lanes": lanes, "kernel": kernel,
-            "stride": stride,
-            "in_channels": in_channels, "out_channels": out_channels, "image": size, "macs": schedule.macs,
-            "cycles": run.cycles, "predicted_cycles": predicted_cycles(schedule, requant_lanes=lanes),
-            "utilization": round(schedule.macs / (run.cycles * config.macs), 4),
-            "bytes_moved": moved, "on_chip_bits_per_mac": round(on_chip_bits / schedule.macs, 3),
+    if simulator == "amaranth":
+        run = run_engine(program, memory_for(program, seed=seed))
+    else:
+        run = run_engine_rtl(program, simulator=simulator, seed=seed, run_name=f"layer_perf_{seed}")
+    if run.error or not np.array_equal(run.output(program), reference(config, layer, x)):
+        raise SystemExit(f"error: {name} on {config.rows}x{config.cols}: the outputs differ from the golden model "
+                         f"({run.error_text})")
+    macs = program.macs
+    return {"name": name, "array": f"{config.rows}x{config.cols}", "requant_lanes": config.lanes, "kernel": kernel,
+            "stride": stride, "in_channels": in_channels, "out_channels": out_channels, "image": size,
+            "tiles": len(program.tiles), "macs": macs, "cycles": run.cycles,
+            "predicted_cycles": predicted_cycles(program)["cycles"],
+            "utilization": round(macs / (run.cycles * config.macs), 4),
+            "bytes_moved": 16 * (run.beats_read + run.beats_written),
+            "on_chip_bits_per_mac": round(on_chip_bits(config, program) / macs, 3),
             "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -78,7 +94,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arrays", default="8,16", help="square array sides, comma-separated (default 8,16)")
     parser.add_argument("--quick", action="store_true", help="one small layer only")
-    parser.add_argument("--lanes", type=int, help="requantization lanes (default: one per 8 array rows)")
+    parser.add_argument("--lanes", type=int, default=0, help="requantization lanes (default: about rows / 8)")
+    parser.add_argument("--sim", choices=("verilator", "icarus", "amaranth"), default="verilator",
+                        help="the simulator (default verilator; amaranth is about 100 times slower)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args()
     try:
@@ -92,12 +110,10 @@ def main() -> int:
     rows = []
     try:
         for side in sides:
-            config = dataclasses.replace(base, rows=side, cols=side, name=f"default{side}x{side}")
-            lanes = args.lanes or default_lanes(config)
-            if lanes < 1 or side % lanes:
-                raise InputError(f"--lanes must divide the array side {side}, got {lanes}")
+            config = dataclasses.replace(base, rows=side, cols=side, name=f"default{side}x{side}",
+                                         requant_lanes=args.lanes)
             for index, spec in enumerate(QUICK if args.quick else LAYERS):
-                rows.append(measure(config, spec, seed=index, lanes=lanes))
+                rows.append(measure(config, spec, seed=index, simulator=args.sim))
                 if not args.json:
                     print(f"{rows[-1]['name']} on {side}x{side}: {rows[-1]['seconds']} s", file=sys.stderr)
     except EsbError as error:
@@ -106,14 +122,15 @@ def main() -> int:
     if args.json:
         print(json.dumps({"config": base.name, "layers": rows}, indent=1))
         return 0
-    print("layer core, buffers loaded (transfers not counted); Amaranth simulation; predicted cycles are a MODEL")
-    print("| layer              | array | lanes | MACs      | cycles | predicted | util   | bytes moved "
+    print(f"whole engine from start to done, memory model with 20-100 cycles of latency ({args.sim} simulation); "
+          "predicted cycles are a MODEL")
+    print("| layer                     | array | lanes | tiles | MACs      | cycles | predicted | util   | bytes moved "
           "| on-chip bits/MAC |")
-    print("|--------------------|-------|-------|-----------|--------|-----------|--------|-------------"
+    print("|---------------------------|-------|-------|-------|-----------|--------|-----------|--------|-------------"
           "|------------------|")
     for row in rows:
-        print(f"| {row['name']:<18} | {row['array']:<5} | {row['requant_lanes']:>5} | {row['macs']:>9,} | "
-              f"{row['cycles']:>6} | "
+        print(f"| {row['name']:<25} | {row['array']:<5} | {row['requant_lanes']:>5} | {row['tiles']:>5} | "
+              f"{row['macs']:>9,} | {row['cycles']:>6} | "
               f"{row['predicted_cycles']:>9} | {100 * row['utilization']:>5.1f}% | {row['bytes_moved']:>11,} | "
               f"{row['on_chip_bits_per_mac']:>16.3f} |")
     sys.stdout.flush()

@@ -231,13 +231,14 @@ def descriptor_layout() -> data.StructLayout:
     ``geometry`` is the sequencer's walk; ``in_channels`` and ``stride`` are checked against the config
     (``in_channels * kernel_h * kernel_w <= max_reduction``, ``stride`` 1 or 2); ``layer`` indexes the per-layer
     cycle counters; ``barrier`` makes the engine finish every earlier tile's output before it loads this one (the
-    first tile of a layer that reads an earlier layer's output). The four transfers fill the activation, weight
-    and parameter buffers and empty the output buffer (``segments`` = ``row_blocks``, ``words`` =
-    ``output_pixels``).
+    first tile of a layer that reads an earlier layer's output); ``reuse_weights`` keeps the previous tile's
+    weights and parameters (the same row blocks: the weight and parameter transfers are not made). The four
+    transfers fill the activation, weight and parameter buffers and empty the output buffer (``segments`` =
+    ``row_blocks``, ``words`` = ``output_pixels``).
     """
     return data.StructLayout({
         "geometry": geometry_layout(),
-        "in_channels": GEOMETRY_SIZE_BITS, "stride": 2, "layer": 8, "barrier": 1,
+        "in_channels": GEOMETRY_SIZE_BITS, "stride": 2, "layer": 8, "barrier": 1, "reuse_weights": 1,
         "activations": transfer_layout(), "weights": transfer_layout(), "params": transfer_layout(),
         "outputs": transfer_layout(),
     })
@@ -250,7 +251,8 @@ ENGINE_ERRORS = {
     2: ("unsupported_kernel", "a descriptor's kernel is not 1..7 a side or its stride not 1 or 2"),
     3: ("reduction_too_long", "a descriptor's reduction (in_channels x kernel) exceeds max_reduction"),
     4: ("does_not_fit", "a descriptor's tile does not fit the buffers (words per bank, or block > entries)"),
-    5: ("inconsistent", "a descriptor's geometry disagrees with its transfers or its channel counts"),
+    5: ("inconsistent", "a descriptor's geometry disagrees with its transfers or its channel counts, or it reuses "
+                        "weights that no earlier tile loaded"),
     6: ("misaligned", "a descriptor's address or stride is not a multiple of its word size"),
     7: ("read", "the memory returned a read error"),
     8: ("write", "the memory returned a write error"),

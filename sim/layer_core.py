@@ -80,6 +80,7 @@ def run_layer_core(config: AcceleratorConfig, layer: Layer, activation_codes, *,
             ctx.set(port.enable, 0)
         ctx.set(core.geometry.as_value(), pack(geometry_layout(), geometry(schedule)))
         ctx.set(core.bank, bank)
+        ctx.set(core.weight_bank, bank)
         ctx.set(core.start, 1)
         await ctx.tick()
         ctx.set(core.start, 0)

@@ -54,6 +54,7 @@ def test_layers_match_the_golden_model_through_tiles(name):
     assert run.tiles_done == len(program.tiles)
     if name.endswith("tiled"):
         assert len(program.tiles) > 1
+        assert any(tile.descriptor["reuse_weights"] for tile in program.tiles)
     model = predicted_cycles(program)["cycles"]
     assert 0.7 * run.cycles < model < 1.4 * run.cycles  # a model; bench/layer_perf.py reports the error
 
@@ -136,6 +137,17 @@ def test_a_bad_descriptor_ends_the_run_with_its_error(path, value, name):
     assert written <= allowed and written
     after = bytes(memory.memory)
     assert all(before[i] == after[i] for i in range(len(before)) if i not in allowed)
+
+
+def test_reusing_weights_that_no_tile_loaded_is_an_error():
+    program, _, descriptor = bad_program("reuse_weights", 1)
+    first = dict(program.tiles[0].descriptor, reuse_weights=1)
+    memory = memory_for(program)
+    memory.write_bytes(program.program_address,
+                       pack(descriptor_layout(), first).to_bytes(DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES, "little"))
+    run = run_engine(program, memory, max_cycles=100_000)
+    assert (run.error, run.failed_descriptor, run.tiles_done) == (ERROR_CODES["inconsistent"], 0, 0)
+    assert run.memory.beats_written == 0
 
 
 def test_a_read_error_ends_the_run():

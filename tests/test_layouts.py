@@ -83,3 +83,21 @@ def test_requant_constants_are_the_golden_models():
     from esb_hw.layouts import REQUANT_MULTIPLIER_BITS, REQUANT_SHIFT_RANGE
     from esb_hw.quant import golden
     assert REQUANT_MULTIPLIER_BITS == golden.MULTIPLIER_BITS and REQUANT_SHIFT_RANGE == golden.SHIFT_RANGE
+
+
+def test_docs_memory_tables_match_the_layouts():
+    """docs/memory.md's descriptor table (bit ranges) and error table are those of esb_hw/layouts.py."""
+    import re
+    from pathlib import Path
+
+    from esb_hw.layouts import ENGINE_ERRORS, descriptor_layout
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "memory.md").read_text()
+    documented = {name: (int(low), int(high or low))
+                  for name, low, high in re.findall(r"^\| `(\w+)` \| (\d+)(?:-(\d+))? \|", text, re.M)}
+    layout = descriptor_layout()
+    expected = {name: (field.offset, field.offset + field.width - 1) for name, field in layout}
+    assert documented == expected
+    assert f"{layout.size} bits" in text
+    errors = {int(code): name for code, name in re.findall(r"^\| (\d+) \| `(\w+)` \|", text, re.M)}
+    assert errors == {code: name for code, (name, _) in ENGINE_ERRORS.items()}

@@ -55,7 +55,8 @@ class Harness(wiring.Component):
             m.d.comb += [port.addr.eq(write.address), port.data.eq(write.data), port.en.eq(write.enable)]
         read = self.buffers[0].read_port()
         m.d.comb += [read.addr.eq(storer.read_address), read.en.eq(storer.read_enable), storer.read_data.eq(read.data)]
-        m.d.comb += [loader.start.eq(self.start_load), loader.bank.eq(self.bank), loader.transfers.eq(self.transfers),
+        m.d.comb += [loader.start.eq(self.start_load), loader.transfers.eq(self.transfers),
+                     loader.banks.eq(self.bank.replicate(len(self.word_bits))),
                      storer.start.eq(self.start_store), storer.bank.eq(self.bank), storer.transfer.eq(self.store),
                      self.load_done.eq(loader.done), self.store_done.eq(storer.done),
                      self.load_error.eq(loader.error), self.store_error.eq(storer.error)]

@@ -7,8 +7,10 @@ A **program** runs a chain of layers, each layer's output codes feeding the next
   channel groups; a tile loads its row blocks' weights and parameters, and writes its row blocks' part of the
   band's outputs;
 - each tile is one :func:`~esb_hw.layouts.descriptor_layout` record; the engine runs them in order, loading tile
-  ``i + 1`` while tile ``i`` computes and storing tile ``i - 1`` (double buffering). The first tile of each layer
-  after the first is a ``barrier``: it waits until the previous layer's outputs are all in memory;
+  ``i + 1`` while tile ``i`` computes and storing tile ``i - 1`` (double buffering). Tiles go row blocks first,
+  then bands, and every band but the first ``reuse_weights``: a set of row blocks' weights is loaded once. The
+  first tile of each layer after the first is a ``barrier``: it waits until the previous layer's outputs are all in
+  memory;
 - the image holds, 4 KiB aligned: the descriptors, the input activations, then per layer its weights, its
   parameters and the space for its outputs. Activations (and outputs) are words ``(g, y, x)`` of ``cols`` codes;
   a linear layer's batch of ``N`` is ``N`` pixels of one row.
@@ -190,18 +192,49 @@ def _tile_shape(config: AcceleratorConfig, index: int, schedule: Schedule) -> tu
                              f"has {have} per bank (raise engine.{name}_words)")
     if output_words(step) >= 1 << TRANSFER_WORD_BITS:
         raise InputError(f"{where}: an output row needs more than {(1 << TRANSFER_WORD_BITS) - 1} words")
-    row_blocks = min(schedule.row_blocks, config.weight_words // (chunks * rows), config.param_words // rows,
-                     config.output_words // output_words(step), (1 << TRANSFER_SEGMENT_BITS) - 1,
-                     (1 << GEOMETRY_COUNT_BITS) - 1)
-    band = step
-    while band + step <= usable_height:
-        grown = band + step
-        if (schedule.groups * input_rows(grown) * width > config.activation_words
-                or row_blocks * output_words(grown) > config.output_words
-                or output_words(grown) >= 1 << TRANSFER_WORD_BITS):
-            break
-        band = grown
-    return row_blocks, band
+    most_row_blocks = min(schedule.row_blocks, config.weight_words // (chunks * rows), config.param_words // rows,
+                          config.output_words // output_words(step), (1 << TRANSFER_SEGMENT_BITS) - 1,
+                          (1 << GEOMETRY_COUNT_BITS) - 1)
+
+    def longest_band(row_blocks: int) -> int:
+        band = step
+        while band + step <= usable_height:
+            grown = band + step
+            if (schedule.groups * input_rows(grown) * width > config.activation_words
+                    or row_blocks * output_words(grown) > config.output_words
+                    or output_words(grown) >= 1 << TRANSFER_WORD_BITS):
+                break
+            band = grown
+        return band
+
+    # Among a few tile shapes, the one a rough pipeline estimate says is fastest: big tiles load fewer
+    # weights again, but the first tile's load and the last one's store are not hidden behind computation.
+    sizes = {name: memory_word_bytes(value) for name, value in buffer_word_bits(config).items()}
+
+    def cycles_per_word(name: str) -> int:
+        return max(1, sizes[name] // MEMORY_BEAT_BYTES)
+
+    latency = 60
+    pace = max(chunks, rows // config.lanes + 1)
+
+    def estimate(row_blocks: int, band: int) -> tuple[int, int]:
+        sets, bands = -(-schedule.row_blocks // row_blocks), -(-usable_height // band)
+        compute = row_blocks * band * out_width * pace + rows + 40
+        activations = (2 * latency + 8 + CHECK_CYCLES
+                       + schedule.groups * input_rows(band) * width * cycles_per_word("activation"))
+        weights = row_blocks * rows * (cycles_per_word("param") + chunks * cycles_per_word("weight"))
+        store = latency + row_blocks * output_words(band) * cycles_per_word("output")
+        total = activations + weights + sets * bands * compute + store
+        total += sets * (bands - 1) * max(0, activations - compute) + (sets - 1) * max(0, activations + weights
+                                                                                        - compute)
+        return total, sets * bands
+
+    candidates = set()
+    for row_blocks in {most_row_blocks, -(-most_row_blocks // 2), -(-most_row_blocks // 4), 1}:
+        band = longest_band(row_blocks)
+        for divisor in (1, 2, 4, 8):
+            candidates.add((row_blocks, max(step, band // divisor // step * step)))
+    return min(sorted(candidates), key=lambda shape: estimate(*shape))
 
 
 def _tile_schedule(schedule: Schedule, row_blocks: tuple[int, int], band: tuple[int, int]) -> tuple[Schedule, tuple]:
@@ -219,8 +252,20 @@ def _tile_schedule(schedule: Schedule, row_blocks: tuple[int, int], band: tuple[
     input_end = min(height, layer.stride * (band[1] - 1) - schedule.pad_top + kh)
     pixels = _pixel_order(band[1] - band[0], schedule.output_size[1], layer.pool)
     tile = Schedule(config, sub, (channels, input_end - input_first, width), (band[1] - band[0],
-                    schedule.output_size[1]), schedule.chunks, pixels, schedule.entries, input_first - top)
+                    schedule.output_size[1]), schedule.chunks, pixels, balanced_block(len(pixels), schedule.entries,
+                                                                                      layer.pool),
+                    input_first - top)
     return tile, (input_first, input_end)
+
+
+def balanced_block(pixels: int, entries: int, pool: bool) -> int:
+    """Pixels per block: as few blocks as ``entries`` allow, of nearly equal sizes (a multiple of 4 with pooling).
+    A short last block would cost a whole weight hand-off per chunk (``rows + 4`` cycles) for a few beats."""
+    blocks = -(-pixels // entries)
+    block = -(-pixels // blocks)
+    if pool:
+        block = min(entries, -(-block // 4) * 4)
+    return block
 
 
 def _transfer(address: int, words: int, segments: int = 1, stride: int = 0) -> dict:
@@ -271,7 +316,7 @@ def compile_program(config: AcceleratorConfig, layers, input_shape, activation_c
         height = schedule.output_size[0]
         usable = height - height % 2 if schedule.layer.pool else height
         tiles_per_layer.append([(rb, min(rb + row_blocks, schedule.row_blocks), oy, min(oy + band, usable))
-                                for oy in range(0, usable, band) for rb in range(0, schedule.row_blocks, row_blocks)])
+                                for rb in range(0, schedule.row_blocks, row_blocks) for oy in range(0, usable, band)])
 
     # The memory map.
     regions = {}
@@ -307,7 +352,7 @@ def compile_program(config: AcceleratorConfig, layers, input_shape, activation_c
             band_start = (oy_first // 2) * (out_w // 2) if schedule.layer.pool else oy_first * out_w
             descriptor = {
                 "geometry": record, "in_channels": channels, "stride": schedule.layer.stride, "layer": index,
-                "barrier": int(index > 0 and number == 0),
+                "barrier": int(index > 0 and number == 0), "reuse_weights": int(oy_first > 0),
                 "activations": _transfer(input_address + iy_first * width * sizes["activation"],
                                          (iy_end - iy_first) * width, schedule.groups,
                                          height * width * sizes["activation"]),
@@ -510,8 +555,9 @@ def predicted_cycles(program: Program, *, memory_latency: int = 60) -> dict:
         start = previous_compute_start
         if d["barrier"]:
             start = max(start, stores_done)
-        loads = sum(_transfer_cycles(d[name]["words"], d[name]["segments"], sizes[kind], 0)
-                    for name, kind in (("params", "param"), ("weights", "weight"), ("activations", "activation")))
+        kinds = (("activations", "activation"),) if d["reuse_weights"] else (
+            ("params", "param"), ("weights", "weight"), ("activations", "activation"))
+        loads = sum(_transfer_cycles(d[name]["words"], d[name]["segments"], sizes[kind], 0) for name, kind in kinds)
         load_end = start + fetch + memory_latency + loads
         compute_start = max(load_end, compute_free) + START_CYCLES
         compute = layer_cycles(tile.schedule, requant_lanes=config.lanes)

@@ -10,7 +10,10 @@ Three units run at once, each on its own tile:
 - the **storer** writes each computed tile's outputs to memory (:class:`~.transfer.Storer`).
 
 The loader fetches descriptor ``i + 1`` only once tile ``i`` has started computing (the descriptor register
-then is free), which costs nothing: bank ``(i + 1) % 2`` is free from that moment. A ``barrier`` descriptor waits
+then is free), which costs nothing: bank ``(i + 1) % 2`` is free from that moment. Weights and parameters have
+banks of their own: a ``reuse_weights`` tile (the next band of the same row blocks) loads only its activations and
+computes from its predecessor's weight bank; a tile with new weights fills the other weight bank once no tile in
+flight uses it. A ``barrier`` descriptor waits
 until every earlier tile is stored. A descriptor that fails its check, or a memory error, ends the run: the tiles
 already loaded finish and are stored, nothing else is loaded or written, and ``error`` names the cause
 (:data:`esb_hw.layouts.ENGINE_ERRORS`) with the failing descriptor's index in ``failed_descriptor``.
@@ -126,7 +129,8 @@ class Engine(wiring.Component):
         fetched = descriptor_layout()(beats[: descriptor_layout().size])
         m.d.comb += [checker.descriptor.eq(fetched),
                      loader.transfers[0].eq(fetched.params), loader.transfers[1].eq(fetched.weights),
-                     loader.transfers[2].eq(fetched.activations)]
+                     loader.transfers[2].eq(fetched.activations),
+                     loader.first_kind.eq(Mux(fetched.reuse_weights, 2, 0))]
 
         # Hand-offs between the units: a bank ``loaded`` and not yet computed; an output bank ``computed`` and
         # not yet stored; the fetched descriptor ``handed`` to the compute unit once its tile is loaded.
@@ -143,6 +147,17 @@ class Engine(wiring.Component):
             with m.If(error == 0):
                 m.d.sync += error.eq(code)
 
+        # Weights and parameters have banks of their own: a tile that reuses its predecessor's weights computes
+        # from the same weight bank; a tile that loads weights fills the other one, once no tile in flight (loaded
+        # and not yet computed) uses it.
+        tile_weight_bank = Signal(2)  # per activation bank: the weight bank of the tile loaded there
+        weight_bank, have_weights = Signal(), Signal()  # the bank of the latest weights loaded
+        target_weight_bank = Signal()
+        m.d.comb += target_weight_bank.eq(Mux(fetched.reuse_weights, weight_bank, ~weight_bank))
+        weight_bank_busy = Signal()
+        m.d.comb += weight_bank_busy.eq(
+            Cat(*(loaded[bank] & (tile_weight_bank[bank] == ~weight_bank) for bank in range(2))).any())
+
         # ---- the loader --------------------------------------------------------------------------------------
         index = Signal(16)
         address = Signal(32)
@@ -155,7 +170,7 @@ class Engine(wiring.Component):
             with m.State("idle"):
                 with m.If(self.start):
                     m.d.sync += [error.eq(0), index.eq(0), address.eq(self.program_address), load_bank.eq(0),
-                                 self.failed_descriptor.eq(0)]
+                                 self.failed_descriptor.eq(0), have_weights.eq(0)]
                     m.next = "fetch"
                     with m.If(self.program_length == 0):
                         m.next = "stop"
@@ -191,10 +206,15 @@ class Engine(wiring.Component):
                         fail(checker.error)
                         m.d.sync += self.failed_descriptor.eq(index)
                         m.next = "stop"
+                    with m.Elif(fetched.reuse_weights & ~have_weights):
+                        fail(ERROR_CODES["inconsistent"])
+                        m.d.sync += self.failed_descriptor.eq(index)
+                        m.next = "stop"
                     with m.Else():
                         m.next = "wait"
             with m.State("wait"):
-                free = ~loaded.bit_select(load_bank, 1) & ~handoff & (~fetched.barrier | idle_pipeline)
+                free = (~loaded.bit_select(load_bank, 1) & ~handoff & (~fetched.barrier | idle_pipeline)
+                        & (fetched.reuse_weights | ~weight_bank_busy))
                 with m.If(error != 0):
                     m.next = "stop"
                 with m.Elif(free):
@@ -207,7 +227,9 @@ class Engine(wiring.Component):
                         m.d.sync += self.failed_descriptor.eq(index)
                         m.next = "stop"
                     with m.Else():
-                        m.d.sync += [loaded.bit_select(load_bank, 1).eq(1), handoff.eq(1),
+                        m.d.sync += [tile_weight_bank.bit_select(load_bank, 1).eq(target_weight_bank),
+                                     weight_bank.eq(target_weight_bank), have_weights.eq(1),
+                                     loaded.bit_select(load_bank, 1).eq(1), handoff.eq(1),
                                      handoff_bank.eq(load_bank), load_bank.eq(~load_bank), index.eq(index + 1),
                                      address.eq(address + DESCRIPTOR_BEATS * MEMORY_BEAT_BITS // 8)]
                         m.next = "fetch"
@@ -218,7 +240,7 @@ class Engine(wiring.Component):
                     m.d.comb += self.done.eq(1)
                     m.next = "idle"
         m.d.comb += self.busy.eq(~control.ongoing("idle"))
-        m.d.comb += loader.bank.eq(load_bank)
+        m.d.comb += loader.banks.eq(Cat(target_weight_bank, target_weight_bank, load_bank))
         with m.If(control.ongoing("load")):
             m.d.comb += [self.read_request.valid.eq(loader.request.valid),
                          self.read_request.payload.eq(loader.request.payload),
@@ -230,7 +252,9 @@ class Engine(wiring.Component):
         outputs = [Signal(transfer_layout(), name=f"outputs_{bank}") for bank in range(2)]
         geometry = Signal.like(fetched.geometry)
         layer = Signal(8)
-        m.d.comb += [core.geometry.eq(geometry), core.bank.eq(compute_bank), core.start.eq(compute_starting)]
+        m.d.comb += [core.geometry.eq(geometry), core.bank.eq(compute_bank),
+                     core.weight_bank.eq(tile_weight_bank.bit_select(compute_bank, 1)),
+                     core.start.eq(compute_starting)]
         take = Signal()
         m.d.comb += take.eq(handoff & ~computing & ~compute_starting & ~computed.bit_select(handoff_bank, 1))
         with m.If(take):

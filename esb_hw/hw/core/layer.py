@@ -8,9 +8,10 @@ pixel (or window) form one output word, written at ``row_block * output_pixels +
 through their write ports (:class:`~.transfer.Loader` fills them) and the output buffer is read through its read
 port (:class:`~.transfer.Storer` empties it).
 
-Every buffer has two banks (double buffering): a layer runs from the bank that ``bank`` names at its start, into
-the same bank of the output buffer, while the loader fills the other input bank and the storer empties the
-other output bank.
+Every buffer has two banks (double buffering): a layer runs from the activation bank that ``bank`` names at its
+start, into the same bank of the output buffer, with the weights and parameters of bank ``weight_bank``, while the
+loader fills the other banks and the storer empties the other output bank. (Tiles that share their weights share
+a weight bank: :class:`~.engine.Engine`.)
 
 The layer core needs a square array (``rows == cols``): an output word is then exactly one of the next layer's
 activation words.
@@ -52,7 +53,9 @@ class LayerCore(wiring.Component):
     geometry : In(geometry_layout())
         The layer (:func:`esb_hw.compiler.lowering.geometry`), steady from ``start`` to ``done``.
     bank : In(1)
-        The buffers' bank the layer runs in, taken at ``start``.
+        The activation and output bank the layer runs in, taken at ``start``.
+    weight_bank : In(1)
+        The weight and parameter bank, taken at ``start``.
     start : In(1)
     busy : Out(1)
     done : Out(1)
@@ -90,7 +93,8 @@ class LayerCore(wiring.Component):
                                          "data": self.word_layouts[name], "enable": 1}))
 
         super().__init__({
-            "geometry": In(geometry_layout()), "bank": In(1), "start": In(1), "busy": Out(1), "done": Out(1),
+            "geometry": In(geometry_layout()), "bank": In(1), "weight_bank": In(1), "start": In(1),
+            "busy": Out(1), "done": Out(1),
             "activation_write": write_port("activation"), "weight_write": write_port("weight"),
             "param_write": write_port("param"),
             "output_address": In(range(2 * self.depths["output"])), "output_enable": In(1),
@@ -109,9 +113,9 @@ class LayerCore(wiring.Component):
             port, write = memories[name].write_port(), getattr(self, f"{name}_write")
             m.d.comb += [port.addr.eq(write.address), port.data.eq(write.data), port.en.eq(write.enable)]
 
-        bank = Signal()  # the bank of this layer, taken at the start
+        bank, weight_bank = Signal(), Signal()  # the banks of this layer, taken at the start
         with m.If(self.start & ~self.busy):
-            m.d.sync += bank.eq(self.bank)
+            m.d.sync += [bank.eq(self.bank), weight_bank.eq(self.weight_bank)]
         m.submodules.sequencer = sequencer = Sequencer(config, entries=self.entries,
                                                        activation_words=self.depths["activation"],
                                                        weight_words=self.depths["weight"])
@@ -123,7 +127,8 @@ class LayerCore(wiring.Component):
         m.d.comb += [sequencer.geometry.eq(self.geometry), sequencer.start.eq(self.start & ~self.busy)]
         for name in ("activation", "weight"):
             port = memories[name].read_port()
-            m.d.comb += [port.addr.eq(Cat(getattr(sequencer, f"{name}_address"), bank)),
+            m.d.comb += [port.addr.eq(Cat(getattr(sequencer, f"{name}_address"),
+                                          bank if name == "activation" else weight_bank)),
                          port.en.eq(getattr(sequencer, f"{name}_enable")),
                          getattr(sequencer, f"{name}_data").eq(port.data)]
         wiring.connect(m, sequencer.beats, array.i)
@@ -157,7 +162,8 @@ class LayerCore(wiring.Component):
                      lanes_ready.eq(Cat(*(lane.i.ready for lane in requants)).all()),
                      issue.eq(spreading & (~staged_valid | lanes_ready))]
         for index, (lane, read) in enumerate(zip(requants, param_reads, strict=True)):
-            m.d.comb += [read.addr.eq(Cat((param_base + channel + index)[: len(param_base)], bank)), read.en.eq(issue),
+            m.d.comb += [read.addr.eq(Cat((param_base + channel + index)[: len(param_base)], weight_bank)),
+                         read.en.eq(issue),
                          lane.i.valid.eq(staged_valid), lane.i.payload.accumulator.eq(staged_sums[index]),
                          lane.i.payload.params.eq(read.data)]
         with m.If(take_pixel):

@@ -43,9 +43,17 @@ class _Runs:
         self.address = Signal(32, name=f"{name}_address")
         self.runs_left = Signal(len(transfers[0].segments), name=f"{name}_runs_left")
 
-    def first(self, domain):
-        domain += [self.kind.eq(0), self.address.eq(self.transfers[0].address),
-                   self.runs_left.eq(self.transfers[0].segments)]
+    def first(self, domain, kind=0):
+        """Start at transfer ``kind`` (a value: the transfers before it are skipped)."""
+        domain += [self.kind.eq(kind), self.address.eq(self._pick(kind, "address")),
+                   self.runs_left.eq(self._pick(kind, "segments"))]
+
+    def _pick(self, kind, name):
+        values = [getattr(transfer, name) for transfer in self.transfers]
+        result = values[-1]
+        for index in reversed(range(len(values) - 1)):
+            result = Mux(kind == index, values[index], result)
+        return result
 
     def step(self, m: Module, domain):
         with m.If(self.runs_left != 1):
@@ -101,8 +109,11 @@ class Loader(wiring.Component):
     Attributes
     ----------
     start : In(1)
-        Begin (ignored while ``busy``); ``bank`` and ``transfers`` are held until ``done``.
-    bank : In(1)
+        Begin (ignored while ``busy``); ``banks``, ``first_kind`` and ``transfers`` are held until ``done``.
+    banks : In(len(word_bits))
+        The bank each buffer is filled in.
+    first_kind : In(range(len(word_bits)))
+        The first transfer made (the ones before it are skipped).
     transfers : In(ArrayLayout(transfer_layout(), len(word_bits)))
         Checked by :class:`~.checker.DescriptorChecker`: nonzero counts, aligned addresses.
     busy : Out(1)
@@ -128,7 +139,8 @@ class Loader(wiring.Component):
             require_int(f"depths[{index}]", depth, 16, 1 << 19)
         self.word_bits, self.depths = list(word_bits), list(depths)
         self.word_bytes = [memory_word_bytes(bits) for bits in word_bits]
-        members = {"start": In(1), "bank": In(1), "transfers": In(data.ArrayLayout(transfer_layout(), len(depths))),
+        members = {"start": In(1), "banks": In(len(depths)), "first_kind": In(range(len(depths))),
+                   "transfers": In(data.ArrayLayout(transfer_layout(), len(depths))),
                    "busy": Out(1), "done": Out(1), "error": Out(1),
                    "request": Out(stream.Signature(memory_request_layout())),
                    "data": In(stream.Signature(memory_read_layout()))}
@@ -150,7 +162,7 @@ class Loader(wiring.Component):
                      self.request.payload.beats.eq(issue.beats())]
         with m.If(starting):
             m.d.sync += issuing.eq(1)
-            issue.first(m.d.sync)
+            issue.first(m.d.sync, self.first_kind)
         with m.If(self.request.valid & self.request.ready):
             issue.step(m, m.d.sync)
             with m.If((issue.runs_left == 1) & (issue.kind == len(self.depths) - 1)):
@@ -176,7 +188,7 @@ class Loader(wiring.Component):
         with m.If(starting):
             m.d.sync += [consuming.eq(1), self.error.eq(0), new_run.eq(1), gathered.eq(0)]
             m.d.sync += [address.eq(0) for address in addresses]
-            run.first(m.d.sync)
+            run.first(m.d.sync, self.first_kind)
 
         last_word = Signal()
         m.d.comb += last_word.eq(words_left == 1)
@@ -197,7 +209,7 @@ class Loader(wiring.Component):
             port = getattr(self, f"write_{kind}")
             with m.If(take_word & (run.kind == kind)):
                 m.d.sync += address.eq(address + 1)
-            m.d.comb += [port.address.eq((self.bank << (len(address))) | address),
+            m.d.comb += [port.address.eq((self.banks[kind] << (len(address))) | address),
                          port.enable.eq(take_word & (run.kind == kind))]
             size = self.word_bytes[kind]
             if size >= MEMORY_BEAT_BYTES:
