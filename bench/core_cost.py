@@ -82,10 +82,32 @@ def measure(config: AcceleratorConfig, log) -> list[dict]:
     return rows
 
 
+def write_calibration(rows: list[dict], paths) -> None:
+    """The engine model's data (esb_hw/estimate/model.py ``estimate_engine``): per array side, each part's LUTs
+    and FFs (the requantization with its lane count)."""
+    from esb_hw.estimate.model import CALIBRATION_PATH, ENGINE_PARTS
+
+    data = json.loads(CALIBRATION_PATH.read_text())
+    lanes = {f"{config.rows}x{config.cols}": config.lanes for config in map(AcceleratorConfig.from_toml, paths)}
+    engine = data.get("engine", {})
+    for row in rows:
+        if row["part"] in ENGINE_PARTS:
+            side = row["array"].split("x")[0]
+            entry = {"lut": row["lut"], "ff": row["ff"]}
+            if row["part"] == "requantization":
+                entry["lanes"] = lanes[row["array"]]
+            engine.setdefault(side, {})[row["part"]] = entry
+    data["engine"] = dict(sorted(engine.items(), key=lambda item: int(item[0])))
+    CALIBRATION_PATH.write_text(json.dumps(data, indent=1) + "\n")
+    print(f"wrote the engine parts into {CALIBRATION_PATH}", file=sys.stderr)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, action="append", help="a config file (repeatable)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--write", action="store_true",
+                        help="store the parts in esb_hw/estimate/calibration.json (the engine model's data)")
     args = parser.parse_args()
     paths = args.config or [ROOT / "configs" / name for name in DEFAULT_CONFIGS]
     rows = []
@@ -96,6 +118,8 @@ def main() -> int:
     except EsbError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    if args.write:
+        write_calibration(rows, paths)
     if args.json:
         print(json.dumps({"rows": rows}, indent=1))
         return 0

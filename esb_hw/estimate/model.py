@@ -49,6 +49,7 @@ __all__ = [
     "check_fits",
     "estimate_array",
     "estimate_design",
+    "estimate_engine",
     "estimate_extra",
     "estimate_selftest",
     "exceeds_tolerance",
@@ -332,6 +333,55 @@ SELFTEST_LUT_OVERHEAD = 240
 def rom_luts(width: int, depth: int) -> int:
     """LUTs of a ``depth x width`` ROM built from LUT6s (64 words each), which is how yosys maps these ROMs."""
     return width * math.ceil(depth / 64)
+
+
+#: Parts of the engine besides the array, as ``bench/core_cost.py --write`` stores them in ``calibration.json``.
+ENGINE_PARTS = ("buffers and addressing", "requantization", "memory interface", "descriptor checker",
+                "control (the rest)")
+
+
+def bram36_blocks(width: int, depth: int) -> float:
+    """RAMB36E2 blocks (a RAMB18E2 counts half) of a simple dual-port ``depth x width`` memory: the cheapest of
+    the primitives' aspect ratios (UG573: 32Kx1 .. 512x72 for RAMB36, 16Kx1 .. 512x36 for RAMB18), side by side
+    for the width and stacked for the depth. A MODEL of what Vivado infers."""
+    shapes = [(32768 >> level, (1, 2, 4, 9, 18, 36, 72)[level], 1.0) for level in range(7)]
+    shapes += [(16384 >> level, (1, 2, 4, 9, 18, 36)[level], 0.5) for level in range(6)]
+    return min(math.ceil(depth / block_depth) * math.ceil(width / block_width) * cost
+               for block_depth, block_width, cost in shapes)
+
+
+def estimate_engine(config: AcceleratorConfig) -> ResourceEstimate:
+    """A MODEL of the whole layer engine (:class:`esb_hw.hw.core.engine.Engine`): the array priced as
+    :func:`estimate_array` (the PE array's model stands in for the stationary array, which yosys puts within
+    about 5 % of it), the other parts from ``bench/core_cost.py --write`` measurements at 8x8 and 16x16
+    (interpolated linearly in the array's rows, the requantization per lane), and the buffers' block RAMs from
+    their shapes (:func:`bram36_blocks`)."""
+    from ..layouts import buffer_word_bits
+
+    measured = _calibration().get("engine")
+    if not measured:
+        raise CalibrationError("calibration.json has no engine measurements; run python bench/core_cost.py --write")
+    points = sorted((int(rows), parts) for rows, parts in measured.items())
+    total = estimate_array(config)
+    total = ResourceEstimate(lut=total.lut, ff=total.ff, bram36=total.bram36, breakdown={"array": total.as_dict()})
+    for part in ENGINE_PARTS:
+        values = {}
+        for resource in ("lut", "ff"):
+            xs = [rows for rows, _ in points]
+            ys = [parts[part][resource] / (parts[part].get("lanes", 1)) for _, parts in points]
+            if len(xs) == 1 or config.rows <= xs[0]:
+                value = ys[0] * config.rows / xs[0] if part == "control (the rest)" else ys[0]
+            else:
+                low = max(index for index, rows in enumerate(xs) if rows <= config.rows or index == 0)
+                high = min(low + 1, len(xs) - 1)
+                span = xs[high] - xs[low] or 1
+                value = ys[low] + (ys[high] - ys[low]) * (config.rows - xs[low]) / span
+            values[resource] = max(0, round(value * (config.lanes if part == "requantization" else 1)))
+        total = total + estimate_extra(part, **values)
+    bits = buffer_word_bits(config)
+    brams = sum(bram36_blocks(bits[name], 2 * getattr(config, f"{name}_words"))
+                for name in ("activation", "weight", "output"))
+    return total + estimate_extra("buffers (block RAM)", bram36=brams)
 
 
 def estimate_selftest(config: AcceleratorConfig, layer: SelfTestLayer, *, clocks_per_bit: int,

@@ -30,7 +30,8 @@ __all__ = ["DescriptorChecker", "ERROR_CODES"]
 
 #: Error name -> code.
 ERROR_CODES = {name: code for code, (name, _) in ENGINE_ERRORS.items()}
-PRODUCT_BITS = 48
+#: Width of the products: the largest, ``row_blocks * kernel_h * kernel_w * groups * rows``, stays below 2**31.
+PRODUCT_BITS = 32
 
 
 class DescriptorChecker(wiring.Component):
@@ -52,7 +53,8 @@ class DescriptorChecker(wiring.Component):
     error : Out(4)
         0, or the code of the first problem found.
 
-    Latency: 2 cycles plus one per multiplier bit of each product (about 200 cycles); one descriptor at a time.
+    Latency: 2 cycles, plus for each check a load, a compare and per extra factor a setup and one cycle per
+    multiplier bit (about 200 cycles in all); one descriptor at a time.
     """
 
     def __init__(self, config: AcceleratorConfig):
@@ -114,7 +116,7 @@ class DescriptorChecker(wiring.Component):
         # The pixel walk's length: output_pixels, times 4 with pooling (a window's four pixels).
         walk_pixels = Signal(len(d.geometry.output_pixels) + 2)
         products = self._products(d, walk_pixels)
-        product, multiplicand = Signal(PRODUCT_BITS), Signal(PRODUCT_BITS)
+        product, multiplicand, bound = Signal(PRODUCT_BITS), Signal(PRODUCT_BITS), Signal(PRODUCT_BITS + 1)
         multiplier = Signal(max(len(factor) for _, factors, _, _ in products for factor in factors))
         with m.If(self.start & ~self.busy):
             m.d.sync += [walk_pixels.eq(Mux(d.geometry.pool, d.geometry.output_pixels << 2, d.geometry.output_pixels)),
@@ -131,7 +133,7 @@ class DescriptorChecker(wiring.Component):
                         m.next = "report"
             for index, (name, factors, relation, rhs) in enumerate(products):
                 with m.State(f"load_{index}"):
-                    m.d.sync += product.eq(factors[0])
+                    m.d.sync += [product.eq(factors[0]), bound.eq(rhs)]  # registered: no adder before the compare
                     m.next = f"setup_{index}_1" if len(factors) > 1 else f"compare_{index}"
                 for position in range(1, len(factors)):
                     following = f"setup_{index}_{position + 1}" if position + 1 < len(factors) else \
@@ -147,8 +149,8 @@ class DescriptorChecker(wiring.Component):
                                 m.d.sync += product.eq(product + multiplicand)
                             m.d.sync += [multiplicand.eq(multiplicand << 1), multiplier.eq(multiplier >> 1)]
                 with m.State(f"compare_{index}"):
-                    passed = {"<=": product <= rhs, "==": product == rhs, ">=": product >= rhs,
-                              "<": product < rhs}[relation]
+                    passed = {"<=": product <= bound, "==": product == bound, ">=": product >= bound,
+                              "<": product < bound}[relation]
                     with m.If(passed):
                         m.next = f"load_{index + 1}" if index + 1 < len(products) else "report"
                     with m.Else():

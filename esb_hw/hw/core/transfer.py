@@ -39,7 +39,7 @@ class _Runs:
 
     def __init__(self, name: str, transfers, word_bytes: list[int]):
         self.transfers, self.word_bytes = transfers, word_bytes
-        self.kind = Signal(range(len(word_bytes)), name=f"{name}_kind")
+        self.kind = Signal(range(max(2, len(word_bytes))), name=f"{name}_kind")  # never 0 bits: lint
         self.address = Signal(32, name=f"{name}_address")
         self.runs_left = Signal(len(transfers[0].segments), name=f"{name}_runs_left")
 
