@@ -36,6 +36,7 @@ from esb_hw.compiler.program import compile_program, predicted_cycles  # noqa: E
 from esb_hw.config import AcceleratorConfig, ConfigError  # noqa: E402
 from esb_hw.errors import CheckFailed, EsbError, InputError  # noqa: E402
 from esb_hw.quant import golden  # noqa: E402
+from sim.run_layer import check_out  # noqa: E402
 
 REQUIRED = ("kind", "w_codes", "bias", "M", "S", "stride", "padding", "relu", "pool", "w_bits", "w_k", "a_bits",
             "a_k")
@@ -148,15 +149,6 @@ def golden_output(config: AcceleratorConfig, files: list[LayerFile], x: np.ndarr
         codes = golden.requantize(acc, layer.params, layer.output_format, relu=file.relu, channel_axis=1)
         x = (golden.max_pool2x2(codes) if layer.pool else codes)[0]
     return x
-
-
-def check_out(path: Path, force: bool) -> None:
-    if path.suffix != ".npy":
-        raise InputError(f"--out must name an .npy file, got {path}")
-    if path.exists() and not force:
-        raise InputError(f"--out {path} exists; pass --force to overwrite it")
-    if not path.parent.is_dir():
-        raise InputError(f"--out {path}: folder {path.parent} does not exist")
 
 
 def _progress_bar(done: int, total: int) -> None:
