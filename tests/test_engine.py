@@ -164,7 +164,7 @@ def test_a_write_error_ends_the_run():
     program, _ = program_of([layer], (4, 5, 5))
     bad = program.output_region()[0] // MEMORY_BEAT_BYTES
     run = run_engine(program, memory_for(program, bad_beats={bad}), max_cycles=100_000)
-    assert run.error == ERROR_CODES["write"]
+    assert run.error == ERROR_CODES["write"] and run.failed_descriptor == 0
 
 
 def test_an_empty_program_finishes_at_once():

@@ -158,6 +158,7 @@ def test_error_beats_set_the_error_bits():
     (lambda: Loader([32], [8]), "depths\\[0\\] must be an int in 16..524288, got 8"),
     (lambda: Loader([0], [16]), "word_bits\\[0\\] must be an int in 1..1024, got 0"),
     (lambda: Storer(32, 100.0), "depth must be an int in 16..524288, got float 100.0"),
+    (lambda: Loader([1024], [1 << 19]), "buffer 0: a bank of 524288 words of 128 bytes needs 4194305 beats"),
 ])
 def test_parameters_are_checked(build, message):
     with pytest.raises(ParameterError, match=message):

@@ -68,14 +68,14 @@ class Engine(wiring.Component):
     program_address : In(32)
         Byte address of descriptor 0 (a multiple of 16); descriptors follow every 128 bytes.
     program_length : In(16)
-        Descriptors to run; 0 finishes at once.
+        Descriptors to run, taken at the start; 0 finishes at once.
     busy : Out(1)
     done : Out(1)
         One cycle at the end of a run, with ``error`` valid.
     error : Out(4)
         0, or the first problem's code (:data:`esb_hw.layouts.ENGINE_ERRORS`); held until the next start.
     failed_descriptor : Out(16)
-        The descriptor whose check or load failed.
+        The descriptor whose check, load or store failed (the first error's).
     tiles_done : Out(16)
         Descriptors whose outputs are in memory (progress).
     cycles : Out(32)
@@ -147,9 +147,10 @@ class Engine(wiring.Component):
                                      & ~storing)
         error = self.error
 
-        def fail(code):
+        def fail(code, descriptor):
+            """Record the first error and the descriptor it concerns; later ones are dropped."""
             with m.If(error == 0):
-                m.d.sync += error.eq(code)
+                m.d.sync += [error.eq(code), self.failed_descriptor.eq(descriptor)]
 
         # Weights and parameters have banks of their own: a tile that reuses its predecessor's weights computes
         # from the same weight bank; a tile that loads weights fills the other one, once no tile in flight (loaded
@@ -163,8 +164,9 @@ class Engine(wiring.Component):
             Cat(*(loaded[bank] & (tile_weight_bank[bank] == ~weight_bank) for bank in range(2))).any())
 
         # ---- the loader --------------------------------------------------------------------------------------
-        index = Signal(16)
+        index, length = Signal(16), Signal(16)  # the length is taken at the start
         address = Signal(32)
+        requested = Signal()  # the descriptor's read request is offered: it stays offered until taken
         load_bank = Signal()
         received = Signal(range(DESCRIPTOR_BEATS + 1))
         read_failed = Signal()
@@ -174,19 +176,22 @@ class Engine(wiring.Component):
             with m.State("idle"):
                 with m.If(self.start):
                     m.d.sync += [error.eq(0), index.eq(0), address.eq(self.program_address), load_bank.eq(0),
-                                 self.failed_descriptor.eq(0), have_weights.eq(0)]
+                                 self.failed_descriptor.eq(0), have_weights.eq(0), length.eq(self.program_length),
+                                 requested.eq(0)]
                     m.next = "fetch"
                     with m.If(self.program_length == 0):
                         m.next = "stop"
             with m.State("fetch"):
-                m.d.comb += [self.read_request.valid.eq(~handoff & (error == 0)),
+                m.d.comb += [self.read_request.valid.eq(requested | (~handoff & (error == 0))),
                              self.read_request.payload.address.eq(address[4:]),
                              self.read_request.payload.beats.eq(DESCRIPTOR_BEATS)]
-                with m.If(error != 0):
-                    m.next = "stop"
-                with m.Elif(self.read_request.valid & self.read_request.ready):
-                    m.d.sync += [received.eq(0), read_failed.eq(0)]
+                with m.If(self.read_request.valid & self.read_request.ready):
+                    m.d.sync += [received.eq(0), read_failed.eq(0), requested.eq(0)]
                     m.next = "receive"
+                with m.Elif(self.read_request.valid):
+                    m.d.sync += requested.eq(1)
+                with m.Elif(error != 0):
+                    m.next = "stop"
             with m.State("receive"):
                 m.d.comb += self.read_data.ready.eq(1)
                 with m.If(self.read_data.valid):
@@ -198,8 +203,7 @@ class Engine(wiring.Component):
                         m.next = "check"
             with m.State("check"):
                 with m.If(read_failed):
-                    fail(ERROR_CODES["read"])
-                    m.d.sync += self.failed_descriptor.eq(index)
+                    fail(ERROR_CODES["read"], index)
                     m.next = "stop"
                 with m.Else():
                     m.d.comb += checker.start.eq(1)
@@ -207,12 +211,10 @@ class Engine(wiring.Component):
             with m.State("checking"):
                 with m.If(checker.done):
                     with m.If(checker.error != 0):
-                        fail(checker.error)
-                        m.d.sync += self.failed_descriptor.eq(index)
+                        fail(checker.error, index)
                         m.next = "stop"
                     with m.Elif(fetched.reuse_weights & ~have_weights):
-                        fail(ERROR_CODES["inconsistent"])
-                        m.d.sync += self.failed_descriptor.eq(index)
+                        fail(ERROR_CODES["inconsistent"], index)
                         m.next = "stop"
                     with m.Else():
                         m.next = "wait"
@@ -227,8 +229,7 @@ class Engine(wiring.Component):
             with m.State("load"):
                 with m.If(loader.done):
                     with m.If(loader.error):
-                        fail(ERROR_CODES["read"])
-                        m.d.sync += self.failed_descriptor.eq(index)
+                        fail(ERROR_CODES["read"], index)
                         m.next = "stop"
                     with m.Else():
                         m.d.sync += [tile_weight_bank.bit_select(load_bank, 1).eq(target_weight_bank),
@@ -237,7 +238,7 @@ class Engine(wiring.Component):
                                      handoff_bank.eq(load_bank), load_bank.eq(~load_bank), index.eq(index + 1),
                                      address.eq(address + DESCRIPTOR_BEATS * MEMORY_BEAT_BITS // 8)]
                         m.next = "fetch"
-                        with m.If(index == self.program_length - 1):
+                        with m.If(index == length - 1):
                             m.next = "stop"
             with m.State("stop"):
                 with m.If(idle_pipeline):
@@ -293,7 +294,7 @@ class Engine(wiring.Component):
             m.d.sync += [storing.eq(0), computed.bit_select(store_bank, 1).eq(0), store_bank.eq(~store_bank),
                          self.tiles_done.eq(self.tiles_done + 1)]
             with m.If(storer.error):
-                fail(ERROR_CODES["write"])
+                fail(ERROR_CODES["write"], self.tiles_done)  # tiles are stored in order
         wiring.connect(m, storer.request, wiring.flipped(self.write_request))
         wiring.connect(m, storer.data, wiring.flipped(self.write_data))
         wiring.connect(m, wiring.flipped(self.write_response), storer.response)

@@ -17,6 +17,7 @@ from amaranth.lib.wiring import In, Out
 from ...errors import ParameterError
 from ...layouts import (
     MEMORY_BEAT_BYTES,
+    MEMORY_LENGTH_BITS,
     memory_read_layout,
     memory_request_layout,
     memory_word_bytes,
@@ -26,6 +27,14 @@ from ...layouts import (
 from ..checks import require_int
 
 __all__ = ["Loader", "Storer", "buffer_write_layout"]
+
+
+def _check_request_length(name: str, word_bytes: int, depth: int) -> None:
+    """A run of a whole bank must fit one request's ``beats`` field."""
+    beats = -(-depth * word_bytes // MEMORY_BEAT_BYTES) + 1
+    if beats >= 1 << MEMORY_LENGTH_BITS:
+        raise ParameterError(f"{name}: a bank of {depth} words of {word_bytes} bytes needs {beats} beats, more than "
+                             f"a request carries ({(1 << MEMORY_LENGTH_BITS) - 1})")
 
 
 def buffer_write_layout(bits: int, depth: int) -> data.StructLayout:
@@ -139,6 +148,8 @@ class Loader(wiring.Component):
             require_int(f"depths[{index}]", depth, 16, 1 << 19)
         self.word_bits, self.depths = list(word_bits), list(depths)
         self.word_bytes = [memory_word_bytes(bits) for bits in word_bits]
+        for index, (size, depth) in enumerate(zip(self.word_bytes, depths, strict=True)):
+            _check_request_length(f"buffer {index}", size, depth)
         members = {"start": In(1), "banks": In(len(depths)), "first_kind": In(range(len(depths))),
                    "transfers": In(data.ArrayLayout(transfer_layout(), len(depths))),
                    "busy": Out(1), "done": Out(1), "error": Out(1),
@@ -294,6 +305,7 @@ class Storer(wiring.Component):
         require_int("depth", depth, 16, 1 << 19)
         self.word_bits, self.depth = word_bits, depth
         self.word_bytes = memory_word_bytes(word_bits)
+        _check_request_length("the buffer", self.word_bytes, depth)
         super().__init__({
             "start": In(1), "bank": In(1), "transfer": In(transfer_layout()),
             "busy": Out(1), "done": Out(1), "error": Out(1),
