@@ -17,7 +17,7 @@ build: $(STAMP)
 test: $(STAMP)
 	@sh tools/ensure-iverilog.sh
 	$(VENV)/bin/ruff check .
-	$(VPY) -m pytest -m "not slow"
+	$(VPY) -m pytest -m "not slow" --durations=25
 
 # Everything, the longer simulations included: run it before a change lands.
 test-all: $(STAMP)

@@ -209,7 +209,7 @@ def test_shipped_configs_are_all_simulated():
 
 #: Configs whose cocotb runs take over half a minute each: in ``make test-all`` (the Amaranth-simulator test above
 #: checks them bit-exactly in ``make test``).
-SLOW_COCOTB = {"uniform5_recoded", "uniform6_act_esb"}
+SLOW_COCOTB = {"uniform5_recoded", "uniform6_act_esb", "uniform4_recoded", "baseline_pot"}
 
 
 @simulators

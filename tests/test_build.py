@@ -82,6 +82,7 @@ def test_report_covers_the_layer_engine(default_build):
     assert "layer engine" in (default_build / "report.md").read_text()
 
 
+@pytest.mark.slow  # about 100 s of yosys
 def test_yosys_synthesizes_the_whole_top(default_build, tmp_path):
     from esb_hw.estimate import yosys_command
 

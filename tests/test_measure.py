@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import pytest
+
 from esb_hw.config import AcceleratorConfig
 from esb_hw.estimate import estimate_array
 from esb_hw.estimate import measure as estimate
@@ -13,6 +15,7 @@ def config(**changes) -> AcceleratorConfig:
     return AcceleratorConfig(**{**fields, **changes})
 
 
+@pytest.mark.slow  # about 40 s of yosys
 def test_measure_array_counts_flip_flops_exactly():
     """Two small yosys runs (1 and 2 rows of 3 columns, in parallel): the hierarchical measurement of a
     3x3 array and the model's exact flip-flop count agree."""

@@ -49,8 +49,9 @@ def board_top_verilog(config, layer) -> str:
     return "\n".join([plan.files["top.v"], *(path.read_text() for path in models)])
 
 
-@pytest.mark.parametrize("corrupt", [False, pytest.param(True, marks=pytest.mark.slow)],
-                         ids=["passes", "corrupted_fails"])
+# About 90 s each (the whole board top in Verilator): `make test-all` runs them.
+@pytest.mark.slow
+@pytest.mark.parametrize("corrupt", [False, True], ids=["passes", "corrupted_fails"])
 def test_board_top_through_its_pins(corrupt):
     config = dataclasses.replace(SMALL, rows=2, cols=3, clock_mhz=200.0)
     layer = build_test_layer(config, tiles=4)
