@@ -169,6 +169,7 @@ def test_cli_runs_as_a_script(tmp_path):
     assert result.returncode == 2 and "available: kcu105, zcu102" in result.stderr
 
 
+@pytest.mark.slow  # yosys runs of the design and the engine
 def test_estimate_shows_progress_and_fits_the_model(tmp_path, capsys):
     """--estimate on a small array: one progress line per yosys run on stderr, and the whole-design flip-flop
     model within 3 % of yosys (issue: it was off by 16.8 %)."""

@@ -68,7 +68,7 @@ def test_utilization_of_a_3x3_layer_and_the_cycle_model():
     assert abs(predicted_cycles(schedule) / cycles - 1) < 0.01, (predicted_cycles(schedule), cycles)
 
 
-@pytest.mark.parametrize("lanes", [2, 4])
+@pytest.mark.parametrize("lanes", [2, pytest.param(4, marks=pytest.mark.slow)])
 def test_more_requantization_lanes(lanes):
     """A 1x1 layer (4 chunks) is bound by the requantization: 2 and 4 lanes take 3 and 2 cycles per pixel
     instead of 5, every code still exact, and the cycle model follows."""

@@ -88,7 +88,7 @@ def accumulator_params(seed: int = 7, count: int = 40) -> dict:
     }
 
 
-@simulators
+@pytest.mark.parametrize("simulator", [pytest.param("verilator", marks=pytest.mark.slow), "icarus"])
 def test_accumulator_matches_model(simulator):
     result = simulate(
         Accumulator(), COCOTB_MODULE, simulator=simulator, toplevel=TOPLEVEL, params=accumulator_params()
