@@ -29,6 +29,14 @@ from ..checks import require_int
 __all__ = ["Loader", "Storer", "buffer_write_layout"]
 
 
+def _select(kind, values):
+    """``values[kind]`` (the last one for any larger ``kind``), as a chain of multiplexers."""
+    result = values[-1]
+    for index in reversed(range(len(values) - 1)):
+        result = Mux(kind == index, values[index], result)
+    return result
+
+
 def _check_request_length(name: str, word_bytes: int, depth: int) -> None:
     """A run of a whole bank must fit one request's ``beats`` field."""
     beats = -(-depth * word_bytes // MEMORY_BEAT_BYTES) + 1
@@ -54,15 +62,9 @@ class _Runs:
 
     def first(self, domain, kind=0):
         """Start at transfer ``kind`` (a value: the transfers before it are skipped)."""
-        domain += [self.kind.eq(kind), self.address.eq(self._pick(kind, "address")),
-                   self.runs_left.eq(self._pick(kind, "segments"))]
-
-    def _pick(self, kind, name):
-        values = [getattr(transfer, name) for transfer in self.transfers]
-        result = values[-1]
-        for index in reversed(range(len(values) - 1)):
-            result = Mux(kind == index, values[index], result)
-        return result
+        domain += [self.kind.eq(kind),
+                   self.address.eq(_select(kind, [transfer.address for transfer in self.transfers])),
+                   self.runs_left.eq(_select(kind, [transfer.segments for transfer in self.transfers]))]
 
     def step(self, m: Module, domain):
         with m.If(self.runs_left != 1):
@@ -77,10 +79,7 @@ class _Runs:
         values = [getattr(transfer, name) for transfer in self.transfers]
         if next_kind:
             values = values[1:] + values[:1]
-        result = values[-1]
-        for index in reversed(range(len(values) - 1)):
-            result = Mux(self.kind == index, values[index], result)
-        return result
+        return _select(self.kind, values)
 
     def beats(self):
         """Beats of the current run: from its first word's beat to its last word's."""
@@ -91,18 +90,12 @@ class _Runs:
             else:
                 offset = self.address[:4]
                 results.append((offset + (self.field("words") << (size.bit_length() - 1)) + 15) >> 4)
-        return self._by_kind(results)
+        return _select(self.kind, results)
 
     def first_lane(self):
         """The run's first word's place in its beat (0 for words of a beat or more)."""
-        return self._by_kind([self.address[:4] >> (size.bit_length() - 1) if size < MEMORY_BEAT_BYTES else 0
-                              for size in self.word_bytes])
-
-    def _by_kind(self, values):
-        result = values[-1]
-        for index in reversed(range(len(values) - 1)):
-            result = Mux(self.kind == index, values[index], result)
-        return result
+        return _select(self.kind, [self.address[:4] >> (size.bit_length() - 1) if size < MEMORY_BEAT_BYTES else 0
+                                   for size in self.word_bytes])
 
 
 class Loader(wiring.Component):
