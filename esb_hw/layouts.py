@@ -31,6 +31,7 @@ from amaranth.lib import data
 
 from .config import AcceleratorConfig
 from .errors import ParameterError
+from .regmap import ENGINE_ERRORS, engine_error
 
 __all__ = ["DESCRIPTOR_BEATS", "ENGINE_ERRORS", "GEOMETRY_ADDRESS_BITS", "GEOMETRY_COUNT_BITS", "GEOMETRY_SIZE_BITS",
            "MEMORY_BEAT_BITS", "MEMORY_BEAT_BYTES", "REQUANT_MULTIPLIER_BITS", "REQUANT_SHIFT_RANGE", "SelfTestLayer",
@@ -244,25 +245,7 @@ def descriptor_layout() -> data.StructLayout:
     })
 
 
-#: The engine's error codes (its ``error`` port, and the driver's messages): code -> (name, meaning).
-ENGINE_ERRORS = {
-    0: ("none", "no error"),
-    1: ("zero_size", "a descriptor has a zero size or count"),
-    2: ("unsupported_kernel", "a descriptor's kernel is not 1..7 a side or its stride not 1 or 2"),
-    3: ("reduction_too_long", "a descriptor's reduction (in_channels x kernel) exceeds max_reduction"),
-    4: ("does_not_fit", "a descriptor's tile does not fit the buffers (words per bank, or block > entries)"),
-    5: ("inconsistent", "a descriptor's geometry disagrees with its transfers or its channel counts, or it reuses "
-                        "weights that no earlier tile loaded"),
-    6: ("misaligned", "a descriptor's address or stride is not a multiple of its word size"),
-    7: ("read", "the memory returned a read error"),
-    8: ("write", "the memory returned a write error"),
-}
-
-
-def engine_error(code: int) -> str:
-    """``"name: meaning"`` of an engine error code (an unknown code says so)."""
-    name, meaning = ENGINE_ERRORS.get(int(code), ("unknown", f"unknown error code {int(code)}"))
-    return f"{name}: {meaning}"
+# The engine's error codes live in the pure-Python register map (the driver needs them on the board).
 
 
 #: DESIGN.md §2: ``M`` has at most 16 bits and ``1 <= S <= 48`` (the golden model's ``MULTIPLIER_BITS`` and

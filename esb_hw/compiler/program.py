@@ -571,3 +571,22 @@ def predicted_cycles(program: Program, *, memory_latency: int = 60) -> dict:
         stores_done = store_end
         previous_compute_start = compute_start
     return {"cycles": store_free + 2, "compute_cycles": compute_total, "tiles": timeline}
+
+
+def to_bundle(program: Program, name: str = "program"):
+    """``program`` as the driver runs it (:class:`esb_hw.driver.ProgramBundle`), with the expected output bytes
+    from :func:`run_in_numpy`. The program must be compiled at base 0: the hardware adds ``MEMORY_BASE``."""
+    from ..driver import ProgramBundle
+    from ..regmap import config_id
+
+    if program.base != 0:
+        raise InputError(f"a bundle needs a program compiled at base 0 (the hardware adds MEMORY_BASE), got base "
+                         f"{program.base}")
+    memory = bytearray(program.image)
+    run_in_numpy(program, memory)
+    address, size = program.output_region()
+    return ProgramBundle(image=bytes(program.image), program_address=program.program_address,
+                         descriptors=len(program.tiles), layers=len(program.layers), output_address=address,
+                         output_bytes=size, config_id=config_id(program.config.to_dict()),
+                         array=(program.config.rows, program.config.cols), expected=bytes(memory[address:address + size]),
+                         name=name)

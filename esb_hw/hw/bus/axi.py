@@ -1,0 +1,215 @@
+"""AXI4 and AXI4-Lite port signatures, and :class:`AxiMaster`, which maps the engine's memory streams to AXI4
+bursts (docs/memory.md, docs/system.md).
+
+Signatures are seen from the master: ``Out`` members are driven by the master. Member names are the AXI signal
+names in lower case (``awaddr``, ``wlast``, ...), so ``s_axi`` and ``m_axi`` ports become ``s_axi_awaddr`` and so
+on in the Verilog wrapper that Vivado reads (:func:`esb_hw.hw.system.wrapper_verilog`).
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ...errors import ParameterError
+from ...layouts import (
+    MEMORY_ADDRESS_BITS,
+    MEMORY_BEAT_BITS,
+    MEMORY_BEAT_BYTES,
+    MEMORY_LENGTH_BITS,
+    memory_read_layout,
+    memory_request_layout,
+    memory_write_layout,
+)
+from ..checks import require_int
+
+__all__ = ["AXI_ADDRESS_BITS", "AxiMaster", "axi4_signature", "axi_lite_signature"]
+
+#: Address bits of the AXI4 master: the ZCU102's DDR sits below 2**40 (DDR_LOW at 0, DDR_HIGH at 0x8_0000_0000).
+AXI_ADDRESS_BITS = 40
+#: Largest INCR burst (AXI4) and the boundary no burst may cross.
+MAX_BURST_BEATS = 256
+BOUNDARY_BYTES = 4096
+#: AXI response codes with bit 1 set (SLVERR, DECERR) are errors.
+RESPONSE_ERROR_BIT = 1
+
+
+def axi_lite_signature(address_bits: int = 12, data_bits: int = 32) -> wiring.Signature:
+    """AXI4-Lite, seen from the master."""
+    return wiring.Signature({
+        "awaddr": Out(address_bits), "awprot": Out(3), "awvalid": Out(1), "awready": In(1),
+        "wdata": Out(data_bits), "wstrb": Out(data_bits // 8), "wvalid": Out(1), "wready": In(1),
+        "bresp": In(2), "bvalid": In(1), "bready": Out(1),
+        "araddr": Out(address_bits), "arprot": Out(3), "arvalid": Out(1), "arready": In(1),
+        "rdata": In(data_bits), "rresp": In(2), "rvalid": In(1), "rready": Out(1),
+    })
+
+
+def axi4_signature(address_bits: int = AXI_ADDRESS_BITS, data_bits: int = MEMORY_BEAT_BITS,
+                   id_bits: int = 1) -> wiring.Signature:
+    """AXI4 (bursts, one ID), seen from the master."""
+    members = {}
+    for channel in ("aw", "ar"):
+        members.update({f"{channel}id": Out(id_bits), f"{channel}addr": Out(address_bits), f"{channel}len": Out(8),
+                        f"{channel}size": Out(3), f"{channel}burst": Out(2), f"{channel}lock": Out(1),
+                        f"{channel}cache": Out(4), f"{channel}prot": Out(3), f"{channel}qos": Out(4),
+                        f"{channel}valid": Out(1), f"{channel}ready": In(1)})
+        if channel == "aw":
+            members.update({"wdata": Out(data_bits), "wstrb": Out(data_bits // 8), "wlast": Out(1),
+                            "wvalid": Out(1), "wready": In(1),
+                            "bid": In(id_bits), "bresp": In(2), "bvalid": In(1), "bready": Out(1)})
+    members.update({"rid": In(id_bits), "rdata": In(data_bits), "rresp": In(2), "rlast": In(1), "rvalid": In(1),
+                    "rready": Out(1)})
+    return wiring.Signature(members)
+
+
+class AxiMaster(wiring.Component):
+    """The engine's memory streams (docs/memory.md) as an AXI4 master.
+
+    A request of ``beats`` beats from beat ``address`` becomes INCR bursts of 16-byte beats at byte address
+    ``base + 16 * address``, each of at most 256 beats and never crossing a 4 KiB boundary (``base`` is 4 KiB
+    aligned, so the split depends on ``address`` alone). Reads: up to ``outstanding_reads`` bursts in flight; the R
+    beats pass straight to ``read_data`` with ``error`` set for SLVERR and DECERR. Writes: requests queue (four),
+    bursts go out ahead of the data (up to ``outstanding_writes`` in flight), W beats carry the stream's ``strobe``
+    as WSTRB, and one ``write_response`` per request reports whether any of its bursts had an error response. IDs
+    are 0 (responses in order); ARCACHE/AWCACHE are 0b0011 (normal, non-cacheable, bufferable).
+
+    Parameters
+    ----------
+    outstanding_reads : int
+        Read bursts in flight at most (1..64).
+    outstanding_writes : int
+        Write bursts whose data or response is pending, at most (a power of two, 2..64).
+
+    Attributes
+    ----------
+    base : In(40)
+        Byte address of beat 0 (bits 11:0 are ignored); hold it while requests are in flight.
+    read_request, write_request, write_data : In(stream)
+    read_data, write_response : Out(stream)
+        The engine's streams, flipped (the engine connects to them directly).
+    axi : Out(axi4_signature())
+        The AXI4 master port (40-bit addresses, 128-bit data).
+
+    Latency: a request reaches AR/AW one cycle after it is taken; R beats pass combinationally. Throughput: one
+    beat per cycle each way; one cycle between the bursts of a request on W.
+    """
+
+    def __init__(self, *, outstanding_reads: int = 16, outstanding_writes: int = 8):
+        require_int("outstanding_reads", outstanding_reads, 1, 64)
+        require_int("outstanding_writes", outstanding_writes, 2, 64)
+        if outstanding_writes & (outstanding_writes - 1):
+            raise ParameterError(f"outstanding_writes must be a power of two, got {outstanding_writes}")
+        self.outstanding_reads, self.outstanding_writes = outstanding_reads, outstanding_writes
+        super().__init__({
+            "base": In(AXI_ADDRESS_BITS),
+            "read_request": In(stream.Signature(memory_request_layout())),
+            "read_data": Out(stream.Signature(memory_read_layout())),
+            "write_request": In(stream.Signature(memory_request_layout())),
+            "write_data": In(stream.Signature(memory_write_layout())),
+            "write_response": Out(stream.Signature(data.StructLayout({"error": 1}))),
+            "axi": Out(axi4_signature()),
+        })
+
+    def _burst(self, m: Module, name: str, address, left):
+        """The next burst's beats: the rest of the request, cut at 256 beats and at the next 4 KiB boundary."""
+        to_boundary = Signal(range(MAX_BURST_BEATS + 1), name=f"{name}_to_boundary")
+        beats = Signal(range(MAX_BURST_BEATS + 1), name=f"{name}_beats")
+        m.d.comb += [to_boundary.eq(MAX_BURST_BEATS - address[:8]),
+                     beats.eq(Mux(left < to_boundary, left, to_boundary))]
+        return beats
+
+    def _address_channel(self, m: Module, channel: str, address, beats):
+        axi = self.axi
+        base = self.base[12:]
+        m.d.comb += [getattr(axi, f"{channel}addr").eq((base << 12) + (address << 4)),
+                     getattr(axi, f"{channel}len").eq(beats - 1),
+                     getattr(axi, f"{channel}size").eq((MEMORY_BEAT_BYTES - 1).bit_length()),
+                     getattr(axi, f"{channel}burst").eq(1),  # INCR
+                     getattr(axi, f"{channel}cache").eq(0b0011)]
+
+    def elaborate(self, platform):
+        m = Module()
+        axi = self.axi
+        assert BOUNDARY_BYTES == MAX_BURST_BEATS * MEMORY_BEAT_BYTES  # the split uses the beat address's low 8 bits
+
+        # ---- reads -------------------------------------------------------------------------------------------
+        reading = Signal()
+        read_address = Signal(MEMORY_ADDRESS_BITS)
+        read_left = Signal(MEMORY_LENGTH_BITS)
+        in_flight = Signal(range(self.outstanding_reads + 1))
+        m.d.comb += self.read_request.ready.eq(~reading)
+        with m.If(self.read_request.valid & self.read_request.ready):
+            m.d.sync += [read_address.eq(self.read_request.payload.address),
+                         read_left.eq(self.read_request.payload.beats),
+                         reading.eq(self.read_request.payload.beats != 0)]
+        read_beats = self._burst(m, "read", read_address, read_left)
+        self._address_channel(m, "ar", read_address, read_beats)
+        m.d.comb += axi.arvalid.eq(reading & (in_flight != self.outstanding_reads))
+        issued, finished = Signal(), Signal()
+        m.d.comb += [issued.eq(axi.arvalid & axi.arready), finished.eq(axi.rvalid & axi.rready & axi.rlast)]
+        with m.If(issued):
+            m.d.sync += [read_address.eq(read_address + read_beats), read_left.eq(read_left - read_beats)]
+            with m.If(read_left == read_beats):
+                m.d.sync += reading.eq(0)
+        m.d.sync += in_flight.eq(in_flight + issued - finished)
+        m.d.comb += [self.read_data.valid.eq(axi.rvalid), self.read_data.payload.data.eq(axi.rdata),
+                     self.read_data.payload.error.eq(axi.rresp[RESPONSE_ERROR_BIT]),
+                     axi.rready.eq(self.read_data.ready)]
+
+        # ---- writes ------------------------------------------------------------------------------------------
+        request_bits = len(self.write_request.payload.as_value())
+        m.submodules.requests = requests = fifo.SyncFIFOBuffered(width=request_bits, depth=4)
+        m.d.comb += [requests.w_data.eq(self.write_request.payload.as_value()),
+                     requests.w_en.eq(self.write_request.valid), self.write_request.ready.eq(requests.w_rdy)]
+        queued = Signal(memory_request_layout())
+        m.d.comb += queued.as_value().eq(requests.r_data)
+        # Per burst issued on AW: its length for the W side, and whether it ends its request for the B side.
+        m.submodules.lengths = lengths = fifo.SyncFIFOBuffered(width=8, depth=self.outstanding_writes)
+        m.submodules.ends = ends = fifo.SyncFIFOBuffered(width=1, depth=self.outstanding_writes)
+
+        writing = Signal()
+        write_address = Signal(MEMORY_ADDRESS_BITS)
+        write_left = Signal(MEMORY_LENGTH_BITS)
+        m.d.comb += requests.r_en.eq(~writing)
+        with m.If(~writing & requests.r_rdy):
+            m.d.sync += [write_address.eq(queued.address), write_left.eq(queued.beats),
+                         writing.eq(queued.beats != 0)]
+        write_beats = self._burst(m, "write", write_address, write_left)
+        self._address_channel(m, "aw", write_address, write_beats)
+        m.d.comb += axi.awvalid.eq(writing & lengths.w_rdy & ends.w_rdy)
+        last_burst = Signal()
+        m.d.comb += last_burst.eq(write_left == write_beats)
+        with m.If(axi.awvalid & axi.awready):
+            m.d.sync += [write_address.eq(write_address + write_beats), write_left.eq(write_left - write_beats)]
+            with m.If(last_burst):
+                m.d.sync += writing.eq(0)
+        m.d.comb += [lengths.w_data.eq(write_beats - 1), lengths.w_en.eq(axi.awvalid & axi.awready),
+                     ends.w_data.eq(last_burst), ends.w_en.eq(axi.awvalid & axi.awready)]
+
+        sending = Signal()
+        beats_left = Signal(8)  # beats of the current W burst after this one
+        m.d.comb += lengths.r_en.eq(~sending)
+        with m.If(~sending & lengths.r_rdy):
+            m.d.sync += [sending.eq(1), beats_left.eq(lengths.r_data)]
+        m.d.comb += [axi.wvalid.eq(sending & self.write_data.valid), axi.wdata.eq(self.write_data.payload.data),
+                     axi.wstrb.eq(self.write_data.payload.strobe), axi.wlast.eq(beats_left == 0),
+                     self.write_data.ready.eq(sending & axi.wready)]
+        with m.If(axi.wvalid & axi.wready):
+            m.d.sync += beats_left.eq(beats_left - 1)
+            with m.If(beats_left == 0):
+                m.d.sync += sending.eq(0)
+
+        failed = Signal()  # an error response among the request's bursts so far
+        answer = Signal()
+        m.d.comb += [axi.bready.eq(~self.write_response.valid), ends.r_en.eq(axi.bvalid & axi.bready),
+                     answer.eq(axi.bvalid & axi.bready & ends.r_data)]
+        error_response = axi.bresp[RESPONSE_ERROR_BIT]
+        with m.If(axi.bvalid & axi.bready):
+            m.d.sync += failed.eq(Mux(ends.r_data, 0, failed | error_response))
+        with m.If(answer):
+            m.d.sync += [self.write_response.valid.eq(1), self.write_response.payload.error.eq(failed | error_response)]
+        with m.Elif(self.write_response.ready):
+            m.d.sync += self.write_response.valid.eq(0)
+        return m

@@ -1,0 +1,191 @@
+"""The system's AXI4-Lite register map, defined once: the hardware (:mod:`esb_hw.hw.bus.registers`), the driver
+(:mod:`esb_hw.driver`), ``regmap.json`` and the C header (:func:`c_header`) all come from :data:`REGISTERS`.
+
+Pure Python (no Amaranth, no NumPy), so that the driver runs on a PYNQ image with this file and ``regmap.json``.
+Offset 0x00 is the usual HLS/PYNQ control register: ``ap_start``, ``ap_done`` (cleared when read), ``ap_idle`` and
+``ap_ready``; 0x04-0x0C are the usual interrupt registers (global enable, enable, status). Documented in
+docs/registers.md.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass
+
+__all__ = ["ACCESS", "DATA_BITS", "ADDRESS_BITS", "ENGINE_ERRORS", "MAGIC", "REGISTERS", "REGMAP_VERSION", "Field",
+           "Register", "by_name", "c_header", "config_id", "engine_error", "regmap_dict", "regmap_json"]
+
+#: Width of the register bus and of every register.
+DATA_BITS = 32
+#: Address bits of the register window (4 KiB).
+ADDRESS_BITS = 12
+#: The value of ``MAGIC``: "ESB1" in ASCII, most significant byte first.
+MAGIC = 0x45534231
+#: Bumped whenever a register or field moves.
+REGMAP_VERSION = 1
+
+#: Access kinds: read-write, read-only, write-one-to-clear, clear-on-read, write-one-to-start.
+ACCESS = {
+    "RW": "read-write",
+    "RO": "read-only",
+    "W1C": "write 1 to clear",
+    "COR": "read-only, cleared when read",
+    "W1S": "write 1 to set; clears itself",
+}
+
+#: The engine's error codes (the ``ERROR`` register and the driver's messages): code -> (name, meaning).
+ENGINE_ERRORS = {
+    0: ("none", "no error"),
+    1: ("zero_size", "a descriptor has a zero size or count"),
+    2: ("unsupported_kernel", "a descriptor's kernel is not 1..7 a side or its stride not 1 or 2"),
+    3: ("reduction_too_long", "a descriptor's reduction (in_channels x kernel) exceeds max_reduction"),
+    4: ("does_not_fit", "a descriptor's tile does not fit the buffers (words per bank, or block > entries)"),
+    5: ("inconsistent", "a descriptor's geometry disagrees with its transfers or its channel counts, or it reuses "
+                        "weights that no earlier tile loaded"),
+    6: ("misaligned", "a descriptor's address or stride is not a multiple of its word size"),
+    7: ("read", "the memory returned a read error"),
+    8: ("write", "the memory returned a write error"),
+}
+
+
+def engine_error(code: int) -> str:
+    """``"name: meaning"`` of an engine error code (an unknown code says so)."""
+    name, meaning = ENGINE_ERRORS.get(int(code), ("unknown", f"unknown error code {int(code)}"))
+    return f"{name}: {meaning}"
+
+
+@dataclass(frozen=True)
+class Field:
+    """Bits ``lsb .. lsb + width - 1`` of a register."""
+
+    name: str
+    lsb: int
+    width: int
+    access: str
+    description: str
+
+    @property
+    def mask(self) -> int:
+        return ((1 << self.width) - 1) << self.lsb
+
+
+@dataclass(frozen=True)
+class Register:
+    """One 32-bit register at byte ``offset``; bits outside its fields read 0 and ignore writes."""
+
+    name: str
+    offset: int
+    description: str
+    fields: tuple[Field, ...]
+
+    def field(self, name: str) -> Field:
+        for field in self.fields:
+            if field.name == name:
+                return field
+        raise KeyError(f"register {self.name} has no field {name!r}")
+
+
+def _whole(name: str, offset: int, access: str, description: str, width: int = 32) -> Register:
+    return Register(name, offset, description, (Field("value", 0, width, access, description),))
+
+
+REGISTERS: tuple[Register, ...] = (
+    Register("CONTROL", 0x00, "Start and handshake bits (the HLS/PYNQ control layout)", (
+        Field("ap_start", 0, 1, "W1S", "write 1 to start a run; reads 1 until the engine takes it"),
+        Field("ap_done", 1, 1, "COR", "a run finished since this register was last read"),
+        Field("ap_idle", 2, 1, "RO", "no run is in progress or pending"),
+        Field("ap_ready", 3, 1, "RO", "a start would be taken now (same as ap_idle)"),
+    )),
+    _whole("GIE", 0x04, "RW", "global interrupt enable", 1),
+    Register("IER", 0x08, "Interrupt enable", (Field("done", 0, 1, "RW", "interrupt when a run ends"),)),
+    Register("ISR", 0x0C, "Interrupt status; the interrupt line is GIE and (ISR and IER)", (
+        Field("done", 0, 1, "W1C", "a run ended (set only while IER.done is 1)"),)),
+    Register("STATUS", 0x10, "Run status (not cleared by reading)", (
+        Field("busy", 0, 1, "RO", "a run is in progress"),
+        Field("done", 1, 1, "RO", "the last run has finished (cleared by a start)"),
+        Field("error", 2, 1, "RO", "the last run ended with an error (ERROR is not 0)"),
+    )),
+    _whole("ERROR", 0x14, "RO", "the first error of the last run (ENGINE_ERRORS code; 0 none)", 4),
+    _whole("FAILED_DESCRIPTOR", 0x18, "RO", "the descriptor the first error concerns", 16),
+    _whole("PROGRAM_ADDRESS", 0x20, "RW", "byte offset of descriptor 0 from MEMORY_BASE (a multiple of 16)"),
+    _whole("PROGRAM_LENGTH", 0x24, "RW", "descriptors to run", 16),
+    Register("MEMORY_BASE_LO", 0x28, "Low word of the byte address every engine address is relative to", (
+        Field("value", 12, 20, "RW", "address bits 31:12 (the base is 4 KiB aligned)"),)),
+    _whole("MEMORY_BASE_HI", 0x2C, "RW", "address bits 39:32 of the base", 8),
+    _whole("TILES_DONE", 0x30, "RO", "descriptors of the current or last run whose outputs are in memory", 16),
+    _whole("CYCLES", 0x34, "RO", "clock cycles from start to done of the current or last run"),
+    _whole("BEATS_READ", 0x38, "RO", "128-bit beats read in the current or last run"),
+    _whole("BEATS_WRITTEN", 0x3C, "RO", "128-bit beats written in the current or last run"),
+    _whole("LAYER_SELECT", 0x40, "RW", "the layer whose compute cycles LAYER_CYCLES shows", 8),
+    _whole("LAYER_CYCLES", 0x44, "RO", "compute cycles of layer LAYER_SELECT in the last run"),
+    _whole("MAGIC", 0x50, "RO", f"0x{MAGIC:08X} (\"ESB1\"): this is an esb-hw system"),
+    _whole("VERSION", 0x54, "RO", "the register map's version", 16),
+    Register("ARRAY", 0x58, "The built array", (
+        Field("rows", 0, 8, "RO", "array rows"), Field("cols", 8, 8, "RO", "array columns"))),
+    _whole("CONFIG_ID", 0x5C, "RO", "CRC-32 of the config's hardware fields (programs carry the same value)"),
+)
+
+
+def by_name(name: str) -> Register:
+    """The register called ``name``."""
+    for register in REGISTERS:
+        if register.name == name:
+            return register
+    raise KeyError(f"no register {name!r}")
+
+
+#: Config keys that do not change the hardware a program needs.
+_NOT_HARDWARE = ("name", "clock_mhz")
+
+
+def config_id(config_dict: dict) -> int:
+    """CRC-32 of a config's hardware fields (``AcceleratorConfig.to_dict()``; its name and clock left out)."""
+    fields = {key: value for key, value in config_dict.items() if key not in _NOT_HARDWARE}
+    return zlib.crc32(json.dumps(fields, sort_keys=True).encode())
+
+
+def regmap_dict(config_dict: dict | None = None) -> dict:
+    """The register map as plain data (what ``regmap.json`` holds); with a config, its constants too."""
+    result = {
+        "name": "esb_system", "version": REGMAP_VERSION, "data_bits": DATA_BITS, "address_bits": ADDRESS_BITS,
+        "access": ACCESS,
+        "registers": [{"name": register.name, "offset": register.offset, "description": register.description,
+                       "fields": [{"name": field.name, "lsb": field.lsb, "width": field.width, "access": field.access,
+                                   "description": field.description} for field in register.fields]}
+                      for register in REGISTERS],
+        "errors": {str(code): {"name": name, "meaning": meaning} for code, (name, meaning) in ENGINE_ERRORS.items()},
+        "constants": {"MAGIC": MAGIC},
+    }
+    if config_dict is not None:
+        result["constants"].update(CONFIG_ID=config_id(config_dict), ROWS=config_dict["array"]["rows"],
+                                   COLS=config_dict["array"]["cols"])
+        result["config"] = config_dict
+    return result
+
+
+def regmap_json(config_dict: dict | None = None) -> str:
+    return json.dumps(regmap_dict(config_dict), indent=2, sort_keys=True) + "\n"
+
+
+def c_header(config_dict: dict | None = None) -> str:
+    """A C header with ``ESB_<REG>_OFFSET`` and ``ESB_<REG>_<FIELD>_SHIFT``/``_MASK``/``_WIDTH`` for every field,
+    the error codes as ``ESB_ERROR_<NAME>`` and the constants as ``ESB_<NAME>``."""
+    data = regmap_dict(config_dict)
+    lines = ["/* esb-hw system register map, version %d. Generated by esb_hw/regmap.py; do not edit. */" % (
+        REGMAP_VERSION), "#ifndef ESB_REGMAP_H", "#define ESB_REGMAP_H", ""]
+    for register in REGISTERS:
+        lines.append(f"/* {register.name}: {register.description} */")
+        lines.append(f"#define ESB_{register.name}_OFFSET 0x{register.offset:02X}u")
+        for field in register.fields:
+            prefix = f"ESB_{register.name}_{field.name.upper()}"
+            lines += [f"#define {prefix}_SHIFT {field.lsb}u", f"#define {prefix}_WIDTH {field.width}u",
+                      f"#define {prefix}_MASK 0x{field.mask:08X}u"]
+        lines.append("")
+    for code, (name, _meaning) in ENGINE_ERRORS.items():
+        lines.append(f"#define ESB_ERROR_{name.upper()} {code}u")
+    lines.append("")
+    for name, value in sorted(data["constants"].items()):
+        lines.append(f"#define ESB_{name} 0x{value:08X}u")
+    lines += ["", "#endif /* ESB_REGMAP_H */", ""]
+    return "\n".join(lines)

@@ -1,0 +1,134 @@
+"""cocotb run of the whole system (``esb_system``: the wrapper Vivado sees) through the host driver, touching only
+its AXI4-Lite, AXI4 and interrupt ports (:mod:`sim.axi_bus`).
+
+Parameters (``load_params()``): ``bundles`` (program bundle files), ``runs`` (in order, on one system without a
+reset between them: ``bundle`` index, ``timeout`` seconds of simulated time, ``interrupt`` flag, ``poison``
+``[offset, bytes]`` of the buffer whose reads answer SLVERR, or null), ``pause`` (probability of a pause on every
+channel each cycle), ``seed``, ``memory_bytes`` and ``progress_file`` ("" for none).
+
+Writes ``results.json`` into the run directory: per run the outcome (``ok``, ``RunFailed``, ``DriverTimeout``,
+...), the message, the output bytes (hex) and counters, whether the interrupt rose at the end and was low after
+the driver cleared it; and the bursts seen on AR and AW (count, longest, any crossing a 4 KiB boundary).
+"""
+
+import json
+import os
+from pathlib import Path
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+
+from esb_hw.driver import Accelerator, DriverError, ProgramBundle
+from sim import PARAMS_ENV, load_params
+from sim.axi_bus import CocotbBus
+
+CLOCK_NS = 10
+
+
+class Monitor:
+    """Every AR and AW handshake, and the cycles where the run ended (a status LED rose) and the interrupt rose."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.cycle = 0
+        self.bursts = {"ar": [], "aw": []}
+        self.ends, self.interrupts = [], []
+
+    async def watch(self):
+        dut = self.dut
+        ended = interrupt = 0
+        while True:
+            await RisingEdge(dut.ap_clk)
+            await ReadOnly()
+            self.cycle += 1
+            for channel in ("ar", "aw"):
+                if int(getattr(dut, f"m_axi_{channel}valid").value) and int(getattr(dut, f"m_axi_{channel}ready").value):
+                    self.bursts[channel].append((int(getattr(dut, f"m_axi_{channel}addr").value),
+                                                 int(getattr(dut, f"m_axi_{channel}len").value) + 1))
+            leds = int(dut.leds.value)
+            now_ended = (leds >> 2) & 3 != 0
+            if now_ended and not ended:
+                self.ends.append(self.cycle)
+            ended = now_ended
+            now_interrupt = int(dut.interrupt.value)
+            if now_interrupt and not interrupt:
+                self.interrupts.append(self.cycle)
+            interrupt = now_interrupt
+
+    def summary(self) -> dict:
+        result = {}
+        for channel, bursts in self.bursts.items():
+            crossing = [(address, beats) for address, beats in bursts if address // 4096 != (address + 16 * beats - 1) // 4096]
+            result[channel] = {"bursts": len(bursts), "longest": max((beats for _, beats in bursts), default=0),
+                               "crossing": crossing[:5], "unaligned": sum(address % 16 != 0 for address, _ in bursts)}
+        return result
+
+
+def poison(bus, offset_range):
+    """Reads of ``offset_range`` (bytes of the RAM) answer SLVERR; None restores the RAM."""
+    interface = bus.ram.read_if
+    if not hasattr(interface, "_clean_read"):
+        interface._clean_read = interface._read
+    if offset_range is None:
+        interface._read = interface._clean_read
+        return
+    low, high = offset_range
+
+    async def read(address, length):
+        if low <= address < high:
+            raise ValueError("poisoned for the test")
+        return await interface._clean_read(address, length)
+
+    interface._read = read
+
+
+@cocotb.test()
+async def run_system(dut):
+    params = load_params()
+    run_dir = Path(os.environ[PARAMS_ENV]).parent
+    bundles = [ProgramBundle.load(path) for path in params["bundles"]]
+    Clock(dut.ap_clk, CLOCK_NS, unit="ns").start()
+    dut.ap_rst_n.value = 0
+    bus = CocotbBus(dut, memory_bytes=params["memory_bytes"], pause=params["pause"], seed=params["seed"])
+    await ClockCycles(dut.ap_clk, 4)
+    dut.ap_rst_n.value = 1
+    await ClockCycles(dut.ap_clk, 2)
+    monitor = Monitor(dut)
+    cocotb.start_soon(monitor.watch())
+    driver = Accelerator(bus, poll_interval=CLOCK_NS * 64e-9)
+    progress_file = Path(params["progress_file"]) if params.get("progress_file") else None
+
+    def progress(tiles, total):
+        progress_file.write_text(f"{tiles} {total}")
+
+    results = []
+    for index, run in enumerate(params["runs"]):
+        bundle = bundles[run["bundle"]]
+        buffer = driver._buffer_for(len(bundle.image))
+        poison(bus, None if run.get("poison") is None else
+               (buffer.physical_address + run["poison"][0], buffer.physical_address + sum(run["poison"])))
+        ends_before, interrupts_before = len(monitor.ends), len(monitor.interrupts)
+        entry = {"run": index}
+        try:
+            result = await driver.run(bundle, timeout=run["timeout"], use_interrupt=run["interrupt"],
+                                      progress=progress if progress_file else None)
+            entry.update(outcome="ok", message="")
+        except DriverError as error:
+            entry.update(outcome=type(error).__name__, message=str(error))
+            result = getattr(error, "result", None)
+        if result is not None:
+            entry.update(output=result.output.hex(), cycles=result.cycles, beats_read=result.beats_read,
+                         beats_written=result.beats_written, tiles_done=result.tiles_done,
+                         layer_cycles=result.layer_cycles, error=result.error,
+                         failed_descriptor=result.failed_descriptor, by_interrupt=result.interrupt)
+        await ClockCycles(dut.ap_clk, 3)
+        await ReadOnly()
+        entry["interrupt_after"] = int(dut.interrupt.value)
+        entry["ends"] = monitor.ends[ends_before:]
+        entry["interrupts"] = monitor.interrupts[interrupts_before:]
+        await RisingEdge(dut.ap_clk)
+        results.append(entry)
+    poison(bus, None)
+    summary = {"runs": results, "bursts": monitor.summary(), "cycles": monitor.cycle}
+    (run_dir / "results.json").write_text(json.dumps(summary))
