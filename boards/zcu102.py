@@ -71,19 +71,26 @@ from amaranth_boards.resources import ButtonResources, LEDResources, SwitchResou
 from . import BoardClock
 
 __all__ = [
+    "BOARD_PART",
     "BUTTON_INDEX",
+    "LED_PINS",
+    "INTERRUPT_CONTROLLER_BASE",
+    "REGISTER_BASE",
     "CAPACITY",
     "DEFAULT_CLOCK",
     "DESCRIPTION",
     "PART",
     "PLATFORM",
     "ZCU102Platform",
+    "block_design_tcl",
 ]
 
 #: Resource number of each directional pushbutton (bit order of the vendor's ``push_buttons_5bits``).
 BUTTON_INDEX = {"c": 0, "w": 1, "s": 2, "e": 3, "n": 4}
 
 _LVCMOS33 = Attrs(IOSTANDARD="LVCMOS33")
+#: ``GPIO_LED_0_LS`` .. ``GPIO_LED_7_LS`` [PINS], ``LVCMOS33``.
+LED_PINS = "AG14 AF13 AE13 AJ14 AJ15 AH13 AH14 AL12"
 
 
 class ZCU102Platform(XilinxPlatform):
@@ -101,7 +108,7 @@ class ZCU102Platform(XilinxPlatform):
         Resource("clk125", 0, DiffPairs("G21", "F21", dir="i"), Clock(125e6), Attrs(IOSTANDARD="LVDS_25")),
         Resource("clk300", 0, DiffPairs("AL8", "AL7", dir="i"), Clock(300e6), Attrs(IOSTANDARD="DIFF_SSTL12")),
         Resource("cpu_reset", 0, Pins("AM13", dir="i"), _LVCMOS33),
-        *LEDResources(pins="AG14 AF13 AE13 AJ14 AJ15 AH13 AH14 AL12", attrs=_LVCMOS33),
+        *LEDResources(pins=LED_PINS, attrs=_LVCMOS33),
         *ButtonResources(pins="AG13 AF15 AE15 AE14 AG15", attrs=_LVCMOS33),
         *SwitchResources(pins="AN14 AP14 AM14 AN13 AN12 AP12 AL13 AK13", attrs=_LVCMOS33),
         UARTResource(0, rx="E13", tx="F13", attrs=_LVCMOS33),
@@ -118,3 +125,86 @@ PART = "xczu9eg-ffvb1156-2-e"
 CAPACITY = dict(lut=274_080, ff=548_160, bram36=912, dsp=2_520)
 DEFAULT_CLOCK = BoardClock("clk300", 0, 300e6)
 DESCRIPTION = "Xilinx ZCU102 evaluation board (Zynq UltraScale+ XCZU9EG-2FFVB1156E)"
+
+#: The Vivado board part (board files 3.4, the version the pins above come from).
+BOARD_PART = "xilinx.com:zcu102:part0:3.4"
+#: Where the system's registers appear on M_AXI_HPM0_FPD (the start of its 0xA000_0000 window), and the
+#: interrupt controller's registers after them.
+REGISTER_BASE = 0xA000_0000
+INTERRUPT_CONTROLLER_BASE = 0xA001_0000
+
+
+def block_design_tcl(*, clock_mhz: float, module: str, instance: str, led_port: str = "leds") -> str:
+    """The Zynq UltraScale+ block design around the system (docs/system.md), as a Tcl proc ``create_system_bd``.
+
+    - ``zynq_ultra_ps_e`` with the board preset; ``M_AXI_HPM0_FPD`` (32 bits) through a SmartConnect to the
+      system's ``s_axi`` at :data:`REGISTER_BASE` (4 KiB) and to an AXI interrupt controller (PYNQ takes
+      interrupts only through one) at :data:`INTERRUPT_CONTROLLER_BASE`;
+    - the system's ``m_axi`` through a SmartConnect to ``S_AXI_HP0_FPD`` at 128 bits, reaching DDR_LOW and
+      DDR_HIGH;
+    - ``pl_clk0`` at ``clock_mhz`` for everything, ``proc_sys_reset`` from ``pl_resetn0``;
+    - the system's ``interrupt`` into the controller, whose ``irq`` drives ``pl_ps_irq0``;
+    - the system's four status LEDs on an external port ``led_port`` (pins in the XDC).
+    """
+    ps, reset, intc = "zynq_ultra_ps_e_0", "proc_sys_reset_0", "axi_intc_0"
+    control, memory = "smartconnect_control", "smartconnect_memory"
+    return f"""proc create_system_bd {{design}} {{
+  create_bd_design $design
+  create_bd_cell -type ip -vlnv xilinx.com:ip:zynq_ultra_ps_e {ps}
+  apply_bd_automation -rule xilinx.com:bd_rule:zynq_ultra_ps_e -config {{apply_board_preset "1"}} [get_bd_cells {ps}]
+  set_property -dict [list \
+    CONFIG.PSU__USE__M_AXI_GP0 {{1}} CONFIG.PSU__MAXIGP0__DATA_WIDTH {{32}} \
+    CONFIG.PSU__USE__M_AXI_GP1 {{0}} CONFIG.PSU__USE__M_AXI_GP2 {{0}} \
+    CONFIG.PSU__USE__S_AXI_GP2 {{1}} CONFIG.PSU__SAXIGP2__DATA_WIDTH {{128}} \
+    CONFIG.PSU__USE__IRQ0 {{1}} \
+    CONFIG.PSU__FPGA_PL0_ENABLE {{1}} CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ {{{clock_mhz:g}}} \
+  ] [get_bd_cells {ps}]
+
+  create_bd_cell -type module -reference {module} {instance}
+  create_bd_cell -type ip -vlnv xilinx.com:ip:proc_sys_reset {reset}
+  create_bd_cell -type ip -vlnv xilinx.com:ip:axi_intc {intc}
+  set_property -dict [list CONFIG.C_IRQ_CONNECTION {{1}} CONFIG.C_IRQ_IS_LEVEL {{1}}] [get_bd_cells {intc}]
+  create_bd_cell -type ip -vlnv xilinx.com:ip:smartconnect {control}
+  set_property -dict [list CONFIG.NUM_SI {{1}} CONFIG.NUM_MI {{2}}] [get_bd_cells {control}]
+  create_bd_cell -type ip -vlnv xilinx.com:ip:smartconnect {memory}
+  set_property -dict [list CONFIG.NUM_SI {{1}} CONFIG.NUM_MI {{1}}] [get_bd_cells {memory}]
+
+  # Clock and reset
+  connect_bd_net [get_bd_pins {ps}/pl_clk0] [get_bd_pins {ps}/maxihpm0_fpd_aclk] [get_bd_pins {ps}/saxihp0_fpd_aclk] \
+    [get_bd_pins {instance}/ap_clk] [get_bd_pins {reset}/slowest_sync_clk] [get_bd_pins {intc}/s_axi_aclk] \
+    [get_bd_pins {control}/aclk] [get_bd_pins {memory}/aclk]
+  connect_bd_net [get_bd_pins {ps}/pl_resetn0] [get_bd_pins {reset}/ext_reset_in]
+  connect_bd_net [get_bd_pins {reset}/peripheral_aresetn] [get_bd_pins {instance}/ap_rst_n] \
+    [get_bd_pins {intc}/s_axi_aresetn] [get_bd_pins {control}/aresetn] [get_bd_pins {memory}/aresetn]
+
+  # Registers: HPM0_FPD -> the system and the interrupt controller
+  connect_bd_intf_net [get_bd_intf_pins {ps}/M_AXI_HPM0_FPD] [get_bd_intf_pins {control}/S00_AXI]
+  connect_bd_intf_net [get_bd_intf_pins {control}/M00_AXI] [get_bd_intf_pins {instance}/s_axi]
+  connect_bd_intf_net [get_bd_intf_pins {control}/M01_AXI] [get_bd_intf_pins {intc}/s_axi]
+
+  # Memory: the system's master -> HP0_FPD (128 bits)
+  connect_bd_intf_net [get_bd_intf_pins {instance}/m_axi] [get_bd_intf_pins {memory}/S00_AXI]
+  connect_bd_intf_net [get_bd_intf_pins {memory}/M00_AXI] [get_bd_intf_pins {ps}/S_AXI_HP0_FPD]
+
+  # Interrupt: the system -> the controller -> pl_ps_irq0
+  connect_bd_net [get_bd_pins {instance}/interrupt] [get_bd_pins {intc}/intr]
+  connect_bd_net [get_bd_pins {intc}/irq] [get_bd_pins {ps}/pl_ps_irq0]
+
+  # Status LEDs (heartbeat, busy, done, error) on the board's GPIO LEDs
+  create_bd_port -dir O -from 3 -to 0 {led_port}
+  connect_bd_net [get_bd_pins {instance}/leds] [get_bd_ports {led_port}]
+
+  # Addresses
+  assign_bd_address -target_address_space [get_bd_addr_spaces {ps}/Data] -offset 0x{REGISTER_BASE:08X} -range 4K \
+    [get_bd_addr_segs {instance}/s_axi/reg0]
+  assign_bd_address -target_address_space [get_bd_addr_spaces {ps}/Data] -offset 0x{INTERRUPT_CONTROLLER_BASE:08X} \
+    -range 64K [get_bd_addr_segs {intc}/S_AXI/Reg]
+  assign_bd_address -target_address_space [get_bd_addr_spaces {instance}/m_axi] \
+    [get_bd_addr_segs {ps}/SAXIGP2/HP0_DDR_LOW]
+  assign_bd_address -target_address_space [get_bd_addr_spaces {instance}/m_axi] \
+    [get_bd_addr_segs {ps}/SAXIGP2/HP0_DDR_HIGH]
+
+  validate_bd_design
+  save_bd_design
+}}
+"""

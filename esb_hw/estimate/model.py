@@ -403,3 +403,19 @@ def estimate_selftest(config: AcceleratorConfig, layer: SelfTestLayer, *, clocks
 def estimate_design(config: AcceleratorConfig, layer: SelfTestLayer, **selftest) -> ResourceEstimate:
     """Model of the whole self-checking design: :func:`estimate_array` plus :func:`estimate_selftest`."""
     return estimate_array(config) + estimate_selftest(config, layer, **selftest)
+
+
+#: The host interface's parts (:func:`estimate_system`), measured by ``bench/system_cost.py --write``.
+SYSTEM_PARTS = ("AXI4-Lite registers", "AXI4 master")
+
+
+def estimate_system(config: AcceleratorConfig) -> ResourceEstimate:
+    """A MODEL of the whole system (:class:`esb_hw.hw.system.System`): :func:`estimate_engine` plus the AXI4-Lite
+    registers and the AXI4 master as yosys measured them (they do not depend on the array)."""
+    measured = _calibration().get("system")
+    if not measured:
+        raise CalibrationError("calibration.json has no system measurements; run python bench/system_cost.py --write")
+    total = estimate_engine(config)
+    for part in SYSTEM_PARTS:
+        total = total + estimate_extra(part, lut=measured[part]["lut"], ff=measured[part]["ff"])
+    return total

@@ -8,7 +8,7 @@ on in the Verilog wrapper that Vivado reads (:func:`esb_hw.hw.system.wrapper_ver
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import C, Cat, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -24,7 +24,7 @@ from ...layouts import (
 )
 from ..checks import require_int
 
-__all__ = ["AXI_ADDRESS_BITS", "AxiMaster", "axi4_signature", "axi_lite_signature"]
+__all__ = ["AXI_ADDRESS_BITS", "AxiMaster", "BurstSplitter", "axi4_signature", "axi_lite_signature", "burst_layout"]
 
 #: Address bits of the AXI4 master: the ZCU102's DDR sits below 2**40 (DDR_LOW at 0, DDR_HIGH at 0x8_0000_0000).
 AXI_ADDRESS_BITS = 40
@@ -64,23 +64,86 @@ def axi4_signature(address_bits: int = AXI_ADDRESS_BITS, data_bits: int = MEMORY
     return wiring.Signature(members)
 
 
+def burst_layout() -> data.StructLayout:
+    """One burst: its byte ``address``, AXI ``length`` (beats - 1) and whether it is the ``last`` of its request."""
+    return data.StructLayout({"address": AXI_ADDRESS_BITS, "length": 8, "last": 1})
+
+
+class BurstSplitter(wiring.Component):
+    """Cuts requests (docs/memory.md) into INCR bursts of at most 256 beats that never cross a 4 KiB boundary.
+
+    Attributes
+    ----------
+    base : In(40)
+        Byte address of beat 0; bits 11:0 are ignored (4 KiB aligned), so only a request's first burst can start
+        inside a 4 KiB page, and every later one starts on a page boundary.
+    request : In(stream.Signature(memory_request_layout()))
+        Taken when idle; a request of 0 beats makes no burst.
+    burst : Out(stream.Signature(burst_layout()))
+
+    Latency: a request's first burst is offered two cycles after it is taken. Throughput: one burst per cycle
+    within a request.
+    """
+
+    def __init__(self):
+        super().__init__({
+            "base": In(AXI_ADDRESS_BITS),
+            "request": In(stream.Signature(memory_request_layout())),
+            "burst": Out(stream.Signature(burst_layout())),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        address = Signal(MEMORY_ADDRESS_BITS)
+        left = Signal(MEMORY_LENGTH_BITS)  # beats of the request from the offered burst on
+        beats = Signal(range(MAX_BURST_BEATS + 1))  # the offered burst's
+        byte_address = Signal(AXI_ADDRESS_BITS)
+        page_beats = MAX_BURST_BEATS  # a 4 KiB page holds 256 beats
+        m.d.comb += [self.burst.payload.address.eq(byte_address), self.burst.payload.length.eq(beats - 1),
+                     self.burst.payload.last.eq(left == beats)]
+        rest = Signal(MEMORY_LENGTH_BITS)
+        m.d.comb += rest.eq(left - beats)
+        with m.FSM(name="splitter"):
+            with m.State("idle"):
+                m.d.comb += self.request.ready.eq(1)
+                with m.If(self.request.valid):
+                    m.d.sync += [address.eq(self.request.payload.address), left.eq(self.request.payload.beats)]
+                    with m.If(self.request.payload.beats != 0):
+                        m.next = "prepare"
+            with m.State("prepare"):
+                to_boundary = Signal(range(page_beats + 1))
+                m.d.comb += to_boundary.eq(page_beats - address[:8])
+                m.d.sync += [byte_address.eq(Cat(C(0, 4), address[:8], self.base[12:] + address[8:])),
+                             beats.eq(Mux(left < to_boundary, left, to_boundary))]
+                m.next = "issue"
+            with m.State("issue"):
+                m.d.comb += self.burst.valid.eq(1)
+                with m.If(self.burst.ready):
+                    # Not the last burst: it ended on a page boundary, so the next one starts the next page.
+                    m.d.sync += [left.eq(rest), byte_address.eq(Cat(C(0, 12), byte_address[12:] + 1)),
+                                 beats.eq(Mux(rest < page_beats, rest, page_beats))]
+                    with m.If(left == beats):
+                        m.next = "idle"
+        return m
+
+
 class AxiMaster(wiring.Component):
     """The engine's memory streams (docs/memory.md) as an AXI4 master.
 
     A request of ``beats`` beats from beat ``address`` becomes INCR bursts of 16-byte beats at byte address
-    ``base + 16 * address``, each of at most 256 beats and never crossing a 4 KiB boundary (``base`` is 4 KiB
-    aligned, so the split depends on ``address`` alone). Reads: up to ``outstanding_reads`` bursts in flight; the R
-    beats pass straight to ``read_data`` with ``error`` set for SLVERR and DECERR. Writes: requests queue (four),
-    bursts go out ahead of the data (up to ``outstanding_writes`` in flight), W beats carry the stream's ``strobe``
-    as WSTRB, and one ``write_response`` per request reports whether any of its bursts had an error response. IDs
-    are 0 (responses in order); ARCACHE/AWCACHE are 0b0011 (normal, non-cacheable, bufferable).
+    ``base + 16 * address``, each of at most 256 beats and never crossing a 4 KiB boundary
+    (:class:`BurstSplitter`). Reads: up to ``outstanding_reads`` bursts in flight; the R beats pass straight to
+    ``read_data``, with ``error`` set for SLVERR and DECERR. Writes: bursts go out on AW ahead of the data (up to
+    ``outstanding_writes`` whose data or response is pending), W beats carry the stream's ``strobe`` as WSTRB, and
+    one ``write_response`` per request says whether any of its bursts had an error response. IDs are 0 (responses
+    in order); ARCACHE/AWCACHE are 0b0011 (normal, non-cacheable, bufferable).
 
     Parameters
     ----------
     outstanding_reads : int
         Read bursts in flight at most (1..64).
     outstanding_writes : int
-        Write bursts whose data or response is pending, at most (a power of two, 2..64).
+        Write bursts in flight at most (a power of two, 2..64).
 
     Attributes
     ----------
@@ -92,8 +155,8 @@ class AxiMaster(wiring.Component):
     axi : Out(axi4_signature())
         The AXI4 master port (40-bit addresses, 128-bit data).
 
-    Latency: a request reaches AR/AW one cycle after it is taken; R beats pass combinationally. Throughput: one
-    beat per cycle each way; one cycle between the bursts of a request on W.
+    Latency: a request's first burst reaches AR/AW two cycles after the request is taken; R beats pass
+    combinationally. Throughput: one beat per cycle each way; one idle W cycle between bursts.
     """
 
     def __init__(self, *, outstanding_reads: int = 16, outstanding_writes: int = 8):
@@ -112,19 +175,9 @@ class AxiMaster(wiring.Component):
             "axi": Out(axi4_signature()),
         })
 
-    def _burst(self, m: Module, name: str, address, left):
-        """The next burst's beats: the rest of the request, cut at 256 beats and at the next 4 KiB boundary."""
-        to_boundary = Signal(range(MAX_BURST_BEATS + 1), name=f"{name}_to_boundary")
-        beats = Signal(range(MAX_BURST_BEATS + 1), name=f"{name}_beats")
-        m.d.comb += [to_boundary.eq(MAX_BURST_BEATS - address[:8]),
-                     beats.eq(Mux(left < to_boundary, left, to_boundary))]
-        return beats
-
-    def _address_channel(self, m: Module, channel: str, address, beats):
+    def _address_channel(self, m: Module, channel: str, burst):
         axi = self.axi
-        base = self.base[12:]
-        m.d.comb += [getattr(axi, f"{channel}addr").eq((base << 12) + (address << 4)),
-                     getattr(axi, f"{channel}len").eq(beats - 1),
+        m.d.comb += [getattr(axi, f"{channel}addr").eq(burst.address), getattr(axi, f"{channel}len").eq(burst.length),
                      getattr(axi, f"{channel}size").eq((MEMORY_BEAT_BYTES - 1).bit_length()),
                      getattr(axi, f"{channel}burst").eq(1),  # INCR
                      getattr(axi, f"{channel}cache").eq(0b0011)]
@@ -132,61 +185,34 @@ class AxiMaster(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         axi = self.axi
-        assert BOUNDARY_BYTES == MAX_BURST_BEATS * MEMORY_BEAT_BYTES  # the split uses the beat address's low 8 bits
+        assert BOUNDARY_BYTES == MAX_BURST_BEATS * MEMORY_BEAT_BYTES  # the splitter's page is 256 beats
 
         # ---- reads -------------------------------------------------------------------------------------------
-        reading = Signal()
-        read_address = Signal(MEMORY_ADDRESS_BITS)
-        read_left = Signal(MEMORY_LENGTH_BITS)
+        m.submodules.read_splitter = reads = BurstSplitter()
+        wiring.connect(m, wiring.flipped(self.read_request), reads.request)
         in_flight = Signal(range(self.outstanding_reads + 1))
-        m.d.comb += self.read_request.ready.eq(~reading)
-        with m.If(self.read_request.valid & self.read_request.ready):
-            m.d.sync += [read_address.eq(self.read_request.payload.address),
-                         read_left.eq(self.read_request.payload.beats),
-                         reading.eq(self.read_request.payload.beats != 0)]
-        read_beats = self._burst(m, "read", read_address, read_left)
-        self._address_channel(m, "ar", read_address, read_beats)
-        m.d.comb += axi.arvalid.eq(reading & (in_flight != self.outstanding_reads))
+        self._address_channel(m, "ar", reads.burst.payload)
+        m.d.comb += [axi.arvalid.eq(reads.burst.valid & (in_flight != self.outstanding_reads)),
+                     reads.burst.ready.eq(axi.arready & (in_flight != self.outstanding_reads)), reads.base.eq(self.base)]
         issued, finished = Signal(), Signal()
         m.d.comb += [issued.eq(axi.arvalid & axi.arready), finished.eq(axi.rvalid & axi.rready & axi.rlast)]
-        with m.If(issued):
-            m.d.sync += [read_address.eq(read_address + read_beats), read_left.eq(read_left - read_beats)]
-            with m.If(read_left == read_beats):
-                m.d.sync += reading.eq(0)
         m.d.sync += in_flight.eq(in_flight + issued - finished)
         m.d.comb += [self.read_data.valid.eq(axi.rvalid), self.read_data.payload.data.eq(axi.rdata),
                      self.read_data.payload.error.eq(axi.rresp[RESPONSE_ERROR_BIT]),
                      axi.rready.eq(self.read_data.ready)]
 
         # ---- writes ------------------------------------------------------------------------------------------
-        request_bits = len(self.write_request.payload.as_value())
-        m.submodules.requests = requests = fifo.SyncFIFOBuffered(width=request_bits, depth=4)
-        m.d.comb += [requests.w_data.eq(self.write_request.payload.as_value()),
-                     requests.w_en.eq(self.write_request.valid), self.write_request.ready.eq(requests.w_rdy)]
-        queued = Signal(memory_request_layout())
-        m.d.comb += queued.as_value().eq(requests.r_data)
+        m.submodules.write_splitter = writes = BurstSplitter()
+        wiring.connect(m, wiring.flipped(self.write_request), writes.request)
         # Per burst issued on AW: its length for the W side, and whether it ends its request for the B side.
         m.submodules.lengths = lengths = fifo.SyncFIFOBuffered(width=8, depth=self.outstanding_writes)
         m.submodules.ends = ends = fifo.SyncFIFOBuffered(width=1, depth=self.outstanding_writes)
-
-        writing = Signal()
-        write_address = Signal(MEMORY_ADDRESS_BITS)
-        write_left = Signal(MEMORY_LENGTH_BITS)
-        m.d.comb += requests.r_en.eq(~writing)
-        with m.If(~writing & requests.r_rdy):
-            m.d.sync += [write_address.eq(queued.address), write_left.eq(queued.beats),
-                         writing.eq(queued.beats != 0)]
-        write_beats = self._burst(m, "write", write_address, write_left)
-        self._address_channel(m, "aw", write_address, write_beats)
-        m.d.comb += axi.awvalid.eq(writing & lengths.w_rdy & ends.w_rdy)
-        last_burst = Signal()
-        m.d.comb += last_burst.eq(write_left == write_beats)
-        with m.If(axi.awvalid & axi.awready):
-            m.d.sync += [write_address.eq(write_address + write_beats), write_left.eq(write_left - write_beats)]
-            with m.If(last_burst):
-                m.d.sync += writing.eq(0)
-        m.d.comb += [lengths.w_data.eq(write_beats - 1), lengths.w_en.eq(axi.awvalid & axi.awready),
-                     ends.w_data.eq(last_burst), ends.w_en.eq(axi.awvalid & axi.awready)]
+        self._address_channel(m, "aw", writes.burst.payload)
+        room = Signal()
+        m.d.comb += [room.eq(lengths.w_rdy & ends.w_rdy), writes.base.eq(self.base),
+                     axi.awvalid.eq(writes.burst.valid & room), writes.burst.ready.eq(axi.awready & room)]
+        m.d.comb += [lengths.w_data.eq(writes.burst.payload.length), lengths.w_en.eq(axi.awvalid & axi.awready),
+                     ends.w_data.eq(writes.burst.payload.last), ends.w_en.eq(axi.awvalid & axi.awready)]
 
         sending = Signal()
         beats_left = Signal(8)  # beats of the current W burst after this one
