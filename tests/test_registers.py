@@ -1,0 +1,196 @@
+# amaranth: UnusedElaboratable=no
+"""ControlRegisters (esb_hw/hw/bus/registers.py) in Amaranth's simulator, through its AXI4-Lite port: constants,
+read-write registers with byte strobes, address and data in either order, ap_start held until the engine is idle,
+ap_done cleared by reading, ISR write-one-to-clear, the interrupt, unmapped offsets."""
+
+import random
+
+from amaranth.sim import Simulator
+
+from esb_hw.config import AcceleratorConfig
+from esb_hw.hw.bus.registers import ControlRegisters
+from esb_hw.regmap import MAGIC, REGMAP_VERSION, by_name, config_id
+
+CONFIG = AcceleratorConfig.from_toml("configs/default.toml")
+
+
+def offset(name):
+    return by_name(name).offset
+
+
+class Lite:
+    """An AXI4-Lite master for the Amaranth testbench, with random gaps (``rng``)."""
+
+    def __init__(self, ctx, axi, rng):
+        self.ctx, self.axi, self.rng = ctx, axi, rng
+
+    async def idle(self):
+        for _ in range(self.rng.randrange(3)):
+            await self.ctx.tick()
+
+    async def write(self, address, value, strobe=0xF, order="together"):
+        ctx, axi = self.ctx, self.axi
+        await self.idle()
+        phases = {"together": [("aw", "w")], "address_first": [("aw",), ("w",)], "data_first": [("w",), ("aw",)]}
+        for phase in phases[order]:
+            if "aw" in phase:
+                ctx.set(axi.awaddr, address)
+                ctx.set(axi.awvalid, 1)
+            if "w" in phase:
+                ctx.set(axi.wdata, value)
+                ctx.set(axi.wstrb, strobe)
+                ctx.set(axi.wvalid, 1)
+            pending = set(phase)
+            while pending:
+                _, _, awready, wready = await ctx.tick().sample(axi.awready, axi.wready)
+                if "aw" in pending and awready:
+                    pending.discard("aw")
+                    ctx.set(axi.awvalid, 0)
+                    ctx.set(axi.awaddr, self.rng.getrandbits(12))  # noise while not valid
+                if "w" in pending and wready:
+                    pending.discard("w")
+                    ctx.set(axi.wvalid, 0)
+                    ctx.set(axi.wdata, self.rng.getrandbits(32))
+        ctx.set(axi.bready, 1)
+        while True:
+            _, _, bvalid, bresp = await ctx.tick().sample(axi.bvalid, axi.bresp)
+            if bvalid:
+                break
+        ctx.set(axi.bready, 0)
+        assert bresp == 0
+
+    async def read(self, address):
+        ctx, axi = self.ctx, self.axi
+        await self.idle()
+        ctx.set(axi.araddr, address)
+        ctx.set(axi.arvalid, 1)
+        while True:
+            _, _, arready = await ctx.tick().sample(axi.arready)
+            if arready:
+                break
+        ctx.set(axi.arvalid, 0)
+        ctx.set(axi.araddr, self.rng.getrandbits(12))
+        ctx.set(axi.rready, 1)
+        while True:
+            _, _, rvalid, rdata, rresp = await ctx.tick().sample(axi.rvalid, axi.rdata, axi.rresp)
+            if rvalid:
+                break
+        ctx.set(axi.rready, 0)
+        assert rresp == 0
+        return rdata
+
+
+def simulate(body):
+    dut = ControlRegisters(CONFIG)
+    simulator = Simulator(dut)
+    simulator.add_clock(1e-8)
+
+    async def testbench(ctx):
+        await body(ctx, dut, Lite(ctx, dut.axi, random.Random(3)))
+
+    simulator.add_testbench(testbench)
+    simulator.run()
+
+
+def test_constants_and_unmapped_offsets():
+    async def body(ctx, dut, lite):
+        assert await lite.read(offset("MAGIC")) == MAGIC
+        assert await lite.read(offset("VERSION")) == REGMAP_VERSION
+        assert await lite.read(offset("ARRAY")) == CONFIG.rows | CONFIG.cols << 8
+        assert await lite.read(offset("CONFIG_ID")) == config_id(CONFIG.to_dict())
+        await lite.write(0xFFC, 0x1234)
+        assert await lite.read(0xFFC) == 0 and await lite.read(0x4C) == 0
+        await lite.write(offset("MAGIC"), 0)
+        assert await lite.read(offset("MAGIC")) == MAGIC
+    simulate(body)
+
+
+def test_read_write_registers_with_strobes_and_either_order():
+    async def body(ctx, dut, lite):
+        await lite.write(offset("PROGRAM_ADDRESS"), 0x12345670, order="address_first")
+        assert await lite.read(offset("PROGRAM_ADDRESS")) == 0x12345670
+        assert ctx.get(dut.program_address) == 0x12345670
+        await lite.write(offset("PROGRAM_ADDRESS"), 0xAABBCCDD, strobe=0b0101, order="data_first")
+        assert await lite.read(offset("PROGRAM_ADDRESS")) == 0x12BB56DD
+        await lite.write(offset("PROGRAM_LENGTH"), 0xFFFF_0007)
+        assert await lite.read(offset("PROGRAM_LENGTH")) == 7 and ctx.get(dut.program_length) == 7
+        await lite.write(offset("MEMORY_BASE_LO"), 0x8765_4321)
+        await lite.write(offset("MEMORY_BASE_HI"), 0x1_23)
+        assert await lite.read(offset("MEMORY_BASE_LO")) == 0x8765_4000  # 4 KiB aligned
+        assert await lite.read(offset("MEMORY_BASE_HI")) == 0x23
+        assert ctx.get(dut.base) == 0x23_8765_4000
+        await lite.write(offset("LAYER_SELECT"), 0x105)
+        assert ctx.get(dut.layer_select) == 5
+    simulate(body)
+
+
+def test_status_and_counters_follow_the_engine():
+    async def body(ctx, dut, lite):
+        for name, port, value in (("CYCLES", dut.cycles, 0xDEADBEEF), ("BEATS_READ", dut.beats_read, 77),
+                                  ("BEATS_WRITTEN", dut.beats_written, 5), ("TILES_DONE", dut.tiles_done, 9),
+                                  ("LAYER_CYCLES", dut.layer_cycles, 1234), ("FAILED_DESCRIPTOR", dut.failed_descriptor,
+                                                                             3)):
+            ctx.set(port, value)
+            assert await lite.read(offset(name)) == value, name
+        ctx.set(dut.error, 6)
+        ctx.set(dut.busy, 1)
+        assert await lite.read(offset("ERROR")) == 6
+        assert await lite.read(offset("STATUS")) == 0b101  # busy, error
+    simulate(body)
+
+
+def test_start_waits_for_idle_and_done_interrupt_cycle():
+    async def body(ctx, dut, lite):
+        starts = []
+
+        ctx.set(dut.busy, 1)  # an earlier run is going: the start is held
+        await lite.write(offset("IER"), 1)
+        await lite.write(offset("GIE"), 1)
+        await lite.write(offset("CONTROL"), 1)
+        assert await lite.read(offset("CONTROL")) & 0b101 == 0b001  # ap_start pending, not idle
+        for _ in range(5):
+            _, _, start = await ctx.tick().sample(dut.start)
+            starts.append(start)
+        assert not any(starts)
+        ctx.set(dut.busy, 0)
+        _, _, start = await ctx.tick().sample(dut.start)  # the start goes out once idle, for one cycle
+        assert start
+        ctx.set(dut.busy, 1)
+        _, _, start = await ctx.tick().sample(dut.start)
+        assert not start
+        assert await lite.read(offset("CONTROL")) & 0b1 == 0
+        assert ctx.get(dut.interrupt) == 0
+        ctx.set(dut.busy, 0)
+        ctx.set(dut.done, 1)
+        await ctx.tick()
+        ctx.set(dut.done, 0)
+        await ctx.tick()
+        assert ctx.get(dut.interrupt) == 1
+        assert await lite.read(offset("STATUS")) & 0b11 == 0b10  # done, not busy
+        assert await lite.read(offset("ISR")) == 1
+        assert await lite.read(offset("CONTROL")) == 0b1110  # ap_done, ap_idle, ap_ready
+        assert await lite.read(offset("CONTROL")) == 0b1100  # ap_done was cleared by the read
+        await lite.write(offset("ISR"), 1)
+        await ctx.tick()
+        assert ctx.get(dut.interrupt) == 0 and await lite.read(offset("ISR")) == 0
+        assert await lite.read(offset("STATUS")) & 0b10  # STATUS.done stays until the next start
+    simulate(body)
+
+
+def test_interrupt_needs_global_and_done_enable():
+    async def body(ctx, dut, lite):
+        await lite.write(offset("IER"), 1)  # GIE off
+        ctx.set(dut.done, 1)
+        await ctx.tick()
+        ctx.set(dut.done, 0)
+        await ctx.tick()
+        assert ctx.get(dut.interrupt) == 0 and await lite.read(offset("ISR")) == 1
+        await lite.write(offset("ISR"), 1)
+        await lite.write(offset("IER"), 0)
+        await lite.write(offset("GIE"), 1)
+        ctx.set(dut.done, 1)
+        await ctx.tick()
+        ctx.set(dut.done, 0)
+        await ctx.tick()
+        assert ctx.get(dut.interrupt) == 0 and await lite.read(offset("ISR")) == 0  # IER off: no status either
+    simulate(body)
