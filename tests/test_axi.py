@@ -31,6 +31,13 @@ def reference_bursts(base, address, beats):
 REQUESTS = [(0, 1), (255, 2), (250, 300), (256, 256), (1000, 0), (7, 1000), (0x0FF_FF00, 513), (0x0FF_FFFF, 1)]
 
 
+async def watchdog(ctx):
+    """A background testbench: a hang fails the test instead of running forever."""
+    for _ in range(CYCLE_LIMIT):
+        await ctx.tick()
+    raise AssertionError(f"the testbench did not finish within {CYCLE_LIMIT} cycles")
+
+
 def test_splitter_cuts_at_256_beats_and_4_kib():
     dut = BurstSplitter()
     seen = []
@@ -49,6 +56,7 @@ def test_splitter_cuts_at_256_beats_and_4_kib():
     simulator.add_clock(1e-8)
     simulator.add_testbench(source)
     simulator.add_testbench(sink)
+    simulator.add_testbench(watchdog, background=True)
     simulator.run()
     expected = [burst for a, b in REQUESTS for burst in reference_bursts(BASE, a, b)]
     assert seen == expected
