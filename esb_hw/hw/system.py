@@ -16,6 +16,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
+from ..errors import ParameterError
 from ..regmap import ADDRESS_BITS, DATA_BITS
 from .bus.axi import AXI_ADDRESS_BITS, AxiMaster, axi4_signature, axi_lite_signature
 from .bus.registers import ControlRegisters
@@ -59,8 +60,11 @@ class System(wiring.Component):
 
     def __init__(self, config: AcceleratorConfig, *, primitives: bool = False, heartbeat: int | None = None):
         require_instance("config", config, AcceleratorConfig)
+        if config.rows != config.cols:
+            raise ParameterError(f"the system needs a square array (the layer engine's), got {config.rows}x"
+                                 f"{config.cols}")
         self.config = config
-        self.engine = Engine(config, primitives=primitives)  # validates the config
+        self.engine = Engine(config, primitives=primitives)  # validates the rest of the config
         self.heartbeat = heartbeat_bit(config.clock_mhz) if heartbeat is None else require_int(
             "heartbeat", heartbeat, 1, 40)
         super().__init__({
