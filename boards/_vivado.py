@@ -111,7 +111,7 @@ def parse_timing(path: Path) -> dict:
     lines = path.read_text(errors="replace").splitlines()
     for index, line in enumerate(lines):
         if "WNS(ns)" in line and "WHS(ns)" in line:
-            header = line.split()
+            header = re.split(r"\s{2,}", line.strip())
             for values in lines[index + 1:index + 4]:
                 fields = values.split()
                 if fields and re.fullmatch(r"-?[\d.]+", fields[0]):

@@ -317,15 +317,17 @@ class Engine(wiring.Component):
         memory = Memory(shape=32, depth=MAX_LAYERS, init=[])
         m.submodules.layer_counters = memory
         write, read = memory.write_port(), memory.read_port()
-        tile_cycles, total, last_layer = Signal(32), Signal(32), Signal(8)
+        # ``counted`` is the oldest tile's cycles so far plus the finishing one, so that a total is one two-input
+        # add; the total is written into the memory a cycle later (a register cuts the add from the RAM's input).
+        counted, total, last_layer = Signal(32, init=1), Signal(32), Signal(8)
         seen = Signal()
         with m.If(computing):
-            m.d.sync += tile_cycles.eq(tile_cycles + 1)
+            m.d.sync += counted.eq(counted + 1)
         new_total = Signal(32)
-        m.d.comb += new_total.eq(Mux(seen & (last_layer == layer), total, 0) + tile_cycles + 1)
-        m.d.comb += [write.addr.eq(layer), write.data.eq(new_total), write.en.eq(finished)]
+        m.d.comb += new_total.eq(Mux(seen & (last_layer == layer), total, 0) + counted)
+        m.d.sync += [write.addr.eq(layer), write.data.eq(new_total), write.en.eq(finished)]
         with m.If(finished):
-            m.d.sync += [total.eq(new_total), last_layer.eq(layer), seen.eq(1), tile_cycles.eq(0)]
+            m.d.sync += [total.eq(new_total), last_layer.eq(layer), seen.eq(1), counted.eq(1)]
         with m.If(starting):
-            m.d.sync += [seen.eq(0), tile_cycles.eq(0)]
+            m.d.sync += [seen.eq(0), counted.eq(1)]
         m.d.comb += [read.addr.eq(self.layer_select), self.layer_cycles.eq(read.data)]
