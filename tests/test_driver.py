@@ -1,0 +1,113 @@
+"""The host driver (esb_hw/driver/__init__.py): program bundles on disk, the output check, and the errors a user
+meets: no esb-hw system at the address, another config's hardware, a run that ends with an error, a timeout
+(and the next run waiting for the one that timed out), a buffer the hardware cannot reach. The hardware is the
+fake of tests/fake_system.py behind PynqBus; the same driver runs the simulated system in tests/test_system.py."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from esb_hw.compiler.program import compile_program, to_bundle
+from esb_hw.config import AcceleratorConfig
+from esb_hw.driver import Accelerator, DriverError, DriverTimeout, ProgramBundle, RunFailed
+from esb_hw.driver.pynq_bus import PynqBus
+from esb_hw.errors import CheckFailed, InputError
+from sim.layer_core import random_layer
+from tests.fake_system import FakeSystem
+
+CONFIG = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=4, activation_k=4, rows=4, cols=4,
+                           name="small", activation_words=128, weight_words=128, param_words=16, output_words=32,
+                           entries=8)
+
+
+@pytest.fixture(scope="module")
+def case():
+    rng = np.random.default_rng(6)
+    layer = random_layer(CONFIG, rng, "conv2d", 4, 4, 1, 1, 0, False)
+    x = rng.integers(0, CONFIG.activation_format.code_count, (4, 3, 3))
+    program = compile_program(CONFIG, [layer], (4, 3, 3), x)
+    return program, to_bundle(program, "tiny")
+
+
+def accelerator(system):
+    return Accelerator(PynqBus(system, allocate=system.allocate), poll_interval=0)
+
+
+def test_bundle_round_trip(case, tmp_path):
+    _, bundle = case
+    bundle.save(tmp_path / "p.npz")
+    assert ProgramBundle.load(tmp_path / "p.npz") == bundle
+    assert bundle.expected and len(bundle.expected) == bundle.output_bytes
+
+
+def test_bad_bundle_files_are_one_line_input_errors(case, tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        ProgramBundle.load(tmp_path / "absent.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="not a readable program bundle"):
+        ProgramBundle.load(tmp_path / "junk.npz")
+    np.savez(tmp_path / "partial.npz", image=np.zeros(4, np.uint8))
+    with pytest.raises(InputError, match="missing array, config_id"):
+        ProgramBundle.load(tmp_path / "partial.npz")
+    _, bundle = case
+    dataclasses.replace(bundle, output_address=len(bundle.image)).save(tmp_path / "outside.npz")
+    with pytest.raises(InputError, match="outside the image"):
+        ProgramBundle.load(tmp_path / "outside.npz")
+
+
+def test_bundles_need_base_zero(case):
+    program, _ = case
+    with pytest.raises(InputError, match="base 0"):
+        to_bundle(dataclasses.replace(program, base=4096))
+
+
+def test_check_catches_one_wrong_byte(case):
+    program, bundle = case
+    result = accelerator(FakeSystem(program)).run_blocking(bundle, timeout=5)
+    result.check(bundle)
+    corrupted = bytearray(result.output)
+    corrupted[3] ^= 1
+    with pytest.raises(CheckFailed, match="1 of .* output bytes differ .*first at byte 3"):
+        dataclasses.replace(result, output=bytes(corrupted)).check(bundle)
+
+
+def test_no_system_at_the_address(case):
+    program, bundle = case
+    with pytest.raises(DriverError, match="no esb-hw system at this address: MAGIC reads 0xDEADBEEF"):
+        accelerator(FakeSystem(program, magic=0xDEADBEEF)).run_blocking(bundle)
+
+
+def test_hardware_of_another_config(case):
+    program, bundle = case
+    other = dataclasses.replace(CONFIG, entries=16)
+    with pytest.raises(DriverError, match="compiled for config id 0x[0-9A-F]{8} \\(4x4\\); the hardware's is"):
+        accelerator(FakeSystem(program, config=other)).run_blocking(bundle)
+
+
+def test_a_hardware_error_names_itself(case):
+    program, bundle = case
+    with pytest.raises(RunFailed) as failure:
+        accelerator(FakeSystem(program, error=2)).run_blocking(bundle, timeout=5)
+    assert failure.value.name == "unsupported_kernel" and failure.value.descriptor == 1
+    assert "error 2 (unsupported_kernel: a descriptor's kernel" in str(failure.value)
+
+
+def test_a_timeout_then_the_next_run_waits(case):
+    program, bundle = case
+    system = FakeSystem(program, finish_after=None)
+    driver = accelerator(system)
+    with pytest.raises(DriverTimeout, match="no result after 0.01 s \\(0 of 1 tiles done\\)"):
+        driver.run_blocking(bundle, timeout=0.01)
+    with pytest.raises(DriverTimeout, match="before the run: the accelerator is still busy"):
+        driver.run_blocking(bundle, timeout=0.01)
+    system.polls_left = 3  # the hung run ends after three more status reads, and the next run after two
+    system.finish_after = 2
+    driver.run_blocking(bundle, timeout=5).check(bundle)
+    assert system.starts == 2
+
+
+def test_a_buffer_out_of_reach(case):
+    program, bundle = case
+    with pytest.raises(DriverError, match="not 4 KiB aligned below 2\\*\\*40"):
+        accelerator(FakeSystem(program, address=0x3000_0800)).run_blocking(bundle)
