@@ -252,7 +252,8 @@ DEPLOY_PACKAGE = ("esb_hw/__init__.py", "esb_hw/errors.py", "esb_hw/regmap.py", 
 
 
 def sample_program(config):
-    """The deploy/ sample: one seeded 3x3 convolution, compiled at base 0, with its golden output."""
+    """The deploy/ sample: one seeded 3x3 convolution, compiled at base 0, with its golden output; returns the
+    program and its bundle."""
     import numpy as np
 
     from esb_hw.compiler.lowering import reference
@@ -269,7 +270,7 @@ def sample_program(config):
     expected = reference(config, layer, x)
     if not np.array_equal(read_output(program, bundle.expected), expected):  # the twin against the golden model
         raise CheckFailed("the sample program's expected output disagrees with the golden model")
-    return bundle
+    return program, bundle
 
 
 def system_resources(config, board, estimate: bool) -> dict:
@@ -468,7 +469,7 @@ def build_system(args, board, config) -> int:
         raise InputError(f"the system needs a square array (the layer engine), got {config.rows}x{config.cols}; "
                          "pass --self-test for the PL-only self-test")
     resources = system_resources(config, board, args.estimate)
-    bundle = sample_program(config)
+    _, bundle = sample_program(config)
     out = args.out or ROOT / "build" / args.board
     prepare_out_dir(out, args.force)
     generate_system(board, config, out)

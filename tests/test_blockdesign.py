@@ -11,7 +11,7 @@ import pytest
 
 from boards import _vivado, zcu102
 from esb_hw.config import AcceleratorConfig
-from esb_hw.hw.system import SYSTEM_NAME, System, wrapper_ports
+from esb_hw.hw.system import SYSTEM_NAME, System, system_verilog, wrapper_ports
 
 # Stub Vivado: each command logs what the test needs and returns a handle naming its object.
 STUBS = r"""
@@ -63,6 +63,8 @@ close $log
 """
 
 CONFIG = AcceleratorConfig.from_toml("configs/default.toml")
+SMALL = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=4, activation_k=4, rows=4, cols=4, name="small",
+                          activation_words=128, weight_words=128, param_words=16, output_words=32, entries=8)
 PS, INSTANCE = "zynq_ultra_ps_e_0", f"{SYSTEM_NAME}_0"
 
 
@@ -134,7 +136,8 @@ def test_block_design_connections_clocks_and_addresses(tmp_path):
     addresses = [(line[1].split(":", 1)[1], line[2].split(":", 1)[1], line[3], line[4]) for line in lines
                  if line[0] == "ADDRESS"]
     assert sorted(addresses) == sorted(EXPECTED_ADDRESSES)
-    ps = {line[2].removeprefix("CONFIG."): line[3] for line in lines if line[0] == "PROPERTY" and line[1] == f"cell:{PS}"}
+    ps = {line[2].removeprefix("CONFIG."): line[3] for line in lines
+          if line[0] == "PROPERTY" and line[1] == f"cell:{PS}"}
     assert {key: ps.get(key) for key in EXPECTED_PS} == EXPECTED_PS
     cells = {line[1]: line[2:] for line in lines if line[0] == "CELL"}
     assert cells[INSTANCE][1] == SYSTEM_NAME  # a module reference to the wrapper
@@ -149,7 +152,9 @@ def test_block_design_connections_clocks_and_addresses(tmp_path):
 
 def test_every_system_pin_named_exists_on_the_wrapper(tmp_path):
     _, lines = run_tcl(tmp_path)
-    ports = {name for name, *_ in wrapper_ports(System(CONFIG))}
+    system = System(SMALL)
+    system_verilog(system)  # elaborated: the ports are the same for every config
+    ports = {name for name, *_ in wrapper_ports(system)}
     named = set()
     for line in lines:
         for item in line[1:]:
@@ -175,7 +180,8 @@ def test_the_stub_check_catches_a_wrong_connection(tmp_path):
 
 def test_reports_and_log_are_parsed(tmp_path):
     utilization = tmp_path / "utilization.rpt"
-    utilization.write_text("| Site Type | Used | Fixed |\n| CLB LUTs                |  6812 |     0 |   274080 |  2.49 |\n"
+    utilization.write_text("| Site Type | Used | Fixed |\n"
+                           "| CLB LUTs                |  6812 |     0 |   274080 |  2.49 |\n"
                            "| CLB Registers           |  7001 |     0 |\n| Block RAM Tile    |   23.5 |     0 |\n"
                            "| DSPs              |    0 |     0 |\n")
     assert _vivado.parse_utilization(utilization) == {"lut": 6812, "ff": 7001, "bram36": 23.5, "dsp": 0}

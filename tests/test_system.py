@@ -126,7 +126,7 @@ def test_wrapper_declares_every_port_with_its_interface():
     names = [name for name, *_ in ports]
     assert names[:2] == ["ap_clk", "ap_rst_n"] and {"interrupt", "leds", "s_axi_awaddr", "m_axi_rlast"} <= set(names)
     assert text.startswith("//") and f"module {SYSTEM_NAME} (" in text and f"{SYSTEM_NAME}_core core (" in text
-    for name, direction, width, core in ports:
+    for name, direction, width, _core in ports:
         declared = re.search(rf"^  {direction} wire (\[{width - 1}:0\] )?{name},?$", text, re.M)
         assert declared and (width == 1) == (declared.group(1) is None), name
         if name.startswith(("s_axi_", "m_axi_")):

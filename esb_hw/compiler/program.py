@@ -588,5 +588,5 @@ def to_bundle(program: Program, name: str = "program"):
     return ProgramBundle(image=bytes(program.image), program_address=program.program_address,
                          descriptors=len(program.tiles), layers=len(program.layers), output_address=address,
                          output_bytes=size, config_id=config_id(program.config.to_dict()),
-                         array=(program.config.rows, program.config.cols), expected=bytes(memory[address:address + size]),
-                         name=name)
+                         array=(program.config.rows, program.config.cols),
+                         expected=bytes(memory[address:address + size]), name=name)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import zipfile
 from pathlib import Path
 from typing import Protocol
 
@@ -99,12 +100,17 @@ class ProgramBundle:
     name: str = "program"
 
     def save(self, path: str | Path) -> None:
-        fields = {key: np.asarray(value) for key, value in dataclasses.asdict(self).items()
+        """Write the bundle as an ``.npz`` whose bytes depend only on its contents (fixed zip timestamps)."""
+        arrays = {key: np.asarray(value) for key, value in dataclasses.asdict(self).items()
                   if key not in ("image", "expected", "name")}
-        extra = {} if self.expected is None else {"expected": np.frombuffer(self.expected, np.uint8)}
-        with open(path, "wb") as file:  # a file object: numpy adds no ".npz" to the name
-            np.savez_compressed(file, image=np.frombuffer(self.image, np.uint8), name=np.asarray(self.name),
-                                **fields, **extra)
+        arrays["image"] = np.frombuffer(self.image, np.uint8)
+        arrays["name"] = np.asarray(self.name)
+        if self.expected is not None:
+            arrays["expected"] = np.frombuffer(self.expected, np.uint8)
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for key in sorted(arrays):
+                with archive.open(zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w") as member:
+                    np.lib.format.write_array(member, arrays[key], allow_pickle=False)
 
     @classmethod
     def load(cls, path: str | Path) -> ProgramBundle:

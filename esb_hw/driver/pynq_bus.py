@@ -80,7 +80,7 @@ class PynqBus:
     async def wait_interrupt(self, timeout: float) -> bool:
         try:
             await asyncio.wait_for(self.interrupt.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 

@@ -43,7 +43,8 @@ class Monitor:
             await ReadOnly()
             self.cycle += 1
             for channel in ("ar", "aw"):
-                if int(getattr(dut, f"m_axi_{channel}valid").value) and int(getattr(dut, f"m_axi_{channel}ready").value):
+                valid, ready = getattr(dut, f"m_axi_{channel}valid"), getattr(dut, f"m_axi_{channel}ready")
+                if int(valid.value) and int(ready.value):
                     self.bursts[channel].append((int(getattr(dut, f"m_axi_{channel}addr").value),
                                                  int(getattr(dut, f"m_axi_{channel}len").value) + 1))
             leds = int(dut.leds.value)
@@ -59,7 +60,8 @@ class Monitor:
     def summary(self) -> dict:
         result = {}
         for channel, bursts in self.bursts.items():
-            crossing = [(address, beats) for address, beats in bursts if address // 4096 != (address + 16 * beats - 1) // 4096]
+            crossing = [(address, beats) for address, beats in bursts
+                        if address // 4096 != (address + 16 * beats - 1) // 4096]
             result[channel] = {"bursts": len(bursts), "longest": max((beats for _, beats in bursts), default=0),
                                "crossing": crossing[:5], "unaligned": sum(address % 16 != 0 for address, _ in bursts)}
         return result

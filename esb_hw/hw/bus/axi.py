@@ -192,8 +192,9 @@ class AxiMaster(wiring.Component):
         wiring.connect(m, wiring.flipped(self.read_request), reads.request)
         in_flight = Signal(range(self.outstanding_reads + 1))
         self._address_channel(m, "ar", reads.burst.payload)
-        m.d.comb += [axi.arvalid.eq(reads.burst.valid & (in_flight != self.outstanding_reads)),
-                     reads.burst.ready.eq(axi.arready & (in_flight != self.outstanding_reads)), reads.base.eq(self.base)]
+        room = in_flight != self.outstanding_reads
+        m.d.comb += [axi.arvalid.eq(reads.burst.valid & room), reads.burst.ready.eq(axi.arready & room),
+                     reads.base.eq(self.base)]
         issued, finished = Signal(), Signal()
         m.d.comb += [issued.eq(axi.arvalid & axi.arready), finished.eq(axi.rvalid & axi.rready & axi.rlast)]
         m.d.sync += in_flight.eq(in_flight + issued - finished)

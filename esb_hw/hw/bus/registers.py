@@ -88,7 +88,8 @@ class ControlRegisters(wiring.Component):
             stored[name] = register = Signal(DATA_BITS, name=f"reg_{name.lower()}")
             with m.If(writes(name)):
                 m.d.sync += register.eq(((register & ~byte_mask) | (write_data & byte_mask)) & mask(name))
-        m.d.comb += [self.program_address.eq(stored["PROGRAM_ADDRESS"]), self.program_length.eq(stored["PROGRAM_LENGTH"]),
+        m.d.comb += [self.program_address.eq(stored["PROGRAM_ADDRESS"]),
+                     self.program_length.eq(stored["PROGRAM_LENGTH"]),
                      self.base.eq(Cat(stored["MEMORY_BASE_LO"], stored["MEMORY_BASE_HI"][:8])),
                      self.layer_select.eq(stored["LAYER_SELECT"])]
 
