@@ -5,6 +5,7 @@ its ``m_axi`` port as DDR, and the ``interrupt`` pin (esb_hw/driver). The simula
 
 from __future__ import annotations
 
+import logging
 import random
 
 from cocotb.triggers import First, RisingEdge, Timer
@@ -56,6 +57,8 @@ class CocotbBus:
         self.lite = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi"), dut.ap_clk, reset, reset_active_level=False)
         self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.ap_clk, reset, reset_active_level=False,
                           size=memory_bytes)
+        for model in (self.lite.write_if, self.lite.read_if, self.ram.write_if, self.ram.read_if):
+            model.log.setLevel(logging.WARNING)  # one INFO line per access otherwise
         self.has_interrupt = use_interrupt
         self._next = FIRST_BUFFER
         if pause:
@@ -84,7 +87,7 @@ class CocotbBus:
         if int(self.dut.interrupt.value):
             return True
         edge = RisingEdge(self.dut.interrupt)
-        return (await First(edge, Timer(max(timeout, 1e-9), unit="sec"))) is edge
+        return (await First(edge, Timer(max(timeout, 1e-9), unit="sec", round_mode="ceil"))) is edge
 
     async def sleep(self, seconds: float) -> None:
         await Timer(seconds, unit="sec", round_mode="ceil")

@@ -1,9 +1,9 @@
-"""Run a conv2d or linear layer (or a chain of them) from files on the layer engine in RTL simulation.
+"""Run a conv2d or linear layer (or a chain of them) from files on the accelerator in RTL simulation.
 
 Usage::
 
     python -m sim.run --layer LAYER.npz --out OUT.npy [--config FILE] [--sim verilator|icarus] [--check]
-                      [--vcd FILE] [--force]
+                      [--vcd FILE] [--force] [--core]
     python -m sim.run --program L1.npz L2.npz ... --out OUT.npy [...]
 
 A layer file (``numpy.savez``) holds ``kind`` (``"conv2d"`` or ``"linear"``), ``x`` (activation codes, CHW, NCHW
@@ -11,8 +11,10 @@ with N = 1, or NC; only the first layer of a program needs it), ``w_codes`` (sig
 ``bias``, ``M``, ``S`` (one per output channel), ``stride``, ``padding``, ``relu``, ``pool`` (integers; 0/1 for
 the flags) and ``w_bits``, ``w_k``, ``a_bits``, ``a_k`` (the formats). The formats come from the file; the array,
 the buffers and the clock from ``--config``. The layer is compiled into a program and memory image
-(esb_hw.compiler.program), run by the engine's Verilog against a memory with 20-100 cycles of latency per request,
-and its output codes written to ``OUT.npy`` (NCHW or NC). Exit codes: 0 done (and, with ``--check``, equal to the
+(esb_hw.compiler.program) and run on the whole system's Verilog (``esb_system``: AXI4-Lite registers, the AXI4
+master, the engine) by the host driver (esb_hw.driver) over cocotbext-axi, with an ``AxiRam`` as DDR; ``--core``
+runs the bare layer engine against the memory model instead (20-100 cycles of latency per request). The output
+codes are written to ``OUT.npy`` (NCHW or NC). Exit codes: 0 done (and, with ``--check``, equal to the
 golden model), 1 a mismatch or a failed simulation, 2 bad input.
 """
 
@@ -157,6 +159,28 @@ def _progress_bar(done: int, total: int) -> None:
     print(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} tiles", end="", file=sys.stderr, flush=True)
 
 
+def run_system(config, program, args, progress, predicted: int):
+    """The program through the whole AXI system and the host driver (sim/system.py); an :class:`EngineRun`."""
+    from esb_hw.compiler.program import to_bundle
+    from sim.engine import EngineRun
+    from sim.memory import MemoryModel
+    from sim.system import run_system_rtl
+
+    bundle = to_bundle(program, "sim_run")
+    timeout = (4 * predicted + 100_000) * 10e-9  # simulated seconds at the testbench's 100 MHz
+    result = run_system_rtl(config, [bundle], [{"bundle": 0, "timeout": timeout}], simulator=args.sim,
+                            waves=args.vcd is not None or None, run_name="sim_run", progress=progress)
+    entry = result.runs[0]
+    if entry["outcome"] not in ("ok", "RunFailed"):
+        raise CheckFailed(f"the driver reported {entry['outcome']}: {entry['message']}")
+    memory = MemoryModel(len(bundle.image))
+    memory.write_bytes(0, bundle.image)
+    memory.write_bytes(bundle.output_address, result.output(0))
+    waves = next(iter(sorted(result.run_dir.glob("*.fst")) + sorted(result.run_dir.glob("*.vcd"))), None)
+    return EngineRun(memory, entry["cycles"], entry["error"], entry["failed_descriptor"], entry["tiles_done"],
+                     entry["beats_read"], entry["beats_written"], entry["layer_cycles"], waves)
+
+
 def run(args) -> int:
     from sim.engine import run_engine_rtl
 
@@ -179,13 +203,17 @@ def run(args) -> int:
     program = compile_program(config, [file.layer for file in files], x.shape, x)
     model = predicted_cycles(program)
     tiles = len(program.tiles)
+    where = "the bare layer engine" if args.core else "the AXI system, through the host driver"
     print(f"{len(files)} layer{'s' if len(files) > 1 else ''}, {program.macs:,} MACs, {tiles} tiles on the "
-          f"{config.rows}x{config.cols} array ({args.sim}; predicted {model['cycles']:,} cycles; a first build "
-          f"takes about a minute)", flush=True)
-    run = run_engine_rtl(program, simulator=args.sim, waves=args.vcd is not None or None,
-                         progress=_progress_bar if sys.stderr.isatty() or args.progress else None,
-                         run_name="sim_run")
-    if sys.stderr.isatty() or args.progress:
+          f"{config.rows}x{config.cols} array, {where} ({args.sim}; predicted {model['cycles']:,} cycles; a first "
+          f"build takes about a minute)", flush=True)
+    show_progress = sys.stderr.isatty() or args.progress
+    if args.core:
+        run = run_engine_rtl(program, simulator=args.sim, waves=args.vcd is not None or None,
+                             progress=_progress_bar if show_progress else None, run_name="sim_run")
+    else:
+        run = run_system(config, program, args, _progress_bar if show_progress else None, model["cycles"])
+    if show_progress:
         print(file=sys.stderr)
     if run.error:
         raise CheckFailed(f"the engine stopped with error {run.error_text} at descriptor {run.failed_descriptor}")
@@ -221,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="write the output codes here (.npy)")
     parser.add_argument("--config", type=Path, help="array, buffers and clock (default configs/default.toml)")
     parser.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    parser.add_argument("--core", action="store_true",
+                        help="run the bare layer engine against the memory model instead of the AXI system")
     parser.add_argument("--check", action="store_true", help="compare with the golden model; exit 1 on a mismatch")
     parser.add_argument("--vcd", type=Path, help="write the waveforms here")
     parser.add_argument("--force", action="store_true", help="overwrite --out and --vcd if they exist")

@@ -1,5 +1,6 @@
-"""python -m sim.run (sim/run.py): a layer and a program from files through the engine's Verilog, checked
-against the golden model; a wrong result exits 1; every bad file exits 2 with one line."""
+"""python -m sim.run (sim/run.py): a layer and a program from files through the whole AXI system and the driver
+(and the bare engine with --core), checked against the golden model; a wrong result exits 1; every bad file exits
+2 with one line."""
 
 import subprocess
 import sys
@@ -68,7 +69,14 @@ def test_a_layer_and_a_program_run_and_check(tmp_path, config_file):
                      "--check")
     assert result.returncode == 0, result.stderr
     assert "check: all" in result.stdout and "MAC utilization" in result.stdout and "bytes moved" in result.stdout
-    assert np.load(tmp_path / "out.npy").shape == (6, 2, 2)
+    assert "the AXI system, through the host driver" in result.stdout
+    system_output = np.load(tmp_path / "out.npy")
+    assert system_output.shape == (6, 2, 2)
+    result = run_cli("--layer", layer, "--out", tmp_path / "core.npy", "--config", config_file, "--sim", "icarus",
+                     "--check", "--core")
+    assert result.returncode == 0, result.stderr
+    assert "the bare layer engine" in result.stdout
+    assert np.array_equal(np.load(tmp_path / "core.npy"), system_output)
     second = layer_file(tmp_path / "second.npz", out_channels=3, in_channels=6, kernel=1, padding=0, x=None, seed=1,
                         relu=0)  # ReLU off: the clamp of the unsigned codes gives the same result
     result = run_cli("--program", layer, second, "--out", tmp_path / "chain.npy", "--config", config_file,
