@@ -104,3 +104,18 @@ def test_the_comparison_catches_a_wrong_header(tmp_path):
     assert wrong != c_header(CONFIG.to_dict())
     with pytest.raises(AssertionError):
         assert header_values(tmp_path, wrong) == expected_values(data)
+
+
+def test_docs_register_table_matches_the_map():
+    """docs/system.md's register table is REGISTERS, field by field."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "system.md").read_text()
+    documented = re.findall(r"^\| 0x([0-9A-F]{2}) \| `(\w+)` \| `(\w+)` \| ([\d:]+) \| (\w+) \|", text, re.M)
+    expected = []
+    for register in REGISTERS:
+        for field in register.fields:
+            bits = f"{field.lsb}" if field.width == 1 else f"{field.lsb + field.width - 1}:{field.lsb}"
+            expected.append((f"{register.offset:02X}", register.name, field.name, bits, field.access))
+    assert documented == expected
