@@ -22,7 +22,7 @@ from esb_hw.config import AcceleratorConfig
 from esb_hw.errors import ParameterError
 from esb_hw.hw.core.array import PEArray, pipeline_latency
 from esb_hw.layouts import array_output_layout, pack, unpack, weight_encoding
-from sim.pytest_helpers import simulate, simulators
+from sim.pytest_helpers import simulate
 from sim.streams import get_many, put_many
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -212,9 +212,18 @@ def test_shipped_configs_are_all_simulated():
 SLOW_COCOTB = {"uniform5_recoded", "uniform6_act_esb", "uniform4_recoded", "baseline_pot"}
 
 
-@simulators
-@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_COCOTB else name
-                                  for name in sorted(CONFIGS)])
+def _array_cases():
+    """Every config on both simulators; the slow configs, and the default's Icarus run (about 40 s; Verilator runs
+    it in ``make test``), only in ``make test-all``."""
+    cases = []
+    for name in sorted(CONFIGS):
+        for simulator in ("verilator", "icarus"):
+            slow = name in SLOW_COCOTB or (name == "default" and simulator == "icarus")
+            cases.append(pytest.param(name, simulator, marks=pytest.mark.slow) if slow else (name, simulator))
+    return cases
+
+
+@pytest.mark.parametrize("name, simulator", _array_cases())
 def test_array_matches_golden_gemm(name, simulator):
     config = CONFIGS[name]
     simulate(PEArray(config), COCOTB_MODULE, simulator=simulator, toplevel=f"array_{name}",

@@ -222,6 +222,7 @@ def run_rtl_cases(config, simulator, names):
 ALL_CASES = ("3x3s2p1pool_tiled", "1x1_tiled", "linear", "three_layers")
 
 
+@pytest.mark.slow  # 34 s; make test runs the engine's Verilog through the system (tests/test_system.py) and below
 def test_rtl_integer_activations_on_icarus():
     run_rtl_cases(CONFIG, "icarus", ALL_CASES)
 
