@@ -49,7 +49,9 @@ report_timing_summary -file [file join $here timing.rpt]
 file mkdir [file join $here deploy]
 file copy -force [file join $here vivado esb_system.runs impl_1 {BD_NAME}_wrapper.bit] \\
   [file join $here deploy {BITSTREAM}.bit]
-set handoff [glob -nocomplain [file join $here vivado * sources_1 bd {BD_NAME} hw_handoff {BD_NAME}.hwh]]
+set handoff [concat \
+  [glob -nocomplain [file join $here vivado esb_system.gen sources_1 bd {BD_NAME} hw_handoff {BD_NAME}.hwh]] \
+  [glob -nocomplain [file join $here vivado esb_system.srcs sources_1 bd {BD_NAME} hw_handoff {BD_NAME}.hwh]]]
 if {{[llength $handoff] == 0}} {{
   error "ERROR: \\[esb-hw\\] no {BD_NAME}.hwh under [file join $here vivado]"
 }}

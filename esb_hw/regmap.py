@@ -4,7 +4,7 @@
 Pure Python (no Amaranth, no NumPy), so that the driver runs on a PYNQ image with this file and ``regmap.json``.
 Offset 0x00 is the usual HLS/PYNQ control register: ``ap_start``, ``ap_done`` (cleared when read), ``ap_idle`` and
 ``ap_ready``; 0x04-0x0C are the usual interrupt registers (global enable, enable, status). Documented in
-docs/registers.md.
+docs/system.md.
 """
 
 from __future__ import annotations

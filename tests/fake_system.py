@@ -1,5 +1,5 @@
 """A Python stand-in for the system behind PYNQ's objects, for the driver's tests (there is no board here): the
-register semantics of docs/registers.md, a device memory separate from the CPU's view of each buffer (so a missing
+register semantics of docs/system.md, a device memory separate from the CPU's view of each buffer (so a missing
 flush or invalidate shows), and a run that executes the compiled program with the compiler's NumPy twin."""
 
 from __future__ import annotations
@@ -100,9 +100,12 @@ class FakeSystem:
             self._finish()
 
     def _finish(self):
+        start = self.base - self.origin
+        size = len(self.program.image)
+        address, length = self.program.regions["descriptors"]
+        if bytes(self.device[start + address:start + address + length]) != self.program.image[address:address + length]:
+            self.error = 1  # the hardware would read zeros or stale descriptors: zero_size
         if not self.error:
-            size = len(self.program.image)
-            start = self.base - self.origin
             memory = bytearray(self.device[start:start + size])
             assert self.registers[offset("PROGRAM_ADDRESS")] == self.program.program_address
             run_in_numpy(self.program, memory)

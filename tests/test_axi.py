@@ -65,12 +65,23 @@ def test_splitter_cuts_at_256_beats_and_4_kib():
 class Slave:
     """An AXI4 slave with random ready/valid gaps, a sparse byte memory and error ranges."""
 
-    def __init__(self, axi, rng, *, bad_reads=(), bad_writes=(), decode_error=()):
+    def __init__(self, axi, rng, *, bad_reads=(), bad_writes=(), decode_error=(), aw_after_w=False, b_rate=0.5):
         self.axi, self.rng = axi, rng
+        self.aw_after_w, self.b_rate = aw_after_w, b_rate  # AWREADY only once WVALID was seen; B answer rate
+        self.offered = {}  # channel -> payload offered and not taken in the last cycle
         self.memory = {}
         self.bad_reads, self.bad_writes, self.decode_error = bad_reads, bad_writes, decode_error
         self.ar, self.aw = [], []
+        self.w_beats, self.applied = [], []
         self.max_in_flight = 0
+
+    def check_stable(self, channel, valid, ready, payload):
+        """AXI: once VALID is high it stays high, with the same payload, until READY."""
+        if channel in self.offered:
+            assert valid and payload == self.offered[channel], f"{channel}: VALID dropped or payload changed"
+            del self.offered[channel]
+        if valid and not ready:
+            self.offered[channel] = payload
 
     def check_burst(self, address, length):
         beats = length + 1
@@ -105,6 +116,7 @@ class Slave:
                 ctx.set(axi.rresp, rng.getrandbits(2))
             _, _, arvalid, arready, araddr, arlen, rvalid, rready = await ctx.tick().sample(
                 axi.arvalid, axi.arready, axi.araddr, axi.arlen, axi.rvalid, axi.rready)
+            self.check_stable("ar", arvalid, arready, (araddr, arlen))
             if rvalid and rready:
                 beat += 1
                 if beat == pending[0][1] + 1:
@@ -121,10 +133,12 @@ class Slave:
         axi, rng = self.axi, self.rng
         bursts, responses = [], []  # accepted AW; B responses owed
         beat, failed = 0, 0
+        lengths = []  # W burst lengths, as the W beats show them (WLAST), checked against AW in order
+        seen_wvalid = False
         while True:
-            ctx.set(axi.awready, rng.random() < 0.6)
-            ctx.set(axi.wready, bool(bursts) and rng.random() < 0.6)
-            if responses and rng.random() < 0.5:
+            ctx.set(axi.awready, rng.random() < 0.6 and (seen_wvalid or not self.aw_after_w))
+            ctx.set(axi.wready, rng.random() < 0.6)
+            if responses and rng.random() < self.b_rate:
                 ctx.set(axi.bvalid, 1)
                 ctx.set(axi.bresp, responses[0])
             else:
@@ -133,30 +147,43 @@ class Slave:
             _, _, awvalid, awready, awaddr, awlen, wvalid, wready, wdata, wstrb, wlast, bvalid, bready = \
                 await ctx.tick().sample(axi.awvalid, axi.awready, axi.awaddr, axi.awlen, axi.wvalid, axi.wready,
                                         axi.wdata, axi.wstrb, axi.wlast, axi.bvalid, axi.bready)
+            self.check_stable("aw", awvalid, awready, (awaddr, awlen))
+            self.check_stable("w", wvalid, wready, (wdata, wstrb, wlast))
+            seen_wvalid = seen_wvalid or wvalid
             if bvalid and bready:
                 responses.pop(0)
-            if wvalid and wready:
-                address, length = bursts[0]
-                here = address + 16 * beat
-                assert wlast == (beat == length), f"WLAST wrong at beat {beat} of {length + 1}"
-                failed = max(failed, self.response(here, self.bad_writes))
-                if not failed:
-                    for lane in range(16):
-                        if wstrb >> lane & 1:
-                            self.memory[here + lane] = wdata >> (8 * lane) & 0xFF
-                beat += 1
-                if wlast:
-                    bursts.pop(0)
-                    responses.append(failed)
-                    beat, failed = 0, 0
             if awvalid and awready:
                 self.check_burst(awaddr, awlen)
                 self.aw.append((awaddr, awlen + 1))
                 bursts.append((awaddr, awlen))
+            if wvalid and wready:
+                self.w_beats.append((wdata, wstrb, wlast))
+                beat += 1
+                if wlast:
+                    lengths.append(beat)
+                    beat = 0
+            # Apply each burst once both its AW and its W beats are in (W may come first).
+            while bursts and len(lengths) > 0 and len(self.applied) < len(self.aw) and \
+                    len(self.applied) < len(lengths):
+                index = len(self.applied)
+                address, length = self.aw[index]
+                assert lengths[index] == length, f"burst {index}: {lengths[index]} W beats for AWLEN+1 = {length}"
+                start = sum(lengths[:index])
+                failed = 0
+                for offset, (data, strobe, _) in enumerate(self.w_beats[start:start + length]):
+                    here = address + 16 * offset
+                    failed = max(failed, self.response(here, self.bad_writes))
+                    if not failed:
+                        for lane in range(16):
+                            if strobe >> lane & 1:
+                                self.memory[here + lane] = data >> (8 * lane) & 0xFF
+                self.applied.append(index)
+                responses.append(failed)
 
 
-def run_master(body, slave_options=None, outstanding_reads=16, feeder=None):
-    """Run ``body`` (and ``feeder``, a second testbench that offers requests meanwhile) against the slave."""
+def run_master(body, slave_options=None, outstanding_reads=16, feeder=None, feeders=()):
+    """Run ``body`` (and ``feeder``/``feeders``, testbenches that offer requests and data meanwhile) against the
+    slave; returns the slave."""
     dut = AxiMaster(outstanding_reads=outstanding_reads)
     slave = Slave(dut.axi, random.Random(5), **(slave_options or {}))
     simulator = Simulator(dut)
@@ -169,9 +196,9 @@ def run_master(body, slave_options=None, outstanding_reads=16, feeder=None):
         await body(ctx, dut, slave)
 
     simulator.add_testbench(testbench)
-    if feeder is not None:
-        async def feed(ctx):
-            await feeder(ctx, dut)
+    for function in ([feeder] if feeder else []) + list(feeders):
+        async def feed(ctx, function=function):
+            await function(ctx, dut)
         simulator.add_testbench(feed)
     simulator.run()  # the slave raises if the testbenches hang
     return slave
@@ -228,6 +255,8 @@ def test_writes_with_strobes_and_one_response_per_request():
 
     async def requests(ctx, dut):
         await put_many(ctx, dut.write_request, [{"address": a, "beats": b} for a, b in writes])
+
+    async def data(ctx, dut):  # apart from the requests, as the engine's storer sends them
         await put_many(ctx, dut.write_data, [{"data": d, "strobe": s} for d, s in beats], rng=random.Random(6),
                        idle=0.3)
 
@@ -235,7 +264,7 @@ def test_writes_with_strobes_and_one_response_per_request():
         responses = await get_many(ctx, dut.write_response, len(writes), rng=random.Random(7), stall=0.3)
         results["responses"] = [response.error for response in responses]
 
-    slave = run_master(body, {"bad_writes": [(BASE + 16 * 605, BASE + 16 * 606)]}, feeder=requests)
+    slave = run_master(body, {"bad_writes": [(BASE + 16 * 605, BASE + 16 * 606)]}, feeders=[requests, data])
     assert "responses" in results, "the writes did not finish"
     assert results["responses"] == [0, 0, 1]  # the last request has a bad burst
     addresses = [BASE + 16 * (a + i) for a, b in writes for i in range(b)]
@@ -259,3 +288,38 @@ def test_parameters_are_checked():
         AxiMaster(outstanding_reads=0)
     with pytest.raises(ParameterError, match="power of two"):
         AxiMaster(outstanding_writes=6)
+
+
+@pytest.mark.parametrize("options", [{"aw_after_w": True}, {"b_rate": 0.05}], ids=["aw_after_w", "slow_b"])
+def test_many_small_writes_under_pressure(options):
+    """More bursts than the outstanding limit, with a slave that raises AWREADY only after WVALID (allowed by AXI)
+    or answers B rarely (the AW side then waits for room)."""
+    writes = [(16 * index + 250 * (index % 3), 1 + index % 3) for index in range(20)]
+    rng = random.Random(11)
+    beats = [(rng.getrandbits(128), 0xFFFF) for a, b in writes for _ in range(b)]
+    results = {}
+
+    async def requests(ctx, dut):
+        await put_many(ctx, dut.write_request, [{"address": a, "beats": b} for a, b in writes])
+
+    async def data(ctx, dut):
+        await put_many(ctx, dut.write_data, [{"data": d, "strobe": s} for d, s in beats], rng=random.Random(6),
+                       idle=0.2)
+
+    async def body(ctx, dut, slave):
+        responses = await get_many(ctx, dut.write_response, len(writes), rng=random.Random(7), stall=0.2)
+        results["responses"] = [response.error for response in responses]
+
+    slave = run_master(body, options, feeders=[requests, data])
+    assert results["responses"] == [0] * len(writes)
+    assert slave.aw == [burst[:2] for a, b in writes for burst in reference_bursts(BASE, a, b)]
+    addresses = [BASE + 16 * (a + i) for a, b in writes for i in range(b)]
+    for address, (value, _) in zip(addresses, beats, strict=True):
+        assert bytes(slave.memory[address + lane] for lane in range(16)) == value.to_bytes(16, "little")
+
+
+def test_the_stability_check_catches_a_dropped_valid():
+    slave = Slave(None, random.Random(0))
+    slave.check_stable("aw", 1, 0, (0x1000, 3))
+    with pytest.raises(AssertionError, match="VALID dropped"):
+        slave.check_stable("aw", 0, 0, (0x1000, 3))

@@ -68,11 +68,11 @@ SMALL = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=4, activati
 PS, INSTANCE = "zynq_ultra_ps_e_0", f"{SYSTEM_NAME}_0"
 
 
-def run_tcl(tmp_path, *, progress="100%"):
+def run_tcl(tmp_path, *, progress="100%", mutate=lambda text: text):
     tclsh = shutil.which("tclsh")
     assert tclsh, "tclsh is missing (Debian package tcl)"
-    (tmp_path / "system_bd.tcl").write_text(zcu102.block_design_tcl(clock_mhz=CONFIG.clock_mhz, module=SYSTEM_NAME,
-                                                                    instance=INSTANCE))
+    (tmp_path / "system_bd.tcl").write_text(mutate(zcu102.block_design_tcl(
+        clock_mhz=CONFIG.clock_mhz, module=SYSTEM_NAME, instance=INSTANCE)))
     (tmp_path / "system.tcl").write_text(_vivado.project_tcl(part=zcu102.PART, board_part=zcu102.BOARD_PART,
                                                              verilog="esb_system.v", bd_script="system_bd.tcl",
                                                              xdc="system.xdc"))
@@ -123,9 +123,8 @@ EXPECTED_PS = {"PSU__USE__M_AXI_GP0": "1", "PSU__USE__S_AXI_GP2": "1", "PSU__SAX
                "PSU__USE__IRQ0": "1", "PSU__FPGA_PL0_ENABLE": "1", "PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ": "200"}
 
 
-def test_block_design_connections_clocks_and_addresses(tmp_path):
-    result, lines = run_tcl(tmp_path)
-    assert result.returncode == 0, result.stderr
+def check_design(lines):
+    """Every connection, net, address segment and PS setting the block design made, against the tables."""
     interfaces = [handles(line, "intf") for line in lines if line[0] == "INTF"]
     assert sorted(map(sorted, interfaces)) == sorted(map(sorted, EXPECTED_INTERFACES))
     nets = [handles(line, "pin") for line in lines if line[0] == "NET"]
@@ -146,6 +145,12 @@ def test_block_design_connections_clocks_and_addresses(tmp_path):
     order = [line[0] for line in lines]
     assert order.index("VALIDATE") < order.index("SAVE") < order.index("WRAPPER") < order.index("LAUNCH")
     assert ["PROPERTY", "project", "board_part", zcu102.BOARD_PART] in lines
+
+
+def test_block_design_connections_clocks_and_addresses(tmp_path):
+    result, lines = run_tcl(tmp_path)
+    assert result.returncode == 0, result.stderr
+    check_design(lines)
     assert (tmp_path / "deploy" / "esb_system.bit").read_bytes() == b"bit"
     assert (tmp_path / "deploy" / "esb_system.hwh").read_text() == "<hwh/>"
 
@@ -171,11 +176,13 @@ def test_a_failed_implementation_is_an_error_line(tmp_path):
     assert "ERROR: [esb-hw] implementation did not finish" in result.stderr
 
 
-def test_the_stub_check_catches_a_wrong_connection(tmp_path):
-    _, lines = run_tcl(tmp_path)
-    interfaces = [handles(line, "intf") for line in lines if line[0] == "INTF"]
-    wrong = [*EXPECTED_INTERFACES[:-1], {"smartconnect_memory/M00_AXI", f"{PS}/S_AXI_HPC0_FPD"}]
-    assert sorted(map(sorted, interfaces)) != sorted(map(sorted, wrong))
+@pytest.mark.parametrize(("wrong", "right"), [("S_AXI_HP0_FPD", "S_AXI_HPC0_FPD"), ("-range 4K", "-range 8K"),
+                                              ("pl_ps_irq0", "pl_ps_irq1"), ("{128}", "{64}")])
+def test_the_check_catches_a_wrong_block_design(tmp_path, wrong, right):
+    result, lines = run_tcl(tmp_path, mutate=lambda text: text.replace(wrong, right))
+    assert result.returncode == 0, result.stderr
+    with pytest.raises(AssertionError):
+        check_design(lines)
 
 
 def test_reports_and_log_are_parsed(tmp_path):

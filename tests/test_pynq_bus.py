@@ -12,7 +12,7 @@ import pytest
 from esb_hw.compiler.lowering import reference
 from esb_hw.compiler.program import compile_program, read_output, to_bundle
 from esb_hw.config import AcceleratorConfig
-from esb_hw.driver import Accelerator, DriverError
+from esb_hw.driver import Accelerator, DriverError, DriverTimeout, RunFailed
 from esb_hw.driver.pynq_bus import DEFAULT_IP_NAME, PynqBus
 from sim.layer_core import random_layer
 from tests.fake_system import FakeArray, FakeSystem, offset
@@ -53,11 +53,21 @@ def test_a_missing_flush_shows(case):
     original = FakeArray.flush
     FakeArray.flush = lambda self: None
     try:
-        with pytest.raises(Exception):  # noqa: B017 - the twin asserts, or the output differs
-            result = Accelerator(PynqBus(system, allocate=system.allocate), poll_interval=0).run_blocking(bundle)
-            result.check(bundle)
+        # The device memory holds no descriptors: the run ends with error zero_size.
+        with pytest.raises(RunFailed, match="zero_size"):
+            Accelerator(PynqBus(system, allocate=system.allocate), poll_interval=0).run_blocking(bundle)
     finally:
         FakeArray.flush = original
+    system = FakeSystem(program)  # with the flush: the same run passes
+    Accelerator(PynqBus(system, allocate=system.allocate), poll_interval=0).run_blocking(bundle).check(bundle)
+
+
+def test_an_interrupt_that_never_comes_is_a_driver_timeout(case):
+    program, bundle, _ = case
+    system = FakeSystem(program, finish_after=None)
+    bus = PynqBus(system, allocate=system.allocate, interrupt=system.interrupt)
+    with pytest.raises(DriverTimeout, match="no result after 0.05 s"):
+        Accelerator(bus, poll_interval=0).run_blocking(bundle, timeout=0.05)
 
 
 def test_from_overlay_finds_the_system_or_says_what_it_found(case, monkeypatch):

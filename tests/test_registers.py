@@ -194,3 +194,44 @@ def test_interrupt_needs_global_and_done_enable():
         await ctx.tick()
         assert ctx.get(dut.interrupt) == 0 and await lite.read(offset("ISR")) == 0  # IER off: no status either
     simulate(body)
+
+
+def test_responses_wait_for_ready_and_a_second_write_waits_behind_them():
+    async def body(ctx, dut, lite):
+        axi = dut.axi
+        ctx.set(axi.awaddr, offset("PROGRAM_ADDRESS"))
+        ctx.set(axi.awvalid, 1)
+        ctx.set(axi.wdata, 0x40)
+        ctx.set(axi.wstrb, 0xF)
+        ctx.set(axi.wvalid, 1)
+        await ctx.tick().until(axi.awready & axi.wready)
+        ctx.set(axi.awvalid, 0)
+        ctx.set(axi.wvalid, 0)
+        for _ in range(5):  # BREADY low: B stays offered
+            _, _, bvalid, bresp = await ctx.tick().sample(axi.bvalid, axi.bresp)
+        assert bvalid and bresp == 0
+        # A second write arrives while the first B is untaken: it is held, not lost.
+        ctx.set(axi.awaddr, offset("PROGRAM_LENGTH"))
+        ctx.set(axi.awvalid, 1)
+        ctx.set(axi.wdata, 9)
+        ctx.set(axi.wvalid, 1)
+        await ctx.tick().until(axi.awready & axi.wready)
+        ctx.set(axi.awvalid, 0)
+        ctx.set(axi.wvalid, 0)
+        ctx.set(axi.bready, 1)
+        await ctx.tick().until(axi.bvalid)
+        await ctx.tick().until(axi.bvalid)  # the second write's B
+        ctx.set(axi.bready, 0)
+        # A read whose R is not taken for a while keeps its data.
+        ctx.set(axi.araddr, offset("PROGRAM_LENGTH"))
+        ctx.set(axi.arvalid, 1)
+        await ctx.tick().until(axi.arready)
+        ctx.set(axi.arvalid, 0)
+        for _ in range(4):
+            _, _, rvalid, rdata = await ctx.tick().sample(axi.rvalid, axi.rdata)
+        assert rvalid and rdata == 9
+        ctx.set(axi.rready, 1)
+        await ctx.tick()
+        ctx.set(axi.rready, 0)
+        assert await lite.read(offset("PROGRAM_ADDRESS")) == 0x40
+    simulate(body)

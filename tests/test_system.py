@@ -98,6 +98,10 @@ def check_runs(config, simulator, pause, seed, *, errors: bool):
         assert "at descriptor 1" in bad["message"] and bad["tiles_done"] == 1
         assert timeout["outcome"] == "DriverTimeout" and "no result after 2e-06 s" in timeout["message"], timeout
         assert after["outcome"] == "ok", after["message"]
+        # Its window holds the timed-out run's end and its own, each followed by the interrupt; the late one of the
+        # timed-out run was cleared before this run waited, so this run ended by its own interrupt.
+        assert len(after["ends"]) == 2 and after["interrupts"] == [end + 1 for end in after["ends"]], after
+        assert after["by_interrupt"] and after["interrupt_after"] == 0
         assert np.array_equal(read_output(cases[1][1], result.output(len(outcomes) - 1)), cases[1][2])
     return result
 

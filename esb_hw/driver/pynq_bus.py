@@ -80,7 +80,7 @@ class PynqBus:
     async def wait_interrupt(self, timeout: float) -> bool:
         try:
             await asyncio.wait_for(self.interrupt.wait(), timeout)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # noqa: UP041 - PYNQ images run Python 3.10, where it is not TimeoutError
             return False
         return True
 

@@ -133,9 +133,11 @@ class AxiMaster(wiring.Component):
     A request of ``beats`` beats from beat ``address`` becomes INCR bursts of 16-byte beats at byte address
     ``base + 16 * address``, each of at most 256 beats and never crossing a 4 KiB boundary
     (:class:`BurstSplitter`). Reads: up to ``outstanding_reads`` bursts in flight; the R beats pass straight to
-    ``read_data``, with ``error`` set for SLVERR and DECERR. Writes: bursts go out on AW ahead of the data (up to
-    ``outstanding_writes`` whose data or response is pending), W beats carry the stream's ``strobe`` as WSTRB, and
-    one ``write_response`` per request says whether any of its bursts had an error response. IDs are 0 (responses
+    ``read_data``, with ``error`` set for SLVERR and DECERR. Writes: bursts go out on AW (up to
+    ``outstanding_writes`` whose response is pending) independently of W, which never waits for AW; W beats carry
+    the stream's ``strobe`` as WSTRB, and one ``write_response`` per request says whether any of its bursts had an
+    error response. Requests must have at least one beat (the engine's checker refuses zero sizes): a 0-beat
+    request makes no burst and no response. IDs are 0 (responses
     in order); ARCACHE/AWCACHE are 0b0011 (normal, non-cacheable, bufferable).
 
     Parameters
@@ -143,7 +145,7 @@ class AxiMaster(wiring.Component):
     outstanding_reads : int
         Read bursts in flight at most (1..64).
     outstanding_writes : int
-        Write bursts in flight at most (a power of two, 2..64).
+        Write bursts whose response is pending, at most (a power of two, 2..64).
 
     Attributes
     ----------
@@ -203,23 +205,28 @@ class AxiMaster(wiring.Component):
                      axi.rready.eq(self.read_data.ready)]
 
         # ---- writes ------------------------------------------------------------------------------------------
+        # Two splitters cut each request the same way: one for AW, one for the W bursts' lengths, so that W never
+        # waits for an AW handshake (a slave may wait for WVALID before raising AWREADY). A request goes to both at
+        # once.
         m.submodules.write_splitter = writes = BurstSplitter()
-        wiring.connect(m, wiring.flipped(self.write_request), writes.request)
-        # Per burst issued on AW: its length for the W side, and whether it ends its request for the B side.
-        m.submodules.lengths = lengths = fifo.SyncFIFOBuffered(width=8, depth=self.outstanding_writes)
+        m.submodules.data_splitter = data_bursts = BurstSplitter()
+        m.d.comb += [writes.base.eq(self.base), data_bursts.base.eq(self.base),
+                     writes.request.payload.eq(self.write_request.payload),
+                     data_bursts.request.payload.eq(self.write_request.payload),
+                     writes.request.valid.eq(self.write_request.valid & data_bursts.request.ready),
+                     data_bursts.request.valid.eq(self.write_request.valid & writes.request.ready),
+                     self.write_request.ready.eq(writes.request.ready & data_bursts.request.ready)]
+        # Per burst issued on AW: whether it ends its request, for the B side.
         m.submodules.ends = ends = fifo.SyncFIFOBuffered(width=1, depth=self.outstanding_writes)
         self._address_channel(m, "aw", writes.burst.payload)
-        room = Signal()
-        m.d.comb += [room.eq(lengths.w_rdy & ends.w_rdy), writes.base.eq(self.base),
-                     axi.awvalid.eq(writes.burst.valid & room), writes.burst.ready.eq(axi.awready & room)]
-        m.d.comb += [lengths.w_data.eq(writes.burst.payload.length), lengths.w_en.eq(axi.awvalid & axi.awready),
+        m.d.comb += [axi.awvalid.eq(writes.burst.valid & ends.w_rdy), writes.burst.ready.eq(axi.awready & ends.w_rdy),
                      ends.w_data.eq(writes.burst.payload.last), ends.w_en.eq(axi.awvalid & axi.awready)]
 
         sending = Signal()
         beats_left = Signal(8)  # beats of the current W burst after this one
-        m.d.comb += lengths.r_en.eq(~sending)
-        with m.If(~sending & lengths.r_rdy):
-            m.d.sync += [sending.eq(1), beats_left.eq(lengths.r_data)]
+        m.d.comb += data_bursts.burst.ready.eq(~sending)
+        with m.If(~sending & data_bursts.burst.valid):
+            m.d.sync += [sending.eq(1), beats_left.eq(data_bursts.burst.payload.length)]
         m.d.comb += [axi.wvalid.eq(sending & self.write_data.valid), axi.wdata.eq(self.write_data.payload.data),
                      axi.wstrb.eq(self.write_data.payload.strobe), axi.wlast.eq(beats_left == 0),
                      self.write_data.ready.eq(sending & axi.wready)]
@@ -230,7 +237,8 @@ class AxiMaster(wiring.Component):
 
         failed = Signal()  # an error response among the request's bursts so far
         answer = Signal()
-        m.d.comb += [axi.bready.eq(~self.write_response.valid), ends.r_en.eq(axi.bvalid & axi.bready),
+        # B is taken only once its burst's entry has come through the FIFO (a B may follow its AW at once).
+        m.d.comb += [axi.bready.eq(~self.write_response.valid & ends.r_rdy), ends.r_en.eq(axi.bvalid & axi.bready),
                      answer.eq(axi.bvalid & axi.bready & ends.r_data)]
         error_response = axi.bresp[RESPONSE_ERROR_BIT]
         with m.If(axi.bvalid & axi.bready):

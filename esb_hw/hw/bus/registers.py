@@ -1,4 +1,4 @@
-"""The system's AXI4-Lite register block (the map: :mod:`esb_hw.regmap`, docs/registers.md)."""
+"""The system's AXI4-Lite register block (the map: :mod:`esb_hw.regmap`, docs/system.md)."""
 
 from __future__ import annotations
 
