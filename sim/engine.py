@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import random
 import tempfile
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +112,7 @@ def run_engine_rtl(program: Program, *, simulator: str = "verilator", seed: int 
     twice a second. Raises :class:`~sim.runner.TestsFailed` if the engine does not finish within ``max_cycles``
     (default: 4x the cycle model, plus 100,000)."""
     from esb_hw.compiler.program import predicted_cycles
-    from sim.runner import run_cocotb
+    from sim.runner import run_cocotb_watching
 
     size = program.base + len(program.image) + spare
     size += -size % 16
@@ -128,27 +127,15 @@ def run_engine_rtl(program: Program, *, simulator: str = "verilator", seed: int 
                   "bad_beats": sorted(bad_beats), "max_cycles": max_cycles,
                   "progress_file": str(progress_file) if progress else ""}
         config = program.config
-        outcome = {}
 
-        def simulate():
-            try:
-                outcome["result"] = run_cocotb(Engine(config), "sim.tests.cocotb_engine", simulator=simulator,
-                                               toplevel=f"engine_{config.name.replace('-', '_').replace('.', '_')}",
-                                               params=params, waves=waves, run_name=run_name)
-            except BaseException as error:  # handed to the caller's thread below
-                outcome["error"] = error
+        def report(text):
+            if text.strip().isdigit():
+                progress(int(text), count)
 
-        worker = threading.Thread(target=simulate, daemon=True)
-        worker.start()
-        while worker.is_alive():
-            worker.join(0.5)
-            if progress and progress_file.exists():
-                text = progress_file.read_text().strip()
-                if text.isdigit():
-                    progress(int(text), count)
-        if "error" in outcome:
-            raise outcome["error"]
-        result = outcome["result"]
+        result = run_cocotb_watching(progress_file, report if progress else None, Engine(config),
+                                     "sim.tests.cocotb_engine", simulator=simulator,
+                                     toplevel=f"engine_{config.name.replace('-', '_').replace('.', '_')}",
+                                     params=params, waves=waves, run_name=run_name)
     status = json.loads((result.run_dir / "status.json").read_text())
     memory = MemoryModel(size)
     memory.memory[:] = (result.run_dir / "memory.bin").read_bytes()

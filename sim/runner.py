@@ -51,6 +51,7 @@ __all__ = [
     "build_dir_for",
     "emit_verilog",
     "run_cocotb",
+    "run_cocotb_watching",
     "waves_requested",
 ]
 
@@ -411,3 +412,27 @@ def run_cocotb(
         test_seconds=test_seconds,
         waves=waves_file,
     )
+
+
+def run_cocotb_watching(progress_file: Path, report, *args: Any, **kwargs: Any) -> SimResult:
+    """:func:`run_cocotb` in a worker thread; while it runs, ``report(text)`` gets the text of ``progress_file``
+    (which the cocotb test rewrites as it goes) about twice a second. ``report`` None just runs."""
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def simulate():
+        try:
+            outcome["result"] = run_cocotb(*args, **kwargs)
+        except BaseException as error:  # handed to the caller's thread below
+            outcome["error"] = error
+
+    worker = threading.Thread(target=simulate, daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.5)
+        if report is not None and progress_file.exists():
+            report(progress_file.read_text())
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +50,7 @@ def run_system_rtl(config: AcceleratorConfig, bundles: Sequence[ProgramBundle], 
     """Run ``runs`` (dicts: ``bundle`` index, ``timeout`` in simulated seconds, ``interrupt``, ``poison``) one after
     the other on one simulated system. Each run's outcome is in the result, a failed run included; a failure of
     the simulation itself raises :class:`~sim.runner.TestsFailed`."""
-    from sim.runner import run_cocotb
+    from sim.runner import run_cocotb_watching
 
     runs = [{"timeout": 0.05, "interrupt": True, "poison": None, **run} for run in runs]
     with tempfile.TemporaryDirectory(prefix="esb-system-") as folder:
@@ -63,25 +62,14 @@ def run_system_rtl(config: AcceleratorConfig, bundles: Sequence[ProgramBundle], 
         progress_file = Path(folder) / "progress"
         params = {"bundles": paths, "runs": runs, "pause": pause, "seed": seed, "memory_bytes": memory_bytes,
                   "progress_file": str(progress_file) if progress else ""}
-        outcome = {}
 
-        def simulate():
-            try:
-                outcome["result"] = run_cocotb(system_source(config), "sim.tests.cocotb_system", simulator=simulator,
-                                               toplevel=SYSTEM_NAME, params=params, waves=waves, run_name=run_name)
-            except BaseException as error:  # handed to the caller's thread below
-                outcome["error"] = error
+        def report(text):
+            parts = text.split()
+            if len(parts) == 2 and all(part.isdigit() for part in parts):
+                progress(int(parts[0]), int(parts[1]))
 
-        worker = threading.Thread(target=simulate, daemon=True)
-        worker.start()
-        while worker.is_alive():
-            worker.join(0.5)
-            if progress and progress_file.exists():
-                text = progress_file.read_text().split()
-                if len(text) == 2 and all(part.isdigit() for part in text):
-                    progress(int(text[0]), int(text[1]))
-        if "error" in outcome:
-            raise outcome["error"]
-        result = outcome["result"]
+        result = run_cocotb_watching(progress_file, report if progress else None, system_source(config),
+                                     "sim.tests.cocotb_system", simulator=simulator, toplevel=SYSTEM_NAME,
+                                     params=params, waves=waves, run_name=run_name)
     summary = json.loads((result.run_dir / "results.json").read_text())
     return SystemRun(summary["runs"], summary["bursts"], summary["cycles"], result.run_dir)
