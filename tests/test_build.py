@@ -125,6 +125,15 @@ FAKE_VIVADO = "\n".join([  # one shell line per item
 
 
 @pytest.fixture
+def small_config(tmp_path):
+    """A 4x4 config: the system builds in a few seconds (for tests of the flow around it)."""
+    path = tmp_path / "small.toml"
+    path.write_text((ROOT / "configs" / "default.toml").read_text().replace("rows = 8", "rows = 4")
+                    .replace("cols = 8", "cols = 4"))
+    return path
+
+
+@pytest.fixture
 def fake_vivado(tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -133,8 +142,9 @@ def fake_vivado(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
 
 
-def test_vivado_reports_are_parsed_into_the_report(tmp_path, fake_vivado, capsys):
-    assert build.main(["--board", "zcu102", "--vivado", "--out", str(tmp_path / "v")]) == 0
+def test_vivado_reports_are_parsed_into_the_report(tmp_path, fake_vivado, small_config, capsys):
+    out = tmp_path / "v"
+    assert build.main(["--board", "zcu102", "--vivado", "--config", str(small_config), "--out", str(out)]) == 0
     report = json.loads((tmp_path / "v" / "report.json").read_text())
     assert report["vivado"] == {"utilization": {"lut": 7000, "ff": 7100, "bram36": 24.0, "dsp": 0},
                                 "timing": {"wns_ns": 0.25, "whs_ns": 0.03, "met": True}}
@@ -142,9 +152,10 @@ def test_vivado_reports_are_parsed_into_the_report(tmp_path, fake_vivado, capsys
     assert "WNS 0.25" in capsys.readouterr().out
 
 
-def test_a_failed_vivado_run_shows_its_error_line(tmp_path, fake_vivado, capsys, monkeypatch):
+def test_a_failed_vivado_run_shows_its_error_line(tmp_path, fake_vivado, small_config, capsys, monkeypatch):
     monkeypatch.setenv("FAKE_VIVADO_FAIL", "1")
-    assert build.main(["--board", "zcu102", "--vivado", "--out", str(tmp_path / "v")]) == 1
+    out = tmp_path / "v"
+    assert build.main(["--board", "zcu102", "--vivado", "--config", str(small_config), "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == ("error: Vivado failed (exit code 1): ERROR: [BD 41-758] The following clock pins are not "
                    "connected to a valid clock source")
@@ -278,11 +289,11 @@ def test_impossible_clock_exits_2(tmp_path, capsys):
     assert not (tmp_path / "m").exists()
 
 
-def test_unwritable_output_exits_2(tmp_path, capsys):
+def test_unwritable_output_exits_2(tmp_path, small_config, capsys):
     out = tmp_path / "o"
     (out / "esb_system.v").mkdir(parents=True)
     (out / build.MARKER).write_text("")
-    assert build.main(["--board", "zcu102", "--out", str(out)]) == 2
+    assert build.main(["--board", "zcu102", "--config", str(small_config), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "cannot write" in err and "Is a directory" in err and "Traceback" not in err
 
