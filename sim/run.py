@@ -171,6 +171,8 @@ def run_system(config, program, args, progress, predicted: int):
     result = run_system_rtl(config, [bundle], [{"bundle": 0, "timeout": timeout}], simulator=args.sim,
                             waves=args.vcd is not None or None, run_name="sim_run", progress=progress)
     entry = result.runs[0]
+    if progress and "tiles_done" in entry:
+        progress(entry["tiles_done"], bundle.descriptors)
     if entry["outcome"] not in ("ok", "RunFailed"):
         raise CheckFailed(f"the driver reported {entry['outcome']}: {entry['message']}")
     memory = MemoryModel(len(bundle.image))
