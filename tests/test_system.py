@@ -65,9 +65,10 @@ def check_runs(config, simulator, pause, seed, *, errors: bool):
     runs = [{"bundle": index} for index in range(len(cases))]
     runs.append({"bundle": 0, "interrupt": False})  # polling, and a second run of the same program
     if errors:
-        conv = cases[0][1]
+        conv, chain = cases[0][1], cases[2][1]
         weights, _ = conv.regions["weights_0"]
-        bundles.append(bad_descriptor_bundle(conv))
+        assert len(chain.tiles) >= 3  # one tile per layer at least: descriptor 1 exists in every config
+        bundles.append(bad_descriptor_bundle(chain))
         runs += [{"bundle": 0, "poison": [weights + 32, 16]},  # SLVERR on a weight beat
                  {"bundle": len(bundles) - 1},  # a bad descriptor
                  {"bundle": 2, "timeout": 2e-6},  # 200 cycles: too short
