@@ -152,6 +152,15 @@ def generate(board, config, layer, out: Path):
     return top
 
 
+def resource_table(figures: dict, capacity: dict) -> list[str]:
+    """The report's Markdown table of used and available resources."""
+    lines = [f"| resource | used ({figures['source']}) | available | % |", "|---|---:|---:|---:|"]
+    for key in ("lut", "ff", "bram36", "dsp"):
+        used, available = figures[key], capacity[key]
+        lines.append(f"| {key} | {used:,} | {available:,} | {100 * used / available:.2f} |")
+    return lines
+
+
 def without_timings(value):
     """``value`` without its ``seconds`` entries, so that reports of the same config are byte-identical."""
     if isinstance(value, dict):
@@ -212,11 +221,8 @@ def write_reports(out: Path, board, config, top, layer, figures: dict, details: 
            f"{report['engine_gops_per_klut']:g} GOPS per 1k LUTs at {clock_mhz:g} MHz"] if "engine" in details else []),
         f"- self-test: {layer.tiles} tiles, {len(layer.beats)} beats; LEDs 0-3 = heartbeat, busy, pass, fail; "
         "UART 115200 8N1", "",
-        f"| resource | used ({figures['source']}) | available | % |", "|---|---:|---:|---:|",
+        *resource_table(figures, board.CAPACITY),
     ]
-    for key in ("lut", "ff", "bram36", "dsp"):
-        used, available = figures[key], board.CAPACITY[key]
-        lines.append(f"| {key} | {used:,} | {available:,} | {100 * used / available:.2f} |")
     timing = report["timing"]
     if isinstance(timing, dict):
         deepest = timing["deepest"]
@@ -440,11 +446,8 @@ def write_system_reports(out: Path, board, config, resources: dict, bundle, viva
         "S_AXI_HP0_FPD at 128 bits; interrupt through an AXI interrupt controller to pl_ps_irq0",
         "- LEDs 0-3: " + ", ".join(LED_MEANINGS),
         f"- deploy/: the driver, run.py and the sample program `{bundle.name}` ({bundle.descriptors} descriptors)", "",
-        f"| resource | used ({figures['source']}) | available | % |", "|---|---:|---:|---:|",
+        *resource_table(figures, board.CAPACITY),
     ]
-    for key in ("lut", "ff", "bram36", "dsp"):
-        used, available = figures[key], board.CAPACITY[key]
-        lines.append(f"| {key} | {used:,} | {available:,} | {100 * used / available:.2f} |")
     if vivado:
         lines += ["", f"Vivado: {vivado['utilization']['lut']:,} LUTs, {vivado['utilization']['ff']:,} FFs, "
                       f"{vivado['utilization']['bram36']:g} BRAM36, {vivado['utilization']['dsp']} DSP; WNS "

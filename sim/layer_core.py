@@ -24,6 +24,13 @@ from esb_hw.quant import golden
 __all__ = ["LayerRun", "output_codes", "random_layer", "run_layer_core"]
 
 
+#: A 4x4 engine with small buffers: layers tile after a few channels and pixels, and its Verilog builds fast. The
+#: test and bench workload of the engine, system and driver tests.
+SMALL_ENGINE_CONFIG = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=4, activation_k=4, rows=4, cols=4,
+                                        name="small", activation_words=128, weight_words=128, param_words=16,
+                                        output_words=32, entries=8)
+
+
 def random_layer(config: AcceleratorConfig, rng: np.random.Generator, kind: str, out_channels: int,
                  in_channels: int, kernel: int = 1, stride: int = 1, padding: int = 0, pool: bool = False) -> Layer:
     """A layer of random weight codes whose requantization scales (``M``, ``S``, bias) land typical sums across

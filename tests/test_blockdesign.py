@@ -12,6 +12,7 @@ import pytest
 from boards import _vivado, zcu102
 from esb_hw.config import AcceleratorConfig
 from esb_hw.hw.system import SYSTEM_NAME, System, system_verilog, wrapper_ports
+from sim.layer_core import SMALL_ENGINE_CONFIG
 
 # Stub Vivado: each command logs what the test needs and returns a handle naming its object.
 STUBS = r"""
@@ -63,8 +64,7 @@ close $log
 """
 
 CONFIG = AcceleratorConfig.from_toml("configs/default.toml")
-SMALL = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=4, activation_k=4, rows=4, cols=4, name="small",
-                          activation_words=128, weight_words=128, param_words=16, output_words=32, entries=8)
+SMALL = SMALL_ENGINE_CONFIG
 PS, INSTANCE = "zynq_ultra_ps_e_0", f"{SYSTEM_NAME}_0"
 
 

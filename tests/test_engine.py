@@ -15,11 +15,9 @@ from esb_hw.config import AcceleratorConfig
 from esb_hw.hw.core.checker import ERROR_CODES
 from esb_hw.layouts import DESCRIPTOR_BEATS, MEMORY_BEAT_BYTES, descriptor_layout, pack
 from sim.engine import memory_for, run_engine
-from sim.layer_core import random_layer
+from sim.layer_core import SMALL_ENGINE_CONFIG, random_layer
 
-CONFIG = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=4, activation_k=4, rows=4, cols=4,
-                           name="small", activation_words=128, weight_words=128, param_words=16, output_words=32,
-                           entries=8)
+CONFIG = SMALL_ENGINE_CONFIG
 BASE = 4096
 
 

@@ -11,15 +11,12 @@ import pytest
 
 from esb_hw.compiler.lowering import reference
 from esb_hw.compiler.program import compile_program, read_output, to_bundle
-from esb_hw.config import AcceleratorConfig
 from esb_hw.driver import Accelerator, DriverError, DriverTimeout, RunFailed
 from esb_hw.driver.pynq_bus import DEFAULT_IP_NAME, PynqBus
-from sim.layer_core import random_layer
+from sim.layer_core import SMALL_ENGINE_CONFIG, random_layer
 from tests.fake_system import FakeArray, FakeSystem, offset
 
-CONFIG = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=4, activation_k=4, rows=4, cols=4,
-                           name="small", activation_words=128, weight_words=128, param_words=16, output_words=32,
-                           entries=8)
+CONFIG = SMALL_ENGINE_CONFIG
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,10 @@ from esb_hw.compiler.program import compile_program, read_output, to_bundle
 from esb_hw.config import AcceleratorConfig
 from esb_hw.hw.system import SYSTEM_NAME, System, system_verilog, wrapper_ports, wrapper_verilog
 from esb_hw.layouts import DESCRIPTOR_BEATS, MEMORY_BEAT_BYTES, descriptor_layout, pack
-from sim.layer_core import random_layer
+from sim.layer_core import SMALL_ENGINE_CONFIG, random_layer
 from sim.pytest_helpers import require_simulator
 
-SMALL = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=4, activation_k=4, rows=4, cols=4,
-                          name="small", activation_words=128, weight_words=128, param_words=16, output_words=32,
-                          entries=8)
+SMALL = SMALL_ENGINE_CONFIG
 
 
 def programs(config):
@@ -146,3 +144,13 @@ def test_wrapper_declares_every_port_with_its_interface():
 def test_the_system_needs_a_square_array():
     with pytest.raises(ValueError, match="square"):
         System(dataclasses.replace(SMALL, cols=8))
+
+
+def test_the_burst_monitor_flags_a_crossing_and_a_misaligned_burst():
+    from sim.tests.cocotb_system import Monitor
+
+    monitor = Monitor(None)
+    monitor.bursts = {"ar": [(0x1000, 256), (0x1F00, 17)], "aw": [(0x2008, 1)]}
+    summary = monitor.summary()
+    assert summary["ar"]["crossing"] == [(0x1F00, 17)] and summary["ar"]["longest"] == 256
+    assert summary["aw"]["unaligned"] == 1 and summary["aw"]["crossing"] == []
