@@ -108,18 +108,18 @@ def markdown_table(rows: list[ReportRow]) -> str:
     return "\n".join(lines) + "\n\n" + note + "\n"
 
 
-def update_readme(path: Path, table: str) -> None:
-    """Replace the text between the report markers of ``path`` with ``table``."""
+def update_readme(path: Path, table: str, begin_marker: str = README_BEGIN, end_marker: str = README_END) -> None:
+    """Replace the text between the markers (the report's by default) of ``path`` with ``table``."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ReportError(f"cannot read {path}: {error.strerror}") from None
     except UnicodeDecodeError:
         raise ReportError(f"cannot read {path}: not UTF-8 text") from None
-    begin, end = text.find(README_BEGIN), text.find(README_END)
+    begin, end = text.find(begin_marker), text.find(end_marker)
     if begin < 0 or end < begin:
-        raise ReportError(f"{path} has no '{README_BEGIN}' ... '{README_END}' markers")
-    updated = text[: begin + len(README_BEGIN)] + "\n" + table + text[end:]
+        raise ReportError(f"{path} has no '{begin_marker}' ... '{end_marker}' markers")
+    updated = text[: begin + len(begin_marker)] + "\n" + table + text[end:]
     try:
         path.write_text(updated, encoding="utf-8")
     except OSError as error:
