@@ -46,10 +46,11 @@ def system_source(config: AcceleratorConfig) -> str:
 def run_system_rtl(config: AcceleratorConfig, bundles: Sequence[ProgramBundle], runs: Sequence[dict], *,
                    simulator: str = "verilator", pause: float = 0.0, seed: int = 1, memory_bytes: int = 1 << 30,
                    run_name: str | None = None, waves: bool | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> SystemRun:
+                   progress: Callable[[int, int], None] | None = None, progress_by_run: bool = False) -> SystemRun:
     """Run ``runs`` (dicts: ``bundle`` index, ``timeout`` in simulated seconds, ``interrupt``, ``poison``) one after
     the other on one simulated system. Each run's outcome is in the result, a failed run included; a failure of
-    the simulation itself raises :class:`~sim.runner.TestsFailed`."""
+    the simulation itself raises :class:`~sim.runner.TestsFailed`. ``progress(done, total)`` counts the current
+    run's tiles, or with ``progress_by_run`` the runs finished."""
     from sim.runner import run_cocotb_watching
 
     runs = [{"timeout": 0.05, "interrupt": True, "poison": None, **run} for run in runs]
@@ -65,8 +66,9 @@ def run_system_rtl(config: AcceleratorConfig, bundles: Sequence[ProgramBundle], 
 
         def report(text):
             parts = text.split()
-            if len(parts) == 2 and all(part.isdigit() for part in parts):
-                progress(int(parts[0]), int(parts[1]))
+            if len(parts) == 4 and all(part.isdigit() for part in parts):
+                done, total = (parts[2], parts[3]) if progress_by_run else (parts[0], parts[1])
+                progress(int(done), int(total))
 
         result = run_cocotb_watching(progress_file, report if progress else None, system_source(config),
                                      "sim.tests.cocotb_system", simulator=simulator, toplevel=SYSTEM_NAME,

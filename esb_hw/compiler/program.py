@@ -573,9 +573,10 @@ def predicted_cycles(program: Program, *, memory_latency: int = 60) -> dict:
     return {"cycles": store_free + 2, "compute_cycles": compute_total, "tiles": timeline}
 
 
-def to_bundle(program: Program, name: str = "program"):
+def to_bundle(program: Program, name: str = "program", activation_codes=None):
     """``program`` as the driver runs it (:class:`esb_hw.driver.ProgramBundle`), with the expected output bytes
-    from :func:`run_in_numpy`. The program must be compiled at base 0: the hardware adds ``MEMORY_BASE``."""
+    from :func:`run_in_numpy`; ``activation_codes`` replace the program's input. The program must be compiled at
+    base 0: the hardware adds ``MEMORY_BASE``."""
     from ..driver import ProgramBundle
     from ..regmap import config_id
 
@@ -583,9 +584,13 @@ def to_bundle(program: Program, name: str = "program"):
         raise InputError(f"a bundle needs a program compiled at base 0 (the hardware adds MEMORY_BASE), got base "
                          f"{program.base}")
     memory = bytearray(program.image)
+    if activation_codes is not None:
+        address, blob = input_image(program, activation_codes)
+        memory[address:address + len(blob)] = blob
+    image = bytes(memory)
     run_in_numpy(program, memory)
     address, size = program.output_region()
-    return ProgramBundle(image=bytes(program.image), program_address=program.program_address,
+    return ProgramBundle(image=image, program_address=program.program_address,
                          descriptors=len(program.tiles), layers=len(program.layers), output_address=address,
                          output_bytes=size, config_id=config_id(program.config.to_dict()),
                          array=(program.config.rows, program.config.cols),

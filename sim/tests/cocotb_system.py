@@ -101,11 +101,14 @@ async def run_system(dut):
     driver = Accelerator(bus, poll_interval=CLOCK_NS * 64e-9)
     progress_file = Path(params["progress_file"]) if params.get("progress_file") else None
 
+    runs_done = 0
+
     def progress(tiles, total):
-        progress_file.write_text(f"{tiles} {total}")
+        progress_file.write_text(f"{tiles} {total} {runs_done} {len(params['runs'])}")
 
     results = []
     for index, run in enumerate(params["runs"]):
+        runs_done = index
         bundle = bundles[run["bundle"]]
         buffer = driver._buffer_for(len(bundle.image))
         poison(bus, None if run.get("poison") is None else
@@ -131,6 +134,9 @@ async def run_system(dut):
         entry["interrupts"] = monitor.interrupts[interrupts_before:]
         await RisingEdge(dut.ap_clk)
         results.append(entry)
+        if progress_file:
+            runs_done = index + 1
+            progress(entry.get("tiles_done", 0), bundle.descriptors)
     poison(bus, None)
     summary = {"runs": results, "bursts": monitor.summary(), "cycles": monitor.cycle}
     (run_dir / "results.json").write_text(json.dumps(summary))
