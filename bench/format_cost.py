@@ -109,8 +109,9 @@ def main() -> int:
           "system GOPS/kLUT (MODEL) |")
     print("|---|---|---|---:|---:|---:|")
     for row in rows:
-        print(f"| {row['weights']} | {row['activations']} | {row['mapping']}{'' if row['competent'] else ' (not competent)'}"
-              f" | {row['lut_per_mac']:.2f} | {row['array_gops_per_klut']:.2f} | {row['system_gops_per_klut_model']:.2f} |")
+        mapping = row["mapping"] + ("" if row["competent"] else " (not competent)")
+        print(f"| {row['weights']} | {row['activations']} | {mapping} | {row['lut_per_mac']:.2f} | "
+              f"{row['array_gops_per_klut']:.2f} | {row['system_gops_per_klut_model']:.2f} |")
     return 0
 
 

@@ -247,7 +247,8 @@ def run_inference(model_name: str, config: AcceleratorConfig, *, images: int | N
 
 def print_report(report: InferenceReport) -> None:
     accuracy = report.as_dict()["accuracy"]
-    line = f"accuracy on {report.images} held-out digits: float {accuracy['float']:.1%}, golden {accuracy['golden']:.1%}"
+    line = (f"accuracy on {report.images} held-out digits: float {accuracy['float']:.1%}, golden "
+            f"{accuracy['golden']:.1%}")
     if report.rtl_logits is not None:
         line += f", RTL ({report.simulator}) {accuracy['rtl']:.1%}"
     print(line)

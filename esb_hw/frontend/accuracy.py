@@ -180,7 +180,8 @@ def pareto_table(points: list[dict]) -> str:
         mapping = point["mapping"] + ("" if point["competent"] else " (not competent)")
         lines.append(f"| {point['label']} | {point['bits']}/{point['bits']} | {_percent(point['accuracy'])} | "
                      f"{point['lut_per_mac']:.2f} | {point['array_gops_per_klut']:.1f} | "
-                     f"{point['system_gops_per_klut_model']:.2f} | {mapping} | {'**yes**' if point['pareto'] else ''} |")
+                     f"{point['system_gops_per_klut_model']:.2f} | {mapping} | "
+                     f"{'**yes**' if point['pareto'] else ''} |")
     front = [point for point in points if point["pareto"]]
     best = max(points, key=lambda point: (point["accuracy"] / point["lut_per_mac"], point["accuracy"]))
     names = ", ".join(f"{p['label']} at {p['bits']}/{p['bits']}" for p in front)

@@ -202,7 +202,8 @@ def main() -> int:
     with torch.no_grad():
         torch_accuracy = accuracy(network(torch.tensor(split.test_images, dtype=torch.float32)).argmax(1),
                                   split.test_labels)
-    print(f"float test accuracy: PyTorch {torch_accuracy:.4f}, NumPy {accuracy(folded.predict(split.test_images), split.test_labels):.4f}")
+    numpy_accuracy = accuracy(folded.predict(split.test_images), split.test_labels)
+    print(f"float test accuracy: PyTorch {torch_accuracy:.4f}, NumPy {numpy_accuracy:.4f}")
     save_npz(folded, args.out / "digits.npz")
     save_onnx(unfolded, args.out / "digits.onnx", batch_norms)
     print(f"wrote {args.out / 'digits.npz'} and {args.out / 'digits.onnx'}")
