@@ -254,7 +254,7 @@ SYSTEM_FILES = ("esb_system.v", "system_bd.tcl", "system.tcl", "system.xdc", "bu
                 "esb_regmap.h", "report.json", "report.md", "deploy/")
 #: The driver files deploy/ carries (pure Python: the board needs no Amaranth).
 DEPLOY_PACKAGE = ("esb_hw/__init__.py", "esb_hw/errors.py", "esb_hw/regmap.py", "esb_hw/driver/__init__.py",
-                  "esb_hw/driver/pynq_bus.py")
+                  "esb_hw/driver/pynq_bus.py", "esb_hw/driver/batch.py")
 
 
 def sample_program(config):
@@ -277,6 +277,22 @@ def sample_program(config):
     if not np.array_equal(read_output(program, bundle.expected), expected):  # the twin against the golden model
         raise CheckFailed("the sample program's expected output disagrees with the golden model")
     return program, bundle
+
+
+def digits_program(config):
+    """The digits network for deploy/ (a BatchProgram) and a line for the report; (None, why) if the array
+    cannot run the whole network."""
+    from esb_hw.frontend.deploy import digits_batch
+
+    try:
+        batch = digits_batch(config)
+    except InputError as error:
+        progress(f"deploy/digits.npz not written: {error}")
+        return None, f"not written: {error}"
+    import numpy as np
+
+    golden = np.mean(np.array([np.argmax(batch.logits(row.tobytes())) for row in batch.expected]) == batch.labels)
+    return batch, f"{batch.images} held-out images, golden-model accuracy {golden:.1%}"
 
 
 def system_resources(config, board, estimate: bool) -> dict:
@@ -311,6 +327,12 @@ Copy this folder to the board (PYNQ image, Python 3 with NumPy) and run, as root
     python3 run.py                      # the sample program, checked against its golden output
     python3 run.py --program other.npz  # another program bundle (esb_hw.compiler.program.to_bundle)
     python3 run.py --poll               # wait by polling instead of the interrupt
+    python3 run_digits.py               # the digits CNN on the 359 held-out images: accuracy, bit-exactness, speed
+    python3 run_digits.py --images 20   # the first 20 only
+
+`digits.npz` is the digits network quantized for this build's config (PTQ with DDA), compiled, with every held-out
+image's input and golden output (`python -m esb_hw.infer` runs the same program in simulation). It is missing when
+the config's array cannot run the whole network (build.py says why).
 
 `esb_system.bit` and `esb_system.hwh` are here when `build.py --vivado` ran; otherwise build them where Vivado
 is installed (`sh ../build_system.sh`) and copy them here. `regmap.json` (and `../esb_regmap.h`) describe the
@@ -369,10 +391,71 @@ if __name__ == "__main__":
     sys.exit(main())
 '''
 
+DEPLOY_RUN_DIGITS = '''#!/usr/bin/env python3
+"""Run the digits CNN (digits.npz) on the esb-hw system of this folder's bitstream (PYNQ), image by image:
+accuracy against the labels, every output equal to the golden model's, cycles and images per second.
+Exit codes: 0 all outputs equal, 1 a difference or a hardware error, 2 bad input."""
 
-def write_deploy(out: Path, config, bundle) -> None:
-    """deploy/: the driver package (pure Python), regmap.json, the sample program and its run script. A bitstream
-    and .hwh already there (from an earlier --vivado) are kept."""
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from esb_hw.driver import Accelerator  # noqa: E402
+from esb_hw.driver.batch import BatchProgram, run_batch  # noqa: E402
+from esb_hw.errors import EsbError  # noqa: E402
+
+
+def progress(done, total):
+    print(f"\\r  {done}/{total} images", end="" if done < total else "\\n", file=sys.stderr, flush=True)
+
+
+def main(argv=None, bus=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bitfile", default=str(HERE / "esb_system.bit"), help="the overlay (its .hwh beside it)")
+    parser.add_argument("--batch", default=str(HERE / "digits.npz"), help="the compiled network and its images")
+    parser.add_argument("--images", type=int, help="run the first N images (default all)")
+    parser.add_argument("--clock-mhz", type=float, default=None, help="the PL clock, for images/s (default: ARRAY)")
+    parser.add_argument("--poll", action="store_true", help="poll STATUS instead of waiting for the interrupt")
+    args = parser.parse_args(argv)
+    try:
+        batch = BatchProgram.load(args.batch)
+        if bus is None:
+            from esb_hw.driver.pynq_bus import PynqBus
+
+            if not Path(args.bitfile).is_file():
+                raise FileNotFoundError(f"{args.bitfile}: no bitstream (run build.py --vivado, or copy it here)")
+            bus = PynqBus.from_overlay(args.bitfile, use_interrupt=not args.poll)
+        accelerator = Accelerator(bus)
+        result = asyncio.run(run_batch(accelerator, batch, count=args.images, use_interrupt=not args.poll,
+                                       progress=progress))
+        count = len(result.labels)
+        cycles = sum(result.cycles) / count
+        print(f"digits: {count} images; accuracy {result.accuracy:.1%} (golden model {result.golden_accuracy:.1%})")
+        print(f"outputs equal to the golden model: {int(result.exact.sum())}/{count}")
+        print(f"{cycles:,.0f} cycles per image on the hardware; {count / result.seconds:,.1f} images/s with the host "
+              f"driver's overhead")
+        return 0 if result.exact.all() else 1
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except EsbError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+
+def write_deploy(out: Path, config, bundle, digits=None) -> None:
+    """deploy/: the driver package (pure Python), regmap.json, the sample program, the digits network (``digits``,
+    a BatchProgram, if the array runs it) and their run scripts. A bitstream and .hwh already there (from an earlier
+    --vivado) are kept."""
     from esb_hw.regmap import regmap_json
 
     deploy = out / "deploy"
@@ -386,8 +469,12 @@ def write_deploy(out: Path, config, bundle) -> None:
     write_file(deploy / "README.md", DEPLOY_README)
     try:
         bundle.save(deploy / "program.npz")
+        if digits is not None:
+            digits.save(deploy / "digits.npz")
+            write_file(deploy / "run_digits.py", DEPLOY_RUN_DIGITS)
+            (deploy / "run_digits.py").chmod(0o755)
     except OSError as error:
-        raise InputError(f"cannot write {deploy / 'program.npz'}: {error.strerror}") from None
+        raise InputError(f"cannot write into {deploy}: {error.strerror}") from None
 
 
 def generate_system(board, config, out: Path):
@@ -410,7 +497,8 @@ def generate_system(board, config, out: Path):
     write_file(out / "esb_regmap.h", c_header(config.to_dict()))
 
 
-def write_system_reports(out: Path, board, config, resources: dict, bundle, vivado: dict | None) -> dict:
+def write_system_reports(out: Path, board, config, resources: dict, bundle, vivado: dict | None,
+                         digits_note: str = "") -> dict:
     from esb_hw.estimate import gops_per_klut, peak_gops
     from esb_hw.hw.system import LED_MEANINGS
     from esb_hw.regmap import config_id
@@ -429,7 +517,7 @@ def write_system_reports(out: Path, board, config, resources: dict, bundle, viva
         "capacity": board.CAPACITY, "config": config.to_dict(), "config_id": f"0x{config_id(config.to_dict()):08X}",
         "registers": {"base": f"0x{board.REGISTER_BASE:08X}", "map": "regmap.json", "header": "esb_regmap.h"},
         "leds": dict(enumerate(LED_MEANINGS)),
-        "deploy": {"program": bundle.name, "descriptors": bundle.descriptors},
+        "deploy": {"program": bundle.name, "descriptors": bundle.descriptors, "digits": digits_note},
         "vivado": vivado or "not run (build.py --vivado where Vivado is installed)",
         "details": without_timings(details),
     }
@@ -445,7 +533,8 @@ def write_system_reports(out: Path, board, config, resources: dict, bundle, viva
         f"- registers at {report['registers']['base']} on M_AXI_HPM0_FPD (regmap.json, esb_regmap.h); memory through "
         "S_AXI_HP0_FPD at 128 bits; interrupt through an AXI interrupt controller to pl_ps_irq0",
         "- LEDs 0-3: " + ", ".join(LED_MEANINGS),
-        f"- deploy/: the driver, run.py and the sample program `{bundle.name}` ({bundle.descriptors} descriptors)", "",
+        f"- deploy/: the driver, run.py and the sample program `{bundle.name}` ({bundle.descriptors} descriptors); "
+        f"run_digits.py and digits.npz, the digits CNN ({digits_note})", "",
         *resource_table(figures, board.CAPACITY),
     ]
     if vivado:
@@ -473,11 +562,12 @@ def build_system(args, board, config) -> int:
                          "pass --self-test for the PL-only self-test")
     resources = system_resources(config, board, args.estimate)
     _, bundle = sample_program(config)
+    digits, digits_note = digits_program(config)
     out = args.out or ROOT / "build" / args.board
     prepare_out_dir(out, args.force)
     generate_system(board, config, out)
-    write_deploy(out, config, bundle)
-    report = write_system_reports(out, board, config, resources, bundle, None)
+    write_deploy(out, config, bundle, digits)
+    report = write_system_reports(out, board, config, resources, bundle, None, digits_note)
     print(f"wrote {out}: {', '.join(SYSTEM_FILES)}")
     print(f"{report['macs']} MACs at {config.clock_mhz:g} MHz: {report['peak_gops']:g} GOPS peak; whole system "
           f"{report['resources']['lut']:,} LUTs ({report['resources']['source']}), "
@@ -485,7 +575,7 @@ def build_system(args, board, config) -> int:
     if args.vivado:
         progress(f"running Vivado in {out} (about an hour); its log is {out / 'system.log'}")
         vivado = run_system_vivado(out)
-        write_system_reports(out, board, config, resources, bundle, vivado)
+        write_system_reports(out, board, config, resources, bundle, vivado, digits_note)
         print(f"Vivado: deploy/esb_system.bit and .hwh written; WNS {vivado['timing']['wns_ns']} ns")
     return 0
 

@@ -18,7 +18,8 @@ OUTPUTS = ("top.v", "top.xdc", "top.tcl", "build_top.sh", "report.json", "report
 SYSTEM_OUTPUTS = ("esb_system.v", "system_bd.tcl", "system.tcl", "system.xdc", "build_system.sh", "regmap.json",
                   "esb_regmap.h", "report.json", "report.md", "deploy/run.py", "deploy/program.npz",
                   "deploy/regmap.json", "deploy/README.md", "deploy/esb_hw/driver/__init__.py",
-                  "deploy/esb_hw/driver/pynq_bus.py", "deploy/esb_hw/regmap.py", "deploy/esb_hw/errors.py")
+                  "deploy/esb_hw/driver/pynq_bus.py", "deploy/esb_hw/regmap.py", "deploy/esb_hw/errors.py",
+                  "deploy/esb_hw/driver/batch.py", "deploy/digits.npz", "deploy/run_digits.py")
 REPORT_FIELDS = ("board", "part", "clock_mhz", "macs", "peak_gops", "weight_format", "activation_format",
                  "resources", "gops_per_klut")
 
@@ -104,6 +105,32 @@ def test_deploy_run_script_against_a_fake_board(system_build, capsys, monkeypatc
     assert module.main(["--poll"], bus=PynqBus(broken, allocate=broken.allocate)) == 1
     assert "error 7 (read:" in capsys.readouterr().err
     assert module.main(["--program", str(system_build / "absent.npz")]) == 2
+
+
+def test_deploy_digits_against_a_fake_board(system_build, capsys, monkeypatch):
+    """run_digits.py runs the digits program image by image through the driver and checks every output."""
+    import importlib.util
+
+    from esb_hw.config import AcceleratorConfig
+    from esb_hw.driver.pynq_bus import PynqBus
+    from esb_hw.frontend.accuracy import load_digits_model
+    from esb_hw.frontend.digits import load_split
+    from esb_hw.frontend.quantize import QuantRecipe, compile_segments, quantize_model
+    from tests.fake_system import FakeSystem
+
+    config = AcceleratorConfig.from_toml(ROOT / "configs" / "default.toml")
+    integer = quantize_model(load_digits_model(), QuantRecipe.for_config(config), load_split().train_images)
+    (segment,) = compile_segments(integer, config)
+    spec = importlib.util.spec_from_file_location("deploy_run_digits", system_build / "deploy" / "run_digits.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    spec.loader.exec_module(module)
+    system = FakeSystem(segment.program, finish_after=0)
+    assert module.main(["--poll", "--images", "20"], bus=PynqBus(system, allocate=system.allocate)) == 0
+    out = capsys.readouterr().out
+    assert "digits: 20 images; accuracy" in out and "outputs equal to the golden model: 20/20" in out
+    assert module.main(["--batch", str(system_build / "absent.npz")]) == 2
+    assert "absent.npz: no such file" in capsys.readouterr().err
 
 
 FAKE_VIVADO = "\n".join([  # one shell line per item

@@ -53,7 +53,8 @@ def reference(init, x):
     for o in range(3):
         for y in range(4):
             for xx in range(4):
-                conv[:, o, y, xx] = np.sum(padded[:, :, y:y + 3, xx:xx + 3] * init["w"][o], axis=(1, 2, 3)) + init["b"][o]
+                window = padded[:, :, y:y + 3, xx:xx + 3]
+                conv[:, o, y, xx] = np.sum(window * init["w"][o], axis=(1, 2, 3)) + init["b"][o]
     norm = ((conv - init["m"][:, None, None]) / np.sqrt(init["v"][:, None, None] + 1e-3) * init["s"][:, None, None]
             + init["o"][:, None, None])
     pooled = np.maximum(norm, 0).reshape(-1, 3, 2, 2, 2, 2).max(axis=(3, 5))

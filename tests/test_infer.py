@@ -1,0 +1,104 @@
+"""esb_hw/infer.py: the digits CNN through the golden model and, 10 images, through the whole AXI system's RTL via
+the host driver, every logit bit-exact; the report's checks fail on a wrong answer; bad input exits 2."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from esb_hw import infer
+from esb_hw.config import AcceleratorConfig
+from sim.pytest_helpers import require_simulator
+
+DEFAULT = AcceleratorConfig.from_toml("configs/default.toml")
+
+
+def cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "esb_hw.infer", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_golden_only_reports_placement_accuracy_and_model_cycles():
+    result = cli("--golden-only")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count("runs on the array") == 3
+    assert "accuracy on 359 held-out digits: float 98.9%, golden" in out
+    assert "(compiler MODEL)" in out and "images/s at 200 MHz" in out
+
+
+def test_json_and_host_fallback():
+    result = cli("--golden-only", "--ends-8bit", "--images", "40", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [layer["where"] for layer in report["layers"]] == ["host", "array", "host"]
+    assert report["layers"][0]["reason"] == "weights uniform 8b, the array has ESB(4,1)"
+    assert report["images"] == 40 and report["cycles_source"] == "model" and 0.9 <= report["accuracy"]["golden"] <= 1
+    assert "runs on the host (weights uniform 8b" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--images", "0"], "--images must be in 1..359"),
+    (["--images", "360"], "--images must be in 1..359"),
+    (["--model", "model.pt"], "--model takes 'digits', a .onnx or a .npz file"),
+    (["--model", "missing.onnx"], "missing.onnx: no such file"),
+    (["--config", "missing.toml"], "config file not found"),
+])
+def test_bad_input_exits_2_with_one_line(args, message):
+    result = cli("--golden-only", *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def test_a_model_with_the_wrong_classes_or_shape(tmp_path):
+    from esb_hw.frontend.model import FloatLayer, FloatModel, save_npz
+
+    rng = np.random.default_rng(0)
+    save_npz(FloatModel([FloatLayer("fc", "linear", rng.normal(size=(7, 64)), None)], (1, 8, 8)), tmp_path / "a.npz")
+    save_npz(FloatModel([FloatLayer("fc", "linear", rng.normal(size=(10, 16)), None)], (1, 4, 4)), tmp_path / "b.npz")
+    for name, message in (("a.npz", "the model has 7 outputs, the digits have 10 classes"),
+                          ("b.npz", "the model's input is 1x4x4 (CxHxW), the digits are 1x8x8")):
+        result = cli("--golden-only", "--model", str(tmp_path / name))
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_ten_images_through_the_system_rtl_are_bit_exact():
+    """The normal suite's end-to-end run: 10 held-out digits, Verilator, the AXI system and the driver."""
+    require_simulator("verilator")
+    report = infer.run_inference("digits", DEFAULT, images=10, simulator="verilator", log=lambda *a: None)
+    assert report.rtl_logits.shape == (10, 10)
+    assert np.array_equal(report.rtl_logits, report.golden_logits)
+    assert report.exact_images == 10 and report.same_classes == 10
+    assert report.cycles_source == "rtl" and all(cycles > 0 for cycles in report.layer_cycles)
+    # the checks see a wrong logit and a wrong class
+    wrong = dataclasses.replace(report, rtl_logits=report.rtl_logits.copy())
+    wrong.rtl_logits[3, 2] += 1
+    assert wrong.exact_images == 9 and wrong.same_classes == 10
+    wrong.rtl_logits[4] = 0
+    wrong.rtl_logits[4, (report.golden_predictions[4] + 1) % 10] = 255
+    assert wrong.exact_images == 8 and wrong.same_classes == 9
+
+
+def test_cli_exits_1_on_a_mismatch(monkeypatch, capsys):
+    split_logits = np.arange(20).reshape(2, 10)
+    report = infer.InferenceReport("digits", DEFAULT, None, [], 2, np.array([9, 9]), np.array([9, 9]), split_logits,
+                                   rtl_logits=split_logits + np.array([[0] * 10, [1] + [0] * 9]), simulator="verilator")
+    monkeypatch.setattr(infer, "run_inference", lambda *args, **kwargs: report)
+    monkeypatch.setattr(infer, "print_report", lambda report: None)
+    assert infer.main(["--images", "2"]) == 1
+    assert "1 of 2 images differ from the golden model" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_esb_activations_and_host_layers_on_icarus():
+    """ESB(6,3) activations on the array, the 8-bit first and last layers on the host, Icarus."""
+    require_simulator("icarus")
+    config = AcceleratorConfig.from_toml("configs/esb5_act_esb.toml")
+    report = infer.run_inference("digits", config, images=3, simulator="icarus", ends_8bit=True,
+                                 log=lambda *a: None)
+    assert [row["where"] for row in report.layer_rows()] == ["host", "array", "host"]
+    assert report.exact_images == 3
