@@ -44,7 +44,8 @@ class BatchProgram:
         if self.expected.shape[1] != self.bundle.output_bytes:
             raise InputError(f"{self.name}: expected outputs of {self.expected.shape[1]} bytes, the program writes "
                              f"{self.bundle.output_bytes}")
-        if self.logit_bits.size and (self.logit_bits.min() < 0 or self.logit_bits.max() >= 8 * self.bundle.output_bytes):
+        bits = self.logit_bits
+        if bits.size and (bits.min() < 0 or bits.max() >= 8 * self.bundle.output_bytes):
             raise InputError(f"{self.name}: a logit bit lies outside the output")
 
     @property
