@@ -4,7 +4,7 @@ VENV ?= .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.esb-hw-installed
 
-.PHONY: build test test-all lint bench report clean
+.PHONY: build test test-all lint bench report accuracy clean
 
 $(STAMP): pyproject.toml tools/bootstrap.sh
 	@sh tools/bootstrap.sh "$(PYTHON)" "$(VENV)"
@@ -33,6 +33,10 @@ bench: $(STAMP)
 
 report: $(STAMP)
 	$(VPY) -m esb_hw.quant.report --update-readme README.md
+
+# The digits accuracy and accuracy-per-LUT tables of the README (about two minutes).
+accuracy: $(STAMP)
+	$(VPY) -m esb_hw.frontend.accuracy --update-readme README.md
 
 clean:
 	rm -rf build .pytest_cache sim_build
