@@ -418,7 +418,6 @@ def main(argv=None, bus=None):
     parser.add_argument("--bitfile", default=str(HERE / "esb_system.bit"), help="the overlay (its .hwh beside it)")
     parser.add_argument("--batch", default=str(HERE / "digits.npz"), help="the compiled network and its images")
     parser.add_argument("--images", type=int, help="run the first N images (default all)")
-    parser.add_argument("--clock-mhz", type=float, default=None, help="the PL clock, for images/s (default: ARRAY)")
     parser.add_argument("--poll", action="store_true", help="poll STATUS instead of waiting for the interrupt")
     args = parser.parse_args(argv)
     try:
@@ -473,6 +472,9 @@ def write_deploy(out: Path, config, bundle, digits=None) -> None:
             digits.save(deploy / "digits.npz")
             write_file(deploy / "run_digits.py", DEPLOY_RUN_DIGITS)
             (deploy / "run_digits.py").chmod(0o755)
+        else:  # an earlier build's digits program would not match this config
+            for name in ("digits.npz", "run_digits.py"):
+                (deploy / name).unlink(missing_ok=True)
     except OSError as error:
         raise InputError(f"cannot write into {deploy}: {error.strerror}") from None
 

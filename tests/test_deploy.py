@@ -38,6 +38,24 @@ def test_logit_bit_map_agrees_with_read_output():
         assert decoded.tolist() == read_output(segment.program, blob).reshape(-1).tolist()
 
 
+def test_a_golden_output_that_disagrees_with_the_program_is_refused(monkeypatch):
+    """deploy.py checks its golden outputs against the compiler's NumPy run: feed it a wrong golden output."""
+    from esb_hw.errors import CheckFailed
+    from esb_hw.frontend import quantize
+
+    real = quantize.IntegerModel.run
+
+    def off_by_one(self, images, **kwargs):
+        outputs = real(self, images, **kwargs)
+        outputs[-1] = outputs[-1].copy()
+        outputs[-1][0, 0] += 1
+        return outputs
+
+    monkeypatch.setattr(quantize.IntegerModel, "run", off_by_one)
+    with pytest.raises(CheckFailed, match="image 0 disagrees with the golden model"):
+        digits_batch(DEFAULT, load_digits_model())  # an explicit model: not the cached batch
+
+
 def test_an_array_that_cannot_run_the_network_is_named():
     tiny = dataclasses.replace(DEFAULT, activation_words=16)
     with pytest.raises(InputError, match="does not run on this array alone .*activation words"):

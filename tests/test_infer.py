@@ -69,7 +69,11 @@ def test_a_model_with_the_wrong_classes_or_shape(tmp_path):
 def test_ten_images_through_the_system_rtl_are_bit_exact():
     """The normal suite's end-to-end run: 10 held-out digits, Verilator, the AXI system and the driver."""
     require_simulator("verilator")
-    report = infer.run_inference("digits", DEFAULT, images=10, simulator="verilator", log=lambda *a: None)
+    seen = []
+    report = infer.run_inference("digits", DEFAULT, images=10, simulator="verilator", log=lambda *a: None,
+                                 progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (10, 10) and all(total == 10 for _, total in seen)  # progress counts the runs
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
     assert report.rtl_logits.shape == (10, 10)
     assert np.array_equal(report.rtl_logits, report.golden_logits)
     assert report.exact_images == 10 and report.same_classes == 10

@@ -123,16 +123,76 @@ def test_conv_attributes_out_of_reach(tmp_path, attributes, message):
         load_onnx(path)
 
 
-def test_grouped_conv_and_branching_graph(tmp_path):
-    node = helper.make_node("Conv", ["x", "w"], ["c"], name="grouped", kernel_shape=[1, 1], group=2)
-    path = graph_file(tmp_path, [node], {"w": RNG.normal(size=(2, 1, 1, 1))}, input_shape=(1, 2, 4, 4))
-    with pytest.raises(InputError, match="group 2 is not supported"):
+def conv(name="conv", inputs=("x", "w"), output="c", **attributes):
+    return helper.make_node("Conv", list(inputs), [output], name=name, kernel_shape=[1, 1], **attributes)
+
+
+W = {"w": np.ones((2, 1, 1, 1))}
+
+
+@pytest.mark.parametrize("nodes, initializers, message", [
+    ([conv(group=2)], {"w": np.ones((2, 1, 1, 1))}, r"'conv' \(Conv\): group 2 is not supported"),
+    ([conv(auto_pad="SAME_UPPER")], W, "auto_pad is not supported"),
+    ([conv(), helper.make_node("Relu", ["c"], ["r"], name="relu"),
+      helper.make_node("Add", ["c", "r"], ["s"], name="residual")], W,
+     r"'residual' \(Add\): the graph must be a chain"),
+    ([helper.make_node("Relu", ["x"], ["r"], name="first")], {}, "Relu before any Conv, Gemm or MatMul"),
+    ([conv(inputs=("x", "w", "b")), helper.make_node("BatchNormalization", ["c", "s", "o", "m", "v"], ["n"],
+                                                     name="bn")],
+     {**W, "b": np.ones(2), "s": np.ones(3), "o": np.ones(3), "m": np.ones(3), "v": np.ones(3)},
+     r"'bn' \(BatchNormalization\): its parameters must have shape \(2,\)"),
+    ([conv(), helper.make_node("MaxPool", ["c"], ["p"], name="pool", kernel_shape=[3, 3], strides=[2, 2])], W,
+     r"'pool' \(MaxPool\): only 2x2 pooling with stride 2"),
+    ([conv(), helper.make_node("Flatten", ["c"], ["f"], name="flat", axis=2)], W, "only axis = 1"),
+    ([conv(), helper.make_node("Flatten", ["c"], ["f"], name="flat", axis=1), conv(name="again", inputs=("f", "w"))],
+     W, r"'again' \(Conv\): a Conv after a Flatten"),
+    ([conv(), helper.make_node("Add", ["c", "c2"], ["s"], name="add")], W, "not a valid ONNX model"),
+    ([conv(), helper.make_node("Add", ["c", "bias"], ["s"], name="add")], {**W, "bias": np.ones(2)},
+     r"a bias of shape \(2,\) does not broadcast per channel"),
+    ([helper.make_node("Flatten", ["x"], ["f"], name="flat"),
+      helper.make_node("Gemm", ["f", "g", "gb"], ["y"], name="gemm", transB=1)],
+     {"g": np.ones((3, 16)), "gb": np.ones((2, 3))}, r"a bias of shape \(2, 3\) does not fit 3 outputs"),
+    ([helper.make_node("Flatten", ["x"], ["f"], name="flat"),
+      helper.make_node("Gemm", ["f", "g"], ["y"], name="gemm", transA=1)], {"g": np.ones((16, 3))}, "transA = 1"),
+    ([helper.make_node("Flatten", ["x"], ["f"], name="flat"),
+      helper.make_node("MatMul", ["f", "f"], ["y"], name="mm")], {}, "the graph must be a chain"),
+    ([conv(), helper.make_node("Dropout", ["c"], ["d", "mask"], name="drop")], W, "mask output"),
+    ([helper.make_node("Flatten", ["x"], ["f"], name="flat")], {}, "the model has no Conv, Gemm or MatMul"),
+    ([conv(), helper.make_node("Relu", ["c"], ["r"], name="relu"), helper.make_node("Relu", ["r"], ["r2"],
+                                                                                    name="relu2")], W,
+     r"'relu2' \(Relu\): Relu after Relu"),
+])
+def test_every_import_error_names_its_node(tmp_path, nodes, initializers, message):
+    path = graph_file(tmp_path, nodes, initializers)
+    with pytest.raises(InputError, match=message):
         load_onnx(path)
-    nodes = [helper.make_node("Relu", ["x"], ["r"], name="r"),
-             helper.make_node("Add", ["x", "r"], ["y"], name="residual")]
-    path = graph_file(tmp_path, nodes, {}, name="branch.onnx")
-    with pytest.raises(InputError, match="Relu before any Conv"):
+
+
+def test_graph_level_errors(tmp_path):
+    path = graph_file(tmp_path, [conv()], W, input_shape=(1, 1, 4))
+    with pytest.raises(InputError, match="must be NxCxHxW, got 3 dimensions"):
         load_onnx(path)
+    path = graph_file(tmp_path, [conv()], W, input_shape=("N", "C", 4, 4))
+    with pytest.raises(InputError, match="the input's CxHxW must be fixed"):
+        load_onnx(path)
+    assert load_onnx(path, (1, 4, 4)).input_shape == (1, 4, 4)  # the caller's shape fills symbolic sizes
+
+
+def test_relu_and_pool_commute_and_bias_shapes(tmp_path):
+    """Conv -> MaxPool -> Relu imports like Conv -> Relu -> MaxPool; a (1, C, 1, 1) Add is a per-channel bias."""
+    nodes = [conv(), helper.make_node("Add", ["c", "bias"], ["a"], name="add"),
+             helper.make_node("MaxPool", ["a"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Relu", ["p"], ["r"], name="relu")]
+    bias = np.array([-1.0, 2.0]).reshape(1, 2, 1, 1)
+    model = load_onnx(graph_file(tmp_path, nodes, {**W, "bias": bias}))
+    x = RNG.normal(size=(2, 1, 4, 4))
+    expected = np.maximum((x + bias).reshape(2, 2, 2, 2, 2, 2).max(axis=(3, 5)), 0)
+    np.testing.assert_allclose(model.forward(x), expected.reshape(2, -1), rtol=1e-6, atol=1e-6)
+    flat = helper.make_node("Flatten", ["x"], ["f"], name="flat")
+    gemm = helper.make_node("Gemm", ["f", "g", "gb"], ["y"], name="gemm", transB=1)
+    model = load_onnx(graph_file(tmp_path, [flat, gemm], {"g": np.ones((3, 16)), "gb": np.arange(3).reshape(1, 3)},
+                                 name="row_bias.onnx"))
+    np.testing.assert_allclose(model.layers[0].bias, [0, 1, 2])
 
 
 def test_wrong_input_shape_and_corrupted_file(tmp_path):

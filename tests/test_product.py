@@ -72,6 +72,19 @@ def test_every_code_pair(weight, activation, variant):
     assert wrong_products(weight, activation, products(weight, activation, variant)) == []
 
 
+#: The select-and-shift and shift formats of the digits accuracy-per-LUT table (W/A of the same bits, plain integer
+#: activations): every product the array of that table computes.
+DIGITS_PAIRS = [(ESBFormat(bits, k), ESBFormat(bits, bits, False)) for bits, k in
+                ((3, 0), (4, 0), (4, 1), (5, 0), (5, 1), (5, 2))]
+DIGITS_PAIRS_8BIT = [(ESBFormat(8, k), ESBFormat(8, 8, False)) for k in (3, 4, 5)]
+
+
+@pytest.mark.parametrize(("weight", "activation"), DIGITS_PAIRS + [pytest.param(*pair, marks=pytest.mark.slow)
+                                                                   for pair in DIGITS_PAIRS_8BIT], ids=str)
+def test_every_code_pair_of_the_digits_formats(weight, activation):
+    assert wrong_products(weight, activation, products(weight, activation, "esb")) == []
+
+
 def test_checker_catches_a_wrong_product():
     weight, activation = FORMAT_PAIRS[0]
     results = products(weight, activation, "esb")

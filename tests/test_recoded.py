@@ -22,6 +22,9 @@ FORMAT_PAIRS = [
     (ESBFormat(6, 4), ESBFormat(8, 8, False)), (ESBFormat(5, 3), ESBFormat(6, 3, False)),
     (ESBFormat(6, 5), ESBFormat(6, 3, False)), (ESBFormat(4, 2), ESBFormat(6, 3, False)),
     (ESBFormat(4, 2), ESBFormat(1, 1, False)),
+    # the uniform formats of the digits accuracy-per-LUT table (W/A of the same bits)
+    (ESBFormat(3, 1), ESBFormat(3, 3, False)), (ESBFormat(4, 2), ESBFormat(4, 4, False)),
+    (ESBFormat(5, 3), ESBFormat(5, 5, False)),
 ]
 #: The hand-mapped netlists proven by SAT: every digit shape (3, 4, 5, 6 bits), plain and ESB activations.
 PROVEN_PAIRS = [FORMAT_PAIRS[index] for index in (0, 1, 2, 6, 7, 8)]

@@ -4,9 +4,11 @@ and golden output."""
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
-from ..errors import InputError
+from ..errors import CheckFailed, InputError
 from .digits import load_split
 from .quantize import QuantRecipe, compile_segments, quantize_model
 
@@ -29,13 +31,24 @@ def logit_bit_map(program) -> np.ndarray:
         for output in np.flatnonzero(changed):
             table[output, int(changed[output]).bit_length() - 1] = index
     if np.any(table < 0):
-        raise AssertionError("an output code bit has no place in the output bytes")
+        raise CheckFailed("an output code bit has no place in the output bytes")
     return table
 
 
 def digits_batch(config, model=None):
     """The batch for ``config``, or raise :class:`InputError` naming the layers the array cannot run (the board
-    runs the whole network on the array)."""
+    runs the whole network on the array). The shipped model's batch is made once per config in a process."""
+    if model is None:
+        return _shipped_batch(config)
+    return _batch(config, model)
+
+
+@cache
+def _shipped_batch(config):
+    return _batch(config, None)
+
+
+def _batch(config, model):
     from ..compiler.program import input_image
     from ..driver.batch import BatchProgram
     from .accuracy import load_digits_model
@@ -63,5 +76,8 @@ def digits_batch(config, model=None):
         bits[:, logit_bits[:, bit]] = (flat >> bit) & 1
     expected = np.packbits(bits, axis=1, bitorder="little")
     if expected[0].tobytes() != first.expected:  # the golden model against the compiler's NumPy run
-        raise AssertionError("the digits program's output disagrees with the golden model")
-    return BatchProgram("digits", first, address, inputs, expected, split.test_labels.copy(), logit_bits)
+        raise CheckFailed("the digits program's output for image 0 disagrees with the golden model")
+    batch = BatchProgram("digits", first, address, inputs, expected, split.test_labels.copy(), logit_bits)
+    for array in (batch.inputs, batch.expected, batch.labels, batch.logit_bits):
+        array.flags.writeable = False  # a cached batch is shared
+    return batch

@@ -3,12 +3,17 @@
 Images are float ``(N, 1, 8, 8)`` in ``[0, 1]`` (the 0..16 pixel counts divided by 16). The split is a seeded
 permutation of the 1,797 images (the last :data:`TEST_FRACTION` held out, stratified by class), computed with
 NumPy only, so that it is the same with every scikit-learn version that ships the data.
+
+The data is read from scikit-learn's own file (``sklearn/datasets/data/digits.csv.gz``, what ``load_digits``
+returns; ``tests/test_digits.py`` checks that they are equal) without importing scikit-learn, which takes seconds.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -32,13 +37,14 @@ class DigitsSplit:
 @cache
 def load_split() -> DigitsSplit:
     """The train/test split (each class split on its own, so both halves keep the class balance)."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:  # pragma: no cover - scikit-learn is a dependency
-        raise InputError("the digits data needs scikit-learn: pip install scikit-learn") from None
-    digits = load_digits()
-    images = (digits.images.astype(np.float64) / 16.0).reshape(-1, *DIGITS_SHAPE)
-    labels = digits.target.astype(np.int64)
+    spec = importlib.util.find_spec("sklearn")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz" if spec else None
+    if path is None or not path.is_file():
+        raise InputError("the digits data needs scikit-learn (pip install scikit-learn): "
+                         "sklearn/datasets/data/digits.csv.gz not found")
+    table = np.loadtxt(path, delimiter=",")
+    images = (table[:, :64] / 16.0).reshape(-1, *DIGITS_SHAPE)
+    labels = table[:, 64].astype(np.int64)
     rng = np.random.default_rng(SEED)
     train, test = [], []
     for label in range(10):

@@ -63,11 +63,15 @@ class _Builder:
                             "relu": False, "pool": False, **geometry})
 
     def modify(self, node, index: int, what: str) -> dict:
-        """The open layer, if ``what`` (BatchNorm, ReLU, a pool, a bias) may still apply to it."""
+        """The open layer, if ``what`` (BatchNorm, ReLU, a pool, a bias) may still apply to it. ReLU and max-pooling
+        commute, so either order is accepted."""
         last = self.last
         if last is None:
             raise self.fail(node, index, f"{what} before any Conv, Gemm or MatMul is not supported")
-        if last["pool"] or (last["relu"] and what != "2x2 max-pooling"):
+        if self.flattened and what != "Relu":
+            raise self.fail(node, index, f"{what} after a Flatten is not supported")
+        commutes = (what == "2x2 max-pooling" and not last["pool"]) or (what == "Relu" and not last["relu"])
+        if not commutes and (last["pool"] or last["relu"]):
             raise self.fail(node, index, f"{what} after {'pooling' if last['pool'] else 'Relu'} is not supported "
                                          "(the order is Conv/Gemm, BatchNormalization, Relu, MaxPool)")
         return last
@@ -104,8 +108,8 @@ class _Builder:
         weight = weight * attributes.get("alpha", 1.0)
         bias = None
         if len(node.input) > 2 and node.input[2]:
-            bias = np.broadcast_to(self.constant(node, index, node.input[2]) * attributes.get("beta", 1.0),
-                                   (weight.shape[0],)).copy()
+            value = self.constant(node, index, node.input[2]).astype(np.float64) * attributes.get("beta", 1.0)
+            bias = self._linear_bias(node, index, value, weight.shape[0])
         self.open_layer(node, index, "linear", weight, bias, stride=1, padding=0)
         self.flattened = False
 
@@ -116,6 +120,12 @@ class _Builder:
         self.open_layer(node, index, "linear", weight.T, None, stride=1, padding=0)
         self.flattened = False
 
+    def _linear_bias(self, node, index: int, value: np.ndarray, channels: int) -> np.ndarray:
+        """A bias for an (N, channels) output: a scalar, (channels,) or (1, channels), as ONNX broadcasts it."""
+        if value.ndim <= 2 and value.shape[:-1] in ((), (1,)) and value.shape[-1:] in ((), (1,), (channels,)):
+            return np.broadcast_to(value.reshape(-1), (channels,)).copy()
+        raise self.fail(node, index, f"a bias of shape {value.shape} does not fit {channels} outputs")
+
     def add(self, node, index: int) -> None:
         last = self.modify(node, index, "Add")
         constant = next((name for name in node.input if name in self.initializers), None)
@@ -123,10 +133,14 @@ class _Builder:
             raise self.fail(node, index, "only the addition of a constant bias is supported")
         value = self.initializers[constant].astype(np.float64)
         channels = last["weight"].shape[0]
-        try:
-            bias = np.broadcast_to(value.reshape(-1) if value.size == channels else value, (channels,))
-        except ValueError:
-            raise self.fail(node, index, f"a bias of shape {value.shape} does not fit {channels} outputs") from None
+        if last["kind"] == "linear" and not self.flattened:
+            bias = self._linear_bias(node, index, value, channels)
+        else:  # an NCHW output: ONNX broadcasts from the right, so a per-channel bias is (C, 1, 1) or (1, C, 1, 1)
+            padded = (1,) * (4 - value.ndim) + value.shape if value.ndim <= 4 else value.shape
+            if value.ndim > 4 or padded[0] != 1 or padded[2:] != (1, 1) or padded[1] not in (1, channels):
+                raise self.fail(node, index, f"a bias of shape {value.shape} does not broadcast per channel over "
+                                             f"{channels} channels (use shape ({channels}, 1, 1))")
+            bias = np.broadcast_to(value.reshape(-1), (channels,))
         last["bias"] = last["bias"] + bias
 
     def batch_norm(self, node, index: int) -> None:

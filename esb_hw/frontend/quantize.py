@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..quant import ActivationQuantizer, ESBFormat, golden
+from ..quant.activation import FRAC_BITS_RANGE
 from ..quant.baselines import apot, nearest_level
 from ..quant.dda import fit_alpha, mse_optimal_scale, optimal_scale
 from .model import FloatModel
@@ -296,13 +297,18 @@ def _calibration_subset(images: np.ndarray) -> np.ndarray:
     return images[::step]
 
 
-def _output_quantizer(samples: np.ndarray, fmt: ESBFormat, logits: bool) -> tuple[ActivationQuantizer, int]:
+def _output_quantizer(samples: np.ndarray, fmt: ESBFormat, logits: bool, name: str) -> tuple[ActivationQuantizer,
+                                                                                               int]:
     if not logits:
         return ActivationQuantizer.calibrate(samples, fmt, "mse"), 0
     zero_point = (fmt.max_level + 1) // 2
     peak = float(np.max(np.abs(samples))) or 1.0
     # The largest power-of-two step whose zero_point levels below and above cover the logits' range.
     frac_bits = math.floor(math.log2(min(zero_point, fmt.max_level - zero_point) / peak))
+    low, high = FRAC_BITS_RANGE
+    if not low <= frac_bits <= high:
+        raise InputError(f"layer {name!r}: logits of magnitude {peak:g} need a scale of 2**{-frac_bits}, outside "
+                         f"2**{-high}..2**{-low}")
     return ActivationQuantizer(fmt, frac_bits), zero_point
 
 
@@ -332,7 +338,9 @@ def quantize_model(model: FloatModel, recipe: QuantRecipe, calibration_images) -
         unit = weights.unit(weight, recipe.scale_method)
         levels = weights.levels(weight, unit)
         codes = None if weights.fmt is None else weights.fmt.code_of_level(levels)
-        quantizer, zero_point = _output_quantizer(activations[index], output_format, last)
+        # Logits (a last layer without ReLU) may be negative: they get a zero point.
+        quantizer, zero_point = _output_quantizer(activations[index], output_format, last and not layer.relu,
+                                                  layer.name)
         try:
             params = golden.fold_scales(unit, input_scale, quantizer.scale,
                                         layer.bias + zero_point * quantizer.scale)
@@ -395,7 +403,11 @@ def compile_segments(model: IntegerModel, config) -> list[Segment]:
             continue
         if reasons[first] is None:
             layers = [layer.engine_layer() for layer in model.layers[first:index]]
-            segments.append(Segment(first, index, compile_program(config, layers, model.shapes[first])))
+            try:
+                segments.append(Segment(first, index, compile_program(config, layers, model.shapes[first])))
+            except InputError:  # each layer compiles alone (placement): run them as one program each
+                segments += [Segment(at, at + 1, compile_program(config, [layers[at - first]], model.shapes[at]))
+                             for at in range(first, index)]
         else:
             segments.append(Segment(first, index, None, "; ".join(sorted({reasons[i] for i in range(first, index)}))))
         first = index

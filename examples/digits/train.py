@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from esb_hw.frontend import FloatLayer, FloatModel, save_npz  # noqa: E402
+from esb_hw.frontend.accuracy import QAT_FILES, qat_recipe  # noqa: E402
 from esb_hw.frontend.digits import load_split  # noqa: E402
 from esb_hw.frontend.onnx_export import save_onnx  # noqa: E402
 from esb_hw.frontend.quantize import QuantRecipe, WeightQuantizer, quantize_model  # noqa: E402
@@ -39,14 +40,9 @@ from esb_hw.quant import ESBFormat  # noqa: E402
 
 SEED = 0
 
-#: The recipes fine-tuned by --qat: (file name tag, recipe). First and last layers at 8 bits.
-QAT_RECIPES = {
-    f"{family}{bits}_a{bits}": QuantRecipe(spec, ESBFormat(bits, bits, signed=False), "dda", ends_8bit=True)
-    for bits, family, spec in [
-        (3, "esb", "esb:3:0"), (3, "uniform", "uniform:3"),
-        (4, "esb", "esb:4:1"), (4, "uniform", "uniform:4"), (4, "pot", "pot:4"),
-    ]
-}
+#: The recipes fine-tuned by --qat, by file tag (esb_hw.frontend.accuracy.QAT_FILES): first and last layers at
+#: 8 bits, DDA, activations of the weights' bits.
+QAT_RECIPES = {tag: qat_recipe(spec) for tag, spec in QAT_FILES.items()}
 
 
 def build_network(torch):
