@@ -112,7 +112,9 @@ def accuracy_rows(model, split, *, bit_widths=BIT_WIDTHS, methods=SCALE_METHODS,
             path = qat_folder / f"digits_qat_{tag}.npz"
             if path.is_file():
                 qat_models[_format_key(spec)] = load_npz(path)
-    jobs = [(bits, spec, ends) for bits in bit_widths for ends in (False, True) for spec in weight_specs(bits)]
+    # At 8 bits the "8-bit ends" are already 8-bit: no second set of rows.
+    jobs = [(bits, spec, ends) for bits in bit_widths for ends in ((False, True) if bits < 8 else (False,))
+            for spec in weight_specs(bits)]
     rows = []
     for number, (bits, spec, ends) in enumerate(jobs):
         activations = ESBFormat(bits, bits, signed=False)
@@ -175,7 +177,7 @@ def pareto_rows(rows: list[AccuracyRow], costs: dict) -> list[dict]:
         if row.ends_8bit or fmt is None or "dda" not in row.accuracy:
             continue
         cost = costs.get((str(fmt), str(ESBFormat(row.bits, row.bits, signed=False))))
-        if cost is None:
+        if cost is None or cost.get("lut_per_mac") is None:  # not measured (a synthesis that timed out)
             continue
         points.append({"bits": row.bits, "weights": row.weights, "label": describe(row.weights),
                        "accuracy": row.accuracy["dda"], "lut_per_mac": cost["lut_per_mac"],
