@@ -7,7 +7,10 @@ system, and compares every logit with the integer golden model. Prints accuracy 
 whose logits are all bit-exact and whose class is the golden one, per-layer compute cycles and MAC utilization
 (measured), cycles and images per second at the config clock, and the wall-clock time of the simulation.
 
-Usage: python bench/digits_rtl.py [--images 50] [--config FILE] [--sim verilator|icarus] [--ends-8bit] [--json]
+``--model mnist5k`` runs the second shipped model (28x28 MNIST images) instead.
+
+Usage: python bench/digits_rtl.py [--model digits|mnist5k] [--images 50] [--config FILE] [--sim verilator|icarus]
+       [--ends-8bit] [--json]
 Exit code 1 if any logit differs from the golden model.
 """
 
@@ -29,6 +32,7 @@ from esb_hw.infer import run_inference  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=("digits", "mnist5k"), default="digits")
     parser.add_argument("--images", type=int, default=50)
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "default.toml")
     parser.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
@@ -42,13 +46,13 @@ def main() -> int:
     started = time.perf_counter()
     try:
         config = AcceleratorConfig.from_toml(args.config)
-        report = run_inference("digits", config, images=args.images, simulator=args.sim, ends_8bit=args.ends_8bit,
+        report = run_inference(args.model, config, images=args.images, simulator=args.sim, ends_8bit=args.ends_8bit,
                                progress=progress, log=lambda *a: print(*a, file=sys.stderr))
     except EsbError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
     if report.rtl_logits is None:
-        print(f"error: no layer of the digits network runs on this array ({args.config})", file=sys.stderr)
+        print(f"error: no layer of the {args.model} network runs on this array ({args.config})", file=sys.stderr)
         return 2
     result = report.as_dict()
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
@@ -56,7 +60,7 @@ def main() -> int:
         print(json.dumps(result, indent=1, sort_keys=True))
     else:
         accuracy = result["accuracy"]
-        print(f"digits on {config.name} ({config.rows}x{config.cols}, {config.weight_format} x "
+        print(f"{args.model} on {config.name} ({config.rows}x{config.cols}, {config.weight_format} x "
               f"{config.activation_format}), {args.sim}, {report.images} images through the AXI system and the driver")
         print("| measure | value |\n|---|---:|")
         print(f"| accuracy: float / golden / RTL | {accuracy['float']:.1%} / {accuracy['golden']:.1%} / "

@@ -1,7 +1,9 @@
-"""Run a quantized CNN on held-out digits: the golden model, and the simulated system through the host driver.
+"""Run a quantized CNN on held-out images: the golden model, and the simulated system through the host driver.
 
-``python -m esb_hw.infer --model digits|FILE.onnx|FILE.npz [--config FILE] [--images N] [--sim verilator|icarus]
-[--golden-only]``
+``python -m esb_hw.infer --model digits|mnist5k|FILE.onnx|FILE.npz [--data digits|mnist5k] [--config FILE]
+[--images N] [--sim verilator|icarus] [--golden-only]``
+
+The data is the model's own for a shipped model, else ``--data`` (default digits).
 
 1. Reads the float model (ONNX: BatchNorm folded; an unsupported operator, a wrong input shape or a corrupted file
    is one line and exit code 2) and quantizes it for the config's formats (post-training, DDA weight scales,
@@ -31,7 +33,7 @@ import numpy as np
 
 from .config import AcceleratorConfig
 from .errors import CheckFailed, EsbError, InputError
-from .frontend.digits import DIGITS_SHAPE, load_split
+from .frontend.datasets import DATASETS, load_split
 from .frontend.quantize import SCALE_METHODS, IntegerModel, QuantRecipe, Segment, compile_segments, quantize_model
 
 __all__ = ["InferenceReport", "load_model", "main", "run_inference"]
@@ -41,37 +43,41 @@ DEFAULT_SIM_IMAGES = 10
 CLASSES = 10
 
 
-def load_model(name: str):
-    """``digits`` (the shipped model), an ``.onnx`` file or an ``.npz`` float model, checked against the digits'
-    ``1x8x8`` input and 10 classes."""
+def load_model(name: str, dataset: str = "digits"):
+    """A shipped model (``digits``, ``mnist5k``), an ``.onnx`` file or an ``.npz`` float model, checked against
+    the input shape of ``dataset`` and its 10 classes."""
     from .frontend.model import load_npz
     from .frontend.onnx_import import load_onnx
 
-    if name == "digits":
-        from .frontend.accuracy import load_digits_model
+    shape = DATASETS[dataset].shape
+    if name in DATASETS:
+        from .frontend.accuracy import load_shipped_model
 
-        model = load_digits_model()
+        model = load_shipped_model(name)
     else:
         path = Path(name)
         if path.suffix.lower() == ".onnx":
-            model = load_onnx(path, DIGITS_SHAPE)
+            model = load_onnx(path, shape)
         elif path.suffix.lower() == ".npz":
             model = load_npz(path)
-            if model.input_shape != DIGITS_SHAPE:
-                raise InputError(f"{path}: the model's input is {'x'.join(map(str, model.input_shape))} (CxHxW), the "
-                                 f"digits are {'x'.join(map(str, DIGITS_SHAPE))}")
         else:
-            raise InputError(f"--model takes 'digits', a .onnx or a .npz file, got {name!r}")
+            raise InputError(f"--model takes {', '.join(repr(d) for d in DATASETS)}, a .onnx or a .npz file, got "
+                             f"{name!r}")
+    if model.input_shape != shape:
+        raise InputError(f"{name}: the model's input is {'x'.join(map(str, model.input_shape))} (CxHxW), the "
+                         f"{dataset} images are {'x'.join(map(str, shape))}")
     if model.classes != CLASSES:
-        raise InputError(f"{name}: the model has {model.classes} outputs, the digits have {CLASSES} classes")
+        raise InputError(f"{name}: the model has {model.classes} outputs, the {dataset} data has {CLASSES} classes")
     return model
 
 
-def _pre_pool_pixels(layer, shape) -> int:
+def _needed_pixels(layer, shape) -> int:
+    """Output pixels the layer computes: with pooling, a trailing odd row or column is dropped unseen."""
     _, height, width = shape
     kh, kw = layer.weight_levels.shape[2:]
-    return ((height + 2 * layer.padding - kh) // layer.stride + 1) * ((width + 2 * layer.padding - kw) // layer.stride
-                                                                      + 1)
+    out_h = (height + 2 * layer.padding - kh) // layer.stride + 1
+    out_w = (width + 2 * layer.padding - kw) // layer.stride + 1
+    return (out_h // 2) * (out_w // 2) * 4 if layer.pool else out_h * out_w
 
 
 @dataclass
@@ -92,6 +98,7 @@ class InferenceReport:
     cycles_per_image: float = 0.0
     cycles_source: str = "model"
     seconds: float = 0.0
+    dataset: str = "digits"
 
     @property
     def golden_predictions(self) -> np.ndarray:
@@ -113,7 +120,7 @@ class InferenceReport:
         shapes = self.integer.shapes
         for index, layer in enumerate(self.integer.layers):
             segment = next(s for s in self.segments if s.first <= index < s.end)
-            macs = layer.macs * _pre_pool_pixels(layer, shapes[index])
+            macs = layer.macs * _needed_pixels(layer, shapes[index])
             cycles = None if self.layer_cycles is None else self.layer_cycles[index]
             rows.append({"name": layer.name, "kind": "linear" if layer.linear else "conv2d",
                          "input": "x".join(map(str, shapes[index])), "output": "x".join(map(str, shapes[index + 1])),
@@ -127,7 +134,7 @@ class InferenceReport:
         return self.config.clock_mhz * 1e6 / self.cycles_per_image if self.cycles_per_image else 0.0
 
     def as_dict(self) -> dict:
-        result = {"model": self.model, "config": self.config.name, "images": self.images,
+        result = {"model": self.model, "dataset": self.dataset, "config": self.config.name, "images": self.images,
                   "accuracy": {"float": self.accuracy(self.float_predictions),
                                "golden": self.accuracy(self.golden_predictions)},
                   "layers": self.layer_rows(), "cycles_per_image": self.cycles_per_image,
@@ -201,21 +208,25 @@ def _run_segment_rtl(config, segment: Segment, codes: np.ndarray, simulator: str
 
 def run_inference(model_name: str, config: AcceleratorConfig, *, images: int | None = None,
                   simulator: str | None = "verilator", scale_method: str = "dda", ends_8bit: bool = False,
-                  progress=None, log=print) -> InferenceReport:
-    """The whole flow of the module docstring; ``simulator=None`` is ``--golden-only``."""
+                  dataset: str | None = None, progress=None, log=print) -> InferenceReport:
+    """The whole flow of the module docstring; ``simulator=None`` is ``--golden-only``. ``dataset``: the shipped
+    model's own data, else digits."""
     started = time.perf_counter()
-    model = load_model(model_name)
-    split = load_split()
+    dataset = dataset or (model_name if model_name in DATASETS else "digits")
+    if dataset not in DATASETS:
+        raise InputError(f"--data takes one of {', '.join(DATASETS)}, got {dataset!r}")
+    model = load_model(model_name, dataset)
+    split = load_split(dataset)
     available = len(split.test_labels)
     count = (DEFAULT_SIM_IMAGES if simulator else available) if images is None else images
     if not 1 <= count <= available:
-        raise InputError(f"--images must be in 1..{available} (the held-out digits), got {count}")
+        raise InputError(f"--images must be in 1..{available} (the held-out {dataset} images), got {count}")
     recipe = QuantRecipe.for_config(config, scale_method=scale_method, ends_8bit=ends_8bit)
     integer = quantize_model(model, recipe, split.train_images)
     segments = compile_segments(integer, config)
     test_images, labels = split.test_images[:count], split.test_labels[:count]
     report = InferenceReport(model_name, config, integer, segments, count, labels, model.predict(test_images),
-                             integer.logit_levels(test_images))
+                             integer.logit_levels(test_images), dataset=dataset)
     log(f"model {model_name}: {len(model.layers)} layers, {model.parameter_count():,} parameters; config "
         f"{config.name}: {config.rows}x{config.cols} array, weights {config.weight_format}, activations "
         f"{config.activation_format}, {config.clock_mhz:g} MHz")
@@ -247,7 +258,7 @@ def run_inference(model_name: str, config: AcceleratorConfig, *, images: int | N
 
 def print_report(report: InferenceReport) -> None:
     accuracy = report.as_dict()["accuracy"]
-    line = (f"accuracy on {report.images} held-out digits: float {accuracy['float']:.1%}, golden "
+    line = (f"accuracy on {report.images} held-out {report.dataset} images: float {accuracy['float']:.1%}, golden "
             f"{accuracy['golden']:.1%}")
     if report.rtl_logits is not None:
         line += f", RTL ({report.simulator}) {accuracy['rtl']:.1%}"
@@ -272,7 +283,9 @@ def print_report(report: InferenceReport) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m esb_hw.infer", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="digits", help="'digits' (default), FILE.onnx or FILE.npz")
+    parser.add_argument("--model", default="digits", help="'digits' (default), 'mnist5k', FILE.onnx or FILE.npz")
+    parser.add_argument("--data", choices=("digits", "mnist5k"),
+                        help="the held-out images (default: the shipped model's own, else digits)")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="accelerator config (TOML)")
     parser.add_argument("--images", type=int, help=f"held-out images to run (default {DEFAULT_SIM_IMAGES} in "
                                                    "simulation, all with --golden-only)")
@@ -289,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = AcceleratorConfig.from_toml(args.config)
         report = run_inference(args.model, config, images=args.images, simulator=None if args.golden_only
-                               else args.sim, scale_method=args.scale, ends_8bit=args.ends_8bit,
+                               else args.sim, scale_method=args.scale, ends_8bit=args.ends_8bit, dataset=args.data,
                                progress=_progress_bar if show_progress else None,
                                log=(lambda *a: print(*a, file=sys.stderr)) if args.json else print)
         if args.json:

@@ -19,7 +19,7 @@ from esb_hw.frontend.accuracy import (
     pareto_rows,
     pareto_table,
 )
-from esb_hw.frontend.digits import load_split
+from esb_hw.frontend.datasets import load_split
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -13,8 +13,8 @@ from esb_hw.driver.batch import BatchProgram, run_batch
 from esb_hw.driver.pynq_bus import PynqBus
 from esb_hw.errors import InputError
 from esb_hw.frontend.accuracy import load_digits_model
+from esb_hw.frontend.datasets import load_split
 from esb_hw.frontend.deploy import digits_batch
-from esb_hw.frontend.digits import load_split
 from esb_hw.frontend.quantize import QuantRecipe, compile_segments, quantize_model
 from tests.fake_system import FakeSystem
 

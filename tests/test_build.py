@@ -115,7 +115,7 @@ def test_deploy_digits_against_a_fake_board(system_build, capsys, monkeypatch):
     from esb_hw.config import AcceleratorConfig
     from esb_hw.driver.pynq_bus import PynqBus
     from esb_hw.frontend.accuracy import load_digits_model
-    from esb_hw.frontend.digits import load_split
+    from esb_hw.frontend.datasets import load_split
     from esb_hw.frontend.quantize import QuantRecipe, compile_segments, quantize_model
     from tests.fake_system import FakeSystem
 
@@ -226,6 +226,7 @@ def test_self_test_build_writes_every_file(default_build):
     assert report["weight_format"] == "ESB(4,1)" and report["activation_format"] == "ESB(8,8,unsigned)"
 
 
+@pytest.mark.slow  # the system build's determinism is in the quick suite (test_system_build_is_byte_identical)
 def test_same_config_gives_identical_files(default_build, tmp_path):
     assert build.main(["--board", "zcu102", "--self-test", "--out", str(tmp_path / "again")]) == 0
     for name in OUTPUTS:

@@ -225,6 +225,7 @@ def test_rtl_integer_activations_on_icarus():
     run_rtl_cases(CONFIG, "icarus", ALL_CASES)
 
 
+@pytest.mark.slow  # ESB activations on the array: also test_requant, and test_infer's slow run on the system
 def test_rtl_esb_activations_on_icarus():
     run_rtl_cases(ESB_ACTIVATIONS, "icarus", ("3x3s2p1pool_tiled", "three_layers"))
 

@@ -26,7 +26,7 @@ def test_golden_only_reports_placement_accuracy_and_model_cycles():
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.count("runs on the array") == 3
-    assert "accuracy on 359 held-out digits: float 98.9%, golden" in out
+    assert "accuracy on 359 held-out digits images: float 98.9%, golden" in out
     assert "(compiler MODEL)" in out and "images/s at 200 MHz" in out
 
 
@@ -43,7 +43,7 @@ def test_json_and_host_fallback():
 @pytest.mark.parametrize("args, message", [
     (["--images", "0"], "--images must be in 1..359"),
     (["--images", "360"], "--images must be in 1..359"),
-    (["--model", "model.pt"], "--model takes 'digits', a .onnx or a .npz file"),
+    (["--model", "model.pt"], "--model takes 'digits', 'mnist5k', a .onnx or a .npz file"),
     (["--model", "missing.onnx"], "missing.onnx: no such file"),
     (["--config", "missing.toml"], "config file not found"),
 ])
@@ -60,8 +60,8 @@ def test_a_model_with_the_wrong_classes_or_shape(tmp_path):
     rng = np.random.default_rng(0)
     save_npz(FloatModel([FloatLayer("fc", "linear", rng.normal(size=(7, 64)), None)], (1, 8, 8)), tmp_path / "a.npz")
     save_npz(FloatModel([FloatLayer("fc", "linear", rng.normal(size=(10, 16)), None)], (1, 4, 4)), tmp_path / "b.npz")
-    for name, message in (("a.npz", "the model has 7 outputs, the digits have 10 classes"),
-                          ("b.npz", "the model's input is 1x4x4 (CxHxW), the digits are 1x8x8")):
+    for name, message in (("a.npz", "the model has 7 outputs, the digits data has 10 classes"),
+                          ("b.npz", "the model's input is 1x4x4 (CxHxW), the digits images are 1x8x8")):
         result = cli("--golden-only", "--model", str(tmp_path / name))
         assert result.returncode == 2 and message in result.stderr, result.stderr
 

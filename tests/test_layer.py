@@ -55,6 +55,7 @@ def test_a_linear_layer():
     assert np.array_equal(output_codes(SMALL, schedule, words), reference(SMALL, layer, x))
 
 
+@pytest.mark.slow  # the engine's utilization is measured by bench/layer_perf.py and test_engine's runs
 def test_utilization_of_a_3x3_layer_and_the_cycle_model():
     """3x3, 16 -> 8 channels on a 4x4 array (36 chunks): the array is busy nearly every cycle from start to
     done, and the compiler's model predicts the cycles within 1 %."""

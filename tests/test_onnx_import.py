@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from esb_hw.errors import InputError
 from esb_hw.frontend.accuracy import EXAMPLES
-from esb_hw.frontend.digits import load_split
+from esb_hw.frontend.datasets import load_split
 from esb_hw.frontend.model import load_npz
 from esb_hw.frontend.onnx_import import load_onnx
 

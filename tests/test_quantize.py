@@ -10,7 +10,7 @@ from esb_hw.compiler.program import read_output, run_in_numpy, to_bundle
 from esb_hw.config import AcceleratorConfig
 from esb_hw.errors import InputError
 from esb_hw.frontend.accuracy import load_digits_model
-from esb_hw.frontend.digits import load_split
+from esb_hw.frontend.datasets import load_split
 from esb_hw.frontend.model import FloatLayer, FloatModel
 from esb_hw.frontend.quantize import QuantRecipe, WeightQuantizer, compile_segments, placement, quantize_model
 from esb_hw.quant import ESBFormat, lambda_for

