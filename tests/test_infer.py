@@ -30,6 +30,19 @@ def test_golden_only_reports_placement_accuracy_and_model_cycles():
     assert "(compiler MODEL)" in out and "images/s at 200 MHz" in out
 
 
+def test_the_second_model_on_its_own_data():
+    result = cli("--golden-only", "--model", "mnist5k", "--images", "200", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["dataset"] == "mnist5k" and report["images"] == 200
+    assert [layer["where"] for layer in report["layers"]] == ["array"] * 4
+    assert report["accuracy"]["golden"] >= 0.95
+    assert all(0 < layer["utilization"] <= 1 for layer in report["layers"])  # pooled odd sizes counted right
+    result = cli("--golden-only", "--model", "mnist5k", "--data", "digits")
+    assert result.returncode == 2 and "the model's input is 1x28x28 (CxHxW), the digits images are 1x8x8" in \
+        result.stderr
+
+
 def test_json_and_host_fallback():
     result = cli("--golden-only", "--ends-8bit", "--images", "40", "--json")
     assert result.returncode == 0, result.stderr

@@ -80,6 +80,14 @@ def test_shipped_digits_onnx_equals_the_npz():
     assert graph_ops.count("BatchNormalization") == 2  # the folding is the import's, not the file's
 
 
+def test_shipped_mnist5k_onnx_equals_the_npz():
+    onnx_model = load_onnx(EXAMPLES.parent / "mnist5k" / "mnist5k.onnx", (1, 28, 28))
+    npz_model = load_npz(EXAMPLES.parent / "mnist5k" / "mnist5k.npz")
+    images = load_split("mnist5k").test_images[:50]
+    np.testing.assert_allclose(onnx_model.forward(images), npz_model.forward(images), rtol=1e-4, atol=1e-4)
+    assert [layer.kind for layer in onnx_model.layers] == ["conv2d"] * 3 + ["linear"]
+
+
 def test_matmul_add_and_gemm_forms_agree(tmp_path):
     weight, bias = RNG.normal(size=(3, 16)), RNG.normal(size=3)
     flat = helper.make_node("Flatten", ["x"], ["f"], name="flat", axis=1)
