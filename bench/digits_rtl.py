@@ -40,8 +40,12 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
+    shown = []
+
     def progress(done: int, total: int) -> None:
-        print(f"\r  {done}/{total} images", end="" if done < total else "\n", file=sys.stderr, flush=True)
+        if shown[-1:] != [done]:
+            shown.append(done)
+            print(f"\r  {done}/{total} images", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
     started = time.perf_counter()
     try:
