@@ -113,3 +113,16 @@ def test_bad_cost_file(tmp_path):
     (tmp_path / "costs.json").write_text("{}")
     with pytest.raises(Exception, match="not a format-cost file"):
         load_costs(tmp_path / "costs.json")
+
+
+def test_plot_writes_a_png_and_never_overwrites(tmp_path):
+    from esb_hw.errors import InputError
+    from esb_hw.frontend.accuracy import plot_frontier
+
+    points = [{"bits": 4, "label": "ESB(4,1), e=2", "accuracy": 0.95, "lut_per_mac": 22.0, "pareto": True},
+              {"bits": 4, "label": "uniform = ESB(4,2)", "accuracy": 0.96, "lut_per_mac": 16.5, "pareto": True}]
+    path = tmp_path / "frontier.png"
+    plot_frontier(points, path, force=False)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(InputError, match="exists; pass --force"):
+        plot_frontier(points, path, force=False)
