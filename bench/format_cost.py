@@ -128,9 +128,10 @@ def main() -> int:
             key = (str(config.weight_format), str(config.activation_format))
             row = kept.get(key) or measure_in_subprocess(weight, bits, args.timeout)
             rows.append(row)
-            print(f"{'kept' if key in kept else 'measured'} {key[0]} x {key[1]}: "
-                  f"{row['lut_per_mac'] if row['lut_per_mac'] is not None else 'timed out'} LUT/MAC",
-                  file=sys.stderr, flush=True)
+            outcome = (f"{row['lut_per_mac']} LUT/MAC" if row["lut_per_mac"] is not None
+                       else f"yosys timed out after {args.timeout:g} s")
+            print(f"{'kept' if key in kept else 'measured'} {key[0]} x {key[1]}: {outcome}", file=sys.stderr,
+                  flush=True)
             if args.output:  # after every row, so that an interrupted run can --resume
                 partial = {"source": SOURCE, "rows": rows + [kept[k] for k in kept if k not in
                                                              {(r["weights"], r["activations"]) for r in rows}]}
