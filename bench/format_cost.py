@@ -10,10 +10,11 @@ the generator and gets no row. The whole accelerator's GOPS/kLUT is the analytic
 MODEL) for the same formats on the 8x8 system at the config clock.
 
 ``--output FILE`` writes the JSON that ``python -m esb_hw.frontend.accuracy`` joins with the accuracy table
-(``examples/digits/format_cost.json`` is this command's output, committed so that the table needs no yosys run);
-``--resume`` keeps the rows FILE already has and measures the rest. Each format runs in its own process; one that
-takes longer than ``--timeout`` seconds is killed and its row says so (``lut_per_mac`` null): the 8-bit formats
-with many significand bits take yosys over half an hour each.
+(``examples/digits/format_cost.json`` is this command's output, committed so that the table needs no yosys run).
+FILE is rewritten after every format with ``"complete": false`` until the last; ``--resume`` keeps the rows FILE
+already has (a timed-out one too, unless ``--retry-timeouts``) and measures the rest. Each format runs in its own
+process; one that takes longer than ``--timeout`` seconds is killed and its row says so (``lut_per_mac`` null):
+the 8-bit formats with many significand bits take yosys over half an hour each.
 
 Usage: python bench/format_cost.py [--bits 3,4,5,8] [--json] [--output FILE [--resume | --force]] [--timeout S]
 """
@@ -77,19 +78,35 @@ def measure(weight: tuple[int, int], activation_bits: int) -> dict:
 
 
 def measure_in_subprocess(weight: tuple[int, int], activation_bits: int, timeout: float) -> dict:
-    """:func:`measure` in a child process (its own session, so that yosys dies with it on a timeout)."""
+    """:func:`measure` in a child process (its own session, so that yosys dies with it on a timeout, an
+    interrupt or an error here)."""
     command = [sys.executable, __file__, "--one", f"{weight[0]},{weight[1]},{activation_bits}"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True) as child:
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as child:
         try:
-            output, _ = child.communicate(timeout=timeout)
+            output, errors = child.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, signal.SIGKILL)
             child.communicate()
             return {**describe(weight, activation_bits), "array_lut": None, "lut_per_mac": None,
                     "array_gops_per_klut": None, "timeout_seconds": timeout}
+        except BaseException:
+            os.killpg(child.pid, signal.SIGKILL)
+            raise
+    last = (errors.strip().splitlines() or [f"exit code {child.returncode}"])[-1]
     if child.returncode != 0:
-        raise EsbError(f"measuring {weight} x uint{activation_bits} failed (exit code {child.returncode})")
-    return json.loads(output)
+        raise EsbError(f"measuring ESB{weight} x uint{activation_bits} failed: {last}")
+    try:
+        return json.loads(output)
+    except ValueError:
+        raise EsbError(f"measuring ESB{weight} x uint{activation_bits} gave no result: {last}") from None
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (an interrupted write leaves the old file)."""
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
 
 
 def main() -> int:
@@ -99,13 +116,24 @@ def main() -> int:
     parser.add_argument("--output", type=Path, help="also write the JSON to this file")
     parser.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     parser.add_argument("--resume", action="store_true", help="keep the rows --output already has")
+    parser.add_argument("--retry-timeouts", action="store_true", help="with --resume: measure timed-out rows again")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per format (default 1800)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # W_BITS,K,A_BITS: one measurement as JSON (internal)
     args = parser.parse_args()
     if args.one:
         bits, k, activation_bits = (int(value) for value in args.one.split(","))
-        print(json.dumps(measure((bits, k), activation_bits)))
+        try:
+            print(json.dumps(measure((bits, k), activation_bits)))
+        except EsbError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return error.exit_code
         return 0
+    if not args.timeout > 0:
+        print(f"error: --timeout must be > 0 seconds, got {args.timeout:g}", file=sys.stderr)
+        return 2
+    if args.resume and not args.output:
+        print("error: --resume needs --output FILE", file=sys.stderr)
+        return 2
     try:
         widths = [int(bits) for bits in args.bits.split(",")]
         if not widths or any(not 3 <= bits <= 8 for bits in widths):
@@ -118,9 +146,21 @@ def main() -> int:
         return 2
     jobs = [(weight, bits) for bits in widths for weight in weight_formats(bits)]
     kept = {}
-    if args.resume and args.output and args.output.exists():
-        kept = {(row["weights"], row["activations"]): row for row in json.loads(args.output.read_text())["rows"]
-                if row.get("lut_per_mac") is not None}
+    if args.resume and args.output.exists():
+        try:
+            kept = {(row["weights"], row["activations"]): row for row in json.loads(args.output.read_text())["rows"]
+                    if row.get("lut_per_mac") is not None or not args.retry_timeouts}
+        except (ValueError, KeyError, TypeError) as error:
+            print(f"error: {args.output}: not a format-cost file ({type(error).__name__}: {error})", file=sys.stderr)
+            return 2
+
+    def document(rows: list[dict], complete: bool) -> str:
+        """The rows measured or kept, then kept rows of other widths, in a fixed order."""
+        done = {(row["weights"], row["activations"]) for row in rows}
+        others = [kept[key] for key in sorted(kept) if key not in done]
+        result = {"source": SOURCE, "complete": complete, "rows": rows + others}
+        return json.dumps(result, indent=1, sort_keys=True) + "\n"
+
     try:
         rows = []
         for weight, bits in jobs:
@@ -133,16 +173,13 @@ def main() -> int:
             print(f"{'kept' if key in kept else 'measured'} {key[0]} x {key[1]}: {outcome}", file=sys.stderr,
                   flush=True)
             if args.output:  # after every row, so that an interrupted run can --resume
-                partial = {"source": SOURCE, "rows": rows + [kept[k] for k in kept if k not in
-                                                             {(r["weights"], r["activations"]) for r in rows}]}
-                args.output.write_text(json.dumps(partial, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+                write_atomically(args.output, document(rows, complete=False))
     except EsbError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
-    result = {"source": SOURCE, "rows": rows}
-    text = json.dumps(result, indent=1, sort_keys=True) + "\n"
+    text = document(rows, complete=True)
     if args.output:
-        args.output.write_text(text, encoding="utf-8")
+        write_atomically(args.output, text)
     if args.json:
         sys.stdout.write(text)
         return 0

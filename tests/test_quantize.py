@@ -150,6 +150,17 @@ def test_logits_out_of_the_scale_range_are_named():
         quantize_model(model, QuantRecipe.for_config(DEFAULT), rng.uniform(0, 1, (4, 1, 2, 2)))
 
 
+def test_one_bit_logits_and_non_finite_logits_are_named():
+    rng = np.random.default_rng(13)
+    model = FloatModel([FloatLayer("fc", "linear", rng.normal(size=(3, 4)), None)], (1, 2, 2))
+    images = rng.uniform(0, 1, (4, 1, 2, 2))
+    with pytest.raises(InputError, match="layer 'fc': ESB\\(1,1,unsigned\\) outputs cannot hold signed logits"):
+        quantize_model(model, QuantRecipe("esb:4:1", ESBFormat(1, 1, signed=False)), images)
+    broken = FloatModel([FloatLayer("fc", "linear", np.full((3, 4), 1e308), None)], (1, 2, 2))
+    with pytest.raises(InputError, match="layer 'fc': the float model's outputs are not finite"):
+        quantize_model(broken, QuantRecipe.for_config(DEFAULT), images)
+
+
 def test_hidden_layer_without_relu_is_refused():
     rng = np.random.default_rng(10)
     model = FloatModel([FloatLayer("c", "conv2d", rng.normal(size=(2, 1, 3, 3)), None),

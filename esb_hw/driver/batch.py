@@ -25,7 +25,7 @@ _BUNDLE_FIELDS = ("image", "program_address", "descriptors", "layers", "output_a
                   "config_id", "array")
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(frozen=True, eq=False)
 class BatchProgram:
     name: str
     bundle: ProgramBundle

@@ -181,8 +181,9 @@ def findings(rows: list[AccuracyRow]) -> str:
         if uniform is None:
             continue
         ends = "8/8 ends" if row.ends_8bit else "all layers"
-        lines.append(f"{row.bits}/{row.bits} {ends}: {describe(row.weights)} {_percent(row.accuracy['dda'])} against "
-                     f"{_percent(uniform.accuracy['dda'])} ({points(row.accuracy['dda'] - uniform.accuracy['dda'])})")
+        lines.append(f"{row.bits}/{row.bits} {ends}: {describe(row.weights)} {_percent(row.accuracy['dda'])} % "
+                     f"against {_percent(uniform.accuracy['dda'])} % "
+                     f"({points(row.accuracy['dda'] - uniform.accuracy['dda'])} points)")
     text = ""
     if lines:
         text += ("ESB with DDA against uniform with DDA, same W/A, 4 bits and below: " + "; ".join(lines) + ".\n\n")
@@ -199,8 +200,13 @@ def load_costs(path: Path | None) -> dict:
     if path is None:
         return {}
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
-        return {(row["weights"], row["activations"]): row for row in rows}
+        document = json.loads(path.read_text(encoding="utf-8"))
+        if document.get("complete") is False:
+            raise InputError(f"{path}: incomplete (a format_cost run was interrupted or is still going; "
+                             f"python bench/format_cost.py --output {path} --resume)")
+        return {(row["weights"], row["activations"]): row for row in document["rows"]}
+    except InputError:
+        raise
     except FileNotFoundError:
         raise InputError(f"{path}: no such file (python bench/format_cost.py --output {path})") from None
     except (OSError, ValueError, KeyError, TypeError) as error:
@@ -330,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"updated {args.update_readme}")
             else:
                 sys.stdout.write(text)
-        if args.plot and points:
+        if args.plot and not points:
+            raise InputError("--plot needs format costs (it draws accuracy against LUT/MAC); drop --no-costs")
+        if args.plot:
             plot_frontier(points, args.plot, args.force)
             print(f"wrote {args.plot}")
     except EsbError as error:

@@ -59,7 +59,8 @@ def _batch(config, model):
     segments = compile_segments(integer, config)
     if len(segments) != 1 or segments[0].program is None:
         host = [segment for segment in segments if segment.program is None]
-        raise InputError(f"the digits network does not run on this array alone ({host[0].reason})")
+        reason = host[0].reason if host else f"it compiles into {len(segments)} programs, not one"
+        raise InputError(f"the digits network does not run on this array alone ({reason})")
     program = segments[0].program
     from ..compiler.program import to_bundle
 

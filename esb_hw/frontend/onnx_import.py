@@ -2,10 +2,11 @@
 
 Supported: a chain (each node takes the previous node's output) of ``Conv`` (groups 1, no dilation, the same
 stride and symmetric padding on both axes), ``BatchNormalization`` (inference form, folded into the layer before
-it), ``Relu``, ``MaxPool`` (2x2, stride 2, no padding), ``Flatten`` (axis 1), ``Gemm`` (``transA = 0``),
-``MatMul`` with a constant right operand and an optional ``Add`` of a constant bias, and the no-ops ``Identity``
-and ``Dropout``. Weights must be initializers. Anything else raises :class:`~esb_hw.errors.InputError` naming the
-node and its operator.
+it), ``Relu`` and ``MaxPool`` (2x2, stride 2, no padding; in either order, they commute), ``Flatten`` (axis 1),
+``Gemm`` (``transA = 0``), ``MatMul`` with a constant right operand, ``Add`` of a constant bias broadcast per
+output channel (after a Conv: a scalar, ``(C, 1, 1)`` or ``(1, C, 1, 1)``; after Gemm/MatMul: a scalar, ``(N,)``
+or ``(1, N)``), and the no-ops ``Identity`` and ``Dropout``. Weights must be initializers. Anything else raises
+:class:`~esb_hw.errors.InputError` naming the node and its operator.
 """
 
 from __future__ import annotations

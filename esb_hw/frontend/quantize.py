@@ -302,6 +302,9 @@ def _output_quantizer(samples: np.ndarray, fmt: ESBFormat, logits: bool, name: s
     if not logits:
         return ActivationQuantizer.calibrate(samples, fmt, "mse"), 0
     zero_point = (fmt.max_level + 1) // 2
+    if min(zero_point, fmt.max_level - zero_point) == 0:
+        raise InputError(f"layer {name!r}: {fmt} outputs cannot hold signed logits (no level on one side of the zero "
+                         "point); keep the last layer at 8 bits (--ends-8bit)")
     peak = float(np.max(np.abs(samples))) or 1.0
     # The largest power-of-two step whose zero_point levels below and above cover the logits' range.
     frac_bits = math.floor(math.log2(min(zero_point, fmt.max_level - zero_point) / peak))
@@ -319,7 +322,12 @@ def quantize_model(model: FloatModel, recipe: QuantRecipe, calibration_images) -
     Raises :class:`InputError` for a hidden layer without ReLU (hidden activations are unsigned codes), and for
     scales the requantization cannot hold, naming the layer."""
     images = _calibration_subset(model.check_input(calibration_images))
-    activations = model.activations(images)
+    with np.errstate(over="ignore", invalid="ignore"):
+        activations = model.activations(images)
+    for layer, output in zip(model.layers, activations, strict=True):
+        if not np.all(np.isfinite(output)):
+            raise InputError(f"layer {layer.name!r}: the float model's outputs are not finite on the calibration "
+                             "images")
     count = len(model.layers)
     _, first_input, _ = recipe.layer_formats(0, count)
     input_quantizer = ActivationQuantizer.calibrate(images, first_input, "mse")

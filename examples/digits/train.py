@@ -33,6 +33,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
+from esb_hw.errors import EsbError  # noqa: E402
 from esb_hw.frontend import FloatLayer, FloatModel, save_npz  # noqa: E402
 from esb_hw.frontend.accuracy import QAT_FILES, qat_recipe  # noqa: E402
 from esb_hw.frontend.datasets import load_split  # noqa: E402
@@ -207,9 +208,16 @@ def main() -> int:
     if existing and not args.force:
         print(f"error: {args.out / existing[0]} exists; pass --force to overwrite", file=sys.stderr)
         return 2
+    if args.epochs is not None and args.epochs < 1:
+        print(f"error: --epochs must be >= 1, got {args.epochs}", file=sys.stderr)
+        return 2
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
-    split = load_split(args.dataset)
+    try:
+        split = load_split(args.dataset)
+    except EsbError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     network = train_float(torch, split, epochs, args.dataset)
     folded, unfolded, batch_norms = to_float_model(network, split.test_images.shape[1:])
     with torch.no_grad():
