@@ -254,7 +254,7 @@ SYSTEM_FILES = ("esb_system.v", "system_bd.tcl", "system.tcl", "system.xdc", "bu
                 "esb_regmap.h", "report.json", "report.md", "deploy/")
 #: The driver files deploy/ carries (pure Python: the board needs no Amaranth).
 DEPLOY_PACKAGE = ("esb_hw/__init__.py", "esb_hw/errors.py", "esb_hw/regmap.py", "esb_hw/driver/__init__.py",
-                  "esb_hw/driver/pynq_bus.py", "esb_hw/driver/batch.py")
+                  "esb_hw/driver/pynq_bus.py", "esb_hw/driver/batch.py", "esb_hw/npzfile.py")
 
 
 def sample_program(config):

@@ -20,7 +20,8 @@ SYSTEM_OUTPUTS = ("esb_system.v", "system_bd.tcl", "system.tcl", "system.xdc", "
                   "esb_regmap.h", "report.json", "report.md", "deploy/run.py", "deploy/program.npz",
                   "deploy/regmap.json", "deploy/README.md", "deploy/esb_hw/driver/__init__.py",
                   "deploy/esb_hw/driver/pynq_bus.py", "deploy/esb_hw/regmap.py", "deploy/esb_hw/errors.py",
-                  "deploy/esb_hw/driver/batch.py", "deploy/digits.npz", "deploy/run_digits.py")
+                  "deploy/esb_hw/driver/batch.py", "deploy/esb_hw/npzfile.py", "deploy/digits.npz",
+                  "deploy/run_digits.py")
 REPORT_FIELDS = ("board", "part", "clock_mhz", "macs", "peak_gops", "weight_format", "activation_format",
                  "resources", "gops_per_klut")
 

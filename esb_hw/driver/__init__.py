@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import zipfile
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from ..errors import CheckFailed, EsbError, InputError
+from ..npzfile import write_npz
 from ..regmap import MAGIC, REGMAP_VERSION, by_name, engine_error
 
 __all__ = ["Accelerator", "Buffer", "Bus", "DriverError", "DriverTimeout", "ProgramBundle", "RunFailed", "RunResult"]
@@ -107,10 +107,7 @@ class ProgramBundle:
         arrays["name"] = np.asarray(self.name)
         if self.expected is not None:
             arrays["expected"] = np.frombuffer(self.expected, np.uint8)
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-            for key in sorted(arrays):
-                with archive.open(zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w") as member:
-                    np.lib.format.write_array(member, arrays[key], allow_pickle=False)
+        write_npz(path, arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> ProgramBundle:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..npzfile import write_npz
 from . import ProgramBundle
 
 __all__ = ["BatchProgram", "BatchResult", "run_batch"]
@@ -73,10 +74,7 @@ class BatchProgram:
                       input_address=np.asarray(self.input_address), inputs=self.inputs.astype(np.uint8),
                       expected=self.expected.astype(np.uint8), labels=self.labels.astype(np.int64),
                       logit_bits=self.logit_bits.astype(np.int64))
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-            for key in sorted(arrays):
-                with archive.open(zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w") as member:
-                    np.lib.format.write_array(member, arrays[key], allow_pickle=False)
+        write_npz(path, arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> BatchProgram:

@@ -21,6 +21,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import InputError
+from ..npzfile import write_npz
 
 __all__ = ["FloatLayer", "FloatModel", "load_npz", "save_npz"]
 
@@ -191,10 +192,7 @@ def save_npz(model: FloatModel, path: str | Path) -> None:
     for layer in model.layers:
         arrays[f"{layer.name}.weight"] = layer.weight.astype(np.float32)
         arrays[f"{layer.name}.bias"] = layer.bias.astype(np.float32)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for key in sorted(arrays):
-            with archive.open(zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w") as member:
-                np.lib.format.write_array(member, arrays[key], allow_pickle=False)
+    write_npz(path, arrays)
 
 
 def load_npz(path: str | Path) -> FloatModel:
