@@ -366,8 +366,6 @@ def main(argv=None, bus=None):
         if bus is None:
             from esb_hw.driver.pynq_bus import PynqBus
 
-            if not Path(args.bitfile).is_file():
-                raise FileNotFoundError(f"{args.bitfile}: no bitstream (run build.py --vivado, or copy it here)")
             bus = PynqBus.from_overlay(args.bitfile, use_interrupt=not args.poll)
         accelerator = Accelerator(bus)
         result = accelerator.run_blocking(bundle, timeout=args.timeout, use_interrupt=not args.poll)
@@ -379,9 +377,6 @@ def main(argv=None, bus=None):
             result.check(bundle)
             print(f"output: {len(result.output):,} bytes, equal to the golden model")
         return 0
-    except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     except EsbError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
@@ -425,8 +420,6 @@ def main(argv=None, bus=None):
         if bus is None:
             from esb_hw.driver.pynq_bus import PynqBus
 
-            if not Path(args.bitfile).is_file():
-                raise FileNotFoundError(f"{args.bitfile}: no bitstream (run build.py --vivado, or copy it here)")
             bus = PynqBus.from_overlay(args.bitfile, use_interrupt=not args.poll)
         accelerator = Accelerator(bus)
         result = asyncio.run(run_batch(accelerator, batch, count=args.images, use_interrupt=not args.poll,
@@ -438,9 +431,6 @@ def main(argv=None, bus=None):
         print(f"{cycles:,.0f} cycles per image on the hardware; {count / result.seconds:,.1f} images/s with the host "
               f"driver's overhead")
         return 0 if result.exact.all() else 1
-    except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     except EsbError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from esb_hw.config import AcceleratorConfig  # noqa: E402
 from esb_hw.errors import EsbError  # noqa: E402
-from esb_hw.infer import run_inference  # noqa: E402
+from esb_hw.infer import progress_bar, run_inference  # noqa: E402
 
 
 def main() -> int:
@@ -40,18 +40,11 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    shown = []
-
-    def progress(done: int, total: int) -> None:
-        if shown[-1:] != [done]:
-            shown.append(done)
-            print(f"\r  {done}/{total} images", end="" if done < total else "\n", file=sys.stderr, flush=True)
-
     started = time.perf_counter()
     try:
         config = AcceleratorConfig.from_toml(args.config)
         report = run_inference(args.model, config, images=args.images, simulator=args.sim, ends_8bit=args.ends_8bit,
-                               progress=progress, log=lambda *a: print(*a, file=sys.stderr))
+                               progress=progress_bar(), log=lambda *a: print(*a, file=sys.stderr))
     except EsbError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code

@@ -36,7 +36,7 @@ from .errors import CheckFailed, EsbError, InputError
 from .frontend.datasets import DATASETS, load_split
 from .frontend.quantize import SCALE_METHODS, IntegerModel, QuantRecipe, Segment, compile_segments, quantize_model
 
-__all__ = ["InferenceReport", "load_model", "main", "run_inference"]
+__all__ = ["InferenceReport", "load_model", "main", "progress_bar", "run_inference"]
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
 DEFAULT_SIM_IMAGES = 10
@@ -147,17 +147,20 @@ class InferenceReport:
         return result
 
 
-_shown: list[tuple[int, int]] = []
+def progress_bar():
+    """A ``progress(done, total)`` callback that draws an image count on stderr when it changes."""
+    shown = []
 
+    def draw(done: int, total: int) -> None:
+        if shown[-1:] == [(done, total)]:
+            return
+        shown.append((done, total))
+        width = 30
+        filled = width * done // max(total, 1)
+        print(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} images",
+              end="" if done < total else "\n", file=sys.stderr, flush=True)
 
-def _progress_bar(done: int, total: int) -> None:
-    if _shown and _shown[-1] == (done, total):
-        return
-    _shown.append((done, total))
-    width = 30
-    filled = width * done // max(total, 1)
-    print(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} images", end="" if done < total else "\n",
-          file=sys.stderr, flush=True)
+    return draw
 
 
 def _model_cycles(segments: list[Segment], layers: int) -> tuple[list[float | None], float]:
@@ -303,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         config = AcceleratorConfig.from_toml(args.config)
         report = run_inference(args.model, config, images=args.images, simulator=None if args.golden_only
                                else args.sim, scale_method=args.scale, ends_8bit=args.ends_8bit, dataset=args.data,
-                               progress=_progress_bar if show_progress else None,
+                               progress=progress_bar() if show_progress else None,
                                log=(lambda *a: print(*a, file=sys.stderr)) if args.json else print)
         if args.json:
             print(json.dumps(report.as_dict(), indent=1, sort_keys=True))

@@ -13,6 +13,7 @@ from esb_hw.compiler.lowering import reference
 from esb_hw.compiler.program import compile_program, read_output, to_bundle
 from esb_hw.driver import Accelerator, DriverError, DriverTimeout, RunFailed
 from esb_hw.driver.pynq_bus import DEFAULT_IP_NAME, PynqBus
+from esb_hw.errors import InputError
 from sim.layer_core import SMALL_ENGINE_CONFIG, random_layer
 from tests.fake_system import FakeArray, FakeSystem, offset
 
@@ -67,8 +68,10 @@ def test_an_interrupt_that_never_comes_is_a_driver_timeout(case):
         Accelerator(bus, poll_interval=0).run_blocking(bundle, timeout=0.05)
 
 
-def test_from_overlay_finds_the_system_or_says_what_it_found(case, monkeypatch):
+def test_from_overlay_finds_the_system_or_says_what_it_found(case, monkeypatch, tmp_path):
     program, _, _ = case
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.bit").write_bytes(b"bitstream")
     system = FakeSystem(program)
     ip = types.SimpleNamespace(mmio=system, interrupt=system.interrupt)
     fake = types.ModuleType("pynq")
@@ -86,3 +89,5 @@ def test_from_overlay_finds_the_system_or_says_what_it_found(case, monkeypatch):
     assert not PynqBus.from_overlay("x.bit", use_interrupt=False).has_interrupt
     with pytest.raises(DriverError, match="no IP called 'other'.*found: axi_intc_0, esb_system_0"):
         PynqBus.from_overlay("x.bit", "other")
+    with pytest.raises(InputError, match="absent.bit: no bitstream"):
+        PynqBus.from_overlay("absent.bit")

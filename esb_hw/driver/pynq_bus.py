@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from . import DriverError
 
 __all__ = ["DEFAULT_IP_NAME", "PynqBuffer", "PynqBus"]
@@ -58,7 +60,10 @@ class PynqBus:
 
     @classmethod
     def from_overlay(cls, bitfile: str, name: str = DEFAULT_IP_NAME, *, use_interrupt: bool = True) -> PynqBus:
-        """Load ``bitfile`` (its ``.hwh`` beside it) and find the system ``name`` in it."""
+        """Load ``bitfile`` (its ``.hwh`` beside it) and find the system ``name`` in it. A missing bitfile raises
+        :class:`~esb_hw.errors.InputError`."""
+        if not Path(bitfile).is_file():
+            raise InputError(f"{bitfile}: no bitstream (run build.py --vivado, or copy it here)")
         from pynq import Overlay
 
         overlay = Overlay(bitfile)

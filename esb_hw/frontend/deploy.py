@@ -49,7 +49,7 @@ def _shipped_batch(config):
 
 
 def _batch(config, model):
-    from ..compiler.program import input_image
+    from ..compiler.program import input_image, to_bundle
     from ..driver.batch import BatchProgram
     from .accuracy import load_digits_model
 
@@ -62,8 +62,6 @@ def _batch(config, model):
         reason = host[0].reason if host else f"it compiles into {len(segments)} programs, not one"
         raise InputError(f"the digits network does not run on this array alone ({reason})")
     program = segments[0].program
-    from ..compiler.program import to_bundle
-
     codes = integer.input_codes(split.test_images)
     first = to_bundle(program, "digits", codes[0])
     address = input_image(program, codes[0])[0]

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import InputError
 from ..quant import ActivationQuantizer, ESBFormat, golden
 from ..quant.activation import FRAC_BITS_RANGE
-from ..quant.baselines import apot, nearest_level
+from ..quant.baselines import apot
 from ..quant.dda import fit_alpha, mse_optimal_scale, optimal_scale
 from .model import FloatModel
 
@@ -112,10 +112,6 @@ class WeightQuantizer:
         assert np.allclose(integer, rounded, rtol=0, atol=1e-9), "APoT levels are multiples of the smallest"
         return rounded.astype(np.int64)
 
-    def _normalized(self) -> np.ndarray:
-        levels = self.positive_levels().astype(np.float64)
-        return levels / levels[-1]
-
     def unit(self, weight: np.ndarray, method: str) -> np.ndarray:
         """The real value of integer level 1, per output channel (axis 0), for ``method`` in :data:`SCALE_METHODS`."""
         if method not in SCALE_METHODS:
@@ -126,7 +122,9 @@ class WeightQuantizer:
         if fmt is not None and method != "max":
             alpha = np.asarray(fit_alpha(rows, fmt, per_channel_axis=0, method=method)).reshape(-1)
             return alpha / 2.0**fmt.k
-        normalized = self._normalized()
+        # The max-scaled scale for every format; DDA and the data's MSE for APoT (a level set normalized to 1).
+        level_set = apot(self.bits) if fmt is None else None
+        dda_scale = optimal_scale(level_set.positive_levels)[0] if method == "dda" else None
         peaks = np.max(np.abs(rows), axis=1)
         units = np.empty(rows.shape[0])
         for index, row in enumerate(rows):
@@ -135,15 +133,10 @@ class WeightQuantizer:
             elif method == "max":
                 units[index] = peaks[index] / top
             elif method == "dda":
-                scale = optimal_scale(normalized)[0]
-                units[index] = scale * math.sqrt(float(np.mean(row * row))) / top
+                units[index] = dda_scale * math.sqrt(float(np.mean(row * row))) / top
             else:
-                units[index] = mse_optimal_scale(row, self._project, 1.0)[0] / top
+                units[index] = mse_optimal_scale(row, level_set.quantize, 1.0)[0] / top
         return units
-
-    def _project(self, values: np.ndarray, scale) -> np.ndarray:
-        levels = np.concatenate([-self._normalized()[:0:-1], self._normalized()])
-        return nearest_level(values / scale, levels) * scale
 
     def levels(self, weight: np.ndarray, unit: np.ndarray) -> np.ndarray:
         """Signed integer levels of ``weight`` at ``unit`` per channel (ESB: DESIGN §1 projection, ties to even;
@@ -153,9 +146,9 @@ class WeightQuantizer:
         fmt = self.fmt
         if fmt is not None:
             return fmt.level(fmt.encode(weight, (unit * 2.0**fmt.k).reshape(shape)))
-        levels = self.positive_levels()
-        real = self._project(weight / unit.reshape(shape) / levels[-1], 1.0)
-        return np.round(real * levels[-1]).astype(np.int64)
+        top = self.positive_levels()[-1]
+        real = apot(self.bits).quantize(weight / unit.reshape(shape) / top)
+        return np.round(real * top).astype(np.int64)
 
     def fake_quantize(self, weight: np.ndarray, method: str) -> np.ndarray:
         """The float weights after quantization (for quantization-aware training's forward pass)."""
@@ -297,8 +290,8 @@ def _calibration_subset(images: np.ndarray) -> np.ndarray:
     return images[::step]
 
 
-def _output_quantizer(samples: np.ndarray, fmt: ESBFormat, logits: bool, name: str) -> tuple[ActivationQuantizer,
-                                                                                               int]:
+def _output_quantizer(samples: np.ndarray, fmt: ESBFormat, logits: bool,
+                      name: str) -> tuple[ActivationQuantizer, int]:
     if not logits:
         return ActivationQuantizer.calibrate(samples, fmt, "mse"), 0
     zero_point = (fmt.max_level + 1) // 2
