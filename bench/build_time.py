@@ -51,7 +51,7 @@ def main() -> int:
         estimate = timed_build([*base, "--estimate"])
         rows["build_estimate_s"] = {"median": estimate, "min": estimate, "max": estimate}
     if args.json:
-        print(json.dumps({"board": args.board, "config": str(args.config or "configs/default.toml"),
+        print(json.dumps({"board": args.board, "config": str(args.config or "default"),
                           "repeats": args.repeats, "target_build_s": TARGET_SECONDS, **rows}))
         return 0
     print(f"build.py --board {args.board}: {args.repeats} runs; target for the plain build: {TARGET_SECONDS:g} s")

@@ -20,15 +20,14 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from esb_hw.errors import EsbError
+from esb_hw.estimate import calibrate, model, synth
+from esb_hw.estimate.measure import synthesize_rows
+from esb_hw.hw.arith.accumulator import Accumulator
+from esb_hw.hw.arith.tree import SignFoldingAdderTree, tree_structure
+from esb_hw.hw.core.row import TREE_ARITY
 
-from esb_hw.errors import EsbError  # noqa: E402
-from esb_hw.estimate import calibrate, model, synth  # noqa: E402
-from esb_hw.estimate.measure import synthesize_rows  # noqa: E402
-from esb_hw.hw.arith.accumulator import Accumulator  # noqa: E402
-from esb_hw.hw.arith.tree import SignFoldingAdderTree, tree_structure  # noqa: E402
-from esb_hw.hw.core.row import TREE_ARITY  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 #: (weights (bits, k), activations (bits, k), PE variant): the four shipped presets' formats and others
 #: that vary the significand widths and shift ranges, for every variant.

@@ -28,15 +28,13 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from esb_hw.config import AcceleratorConfig  # noqa: E402
-from esb_hw.errors import EsbError  # noqa: E402
-from esb_hw.estimate.synth import synthesize  # noqa: E402
-from esb_hw.hw.core.array import PEArray  # noqa: E402
-from esb_hw.layouts import weight_encoding  # noqa: E402
-from esb_hw.quant import ESBFormat  # noqa: E402
+from esb_hw.config import AcceleratorConfig
+from esb_hw.data import CONFIGS
+from esb_hw.errors import EsbError
+from esb_hw.estimate.synth import synthesize
+from esb_hw.hw.core.array import PEArray
+from esb_hw.layouts import weight_encoding
+from esb_hw.quant import ESBFormat
 
 
 def mapping(config: AcceleratorConfig) -> str:
@@ -82,7 +80,7 @@ def measure(job) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "default.toml")
+    parser.add_argument("--config", type=Path, default=CONFIGS / "default.toml")
     parser.add_argument("--sides", default="8,16", help="square array sides, comma-separated (default 8,16)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--jobs", type=int, default=2, help="parallel yosys runs (default 2)")

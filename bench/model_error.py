@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The analytical resource model (esb_hw/estimate/model.py) against flat yosys synthesis of whole PE arrays.
 
-For each config (every configs/*.toml by default) this synthesizes the whole ``PEArray`` in one flat run
+For each config (every shipped config, esb_hw/data/configs/*.toml, by default) this synthesizes the whole
+``PEArray`` in one flat run
 (``synth_xilinx -family xcup -flatten -nodsp -dff``; no hierarchical scaling) and prints the yosys LUT and FF
 counts beside ``estimate_array``'s, with the model's relative error. An 8x8 array takes 20-140 s of yosys.
 Exit code 1 if a LUT error exceeds the tolerance (the issue's 15 %).
@@ -17,13 +18,11 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from esb_hw import estimate  # noqa: E402
-from esb_hw.config import AcceleratorConfig  # noqa: E402
-from esb_hw.errors import EsbError  # noqa: E402
-from esb_hw.hw.core.array import PEArray  # noqa: E402
+from esb_hw import estimate
+from esb_hw.config import AcceleratorConfig
+from esb_hw.data import CONFIGS
+from esb_hw.errors import EsbError
+from esb_hw.hw.core.array import PEArray
 
 
 def measure(path: str) -> dict:
@@ -53,7 +52,7 @@ def main() -> int:
     if not 0 < args.tolerance < 1:  # also rejects nan
         print(f"error: --tolerance must be in (0, 1), got {args.tolerance}", file=sys.stderr)
         return 2
-    paths = [str(path) for path in (args.config or sorted((ROOT / "configs").glob("*.toml")))]
+    paths = [str(path) for path in (args.config or sorted(CONFIGS.glob("*.toml")))]
     try:
         for path in paths:  # fail on a bad file before minutes of synthesis
             AcceleratorConfig.from_toml(path)

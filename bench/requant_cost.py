@@ -15,22 +15,20 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from esb_hw.config import AcceleratorConfig  # noqa: E402
-from esb_hw.errors import EsbError  # noqa: E402
-from esb_hw.estimate.synth import synthesize  # noqa: E402
-from esb_hw.hw.core.requant import Requantizer  # noqa: E402
+from esb_hw.config import AcceleratorConfig
+from esb_hw.data import CONFIGS
+from esb_hw.errors import EsbError
+from esb_hw.estimate.synth import synthesize
+from esb_hw.hw.core.requant import Requantizer
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, action="append",
-                        help="a config file (repeatable; default: every configs/*.toml)")
+                        help="a config file (repeatable; default: every shipped config, esb_hw/data/configs/*.toml)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args()
-    paths = args.config or sorted((ROOT / "configs").glob("*.toml"))
+    paths = args.config or sorted(CONFIGS.glob("*.toml"))
     rows = []
     try:
         for path in paths:

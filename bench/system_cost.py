@@ -16,15 +16,13 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from esb_hw.config import AcceleratorConfig  # noqa: E402
-from esb_hw.errors import EsbError  # noqa: E402
-from esb_hw.estimate.synth import synthesize  # noqa: E402
-from esb_hw.hw.bus.axi import AxiMaster  # noqa: E402
-from esb_hw.hw.bus.registers import ControlRegisters  # noqa: E402
-from esb_hw.hw.system import System  # noqa: E402
+from esb_hw.config import AcceleratorConfig
+from esb_hw.data import CONFIGS
+from esb_hw.errors import EsbError
+from esb_hw.estimate.synth import synthesize
+from esb_hw.hw.bus.axi import AxiMaster
+from esb_hw.hw.bus.registers import ControlRegisters
+from esb_hw.hw.system import System
 
 DEFAULT_CONFIGS = ("default.toml", "array16x16.toml")
 
@@ -75,7 +73,7 @@ def main() -> int:
     parser.add_argument("--write", action="store_true",
                         help="store the host-interface parts in esb_hw/estimate/calibration.json")
     args = parser.parse_args()
-    paths = args.config or [ROOT / "configs" / name for name in DEFAULT_CONFIGS]
+    paths = args.config or [CONFIGS / name for name in DEFAULT_CONFIGS]
     rows = []
     log = (lambda line: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
     try:

@@ -19,13 +19,11 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from esb_hw.config import AcceleratorConfig  # noqa: E402
-from esb_hw.errors import EsbError  # noqa: E402
-from esb_hw.estimate.synth import synthesize  # noqa: E402
-from esb_hw.hw.core.array import PEArray  # noqa: E402
+from esb_hw.config import AcceleratorConfig
+from esb_hw.data import CONFIGS
+from esb_hw.errors import EsbError
+from esb_hw.estimate.synth import synthesize
+from esb_hw.hw.core.array import PEArray
 
 DEFAULT_CONFIGS = ("default", "array16x16", "array32x32")
 #: No net combinational from o.ready may drive more pins than this (issue 8).
@@ -56,7 +54,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--jobs", type=int, default=2, help="parallel yosys runs (default 2)")
     args = parser.parse_args()
-    paths = [str(path) for path in (args.config or [ROOT / "configs" / f"{name}.toml" for name in DEFAULT_CONFIGS])]
+    paths = [str(path) for path in (args.config or [CONFIGS / f"{name}.toml" for name in DEFAULT_CONFIGS])]
     try:
         for path in paths:  # a bad file fails before minutes of synthesis
             AcceleratorConfig.from_toml(path)

@@ -1,4 +1,4 @@
-"""The accelerator configuration: one frozen dataclass, its validation and TOML loading (DESIGN.md §7).
+"""The accelerator configuration: one frozen dataclass, its validation and TOML loading (docs/architecture.md).
 
 A config file looks like this (``name`` defaults to the file stem; ``clock_mhz``, ``max_reduction`` and
 ``pe_variant`` have defaults)::
@@ -53,7 +53,7 @@ __all__ = [
     "PE_VARIANTS",
 ]
 
-#: PE implementations the generator knows (DESIGN.md §3, §6): ``esb``, shift-add with the activation's odd
+#: PE implementations the generator knows (docs/architecture.md, §6): ``esb``, shift-add with the activation's odd
 #: multiples (3a, ...) computed once per array column and selected by each PE (the cheapest, the default);
 #: ``esb_naive``, each PE adds its own shifted copies; ``baseline``, a generic LUT multiplier of the same formats.
 PE_VARIANTS = ("esb", "esb_naive", "baseline")
@@ -306,7 +306,7 @@ class AcceleratorConfig:
 
     @property
     def accumulator_bits(self) -> int:
-        """Smallest signed width that holds any sum of ``max_reduction`` products exactly (DESIGN.md §2)."""
+        """Smallest signed width that holds any sum of ``max_reduction`` products exactly (docs/arithmetic.md)."""
         return (self.max_reduction * self.max_product).bit_length() + 1
 
     # ---- dict and TOML --------------------------------------------------------------------------

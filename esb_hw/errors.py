@@ -1,7 +1,7 @@
 """The project's exception hierarchy: every error esb-hw raises on purpose derives from :class:`EsbError`.
 
 A command-line entry point catches :class:`EsbError` once, prints ``error: <message>`` on one line and exits
-with :attr:`EsbError.exit_code` (DESIGN.md §5: 2 for bad input or usage, 1 for a failed check or tool run).
+with :attr:`EsbError.exit_code` (2 for bad input or usage, 1 for a failed check or tool run).
 
 ``InputError`` and ``ParameterError`` are also ``ValueError`` and ``ToolError`` is also ``RuntimeError``, so
 library callers that catch the built-in types keep working.

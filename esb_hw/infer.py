@@ -1,6 +1,6 @@
 """Run a quantized CNN on held-out images: the golden model, and the simulated system through the host driver.
 
-``python -m esb_hw.infer --model digits|mnist5k|FILE.onnx|FILE.npz [--data digits|mnist5k] [--config FILE]
+``esb-hw infer --model digits|mnist5k|FILE.onnx|FILE.npz [--data digits|mnist5k] [--config FILE]
 [--images N] [--sim verilator|icarus] [--golden-only]``
 
 The data is the model's own for a shipped model, else ``--data`` (default digits).
@@ -32,13 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from .config import AcceleratorConfig
+from .data import load_config
 from .errors import CheckFailed, EsbError, InputError
 from .frontend.datasets import DATASETS, load_split
 from .frontend.quantize import SCALE_METHODS, IntegerModel, QuantRecipe, Segment, compile_segments, quantize_model
 
 __all__ = ["InferenceReport", "load_model", "main", "progress_bar", "run_inference"]
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
 DEFAULT_SIM_IMAGES = 10
 CLASSES = 10
 
@@ -186,7 +186,7 @@ def _run_segment_rtl(config, segment: Segment, codes: np.ndarray, simulator: str
     from .compiler.program import predicted_cycles, read_output, to_bundle
 
     try:
-        from sim.system import run_system_rtl
+        from esb_hw.sim.system import run_system_rtl
     except ImportError:
         raise InputError("--sim needs the esb-hw checkout's sim/ package (run from the repository root), or use "
                          "--golden-only") from None
@@ -285,11 +285,12 @@ def print_report(report: InferenceReport) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m esb_hw.infer", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="esb-hw infer", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="digits", help="'digits' (default), 'mnist5k', FILE.onnx or FILE.npz")
     parser.add_argument("--data", choices=("digits", "mnist5k"),
                         help="the held-out images (default: the shipped model's own, else digits)")
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="accelerator config (TOML)")
+    parser.add_argument("--config", default="default",
+                        help="accelerator config: a TOML file or a shipped config name (default: default)")
     parser.add_argument("--images", type=int, help=f"held-out images to run (default {DEFAULT_SIM_IMAGES} in "
                                                    "simulation, all with --golden-only)")
     parser.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
@@ -303,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     show_progress = args.progress or sys.stderr.isatty()
     try:
-        config = AcceleratorConfig.from_toml(args.config)
+        config = load_config(args.config)
         report = run_inference(args.model, config, images=args.images, simulator=None if args.golden_only
                                else args.sim, scale_method=args.scale, ends_8bit=args.ends_8bit, dataset=args.data,
                                progress=progress_bar() if show_progress else None,

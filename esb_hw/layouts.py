@@ -248,14 +248,14 @@ def descriptor_layout() -> data.StructLayout:
 # The engine's error codes live in the pure-Python register map (the driver needs them on the board).
 
 
-#: DESIGN.md §2: ``M`` has at most 16 bits and ``1 <= S <= 48`` (the golden model's ``MULTIPLIER_BITS`` and
+#: docs/arithmetic.md: ``M`` has at most 16 bits and ``1 <= S <= 48`` (the golden model's ``MULTIPLIER_BITS`` and
 #: ``SHIFT_RANGE``; ``tests/test_layouts.py`` checks that they agree).
 REQUANT_MULTIPLIER_BITS = 16
 REQUANT_SHIFT_RANGE = (1, 48)
 
 
 def requant_params_layout(config: AcceleratorConfig) -> data.StructLayout:
-    """One output channel's requantization constants (DESIGN.md §2): ``bias`` in accumulator units (as wide as
+    """One output channel's requantization constants (docs/arithmetic.md): ``bias`` in accumulator units (as wide as
     the accumulator: a bias outside its range is rejected by the compiler), ``multiplier`` ``M`` and ``shift``
     ``S``."""
     return data.StructLayout({

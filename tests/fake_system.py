@@ -42,10 +42,13 @@ class FakeInterrupt:
 
 class FakeSystem:
     """``program`` runs when started; ``finish_after`` status reads later it ends (``None``: never); ``error``
-    makes it end with that code at ``failed_descriptor`` 1."""
+    makes it end with that code at ``failed_descriptor`` 1; ``corrupt_output`` flips one bit of the last layer's
+    output (a wrong answer for the checkers to catch)."""
 
-    def __init__(self, program, *, finish_after=2, error=0, magic=MAGIC, config=None, address=0x3000_0000):
+    def __init__(self, program, *, finish_after=2, error=0, magic=MAGIC, config=None, address=0x3000_0000,
+                 corrupt_output=False):
         self.program, self.finish_after, self.error = program, finish_after, error
+        self.corrupt_output = corrupt_output
         self.registers = {offset("MAGIC"): magic, offset("VERSION"): REGMAP_VERSION,
                           offset("ARRAY"): program.config.rows | program.config.cols << 8,
                           offset("CONFIG_ID"): config_id((config or program.config).to_dict())}
@@ -109,6 +112,8 @@ class FakeSystem:
             memory = bytearray(self.device[start:start + size])
             assert self.registers[offset("PROGRAM_ADDRESS")] == self.program.program_address
             run_in_numpy(self.program, memory)
+            if self.corrupt_output:
+                memory[self.program.output_region()[0]] ^= 1
             self.device[start:start + size] = memory
         self.registers.update({offset("ERROR"): self.error, offset("FAILED_DESCRIPTOR"): 1 if self.error else 0,
                                offset("CYCLES"): 12345, offset("TILES_DONE"): len(self.program.tiles),

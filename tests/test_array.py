@@ -2,7 +2,7 @@
 """PEArray (esb_hw/hw/core/array.py) against the golden GEMM: every shipped config in Amaranth's simulator, and
 the default, odd-shaped and primitive netlists in cocotb on Verilator and Icarus.
 
-Every stream source drives random payloads (``last`` included) while ``valid`` is low (sim/streams.py), and
+Every stream source drives random payloads (``last`` included) while ``valid`` is low (esb_hw/sim/streams.py), and
 the sinks apply random back-pressure.
 """
 
@@ -19,16 +19,18 @@ from amaranth.sim import Simulator
 import esb_hw.hw.core.array as array_module
 from esb_hw.compiler.gemm import gemm_stimulus
 from esb_hw.config import AcceleratorConfig
+from esb_hw.data import CONFIGS as CONFIG_DIR
 from esb_hw.errors import ParameterError
 from esb_hw.hw.core.array import PEArray, pipeline_latency
 from esb_hw.layouts import array_output_layout, pack, unpack, weight_encoding
-from sim.pytest_helpers import simulate
-from sim.streams import get_many, put_many
+from esb_hw.sim.pytest_helpers import simulate
+from esb_hw.sim.runner import SIM_MODELS
+from esb_hw.sim.streams import get_many, put_many
 
 ROOT = Path(__file__).resolve().parents[1]
-COCOTB_MODULE = "sim.tests.cocotb_array"
-PRIMITIVE_MODELS = ROOT / "sim" / "models" / "xilinx_primitives.v"
-SHIPPED = {path.stem: AcceleratorConfig.from_toml(path) for path in sorted((ROOT / "configs").glob("*.toml"))}
+COCOTB_MODULE = "esb_hw.sim.testbenches.cocotb_array"
+PRIMITIVE_MODELS = SIM_MODELS / "xilinx_primitives.v"
+SHIPPED = {path.stem: AcceleratorConfig.from_toml(path) for path in sorted(CONFIG_DIR.glob("*.toml"))}
 CONFIGS = {
     "default": SHIPPED["default"],
     # Odd shape (unbalanced adder trees, padding), ESB activations, the naive shift-add PEs.

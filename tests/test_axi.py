@@ -11,7 +11,7 @@ from amaranth.sim import Simulator
 
 from esb_hw.errors import ParameterError
 from esb_hw.hw.bus.axi import AxiMaster, BurstSplitter
-from sim.streams import get_many, put, put_many
+from esb_hw.sim.streams import get_many, put, put_many
 
 BASE = 0x12_3456_7000
 CYCLE_LIMIT = 20_000

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from esb_hw.config import AcceleratorConfig
+from esb_hw.data import shipped_config
 from esb_hw.driver import Accelerator, RunFailed
 from esb_hw.driver.batch import BatchProgram, run_batch
 from esb_hw.driver.pynq_bus import PynqBus
@@ -18,7 +18,7 @@ from esb_hw.frontend.deploy import digits_batch
 from esb_hw.frontend.quantize import QuantRecipe, compile_segments, quantize_model
 from tests.fake_system import FakeSystem
 
-DEFAULT = AcceleratorConfig.from_toml("configs/default.toml")
+DEFAULT = shipped_config("default")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The ZCU102 system's Vivado Tcl (boards/zcu102.py block_design_tcl, boards/_vivado.py project_tcl) run in tclsh
+"""The ZCU102 system's Vivado Tcl (esb_hw/boards/zcu102.py block_design_tcl, esb_hw/boards/_vivado.py project_tcl) run in tclsh
 against stub Vivado commands: every interface connection, clock and reset net, address segment and PS setting is
 checked by name against a table written from the IP's documented port names, every pin of the system it names
 exists on the generated wrapper, and the project copies the bitstream and the .hwh into deploy/."""
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from boards import _vivado, zcu102
-from esb_hw.config import AcceleratorConfig
+from esb_hw.boards import _vivado, zcu102
+from esb_hw.data import shipped_config
 from esb_hw.hw.system import SYSTEM_NAME, System, system_verilog, wrapper_ports
-from sim.layer_core import SMALL_ENGINE_CONFIG
+from esb_hw.sim.layer_core import SMALL_ENGINE_CONFIG
 
 # Stub Vivado: each command logs what the test needs and returns a handle naming its object.
 STUBS = r"""
@@ -63,7 +63,7 @@ source [lindex $argv 0]
 close $log
 """
 
-CONFIG = AcceleratorConfig.from_toml("configs/default.toml")
+CONFIG = shipped_config("default")
 SMALL = SMALL_ENGINE_CONFIG
 PS, INSTANCE = "zynq_ultra_ps_e_0", f"{SYSTEM_NAME}_0"
 

@@ -1,4 +1,4 @@
-"""Board discovery and board pin tables (DESIGN.md §4, boards/).
+"""Board discovery and board pin tables (docs/architecture.md, boards/).
 
 The expected pin tables below were written by hand from the vendor board files, not from the board
 modules, and are compared exactly with the XDC that Amaranth generates (``platform.build(..., do_build=False)``,
@@ -14,8 +14,8 @@ import pytest
 from amaranth import ClockDomain, ClockSignal, Elaboratable, Module, ResetSignal, Signal
 from amaranth.lib import io
 
-import boards
-from boards import BoardClock, BoardInterfaceError, UnknownBoardError, available_boards, load_board
+from esb_hw import boards
+from esb_hw.boards import BoardClock, BoardInterfaceError, UnknownBoardError, available_boards, load_board
 
 # ZCU102, one row per FPGA pin: XDC port key -> (package pin, IOSTANDARD).
 # Source: Xilinx/XilinxBoardStore, boards/Xilinx/zcu102/3.4/part0_pins.xml

@@ -1,5 +1,6 @@
-"""build.py: the CLI, its outputs (the ZCU102 system by default, the PL-only self-test behind --self-test),
-determinism, lint, deploy/ and the Vivado step (a stand-in vivado on PATH), and open-source synthesis."""
+"""esb_hw/build.py (esb-hw build, python build.py): the CLI, its outputs (the ZCU102 system by default, the
+PL-only self-test behind --self-test), determinism, lint, deploy/ (scripts and notebook) and the Vivado step (a
+stand-in vivado on PATH), and open-source synthesis."""
 
 import dataclasses
 import json
@@ -11,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from esb_hw import build
+from esb_hw.data import CONFIGS, shipped_config
+from esb_hw.sim.runner import SIM_MODELS
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import build  # noqa: E402
 
 OUTPUTS = ("top.v", "top.xdc", "top.tcl", "build_top.sh", "report.json", "report.md")
 SYSTEM_OUTPUTS = ("esb_system.v", "system_bd.tcl", "system.tcl", "system.xdc", "build_system.sh", "regmap.json",
@@ -21,7 +24,7 @@ SYSTEM_OUTPUTS = ("esb_system.v", "system_bd.tcl", "system.tcl", "system.xdc", "
                   "deploy/regmap.json", "deploy/README.md", "deploy/esb_hw/driver/__init__.py",
                   "deploy/esb_hw/driver/pynq_bus.py", "deploy/esb_hw/regmap.py", "deploy/esb_hw/errors.py",
                   "deploy/esb_hw/driver/batch.py", "deploy/esb_hw/npzfile.py", "deploy/digits.npz",
-                  "deploy/run_digits.py")
+                  "deploy/run_digits.py", "deploy/run_digits.ipynb")
 REPORT_FIELDS = ("board", "part", "clock_mhz", "macs", "peak_gops", "weight_format", "activation_format",
                  "resources", "gops_per_klut")
 
@@ -90,11 +93,10 @@ def test_deploy_runs_without_amaranth(system_build):
 def test_deploy_run_script_against_a_fake_board(system_build, capsys, monkeypatch):
     import importlib.util
 
-    from esb_hw.config import AcceleratorConfig
     from esb_hw.driver.pynq_bus import PynqBus
     from tests.fake_system import FakeSystem
 
-    program, _ = build.sample_program(AcceleratorConfig.from_toml(ROOT / "configs" / "default.toml"))
+    program, _ = build.sample_program(shipped_config("default"))
     spec = importlib.util.spec_from_file_location("deploy_run", system_build / "deploy" / "run.py")
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setattr(sys, "path", list(sys.path))  # run.py prepends deploy/; undone after the test
@@ -113,14 +115,13 @@ def test_deploy_digits_against_a_fake_board(system_build, capsys, monkeypatch):
     """run_digits.py runs the digits program image by image through the driver and checks every output."""
     import importlib.util
 
-    from esb_hw.config import AcceleratorConfig
     from esb_hw.driver.pynq_bus import PynqBus
     from esb_hw.frontend.accuracy import load_digits_model
     from esb_hw.frontend.datasets import load_split
     from esb_hw.frontend.quantize import QuantRecipe, compile_segments, quantize_model
     from tests.fake_system import FakeSystem
 
-    config = AcceleratorConfig.from_toml(ROOT / "configs" / "default.toml")
+    config = shipped_config("default")
     integer = quantize_model(load_digits_model(), QuantRecipe.for_config(config), load_split().train_images)
     (segment,) = compile_segments(integer, config)
     spec = importlib.util.spec_from_file_location("deploy_run_digits", system_build / "deploy" / "run_digits.py")
@@ -135,11 +136,49 @@ def test_deploy_digits_against_a_fake_board(system_build, capsys, monkeypatch):
     assert "absent.npz: no such file" in capsys.readouterr().err
 
 
+def test_deploy_notebook_against_a_fake_board(system_build, monkeypatch):
+    """run_digits.ipynb, cell by cell (top-level await as in Jupyter), against a fake board: it reports accuracy,
+    bit-exactness and cycles, and its last cell fails when an output differs from the golden model."""
+    import ast
+    import asyncio
+    import json
+
+    from esb_hw.driver.pynq_bus import PynqBus
+    from esb_hw.frontend.accuracy import load_digits_model
+    from esb_hw.frontend.datasets import load_split
+    from esb_hw.frontend.quantize import QuantRecipe, compile_segments, quantize_model
+    from tests.fake_system import FakeSystem
+
+    config = shipped_config("default")
+    integer = quantize_model(load_digits_model(), QuantRecipe.for_config(config), load_split().train_images)
+    (segment,) = compile_segments(integer, config)
+    deploy = system_build / "deploy"
+    notebook = json.loads((deploy / "run_digits.ipynb").read_text())
+    cells = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
+
+    def run_notebook(system, capsys_lines):
+        monkeypatch.setattr(PynqBus, "from_overlay", classmethod(
+            lambda cls, *args, **kwargs: PynqBus(system, allocate=system.allocate)))
+        monkeypatch.chdir(deploy)
+        monkeypatch.setattr(sys, "path", list(sys.path))
+        namespace = {}
+        for source in cells:
+            code = compile(source, "cell", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+            result = eval(code, namespace)  # noqa: S307 - the shipped notebook's own cells
+            if asyncio.iscoroutine(result):
+                asyncio.run(result)
+        return namespace
+
+    namespace = run_notebook(FakeSystem(segment.program, finish_after=0), None)
+    assert namespace["result"].exact.all() and len(namespace["result"].labels) == namespace["batch"].images
+    with pytest.raises(AssertionError, match="differs from the golden model"):
+        run_notebook(FakeSystem(segment.program, finish_after=0, corrupt_output=True), None)
+
+
 def test_a_config_that_cannot_run_digits_removes_an_old_digits_program(tmp_path):
-    from esb_hw.config import AcceleratorConfig
     from esb_hw.frontend.deploy import digits_batch
 
-    config = AcceleratorConfig.from_toml(ROOT / "configs" / "default.toml")
+    config = shipped_config("default")
     _, bundle = build.sample_program(config)
     build.write_deploy(tmp_path, config, bundle, digits_batch(config))
     assert (tmp_path / "deploy" / "digits.npz").is_file() and (tmp_path / "deploy" / "run_digits.py").is_file()
@@ -170,7 +209,7 @@ FAKE_VIVADO = "\n".join([  # one shell line per item
 def small_config(tmp_path):
     """A 4x4 config: the system builds in a few seconds (for tests of the flow around it)."""
     path = tmp_path / "small.toml"
-    path.write_text((ROOT / "configs" / "default.toml").read_text().replace("rows = 8", "rows = 4")
+    path.write_text((CONFIGS / "default.toml").read_text().replace("rows = 8", "rows = 4")
                     .replace("cols = 8", "cols = 4"))
     return path
 
@@ -205,7 +244,7 @@ def test_a_failed_vivado_run_shows_its_error_line(tmp_path, fake_vivado, small_c
 
 def test_a_non_square_config_needs_the_self_test(tmp_path, capsys):
     config = tmp_path / "wide.toml"
-    config.write_text((ROOT / "configs" / "default.toml").read_text().replace("cols = 8", "cols = 4"))
+    config.write_text((CONFIGS / "default.toml").read_text().replace("cols = 8", "cols = 4"))
     assert build.main(["--board", "zcu102", "--config", str(config), "--out", str(tmp_path / "w")]) == 2
     assert "the system needs a square array" in capsys.readouterr().err
 
@@ -255,8 +294,8 @@ def lint(path, top):
     # called `interrupt`, as Vivado and PYNQ expect, which Verilator notes is also a word in C++.
     result = subprocess.run(
         ["verilator", "--lint-only", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE", "-Wno-SYMRSVDWORD",
-         "--top-module", top, str(path), str(ROOT / "sim" / "models" / "xilinx_board_stubs.v"),
-         str(ROOT / "sim" / "models" / "xilinx_primitives.v")],
+         "--top-module", top, str(path), str(SIM_MODELS / "xilinx_board_stubs.v"),
+         str(SIM_MODELS / "xilinx_primitives.v")],
         capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -296,7 +335,7 @@ def test_unknown_board_exits_2_and_lists_boards(capsys):
 
 def test_bad_config_exits_2_naming_the_field(tmp_path, capsys):
     config = tmp_path / "bad.toml"
-    config.write_text((ROOT / "configs" / "default.toml").read_text().replace("rows = 8", "rows = 0"))
+    config.write_text((CONFIGS / "default.toml").read_text().replace("rows = 8", "rows = 0"))
     assert build.main(["--board", "zcu102", "--config", str(config), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "rows must be in 1..64, got 0" in err and "Traceback" not in err
@@ -354,9 +393,11 @@ def test_board_is_required(capsys):
     assert "--board is required" in capsys.readouterr().err
 
 
-def test_cli_runs_as_a_script(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "build.py"), "--board", "nope"], capture_output=True,
-                            text=True, check=False)
+@pytest.mark.parametrize("command", [[str(ROOT / "build.py")], ["-m", "esb_hw.cli", "build"]])
+def test_cli_runs_as_a_script(tmp_path, command):
+    """python build.py (the README's first command) and esb-hw build are the same command."""
+    result = subprocess.run([sys.executable, *command, "--board", "nope"], capture_output=True, text=True,
+                            check=False, cwd=tmp_path)
     assert result.returncode == 2 and "available: kcu105, zcu102" in result.stderr
 
 
@@ -365,7 +406,7 @@ def test_estimate_shows_progress_and_fits_the_model(tmp_path, capsys):
     """--estimate on a small array: one progress line per yosys run on stderr, and the whole-design flip-flop
     model within 3 % of yosys (issue: it was off by 16.8 %)."""
     config = tmp_path / "small.toml"
-    config.write_text((ROOT / "configs" / "default.toml").read_text().replace("rows = 8", "rows = 2")
+    config.write_text((CONFIGS / "default.toml").read_text().replace("rows = 8", "rows = 2")
                       .replace("cols = 8", "cols = 3"))
     assert build.main(["--board", "zcu102", "--self-test", "--config", str(config), "--out", str(tmp_path / "e"),
                        "--estimate"]) == 0

@@ -15,7 +15,7 @@ from esb_hw.compiler.program import compile_program, descriptor_error
 from esb_hw.config import AcceleratorConfig
 from esb_hw.hw.core.checker import ERROR_CODES, DescriptorChecker
 from esb_hw.layouts import descriptor_layout, pack
-from sim.layer_core import random_layer
+from esb_hw.sim.layer_core import random_layer
 
 CONFIG = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=4, activation_k=4, rows=4, cols=4,
                            name="small", activation_words=128, weight_words=128, param_words=16, output_words=32,

@@ -4,14 +4,14 @@ import dataclasses
 import itertools
 import re
 import tomllib
-from pathlib import Path
 
 import pytest
 
 from esb_hw.config import PE_VARIANTS, AcceleratorConfig, ConfigError
+from esb_hw.data import CONFIGS
 from esb_hw.quant import ESBFormat
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = CONFIGS
 SHIPPED = sorted(CONFIG_DIR.glob("*.toml"))
 BASE = dict(weight_bits=4, weight_k=1, activation_bits=8, activation_k=8, rows=8, cols=8)
 # ESB(8,4) weights (Lw_max 1984) x unsigned ESB(16,12) activations (La_max 134201344): a 48-bit

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from esb_hw.compiler.program import read_output
-from esb_hw.config import AcceleratorConfig
+from esb_hw.data import shipped_config
 from esb_hw.errors import InputError
 from esb_hw.frontend.accuracy import load_digits_model
 from esb_hw.frontend.datasets import load_split
 from esb_hw.frontend.deploy import digits_batch, logit_bit_map
 from esb_hw.frontend.quantize import QuantRecipe, compile_segments, quantize_model
 
-DEFAULT = AcceleratorConfig.from_toml("configs/default.toml")
+DEFAULT = shipped_config("default")
 
 
 def test_batch_holds_every_held_out_image_with_the_golden_output():

@@ -12,7 +12,7 @@ from esb_hw.compiler.program import compile_program, to_bundle
 from esb_hw.driver import Accelerator, DriverError, DriverTimeout, ProgramBundle, RunFailed
 from esb_hw.driver.pynq_bus import PynqBus
 from esb_hw.errors import CheckFailed, InputError
-from sim.layer_core import SMALL_ENGINE_CONFIG, random_layer
+from esb_hw.sim.layer_core import SMALL_ENGINE_CONFIG, random_layer
 from tests.fake_system import FakeSystem
 
 CONFIG = SMALL_ENGINE_CONFIG

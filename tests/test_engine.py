@@ -1,8 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """Engine (esb_hw/hw/core/engine.py) in Amaranth's simulator against the memory model: layers and programs run
 bit-exactly against the golden model through tiles, a bad descriptor or a memory error ends the run with its code
-and writes nothing outside the finished tiles' outputs, and the counters count. The same engine runs on the
-emitted Verilog in tests/test_engine_rtl.py."""
+and writes nothing outside the finished tiles' outputs, and the counters count. The test_rtl_* cases run the
+same programs on the emitted Verilog (cocotb)."""
 
 import dataclasses
 
@@ -14,8 +14,8 @@ from esb_hw.compiler.program import compile_program, predicted_cycles
 from esb_hw.config import AcceleratorConfig
 from esb_hw.hw.core.checker import ERROR_CODES
 from esb_hw.layouts import DESCRIPTOR_BEATS, MEMORY_BEAT_BYTES, descriptor_layout, pack
-from sim.engine import memory_for, run_engine
-from sim.layer_core import SMALL_ENGINE_CONFIG, random_layer
+from esb_hw.sim.engine import memory_for, run_engine
+from esb_hw.sim.layer_core import SMALL_ENGINE_CONFIG, random_layer
 
 CONFIG = SMALL_ENGINE_CONFIG
 BASE = 4096
@@ -196,8 +196,8 @@ def rtl_cases(config):
 
 
 def run_rtl_cases(config, simulator, names):
-    from sim.engine import run_engine_rtl
-    from sim.pytest_helpers import require_simulator
+    from esb_hw.sim.engine import run_engine_rtl
+    from esb_hw.sim.pytest_helpers import require_simulator
 
     require_simulator(simulator)
     for name, (layers, shape) in rtl_cases(config).items():
@@ -238,8 +238,8 @@ def test_rtl_on_verilator(config):
 
 
 def test_rtl_bad_descriptor_ends_the_run():
-    from sim.engine import run_engine_rtl
-    from sim.pytest_helpers import require_simulator
+    from esb_hw.sim.engine import run_engine_rtl
+    from esb_hw.sim.pytest_helpers import require_simulator
 
     require_simulator("icarus")
     program, _, descriptor = bad_program("geometry.kernel_w", 9)

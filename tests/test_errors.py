@@ -2,13 +2,13 @@
 
 import pytest
 
-from boards import BoardError
+from esb_hw.boards import BoardError
 from esb_hw.config import ConfigError
 from esb_hw.errors import CheckFailed, EsbError, InputError, ParameterError, ToolError
 from esb_hw.estimate import CalibrationError, DoesNotFitError, SynthesisError
 from esb_hw.hw.clocking import ClockError
 from esb_hw.quant.report import ReportError
-from sim.runner import SimulatorNotFound
+from esb_hw.sim.runner import SimulatorNotFound
 
 
 @pytest.mark.parametrize("error, code", [

@@ -1,4 +1,4 @@
-"""ESBFormat and quantize (esb_hw/quant/format.py) against DESIGN.md §1, with slow scalar references."""
+"""ESBFormat and quantize (esb_hw/quant/format.py) against docs/number-format.md, with slow scalar references."""
 
 import math
 
@@ -26,7 +26,7 @@ FORMATS = valid_formats()
 
 
 def reference_magnitude_level(fmt, magnitude_code):
-    """DESIGN.md §1 verbatim, for one magnitude code."""
+    """docs/number-format.md verbatim, for one magnitude code."""
     exponent, mantissa = magnitude_code >> fmt.k, magnitude_code & ((1 << fmt.k) - 1)
     return mantissa if exponent == 0 else ((1 << fmt.k) + mantissa) << (exponent - 1)
 
@@ -39,7 +39,7 @@ def reference_levels(fmt):
 
 def reference_project(fmt, z):
     """Nearest level by exhaustive search; a tie goes to the level that is an even multiple of the step of
-    z's binade (DESIGN.md §1)."""
+    z's binade (docs/number-format.md)."""
     levels = reference_levels(fmt)
     distances = [abs(z - level) for level in levels]
     best = min(distances)

@@ -1,7 +1,7 @@
-"""Independent tests of the integer golden model (``esb_hw.quant.golden``) against DESIGN.md §1 and §2.
+"""Independent tests of the integer golden model (``esb_hw.quant.golden``) against docs/number-format.md and §2.
 
 Every expected value comes either from the slow reference implementations in this file (plain Python loops
-over Python ints, written from the text of DESIGN.md and sharing no code with the module under test) or from
+over Python ints, written from the text of docs/arithmetic.md and sharing no code with the module under test) or from
 small tables worked out by hand from the spec. The references themselves are checked against the numbers the
 spec states (the ESB(5, 2) worked example, ``Lmax``, the power-of-two level set), and the comparison helpers
 are shown to be able to fail.
@@ -39,7 +39,7 @@ U30 = ESBFormat(3, 0, signed=False)  # powers of two
 U16_12 = ESBFormat(16, 12, signed=False)  # e = 4, Lmax = (2**13 - 1) << 14
 
 
-# ---- reference model, written from DESIGN.md only ------------------------------------------------------
+# ---- reference model, written from docs/arithmetic.md only ------------------------------------------------------
 
 
 def ref_exponent_bits(fmt: ESBFormat) -> int:

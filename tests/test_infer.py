@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from esb_hw import infer
-from esb_hw.config import AcceleratorConfig
-from sim.pytest_helpers import require_simulator
+from esb_hw.data import shipped_config
+from esb_hw.sim.pytest_helpers import require_simulator
 
-DEFAULT = AcceleratorConfig.from_toml("configs/default.toml")
+DEFAULT = shipped_config("default")
 
 
 def cli(*args, timeout=600):
@@ -114,7 +114,7 @@ def test_cli_exits_1_on_a_mismatch(monkeypatch, capsys):
 def test_esb_activations_and_host_layers_on_icarus():
     """ESB(6,3) activations on the array, the 8-bit first and last layers on the host, Icarus."""
     require_simulator("icarus")
-    config = AcceleratorConfig.from_toml("configs/esb5_act_esb.toml")
+    config = shipped_config("esb5_act_esb")
     report = infer.run_inference("digits", config, images=3, simulator="icarus", ends_8bit=True,
                                  log=lambda *a: None)
     assert [row["where"] for row in report.layer_rows()] == ["host", "array", "host"]

@@ -9,7 +9,7 @@ from esb_hw.compiler.lowering import predicted_cycles, reference
 from esb_hw.config import AcceleratorConfig
 from esb_hw.errors import ParameterError
 from esb_hw.hw.core.layer import LayerCore
-from sim.layer_core import output_codes, random_layer, run_layer_core
+from esb_hw.sim.layer_core import output_codes, random_layer, run_layer_core
 
 SMALL = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=8, activation_k=8, rows=4, cols=4,
                           max_reduction=4096, name="small")

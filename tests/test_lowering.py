@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 from esb_hw.compiler.lowering import Layer, execute, lower, reference
-from esb_hw.config import AcceleratorConfig
+from esb_hw.data import shipped_config
 from esb_hw.errors import InputError
 from esb_hw.quant import ESBFormat, golden
-from sim.layer_core import random_layer
+from esb_hw.sim.layer_core import random_layer
 
-DEFAULT = AcceleratorConfig.from_toml("configs/default.toml")
-ESB_ACTIVATIONS = AcceleratorConfig.from_toml("configs/esb5_act_esb.toml")
+DEFAULT = shipped_config("default")
+ESB_ACTIVATIONS = shipped_config("esb5_act_esb")
 
 
 CONV_CASES = [
@@ -72,7 +72,7 @@ def test_pooling_windows_are_consecutive_and_never_straddle_blocks():
 
 def test_schedule_counts():
     """3x3, 32 -> 32 channels, 16x16 image, 16x16 array: 9 x 2 chunks, 2 row blocks, 256 pixels."""
-    config = AcceleratorConfig.from_toml("configs/array16x16.toml")
+    config = shipped_config("array16x16")
     layer = random_layer(config, np.random.default_rng(3), "conv2d", 32, 32, 3, 1, 1)
     schedule = lower(config, layer, (32, 16, 16))
     assert len(schedule.chunks) == 18 and schedule.row_blocks == 2 and len(schedule.pixels) == 256
@@ -97,7 +97,7 @@ def test_bad_layers_are_rejected(change, message):
 
 
 def test_a_reduction_longer_than_max_reduction_is_rejected():
-    config = AcceleratorConfig.from_toml("configs/default.toml")
+    config = shipped_config("default")
     layer = random_layer(config, np.random.default_rng(0), "conv2d", 4, 500, 3)
     with pytest.raises(InputError, match="a reduction of 4500 exceeds max_reduction 4096"):
         lower(config, layer, (500, 5, 5))

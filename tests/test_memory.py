@@ -1,11 +1,11 @@
-"""The memory model (sim/memory.py), driven cycle by cycle from Python: latency bounds, one beat per cycle, beats
+"""The memory model (esb_hw/sim/memory.py), driven cycle by cycle from Python: latency bounds, one beat per cycle, beats
 held until taken, byte strobes, error beats and the outstanding-request limit."""
 
 import random
 
 import pytest
 
-from sim.memory import MemoryModel
+from esb_hw.sim.memory import MemoryModel
 
 IDLE = {"read_request_valid": 0, "read_request_address": 0, "read_request_beats": 0, "read_data_ready": 0,
         "write_request_valid": 0, "write_request_address": 0, "write_request_beats": 0, "write_data_valid": 0,

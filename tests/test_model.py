@@ -8,6 +8,7 @@ import pytest
 from amaranth.back import rtlil
 
 from esb_hw.config import AcceleratorConfig
+from esb_hw.data import shipped_config
 from esb_hw.estimate import (
     MODEL_TOLERANCE,
     DoesNotFitError,
@@ -210,7 +211,7 @@ def test_the_engine_model_adds_its_parts_to_the_array():
 
     from esb_hw.estimate.model import ENGINE_PARTS, estimate_array, estimate_engine
 
-    config = AcceleratorConfig.from_toml(ROOT / "configs" / "default.toml")
+    config = shipped_config("default")
     engine = estimate_engine(config)
     assert set(engine.breakdown) == {"array", *ENGINE_PARTS, "buffers (block RAM)"}
     assert engine.breakdown["array"]["lut"] == estimate_array(config).lut

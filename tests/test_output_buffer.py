@@ -8,7 +8,7 @@ from amaranth.sim import Simulator
 
 from esb_hw.errors import ParameterError
 from esb_hw.hw.core.output_buffer import OutputBuffer, output_buffer_structure
-from sim.streams import get_many
+from esb_hw.sim.streams import get_many
 
 
 def run(words, depth, write_gaps, stall, seed=0):

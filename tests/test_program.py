@@ -17,7 +17,7 @@ from esb_hw.compiler.program import (
 from esb_hw.config import AcceleratorConfig
 from esb_hw.errors import InputError
 from esb_hw.quant import ESBFormat
-from sim.layer_core import random_layer
+from esb_hw.sim.layer_core import random_layer
 
 SMALL = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=4, activation_k=4, rows=4, cols=4, name="t",
                           activation_words=128, weight_words=128, param_words=16, output_words=32, entries=8)

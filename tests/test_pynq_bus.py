@@ -14,7 +14,7 @@ from esb_hw.compiler.program import compile_program, read_output, to_bundle
 from esb_hw.driver import Accelerator, DriverError, DriverTimeout, RunFailed
 from esb_hw.driver.pynq_bus import DEFAULT_IP_NAME, PynqBus
 from esb_hw.errors import InputError
-from sim.layer_core import SMALL_ENGINE_CONFIG, random_layer
+from esb_hw.sim.layer_core import SMALL_ENGINE_CONFIG, random_layer
 from tests.fake_system import FakeArray, FakeSystem, offset
 
 CONFIG = SMALL_ENGINE_CONFIG

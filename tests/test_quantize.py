@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from esb_hw.compiler.program import read_output, run_in_numpy, to_bundle
-from esb_hw.config import AcceleratorConfig
+from esb_hw.data import shipped_config
 from esb_hw.errors import InputError
 from esb_hw.frontend.accuracy import load_digits_model
 from esb_hw.frontend.datasets import load_split
@@ -16,7 +16,7 @@ from esb_hw.frontend.quantize import QuantRecipe, WeightQuantizer, compile_segme
 from esb_hw.quant import ESBFormat, lambda_for
 from esb_hw.quant.baselines import apot, power_of_two, uniform
 
-DEFAULT = AcceleratorConfig.from_toml("configs/default.toml")
+DEFAULT = shipped_config("default")
 UINT8 = ESBFormat(8, 8, signed=False)
 
 

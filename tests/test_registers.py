@@ -7,11 +7,11 @@ import random
 
 from amaranth.sim import Simulator
 
-from esb_hw.config import AcceleratorConfig
+from esb_hw.data import shipped_config
 from esb_hw.hw.bus.registers import ControlRegisters
 from esb_hw.regmap import MAGIC, REGMAP_VERSION, by_name, config_id
 
-CONFIG = AcceleratorConfig.from_toml("configs/default.toml")
+CONFIG = shipped_config("default")
 
 
 def offset(name):

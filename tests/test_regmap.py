@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from esb_hw.config import AcceleratorConfig
+from esb_hw.data import shipped_config
 from esb_hw.regmap import (
     ENGINE_ERRORS,
     MAGIC,
@@ -20,7 +20,7 @@ from esb_hw.regmap import (
     regmap_json,
 )
 
-CONFIG = AcceleratorConfig.from_toml("configs/default.toml")
+CONFIG = shipped_config("default")
 
 
 def test_registers_are_word_aligned_unique_and_fields_do_not_overlap():

@@ -16,7 +16,7 @@ from esb_hw.errors import ParameterError
 from esb_hw.hw.core.requant import OUTPUT_DEPTH, Requantizer, esb_encoder, requant_latency
 from esb_hw.layouts import REQUANT_MULTIPLIER_BITS, REQUANT_SHIFT_RANGE, pack, requant_input_layout
 from esb_hw.quant import ESBFormat, golden
-from sim.streams import get_many, put_many
+from esb_hw.sim.streams import get_many, put_many
 
 ACTIVATIONS = [ESBFormat(6, 3, False), ESBFormat(8, 8, False), ESBFormat(5, 2, False), ESBFormat(4, 0, False),
                ESBFormat(7, 4, False), ESBFormat(3, 1, False), ESBFormat(8, 5, False)]
@@ -138,7 +138,7 @@ def test_edges_and_random_values_match_the_golden_model(activation):
 
 
 def test_relu_is_implied_by_the_clamp():
-    """DESIGN.md §2 applies ReLU before the clamp to [0, La_max]; the clamp alone already sends negatives to 0,
+    """docs/arithmetic.md applies ReLU before the clamp to [0, La_max]; the clamp alone already sends negatives to 0,
     so the lane has no ReLU of its own and a layer's ReLU flag changes nothing."""
     config = config_for(ESBFormat(6, 3, False))
     values = random_values(config, np.random.default_rng(9), 300)

@@ -2,7 +2,7 @@
 """Rom (esb_hw/hw/debug/rom.py): registered reads, the LUT6 mapping's INIT words and the register model.
 
 The mapped netlist also runs end to end in the board-top test (tests/test_top.py) on Verilator, with the LUT6
-model of sim/models/xilinx_primitives.v.
+model of esb_hw/sim/models/xilinx_primitives.v.
 """
 
 import random

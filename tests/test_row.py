@@ -12,6 +12,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from esb_hw.config import PE_VARIANTS, AcceleratorConfig
+from esb_hw.data import shipped_config
 from esb_hw.errors import ParameterError
 from esb_hw.hw.arith.product import ActivationLane
 from esb_hw.hw.arith.tree import tree_levels
@@ -91,7 +92,7 @@ def run_row(config: AcceleratorConfig, sets, feed_pattern=None):
 
 
 def golden_running_sums(config, sets):
-    """DESIGN.md §2: exact sums of La * Lw, restarted by ``restart``."""
+    """docs/arithmetic.md: exact sums of La * Lw, restarted by ``restart``."""
     sums, total = [], 0
     for weights, activations, restart in sets:
         products = config.activation_format.level(np.asarray(activations)) * config.weight_format.level(
@@ -121,7 +122,7 @@ def exhaustive_sets(config):
 @pytest.mark.parametrize("variant", PE_VARIANTS)
 @pytest.mark.parametrize("name", CONFIGS)
 def test_every_weight_code_times_every_activation_code(name, variant):
-    config = dataclasses.replace(AcceleratorConfig.from_toml(f"configs/{name}.toml"), pe_variant=variant)
+    config = dataclasses.replace(shipped_config(name), pe_variant=variant)
     sets = exhaustive_sets(config)
     assert mismatches(config, sets, run_row(config, sets)) == []
 
@@ -152,7 +153,7 @@ def single_column_sets(config):
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_each_column_alone(name):
-    config = AcceleratorConfig.from_toml(f"configs/{name}.toml")
+    config = shipped_config(name)
     sets = single_column_sets(config)
     assert mismatches(config, sets, run_row(config, sets)) == []
 
@@ -175,7 +176,7 @@ def extreme_sets(config):
 @pytest.mark.parametrize("variant", PE_VARIANTS)
 @pytest.mark.parametrize("name", ["default", "esb5_act_esb"])
 def test_extreme_sums_at_the_maximum_reduction_length(name, variant):
-    config = dataclasses.replace(AcceleratorConfig.from_toml(f"configs/{name}.toml"), pe_variant=variant)
+    config = dataclasses.replace(shipped_config(name), pe_variant=variant)
     sets = extreme_sets(config)
     assert mismatches(config, sets, run_row(config, sets)) == []
     extremes = golden_running_sums(config, sets)
@@ -193,14 +194,14 @@ def random_sets(config, count, seed, restart_probability=0.1):
 
 def test_random_sums_with_restarts_and_idle_cycles():
     """Idle cycles (``accumulate`` low, random codes in the free-running products) must not touch the sum."""
-    config = AcceleratorConfig.from_toml("configs/esb5_act_esb.toml")
+    config = shipped_config("esb5_act_esb")
     sets = random_sets(config, 300, seed=3)
     pattern = [int(bit) for bit in np.random.default_rng(4).integers(0, 2, 2000)]  # about half idle
     assert mismatches(config, sets, run_row(config, sets, pattern)) == []
 
 
 def test_checker_catches_a_wrong_accumulator():
-    config = AcceleratorConfig.from_toml("configs/default.toml")
+    config = shipped_config("default")
     sets = random_sets(config, 4, seed=1, restart_probability=0)
     observed = run_row(config, sets)
     assert mismatches(config, sets, observed) == []
@@ -209,7 +210,7 @@ def test_checker_catches_a_wrong_accumulator():
 
 
 def test_latency_is_the_documented_one():
-    config = AcceleratorConfig.from_toml("configs/default.toml")
+    config = shipped_config("default")
     assert DotProductRow(config).latency == 1 + tree_levels(config.cols, TREE_ARITY) == 3
 
 
@@ -218,6 +219,6 @@ def test_latency_is_the_documented_one():
     ({"primitives": "yes"}, "primitives must be a bool, got str 'yes'"),
 ])
 def test_parameters_are_checked(kwargs, message):
-    arguments = {"config": AcceleratorConfig.from_toml("configs/default.toml"), **kwargs}
+    arguments = {"config": shipped_config("default"), **kwargs}
     with pytest.raises(ParameterError, match=message):
         DotProductRow(arguments.pop("config"), **arguments)

@@ -1,4 +1,4 @@
-"""python -m sim.run (sim/run.py): a layer and a program from files through the whole AXI system and the driver
+"""esb-hw sim (esb_hw/sim/run.py): a layer and a program from files through the whole AXI system and the driver
 (and the bare engine with --core), checked against the golden model; a wrong result exits 1; every bad file exits
 2 with one line."""
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from esb_hw.config import AcceleratorConfig
-from sim import run as run_module
-from sim.layer_core import random_layer
-from sim.pytest_helpers import require_simulator
+from esb_hw.sim import run as run_module
+from esb_hw.sim.layer_core import random_layer
+from esb_hw.sim.pytest_helpers import require_simulator
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=8, activation_k=8, rows=4, cols=4,
@@ -51,7 +51,7 @@ def layer_file(path, layer_kind="conv2d", out_channels=6, in_channels=5, kernel=
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "sim.run", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "esb_hw.cli", "sim", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd or ROOT, timeout=900)
 
 
@@ -71,18 +71,20 @@ def test_a_layer_and_a_program_run_and_check(tmp_path, config_file):
     assert "check: all" in result.stdout and "MAC utilization" in result.stdout and "bytes moved" in result.stdout
     assert "the AXI system, through the host driver" in result.stdout
     system_output = np.load(tmp_path / "out.npy")
-    assert system_output.shape == (6, 2, 2)
-    result = run_cli("--layer", layer, "--out", tmp_path / "core.npy", "--config", config_file, "--sim", "icarus",
+    assert system_output.shape == (1, 6, 2, 2) and system_output.dtype == np.int64  # NCHW in, NCHW out
+    chw = layer_file(tmp_path / "chw.npz", pool=1, stride=2, shape=(5, 9, 8))  # the same codes, without N
+    assert np.array_equal(np.load(chw)["x"], np.load(layer)["x"][0])
+    result = run_cli("--layer", chw, "--out", tmp_path / "core.npy", "--config", config_file, "--sim", "icarus",
                      "--check", "--core")
     assert result.returncode == 0, result.stderr
     assert "the bare layer engine" in result.stdout
-    assert np.array_equal(np.load(tmp_path / "core.npy"), system_output)
+    assert np.array_equal(np.load(tmp_path / "core.npy"), system_output[0])  # CHW in, CHW out
     second = layer_file(tmp_path / "second.npz", out_channels=3, in_channels=6, kernel=1, padding=0, x=None, seed=1,
                         relu=0)  # ReLU off: the clamp of the unsigned codes gives the same result
     result = run_cli("--program", layer, second, "--out", tmp_path / "chain.npy", "--config", config_file,
                      "--sim", "icarus", "--check")
     assert result.returncode == 0, result.stderr
-    assert np.load(tmp_path / "chain.npy").shape == (3, 2, 2)
+    assert np.load(tmp_path / "chain.npy").shape == (1, 3, 2, 2)
     result = run_cli("--layer", layer, "--out", tmp_path / "out.npy", "--config", config_file, "--sim", "icarus")
     assert result.returncode == 2 and "exists; pass --force" in result.stderr  # never overwritten silently
 

@@ -1,14 +1,14 @@
 # amaranth: UnusedElaboratable=no
-"""sim/run_layer.py: the user's command to run a layer from files in RTL simulation."""
+"""esb_hw/sim/run_layer.py: the user's command to run a layer from files in RTL simulation."""
 
 import numpy as np
 import pytest
 
 from esb_hw.quant import golden
 from esb_hw.quant.format import ESBFormat
-from sim import run_layer
-from sim.pytest_helpers import require_simulator
-from sim.runner import SimulationFailed, emit_verilog
+from esb_hw.sim import run_layer
+from esb_hw.sim.pytest_helpers import require_simulator
+from esb_hw.sim.runner import SimulationFailed, emit_verilog
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from esb_hw.config import AcceleratorConfig
 from esb_hw.errors import ParameterError
 from esb_hw.hw.debug.selftest import SelfTest, report_line
 from esb_hw.layouts import SelfTestLayer, array_output_layout, unpack
-from sim.pytest_helpers import simulate, simulators
+from esb_hw.sim.pytest_helpers import simulate, simulators
 
 SMALL = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=6, activation_k=3, rows=2, cols=3,
                           max_reduction=96, name="small")
@@ -26,7 +26,7 @@ def params_for(layer: SelfTestLayer, expect_pass: bool, errors: int) -> dict:
 def test_selftest_passes(simulator):
     layer = build_test_layer(SMALL, tiles=6)
     design = SelfTest(SMALL, layer, clocks_per_bit=CLOCKS_PER_BIT, heartbeat_bit=3)
-    simulate(design, "sim.tests.cocotb_selftest", simulator=simulator, toplevel="selftest",
+    simulate(design, "esb_hw.sim.testbenches.cocotb_selftest", simulator=simulator, toplevel="selftest",
              params=params_for(layer, True, 0))
 
 
@@ -35,7 +35,7 @@ def test_selftest_fails_on_a_corrupted_expectation(simulator):
     layer = build_test_layer(SMALL, tiles=6)
     corrupted = dataclasses.replace(layer, expected=(layer.expected[0], layer.expected[1] ^ 1, *layer.expected[2:]))
     design = SelfTest(SMALL, corrupted, clocks_per_bit=CLOCKS_PER_BIT, heartbeat_bit=3)
-    simulate(design, "sim.tests.cocotb_selftest", simulator=simulator, toplevel="selftest_corrupt",
+    simulate(design, "esb_hw.sim.testbenches.cocotb_selftest", simulator=simulator, toplevel="selftest_corrupt",
              params=params_for(corrupted, False, 1))
 
 
@@ -46,7 +46,7 @@ def test_testbench_rejects_a_wrong_verdict(simulator):
     corrupted = dataclasses.replace(layer, expected=(layer.expected[0] ^ 4, *layer.expected[1:]))
     design = SelfTest(SMALL, corrupted, clocks_per_bit=CLOCKS_PER_BIT, heartbeat_bit=3)
     with pytest.raises(AssertionError, match="UART said"):
-        simulate(design, "sim.tests.cocotb_selftest", simulator=simulator, toplevel="selftest_corrupt",
+        simulate(design, "esb_hw.sim.testbenches.cocotb_selftest", simulator=simulator, toplevel="selftest_corrupt",
                  params=params_for(corrupted, True, 0))
 
 

@@ -19,7 +19,7 @@ from esb_hw.errors import ParameterError
 from esb_hw.hw.core.sequencer import Sequencer
 from esb_hw.layouts import geometry_layout, pack
 from esb_hw.quant import golden
-from sim.streams import get
+from esb_hw.sim.streams import get
 
 CONFIG = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=8, activation_k=8, rows=4, cols=4,
                            max_reduction=4096, name="small")

@@ -1,7 +1,7 @@
-"""Tests of the simulation infrastructure: sim.runner (cocotb on Verilator and Icarus) and the stream helpers.
+"""Tests of the simulation infrastructure: esb_hw.sim.runner (cocotb on Verilator and Icarus) and the stream helpers.
 
 The design under test is a small stream accumulator defined here. It runs under cocotb on both simulators
-(sim/tests/cocotb_accumulator.py) and under Amaranth's simulator (sim/streams.py), and is checked
+(esb_hw/sim/testbenches/cocotb_accumulator.py) and under Amaranth's simulator (esb_hw/sim/streams.py), and is checked
 against a Python model each time.
 """
 
@@ -13,12 +13,12 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from sim import runner
-from sim.pytest_helpers import simulate, simulators
-from sim.streams import get_many, put_many
-from sim.tests.cocotb_accumulator import input_layout
+from esb_hw.sim import runner
+from esb_hw.sim.pytest_helpers import simulate, simulators
+from esb_hw.sim.streams import get_many, put_many
+from esb_hw.sim.testbenches.cocotb_accumulator import input_layout
 
-COCOTB_MODULE = "sim.tests.cocotb_accumulator"
+COCOTB_MODULE = "esb_hw.sim.testbenches.cocotb_accumulator"
 TOPLEVEL = "sim_runner_accumulator"
 
 
@@ -158,7 +158,7 @@ def test_unknown_simulator_is_rejected():
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_amaranth_stream_helpers(seed):
-    """The same accumulator under amaranth.sim, driven by sim/streams.py with back-pressure."""
+    """The same accumulator under amaranth.sim, driven by esb_hw/sim/streams.py with back-pressure."""
     dut = Accumulator()
     groups = random_groups(seed, 20)
     payloads = [
@@ -215,7 +215,7 @@ def test_amaranth_stream_helpers_full_rate():
 
 
 def test_icarus_source_wakes_always_blocks_at_time_zero():
-    from sim.runner import icarus_source
+    from esb_hw.sim.runner import icarus_source
 
     text = "module m;\n  reg \\$auto$verilog_backend.cc:2355:dump_module$1  = 0;\nendmodule\n"
     fixed = icarus_source(text)

@@ -11,14 +11,15 @@ from amaranth.sim import Simulator
 
 from esb_hw.compiler.gemm import stationary_gemm_stimulus
 from esb_hw.config import AcceleratorConfig
+from esb_hw.data import shipped_config
 from esb_hw.errors import ParameterError
 from esb_hw.hw.core.stationary import StationaryArray
-from sim.streams import get_many, put
+from esb_hw.sim.streams import get_many, put
 
 CONFIGS = {
-    "default": AcceleratorConfig.from_toml("configs/default.toml"),
-    "uniform5": AcceleratorConfig.from_toml("configs/uniform5.toml"),
-    "esb5_act_esb": AcceleratorConfig.from_toml("configs/esb5_act_esb.toml"),
+    "default": shipped_config("default"),
+    "uniform5": shipped_config("uniform5"),
+    "esb5_act_esb": shipped_config("esb5_act_esb"),
     "odd_naive": AcceleratorConfig(weight_bits=5, weight_k=2, activation_bits=6, activation_k=3, rows=3, cols=5,
                                    max_reduction=600, pe_variant="esb_naive", name="odd_naive"),
 }

@@ -1,6 +1,6 @@
 # amaranth: UnusedElaboratable=no
-"""The whole system (esb_hw/hw/system.py) through the host driver, on its Verilog in cocotb (sim/system.py): layer
-programs bit-exact against the golden model with random back-pressure and idle cycles on every AXI channel, a
+"""The whole system (esb_hw/hw/system.py) through the host driver, on its Verilog in cocotb (esb_hw/sim/system.py):
+layer programs bit-exact against the golden model with random back-pressure and idle cycles on every AXI channel, a
 1 GiB AxiRam, no burst across 4 KiB, the interrupt rising at the end of a run and cleared by the driver; an
 injected SLVERR, a bad descriptor and a timeout each end with their named error, and the next run on the same
 simulated system works. Also the Verilog wrapper's ports and interface attributes."""
@@ -13,11 +13,11 @@ import pytest
 
 from esb_hw.compiler.lowering import reference
 from esb_hw.compiler.program import compile_program, read_output, to_bundle
-from esb_hw.config import AcceleratorConfig
+from esb_hw.data import shipped_config
 from esb_hw.hw.system import SYSTEM_NAME, System, system_verilog, wrapper_ports, wrapper_verilog
 from esb_hw.layouts import DESCRIPTOR_BEATS, MEMORY_BEAT_BYTES, descriptor_layout, pack
-from sim.layer_core import SMALL_ENGINE_CONFIG, random_layer
-from sim.pytest_helpers import require_simulator
+from esb_hw.sim.layer_core import SMALL_ENGINE_CONFIG, random_layer
+from esb_hw.sim.pytest_helpers import require_simulator
 
 SMALL = SMALL_ENGINE_CONFIG
 
@@ -55,7 +55,7 @@ def bad_descriptor_bundle(program):
 
 
 def check_runs(config, simulator, pause, seed, *, errors: bool):
-    from sim.system import run_system_rtl
+    from esb_hw.sim.system import run_system_rtl
 
     require_simulator(simulator)
     cases = programs(config)
@@ -115,7 +115,7 @@ def test_programs_through_the_driver_on_icarus():
 
 @pytest.mark.slow  # the default 8x8 config: a longer build
 def test_default_config_through_the_driver_on_verilator():
-    check_runs(AcceleratorConfig.from_toml("configs/default.toml"), "verilator", pause=0.2, seed=3, errors=True)
+    check_runs(shipped_config("default"), "verilator", pause=0.2, seed=3, errors=True)
 
 
 def test_wrapper_declares_every_port_with_its_interface():
@@ -147,7 +147,7 @@ def test_the_system_needs_a_square_array():
 
 
 def test_the_burst_monitor_flags_a_crossing_and_a_misaligned_burst():
-    from sim.tests.cocotb_system import Monitor
+    from esb_hw.sim.testbenches.cocotb_system import Monitor
 
     monitor = Monitor(None)
     monitor.bursts = {"ar": [(0x1000, 256), (0x1F00, 17)], "aw": [(0x2008, 1)]}

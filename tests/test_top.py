@@ -6,14 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from boards import available_boards, load_board
+from esb_hw.boards import available_boards, load_board
 from esb_hw.compiler.selftest import build_test_layer
 from esb_hw.config import AcceleratorConfig
 from esb_hw.errors import ParameterError
 from esb_hw.hw.clocking import plan_clock, uart_clocks_per_bit
 from esb_hw.hw.debug.selftest import report_line
 from esb_hw.hw.top import SelfTestTop
-from sim.pytest_helpers import simulate
+from esb_hw.sim.pytest_helpers import simulate
+from esb_hw.sim.runner import SIM_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +46,7 @@ def board_top_verilog(config, layer) -> str:
     board = load_board("zcu102")
     plan = board.PLATFORM().build(SelfTestTop(config, board.DEFAULT_CLOCK, layer=layer), name="top",
                                   do_build=False, emit_src=False)
-    models = [ROOT / "sim" / "models" / name for name in ("xilinx_board_stubs.v", "xilinx_primitives.v")]
+    models = [SIM_MODELS / name for name in ("xilinx_board_stubs.v", "xilinx_primitives.v")]
     return "\n".join([plan.files["top.v"], *(path.read_text() for path in models)])
 
 
@@ -60,7 +61,7 @@ def test_board_top_through_its_pins(corrupt):
     params = {"clocks_per_bit": uart_clocks_per_bit(plan_clock(300.0, 200.0).output_mhz),
               "expect_pass": not corrupt, "max_cycles": 20000,
               "line": report_line(not corrupt, layer.tiles, int(corrupt)).decode()}
-    simulate(board_top_verilog(config, layer), "sim.tests.cocotb_board_top", simulator="verilator",
+    simulate(board_top_verilog(config, layer), "esb_hw.sim.testbenches.cocotb_board_top", simulator="verilator",
              toplevel="top", params=params)
 
 

@@ -23,7 +23,7 @@ from esb_hw.layouts import (
     transfer_layout,
     unpack_memory_words,
 )
-from sim.memory import MemoryModel
+from esb_hw.sim.memory import MemoryModel
 
 DEPTH = 64
 

@@ -6,7 +6,7 @@ from amaranth.sim import Simulator
 
 from esb_hw.errors import ParameterError
 from esb_hw.hw.debug.uart import UARTTransmitter
-from sim.streams import put_many
+from esb_hw.sim.streams import put_many
 
 
 def transmit(data: bytes, clocks_per_bit: int) -> list[int]:

@@ -30,9 +30,8 @@ import numpy as np
 from amaranth.lib import data
 
 from ..config import AcceleratorConfig
+from ..contract.latency import HANDOFF_CYCLES, OUTPUT_DEPTH, array_latency, requant_latency
 from ..errors import InputError
-from ..hw.core.array import OUTPUT_DEPTH, pipeline_latency
-from ..hw.core.requant import requant_latency
 from ..layouts import pack, requant_params_layout, weight_fields
 from ..quant import golden
 from ..quant.format import ESBFormat
@@ -298,11 +297,6 @@ def reference(config: AcceleratorConfig, layer: Layer, activation_codes) -> np.n
     return codes[0]
 
 
-#: Cycles of the weight hand-off beyond the ``rows`` loads: the swap beat's two stages and its acceptance, then
-#: the last load's stage and its acceptance (:class:`esb_hw.hw.core.sequencer.Sequencer`).
-HANDOFF_CYCLES = 4
-
-
 def predicted_cycles(schedule: Schedule, *, requant_lanes: int = 1) -> int:
     """A model of the layer core's cycles from ``start`` to ``done`` with its buffers loaded (a MODEL: checked
     against Amaranth simulation in ``tests/test_layer.py``); :class:`CoreTimeline` has the details."""
@@ -315,7 +309,7 @@ class CoreTimeline:
     It follows the two resources that set the pace, pixel by pixel: the array, which takes one beat per cycle
     (``chunks`` passes over each block; only the last pass sends sums out), and the requantization lanes, which
     take a pixel's sums from the array's output buffer and spend ``rows / requant_lanes + 1`` cycles on it. The
-    array's credits stop a last-pass beat while :data:`~esb_hw.hw.core.array.OUTPUT_DEPTH` pixels wait for the
+    array's credits stop a last-pass beat while :data:`~esb_hw.contract.latency.OUTPUT_DEPTH` pixels wait for the
     lanes, and a pass lasts at least ``rows + HANDOFF_CYCLES`` cycles, the time from its swap beat to the next
     chunk's loads being in the shadow bank (short blocks wait for it). A tile starts with its first chunk's loads
     (``rows`` cycles and two of hand-off). The next tile may start when the sequencer is done with this one, while
@@ -326,7 +320,7 @@ class CoreTimeline:
             raise InputError(f"requant_lanes must divide rows {config.rows}, got {requant_lanes}")
         self.config = config
         self.per_pixel = config.rows // requant_lanes + 1
-        self.latency = pipeline_latency(config)
+        self.latency = array_latency(config)
         self.taken: list[int] = []  # when the lanes took each pixel's sums
         self.lane_free = 0
         self.front_free = 0  # when the sequencer can take the next tile

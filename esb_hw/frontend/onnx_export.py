@@ -1,6 +1,6 @@
 """Write a :class:`~esb_hw.frontend.model.FloatModel` as ONNX (opset 13), optionally with explicit BatchNorm nodes.
 
-``examples/digits/train.py`` ships its model through this, with each BatchNorm kept as its own node so that the
+``esb_hw/frontend/train.py`` ships its model through this, with each BatchNorm kept as its own node so that the
 import's folding (:mod:`esb_hw.frontend.onnx_import`) is what the flow runs. The bytes depend only on the model.
 """
 

@@ -1,13 +1,13 @@
 """ESB quantization (NumPy only): the number format, DDA, baselines and the integer golden model.
 
-Public API (DESIGN.md §1):
+Public API (docs/number-format.md):
 
 - :class:`ESBFormat` with ``levels()``, ``encode(x, alpha)``, ``decode(codes, alpha)`` and the integer view
   (``level``, ``significand_shift``, ``max_level``);
 - :func:`quantize` for the projection onto the level set;
 - :func:`lambda_for` and :func:`fit_alpha` for DDA;
 - :class:`ActivationQuantizer` for unsigned activations with a power-of-two scale;
-- :mod:`esb_hw.quant.golden` for the integer arithmetic (DESIGN.md §2).
+- :mod:`esb_hw.quant.golden` for the integer arithmetic (docs/arithmetic.md).
 """
 
 from .activation import ActivationQuantizer
@@ -16,7 +16,7 @@ from .format import ESBFormat, SignificandShift
 
 
 def quantize(x, fmt: ESBFormat, alpha):
-    """Project ``x`` onto the levels of ``fmt`` scaled by ``alpha`` (DESIGN.md §1).
+    """Project ``x`` onto the levels of ``fmt`` scaled by ``alpha`` (docs/number-format.md).
 
     Vectorized, ties to even on the grid of each value's binade, clipped to ``±alpha * Lmax / 2**k``.
     ``alpha`` is a positive finite scalar or an array broadcastable to ``x`` (per-channel scales).

@@ -1,4 +1,4 @@
-"""Activation quantization: unsigned codes with a power-of-two scale (DESIGN.md §2).
+"""Activation quantization: unsigned codes with a power-of-two scale (docs/arithmetic.md).
 
 An activation's real value is ``La * 2**-f``: the integer level of an unsigned format times a power-of-two
 scale, so requantization needs no divider. ``f`` (``frac_bits``) is calibrated from sample data.
@@ -53,7 +53,7 @@ class ActivationQuantizer:
 
     @property
     def alpha(self) -> float:
-        """The equivalent ESB alpha (DESIGN.md §1): ``2**(k - f)``."""
+        """The equivalent ESB alpha (docs/number-format.md): ``2**(k - f)``."""
         return math.ldexp(1.0, self.fmt.k - self.frac_bits)
 
     def quantize(self, x) -> np.ndarray:

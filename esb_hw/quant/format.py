@@ -1,4 +1,4 @@
-"""The ESB number format (DESIGN.md §1) and its integer view for hardware (DESIGN.md §2).
+"""The ESB number format (docs/number-format.md) and its integer view for hardware (docs/arithmetic.md).
 
 A b-bit ESB code is ``[sign][E: e bits][m: k bits]``. Its integer level is ``m`` when ``E == 0`` and
 ``(2**k + m) << (E - 1)`` otherwise; its real value is ``(-1)**sign * alpha * level / 2**k``.
@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = ["ESBFormat", "SignificandShift", "MAX_BITS", "MAX_EXPONENT_BITS", "check_alpha"]
 
-#: Largest exponent field DESIGN.md §1 allows.
+#: Largest exponent field docs/number-format.md allows.
 MAX_EXPONENT_BITS = 4
 #: Largest code width. Keeps every level exact in int64 and float64: Lmax < 2**(k + 1 + 14) <= 2**46.
 MAX_BITS = 32
@@ -253,7 +253,7 @@ class ESBFormat:
     def significand_shift(self, codes) -> SignificandShift:
         """Split codes into ``(negative, significand, shift)`` with ``|level| = significand << shift``.
 
-        ``significand = (E != 0) << k | m`` and ``shift = max(E - 1, 0)`` (DESIGN.md §2).
+        ``significand = (E != 0) << k | m`` and ``shift = max(E - 1, 0)`` (docs/arithmetic.md).
         """
         negative, magnitude = self._sign_and_magnitude(codes)
         exponent = magnitude >> self.k
@@ -309,7 +309,7 @@ class ESBFormat:
         return rounded
 
     def project(self, x, alpha=1.0) -> np.ndarray:
-        """Real levels ``level / 2**k`` nearest to ``x / alpha``, ties to even on the grid (DESIGN.md §1).
+        """Real levels ``level / 2**k`` nearest to ``x / alpha``, ties to even on the grid (docs/number-format.md).
 
         Returns float32 for float32 ``x`` and float64 otherwise.
         """

@@ -1,4 +1,4 @@
-"""The integer golden model (DESIGN.md §2): the specification every hardware result must equal.
+"""The integer golden model (docs/arithmetic.md): the specification every hardware result must equal.
 
 Everything here works on integer arrays (int64), vectorized. Convolution and linear layers take integer
 *levels* (``La`` unsigned, ``Lw`` signed) and return exact accumulators. Requantization turns accumulators
@@ -237,7 +237,7 @@ def encode_level_ties_up(values, fmt: ESBFormat) -> np.ndarray:
 
 
 def requantize(acc, params: RequantParams, fmt: ESBFormat, relu: bool = True, channel_axis: int = 1):
-    """Accumulators to activation codes (DESIGN.md §2).
+    """Accumulators to activation codes (docs/arithmetic.md).
 
     ``y = ((acc + bias[c]) * M[c] + 2**(S[c]-1)) >> S[c]`` (arithmetic shift), then ReLU if ``relu``,
     then clamp to ``[0, Lmax]``, then, for an ESB format (``e > 0``), the nearest level with ties up.

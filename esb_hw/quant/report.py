@@ -1,6 +1,6 @@
 """Quantization report: the expected error of ESB and baseline quantizers at their best scales.
 
-``python -m esb_hw.quant.report`` prints a Markdown table. For each bit width, every signed ESB format
+``esb-hw report`` prints a Markdown table. For each bit width, every signed ESB format
 (every valid k), uniform, power-of-two and APoT are quantizing a unit Gaussian and a unit Laplace
 distribution; each uses the scale that minimizes its own expected squared error (a global search, see
 :mod:`esb_hw.quant.dda`). ``--plot FILE.png`` draws the ESB level sets against a Gaussian density.
@@ -182,7 +182,7 @@ def _parse_bits(text: str) -> range:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m esb_hw.quant.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="esb-hw report", description=__doc__.splitlines()[0])
     parser.add_argument("--bits", type=_parse_bits, default=range(3, 9),
                         help="bit widths, N or N..M within 3..10 (default 3..8)")
     parser.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw the level sets to FILE")

@@ -24,7 +24,7 @@ class Accumulator(wiring.Component):
     Parameters
     ----------
     width : int
-        Signed accumulator width, ``1..64``; the caller sizes it so that no sum overflows (DESIGN.md §2).
+        Signed accumulator width, ``1..64``; the caller sizes it so that no sum overflows (docs/arithmetic.md).
     addend_bits : int
         Signed width of each addend; a wider addend is truncated to ``width`` (its value must fit, as a row's
         tree sums always do).

@@ -19,26 +19,12 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ...contract.latency import booth_digits, multiplier_levels
 from ..checks import require_bool, require_int
 from .lutmap import map_lut
 from .ternary import TernaryAdder
 
 __all__ = ["BoothMultiplier", "booth_digits", "multiplier_levels"]
-
-
-def booth_digits(m_bits: int) -> int:
-    """Radix-4 Booth digits of an unsigned ``m_bits``-bit multiplier: ``ceil((m_bits + 1) / 2)``."""
-    return (m_bits + 2) // 2
-
-
-def multiplier_levels(m_bits: int) -> int:
-    """Registered adder levels of :class:`BoothMultiplier`: ternary levels over ``booth_digits + 1``
-    operands, down to one."""
-    levels, count = 0, booth_digits(m_bits) + 1
-    while count > 1:
-        count = -(-count // 3)
-        levels += 1
-    return levels
 
 
 def _digit(bits: tuple[int, int, int]) -> int:

@@ -1,4 +1,4 @@
-"""ESB products by shift and add (DESIGN.md §2), and the generic-multiplier baseline.
+"""ESB products by shift and add (docs/arithmetic.md), and the generic-multiplier baseline.
 
 A product ``La * Lw`` equals ``(sig_a * sig_w) << (sh_a + sh_w)`` with the sign of the weight. The
 significand product is built from shifted copies of ``sig_a``, never with ``*``. Products leave these blocks
@@ -45,7 +45,7 @@ def fold_sign(magnitude, negative):
 
 
 def decode_fields(code, fmt: ESBFormat):
-    """Amaranth expressions ``(negative, significand, shift)`` of a code (DESIGN.md §2).
+    """Amaranth expressions ``(negative, significand, shift)`` of a code (docs/arithmetic.md).
 
     ``significand = (E != 0) << k | m`` is ``fmt.significand_bits`` wide; ``shift = max(E - 1, 0)``.
     """

@@ -28,6 +28,7 @@ from amaranth import Cat, Const, Instance, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ...contract.latency import recoded_terms as contract_recoded_terms
 from ...errors import ParameterError
 from ...layouts import recodable, recoded_term_bits
 from ...quant.format import ESBFormat
@@ -41,8 +42,8 @@ __all__ = ["RecodedProduct", "recodable", "recoded_structure", "recoded_term_bit
 
 def recoded_terms(weight: ESBFormat) -> int:
     """Terms a :class:`RecodedProduct` gives the row's adder tree: 2 for 5- and 6-bit weights (``folded`` and
-    ``top_folded``), else 1."""
-    return 2 if weight.bits >= 5 else 1
+    ``top_folded``), else 1 (:func:`esb_hw.contract.latency.recoded_terms`)."""
+    return contract_recoded_terms(weight.bits)
 
 
 def _widths(activation: ESBFormat, weight: ESBFormat) -> tuple[int, int, int, int]:

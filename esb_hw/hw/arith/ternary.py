@@ -1,4 +1,4 @@
-"""A ternary adder: three operands and two 1-bit carries in one carry chain (DESIGN.md §3 lever).
+"""A ternary adder: three operands and two 1-bit carries in one carry chain (docs/architecture.md lever).
 
 With ``primitives=True`` each sum bit is one UltraScale+ ``LUT6_2`` feeding a ``CARRY8`` (UG974): the LUT's O5
 is the majority of ``x_i, y_i, z_i`` (the carry-save carry into bit ``i + 1``) and its O6 is

@@ -1,4 +1,4 @@
-"""A registered adder tree for sign-folded products (DESIGN.md §3: narrow adders before one accumulator).
+"""A registered adder tree for sign-folded products (docs/architecture.md: narrow adders before one accumulator).
 
 The tree stops at two sums, not one: the row's accumulator is a ternary adder that takes the running total and
 two more operands at one LUT per bit, so a last tree level that would add two values is never built.
@@ -10,6 +10,7 @@ from amaranth import Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from ...contract.latency import TREE_OUTPUTS, require_latency, tree_levels
 from ..checks import require_bool, require_int
 from .ternary import TernaryAdder
 
@@ -19,16 +20,7 @@ __all__ = ["ARITIES", "OUTPUTS", "SHIFT_REGISTER_MIN", "SignFoldingAdderTree", "
 ARITIES = (2, 3)
 
 #: Values a tree leaves for the accumulator, which adds them (and as many pending signs) in its ternary adder.
-OUTPUTS = 2
-
-
-def tree_levels(count: int, arity: int = 2) -> int:
-    """Registered levels that reduce ``count`` terms to at most :data:`OUTPUTS` sums with ``arity``-input adders:
-    the least ``L`` with ``count <= OUTPUTS * arity**L``."""
-    levels = 0
-    while count > OUTPUTS * arity ** levels:
-        levels += 1
-    return levels
+OUTPUTS = TREE_OUTPUTS
 
 
 def tree_plan(count: int, arity: int = 2) -> list[list[int]]:
@@ -210,7 +202,9 @@ class SignFoldingAdderTree(wiring.Component):
         m = Module()
         values = [self.terms[index] for index in range(self.count)]
         signs = [self.negatives[index] for index in range(self.count)]
-        for level, groups in enumerate(tree_plan(self.count, self.arity)):
+        plan = tree_plan(self.count, self.arity)
+        require_latency("SignFoldingAdderTree", len(plan), self.levels)
+        for level, groups in enumerate(plan):
             next_values, start = [], 0
             for index, size in enumerate(groups):
                 expression, shape = self._reduce(m, values[start: start + size], signs, f"ternary_l{level}_{index}")

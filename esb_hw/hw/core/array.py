@@ -1,4 +1,4 @@
-"""The PE array: a GEMM tile engine of ``rows`` dot-product rows, ``cols`` products each (DESIGN.md §3).
+"""The PE array: a GEMM tile engine of ``rows`` dot-product rows, ``cols`` products each (docs/architecture.md).
 
 Every beat carries one activation vector ``x`` (``cols`` codes) and one weight tile ``W`` (``rows x cols``
 codes), laid out as :func:`esb_hw.layouts.array_input_layout`. Row ``r`` adds ``sum_c W[r][c] * x[c]`` to its
@@ -24,27 +24,17 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...config import AcceleratorConfig
+from ...contract.latency import OUTPUT_DEPTH, TREE_ARITY, array_latency, require_latency, row_terms, tree_levels
 from ...layouts import array_input_layout, array_output_layout, weight_encoding
 from ..arith.product import ActivationLane, lane_structure
-from ..arith.tree import tree_levels
 from ..checks import require_bool, require_instance
 from .output_buffer import OutputBuffer, output_buffer_structure
-from .row import TREE_ARITY, DotProductRow, row_structure, row_terms
+from .row import DotProductRow, row_structure
 
 __all__ = ["OUTPUT_DEPTH", "PEArray", "array_structure", "pipeline_latency"]
 
-#: Entries of the output buffer: tiles in flight plus tiles waiting for the consumer. One block RAM holds 512,
-#: so 32 costs nothing more, and it exceeds the pipeline latency of every shape (at most 8 cycles at 64
-#: columns), so tiles of one beat still flow at one per cycle.
-OUTPUT_DEPTH = 32
-
-
-def pipeline_latency(config: AcceleratorConfig) -> int:
-    """Cycles from accepting a tile's last beat to its sums on ``o``: the input register, the product
-    register, ``tree_levels(row_terms(config), 3)`` tree levels (:func:`~.row.row_terms`: ``cols``, or twice
-    that for 5- and 6-bit recoded weights), the edge at which the accumulators' totals are written into
-    the output buffer, and the buffer's read (:class:`~.output_buffer.OutputBuffer`: two cycles from a write)."""
-    return tree_levels(row_terms(config), TREE_ARITY) + 4
+#: The array's latency (:func:`esb_hw.contract.latency.array_latency`) under the name the hardware uses.
+pipeline_latency = array_latency
 
 
 def _flag_stages(config: AcceleratorConfig) -> int:
@@ -165,6 +155,8 @@ class PEArray(wiring.Component):
         m.d.comb += output.w_en.eq(valid[-1] & last[-1])
         for index in range(config.rows):
             row = DotProductRow(config, primitives=self.primitives)
+            require_latency("PEArray (the input register, a row, the output buffer)",
+                            1 + row.latency + OutputBuffer.LATENCY, self.latency)
             m.submodules[f"row_{index}"] = row
             m.d.comb += [row.weights.eq(beat.weights[index]), row.accumulate.eq(valid[-1]),
                          row.restart.eq(first[-1]), output.w_data[index].eq(row.total)]

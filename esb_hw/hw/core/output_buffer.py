@@ -46,8 +46,11 @@ class OutputBuffer(wiring.Component):
         The entries in write order.
 
     Latency: an entry written at cycle ``t`` is on ``o`` from cycle ``t + 2`` (one cycle for the write pointer
-    to move, one to read the RAM). Throughput: one write and one read per cycle.
+    to move, one to read the RAM): :attr:`LATENCY`. Throughput: one write and one read per cycle.
     """
+
+    #: Cycles from a write to the entry on ``o``.
+    LATENCY = 2
 
     def __init__(self, layout, *, depth: int):
         require_int("depth", depth, 2, 512)

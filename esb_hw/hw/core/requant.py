@@ -1,4 +1,4 @@
-"""Requantization at the array edge (DESIGN.md §2): an exact accumulator to an activation code.
+"""Requantization at the array edge (docs/arithmetic.md): an exact accumulator to an activation code.
 
 ``y = ((acc + bias) * M + 2**(S - 1)) >> S`` with an arithmetic shift, then clamped to ``[0, La_max]`` (which
 also does the optional ReLU: the activation formats are unsigned, so ReLU before the clamp changes nothing), then,
@@ -19,9 +19,10 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ...config import AcceleratorConfig
+from ...contract.latency import requant_latency
 from ...layouts import REQUANT_MULTIPLIER_BITS, requant_input_layout
 from ...quant.format import ESBFormat
-from ..arith.multiplier import BoothMultiplier, multiplier_levels
+from ..arith.multiplier import BoothMultiplier
 from ..checks import require_bool, require_format, require_instance
 
 __all__ = ["Requantizer", "esb_encoder", "requant_latency"]
@@ -29,14 +30,6 @@ __all__ = ["Requantizer", "esb_encoder", "requant_latency"]
 #: Codes the output FIFO holds: at least the pipeline's latency, so that a lane whose consumer never stalls takes
 #: one value per cycle.
 OUTPUT_DEPTH = 16
-
-
-def requant_latency(config: AcceleratorConfig) -> int:
-    """Cycles from an accepted input to its code on ``o`` with a ready consumer: the bias addition, the
-    :class:`~esb_hw.hw.arith.multiplier.BoothMultiplier`, the two shift stages, the clamp's flags and the
-    rounded level, the
-    encoding, and the output FIFO (two cycles: the write, then its buffered read port)."""
-    return 1 + (1 + multiplier_levels(REQUANT_MULTIPLIER_BITS)) + 2 + 2 + 1 + 2
 
 
 def esb_encoder(m: Module, level, activation: ESBFormat):

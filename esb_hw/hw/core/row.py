@@ -7,10 +7,11 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...config import AcceleratorConfig
+from ...contract.latency import TREE_ARITY, require_latency, row_terms
 from ...layouts import weight_encoding
 from ..arith.accumulator import Accumulator
 from ..arith.product import MultiplierProduct, ShiftAddProduct, lane_layout, product_structure
-from ..arith.recoded import RecodedProduct, recoded_structure, recoded_terms, recoded_top_span
+from ..arith.recoded import RecodedProduct, recoded_structure, recoded_top_span
 from ..arith.tree import SignFoldingAdderTree, tree_levels, tree_structure
 from ..checks import require_bool, require_instance, require_int
 
@@ -18,19 +19,11 @@ __all__ = ["DotProductRow", "TREE_ARITY", "row_structure", "row_terms"]
 
 #: Inputs per adder of the row trees: a ternary adder absorbs two product signs and, built from LUT6_2 and
 #: CARRY8, costs one LUT per bit where two binary adders cost two.
-TREE_ARITY = 3
 
 
 def _term_bits(config: AcceleratorConfig) -> int:
     """Signed width of a registered one's-complement product: the magnitude plus the sign."""
     return config.max_product.bit_length() + 1
-
-
-def row_terms(config: AcceleratorConfig) -> int:
-    """Terms a row's adder tree sums: one per product, two per 5- or 6-bit recoded product
-    (:func:`~esb_hw.hw.arith.recoded.recoded_terms`)."""
-    per_product = recoded_terms(config.weight_format) if weight_encoding(config) == "twos" else 1
-    return config.cols * per_product
 
 
 def row_structure(config: AcceleratorConfig) -> dict[str, dict[str, int]]:
@@ -152,6 +145,7 @@ class DotProductRow(wiring.Component):
         term_bits = _term_bits(config)
         m.submodules.tree = tree = SignFoldingAdderTree(count=row_terms(config), term_bits=term_bits,
                                                         arity=TREE_ARITY, primitives=self.primitives)
+        require_latency("DotProductRow (the product register and the tree)", 1 + tree.levels, self.latency)
         # Top terms first: the terms a tree level passes on are its last ones, and a passed top term's sign copies
         # would be registered several times (synthesis merges them, which the resource model does not know).
         terms, top_terms = [], []

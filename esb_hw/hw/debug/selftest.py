@@ -2,7 +2,7 @@
 
 The test layer's beats and expected sums come from the compiler
 (:func:`esb_hw.compiler.selftest.build_test_layer`, once per build) and are baked into on-chip ROMs, so a bare
-board with a JTAG cable can prove the array computes exactly (DESIGN.md §3, rung 5).
+board with a JTAG cable can prove the array computes exactly (docs/architecture.md, rung 5).
 """
 
 from __future__ import annotations

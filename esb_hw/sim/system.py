@@ -1,7 +1,7 @@
 """Run program bundles on the whole system's Verilog (``esb_system``) through the host driver, in cocotb
-(``sim/tests/cocotb_system.py``), and return what each run left.
+(``esb_hw/sim/testbenches/cocotb_system.py``), and return what each run left.
 
-Used by ``tests/test_system.py``, ``python -m sim.run`` and ``bench/system_perf.py``.
+Used by ``tests/test_system.py``, ``esb-hw sim``, ``esb-hw infer`` and ``bench/digits_rtl.py``.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ def run_system_rtl(config: AcceleratorConfig, bundles: Sequence[ProgramBundle], 
                    progress: Callable[[int, int], None] | None = None, progress_by_run: bool = False) -> SystemRun:
     """Run ``runs`` (dicts: ``bundle`` index, ``timeout`` in simulated seconds, ``interrupt``, ``poison``) one after
     the other on one simulated system. Each run's outcome is in the result, a failed run included; a failure of
-    the simulation itself raises :class:`~sim.runner.TestsFailed`. ``progress(done, total)`` counts the current
+    the simulation itself raises :class:`~esb_hw.sim.runner.TestsFailed`. ``progress(done, total)`` counts the current
     run's tiles, or with ``progress_by_run`` the runs finished."""
-    from sim.runner import run_cocotb_watching
+    from esb_hw.sim.runner import run_cocotb_watching
 
     runs = [{"timeout": 0.05, "interrupt": True, "poison": None, **run} for run in runs]
     with tempfile.TemporaryDirectory(prefix="esb-system-") as folder:
@@ -71,7 +71,7 @@ def run_system_rtl(config: AcceleratorConfig, bundles: Sequence[ProgramBundle], 
                 progress(int(done), int(total))
 
         result = run_cocotb_watching(progress_file, report if progress else None, system_source(config),
-                                     "sim.tests.cocotb_system", simulator=simulator, toplevel=SYSTEM_NAME,
+                                     "esb_hw.sim.testbenches.cocotb_system", simulator=simulator, toplevel=SYSTEM_NAME,
                                      params=params, waves=waves, run_name=run_name)
     summary = json.loads((result.run_dir / "results.json").read_text())
     return SystemRun(summary["runs"], summary["bursts"], summary["cycles"], result.run_dir)

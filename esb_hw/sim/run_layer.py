@@ -1,6 +1,6 @@
 """Run one linear layer (a GEMM of codes) from files on the PE array in RTL simulation.
 
-Usage: python -m sim.run_layer --weights W.npy --activations X.npy [--out Y.npy] [--config FILE]
+Usage: esb-hw gemm --weights W.npy --activations X.npy [--out Y.npy] [--config FILE]
                                [--simulator verilator|icarus]
 
 W.npy holds weight codes (R x K, any R: rows beyond the array run as further row blocks), X.npy activation codes
@@ -19,14 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from esb_hw.compiler.gemm import gemm_stimulus  # noqa: E402
-from esb_hw.config import AcceleratorConfig  # noqa: E402
-from esb_hw.errors import CheckFailed, EsbError, InputError  # noqa: E402
-from esb_hw.hw.core.array import PEArray, pipeline_latency  # noqa: E402
-from sim.runner import TestsFailed, run_cocotb  # noqa: E402
+from esb_hw.compiler.gemm import gemm_stimulus
+from esb_hw.data import load_config
+from esb_hw.errors import CheckFailed, EsbError, InputError
+from esb_hw.hw.core.array import PEArray, pipeline_latency
+from esb_hw.sim.runner import TestsFailed, run_cocotb
 
 
 def load_codes(path: Path, name: str) -> np.ndarray:
@@ -65,7 +62,7 @@ def check_out(path: Path | None, force: bool) -> None:
 
 
 def run(args) -> int:
-    config = AcceleratorConfig.from_toml(args.config)
+    config = load_config(args.config)
     check_out(args.out, args.force)
     weights = load_codes(args.weights, "weight")
     activations = load_codes(args.activations, "activation")
@@ -76,7 +73,8 @@ def run(args) -> int:
           f"array ({args.simulator}; a first Verilator build takes 15-25 s)", flush=True)
     failure = None
     try:
-        result = run_cocotb(PEArray(config), "sim.tests.cocotb_array", simulator=args.simulator, toplevel=toplevel,
+        result = run_cocotb(PEArray(config), "esb_hw.sim.testbenches.cocotb_array", simulator=args.simulator,
+                            toplevel=toplevel,
                             params={"beats": stimulus.beats, "expected": stimulus.expected_payloads,
                                     "latency": pipeline_latency(config), "seed": 1, "idle": 0.2, "stall": 0.2,
                                     "results": "results.json", "max_cycles": 4 * len(stimulus.beats) + 1000},
@@ -98,13 +96,13 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sim.run_layer", description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="esb-hw gemm", description=__doc__.splitlines()[0],
                                      epilog="The array and its beats: docs/architecture.md.")
     parser.add_argument("--weights", type=Path, required=True, help="weight codes, R x K (.npy)")
     parser.add_argument("--activations", type=Path, required=True, help="activation codes, K x N (.npy)")
     parser.add_argument("--out", type=Path, help="write the R x N sums here (.npy, int64)")
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "default.toml")
+    parser.add_argument("--config", default="default", help="a TOML file or a shipped config name")
     parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)

@@ -96,7 +96,7 @@ LED_PINS = "AG14 AF13 AE13 AJ14 AJ15 AH13 AH14 AL12"
 class ZCU102Platform(XilinxPlatform):
     """The ZCU102's programmable logic: PL clocks, CPU reset, user LEDs, pushbuttons, DIP switch, PL UART.
 
-    There is no Zynq PS block design here (TOOLCHAIN.md); the PS glue is added by the build flow.
+    There is no Zynq PS block design here (docs/toolchain.md); the PS glue is added by the build flow.
     """
 
     device = "xczu9eg"

@@ -1,11 +1,12 @@
-"""cocotb run of :class:`esb_hw.hw.core.engine.Engine` on its emitted Verilog, against :class:`sim.memory.MemoryModel`.
+"""cocotb run of :class:`esb_hw.hw.core.engine.Engine` on its emitted Verilog, against
+:class:`esb_hw.sim.memory.MemoryModel`.
 
 Parameters (``load_params()``): ``image`` (hex) placed at ``base`` in a memory of ``memory_size`` bytes,
 ``program_address``, ``program_length``, ``layers`` (per-layer counters to read), ``seed``, ``latency``
 (``[low, high]``), ``stall``, ``bad_beats``, ``max_cycles`` and ``progress_file`` (where the count of
 finished tiles is written as it grows, or "").
 It writes ``memory.bin`` (the memory after the run) and ``status.json`` (the engine's status and counters) into
-the run directory; the Python side (:func:`sim.engine.run_engine_rtl`) compares them with the golden model.
+the run directory; the Python side (:func:`esb_hw.sim.engine.run_engine_rtl`) compares them with the golden model.
 """
 
 import json
@@ -16,9 +17,9 @@ from pathlib import Path
 import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from sim import PARAMS_ENV, load_params
-from sim.cocotb_helpers import reset, start_clock
-from sim.memory import MemoryModel
+from esb_hw.sim import PARAMS_ENV, load_params
+from esb_hw.sim.cocotb_helpers import reset, start_clock
+from esb_hw.sim.memory import MemoryModel
 
 
 @cocotb.test()

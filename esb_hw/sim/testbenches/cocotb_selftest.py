@@ -7,9 +7,9 @@ the golden verdict implies, as text), ``max_cycles``.
 import cocotb
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
-from sim import load_params
-from sim.cocotb_helpers import reset, start_clock
-from sim.cocotb_uart import receive_line
+from esb_hw.sim import load_params
+from esb_hw.sim.cocotb_helpers import reset, start_clock
+from esb_hw.sim.cocotb_uart import receive_line
 
 
 async def check_run(dut, params) -> None:

@@ -16,9 +16,9 @@ import cocotb
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import SimTimeoutError, with_timeout
 
-from sim import PARAMS_ENV, load_params
-from sim.cocotb_helpers import CLOCK_PERIOD_NS, reset, start_clock
-from sim.streams import StreamSink, StreamSource
+from esb_hw.sim import PARAMS_ENV, load_params
+from esb_hw.sim.cocotb_helpers import CLOCK_PERIOD_NS, reset, start_clock
+from esb_hw.sim.streams import StreamSink, StreamSource
 
 
 async def _start(dut):

@@ -8,8 +8,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
-from sim import load_params
-from sim.cocotb_uart import receive_line
+from esb_hw.sim import load_params
+from esb_hw.sim.cocotb_uart import receive_line
 
 
 async def verdict(dut, params):

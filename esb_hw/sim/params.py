@@ -1,6 +1,6 @@
 """Test parameters handed from pytest to a cocotb test module through a JSON file.
 
-The runner (:func:`sim.runner.run_cocotb`) writes ``params`` to ``params.json`` in the run directory and
+The runner (:func:`esb_hw.sim.runner.run_cocotb`) writes ``params`` to ``params.json`` in the run directory and
 points the environment variable ``ESB_SIM_PARAMS`` at it. The cocotb side calls :func:`load_params`.
 Standard library only, so the simulator process imports nothing heavy for it.
 """

@@ -1,4 +1,4 @@
-"""Board support: one module per board, found by module name (DESIGN.md §4).
+"""Board support: one module per board, found by module name (docs/architecture.md).
 
 Adding a board means dropping one module ``boards/<name>.py`` next to this file; :func:`available_boards`
 finds it by its module name (modules whose name starts with ``_`` are private and are not boards). A board

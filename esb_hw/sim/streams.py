@@ -20,7 +20,7 @@ Amaranth::
         sums = await get_many(ctx, dut.o, count, rng=random.Random(2), stall=0.3)
 
 cocotb (create the ports before the clock starts; call from a coroutine that is just past a rising edge, for
-example after :func:`sim.cocotb_helpers.reset`)::
+example after :func:`esb_hw.sim.cocotb_helpers.reset`)::
 
     source, sink = StreamSource(dut, "i"), StreamSink(dut, "o")
     cocotb.start_soon(source.put_many(payloads, rng=random.Random(1), idle=0.3))

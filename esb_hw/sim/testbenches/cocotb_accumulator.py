@@ -14,9 +14,9 @@ from amaranth.lib import data
 from cocotb.simtime import get_sim_time
 
 from esb_hw.layouts import pack
-from sim import load_params
-from sim.cocotb_helpers import CLOCK_PERIOD_NS, reset, start_clock
-from sim.streams import StreamSink, StreamSource
+from esb_hw.sim import load_params
+from esb_hw.sim.cocotb_helpers import CLOCK_PERIOD_NS, reset, start_clock
+from esb_hw.sim.streams import StreamSink, StreamSource
 
 
 def input_layout(value_width: int) -> data.StructLayout:

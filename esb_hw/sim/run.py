@@ -2,9 +2,9 @@
 
 Usage::
 
-    python -m sim.run --layer LAYER.npz --out OUT.npy [--config FILE] [--sim verilator|icarus] [--check]
+    esb-hw sim --layer LAYER.npz --out OUT.npy [--config FILE] [--sim verilator|icarus] [--check]
                       [--vcd FILE] [--force] [--core]
-    python -m sim.run --program L1.npz L2.npz ... --out OUT.npy [...]
+    esb-hw sim --program L1.npz L2.npz ... --out OUT.npy [...]
 
 A layer file (``numpy.savez``) holds ``kind`` (``"conv2d"`` or ``"linear"``), ``x`` (activation codes, CHW, NCHW
 with N = 1, or NC; only the first layer of a program needs it), ``w_codes`` (signed ESB weight codes, OIHW or OI),
@@ -14,7 +14,8 @@ the buffers and the clock from ``--config``. The layer is compiled into a progra
 (esb_hw.compiler.program) and run on the whole system's Verilog (``esb_system``: AXI4-Lite registers, the AXI4
 master, the engine) by the host driver (esb_hw.driver) over cocotbext-axi, with an ``AxiRam`` as DDR; ``--core``
 runs the bare layer engine against the memory model instead (20-100 cycles of latency per request). The output
-codes are written to ``OUT.npy`` (NCHW or NC). Exit codes: 0 done (and, with ``--check``, equal to the
+codes are written to ``OUT.npy`` as int64 in the input's layout: CHW for a CHW ``x``, NCHW (N = 1) for an
+NCHW ``x``, NC (N images) for a linear layer's NC ``x``. Exit codes: 0 done (and, with ``--check``, equal to the
 golden model), 1 a mismatch or a failed simulation, 2 bad input.
 """
 
@@ -30,15 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from esb_hw.compiler.lowering import KINDS, Layer  # noqa: E402
-from esb_hw.compiler.program import compile_program, predicted_cycles  # noqa: E402
-from esb_hw.config import AcceleratorConfig, ConfigError  # noqa: E402
-from esb_hw.errors import CheckFailed, EsbError, InputError  # noqa: E402
-from esb_hw.quant import golden  # noqa: E402
-from sim.run_layer import check_out  # noqa: E402
+from esb_hw.compiler.lowering import KINDS, Layer
+from esb_hw.compiler.program import compile_program, predicted_cycles
+from esb_hw.config import AcceleratorConfig, ConfigError
+from esb_hw.data import load_config, shipped_config
+from esb_hw.errors import CheckFailed, EsbError, InputError
+from esb_hw.quant import golden
+from esb_hw.sim.run_layer import check_out
 
 REQUIRED = ("kind", "w_codes", "bias", "M", "S", "stride", "padding", "relu", "pool", "w_bits", "w_k", "a_bits",
             "a_k")
@@ -46,12 +45,14 @@ REQUIRED = ("kind", "w_codes", "bias", "M", "S", "stride", "padding", "relu", "p
 
 @dataclasses.dataclass(frozen=True)
 class LayerFile:
-    """One layer file, checked: the layer, its input codes (or None), its ReLU flag and formats."""
+    """One layer file, checked: the layer, its input codes (or None; CHW or NC), its ReLU flag and formats;
+    ``batched`` if ``x`` came as NCHW (N = 1), so the output is written as NCHW too."""
 
     layer: Layer
     x: np.ndarray | None
     relu: bool
     formats: tuple[int, int, int, int]
+    batched: bool = False
 
 
 def _integer(archive, key: str, path: Path, *, low: int | None = None, high: int | None = None) -> int:
@@ -101,7 +102,7 @@ def load_layer(path: Path, config: AcceleratorConfig | None, *, needs_x: bool) -
         if kind not in KINDS:
             raise InputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r} ({path})")
         formats = tuple(_integer(archive, key, path, low=0, high=64) for key in ("w_bits", "w_k", "a_bits", "a_k"))
-        base = config or AcceleratorConfig.from_toml(ROOT / "configs" / "default.toml")
+        base = config or shipped_config("default")
         try:
             config = dataclasses.replace(base, weight_bits=formats[0], weight_k=formats[1],
                                          activation_bits=formats[2], activation_k=formats[3])
@@ -125,20 +126,21 @@ def load_layer(path: Path, config: AcceleratorConfig | None, *, needs_x: bool) -
         except (ValueError, TypeError) as error:
             raise InputError(f"{error} ({path})") from None
         x = None
+        batched = False
         if "x" in archive.files and needs_x:
             x = _array(archive, "x", path, (4, 3) if kind == "conv2d" else (2,))
             if x.ndim == 4:
                 if x.shape[0] != 1:
                     raise InputError(f"x must hold one image (N = 1), got shape {x.shape} ({path})")
-                x = x[0]
+                x, batched = x[0], True
             if x.min() < 0 or x.max() >= config.activation_format.code_count:
                 raise InputError(f"x must hold codes 0..{config.activation_format.code_count - 1} of "
                                  f"{config.activation_format} ({path})")
-    return LayerFile(layer, x, relu, formats), config
+    return LayerFile(layer, x, relu, formats, batched), config
 
 
 def golden_output(config: AcceleratorConfig, files: list[LayerFile], x: np.ndarray) -> np.ndarray:
-    """The golden model's codes for the chain (DESIGN.md §2, with each file's ReLU flag)."""
+    """The golden model's codes for the chain (docs/arithmetic.md, with each file's ReLU flag)."""
     for file in files:
         layer = file.layer
         levels = config.activation_format.level(x)
@@ -160,11 +162,11 @@ def _progress_bar(done: int, total: int) -> None:
 
 
 def run_system(config, program, args, progress, predicted: int):
-    """The program through the whole AXI system and the host driver (sim/system.py); an :class:`EngineRun`."""
+    """The program through the whole AXI system and the host driver (esb_hw/sim/system.py); an :class:`EngineRun`."""
     from esb_hw.compiler.program import to_bundle
-    from sim.engine import EngineRun
-    from sim.memory import MemoryModel
-    from sim.system import run_system_rtl
+    from esb_hw.sim.engine import EngineRun
+    from esb_hw.sim.memory import MemoryModel
+    from esb_hw.sim.system import run_system_rtl
 
     bundle = to_bundle(program, "sim_run")
     timeout = (4 * predicted + 100_000) * 10e-9  # simulated seconds at the testbench's 100 MHz
@@ -184,9 +186,9 @@ def run_system(config, program, args, progress, predicted: int):
 
 
 def run(args) -> int:
-    from sim.engine import run_engine_rtl
+    from esb_hw.sim.engine import run_engine_rtl
 
-    config = AcceleratorConfig.from_toml(args.config) if args.config else None
+    config = load_config(args.config) if args.config else None
     check_out(args.out, args.force)
     if args.vcd is not None and args.vcd.exists() and not args.force:
         raise InputError(f"--vcd {args.vcd} exists; pass --force to overwrite it")
@@ -220,6 +222,10 @@ def run(args) -> int:
     if run.error:
         raise CheckFailed(f"the engine stopped with error {run.error_text} at descriptor {run.failed_descriptor}")
     output = run.output(program)
+    expected = golden_output(config, files, x) if args.check else None
+    if files[0].batched and output.ndim == 3:  # NCHW in, NCHW out
+        output = output[None]
+        expected = None if expected is None else expected[None]
     np.save(args.out, output)
     utilization = program.macs / (run.cycles * config.macs)
     moved = (run.beats_read + run.beats_written) * 16
@@ -232,7 +238,6 @@ def run(args) -> int:
         shutil.copyfile(run.waves, args.vcd)
         print(f"wrote {args.vcd} ({'FST' if run.waves.suffix == '.fst' else 'VCD'})")
     if args.check:
-        expected = golden_output(config, files, x)
         if not np.array_equal(output, expected):
             mismatches = np.argwhere(output != expected)
             first = tuple(int(i) for i in mismatches[0])
@@ -243,13 +248,16 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sim.run", description=__doc__.splitlines()[0],
-                                     epilog="Layouts and descriptors: docs/memory.md.")
+    parser = argparse.ArgumentParser(prog="esb-hw sim", description=__doc__.splitlines()[0],
+                                     epilog="OUT.npy: int64 output codes, CHW for a CHW x, NCHW for an NCHW x "
+                                            "(N = 1), NC for a linear layer's NC x. Layouts and descriptors: "
+                                            "docs/memory.md.")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--layer", type=Path, help="one layer file (.npz)")
     source.add_argument("--program", type=Path, nargs="+", help="layer files run in a chain (.npz each)")
     parser.add_argument("--out", type=Path, required=True, help="write the output codes here (.npy)")
-    parser.add_argument("--config", type=Path, help="array, buffers and clock (default configs/default.toml)")
+    parser.add_argument("--config", type=Path, help="array, buffers and clock: a TOML file or a shipped config name "
+                                                   "(default: default)")
     parser.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
     parser.add_argument("--core", action="store_true",
                         help="run the bare layer engine against the memory model instead of the AXI system")
