@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from esb_hw.compiler.lowering import reference
-from esb_hw.compiler.program import compile_program, predicted_cycles
+from esb_hw.compiler.program import compile_program, predicted_beats, predicted_cycles
 from esb_hw.config import AcceleratorConfig
 from esb_hw.hw.core.checker import ERROR_CODES
 from esb_hw.layouts import DESCRIPTOR_BEATS, MEMORY_BEAT_BYTES, descriptor_layout, pack
@@ -33,6 +33,16 @@ def chain_reference(layers, x):
     return x
 
 
+def assert_beats(run, program):
+    """The engine's beat counters, and the memory's own count, equal the compiler's exact prediction: a loader
+    that reloads weights a tile should reuse, or skips a transfer, moves a different number of beats."""
+    expected = predicted_beats(program)
+    assert (run.beats_read, run.beats_written) == (expected["read"], expected["written"])
+    assert (run.memory.beats_read, run.memory.beats_written) == (expected["read"], expected["written"])
+    if run.observed_layer_cycles is not None:  # Amaranth runs: the per-layer counters, cycle-exact
+        assert run.layer_cycles == run.observed_layer_cycles
+
+
 LAYERS = {
     "3x3s2p1pool_tiled": ("conv2d", 6, 5, 3, 2, 1, True, (5, 9, 8)),
     "linear": ("linear", 7, 9, 1, 1, 0, False, (5, 9)),
@@ -50,6 +60,7 @@ def test_layers_match_the_golden_model_through_tiles(name):
     assert run.error == 0, run.error_text
     assert np.array_equal(run.output(program), reference(CONFIG, layer, x))
     assert run.tiles_done == len(program.tiles)
+    assert_beats(run, program)
     if name.endswith("tiled"):
         assert len(program.tiles) > 1
         assert any(tile.descriptor["reuse_weights"] for tile in program.tiles)
@@ -71,6 +82,7 @@ def test_a_three_layer_program_chains_its_outputs():
     assert all(cycles > 0 for cycles in run.layer_cycles)
     assert sum(run.layer_cycles) < run.cycles
     assert run.beats_read == run.memory.beats_read and run.beats_written == run.memory.beats_written
+    assert_beats(run, program)
 
 
 def test_a_corrupted_weight_is_caught_by_the_comparison():
@@ -213,6 +225,7 @@ def run_rtl_cases(config, simulator, names):
             expected = reference(config, layer, expected)
         assert np.array_equal(run.output(program), expected), name
         assert run.tiles_done == len(program.tiles)
+        assert_beats(run, program)
         if name.endswith("tiled"):
             assert len(program.tiles) > 1
 

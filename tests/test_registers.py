@@ -170,6 +170,10 @@ def test_start_waits_for_idle_and_done_interrupt_cycle():
         assert await lite.read(offset("ISR")) == 1
         assert await lite.read(offset("CONTROL")) == 0b1110  # ap_done, ap_idle, ap_ready
         assert await lite.read(offset("CONTROL")) == 0b1100  # ap_done was cleared by the read
+        await lite.write(offset("ISR"), 0)  # write 1 to clear: zero bits change nothing
+        await lite.write(offset("ISR"), 0xFFFF_FFFE, strobe=0b1111)
+        await ctx.tick()
+        assert ctx.get(dut.interrupt) == 1 and await lite.read(offset("ISR")) == 1
         await lite.write(offset("ISR"), 1)
         await ctx.tick()
         assert ctx.get(dut.interrupt) == 0 and await lite.read(offset("ISR")) == 0

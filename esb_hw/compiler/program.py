@@ -58,7 +58,7 @@ from .lowering import (
 )
 
 __all__ = ["DESCRIPTOR_BYTES", "Program", "Tile", "compile_program", "descriptor_error", "input_image",
-           "predicted_cycles", "read_output", "run_in_numpy"]
+           "predicted_beats", "predicted_cycles", "read_output", "run_in_numpy"]
 
 DESCRIPTOR_BYTES = DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES
 REGION_ALIGNMENT = 4096
@@ -571,6 +571,28 @@ def predicted_cycles(program: Program, *, memory_latency: int = 60) -> dict:
         stores_done = store_end
         previous_compute_start = compute_start
     return {"cycles": store_free + 2, "compute_cycles": compute_total, "tiles": timeline}
+
+
+def predicted_beats(program: Program) -> dict:
+    """The memory beats the engine moves for ``program``, exactly: ``{"read", "written"}``. Reads are each
+    descriptor (:data:`~esb_hw.layouts.DESCRIPTOR_BEATS` beats) and each tile's loads (parameters, weights and
+    activations, or only activations when the tile reuses the weights); writes are each tile's outputs. Each
+    segment of a transfer moves every beat its bytes touch (words of up to 16 bytes share a beat)."""
+    sizes = {name: memory_word_bytes(value) for name, value in buffer_word_bits(program.config).items()}
+
+    def beats(transfer: dict, kind: str) -> int:
+        length = transfer["words"] * sizes[kind]
+        starts = (transfer["address"] + segment * transfer["stride"] for segment in range(transfer["segments"]))
+        return sum((start + length - 1) // MEMORY_BEAT_BYTES - start // MEMORY_BEAT_BYTES + 1 for start in starts)
+
+    read = written = 0
+    for tile in program.tiles:
+        d = tile.descriptor
+        kinds = (("activations", "activation"),) if d["reuse_weights"] else (
+            ("params", "param"), ("weights", "weight"), ("activations", "activation"))
+        read += DESCRIPTOR_BEATS + sum(beats(d[name], kind) for name, kind in kinds)
+        written += beats(d["outputs"], "output")
+    return {"read": read, "written": written}
 
 
 def to_bundle(program: Program, name: str = "program", activation_codes=None):

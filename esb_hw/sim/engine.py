@@ -39,6 +39,9 @@ class EngineRun:
     beats_written: int
     layer_cycles: list[int] = field(default_factory=list)
     waves: Path | None = None
+    #: Compute cycles per layer counted by the testbench from the layer core's ``start`` and ``done`` alone (each
+    #: cycle the core holds a tile goes to the oldest tile's layer); only :func:`run_engine` fills it.
+    observed_layer_cycles: list[int] | None = None
 
     def output(self, program: Program, layer: int = -1) -> np.ndarray:
         address, size = program.output_region(layer)
@@ -68,9 +71,23 @@ def run_engine(program: Program, memory: MemoryModel | None = None, *, descripto
     engine = engine or Engine(program.config)
     count = len(program.tiles) if descriptors is None else descriptors
     result = {}
+    tile_layers = [tile.descriptor["layer"] for tile in program.tiles]
+    observed = [0] * len(program.layers)
 
     async def serve(ctx):
         await memory.serve(ctx, engine)
+
+    async def observe_core(ctx):
+        """An independent count of :attr:`EngineRun.observed_layer_cycles` from the core's ports."""
+        queue, started = [], 0
+        async for _, _, start, done in ctx.tick().sample(engine.core.start, engine.core.done):
+            if queue:
+                observed[queue[0]] += 1
+            if done and queue:
+                queue.pop(0)
+            if start:
+                queue.append(tile_layers[started])
+                started += 1
 
     async def testbench(ctx):
         ctx.set(engine.program_address, program.program_address)
@@ -96,11 +113,12 @@ def run_engine(program: Program, memory: MemoryModel | None = None, *, descripto
     simulator = Simulator(engine)
     simulator.add_clock(1e-8)
     simulator.add_testbench(serve, background=True)
+    simulator.add_testbench(observe_core, background=True)
     simulator.add_testbench(testbench)
     simulator.run()
     if not result:
         raise CheckFailed(f"the engine did not finish within {max_cycles} cycles")
-    return EngineRun(memory, **result)
+    return EngineRun(memory, **result, observed_layer_cycles=observed)
 
 
 def run_engine_rtl(program: Program, *, simulator: str = "verilator", seed: int = 1, latency=(20, 100),

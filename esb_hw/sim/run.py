@@ -221,7 +221,7 @@ def run(args) -> int:
         print(file=sys.stderr)
     if run.error:
         raise CheckFailed(f"the engine stopped with error {run.error_text} at descriptor {run.failed_descriptor}")
-    output = run.output(program)
+    output = np.asarray(run.output(program), dtype=np.int64)  # documented: int64 codes
     expected = golden_output(config, files, x) if args.check else None
     if files[0].batched and output.ndim == 3:  # NCHW in, NCHW out
         output = output[None]
