@@ -85,6 +85,32 @@ def test_a_three_layer_program_chains_its_outputs():
     assert_beats(run, program)
 
 
+def test_the_next_layer_waits_for_the_last_store_of_the_previous():
+    """The barrier race made observable: layer 0 is cut by row blocks (each tile writes some channels of every
+    pixel) and layer 1's first tile reads every channel, so it needs layer 0's last tile stored. Its activation
+    load starts while that tile still computes; only the barrier on layer 1's first tile holds it back. The output
+    region starts as garbage, so a load that runs ahead reads wrong codes."""
+    config = dataclasses.replace(CONFIG, weight_words=256, name="barrier")
+    rng = np.random.default_rng(11)
+    layers = [random_layer(config, rng, "conv2d", 8, 16, 3, 1, 1, False),
+              random_layer(config, rng, "conv2d", 8, 8, 1, 1, 0, False)]
+    x = rng.integers(0, config.activation_format.code_count, (16, 5, 5))
+    program = compile_program(config, layers, x.shape, x, base=BASE)
+    first, last = ([tile for tile in program.tiles if tile.descriptor["layer"] == layer] for layer in (0, 1))
+    assert len(first) > 1 and first[-1].descriptor["outputs"]["address"] > first[0].descriptor["outputs"]["address"]
+    assert last[0].descriptor["activations"]["address"] == program.output_region(0)[0]  # reads all of layer 0
+    memory = memory_for(program, seed=3)
+    address, size = program.output_region(0)
+    memory.write_bytes(address, bytes([0xA5]) * size)
+    run = run_engine(program, memory)
+    assert run.error == 0, run.error_text
+    expected = x
+    for layer in layers:
+        expected = reference(config, layer, expected)
+    assert np.array_equal(run.output(program), expected)
+    assert_beats(run, program)
+
+
 def test_a_corrupted_weight_is_caught_by_the_comparison():
     """The bit-exact comparison fails when the memory holds a wrong weight."""
     layer = random_layer(CONFIG, np.random.default_rng(1), "conv2d", 4, 4, 3, 1, 1, False)
