@@ -100,7 +100,8 @@ def expected_codes(config, values) -> list[int]:
 
 
 def edge_values(config, rng):
-    """Extreme accumulators and biases, M = 0 and 2**16 - 1, S = 1 and 48, and rounding ties."""
+    """Extreme accumulators and biases, M = 0 and 2**16 - 1, S = 1 and 48, rounding ties and the saturation
+    bound."""
     top = (1 << (config.accumulator_bits - 1)) - 1
     low = -(1 << (config.accumulator_bits - 1))
     max_multiplier = (1 << REQUANT_MULTIPLIER_BITS) - 1
@@ -114,6 +115,14 @@ def edge_values(config, rng):
     for shift in range(1, 9):
         for level in range(0, 40):
             values.append(((2 * level + 1) << (shift - 1), 0, 1, shift))
+    # The saturation bound exactly: results just below, at and just above La_max, ties included, with the
+    # accumulator and the bias carrying the value in turn.
+    max_level = config.activation_format.max_level
+    for shift in range(1, 5):
+        for target in (max_level - 1, max_level, max_level + 1):
+            centre = target << shift
+            for value in range(centre - (1 << shift), centre + (1 << shift) + 1):
+                values += [(value, 0, 1, shift), (0, value, 1, shift), (value - 7, 7, 1, shift)]
     # Scales that land near every level of the format.
     for _ in range(200):
         shift = int(rng.integers(8, 20))
