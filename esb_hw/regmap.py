@@ -13,8 +13,9 @@ import json
 import zlib
 from dataclasses import dataclass
 
-__all__ = ["ACCESS", "DATA_BITS", "ADDRESS_BITS", "ENGINE_ERRORS", "MAGIC", "REGISTERS", "REGMAP_VERSION", "Field",
-           "Register", "by_name", "c_header", "config_id", "engine_error", "regmap_dict", "regmap_json"]
+__all__ = ["ACCESS", "ADDRESS_BITS", "CLEARED_BY_HARDWARE", "DATA_BITS", "ENGINE_ERRORS", "MAGIC", "REGISTERS",
+           "REGMAP_VERSION", "SET_BY_HARDWARE", "Field", "Register", "RegisterModel", "by_name", "c_header",
+           "config_id", "engine_error", "port_name", "regmap_dict", "regmap_json"]
 
 #: Width of the register bus and of every register.
 DATA_BITS = 32
@@ -25,7 +26,16 @@ MAGIC = 0x45534231
 #: Bumped whenever a register or field moves.
 REGMAP_VERSION = 1
 
-#: Access kinds: read-write, read-only, write-one-to-clear, clear-on-read, write-one-to-start.
+#: Access kinds. The behaviour of each is defined once, here, and built from this table twice: in the hardware
+#: (:class:`esb_hw.hw.bus.registers.RegisterFile`) and in :class:`RegisterModel` (the fake board of the tests).
+#:
+#: - ``RW``: storage; a write replaces the bytes its strobes select. The hardware reads the stored value.
+#: - ``RO``: the hardware's value; writes are ignored.
+#: - ``W1C``: a flag the hardware sets (``set``); a write of 1 clears it, a write of 0 leaves it.
+#: - ``COR``: a flag the hardware sets (``set``); reading the register clears it; writes are ignored.
+#: - ``W1S``: a flag a write of 1 sets (a write of 0 leaves it); the hardware clears it (``clear``) when it acts.
+#:
+#: When a set and a clear come in the same cycle, the set wins: an event is never lost.
 ACCESS = {
     "RW": "read-write",
     "RO": "read-only",
@@ -33,6 +43,9 @@ ACCESS = {
     "COR": "read-only, cleared when read",
     "W1S": "write 1 to set; clears itself",
 }
+#: Access kinds whose storage the hardware sets by an event, and those it clears by one.
+SET_BY_HARDWARE = ("W1C", "COR")
+CLEARED_BY_HARDWARE = ("W1S",)
 
 #: The engine's error codes (the ``ERROR`` register and the driver's messages): code -> (name, meaning).
 ENGINE_ERRORS = {
@@ -133,6 +146,79 @@ def by_name(name: str) -> Register:
         if register.name == name:
             return register
     raise KeyError(f"no register {name!r}")
+
+
+def port_name(register: Register, field: Field) -> str:
+    """The name of a field's port on the register file and in :class:`RegisterModel`: ``program_address`` for a
+    whole register, ``control_ap_start`` for a field."""
+    return register.name.lower() if field.name == "value" else f"{register.name.lower()}_{field.name}"
+
+
+class RegisterModel:
+    """The register map's behaviour in Python, built from :data:`REGISTERS` and :data:`ACCESS` (a model of
+    :class:`esb_hw.hw.bus.registers.RegisterFile`, one access at a time).
+
+    The bus side is :meth:`read` and :meth:`write`; the hardware side is :meth:`drive` (an ``RO`` field's value),
+    :meth:`set` (a ``W1C``/``COR`` flag), :meth:`clear` (a ``W1S`` flag) and ``model[port]`` (any field's value).
+    Ports are named by :func:`port_name`.
+    """
+
+    def __init__(self, registers: tuple[Register, ...] = REGISTERS):
+        self.registers = {register.offset: register for register in registers}
+        self.fields = {port_name(register, field): field for register in registers for field in register.fields}
+        self.values = dict.fromkeys(self.fields, 0)
+
+    def _field(self, port: str, kinds: tuple[str, ...]) -> Field:
+        field = self.fields[port]
+        if field.access not in kinds:
+            raise KeyError(f"{port} is {field.access}, not {' or '.join(kinds)}")
+        return field
+
+    def __getitem__(self, port: str) -> int:
+        return self.values[port]
+
+    def drive(self, port: str, value: int) -> None:
+        field = self._field(port, ("RO",))
+        self.values[port] = value & ((1 << field.width) - 1)
+
+    def set(self, port: str) -> None:
+        self._field(port, SET_BY_HARDWARE)
+        self.values[port] = 1
+
+    def clear(self, port: str) -> None:
+        self._field(port, CLEARED_BY_HARDWARE)
+        self.values[port] = 0
+
+    def read(self, offset: int) -> int:
+        """The word at byte ``offset`` (0 where no register is); clears its ``COR`` fields."""
+        register = self.registers.get(offset & ~3 & ((1 << ADDRESS_BITS) - 1))
+        if register is None:
+            return 0
+        word = 0
+        for field in register.fields:
+            port = port_name(register, field)
+            word |= self.values[port] << field.lsb
+            if field.access == "COR":
+                self.values[port] = 0
+        return word
+
+    def write(self, offset: int, value: int, strobe: int = 0xF) -> None:
+        """A bus write of ``value`` with byte ``strobe``s; only the bytes selected count."""
+        register = self.registers.get(offset & ~3 & ((1 << ADDRESS_BITS) - 1))
+        if register is None:
+            return
+        byte_mask = sum(0xFF << (8 * lane) for lane in range(DATA_BITS // 8) if strobe >> lane & 1)
+        for field in register.fields:
+            port = port_name(register, field)
+            bits = (1 << field.width) - 1
+            written = (value & byte_mask) >> field.lsb & bits
+            selected = byte_mask >> field.lsb & bits
+            if field.access == "RW":
+                self.values[port] = (self.values[port] & ~selected) | written
+            elif field.access == "W1C":
+                self.values[port] &= ~written & bits
+            elif field.access == "W1S":
+                self.values[port] |= written
 
 
 #: Config keys that do not change the hardware a program needs.

@@ -1,6 +1,7 @@
 """A Python stand-in for the system behind PYNQ's objects, for the driver's tests (there is no board here): the
-register semantics of docs/system.md, a device memory separate from the CPU's view of each buffer (so a missing
-flush or invalidate shows), and a run that executes the compiled program with the compiler's NumPy twin."""
+registers are esb_hw.regmap.RegisterModel (built from the same table as the hardware's register file), a device
+memory separate from the CPU's view of each buffer (so a missing flush or invalidate shows), and a run that executes
+the compiled program with the compiler's NumPy twin."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import asyncio
 import numpy as np
 
 from esb_hw.compiler.program import run_in_numpy
-from esb_hw.regmap import MAGIC, REGMAP_VERSION, by_name, config_id
+from esb_hw.regmap import MAGIC, REGMAP_VERSION, RegisterModel, by_name, config_id
 
 
 def offset(name):
@@ -49,9 +50,11 @@ class FakeSystem:
                  corrupt_output=False):
         self.program, self.finish_after, self.error = program, finish_after, error
         self.corrupt_output = corrupt_output
-        self.registers = {offset("MAGIC"): magic, offset("VERSION"): REGMAP_VERSION,
-                          offset("ARRAY"): program.config.rows | program.config.cols << 8,
-                          offset("CONFIG_ID"): config_id((config or program.config).to_dict())}
+        self.registers = RegisterModel()
+        for port, value in (("magic", magic), ("version", REGMAP_VERSION), ("array_rows", program.config.rows),
+                            ("array_cols", program.config.cols),
+                            ("config_id", config_id((config or program.config).to_dict()))):
+            self.registers.drive(port, value)
         self.origin = address  # the device memory holds 16 MiB from the first buffer's address
         self.device = bytearray(0x100_0000)
         self.next_address = address
@@ -60,6 +63,7 @@ class FakeSystem:
         self.calls = []
         self.interrupt = FakeInterrupt()
         self.starts = 0
+        self._drive_status()
 
     # ---- pynq.allocate -------------------------------------------------------------------------------------
     def allocate(self, shape, dtype):
@@ -70,35 +74,35 @@ class FakeSystem:
 
     # ---- MMIO ----------------------------------------------------------------------------------------------
     def read(self, address):
-        if address == offset("STATUS"):
-            if self.busy and self.polls_left is not None:
-                self.polls_left -= 1
-                if self.polls_left <= 0:
-                    self._finish()
-            return int(self.busy) | int(self.done) << 1 | int(self.error != 0 and self.done) << 2
-        if address == offset("CONTROL"):
-            done = self.registers.pop("ap_done", 0)
-            return int(done) << 1 | int(not self.busy) << 2 | int(not self.busy) << 3
+        if address == offset("STATUS") and self.busy and self.polls_left is not None:
+            self.polls_left -= 1
+            if self.polls_left <= 0:
+                self._finish()
         if address == offset("LAYER_CYCLES"):
-            return 1000 + self.registers.get(offset("LAYER_SELECT"), 0)
-        return self.registers.get(address, 0)
+            self.registers.drive("layer_cycles", 1000 + self.registers["layer_select"])
+        return self.registers.read(address)
 
     def write(self, address, value):
         self.calls.append(("write", address, value))
-        if address == offset("CONTROL") and value & 1:
+        self.registers.write(address, value)
+        if self.registers["control_ap_start"] and not self.busy:
+            self.registers.clear("control_ap_start")  # the engine takes the start
             self._start()
-        elif address == offset("ISR"):
-            self.registers[address] = self.registers.get(address, 0) & ~value
-        else:
-            self.registers[address] = value
+        self._drive_status()
+
+    def _drive_status(self):
+        idle = not self.busy and not self.registers["control_ap_start"]
+        for port, value in (("status_busy", self.busy), ("status_done", self.done),
+                            ("status_error", self.error != 0 and self.done), ("control_ap_idle", idle),
+                            ("control_ap_ready", idle)):
+            self.registers.drive(port, int(value))
 
     def _start(self):
         assert not self.busy
         self.starts += 1
         self.busy, self.done = True, False
         self.polls_left = self.finish_after
-        base = self.registers[offset("MEMORY_BASE_LO")] | self.registers[offset("MEMORY_BASE_HI")] << 32
-        self.base = base
+        self.base = self.registers["memory_base_lo"] << 12 | self.registers["memory_base_hi"] << 32
         if self.finish_after == 0:
             self._finish()
 
@@ -110,16 +114,18 @@ class FakeSystem:
             self.error = 1  # the hardware would read zeros or stale descriptors: zero_size
         if not self.error:
             memory = bytearray(self.device[start:start + size])
-            assert self.registers[offset("PROGRAM_ADDRESS")] == self.program.program_address
+            assert self.registers["program_address"] == self.program.program_address
             run_in_numpy(self.program, memory)
             if self.corrupt_output:
                 memory[self.program.output_region()[0]] ^= 1
             self.device[start:start + size] = memory
-        self.registers.update({offset("ERROR"): self.error, offset("FAILED_DESCRIPTOR"): 1 if self.error else 0,
-                               offset("CYCLES"): 12345, offset("TILES_DONE"): len(self.program.tiles),
-                               "ap_done": 1})
+        for port, value in (("error", self.error), ("failed_descriptor", 1 if self.error else 0),
+                            ("cycles", 12345), ("tiles_done", len(self.program.tiles))):
+            self.registers.drive(port, value)
         self.busy, self.done = False, True
-        if self.registers.get(offset("IER"), 0) & 1:
-            self.registers[offset("ISR")] = 1
-            if self.registers.get(offset("GIE"), 0) & 1:
+        self._drive_status()
+        self.registers.set("control_ap_done")
+        if self.registers["ier_done"]:
+            self.registers.set("isr_done")
+            if self.registers["gie"]:
                 self.interrupt.event.set()

@@ -1,15 +1,29 @@
 # amaranth: UnusedElaboratable=no
-"""ControlRegisters (esb_hw/hw/bus/registers.py) in Amaranth's simulator, through its AXI4-Lite port: constants,
-read-write registers with byte strobes, address and data in either order, ap_start held until the engine is idle,
-ap_done cleared by reading, ISR write-one-to-clear, the interrupt, unmapped offsets."""
+"""esb_hw/hw/bus/registers.py in Amaranth's simulator, through the AXI4-Lite port. RegisterFile against
+esb_hw.regmap.RegisterModel (both built from the one table) on random accesses and hardware events; ControlRegisters:
+constants, read-write registers with byte strobes, address and data in either order, ap_start held until the engine
+is idle, ap_done cleared by reading, ISR write-one-to-clear, the interrupt, unmapped offsets."""
 
 import random
 
+import pytest
 from amaranth.sim import Simulator
 
 from esb_hw.data import shipped_config
-from esb_hw.hw.bus.registers import ControlRegisters
-from esb_hw.regmap import MAGIC, REGMAP_VERSION, by_name, config_id
+from esb_hw.hw.bus.registers import ControlRegisters, RegisterFile
+from esb_hw.regmap import (
+    CLEARED_BY_HARDWARE,
+    MAGIC,
+    REGISTERS,
+    REGMAP_VERSION,
+    SET_BY_HARDWARE,
+    Field,
+    Register,
+    RegisterModel,
+    by_name,
+    config_id,
+    port_name,
+)
 
 CONFIG = shipped_config("default")
 
@@ -78,6 +92,117 @@ class Lite:
         ctx.set(axi.rready, 0)
         assert rresp == 0
         return rdata
+
+
+def compare_with_the_model(registers, operations: int, seed: int):
+    """Random bus writes (random strobes, unmapped offsets too), reads and hardware events, one at a time, on the
+    RegisterFile and the RegisterModel of ``registers``; every read and every field's value must agree. Returns the
+    number of reads compared."""
+    dut = RegisterFile(registers)
+    model = RegisterModel(registers)
+    rng = random.Random(seed)
+    ports = {port_name(register, field): field for register in registers for field in register.fields}
+    offsets = [register.offset for register in registers] + [0xFF0]
+    checked = []
+
+    async def testbench(ctx):
+        lite = Lite(ctx, dut.axi, rng)
+        for _ in range(operations):
+            kind = rng.choice(("write", "write", "read", "read", "event"))
+            if kind == "write":
+                address, value, strobe = rng.choice(offsets), rng.getrandbits(32), rng.getrandbits(4)
+                await lite.write(address, value, strobe)
+                model.write(address, value, strobe)
+            elif kind == "read":
+                address = rng.choice(offsets)
+                assert await lite.read(address) == model.read(address), f"read 0x{address:03X}"
+                checked.append(address)
+            else:
+                port = rng.choice(sorted(ports))
+                field = ports[port]
+                if field.access == "RO":
+                    value = rng.getrandbits(field.width)
+                    ctx.set(getattr(dut, port), value)
+                    model.drive(port, value)
+                    await ctx.tick()
+                elif field.access in SET_BY_HARDWARE + CLEARED_BY_HARDWARE:
+                    strobe = getattr(dut, f"{port}_set" if field.access in SET_BY_HARDWARE else f"{port}_clear")
+                    ctx.set(strobe, 1)
+                    await ctx.tick()
+                    ctx.set(strobe, 0)
+                    (model.set if field.access in SET_BY_HARDWARE else model.clear)(port)
+            for port, field in ports.items():
+                if field.access != "RO":
+                    assert ctx.get(getattr(dut, port)) == model[port], f"{port} after a {kind}"
+
+    simulator = Simulator(dut)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    return len(checked)
+
+
+def test_the_register_file_behaves_as_the_model():
+    assert compare_with_the_model(REGISTERS, 600, seed=1) > 150
+
+
+def test_every_access_kind_against_the_model():
+    """One register per access kind, several fields and a 20-bit field at bit 12, so that each kind meets strobes."""
+    registers = (
+        Register("A", 0x00, "", (Field("rw", 0, 12, "RW", ""), Field("hi", 12, 20, "RW", ""))),
+        Register("B", 0x04, "", (Field("w1c", 0, 1, "W1C", ""), Field("cor", 9, 1, "COR", ""),
+                                 Field("w1s", 17, 1, "W1S", ""), Field("ro", 24, 8, "RO", ""))),
+    )
+    assert compare_with_the_model(registers, 400, seed=2) > 100
+
+
+@pytest.mark.parametrize(("access", "wrong"), [("W1C", "clears on any write"), ("RW", "ignores strobes")])
+def test_the_comparison_catches_a_wrong_model(access, wrong, monkeypatch):
+    """The checker itself: a model that clears a W1C flag on any write, or writes every byte, is caught."""
+    original = RegisterModel.write
+
+    def broken(self, offset, value, strobe=0xF):
+        if wrong == "clears on any write":
+            for port, field in self.fields.items():
+                if field.access == "W1C" and self.registers.get(offset) and field in self.registers[offset].fields:
+                    self.values[port] = 0
+        original(self, offset, value, 0xF if wrong == "ignores strobes" else strobe)
+
+    monkeypatch.setattr(RegisterModel, "write", broken)
+    with pytest.raises(AssertionError):
+        compare_with_the_model(REGISTERS, 600, seed=1)
+
+
+def test_set_wins_over_a_clear_in_the_same_cycle():
+    dut = RegisterFile(REGISTERS)
+
+    async def testbench(ctx):
+        lite = Lite(ctx, dut.axi, random.Random(0))
+        ctx.set(dut.control_ap_done_set, 1)  # held while CONTROL is read: the read's clear loses
+        assert await lite.read(offset("CONTROL")) & 0b10 == 0b10
+        await ctx.tick()
+        assert ctx.get(dut.control_ap_done) == 1
+        ctx.set(dut.control_ap_done_set, 0)
+        assert await lite.read(offset("CONTROL")) & 0b10 == 0b10
+        assert await lite.read(offset("CONTROL")) & 0b10 == 0  # cleared by the read before
+        ctx.set(dut.control_ap_start_clear, 1)  # held while ap_start is written: the write wins for a cycle
+        await lite.write(offset("CONTROL"), 1)
+        await ctx.tick()
+        assert ctx.get(dut.control_ap_start) == 0  # then the held clear takes it
+        seen.append("done")
+
+    seen = []
+
+    async def watch(ctx):
+        async for _, _, start in ctx.tick().sample(dut.control_ap_start):
+            seen.append(start)
+
+    simulator = Simulator(dut)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(watch, background=True)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    assert seen[-1] == "done" and 1 in seen
 
 
 def simulate(body):
