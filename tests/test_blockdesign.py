@@ -1,7 +1,8 @@
 """The ZCU102 system's Vivado Tcl (esb_hw/boards/zcu102.py block_design_tcl, esb_hw/boards/_vivado.py
-project_tcl) run in tclsh against stub Vivado commands: every interface connection, clock and reset net, address segment and PS setting is
-checked by name against a table written from the IP's documented port names, every pin of the system it names
-exists on the generated wrapper, and the project copies the bitstream and the .hwh into deploy/."""
+project_tcl) run in tclsh against stub Vivado commands: every interface connection, clock and reset net, address
+segment and PS setting is checked by name against a table written from the IP's documented port names, every pin of
+the system it names exists on the generated wrapper, and the project copies the bitstream and the .hwh into
+deploy/."""
 
 import shutil
 import subprocess
