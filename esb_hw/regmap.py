@@ -23,8 +23,8 @@ DATA_BITS = 32
 ADDRESS_BITS = 12
 #: The value of ``MAGIC``: "ESB1" in ASCII, most significant byte first.
 MAGIC = 0x45534231
-#: Bumped whenever a register or field moves.
-REGMAP_VERSION = 1
+#: Bumped whenever a register or field moves (2: CONTROL.abort).
+REGMAP_VERSION = 2
 
 #: Access kinds. The behaviour of each is defined once, here, and built from this table twice: in the hardware
 #: (:class:`esb_hw.hw.bus.registers.RegisterFile`) and in :class:`RegisterModel` (the fake board of the tests).
@@ -59,6 +59,7 @@ ENGINE_ERRORS = {
     6: ("misaligned", "a descriptor's address or stride is not a multiple of its word size"),
     7: ("read", "the memory returned a read error"),
     8: ("write", "the memory returned a write error"),
+    9: ("aborted", "the host aborted the run (CONTROL.abort); TILES_DONE tiles were stored whole"),
 }
 
 
@@ -109,6 +110,9 @@ REGISTERS: tuple[Register, ...] = (
         Field("ap_done", 1, 1, "COR", "a run finished since this register was last read"),
         Field("ap_idle", 2, 1, "RO", "no run is in progress or pending"),
         Field("ap_ready", 3, 1, "RO", "a start would be taken now (same as ap_idle)"),
+        Field("abort", 8, 1, "W1S", "write 1 to abort the run: the transfers in flight end, nothing more is "
+                                    "loaded or stored, and the run ends with error 9 (aborted); reads 1 until the "
+                                    "engine is idle"),
     )),
     _whole("GIE", 0x04, "RW", "global interrupt enable", 1),
     Register("IER", 0x08, "Interrupt enable", (Field("done", 0, 1, "RW", "interrupt when a run ends"),)),

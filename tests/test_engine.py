@@ -8,12 +8,21 @@ import dataclasses
 
 import numpy as np
 import pytest
+from amaranth.sim import Simulator
 
 from esb_hw.compiler.lowering import reference
-from esb_hw.compiler.program import compile_program, predicted_beats, predicted_cycles
+from esb_hw.compiler.program import compile_program, predicted_beats, predicted_cycles, read_output
 from esb_hw.config import AcceleratorConfig
 from esb_hw.hw.core.checker import ERROR_CODES
-from esb_hw.layouts import DESCRIPTOR_BEATS, MEMORY_BEAT_BYTES, descriptor_layout, pack
+from esb_hw.hw.core.engine import Engine
+from esb_hw.layouts import (
+    DESCRIPTOR_BEATS,
+    MEMORY_BEAT_BYTES,
+    buffer_word_bits,
+    descriptor_layout,
+    memory_word_bytes,
+    pack,
+)
 from esb_hw.sim.engine import memory_for, run_engine
 from esb_hw.sim.layer_core import SMALL_ENGINE_CONFIG, random_layer
 
@@ -289,3 +298,122 @@ def test_rtl_bad_descriptor_ends_the_run():
     broken = dataclasses.replace(program, image=bytes(image))
     run = run_engine_rtl(broken, simulator="icarus", max_cycles=50_000)
     assert (run.error, run.failed_descriptor, run.tiles_done) == (ERROR_CODES["unsupported_kernel"], 1, 1)
+
+
+# ---- abort ------------------------------------------------------------------------------------------------------
+ABORTED = ERROR_CODES["aborted"]
+
+
+def tiled_program():
+    layer = random_layer(CONFIG, np.random.default_rng(1), "conv2d", 6, 5, 3, 2, 1, True)
+    program, x = program_of([layer], (5, 9, 8))
+    return program, reference(CONFIG, layer, x)
+
+
+def stored_bytes(program, tiles: int) -> set[int]:
+    """Every byte the outputs of tiles ``0 .. tiles - 1`` may write."""
+    word = memory_word_bytes(buffer_word_bits(program.config)["output"])
+    allowed = set()
+    for tile in program.tiles[:tiles]:
+        out = tile.descriptor["outputs"]
+        for segment in range(out["segments"]):
+            start = out["address"] + segment * out["stride"]
+            allowed.update(range(start, start + out["words"] * word))
+    return allowed
+
+
+def abort_then_rerun(program, *, abort_at=None, abort_on_write=False, pause=None, abort_idle=False, seed=4):
+    """Run ``program`` and abort it ``abort_at`` cycles after the start (or at its first write beat), optionally
+    with the memory paused over ``pause`` (first, last cycle); then run it again, whole, on the same engine and
+    memory. Returns the first run's status, its memory writes, and the second run's status."""
+    engine = Engine(program.config)
+    memory = memory_for(program, seed=seed)
+    results = []
+
+    async def serve(ctx):
+        await memory.serve(ctx, engine)
+
+    async def run(ctx, abort: bool):
+        if abort and abort_idle:  # an abort while idle: nothing to end, nothing remembered
+            ctx.set(engine.abort, 1)
+            for _ in range(10):
+                *_, busy, done = await ctx.tick().sample(engine.busy, engine.done)
+                assert not busy and not done
+            ctx.set(engine.abort, 0)
+        ctx.set(engine.program_address, program.program_address)
+        ctx.set(engine.program_length, len(program.tiles))
+        ctx.set(engine.start, 1)
+        await ctx.tick()
+        ctx.set(engine.start, 0)
+        for cycle in range(30_000):  # about 20 times the run: a watchdog, so that a hang fails fast
+            if pause is not None and abort:
+                memory.paused = pause[0] <= cycle < pause[1]
+            hit = abort_on_write and ctx.get(engine.write_data.valid) and ctx.get(engine.write_data.ready)
+            if abort and (cycle == abort_at or hit):
+                ctx.set(engine.abort, 1)
+            *_, done = await ctx.tick().sample(engine.done)
+            if done:
+                break
+        else:
+            raise AssertionError(f"no done within 30,000 cycles; busy {ctx.get(engine.busy)}, memory quiet "
+                                 f"{memory.quiet}, paused {memory.paused}")
+        ctx.set(engine.abort, 0)
+        await ctx.tick()
+        results.append({"error": ctx.get(engine.error), "tiles_done": ctx.get(engine.tiles_done),
+                        "failed": ctx.get(engine.failed_descriptor), "busy": ctx.get(engine.busy),
+                        "quiet": memory.quiet, "writes": list(memory.writes_seen)})
+        memory.writes_seen.clear()
+
+    async def testbench(ctx):
+        await run(ctx, abort=True)
+        await run(ctx, abort=False)
+
+    simulator = Simulator(engine)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(serve, background=True)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    first, second = results
+    output = read_output(program, memory.read_bytes(*program.output_region()))
+    return first, second, output
+
+
+@pytest.mark.parametrize("abort_at", [2, 40, 150, 400, 700, 1000])
+def test_an_abort_drains_and_the_next_run_is_exact(abort_at):
+    """Aborted at any point (fetch, loads, compute, stores): the run ends with ``aborted``, every transaction it
+    started is finished (the memory is quiet), it wrote only inside the tiles it stored whole and the one being
+    stored, and the same engine then runs the program bit-exactly."""
+    program, expected = tiled_program()
+    first, second, output = abort_then_rerun(program, abort_at=abort_at)
+    if first["error"] != ABORTED:  # the run had ended before the abort: nothing to abort
+        assert first["error"] == 0 and first["tiles_done"] == len(program.tiles), first
+    else:
+        assert first["tiles_done"] < len(program.tiles)
+        assert {address for address, _ in first["writes"]} <= stored_bytes(program, first["tiles_done"] + 1)
+    assert not first["busy"] and first["quiet"]
+    assert (second["error"], second["tiles_done"], second["quiet"]) == (0, len(program.tiles), True)
+    assert np.array_equal(output, expected)
+
+
+def test_an_abort_during_a_write_burst():
+    program, expected = tiled_program()
+    first, second, output = abort_then_rerun(program, abort_on_write=True)
+    assert (first["error"], first["tiles_done"], first["quiet"]) == (ABORTED, 0, True)
+    assert first["writes"] and {address for address, _ in first["writes"]} <= stored_bytes(program, 1)
+    assert second["error"] == 0 and np.array_equal(output, expected)
+
+
+def test_an_abort_while_the_memory_stops_answering():
+    """The memory stops answering mid-run; the abort comes while it is silent and waits for the transfers it owes
+    (AXI cannot take a request back); once the memory answers again the run ends aborted, and the next is exact."""
+    program, expected = tiled_program()
+    first, second, output = abort_then_rerun(program, abort_at=300, pause=(250, 5000))
+    assert (first["error"], first["quiet"], first["busy"]) == (ABORTED, True, 0)
+    assert second["error"] == 0 and np.array_equal(output, expected)
+
+
+def test_an_abort_when_idle_changes_nothing():
+    program, expected = tiled_program()
+    first, second, output = abort_then_rerun(program, abort_idle=True)
+    assert (first["error"], first["tiles_done"]) == (0, len(program.tiles))
+    assert second["error"] == 0 and np.array_equal(output, expected)

@@ -38,7 +38,7 @@ def test_pynq_control_layout_at_zero():
     control = by_name("CONTROL")
     assert control.offset == 0
     assert [(field.name, field.lsb) for field in control.fields] == [("ap_start", 0), ("ap_done", 1), ("ap_idle", 2),
-                                                                     ("ap_ready", 3)]
+                                                                     ("ap_ready", 3), ("abort", 8)]
     assert (by_name("GIE").offset, by_name("IER").offset, by_name("ISR").offset) == (0x04, 0x08, 0x0C)
 
 

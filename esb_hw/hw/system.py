@@ -85,7 +85,8 @@ class System(wiring.Component):
             wiring.connect(m, getattr(engine, name), getattr(master, name))
         for name in ("read_data", "write_response"):
             wiring.connect(m, getattr(master, name), getattr(engine, name))
-        m.d.comb += [engine.start.eq(registers.start), engine.program_address.eq(registers.program_address),
+        m.d.comb += [engine.start.eq(registers.start), engine.abort.eq(registers.abort),
+                     engine.program_address.eq(registers.program_address),
                      engine.program_length.eq(registers.program_length), engine.layer_select.eq(registers.layer_select),
                      master.base.eq(registers.base), self.interrupt.eq(registers.interrupt)]
         for name in ("busy", "done", "error", "failed_descriptor", "tiles_done", "cycles", "beats_read",

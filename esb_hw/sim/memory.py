@@ -7,7 +7,9 @@
 - random stalls: ``request.ready`` and the read data's ``valid`` are held low on random cycles (with probability
   ``stall``); a beat once offered stays offered until taken, as on AXI;
 - up to ``outstanding`` requests per direction are accepted ahead of their data;
-- a read or a write that touches a beat in ``bad_beats``, or beyond the memory, answers with ``error``.
+- a read or a write that touches a beat in ``bad_beats``, or beyond the memory, answers with ``error``;
+- while ``paused`` is set it answers nothing: no request, data beat or response is taken or offered (a memory
+  that stops answering, for the abort's tests); a beat already offered stays offered.
 
 It counts the beats moved. :meth:`MemoryModel.serve` runs it in an Amaranth testbench; :meth:`MemoryModel.serve_cocotb`
 runs it on the emitted Verilog, with the same behaviour cycle for cycle.
@@ -62,6 +64,7 @@ class MemoryModel:
     stall: float = 0.2
     outstanding: int = 4
     bad_beats: set[int] = field(default_factory=set)
+    paused: bool = False
 
     def __post_init__(self):
         if self.size % MEMORY_BEAT_BYTES:
@@ -75,6 +78,11 @@ class MemoryModel:
         self.writes_seen: list[tuple[int, int]] = []  # (byte address, byte count) of every byte written
         self._offering = False  # a read beat is on the bus
         self._answering = False
+
+    @property
+    def quiet(self) -> bool:
+        """No transaction is in flight: every request taken has all its beats and its response."""
+        return not (self.reads or self.writes or self.responses)
 
     # ---- contents ----------------------------------------------------------------------------------------------
     def write_bytes(self, address: int, blob: bytes) -> None:
@@ -92,7 +100,8 @@ class MemoryModel:
         stall = self.rng.random
         read = self.reads[0] if self.reads else None
         if not self._offering:
-            self._offering = read is not None and read.due <= self.cycle and stall() >= self.stall
+            self._offering = (read is not None and read.due <= self.cycle and stall() >= self.stall
+                              and not self.paused)
         beat_address = read.address + read.done if self._offering else 0
         data, error = 0, 0
         if self._offering:
@@ -102,12 +111,13 @@ class MemoryModel:
                 start = beat_address * MEMORY_BEAT_BYTES
                 data = int.from_bytes(self.memory[start: start + MEMORY_BEAT_BYTES], "little")
         if not self._answering:
-            self._answering = bool(self.responses) and self.responses[0].due <= self.cycle
+            self._answering = bool(self.responses) and self.responses[0].due <= self.cycle and not self.paused
+        taking = not self.paused
         return {
-            "read_request_ready": int(len(self.reads) < self.outstanding and stall() >= self.stall),
+            "read_request_ready": int(len(self.reads) < self.outstanding and stall() >= self.stall and taking),
             "read_data_valid": int(self._offering), "read_data": data, "read_error": error,
-            "write_request_ready": int(len(self.writes) < self.outstanding and stall() >= self.stall),
-            "write_data_ready": int(bool(self.writes) and stall() >= self.stall),
+            "write_request_ready": int(len(self.writes) < self.outstanding and stall() >= self.stall and taking),
+            "write_data_ready": int(bool(self.writes) and stall() >= self.stall and taking),
             "response_valid": int(self._answering),
             "response_error": int(self._answering and self.responses[0].error),
         }

@@ -159,6 +159,8 @@ class ControlRegisters(wiring.Component):
         WSTRB is honoured byte by byte.
     start : Out(1)
         One cycle: the engine's start (a pending ``ap_start`` once the engine is idle).
+    abort : Out(1)
+        ``CONTROL.abort``: held from the host's write until the engine is idle.
     program_address : Out(32), program_length : Out(16), base : Out(40), layer_select : Out(8)
         The RW registers.
     busy, done : In(1); error : In(4); failed_descriptor, tiles_done : In(16);
@@ -176,8 +178,8 @@ class ControlRegisters(wiring.Component):
         self.config = config
         super().__init__({
             "axi": In(axi_lite_signature(ADDRESS_BITS, DATA_BITS)),
-            "start": Out(1), "program_address": Out(32), "program_length": Out(16), "base": Out(AXI_ADDRESS_BITS),
-            "layer_select": Out(8),
+            "start": Out(1), "abort": Out(1), "program_address": Out(32), "program_length": Out(16),
+            "base": Out(AXI_ADDRESS_BITS), "layer_select": Out(8),
             "busy": In(1), "done": In(1), "error": In(4), "failed_descriptor": In(16), "tiles_done": In(16),
             "cycles": In(32), "beats_read": In(32), "beats_written": In(32), "layer_cycles": In(32),
             "interrupt": Out(1),
@@ -196,6 +198,8 @@ class ControlRegisters(wiring.Component):
         m.d.comb += [self.start.eq(registers.control_ap_start & ~self.busy),
                      registers.control_ap_start_clear.eq(self.start),
                      registers.control_ap_done_set.eq(self.done)]
+        # CONTROL.abort (W1S) goes to the engine until it is idle.
+        m.d.comb += [self.abort.eq(registers.control_abort), registers.control_abort_clear.eq(~self.busy)]
         idle = ~self.busy & ~registers.control_ap_start
         m.d.comb += [registers.control_ap_idle.eq(idle), registers.control_ap_ready.eq(idle)]
         # ISR.done (W1C) is set when a run ends while IER.done is on; the interrupt line is registered.

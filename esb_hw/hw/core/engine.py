@@ -65,6 +65,11 @@ class Engine(wiring.Component):
     ----------
     start : In(1)
         Run the program (ignored while ``busy``).
+    abort : In(1)
+        End the run early (ignored while idle): every memory transfer already requested ends (reads are received,
+        writes get all their beats and responses), nothing more is fetched, loaded or stored, the tiles in the
+        layer core finish into the output buffer unseen, and the run ends with error ``aborted`` at the descriptor
+        being fetched or loaded. ``tiles_done`` counts the tiles stored whole before it.
     program_address : In(32)
         Byte address of descriptor 0 (a multiple of 16); descriptors follow every 128 bytes.
     program_length : In(16)
@@ -99,7 +104,7 @@ class Engine(wiring.Component):
         self.primitives = primitives
         self.core = LayerCore(config, primitives=primitives)  # validates the config for the core
         super().__init__({
-            "start": In(1), "program_address": In(32), "program_length": In(16),
+            "start": In(1), "abort": In(1), "program_address": In(32), "program_length": In(16),
             "busy": Out(1), "done": Out(1), "error": Out(4), "failed_descriptor": Out(16), "tiles_done": Out(16),
             "cycles": Out(32), "beats_read": Out(32), "beats_written": Out(32),
             "layer_select": In(8), "layer_cycles": Out(32),
@@ -142,15 +147,20 @@ class Engine(wiring.Component):
         # activation banks and layers, for the hand-offs and counters at their ``done``.
         in_core, core_banks, core_layers = Signal(range(3)), Signal(2), Signal(data.ArrayLayout(8, 2))
         storing, store_bank = Signal(), Signal()
-        idle_pipeline = Signal()
+        idle_pipeline, aborted_pipeline = Signal(), Signal()
         m.d.comb += idle_pipeline.eq(~handoff & (in_core == 0) & ~compute_starting & (loaded == 0) & (computed == 0)
                                      & ~storing)
+        # After an abort, only what still runs counts: the layer core's tiles and a store in flight.
+        m.d.comb += aborted_pipeline.eq((in_core == 0) & ~compute_starting & ~storing)
         error = self.error
 
         def fail(code, descriptor):
             """Record the first error and the descriptor it concerns; later ones are dropped."""
             with m.If(error == 0):
                 m.d.sync += [error.eq(code), self.failed_descriptor.eq(descriptor)]
+
+        # An abort: nothing new starts; what is in flight ends (the loader and the storer drain their requests).
+        aborting = Signal()
 
         # Weights and parameters have banks of their own: a tile that reuses its predecessor's weights computes
         # from the same weight bank; a tile that loads weights fills the other one, once no tile in flight (loaded
@@ -172,12 +182,15 @@ class Engine(wiring.Component):
         read_failed = Signal()
         starting = Signal()
         m.d.comb += starting.eq(self.start & ~self.busy)
+        with m.If(self.abort & self.busy & ~aborting):
+            m.d.sync += aborting.eq(1)
+            fail(ERROR_CODES["aborted"], index)
         with m.FSM(name="control") as control:
             with m.State("idle"):
                 with m.If(self.start):
                     m.d.sync += [error.eq(0), index.eq(0), address.eq(self.program_address), load_bank.eq(0),
                                  self.failed_descriptor.eq(0), have_weights.eq(0), length.eq(self.program_length),
-                                 requested.eq(0)]
+                                 requested.eq(0), aborting.eq(0)]
                     m.next = "fetch"
                     with m.If(self.program_length == 0):
                         m.next = "stop"
@@ -205,6 +218,8 @@ class Engine(wiring.Component):
                 with m.If(read_failed):
                     fail(ERROR_CODES["read"], index)
                     m.next = "stop"
+                with m.Elif(aborting):
+                    m.next = "stop"
                 with m.Else():
                     m.d.comb += checker.start.eq(1)
                     m.next = "checking"
@@ -215,6 +230,8 @@ class Engine(wiring.Component):
                         m.next = "stop"
                     with m.Elif(fetched.reuse_weights & ~have_weights):
                         fail(ERROR_CODES["inconsistent"], index)
+                        m.next = "stop"
+                    with m.Elif(aborting):
                         m.next = "stop"
                     with m.Else():
                         m.next = "wait"
@@ -231,6 +248,8 @@ class Engine(wiring.Component):
                     with m.If(loader.error):
                         fail(ERROR_CODES["read"], index)
                         m.next = "stop"
+                    with m.Elif(aborting):  # the bank holds a part of the tile: it is never computed
+                        m.next = "stop"
                     with m.Else():
                         m.d.sync += [tile_weight_bank.bit_select(load_bank, 1).eq(target_weight_bank),
                                      weight_bank.eq(target_weight_bank), have_weights.eq(1),
@@ -241,11 +260,13 @@ class Engine(wiring.Component):
                         with m.If(index == length - 1):
                             m.next = "stop"
             with m.State("stop"):
-                with m.If(idle_pipeline):
+                with m.If(idle_pipeline | (aborting & aborted_pipeline)):
                     m.d.comb += self.done.eq(1)
+                    m.d.sync += [loaded.eq(0), computed.eq(0), handoff.eq(0)]  # tiles an abort left unstored
                     m.next = "idle"
         m.d.comb += self.busy.eq(~control.ongoing("idle"))
-        m.d.comb += loader.banks.eq(Cat(target_weight_bank, target_weight_bank, load_bank))
+        m.d.comb += [loader.banks.eq(Cat(target_weight_bank, target_weight_bank, load_bank)),
+                     loader.stop.eq(aborting)]
         with m.If(control.ongoing("load")):
             m.d.comb += [self.read_request.valid.eq(loader.request.valid),
                          self.read_request.payload.eq(loader.request.payload),
@@ -261,7 +282,8 @@ class Engine(wiring.Component):
                      core.weight_bank.eq(tile_weight_bank.bit_select(compute_bank, 1)),
                      core.start.eq(compute_starting)]
         take = Signal()
-        m.d.comb += take.eq(handoff & core.ready & ~compute_starting & ~computed.bit_select(handoff_bank, 1))
+        m.d.comb += take.eq(handoff & core.ready & ~compute_starting & ~computed.bit_select(handoff_bank, 1)
+                            & ~aborting)
         with m.If(take):
             m.d.sync += [geometry.eq(fetched.geometry), layer.eq(fetched.layer), compute_bank.eq(handoff_bank),
                          handoff.eq(0), compute_starting.eq(1)]
@@ -287,12 +309,14 @@ class Engine(wiring.Component):
 
         # ---- the storer --------------------------------------------------------------------------------------
         m.d.comb += [storer.bank.eq(store_bank), storer.transfer.eq(Mux(store_bank, outputs[1], outputs[0])),
-                     storer.start.eq(~storing & computed.bit_select(store_bank, 1))]
+                     storer.start.eq(~storing & computed.bit_select(store_bank, 1) & ~aborting),
+                     storer.stop.eq(aborting)]
         with m.If(storer.start):
             m.d.sync += storing.eq(1)
         with m.If(storer.done):
-            m.d.sync += [storing.eq(0), computed.bit_select(store_bank, 1).eq(0), store_bank.eq(~store_bank),
-                         self.tiles_done.eq(self.tiles_done + 1)]
+            m.d.sync += [storing.eq(0), computed.bit_select(store_bank, 1).eq(0), store_bank.eq(~store_bank)]
+            with m.If(~aborting):  # a store an abort cut short is not a tile done
+                m.d.sync += self.tiles_done.eq(self.tiles_done + 1)
             with m.If(storer.error):
                 fail(ERROR_CODES["write"], self.tiles_done)  # tiles are stored in order
         wiring.connect(m, storer.request, wiring.flipped(self.write_request))

@@ -112,6 +112,9 @@ class Loader(wiring.Component):
     ----------
     start : In(1)
         Begin (ignored while ``busy``); ``banks``, ``first_kind`` and ``transfers`` are held until ``done``.
+    stop : In(1)
+        End early (an abort; held until ``done``): no request after the one offered now, the data of every request
+        already taken is received (the bank's contents are then partial), then ``done``.
     banks : In(len(word_bits))
         The bank each buffer is filled in.
     first_kind : In(range(len(word_bits)))
@@ -143,7 +146,7 @@ class Loader(wiring.Component):
         self.word_bytes = [memory_word_bytes(bits) for bits in word_bits]
         for index, (size, depth) in enumerate(zip(self.word_bytes, depths, strict=True)):
             _check_request_length(f"buffer {index}", size, depth)
-        members = {"start": In(1), "banks": In(len(depths)), "first_kind": In(range(len(depths))),
+        members = {"start": In(1), "stop": In(1), "banks": In(len(depths)), "first_kind": In(range(len(depths))),
                    "transfers": In(data.ArrayLayout(transfer_layout(), len(depths))),
                    "busy": Out(1), "done": Out(1), "error": Out(1),
                    "request": Out(stream.Signature(memory_request_layout())),
@@ -167,9 +170,14 @@ class Loader(wiring.Component):
         with m.If(starting):
             m.d.sync += issuing.eq(1)
             issue.first(m.d.sync, self.first_kind)
+        # Runs asked for and runs received, for a stop: it ends once every run asked for is in.
+        asked, received = Signal(len(transfers[0].segments) + 2), Signal(len(transfers[0].segments) + 2)
+        with m.If(starting):
+            m.d.sync += [asked.eq(0), received.eq(0)]
         with m.If(self.request.valid & self.request.ready):
             issue.step(m, m.d.sync)
-            with m.If((issue.runs_left == 1) & (issue.kind == len(self.depths) - 1)):
+            m.d.sync += asked.eq(asked + 1)
+            with m.If(((issue.runs_left == 1) & (issue.kind == len(self.depths) - 1)) | self.stop):
                 m.d.sync += issuing.eq(0)
 
         # Data: the same walk, word by word into the buffers.
@@ -221,7 +229,9 @@ class Loader(wiring.Component):
             else:
                 lane_bits = (MEMORY_BEAT_BYTES // size - 1).bit_length()
                 m.d.comb += port.data.eq(beat.data.word_select(lane[:lane_bits], size * 8))
-        self._finish(m, run, take_word, last_word, consuming)
+        with m.If(take_word & last_word):
+            m.d.sync += received.eq(received + 1)
+        self._finish(m, run, take_word, last_word, consuming, self.stop & ~issuing & (asked == received))
         return m
 
     def _word(self, m, kind, size, beat, lane, wide, gathered, last_word, take_word, release):
@@ -242,9 +252,11 @@ class Loader(wiring.Component):
                 m.d.sync += [gathered.eq(Mux(gathered == beats - 1, 0, gathered + 1)),
                              wide.eq((wide >> 128) | (beat.data << (len(wide) - 128)))]
 
-    def _finish(self, m, run, take_word, last_word, consuming):
+    def _finish(self, m, run, take_word, last_word, consuming, stopped):
+        """``done`` after the last word of the last run, or once a stop has every run it asked for."""
         ending = Signal()
-        m.d.comb += ending.eq(take_word & last_word & (run.runs_left == 1) & (run.kind == len(self.depths) - 1))
+        m.d.comb += ending.eq((take_word & last_word & (run.runs_left == 1) & (run.kind == len(self.depths) - 1))
+                              | (consuming & stopped))
         with m.If(ending):
             m.d.sync += consuming.eq(0)
         m.d.sync += self.done.eq(ending)
@@ -275,6 +287,9 @@ class Storer(wiring.Component):
     ----------
     start : In(1)
         Begin (ignored while ``busy``); ``bank`` and ``transfer`` are held until ``done``.
+    stop : In(1)
+        End early (an abort; held until ``done``): no request after the one offered now; every request already
+        taken gets all its beats and its response (so nothing is written outside this transfer), then ``done``.
     bank : In(1)
     transfer : In(transfer_layout())
     busy : Out(1)
@@ -300,7 +315,7 @@ class Storer(wiring.Component):
         self.word_bytes = memory_word_bytes(word_bits)
         _check_request_length("the buffer", self.word_bytes, depth)
         super().__init__({
-            "start": In(1), "bank": In(1), "transfer": In(transfer_layout()),
+            "start": In(1), "stop": In(1), "bank": In(1), "transfer": In(transfer_layout()),
             "busy": Out(1), "done": Out(1), "error": Out(1),
             "read_address": Out(range(2 * depth)), "read_enable": Out(1), "read_data": In(word_bits),
             "request": Out(stream.Signature(memory_request_layout())),
@@ -323,10 +338,16 @@ class Storer(wiring.Component):
         with m.If(starting):
             m.d.sync += [issuing.eq(1), sending.eq(1), answering.eq(1), self.error.eq(0)]
             issue.first(m.d.sync)
+        asked, sent = Signal(len(transfer.segments) + 1), Signal(len(transfer.segments) + 1)  # runs, for a stop
+        with m.If(starting):
+            m.d.sync += [asked.eq(0), sent.eq(0)]
         with m.If(self.request.valid & self.request.ready):
             issue.step(m, m.d.sync)
-            with m.If(issue.runs_left == 1):
+            m.d.sync += asked.eq(asked + 1)
+            with m.If((issue.runs_left == 1) | self.stop):
                 m.d.sync += issuing.eq(0)
+        stopped = Signal()  # stopping, and no request will go out any more
+        m.d.comb += stopped.eq(self.stop & ~issuing)
 
         # Words from the buffer: ``held`` is the word read in the previous cycle (it holds while not taken).
         address = Signal(range(self.depth))
@@ -382,14 +403,18 @@ class Storer(wiring.Component):
         with m.If(take):
             m.d.sync += words_left.eq(words_left - 1)
         with m.If(ending_run):
-            m.d.sync += new_run.eq(1)
+            m.d.sync += [new_run.eq(1), sent.eq(sent + 1)]
             run.step(m, m.d.sync)
             with m.If(run.runs_left == 1):
                 m.d.sync += [sending.eq(0), reading.eq(0)]
+        with m.If(stopped & (sent == asked) & ~ending_run):  # every run asked for has its beats
+            m.d.sync += [sending.eq(0), reading.eq(0)]
 
         # Responses: one per request; done after the last, once the last beat has gone.
         answered = Signal(len(transfer.segments) + 1)
-        m.d.comb += self.response.ready.eq(answering & (answered != transfer.segments))
+        expected = Signal.like(answered)
+        m.d.comb += expected.eq(Mux(stopped, asked, transfer.segments))
+        m.d.comb += self.response.ready.eq(answering & (answered != expected))
         with m.If(starting):
             m.d.sync += answered.eq(0)
         with m.If(self.response.valid & self.response.ready):
@@ -397,7 +422,7 @@ class Storer(wiring.Component):
             with m.If(self.response.payload.error):
                 m.d.sync += self.error.eq(1)
         finishing = Signal()
-        m.d.comb += finishing.eq(answering & ~starting & (answered == transfer.segments) & ~sending & ~full)
+        m.d.comb += finishing.eq(answering & ~starting & (answered == expected) & ~sending & ~full)
         with m.If(finishing):
             m.d.sync += answering.eq(0)
         m.d.sync += self.done.eq(finishing)
