@@ -44,12 +44,14 @@ class FakeInterrupt:
 class FakeSystem:
     """``program`` runs when started; ``finish_after`` status reads later it ends (``None``: never); ``error``
     makes it end with that code at ``failed_descriptor`` 1; ``corrupt_output`` flips one bit of the last layer's
-    output (a wrong answer for the checkers to catch)."""
+    output (a wrong answer for the checkers to catch). ``CONTROL.abort`` ends a run with error 9 at once, or, with
+    ``abort_stuck``, never (a memory that withholds an answer)."""
 
     def __init__(self, program, *, finish_after=2, error=0, magic=MAGIC, config=None, address=0x3000_0000,
-                 corrupt_output=False):
+                 corrupt_output=False, abort_stuck=False):
         self.program, self.finish_after, self.error = program, finish_after, error
-        self.corrupt_output = corrupt_output
+        self.corrupt_output, self.abort_stuck = corrupt_output, abort_stuck
+        self.aborts, self.configured_error = 0, error
         self.registers = RegisterModel()
         for port, value in (("magic", magic), ("version", REGMAP_VERSION), ("array_rows", program.config.rows),
                             ("array_cols", program.config.cols),
@@ -85,6 +87,13 @@ class FakeSystem:
     def write(self, address, value):
         self.calls.append(("write", address, value))
         self.registers.write(address, value)
+        if self.registers["control_abort"]:
+            if self.busy and not self.abort_stuck:
+                self.aborts += 1
+                self.error = 9  # aborted
+                self._end(store=False)
+            if not self.busy:
+                self.registers.clear("control_abort")
         if self.registers["control_ap_start"] and not self.busy:
             self.registers.clear("control_ap_start")  # the engine takes the start
             self._start()
@@ -100,19 +109,22 @@ class FakeSystem:
     def _start(self):
         assert not self.busy
         self.starts += 1
-        self.busy, self.done = True, False
+        self.busy, self.done, self.error = True, False, self.configured_error
         self.polls_left = self.finish_after
         self.base = self.registers["memory_base_lo"] << 12 | self.registers["memory_base_hi"] << 32
         if self.finish_after == 0:
             self._finish()
 
     def _finish(self):
+        self._end(store=True)
+
+    def _end(self, store):
         start = self.base - self.origin
         size = len(self.program.image)
         address, length = self.program.regions["descriptors"]
         if bytes(self.device[start + address:start + address + length]) != self.program.image[address:address + length]:
             self.error = 1  # the hardware would read zeros or stale descriptors: zero_size
-        if not self.error:
+        if store and not self.error:
             memory = bytearray(self.device[start:start + size])
             assert self.registers["program_address"] == self.program.program_address
             run_in_numpy(self.program, memory)
@@ -120,7 +132,7 @@ class FakeSystem:
                 memory[self.program.output_region()[0]] ^= 1
             self.device[start:start + size] = memory
         for port, value in (("error", self.error), ("failed_descriptor", 1 if self.error else 0),
-                            ("cycles", 12345), ("tiles_done", len(self.program.tiles))):
+                            ("cycles", 12345), ("tiles_done", len(self.program.tiles) if store else 0)):
             self.registers.drive(port, value)
         self.busy, self.done = False, True
         self._drive_status()

@@ -90,12 +90,26 @@ def test_a_hardware_error_names_itself(case):
     assert "error 2 (unsupported_kernel: a descriptor's kernel" in str(failure.value)
 
 
-def test_a_timeout_then_the_next_run_waits(case):
+def test_a_timeout_aborts_the_run_and_the_next_run_works(case):
     program, bundle = case
     system = FakeSystem(program, finish_after=None)
     driver = accelerator(system)
-    with pytest.raises(DriverTimeout, match="no result after 0.01 s \\(0 of 1 tiles done\\)"):
+    with pytest.raises(DriverTimeout, match="no result after 0.01 s \\(0 of 1 tiles done\\); aborted; the "
+                                            "accelerator is idle") as timeout:
         driver.run_blocking(bundle, timeout=0.01)
+    assert timeout.value.aborted and system.aborts == 1 and not system.busy
+    system.finish_after = 2
+    driver.run_blocking(bundle, timeout=5).check(bundle)
+    assert system.starts == 2
+
+
+def test_an_abort_that_cannot_end_the_run_says_so_and_the_next_run_waits(case):
+    program, bundle = case
+    system = FakeSystem(program, finish_after=None, abort_stuck=True)
+    driver = accelerator(system)
+    with pytest.raises(DriverTimeout, match="the abort did not end it within 0.001 s") as timeout:
+        driver.run_blocking(bundle, timeout=0.01)
+    assert not timeout.value.aborted and system.busy
     with pytest.raises(DriverTimeout, match="before the run: the accelerator is still busy"):
         driver.run_blocking(bundle, timeout=0.01)
     system.polls_left = 3  # the hung run ends after three more status reads, and the next run after two

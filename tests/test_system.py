@@ -96,13 +96,48 @@ def check_runs(config, simulator, pause, seed, *, errors: bool):
         assert bad["outcome"] == "RunFailed" and "unsupported_kernel" in bad["message"], bad
         assert "at descriptor 1" in bad["message"] and bad["tiles_done"] == 1
         assert timeout["outcome"] == "DriverTimeout" and "no result after 2e-06 s" in timeout["message"], timeout
+        assert timeout["aborted"] and "aborted; the accelerator is idle" in timeout["message"]
         assert after["outcome"] == "ok", after["message"]
-        # Its window holds the timed-out run's end and its own, each followed by the interrupt; the late one of the
-        # timed-out run was cleared before this run waited, so this run ended by its own interrupt.
-        assert len(after["ends"]) == 2 and after["interrupts"] == [end + 1 for end in after["ends"]], after
+        # The driver aborted the timed-out run and cleared its interrupt: this run ended by its own.
+        assert len(after["ends"]) == 1 and after["interrupts"] == [after["ends"][0] + 1], after
         assert after["by_interrupt"] and after["interrupt_after"] == 0
         assert np.array_equal(read_output(cases[1][1], result.output(len(outcomes) - 1)), cases[1][2])
     return result
+
+
+@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+def test_an_abort_through_the_driver(simulator):
+    """The memory stops answering mid-burst (R, then W): the driver's timeout aborts the run, the abort waits for
+    the transfers the memory owes and ends the run with ``aborted`` once it answers again; nothing outside the
+    run's image is written (canaries), and the next program is bit-exact. A memory that stays silent past the
+    abort's own timeout is reported as such."""
+    from esb_hw.sim.system import run_system_rtl
+
+    require_simulator(simulator)
+    cases = programs(SMALL)
+    (conv, conv_program, conv_expected), (linear, linear_program, linear_expected) = cases[0], cases[1]
+    bundles = [to_bundle(conv_program, conv), to_bundle(linear_program, linear)]
+    stall = {"timeout": 12e-6, "abort_timeout": 2e-4}
+    runs = [{"bundle": 0, **stall, "stall": {"channel": "r", "after": 40, "cycles": 3000}},
+            {"bundle": 0},
+            {"bundle": 0, **stall, "stall": {"channel": "w", "after": 1, "cycles": 3000}},
+            {"bundle": 1},
+            {"bundle": 0, "timeout": 12e-6, "abort_timeout": 5e-6, "stall": {"channel": "b", "after": 0,
+                                                                              "cycles": 4000}},
+            {"bundle": 1}]
+    result = run_system_rtl(SMALL, bundles, runs, simulator=simulator, pause=0.2, seed=5,
+                            run_name=f"abort_{simulator}")
+    read_stall, good, write_stall, after_write, silent, last = result.runs
+    for stalled in (read_stall, write_stall):
+        assert stalled["outcome"] == "DriverTimeout" and stalled["aborted"], stalled
+        assert "aborted; the accelerator is idle" in stalled["message"]
+    assert silent["outcome"] == "DriverTimeout" and not silent["aborted"], silent
+    assert "the abort did not end it within 5e-06 s" in silent["message"]
+    assert all(run["canaries_intact"] for run in result.runs)
+    for index, (program, expected) in ((1, (conv_program, conv_expected)), (3, (linear_program, linear_expected)),
+                                       (5, (linear_program, linear_expected))):
+        assert result.runs[index]["outcome"] == "ok", result.runs[index]
+        assert np.array_equal(read_output(program, result.output(index)), expected)
 
 
 def test_programs_and_errors_through_the_driver_on_verilator():

@@ -51,11 +51,12 @@ class RunFailed(DriverError):
 
 
 class DriverTimeout(DriverError):
-    """The hardware did not finish within the timeout; ``tiles_done`` says how far it got."""
+    """The hardware did not finish within the timeout; ``tiles_done`` says how far it got, ``aborted`` whether the
+    driver's abort then stopped it (the accelerator is idle) or not (it is still busy)."""
 
-    def __init__(self, message: str, tiles_done: int):
+    def __init__(self, message: str, tiles_done: int, aborted: bool = False):
         super().__init__(message)
-        self.tiles_done = tiles_done
+        self.tiles_done, self.aborted = tiles_done, aborted
 
 
 class Buffer(Protocol):
@@ -201,6 +202,20 @@ class Accelerator:
                          "cols": _field("ARRAY", "cols", array), "config_id": await self.bus.read(_offset("CONFIG_ID"))}
         return self.identity
 
+    async def abort(self, timeout: float = 1e-3) -> bool:
+        """Abort the run (``CONTROL.abort``) and wait up to ``timeout`` seconds for the accelerator to be idle; True
+        if it is. The transfers in flight end first, so a memory that withholds an answer holds the abort too. The
+        aborted run's ``done`` (``ap_done``, ``ISR``) is cleared, so the next run waits for its own."""
+        await self.bus.write(_offset("CONTROL"), 1 << by_name("CONTROL").field("abort").lsb)
+        deadline = self.bus.now() + timeout
+        while _field("STATUS", "busy", await self._status()):
+            if self.bus.now() >= deadline:
+                return False
+            await self.bus.sleep(self.poll_interval)
+        await self.bus.write(_offset("ISR"), 1)
+        await self.bus.read(_offset("CONTROL"))  # clears ap_done
+        return True
+
     async def _status(self) -> int:
         return await self.bus.read(_offset("STATUS"))
 
@@ -224,12 +239,13 @@ class Accelerator:
         return self._buffer
 
     async def run(self, bundle: ProgramBundle, *, timeout: float = 10.0, use_interrupt: bool = True,
-                  progress=None) -> RunResult:
+                  progress=None, abort_timeout: float = 1e-3) -> RunResult:
         """Load ``bundle``'s image, run it and return the output bytes and counters.
 
         The end of the run is awaited by the interrupt when the bus has one and ``use_interrupt`` is set, else by
         polling STATUS every ``poll_interval`` seconds. ``progress(tiles_done, descriptors)``, if given, is called
-        at each poll (it implies polling).
+        at each poll (it implies polling). A run that has not ended after ``timeout`` seconds is aborted
+        (:meth:`abort`, waiting up to ``abort_timeout`` seconds) before :class:`DriverTimeout` is raised.
 
         Raises
         ------
@@ -270,9 +286,13 @@ class Accelerator:
             if _field("STATUS", "done", status) and not _field("STATUS", "busy", status):
                 break
             if bus.now() - started >= timeout or (interrupt and remaining == 0.0):
+                stopped = await self.abort(abort_timeout)
                 tiles = await bus.read(_offset("TILES_DONE"))
+                what = ("aborted; the accelerator is idle" if stopped else
+                        f"the abort did not end it within {abort_timeout:g} s (the memory withholds an answer); "
+                        "the next run waits for it")
                 raise DriverTimeout(f"{bundle.name}: no result after {timeout:g} s ({tiles} of {bundle.descriptors} "
-                                    "tiles done); the run goes on and the next run waits for it", tiles)
+                                    f"tiles done); {what}", tiles, stopped)
             if progress is not None:
                 progress(await bus.read(_offset("TILES_DONE")), bundle.descriptors)
             await bus.sleep(self.poll_interval)

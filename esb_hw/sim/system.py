@@ -47,8 +47,9 @@ def run_system_rtl(config: AcceleratorConfig, bundles: Sequence[ProgramBundle], 
                    simulator: str = "verilator", pause: float = 0.0, seed: int = 1, memory_bytes: int = 1 << 30,
                    run_name: str | None = None, waves: bool | None = None,
                    progress: Callable[[int, int], None] | None = None, progress_by_run: bool = False) -> SystemRun:
-    """Run ``runs`` (dicts: ``bundle`` index, ``timeout`` in simulated seconds, ``interrupt``, ``poison``) one after
-    the other on one simulated system. Each run's outcome is in the result, a failed run included; a failure of
+    """Run ``runs`` (dicts: ``bundle`` index, ``timeout`` in simulated seconds, ``interrupt``, ``poison``,
+    ``stall``, ``abort_timeout``: esb_hw/sim/testbenches/cocotb_system.py) one after the other on one simulated
+    system. Each run's outcome is in the result, a failed run included; a failure of
     the simulation itself raises :class:`~esb_hw.sim.runner.TestsFailed`. ``progress(done, total)`` counts the current
     run's tiles, or with ``progress_by_run`` the runs finished."""
     from esb_hw.sim.runner import run_cocotb_watching

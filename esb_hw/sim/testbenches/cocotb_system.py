@@ -3,8 +3,11 @@ its AXI4-Lite, AXI4 and interrupt ports (:mod:`esb_hw.sim.axi_bus`).
 
 Parameters (``load_params()``): ``bundles`` (program bundle files), ``runs`` (in order, on one system without a
 reset between them: ``bundle`` index, ``timeout`` seconds of simulated time, ``interrupt`` flag, ``poison``
-``[offset, bytes]`` of the buffer whose reads answer SLVERR, or null), ``pause`` (probability of a pause on every
-channel each cycle), ``seed``, ``memory_bytes`` and ``progress_file`` ("" for none).
+``[offset, bytes]`` of the buffer whose reads answer SLVERR, or null, ``stall`` ``{"channel": "r"|"w"|"b",
+"after": beats, "cycles": n}``: the memory stops that channel for ``n`` cycles once ``after`` beats of the run have
+moved on it, or null; ``abort_timeout`` seconds for the driver's abort), ``pause`` (probability of a pause on every
+channel each cycle), ``seed``, ``memory_bytes`` and ``progress_file`` ("" for none). Around each run's image lie
+canary bytes, checked after the run (``canaries_intact``).
 
 Writes ``results.json`` into the run directory: per run the outcome (``ok``, ``RunFailed``, ``DriverTimeout``,
 ...), the message, the output bytes (hex) and counters, whether the interrupt rose at the end and was low after
@@ -67,6 +70,50 @@ class Monitor:
         return result
 
 
+class Stall:
+    """Stops one channel of the ``AxiRam`` (``r``, ``w`` or ``b``) for ``cycles`` cycles once ``after`` beats have
+    moved on it: a memory that stops answering mid-burst. Its pause generator wraps the channel's own."""
+
+    def __init__(self, dut, bus, channel: str, after: int, cycles: int):
+        self.dut, self.after, self.cycles = dut, after, cycles
+        interface = bus.ram.read_if if channel == "r" else bus.ram.write_if
+        self.channel = getattr(interface, f"{channel}_channel")
+        self.valid, self.ready = getattr(dut, f"m_axi_{channel}valid"), getattr(dut, f"m_axi_{channel}ready")
+        self.original = getattr(self.channel, "_pause_generator", None)
+        self.left = None  # cycles of the stall still to come, once it has begun
+        self.channel.set_pause_generator(self.pauses())
+        self.task = cocotb.start_soon(self.watch())
+
+    def pauses(self):
+        while True:
+            if self.left:
+                yield True
+            else:
+                yield next(self.original) if self.original is not None else False
+
+    async def watch(self):
+        beats = 0
+        while True:
+            await RisingEdge(self.dut.ap_clk)
+            await ReadOnly()
+            if self.left is None:
+                beats += int(self.valid.value) & int(self.ready.value)
+                if beats >= self.after:
+                    self.left = self.cycles
+            elif self.left:
+                self.left -= 1
+
+    def remove(self) -> None:
+        self.task.cancel()
+        if self.original is not None:
+            self.channel.set_pause_generator(self.original)
+        else:
+            self.channel.clear_pause_generator()
+
+
+CANARY = bytes([0x5A, 0xA5]) * 2048  # 4 KiB before and after each run's image
+
+
 def poison(bus, offset_range):
     """Reads of ``offset_range`` (bytes of the RAM) answer SLVERR; None restores the RAM."""
     interface = bus.ram.read_if
@@ -115,13 +162,22 @@ async def run_system(dut):
                (buffer.physical_address + run["poison"][0], buffer.physical_address + sum(run["poison"])))
         ends_before, interrupts_before = len(monitor.ends), len(monitor.interrupts)
         entry = {"run": index}
+        below, above = buffer.physical_address - len(CANARY), buffer.physical_address + len(bundle.image)
+        bus.ram.write(below, CANARY)
+        bus.ram.write(above, CANARY)
+        stall = Stall(dut, bus, **run["stall"]) if run.get("stall") else None
         try:
             result = await driver.run(bundle, timeout=run["timeout"], use_interrupt=run["interrupt"],
-                                      progress=progress if progress_file else None)
+                                      progress=progress if progress_file else None,
+                                      abort_timeout=run.get("abort_timeout", 1e-3))
             entry.update(outcome="ok", message="")
         except DriverError as error:
-            entry.update(outcome=type(error).__name__, message=str(error))
+            entry.update(outcome=type(error).__name__, message=str(error), aborted=getattr(error, "aborted", None))
             result = getattr(error, "result", None)
+        if stall is not None:
+            stall.remove()
+        entry["canaries_intact"] = (bytes(bus.ram.read(below, len(CANARY))) == CANARY
+                                    and bytes(bus.ram.read(above, len(CANARY))) == CANARY)
         if result is not None:
             entry.update(output=result.output.hex(), cycles=result.cycles, beats_read=result.beats_read,
                          beats_written=result.beats_written, tiles_done=result.tiles_done,
