@@ -13,6 +13,7 @@ from amaranth.sim import Simulator
 from esb_hw.compiler.lowering import reference
 from esb_hw.compiler.program import compile_program, predicted_beats, predicted_cycles, read_output
 from esb_hw.config import AcceleratorConfig
+from esb_hw.errors import CheckFailed
 from esb_hw.hw.core.checker import ERROR_CODES
 from esb_hw.hw.core.engine import Engine
 from esb_hw.layouts import (
@@ -410,6 +411,15 @@ def test_an_abort_while_the_memory_stops_answering():
     first, second, output = abort_then_rerun(program, abort_at=300, pause=(250, 5000))
     assert (first["error"], first["quiet"], first["busy"]) == (ABORTED, True, 0)
     assert second["error"] == 0 and np.array_equal(output, expected)
+
+
+def test_the_watchdog_names_a_hang():
+    program, _ = tiled_program()
+    memory = memory_for(program, seed=2)
+    memory.paused = True  # a memory that never answers
+    with pytest.raises(CheckFailed, match=r"did not finish within [\d,]+ cycles; it hung with busy 1, error 0, "
+                                          r"tiles_done 0, quiet True, reads 0, writes 0, responses 0"):
+        run_engine(program, memory)
 
 
 def test_an_abort_when_idle_changes_nothing():

@@ -140,6 +140,21 @@ def test_an_abort_through_the_driver(simulator):
         assert np.array_equal(read_output(program, result.output(index)), expected)
 
 
+def test_the_watchdog_names_a_hang():
+    """A memory that stops answering, with nobody to excuse it, fails the simulation within the watchdog's cycles
+    and names the bus state: no waiting for the driver's timeout."""
+    from esb_hw.sim.runner import TestsFailed
+    from esb_hw.sim.system import run_system_rtl
+
+    require_simulator("icarus")
+    name, program, _ = programs(SMALL)[0]
+    hang = {"channel": "r", "after": 20, "cycles": 10**9, "excused": False}
+    with pytest.raises(TestsFailed, match=r"run 0: the engine is busy and no beat has moved on m_axi for 2,000 "
+                                          r"cycles .* r 0/1"):
+        run_system_rtl(SMALL, [to_bundle(program, name)], [{"bundle": 0, "stall": hang}], simulator="icarus",
+                       run_name="watchdog", watchdog_cycles=2000)
+
+
 def test_programs_and_errors_through_the_driver_on_verilator():
     check_runs(SMALL, "verilator", pause=0.3, seed=1, errors=True)
 
@@ -184,7 +199,7 @@ def test_the_system_needs_a_square_array():
 def test_the_burst_monitor_flags_a_crossing_and_a_misaligned_burst():
     from esb_hw.sim.testbenches.cocotb_system import Monitor
 
-    monitor = Monitor(None)
+    monitor = Monitor(None, watchdog_cycles=100_000)
     monitor.bursts = {"ar": [(0x1000, 256), (0x1F00, 17)], "aw": [(0x2008, 1)]}
     summary = monitor.summary()
     assert summary["ar"]["crossing"] == [(0x1F00, 17)] and summary["ar"]["longest"] == 256

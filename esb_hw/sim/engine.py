@@ -64,13 +64,18 @@ def memory_for(program: Program, *, seed: int = 1, latency=(20, 100), stall: flo
 
 
 def run_engine(program: Program, memory: MemoryModel | None = None, *, descriptors: int | None = None,
-               max_cycles: int = 2_000_000, engine: Engine | None = None) -> EngineRun:
+               max_cycles: int | None = None, engine: Engine | None = None) -> EngineRun:
     """Run ``program`` (or its first ``descriptors``) and return the memory and the engine's counters. Raises
-    :class:`~esb_hw.errors.CheckFailed` if the engine does not finish within ``max_cycles``."""
+    :class:`~esb_hw.errors.CheckFailed`, naming the state it hung in, if the engine does not finish within
+    ``max_cycles`` (default: 10 times the cycle model, plus 20,000: a watchdog that fails fast)."""
+    from esb_hw.compiler.program import predicted_cycles
+
+    if max_cycles is None:
+        max_cycles = 10 * predicted_cycles(program)["cycles"] + 20_000
     memory = memory or memory_for(program)
     engine = engine or Engine(program.config)
     count = len(program.tiles) if descriptors is None else descriptors
-    result = {}
+    result, hung = {}, {}
     tile_layers = [tile.descriptor["layer"] for tile in program.tiles]
     observed = [0] * len(program.layers)
 
@@ -100,6 +105,9 @@ def run_engine(program: Program, memory: MemoryModel | None = None, *, descripto
             if done:
                 break
         else:
+            hung.update({name: ctx.get(getattr(engine, name)) for name in ("busy", "error", "tiles_done")})
+            hung.update(quiet=memory.quiet, reads=len(memory.reads), writes=len(memory.writes),
+                        responses=len(memory.responses))
             return
         for name in ("cycles", "error", "failed_descriptor", "tiles_done", "beats_read", "beats_written"):
             result[name] = ctx.get(getattr(engine, name))
@@ -117,7 +125,9 @@ def run_engine(program: Program, memory: MemoryModel | None = None, *, descripto
     simulator.add_testbench(testbench)
     simulator.run()
     if not result:
-        raise CheckFailed(f"the engine did not finish within {max_cycles} cycles")
+        raise CheckFailed(f"the engine did not finish within {max_cycles:,} cycles; it hung with "
+                          + ", ".join(f"{key} {value}" for key, value in hung.items())
+                          + f" ({engine_error(hung['error'])}; {hung['tiles_done']} of {count} tiles stored)")
     return EngineRun(memory, **result, observed_layer_cycles=observed)
 
 

@@ -46,11 +46,13 @@ def system_source(config: AcceleratorConfig) -> str:
 def run_system_rtl(config: AcceleratorConfig, bundles: Sequence[ProgramBundle], runs: Sequence[dict], *,
                    simulator: str = "verilator", pause: float = 0.0, seed: int = 1, memory_bytes: int = 1 << 30,
                    run_name: str | None = None, waves: bool | None = None,
-                   progress: Callable[[int, int], None] | None = None, progress_by_run: bool = False) -> SystemRun:
+                   progress: Callable[[int, int], None] | None = None, progress_by_run: bool = False,
+                   watchdog_cycles: int = 100_000) -> SystemRun:
     """Run ``runs`` (dicts: ``bundle`` index, ``timeout`` in simulated seconds, ``interrupt``, ``poison``,
     ``stall``, ``abort_timeout``: esb_hw/sim/testbenches/cocotb_system.py) one after the other on one simulated
-    system. Each run's outcome is in the result, a failed run included; a failure of
-    the simulation itself raises :class:`~esb_hw.sim.runner.TestsFailed`. ``progress(done, total)`` counts the current
+    system. Each run's outcome is in the result, a failed run included; a failure of the simulation itself, or a
+    hang (``watchdog_cycles`` with the engine busy and no beat on ``m_axi``), raises
+    :class:`~esb_hw.sim.runner.TestsFailed`. ``progress(done, total)`` counts the current
     run's tiles, or with ``progress_by_run`` the runs finished."""
     from esb_hw.sim.runner import run_cocotb_watching
 
@@ -63,7 +65,7 @@ def run_system_rtl(config: AcceleratorConfig, bundles: Sequence[ProgramBundle], 
             paths.append(str(path))
         progress_file = Path(folder) / "progress"
         params = {"bundles": paths, "runs": runs, "pause": pause, "seed": seed, "memory_bytes": memory_bytes,
-                  "progress_file": str(progress_file) if progress else ""}
+                  "progress_file": str(progress_file) if progress else "", "watchdog_cycles": watchdog_cycles}
 
         def report(text):
             parts = text.split()

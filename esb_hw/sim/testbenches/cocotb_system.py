@@ -4,10 +4,15 @@ its AXI4-Lite, AXI4 and interrupt ports (:mod:`esb_hw.sim.axi_bus`).
 Parameters (``load_params()``): ``bundles`` (program bundle files), ``runs`` (in order, on one system without a
 reset between them: ``bundle`` index, ``timeout`` seconds of simulated time, ``interrupt`` flag, ``poison``
 ``[offset, bytes]`` of the buffer whose reads answer SLVERR, or null, ``stall`` ``{"channel": "r"|"w"|"b",
-"after": beats, "cycles": n}``: the memory stops that channel for ``n`` cycles once ``after`` beats of the run have
-moved on it, or null; ``abort_timeout`` seconds for the driver's abort), ``pause`` (probability of a pause on every
-channel each cycle), ``seed``, ``memory_bytes`` and ``progress_file`` ("" for none). Around each run's image lie
-canary bytes, checked after the run (``canaries_intact``).
+"after": beats, "cycles": n, "excused": true}``: the memory stops that channel for ``n`` cycles once ``after`` beats
+of the run have moved on it (the watchdog ignores it unless ``excused`` is false), or null; ``abort_timeout``
+seconds for the driver's abort), ``pause`` (probability of a pause on every channel each cycle), ``seed``,
+``memory_bytes``, ``progress_file`` ("" for none) and ``watchdog_cycles``. Around each run's image lie canary
+bytes, checked after the run (``canaries_intact``).
+
+A watchdog fails the test when the engine is busy and no beat has moved on ``m_axi`` for ``watchdog_cycles``
+cycles (outside a planned stall), naming the run and the bus state it hung in: a hang fails in seconds, not at the
+driver's timeout.
 
 Writes ``results.json`` into the run directory: per run the outcome (``ok``, ``RunFailed``, ``DriverTimeout``,
 ...), the message, the output bytes (hex) and counters, whether the interrupt rose at the end and was low after
@@ -32,11 +37,17 @@ CLOCK_NS = 10
 class Monitor:
     """Every AR and AW handshake, and the cycles where the run ended (a status LED rose) and the interrupt rose."""
 
-    def __init__(self, dut):
+    def __init__(self, dut, watchdog_cycles: int):
         self.dut = dut
         self.cycle = 0
         self.bursts = {"ar": [], "aw": []}
         self.ends, self.interrupts = [], []
+        self.handshakes = dict.fromkeys(("ar", "r", "aw", "w", "b"), 0)
+        self.last_beat = 0  # the last cycle a beat moved on m_axi
+        self.watchdog_cycles = watchdog_cycles
+        self.run = 0
+        self.stall: Stall | None = None
+        self.hang: str | None = None
 
     async def watch(self):
         dut = self.dut
@@ -45,11 +56,25 @@ class Monitor:
             await RisingEdge(dut.ap_clk)
             await ReadOnly()
             self.cycle += 1
-            for channel in ("ar", "aw"):
+            for channel in self.handshakes:
                 valid, ready = getattr(dut, f"m_axi_{channel}valid"), getattr(dut, f"m_axi_{channel}ready")
                 if int(valid.value) and int(ready.value):
-                    self.bursts[channel].append((int(getattr(dut, f"m_axi_{channel}addr").value),
-                                                 int(getattr(dut, f"m_axi_{channel}len").value) + 1))
+                    self.handshakes[channel] += 1
+                    self.last_beat = self.cycle
+                    if channel in ("ar", "aw"):
+                        self.bursts[channel].append((int(getattr(dut, f"m_axi_{channel}addr").value),
+                                                     int(getattr(dut, f"m_axi_{channel}len").value) + 1))
+            busy = (int(dut.leds.value) >> 1) & 1
+            stalled = self.stall is not None and self.stall.left and self.stall.excused
+            if not busy or stalled:
+                self.last_beat = self.cycle
+            elif self.cycle - self.last_beat > self.watchdog_cycles and self.hang is None:
+                self.hang = (f"run {self.run}: the engine is busy and no beat has moved on m_axi for "
+                             f"{self.watchdog_cycles:,} cycles (cycle {self.cycle:,}); handshakes so far "
+                             f"{self.handshakes}; m_axi valid/ready now: "
+                             + ", ".join(f"{channel} {int(getattr(dut, f'm_axi_{channel}valid').value)}/"
+                                         f"{int(getattr(dut, f'm_axi_{channel}ready').value)}"
+                                         for channel in self.handshakes))
             leds = int(dut.leds.value)
             now_ended = (leds >> 2) & 3 != 0
             if now_ended and not ended:
@@ -74,8 +99,8 @@ class Stall:
     """Stops one channel of the ``AxiRam`` (``r``, ``w`` or ``b``) for ``cycles`` cycles once ``after`` beats have
     moved on it: a memory that stops answering mid-burst. Its pause generator wraps the channel's own."""
 
-    def __init__(self, dut, bus, channel: str, after: int, cycles: int):
-        self.dut, self.after, self.cycles = dut, after, cycles
+    def __init__(self, dut, bus, channel: str, after: int, cycles: int, excused: bool = True):
+        self.dut, self.after, self.cycles, self.excused = dut, after, cycles, excused
         interface = bus.ram.read_if if channel == "r" else bus.ram.write_if
         self.channel = getattr(interface, f"{channel}_channel")
         self.valid, self.ready = getattr(dut, f"m_axi_{channel}valid"), getattr(dut, f"m_axi_{channel}ready")
@@ -143,7 +168,7 @@ async def run_system(dut):
     await ClockCycles(dut.ap_clk, 4)
     dut.ap_rst_n.value = 1
     await ClockCycles(dut.ap_clk, 2)
-    monitor = Monitor(dut)
+    monitor = Monitor(dut, params.get("watchdog_cycles", 100_000))
     cocotb.start_soon(monitor.watch())
     driver = Accelerator(bus, poll_interval=CLOCK_NS * 64e-9)
     progress_file = Path(params["progress_file"]) if params.get("progress_file") else None
@@ -166,10 +191,25 @@ async def run_system(dut):
         bus.ram.write(below, CANARY)
         bus.ram.write(above, CANARY)
         stall = Stall(dut, bus, **run["stall"]) if run.get("stall") else None
+        monitor.run, monitor.stall = index, stall
+
+        async def drive(bundle=bundle, run=run):
+            try:
+                return await driver.run(bundle, timeout=run["timeout"], use_interrupt=run["interrupt"],
+                                        progress=progress if progress_file else None,
+                                        abort_timeout=run.get("abort_timeout", 1e-3))
+            except DriverError as error:
+                return error
+
+        driving = cocotb.start_soon(drive())
+        while not driving.done() and monitor.hang is None:
+            await ClockCycles(dut.ap_clk, 64)
+        if monitor.hang is not None:
+            raise AssertionError(monitor.hang)  # the driver's task ends with the test
+        result = driving.result()
         try:
-            result = await driver.run(bundle, timeout=run["timeout"], use_interrupt=run["interrupt"],
-                                      progress=progress if progress_file else None,
-                                      abort_timeout=run.get("abort_timeout", 1e-3))
+            if isinstance(result, DriverError):
+                raise result
             entry.update(outcome="ok", message="")
         except DriverError as error:
             entry.update(outcome=type(error).__name__, message=str(error), aborted=getattr(error, "aborted", None))
