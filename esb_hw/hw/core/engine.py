@@ -103,6 +103,11 @@ class Engine(wiring.Component):
         self.config = config
         self.primitives = primitives
         self.core = LayerCore(config, primitives=primitives)  # validates the config for the core
+        bits = buffer_word_bits(config)
+        self.checker = DescriptorChecker(config)
+        self.loader = Loader([bits["param"], bits["weight"], bits["activation"]],
+                             [config.param_words, config.weight_words, config.activation_words])
+        self.storer = Storer(bits["output"], config.output_words)
         super().__init__({
             "start": In(1), "abort": In(1), "program_address": In(32), "program_length": In(16),
             "busy": Out(1), "done": Out(1), "error": Out(4), "failed_descriptor": Out(16), "tiles_done": Out(16),
@@ -120,10 +125,9 @@ class Engine(wiring.Component):
         m = Module()
         bits = buffer_word_bits(config)
         m.submodules.core = core = self.core
-        m.submodules.checker = checker = DescriptorChecker(config)
-        m.submodules.loader = loader = Loader([bits["param"], bits["weight"], bits["activation"]],
-                                              [config.param_words, config.weight_words, config.activation_words])
-        m.submodules.storer = storer = Storer(bits["output"], config.output_words)
+        m.submodules.checker = checker = self.checker
+        m.submodules.loader = loader = self.loader
+        m.submodules.storer = storer = self.storer
         for index, name in enumerate(("param", "weight", "activation")):
             write, port = getattr(loader, f"write_{index}"), getattr(core, f"{name}_write")
             m.d.comb += [port.address.eq(write.address), port.data.as_value().eq(write.data),
