@@ -123,7 +123,6 @@ class Engine(wiring.Component):
     def elaborate(self, platform):
         config = self.config
         m = Module()
-        bits = buffer_word_bits(config)
         m.submodules.core = core = self.core
         m.submodules.checker = checker = self.checker
         m.submodules.loader = loader = self.loader
