@@ -121,7 +121,6 @@ class Engine(wiring.Component):
         })
 
     def elaborate(self, platform):
-        config = self.config
         m = Module()
         m.submodules.core = core = self.core
         m.submodules.checker = checker = self.checker
