@@ -13,6 +13,7 @@ from amaranth.sim import Simulator
 
 from esb_hw.compiler.program import compile_program, descriptor_error
 from esb_hw.config import AcceleratorConfig
+from esb_hw.contract.checks import checker_cycles
 from esb_hw.hw.core.checker import ERROR_CODES, DescriptorChecker
 from esb_hw.layouts import descriptor_layout, pack
 from esb_hw.sim.layer_core import random_layer
@@ -37,7 +38,8 @@ def compiled_descriptors() -> list[dict]:
 DESCRIPTORS = compiled_descriptors()
 
 
-def run_checker(descriptors: list[dict]) -> list[int]:
+def run_checker(descriptors: list[dict], cycles: list | None = None) -> list[int]:
+    """The checker's code for each descriptor; ``cycles`` gets the cycles from each start to its done."""
     checker = DescriptorChecker(CONFIG)
     codes = []
 
@@ -47,8 +49,15 @@ def run_checker(descriptors: list[dict]) -> list[int]:
             ctx.set(checker.start, 1)
             await ctx.tick()
             ctx.set(checker.start, 0)
-            *_, error = await ctx.tick().sample(checker.error).until(checker.done)
+            count = 1
+            while True:
+                *_, done, error = await ctx.tick().sample(checker.done, checker.error)
+                if done:
+                    break
+                count += 1
             codes.append(int(error))
+            if cycles is not None:
+                cycles.append(count)
 
     simulator = Simulator(checker)
     simulator.add_clock(1e-8)
@@ -141,6 +150,23 @@ def test_hardware_equals_the_model_on_compiled_and_corrupted_descriptors():
     expected = [descriptor_error(CONFIG, descriptor) for descriptor in cases]
     assert run_checker(cases) == expected
     assert len(set(expected)) >= 6, "the corruptions reach most of the error codes"
+
+
+def test_the_cycle_model_counts_the_checkers_cycles_exactly():
+    """esb_hw.contract.checks.checker_cycles equals the hardware's cycles on every descriptor that gets past the
+    immediate checks (those that do not end in 2 cycles, with an error)."""
+    cases = DESCRIPTORS + corrupted(random.Random(4), 300)
+    cycles = []
+    codes = run_checker(cases, cycles)
+    exact = 0
+    for descriptor, count, code in zip(cases, cycles, codes, strict=True):
+        if count == 2:
+            assert code != 0
+        else:
+            assert count == checker_cycles(descriptor, CONFIG), descriptor
+            exact += 1
+    assert exact >= len(DESCRIPTORS) + 100
+    assert cycles[: len(DESCRIPTORS)] != [checker_cycles(DESCRIPTORS[0], CONFIG) + 1] * len(DESCRIPTORS)
 
 
 def test_a_wrong_verdict_is_caught():

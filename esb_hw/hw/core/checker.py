@@ -23,6 +23,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ...config import AcceleratorConfig
+from ...contract.checks import PRODUCT_CHECKS
 from ...layouts import ENGINE_ERRORS, buffer_word_bits, descriptor_layout, memory_word_bytes
 from ..checks import require_instance
 
@@ -88,26 +89,28 @@ class DescriptorChecker(wiring.Component):
              | (d.outputs.words != g.output_pixels) | (d.weights.segments != 1) | (d.params.segments != 1)),
         ]
 
+    def _term(self, term: str, d, walk_pixels):
+        """A term of :data:`esb_hw.contract.checks.PRODUCT_CHECKS` as a value of the descriptor or the config."""
+        if term.startswith("config."):
+            return Const(getattr(self.config, term.removeprefix("config.")))
+        if term == "walk_pixels":
+            return walk_pixels
+        value = d
+        for part in term.split("."):
+            value = value[int(part)] if part.isdigit() else getattr(value, part)
+        return value
+
     def _products(self, d, walk_pixels) -> list[tuple[str, list, str, object]]:
-        """(error, factors, relation, right-hand side) checks, in priority order."""
-        g = d.geometry
-        config = self.config
-        rows, cols = Const(config.rows), Const(config.cols)
-        return [
-            ("reduction_too_long", [d.in_channels, g.kernel_h, g.kernel_w], "<=", Const(config.max_reduction)),
-            ("does_not_fit", [d.activations.segments, d.activations.words], "<=", Const(config.activation_words)),
-            ("does_not_fit", [d.weights.words], "<=", Const(config.weight_words)),
-            ("does_not_fit", [d.params.words], "<=", Const(config.param_words)),
-            ("does_not_fit", [d.outputs.segments, d.outputs.words], "<=", Const(config.output_words)),
-            ("inconsistent", [g.in_height, g.in_width], "==", d.activations.words),
-            ("inconsistent", [g.groups, cols], ">=", d.in_channels),
-            ("inconsistent", [g.groups, cols], "<", d.in_channels + cols),
-            ("inconsistent", [g.limits[0], g.limits[1]], "==", g.output_pixels),
-            ("inconsistent", [g.pixel_blocks, g.block], ">=", walk_pixels),
-            ("inconsistent", [g.pixel_blocks, g.block], "<", walk_pixels + g.block),
-            ("inconsistent", [g.row_blocks, g.kernel_h, g.kernel_w, g.groups, rows], "==", d.weights.words),
-            ("inconsistent", [g.row_blocks, rows], "==", d.params.words),
-        ]
+        """(error, factors, relation, right-hand side) checks, in priority order, from the contract's table (the
+        cycle model counts the checker's cycles from the same table)."""
+        checks = []
+        for error, factors, relation, addends in PRODUCT_CHECKS:
+            terms = [self._term(term, d, walk_pixels) for term in addends]
+            right = terms[0]
+            for term in terms[1:]:
+                right = right + term
+            checks.append((error, [self._term(term, d, walk_pixels) for term in factors], relation, right))
+        return checks
 
     def elaborate(self, platform):
         m = Module()
