@@ -166,17 +166,18 @@ def progress_bar():
 def _model_cycles(segments: list[Segment], layers: int) -> tuple[list[float | None], float]:
     """Per-layer compute cycles and the cycles per image, from the compiler's model."""
     from .compiler.program import predicted_cycles
+    from .compiler.timeline import AXI_SYSTEM
 
     per_layer: list[float | None] = [None] * layers
     total = 0.0
     for segment in segments:
         if segment.program is None:
             continue
-        model = predicted_cycles(segment.program)
+        model = predicted_cycles(segment.program, AXI_SYSTEM)
         total += model["cycles"]
-        for tile, (_, start, end, _) in zip(segment.program.tiles, model["tiles"], strict=True):
+        for tile, times in zip(segment.program.tiles, model["tiles"], strict=True):
             index = segment.first + tile.layer
-            per_layer[index] = (per_layer[index] or 0) + end - start
+            per_layer[index] = (per_layer[index] or 0) + times.compute[1] - times.compute[0]
     return per_layer, total
 
 

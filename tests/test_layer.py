@@ -5,7 +5,8 @@ bit-exact with the golden model (conv2d or linear, requantize, max_pool2x2), in 
 import numpy as np
 import pytest
 
-from esb_hw.compiler.lowering import predicted_cycles, reference
+from esb_hw.compiler.lowering import reference
+from esb_hw.compiler.timeline import core_cycles as predicted_cycles
 from esb_hw.config import AcceleratorConfig
 from esb_hw.errors import ParameterError
 from esb_hw.hw.core.layer import LayerCore

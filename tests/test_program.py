@@ -14,6 +14,7 @@ from esb_hw.compiler.program import (
     read_output,
     run_in_numpy,
 )
+from esb_hw.compiler.timeline import MemoryTiming
 from esb_hw.config import AcceleratorConfig
 from esb_hw.errors import InputError
 from esb_hw.quant import ESBFormat
@@ -114,10 +115,11 @@ def test_the_cycle_model_pipelines_tiles():
     model = predicted_cycles(program)
     assert model["cycles"] > model["compute_cycles"] > 0
     pairs = list(zip(model["tiles"], model["tiles"][1:], strict=False))
-    for (_, start, end, stored), (_, next_start, next_end, next_stored) in pairs:
-        assert start < next_start and end < next_end and stored < next_stored
-    assert any(next_start < end for (_, _, end, _), (_, next_start, _, _) in pairs)  # a tile starts as one drains
-    slower = predicted_cycles(program, memory_latency=200)["cycles"]
+    for tile, following in pairs:
+        assert tile.compute[0] < following.compute[0] and tile.compute[1] < following.compute[1]
+        assert tile.store[1] < following.store[1] and tile.load[1] <= following.compute[0]
+    assert any(following.compute[0] < tile.compute[1] for tile, following in pairs)  # a tile starts as one drains
+    slower = predicted_cycles(program, MemoryTiming(read_latency=200, write_latency=50))["cycles"]
     assert slower > model["cycles"]
 
 

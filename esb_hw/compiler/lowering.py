@@ -30,14 +30,13 @@ import numpy as np
 from amaranth.lib import data
 
 from ..config import AcceleratorConfig
-from ..contract.latency import HANDOFF_CYCLES, OUTPUT_DEPTH, array_latency, requant_latency
 from ..errors import InputError
 from ..layouts import pack, requant_params_layout, weight_fields
 from ..quant import golden
 from ..quant.format import ESBFormat
 
-__all__ = ["BufferImages", "CoreTimeline", "Layer", "Schedule", "activation_image", "beat_sequence", "buffer_images",
-           "execute", "geometry", "load_sequence", "lower", "param_image", "predicted_cycles", "reference",
+__all__ = ["BufferImages", "Layer", "Schedule", "activation_image", "beat_sequence", "buffer_images",
+           "execute", "geometry", "load_sequence", "lower", "param_image", "reference",
            "weight_image"]
 
 KINDS = ("conv2d", "linear")
@@ -295,59 +294,6 @@ def reference(config: AcceleratorConfig, layer: Layer, activation_codes) -> np.n
     if layer.pool:
         codes = golden.max_pool2x2(codes)
     return codes[0]
-
-
-def predicted_cycles(schedule: Schedule, *, requant_lanes: int = 1) -> int:
-    """A model of the layer core's cycles from ``start`` to ``done`` with its buffers loaded (a MODEL: checked
-    against Amaranth simulation in ``tests/test_layer.py``); :class:`CoreTimeline` has the details."""
-    return CoreTimeline(schedule.config, requant_lanes).run(schedule, 0)[1] + 1
-
-
-class CoreTimeline:
-    """A model of the layer core running tiles one after another (a MODEL).
-
-    It follows the two resources that set the pace, pixel by pixel: the array, which takes one beat per cycle
-    (``chunks`` passes over each block; only the last pass sends sums out), and the requantization lanes, which
-    take a pixel's sums from the array's output buffer and spend ``rows / requant_lanes + 1`` cycles on it. The
-    array's credits stop a last-pass beat while :data:`~esb_hw.contract.latency.OUTPUT_DEPTH` pixels wait for the
-    lanes, and a pass lasts at least ``rows + HANDOFF_CYCLES`` cycles, the time from its swap beat to the next
-    chunk's loads being in the shadow bank (short blocks wait for it). A tile starts with its first chunk's loads
-    (``rows`` cycles and two of hand-off). The next tile may start when the sequencer is done with this one, while
-    the lanes still drain it (:class:`~esb_hw.hw.core.layer.LayerCore` holds two tiles)."""
-
-    def __init__(self, config: AcceleratorConfig, requant_lanes: int = 1):
-        if requant_lanes < 1 or config.rows % requant_lanes:
-            raise InputError(f"requant_lanes must divide rows {config.rows}, got {requant_lanes}")
-        self.config = config
-        self.per_pixel = config.rows // requant_lanes + 1
-        self.latency = array_latency(config)
-        self.taken: list[int] = []  # when the lanes took each pixel's sums
-        self.lane_free = 0
-        self.front_free = 0  # when the sequencer can take the next tile
-
-    def run(self, schedule: Schedule, start: int) -> tuple[int, int]:
-        """Run ``schedule`` from cycle ``start`` (or when the sequencer is free); returns the cycles at which
-        the sequencer is done with it and at which its last output word is written."""
-        config = self.config
-        chunks = len(schedule.chunks)
-        handoff = config.rows + HANDOFF_CYCLES  # from one pass's first beat to the next chunk's loads being in
-        time = max(start, self.front_free) + config.rows + 2  # the next beat's cycle
-        taken = self.taken
-        for _ in range(schedule.row_blocks):
-            for block in schedule.pixel_blocks:
-                time += (chunks - 1) * max(len(block), handoff)
-                last_pass = time
-                for _ in block:
-                    pixel = len(taken)
-                    if pixel >= OUTPUT_DEPTH:
-                        time = max(time, taken[pixel - OUTPUT_DEPTH] + 1)
-                    take = max(time + self.latency, self.lane_free)
-                    taken.append(take)
-                    self.lane_free = take + self.per_pixel
-                    time += 1
-                time = max(time, last_pass + handoff)
-        self.front_free = time
-        return time, self.lane_free + requant_latency(config) - 2
 
 
 def beat_sequence(schedule: Schedule) -> list[tuple[int, int, int, int, int]]:

@@ -46,7 +46,6 @@ from ..layouts import (
     unpack_memory_words,
 )
 from .lowering import (
-    CoreTimeline,
     Layer,
     Schedule,
     _pixel_order,
@@ -56,6 +55,7 @@ from .lowering import (
     param_image,
     weight_image,
 )
+from .timeline import MEMORY_MODEL, EngineTimeline, MemoryTiming
 
 __all__ = ["DESCRIPTOR_BYTES", "Program", "Tile", "compile_program", "descriptor_error", "input_image",
            "predicted_beats", "predicted_cycles", "read_output", "run_in_numpy"]
@@ -205,34 +205,20 @@ def _tile_shape(config: AcceleratorConfig, index: int, schedule: Schedule) -> tu
             band = grown
         return band
 
-    # Among a few tile shapes, the one a rough pipeline estimate says is fastest: big tiles load fewer
-    # weights again, but the first tile's load and the last one's store are not hidden behind computation.
-    sizes = {name: memory_word_bytes(value) for name, value in buffer_word_bits(config).items()}
-
-    def cycles_per_word(name: str) -> int:
-        return max(1, sizes[name] // MEMORY_BEAT_BYTES)
-
-    latency = 60
-    pace = max(chunks, rows // config.lanes + 1)
-
-    def estimate(row_blocks: int, band: int) -> tuple[int, int]:
-        sets, bands = -(-schedule.row_blocks // row_blocks), -(-usable_height // band)
-        compute = row_blocks * band * out_width * pace + rows + 40
-        activations = (2 * latency + 8 + CHECK_CYCLES
-                       + schedule.groups * input_rows(band) * width * cycles_per_word("activation"))
-        weights = row_blocks * rows * (cycles_per_word("param") + chunks * cycles_per_word("weight"))
-        store = latency + row_blocks * output_words(band) * cycles_per_word("output")
-        total = activations + weights + sets * bands * compute + store
-        total += sets * (bands - 1) * max(0, activations - compute) + (sets - 1) * max(0, activations + weights
-                                                                                        - compute)
-        return total, sets * bands
+    # Among a few tile shapes, the one the cycle model says is fastest: big tiles load fewer weights again, but
+    # the first tile's load and the last one's store are not hidden behind computation.
+    def modelled(shape: tuple[int, int]) -> tuple[int, int]:
+        tiles = describe_layer(config, index, schedule, _cut(schedule, *shape), 0, REGION_ALIGNMENT,
+                               2 * REGION_ALIGNMENT, 3 * REGION_ALIGNMENT)
+        cycles = EngineTimeline(config).run([(tile.descriptor, tile.schedule) for tile in tiles])
+        return cycles, len(tiles)
 
     candidates = set()
     for row_blocks in {most_row_blocks, -(-most_row_blocks // 2), -(-most_row_blocks // 4), 1}:
         band = longest_band(row_blocks)
         for divisor in (1, 2, 4, 8):
             candidates.add((row_blocks, max(step, band // divisor // step * step)))
-    return min(sorted(candidates), key=lambda shape: estimate(*shape))
+    return min(sorted(candidates), key=modelled)
 
 
 def _tile_schedule(schedule: Schedule, row_blocks: tuple[int, int], band: tuple[int, int]) -> tuple[Schedule, tuple]:
@@ -275,6 +261,10 @@ def compile_program(config: AcceleratorConfig, layers, input_shape, activation_c
     """Compile ``layers`` (a chain) for an input of ``input_shape`` into tiles, descriptors and a memory image
     placed at ``base`` (4 KiB aligned), with ``activation_codes`` as the input (zeros if None).
 
+    The phases: :func:`lower_layers` (each layer onto the array), :func:`tile_layers` (the tile shapes the cycle
+    model finds fastest), :func:`allocate` (the memory map), :func:`describe` (a descriptor per tile) and
+    :func:`build_image` (the memory image).
+
     Raises
     ------
     InputError
@@ -287,6 +277,17 @@ def compile_program(config: AcceleratorConfig, layers, input_shape, activation_c
     if base % REGION_ALIGNMENT:
         raise InputError(f"base must be a multiple of {REGION_ALIGNMENT}, got {base}")
     layers = list(layers)
+    schedules, shapes = lower_layers(config, layers, input_shape)
+    tiles_per_layer = tile_layers(config, schedules)
+    regions, end = allocate(config, schedules, sum(len(tiles) for tiles in tiles_per_layer), base)
+    tiles = describe(config, schedules, tiles_per_layer, regions)
+    image = build_image(config, schedules, tiles, regions, base, end, shapes[0], activation_codes)
+    return Program(config, layers, shapes, schedules, tiles, image, regions, base)
+
+
+def lower_layers(config: AcceleratorConfig, layers: list[Layer], input_shape) -> tuple[list[Schedule], list]:
+    """Phase 1: each layer's lowering onto the array (:func:`esb_hw.compiler.lowering.lower`), checked, and the
+    shapes from the input to the last output."""
     if not layers:
         raise InputError("a program needs at least one layer")
     if len(layers) > 256:
@@ -305,67 +306,99 @@ def compile_program(config: AcceleratorConfig, layers, input_shape, activation_c
         _check_layer(config, index, layer, schedule)
         schedules.append(schedule)
         shapes.append(_output_shape(schedule))
+    return schedules, shapes
 
-    bits = buffer_word_bits(config)
-    sizes = {name: memory_word_bytes(value) for name, value in bits.items()}
-    tiles_per_layer = []
-    for index, schedule in enumerate(schedules):
-        row_blocks, band = _tile_shape(config, index, schedule)
-        height = schedule.output_size[0]
-        usable = height - height % 2 if schedule.layer.pool else height
-        tiles_per_layer.append([(rb, min(rb + row_blocks, schedule.row_blocks), oy, min(oy + band, usable))
-                                for rb in range(0, schedule.row_blocks, row_blocks) for oy in range(0, usable, band)])
 
-    # The memory map.
+def _cut(schedule: Schedule, row_blocks: int, band: int) -> list[tuple[int, int, int, int]]:
+    """A layer's tiles for a tile shape: ``(row block first, end, output row first, end)``, row blocks outer."""
+    height = schedule.output_size[0]
+    usable = height - height % 2 if schedule.layer.pool else height
+    return [(rb, min(rb + row_blocks, schedule.row_blocks), oy, min(oy + band, usable))
+            for rb in range(0, schedule.row_blocks, row_blocks) for oy in range(0, usable, band)]
+
+
+def tile_layers(config: AcceleratorConfig, schedules: list[Schedule]) -> list[list[tuple[int, int, int, int]]]:
+    """Phase 2: each layer cut into tiles (:func:`_tile_shape`)."""
+    return [_cut(schedule, *_tile_shape(config, index, schedule)) for index, schedule in enumerate(schedules)]
+
+
+def allocate(config: AcceleratorConfig, schedules: list[Schedule], tiles: int,
+             base: int) -> tuple[dict[str, tuple[int, int]], int]:
+    """Phase 3: the memory map from ``base``, each region 4 KiB aligned: the descriptors, the input, then per layer
+    its weights, parameters and outputs. Returns the regions and the end address."""
+    sizes = {name: memory_word_bytes(value) for name, value in buffer_word_bits(config).items()}
     regions = {}
     cursor = base
-    count = sum(len(tiles) for tiles in tiles_per_layer)
 
-    def region(name: str, size: int) -> int:
+    def region(name: str, size: int) -> None:
         nonlocal cursor
         regions[name] = (cursor, size)
         cursor = _align(cursor + max(size, 1))
-        return regions[name][0]
 
-    region("descriptors", count * DESCRIPTOR_BYTES)
+    region("descriptors", tiles * DESCRIPTOR_BYTES)
     first = schedules[0]
     region("input", first.groups * first.input_shape[1] * first.input_shape[2] * sizes["activation"])
     for index, schedule in enumerate(schedules):
         region(f"weights_{index}", schedule.row_blocks * len(schedule.chunks) * config.rows * sizes["weight"])
         region(f"params_{index}", schedule.row_blocks * config.rows * sizes["param"])
-        out_h, out_w = schedule.output_size
-        pixels = (out_h // 2) * (out_w // 2) if schedule.layer.pool else out_h * out_w
-        region(f"output_{index}", schedule.row_blocks * pixels * sizes["output"])
+        region(f"output_{index}", schedule.row_blocks * _layer_pixels(schedule) * sizes["output"])
+    return regions, cursor
 
+
+def _layer_pixels(schedule: Schedule) -> int:
+    """The output words of one row block: every output pixel, after pooling."""
+    out_h, out_w = schedule.output_size
+    return (out_h // 2) * (out_w // 2) if schedule.layer.pool else out_h * out_w
+
+
+def describe(config: AcceleratorConfig, schedules: list[Schedule], tiles_per_layer: list, regions: dict) -> list[Tile]:
+    """Phase 4: a :class:`Tile` with its descriptor for every tile, in program order."""
     tiles = []
     for index, (schedule, layer_tiles) in enumerate(zip(schedules, tiles_per_layer, strict=True)):
         input_address = regions["input"][0] if index == 0 else regions[f"output_{index - 1}"][0]
-        channels, height, width = schedule.input_shape
-        out_h, out_w = schedule.output_size
-        layer_pixels = (out_h // 2) * (out_w // 2) if schedule.layer.pool else out_h * out_w
-        chunk_words = len(schedule.chunks) * config.rows
-        for number, (rb_first, rb_end, oy_first, oy_end) in enumerate(layer_tiles):
-            tile_schedule, (iy_first, iy_end) = _tile_schedule(schedule, (rb_first, rb_end), (oy_first, oy_end))
-            record = geometry(tile_schedule)
-            band_start = (oy_first // 2) * (out_w // 2) if schedule.layer.pool else oy_first * out_w
-            descriptor = {
-                "geometry": record, "in_channels": channels, "stride": schedule.layer.stride, "layer": index,
-                "barrier": int(index > 0 and number == 0), "reuse_weights": int(oy_first > 0),
-                "activations": _transfer(input_address + iy_first * width * sizes["activation"],
-                                         (iy_end - iy_first) * width, schedule.groups,
-                                         height * width * sizes["activation"]),
-                "weights": _transfer(regions[f"weights_{index}"][0] + rb_first * chunk_words * sizes["weight"],
-                                     (rb_end - rb_first) * chunk_words),
-                "params": _transfer(regions[f"params_{index}"][0] + rb_first * config.rows * sizes["param"],
-                                    (rb_end - rb_first) * config.rows),
-                "outputs": _transfer(regions[f"output_{index}"][0]
-                                     + (rb_first * layer_pixels + band_start) * sizes["output"],
-                                     record["output_pixels"], rb_end - rb_first, layer_pixels * sizes["output"]),
-            }
-            tiles.append(Tile(index, (rb_first, rb_end), (oy_first, oy_end), (iy_first, iy_end), tile_schedule,
-                              descriptor))
+        tiles += describe_layer(config, index, schedule, layer_tiles, input_address, regions[f"weights_{index}"][0],
+                                regions[f"params_{index}"][0], regions[f"output_{index}"][0])
+    return tiles
 
-    image = bytearray(cursor - base)
+
+def describe_layer(config: AcceleratorConfig, index: int, schedule: Schedule, layer_tiles: list,
+                   input_address: int, weights_address: int, params_address: int, output_address: int) -> list[Tile]:
+    """The tiles of one layer with their descriptors (the first tile of every layer after the first is a
+    ``barrier``; a tile of a later band of the same row blocks reuses the weights)."""
+    sizes = {name: memory_word_bytes(value) for name, value in buffer_word_bits(config).items()}
+    channels, height, width = schedule.input_shape
+    out_w = schedule.output_size[1]
+    layer_pixels = _layer_pixels(schedule)
+    chunk_words = len(schedule.chunks) * config.rows
+    tiles = []
+    for number, (rb_first, rb_end, oy_first, oy_end) in enumerate(layer_tiles):
+        tile_schedule, (iy_first, iy_end) = _tile_schedule(schedule, (rb_first, rb_end), (oy_first, oy_end))
+        record = geometry(tile_schedule)
+        band_start = (oy_first // 2) * (out_w // 2) if schedule.layer.pool else oy_first * out_w
+        descriptor = {
+            "geometry": record, "in_channels": channels, "stride": schedule.layer.stride, "layer": index,
+            "barrier": int(index > 0 and number == 0), "reuse_weights": int(oy_first > 0),
+            "activations": _transfer(input_address + iy_first * width * sizes["activation"],
+                                     (iy_end - iy_first) * width, schedule.groups,
+                                     height * width * sizes["activation"]),
+            "weights": _transfer(weights_address + rb_first * chunk_words * sizes["weight"],
+                                 (rb_end - rb_first) * chunk_words),
+            "params": _transfer(params_address + rb_first * config.rows * sizes["param"],
+                                (rb_end - rb_first) * config.rows),
+            "outputs": _transfer(output_address + (rb_first * layer_pixels + band_start) * sizes["output"],
+                                 record["output_pixels"], rb_end - rb_first, layer_pixels * sizes["output"]),
+        }
+        tiles.append(Tile(index, (rb_first, rb_end), (oy_first, oy_end), (iy_first, iy_end), tile_schedule,
+                          descriptor))
+    return tiles
+
+
+def build_image(config: AcceleratorConfig, schedules: list[Schedule], tiles: list[Tile], regions: dict, base: int,
+                end: int, input_shape, activation_codes) -> bytes:
+    """Phase 5: the memory image from ``base`` to ``end``: the packed descriptors (each checked as the engine
+    would), the input codes, the weights and the parameters; output space is zero."""
+    bits = buffer_word_bits(config)
+    image = bytearray(end - base)
 
     def put(address: int, blob: bytes) -> None:
         image[address - base: address - base + len(blob)] = blob
@@ -379,15 +412,15 @@ def compile_program(config: AcceleratorConfig, layers, input_shape, activation_c
             pack(layout, tile.descriptor, where=f"descriptor {number}").to_bytes(DESCRIPTOR_BYTES, "little"))
     if activation_codes is not None:
         codes = np.asarray(activation_codes)
-        if codes.shape != shapes[0]:
-            raise InputError(f"the input codes have shape {codes.shape}, the program expects {shapes[0]}")
+        if codes.shape != input_shape:
+            raise InputError(f"the input codes have shape {codes.shape}, the program expects {input_shape}")
         if codes.min(initial=0) < 0 or codes.max(initial=0) >= config.activation_format.code_count:
             raise InputError(f"input codes must be in 0..{config.activation_format.code_count - 1}")
-        put(regions["input"][0], pack_memory_words(bits["activation"], activation_image(first, codes)))
+        put(regions["input"][0], pack_memory_words(bits["activation"], activation_image(schedules[0], codes)))
     for index, schedule in enumerate(schedules):
         put(regions[f"weights_{index}"][0], pack_memory_words(bits["weight"], weight_image(schedule)))
         put(regions[f"params_{index}"][0], pack_memory_words(bits["param"], param_image(schedule)))
-    return Program(config, layers, shapes, schedules, tiles, bytes(image), regions, base)
+    return bytes(image)
 
 
 def descriptor_error(config: AcceleratorConfig, descriptor: dict) -> int:
@@ -518,59 +551,14 @@ def run_in_numpy(program: Program, memory: bytearray) -> None:
             assert len(blob) == out["words"] * size
 
 
-#: The engine's fixed costs per tile (a MODEL, see :func:`predicted_cycles`): fetching a descriptor (its request
-#: and 8 beats) and checking it, and the cycles between a tile's loads and its computation starting.
-FETCH_CYCLES = 8
-CHECK_CYCLES = 200
-START_CYCLES = 3
-
-
-def _transfer_cycles(words: int, segments: int, word_bytes: int, latency: int) -> int:
-    beats_per_word = max(1, word_bytes // MEMORY_BEAT_BYTES)
-    return latency + words * segments * beats_per_word + segments
-
-
-def predicted_cycles(program: Program, *, memory_latency: int = 60) -> dict:
-    """A MODEL of the engine's cycles from start to done for ``program``, with a memory that answers each request
-    after ``memory_latency`` cycles and then moves a beat per cycle.
-
-    Tiles follow the engine's pipeline: a tile's loads (parameters, weights, activations: a word per cycle) start
-    when its descriptor is fetched and checked, which starts when the previous tile begins computing (and, for a
-    barrier, when every earlier output is stored); it computes (:class:`esb_hw.compiler.lowering.CoreTimeline`)
-    when loaded and when the sequencer is done with the previous tile; its outputs are stored after it and after
-    the previous store.
-    Returns ``{"cycles", "compute_cycles", "tiles"}`` with each tile's ``(load_start, compute_start, compute_end,
-    store_end)``."""
-    config = program.config
-    sizes = {name: memory_word_bytes(value) for name, value in buffer_word_bits(config).items()}
-    fetch = memory_latency + FETCH_CYCLES + CHECK_CYCLES
-    core = CoreTimeline(config, config.lanes)
-    store_free = 0
-    previous_compute_start = 0
-    timeline = []
-    stores_done = 0
-    compute_total = 0
-    for tile in program.tiles:
-        d = tile.descriptor
-        start = previous_compute_start
-        if d["barrier"]:
-            start = max(start, stores_done)
-        kinds = (("activations", "activation"),) if d["reuse_weights"] else (
-            ("params", "param"), ("weights", "weight"), ("activations", "activation"))
-        loads = sum(_transfer_cycles(d[name]["words"], d[name]["segments"], sizes[kind], 0) for name, kind in kinds)
-        load_end = start + fetch + memory_latency + loads
-        compute_start = max(load_end, core.front_free) + START_CYCLES
-        _, compute_end = core.run(tile.schedule, compute_start)
-        compute_total += compute_end - compute_start
-        out = d["outputs"]
-        store_start = max(compute_end, store_free)
-        store_end = store_start + _transfer_cycles(out["words"], out["segments"], sizes["output"], 0) \
-            + memory_latency // 4 + memory_latency // 2
-        timeline.append((start, compute_start, compute_end, store_end))
-        store_free = store_end
-        stores_done = store_end
-        previous_compute_start = compute_start
-    return {"cycles": store_free + 2, "compute_cycles": compute_total, "tiles": timeline}
+def predicted_cycles(program: Program, memory: MemoryTiming = MEMORY_MODEL) -> dict:
+    """The engine's cycles from start to done for ``program`` with ``memory`` (a MODEL:
+    :class:`esb_hw.compiler.timeline.EngineTimeline`, the one cycle model). Returns ``{"cycles",
+    "compute_cycles", "tiles"}``, ``tiles`` holding each tile's :class:`~esb_hw.compiler.timeline.TileTimes`."""
+    timeline = EngineTimeline(program.config, memory)
+    cycles = timeline.run([(tile.descriptor, tile.schedule) for tile in program.tiles])
+    compute = sum(times.compute[1] - times.compute[0] for times in timeline.tiles)
+    return {"cycles": cycles, "compute_cycles": compute, "tiles": timeline.tiles}
 
 
 def predicted_beats(program: Program) -> dict:

@@ -33,6 +33,7 @@ import numpy as np
 
 from esb_hw.compiler.lowering import KINDS, Layer
 from esb_hw.compiler.program import compile_program, predicted_cycles
+from esb_hw.compiler.timeline import AXI_SYSTEM, MEMORY_MODEL
 from esb_hw.config import AcceleratorConfig, ConfigError
 from esb_hw.data import load_config, shipped_config
 from esb_hw.errors import CheckFailed, EsbError, InputError
@@ -205,7 +206,7 @@ def run(args) -> int:
         files.append(file)
     x = files[0].x
     program = compile_program(config, [file.layer for file in files], x.shape, x)
-    model = predicted_cycles(program)
+    model = predicted_cycles(program, MEMORY_MODEL if args.core else AXI_SYSTEM)
     tiles = len(program.tiles)
     where = "the bare layer engine" if args.core else "the AXI system, through the host driver"
     print(f"{len(files)} layer{'s' if len(files) > 1 else ''}, {program.macs:,} MACs, {tiles} tiles on the "
