@@ -25,6 +25,7 @@ import numpy as np
 
 from esb_hw.compiler.lowering import beat_sequence, reference
 from esb_hw.compiler.program import compile_program, predicted_cycles
+from esb_hw.compiler.timeline import MEMORY_MODEL
 from esb_hw.data import shipped_config
 from esb_hw.errors import EsbError
 from esb_hw.layouts import requant_params_layout
@@ -79,7 +80,8 @@ def measure(config, spec, seed, simulator):
     return {"name": name, "array": f"{config.rows}x{config.cols}", "requant_lanes": config.lanes, "kernel": kernel,
             "stride": stride, "in_channels": in_channels, "out_channels": out_channels, "image": size,
             "tiles": len(program.tiles), "macs": macs, "cycles": run.cycles,
-            "predicted_cycles": predicted_cycles(program)["cycles"],
+            "predicted_cycles": predicted_cycles(program, MEMORY_MODEL)["cycles"],
+            "model_error": round(predicted_cycles(program, MEMORY_MODEL)["cycles"] / run.cycles - 1, 4),
             "utilization": round(macs / (run.cycles * config.macs), 4),
             "bytes_moved": 16 * (run.beats_read + run.beats_written),
             "on_chip_bits_per_mac": round(on_chip_bits(config, program) / macs, 3),
@@ -120,14 +122,14 @@ def main() -> int:
         return 0
     print(f"whole engine from start to done, memory model with 20-100 cycles of latency ({args.sim} simulation); "
           "predicted cycles are a MODEL")
-    print("| layer                     | array | lanes | tiles | MACs      | cycles | predicted | util   | bytes moved "
-          "| on-chip bits/MAC |")
-    print("|---------------------------|-------|-------|-------|-----------|--------|-----------|--------|-------------"
-          "|------------------|")
+    print("| layer                     | array | lanes | tiles | MACs      | cycles | predicted | error  | util   "
+          "| bytes moved | on-chip bits/MAC |")
+    print("|---------------------------|-------|-------|-------|-----------|--------|-----------|--------|--------"
+          "|-------------|------------------|")
     for row in rows:
         print(f"| {row['name']:<25} | {row['array']:<5} | {row['requant_lanes']:>5} | {row['tiles']:>5} | "
-              f"{row['macs']:>9,} | {row['cycles']:>6} | "
-              f"{row['predicted_cycles']:>9} | {100 * row['utilization']:>5.1f}% | {row['bytes_moved']:>11,} | "
+              f"{row['macs']:>9,} | {row['cycles']:>6} | {row['predicted_cycles']:>9} | "
+              f"{100 * row['model_error']:>+5.1f}% | {100 * row['utilization']:>5.1f}% | {row['bytes_moved']:>11,} | "
               f"{row['on_chip_bits_per_mac']:>16.3f} |")
     sys.stdout.flush()
     return 0

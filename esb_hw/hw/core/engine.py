@@ -43,7 +43,7 @@ from .checker import ERROR_CODES, DescriptorChecker
 from .layer import LayerCore
 from .transfer import Loader, Storer
 
-__all__ = ["COUNTER_BITS", "Engine", "MAX_LAYERS"]
+__all__ = ["COUNTER_BITS", "Engine", "MAX_LAYERS", "RunCounters"]
 
 #: Width of the cycle and beat counters.
 COUNTER_BITS = 32
@@ -122,10 +122,31 @@ class Engine(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.core = core = self.core
-        m.submodules.checker = checker = self.checker
-        m.submodules.loader = loader = self.loader
-        m.submodules.storer = storer = self.storer
+        m.submodules.core = self.core
+        m.submodules.checker = self.checker
+        m.submodules.loader = self.loader
+        m.submodules.storer = self.storer
+        m.submodules.counters = counters = RunCounters()
+        state = _Shared()
+        m.d.comb += state.starting.eq(self.start & ~self.busy)
+        self._buffers(m)
+        self._scoreboard(m, state)
+        self._fetch_and_load(m, state)
+        self._compute(m, state)
+        self._store(m, state)
+        # The counters watch the memory streams and the layer core.
+        m.d.comb += [counters.start.eq(state.starting), counters.busy.eq(self.busy),
+                     counters.read_beat.eq(self.read_data.valid & self.read_data.ready),
+                     counters.write_beat.eq(self.write_data.valid & self.write_data.ready),
+                     counters.layer.eq(state.core_layers[0]), counters.computing.eq(state.in_core != 0),
+                     counters.finished.eq(self.core.done), counters.layer_select.eq(self.layer_select),
+                     self.cycles.eq(counters.cycles), self.beats_read.eq(counters.beats_read),
+                     self.beats_written.eq(counters.beats_written), self.layer_cycles.eq(counters.layer_cycles)]
+        return m
+
+    def _buffers(self, m: Module) -> None:
+        """The loader writes the layer core's input buffers; the storer reads its output buffer."""
+        core, loader, storer = self.core, self.loader, self.storer
         for index, name in enumerate(("param", "weight", "activation")):
             write, port = getattr(loader, f"write_{index}"), getattr(core, f"{name}_write")
             m.d.comb += [port.address.eq(write.address), port.data.as_value().eq(write.data),
@@ -133,71 +154,57 @@ class Engine(wiring.Component):
         m.d.comb += [core.output_address.eq(storer.read_address), core.output_enable.eq(storer.read_enable),
                      storer.read_data.eq(core.output_data.as_value())]
 
-        beats = Signal(DESCRIPTOR_BEATS * MEMORY_BEAT_BITS)  # the fetched descriptor's beats, lowest first
-        fetched = descriptor_layout()(beats[: descriptor_layout().size])
+    def _fail(self, m: Module, code, descriptor) -> None:
+        """Record the first error and the descriptor it concerns; later ones are dropped."""
+        with m.If(self.error == 0):
+            m.d.sync += [self.error.eq(code), self.failed_descriptor.eq(descriptor)]
+
+    def _scoreboard(self, m: Module, state: _Shared) -> None:
+        """The banks: an activation bank ``loaded`` and not yet computed, an output bank ``computed`` and not yet
+        stored. Weights and parameters have banks of their own: a tile that reuses its predecessor's weights
+        computes from the same weight bank; a tile that loads weights fills the other one, once no tile in flight
+        (loaded and not yet computed) uses it."""
+        m.d.comb += state.target_weight_bank.eq(Mux(state.fetched.reuse_weights, state.weight_bank,
+                                                    ~state.weight_bank))
+        m.d.comb += state.weight_bank_busy.eq(Cat(*(
+            state.loaded[bank] & (state.tile_weight_bank[bank] == ~state.weight_bank) for bank in range(2))).any())
+        m.d.comb += state.idle_pipeline.eq(~state.handoff & (state.in_core == 0) & ~state.compute_starting
+                                           & (state.loaded == 0) & (state.computed == 0) & ~state.storing)
+        # After an abort, only what still runs counts: the layer core's tiles and a store in flight.
+        m.d.comb += state.aborted_pipeline.eq((state.in_core == 0) & ~state.compute_starting & ~state.storing)
+
+    def _fetch_and_load(self, m: Module, state: _Shared) -> None:
+        """Descriptor fetch, check and load: the control state machine. Descriptor ``i`` is fetched once tile
+        ``i - 1`` has been handed to the compute unit, checked, and loaded once its banks are free (and, for a
+        barrier, once every earlier tile is stored). An error or an abort ends the run once what is in flight
+        has drained."""
+        checker, loader = self.checker, self.loader
+        fetched, aborting = state.fetched, state.aborting
         m.d.comb += [checker.descriptor.eq(fetched),
                      loader.transfers[0].eq(fetched.params), loader.transfers[1].eq(fetched.weights),
                      loader.transfers[2].eq(fetched.activations),
                      loader.first_kind.eq(Mux(fetched.reuse_weights, 2, 0))]
-
-        # Hand-offs between the units: a bank ``loaded`` and not yet computed; an output bank ``computed`` and
-        # not yet stored; the fetched descriptor ``handed`` to the compute unit once its tile is loaded.
-        loaded, computed = Signal(2), Signal(2)
-        handoff, handoff_bank = Signal(), Signal()
-        compute_starting, compute_bank = Signal(), Signal()
-        # The tiles in the layer core (two at most: one sending beats, one draining), oldest first: their
-        # activation banks and layers, for the hand-offs and counters at their ``done``.
-        in_core, core_banks, core_layers = Signal(range(3)), Signal(2), Signal(data.ArrayLayout(8, 2))
-        storing, store_bank = Signal(), Signal()
-        idle_pipeline, aborted_pipeline = Signal(), Signal()
-        m.d.comb += idle_pipeline.eq(~handoff & (in_core == 0) & ~compute_starting & (loaded == 0) & (computed == 0)
-                                     & ~storing)
-        # After an abort, only what still runs counts: the layer core's tiles and a store in flight.
-        m.d.comb += aborted_pipeline.eq((in_core == 0) & ~compute_starting & ~storing)
         error = self.error
-
-        def fail(code, descriptor):
-            """Record the first error and the descriptor it concerns; later ones are dropped."""
-            with m.If(error == 0):
-                m.d.sync += [error.eq(code), self.failed_descriptor.eq(descriptor)]
-
-        # An abort: nothing new starts; what is in flight ends (the loader and the storer drain their requests).
-        aborting = Signal()
-
-        # Weights and parameters have banks of their own: a tile that reuses its predecessor's weights computes
-        # from the same weight bank; a tile that loads weights fills the other one, once no tile in flight (loaded
-        # and not yet computed) uses it.
-        tile_weight_bank = Signal(2)  # per activation bank: the weight bank of the tile loaded there
-        weight_bank, have_weights = Signal(), Signal()  # the bank of the latest weights loaded
-        target_weight_bank = Signal()
-        m.d.comb += target_weight_bank.eq(Mux(fetched.reuse_weights, weight_bank, ~weight_bank))
-        weight_bank_busy = Signal()
-        m.d.comb += weight_bank_busy.eq(
-            Cat(*(loaded[bank] & (tile_weight_bank[bank] == ~weight_bank) for bank in range(2))).any())
-
-        # ---- the loader --------------------------------------------------------------------------------------
-        index, length = Signal(16), Signal(16)  # the length is taken at the start
+        index, length = state.index, Signal(16)  # the length is taken at the start
         address = Signal(32)
         requested = Signal()  # the descriptor's read request is offered: it stays offered until taken
         load_bank = Signal()
         received = Signal(range(DESCRIPTOR_BEATS + 1))
         read_failed = Signal()
-        starting = Signal()
-        m.d.comb += starting.eq(self.start & ~self.busy)
         with m.If(self.abort & self.busy & ~aborting):
             m.d.sync += aborting.eq(1)
-            fail(ERROR_CODES["aborted"], index)
+            self._fail(m, ERROR_CODES["aborted"], index)
         with m.FSM(name="control") as control:
             with m.State("idle"):
                 with m.If(self.start):
                     m.d.sync += [error.eq(0), index.eq(0), address.eq(self.program_address), load_bank.eq(0),
-                                 self.failed_descriptor.eq(0), have_weights.eq(0), length.eq(self.program_length),
-                                 requested.eq(0), aborting.eq(0)]
+                                 self.failed_descriptor.eq(0), state.have_weights.eq(0),
+                                 length.eq(self.program_length), requested.eq(0), aborting.eq(0)]
                     m.next = "fetch"
                     with m.If(self.program_length == 0):
                         m.next = "stop"
             with m.State("fetch"):
-                m.d.comb += [self.read_request.valid.eq(requested | (~handoff & (error == 0))),
+                m.d.comb += [self.read_request.valid.eq(requested | (~state.handoff & (error == 0))),
                              self.read_request.payload.address.eq(address[4:]),
                              self.read_request.payload.beats.eq(DESCRIPTOR_BEATS)]
                 with m.If(self.read_request.valid & self.read_request.ready):
@@ -210,7 +217,7 @@ class Engine(wiring.Component):
             with m.State("receive"):
                 m.d.comb += self.read_data.ready.eq(1)
                 with m.If(self.read_data.valid):
-                    m.d.sync += [beats.eq(Cat(beats[MEMORY_BEAT_BITS:], self.read_data.payload.data)),
+                    m.d.sync += [state.beats.eq(Cat(state.beats[MEMORY_BEAT_BITS:], self.read_data.payload.data)),
                                  received.eq(received + 1)]
                     with m.If(self.read_data.payload.error):
                         m.d.sync += read_failed.eq(1)
@@ -218,7 +225,7 @@ class Engine(wiring.Component):
                         m.next = "check"
             with m.State("check"):
                 with m.If(read_failed):
-                    fail(ERROR_CODES["read"], index)
+                    self._fail(m, ERROR_CODES["read"], index)
                     m.next = "stop"
                 with m.Elif(aborting):
                     m.next = "stop"
@@ -228,18 +235,19 @@ class Engine(wiring.Component):
             with m.State("checking"):
                 with m.If(checker.done):
                     with m.If(checker.error != 0):
-                        fail(checker.error, index)
+                        self._fail(m, checker.error, index)
                         m.next = "stop"
-                    with m.Elif(fetched.reuse_weights & ~have_weights):
-                        fail(ERROR_CODES["inconsistent"], index)
+                    with m.Elif(fetched.reuse_weights & ~state.have_weights):
+                        self._fail(m, ERROR_CODES["inconsistent"], index)
                         m.next = "stop"
                     with m.Elif(aborting):
                         m.next = "stop"
                     with m.Else():
                         m.next = "wait"
             with m.State("wait"):
-                free = (~loaded.bit_select(load_bank, 1) & ~handoff & (~fetched.barrier | idle_pipeline)
-                        & (fetched.reuse_weights | ~weight_bank_busy))
+                free = (~state.loaded.bit_select(load_bank, 1) & ~state.handoff
+                        & (~fetched.barrier | state.idle_pipeline)
+                        & (fetched.reuse_weights | ~state.weight_bank_busy))
                 with m.If(error != 0):
                     m.next = "stop"
                 with m.Elif(free):
@@ -248,26 +256,28 @@ class Engine(wiring.Component):
             with m.State("load"):
                 with m.If(loader.done):
                     with m.If(loader.error):
-                        fail(ERROR_CODES["read"], index)
+                        self._fail(m, ERROR_CODES["read"], index)
                         m.next = "stop"
                     with m.Elif(aborting):  # the bank holds a part of the tile: it is never computed
                         m.next = "stop"
                     with m.Else():
-                        m.d.sync += [tile_weight_bank.bit_select(load_bank, 1).eq(target_weight_bank),
-                                     weight_bank.eq(target_weight_bank), have_weights.eq(1),
-                                     loaded.bit_select(load_bank, 1).eq(1), handoff.eq(1),
-                                     handoff_bank.eq(load_bank), load_bank.eq(~load_bank), index.eq(index + 1),
+                        m.d.sync += [state.tile_weight_bank.bit_select(load_bank, 1).eq(state.target_weight_bank),
+                                     state.weight_bank.eq(state.target_weight_bank), state.have_weights.eq(1),
+                                     state.loaded.bit_select(load_bank, 1).eq(1), state.handoff.eq(1),
+                                     state.handoff_bank.eq(load_bank), load_bank.eq(~load_bank),
+                                     index.eq(index + 1),
                                      address.eq(address + DESCRIPTOR_BEATS * MEMORY_BEAT_BITS // 8)]
                         m.next = "fetch"
                         with m.If(index == length - 1):
                             m.next = "stop"
             with m.State("stop"):
-                with m.If(idle_pipeline | (aborting & aborted_pipeline)):
+                with m.If(state.idle_pipeline | (aborting & state.aborted_pipeline)):
                     m.d.comb += self.done.eq(1)
-                    m.d.sync += [loaded.eq(0), computed.eq(0), handoff.eq(0)]  # tiles an abort left unstored
+                    # The tiles an abort left unstored.
+                    m.d.sync += [state.loaded.eq(0), state.computed.eq(0), state.handoff.eq(0)]
                     m.next = "idle"
         m.d.comb += self.busy.eq(~control.ongoing("idle"))
-        m.d.comb += [loader.banks.eq(Cat(target_weight_bank, target_weight_bank, load_bank)),
+        m.d.comb += [loader.banks.eq(Cat(state.target_weight_bank, state.target_weight_bank, load_bank)),
                      loader.stop.eq(aborting)]
         with m.If(control.ongoing("load")):
             m.d.comb += [self.read_request.valid.eq(loader.request.valid),
@@ -276,84 +286,153 @@ class Engine(wiring.Component):
                          loader.data.valid.eq(self.read_data.valid), loader.data.payload.eq(self.read_data.payload),
                          self.read_data.ready.eq(loader.data.ready)]
 
-        # ---- the compute unit ----------------------------------------------------------------------------------
-        outputs = [Signal(transfer_layout(), name=f"outputs_{bank}") for bank in range(2)]
-        geometry = Signal.like(fetched.geometry)
+    def _compute(self, m: Module, state: _Shared) -> None:
+        """The compute hand-off: a loaded tile goes to the layer core once the core is ready and its output bank
+        is stored; the core holds two tiles at most (one sending beats, one draining), whose banks and layers are
+        kept oldest first for the hand-offs and counters at their ``done``."""
+        core = self.core
+        geometry = Signal.like(state.fetched.geometry)
         layer = Signal(8)
-        m.d.comb += [core.geometry.eq(geometry), core.bank.eq(compute_bank),
-                     core.weight_bank.eq(tile_weight_bank.bit_select(compute_bank, 1)),
-                     core.start.eq(compute_starting)]
+        m.d.comb += [core.geometry.eq(geometry), core.bank.eq(state.compute_bank),
+                     core.weight_bank.eq(state.tile_weight_bank.bit_select(state.compute_bank, 1)),
+                     core.start.eq(state.compute_starting)]
         take = Signal()
-        m.d.comb += take.eq(handoff & core.ready & ~compute_starting & ~computed.bit_select(handoff_bank, 1)
-                            & ~aborting)
+        m.d.comb += take.eq(state.handoff & core.ready & ~state.compute_starting
+                            & ~state.computed.bit_select(state.handoff_bank, 1) & ~state.aborting)
         with m.If(take):
-            m.d.sync += [geometry.eq(fetched.geometry), layer.eq(fetched.layer), compute_bank.eq(handoff_bank),
-                         handoff.eq(0), compute_starting.eq(1)]
-            with m.If(handoff_bank):
-                m.d.sync += outputs[1].eq(fetched.outputs)
+            m.d.sync += [geometry.eq(state.fetched.geometry), layer.eq(state.fetched.layer),
+                         state.compute_bank.eq(state.handoff_bank), state.handoff.eq(0),
+                         state.compute_starting.eq(1)]
+            with m.If(state.handoff_bank):
+                m.d.sync += state.outputs[1].eq(state.fetched.outputs)
             with m.Else():
-                m.d.sync += outputs[0].eq(fetched.outputs)
-        with m.If(compute_starting):  # the core takes the start: ``geometry`` is in place, and the core ready
-            m.d.sync += compute_starting.eq(0)
-        oldest_bank = Signal()
-        m.d.comb += oldest_bank.eq(core_banks[0])
+                m.d.sync += state.outputs[0].eq(state.fetched.outputs)
+        with m.If(state.compute_starting):  # the core takes the start: ``geometry`` is in place, and the core ready
+            m.d.sync += state.compute_starting.eq(0)
+        core_banks, core_layers, in_core = state.core_banks, state.core_layers, state.in_core
         with m.If(core.done):
-            m.d.sync += [loaded.bit_select(oldest_bank, 1).eq(0), computed.bit_select(oldest_bank, 1).eq(1),
+            m.d.sync += [state.loaded.bit_select(core_banks[0], 1).eq(0),
+                         state.computed.bit_select(core_banks[0], 1).eq(1),
                          core_banks[0].eq(core_banks[1]), core_layers[0].eq(core_layers[1])]
-        with m.If(compute_starting):
+        with m.If(state.compute_starting):
             position = Mux(core.done, in_core - 1, in_core)
             with m.If(position == 0):
-                m.d.sync += [core_banks[0].eq(compute_bank), core_layers[0].eq(layer)]
+                m.d.sync += [core_banks[0].eq(state.compute_bank), core_layers[0].eq(layer)]
             with m.Else():
-                m.d.sync += [core_banks[1].eq(compute_bank), core_layers[1].eq(layer)]
-        m.d.sync += in_core.eq(in_core + compute_starting - core.done)
-        self._layer_counters(m, core_layers[0], in_core != 0, core.done, starting)
+                m.d.sync += [core_banks[1].eq(state.compute_bank), core_layers[1].eq(layer)]
+        m.d.sync += in_core.eq(in_core + state.compute_starting - core.done)
 
-        # ---- the storer --------------------------------------------------------------------------------------
-        m.d.comb += [storer.bank.eq(store_bank), storer.transfer.eq(Mux(store_bank, outputs[1], outputs[0])),
-                     storer.start.eq(~storing & computed.bit_select(store_bank, 1) & ~aborting),
-                     storer.stop.eq(aborting)]
+    def _store(self, m: Module, state: _Shared) -> None:
+        """The store: each computed tile's outputs go to memory in order (:class:`~.transfer.Storer`); a store an
+        abort cut short is not a tile done."""
+        storer = self.storer
+        store_bank = Signal()
+        m.d.comb += [storer.bank.eq(store_bank),
+                     storer.transfer.eq(Mux(store_bank, state.outputs[1], state.outputs[0])),
+                     storer.start.eq(~state.storing & state.computed.bit_select(store_bank, 1) & ~state.aborting),
+                     storer.stop.eq(state.aborting)]
         with m.If(storer.start):
-            m.d.sync += storing.eq(1)
+            m.d.sync += state.storing.eq(1)
         with m.If(storer.done):
-            m.d.sync += [storing.eq(0), computed.bit_select(store_bank, 1).eq(0), store_bank.eq(~store_bank)]
-            with m.If(~aborting):  # a store an abort cut short is not a tile done
+            m.d.sync += [state.storing.eq(0), state.computed.bit_select(store_bank, 1).eq(0),
+                         store_bank.eq(~store_bank)]
+            with m.If(~state.aborting):
                 m.d.sync += self.tiles_done.eq(self.tiles_done + 1)
             with m.If(storer.error):
-                fail(ERROR_CODES["write"], self.tiles_done)  # tiles are stored in order
+                self._fail(m, ERROR_CODES["write"], self.tiles_done)  # tiles are stored in order
+        with m.If(state.starting):
+            m.d.sync += [self.tiles_done.eq(0), store_bank.eq(0)]
         wiring.connect(m, storer.request, wiring.flipped(self.write_request))
         wiring.connect(m, storer.data, wiring.flipped(self.write_data))
         wiring.connect(m, wiring.flipped(self.write_response), storer.response)
 
-        # ---- counters ----------------------------------------------------------------------------------------
-        with m.If(starting):
-            m.d.sync += [self.cycles.eq(0), self.beats_read.eq(0), self.beats_written.eq(0), self.tiles_done.eq(0),
-                         store_bank.eq(0)]
+
+class _Shared:
+    """The signals the engine's units share: the fetched descriptor, the banks' scoreboard, the hand-off to the
+    layer core and the tiles in it, the store's progress, and the run's state (starting, aborting)."""
+
+    def __init__(self):
+        self.beats = Signal(DESCRIPTOR_BEATS * MEMORY_BEAT_BITS)  # the fetched descriptor's beats, lowest first
+        self.fetched = descriptor_layout()(self.beats[: descriptor_layout().size])
+        self.index = Signal(16)  # the descriptor being fetched or loaded
+        self.starting, self.aborting = Signal(), Signal()
+        self.loaded, self.computed = Signal(2), Signal(2)
+        self.handoff, self.handoff_bank = Signal(), Signal()
+        self.compute_starting, self.compute_bank = Signal(), Signal()
+        self.in_core, self.core_banks = Signal(range(3)), Signal(2)
+        self.core_layers = Signal(data.ArrayLayout(8, 2))
+        self.outputs = [Signal(transfer_layout(), name=f"outputs_{bank}") for bank in range(2)]
+        self.storing = Signal()
+        self.idle_pipeline, self.aborted_pipeline = Signal(), Signal()
+        self.tile_weight_bank = Signal(2)  # per activation bank: the weight bank of the tile loaded there
+        self.weight_bank, self.have_weights = Signal(), Signal()  # the bank of the latest weights loaded
+        self.target_weight_bank, self.weight_bank_busy = Signal(), Signal()
+
+
+class RunCounters(wiring.Component):
+    """The engine's counters: cycles and memory beats of a run, and compute cycles per layer.
+
+    Attributes
+    ----------
+    start : In(1)
+        A run starts: the counters clear (the per-layer totals are overwritten as the run's layers finish).
+    busy : In(1)
+        The run goes on: ``cycles`` counts.
+    read_beat, write_beat : In(1)
+        A memory beat moved this cycle.
+    layer : In(8)
+        The layer of the oldest tile in the layer core (the one that finishes next).
+    computing : In(1)
+        The layer core holds a tile this cycle.
+    finished : In(1)
+        The oldest tile finishes this cycle (the layer core's ``done``).
+    layer_select : In(8)
+    cycles, beats_read, beats_written : Out(32)
+    layer_cycles : Out(32)
+        The compute cycles of layer ``layer_select`` in the last run, one cycle after ``layer_select`` is set:
+        every cycle the core holds tiles counts for the oldest, added to its layer's total when it finishes (tiles
+        of a layer are consecutive).
+
+    Latency: each counter shows an event one cycle later; a layer's total is written one cycle after its tile's
+    ``finished`` (a register cuts the add from the RAM's input).
+    """
+
+    def __init__(self):
+        super().__init__({
+            "start": In(1), "busy": In(1), "read_beat": In(1), "write_beat": In(1), "layer": In(8),
+            "computing": In(1), "finished": In(1), "layer_select": In(8),
+            "cycles": Out(COUNTER_BITS), "beats_read": Out(COUNTER_BITS), "beats_written": Out(COUNTER_BITS),
+            "layer_cycles": Out(COUNTER_BITS),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.If(self.start):
+            m.d.sync += [self.cycles.eq(0), self.beats_read.eq(0), self.beats_written.eq(0)]
         with m.Elif(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
-        with m.If(self.read_data.valid & self.read_data.ready):
+        with m.If(self.read_beat):
             m.d.sync += self.beats_read.eq(self.beats_read + 1)
-        with m.If(self.write_data.valid & self.write_data.ready):
+        with m.If(self.write_beat):
             m.d.sync += self.beats_written.eq(self.beats_written + 1)
+        self._per_layer(m)
         return m
 
-    def _layer_counters(self, m: Module, layer, computing, finished, starting):
-        """Compute cycles per layer: the cycles the layer core has tiles, each counted for the oldest tile (the one
-        that finishes next), added to its layer's total (tiles of a layer are consecutive)."""
-        memory = Memory(shape=32, depth=MAX_LAYERS, init=[])
+    def _per_layer(self, m: Module) -> None:
+        memory = Memory(shape=COUNTER_BITS, depth=MAX_LAYERS, init=[])
         m.submodules.layer_counters = memory
         write, read = memory.write_port(), memory.read_port()
         # ``counted`` is the oldest tile's cycles so far plus the finishing one, so that a total is one two-input
-        # add; the total is written into the memory a cycle later (a register cuts the add from the RAM's input).
-        counted, total, last_layer = Signal(32, init=1), Signal(32), Signal(8)
+        # add; the total is written into the memory a cycle later.
+        counted, total, last_layer = Signal(COUNTER_BITS, init=1), Signal(COUNTER_BITS), Signal(8)
         seen = Signal()
-        with m.If(computing):
+        with m.If(self.computing):
             m.d.sync += counted.eq(counted + 1)
-        new_total = Signal(32)
-        m.d.comb += new_total.eq(Mux(seen & (last_layer == layer), total, 0) + counted)
-        m.d.sync += [write.addr.eq(layer), write.data.eq(new_total), write.en.eq(finished)]
-        with m.If(finished):
-            m.d.sync += [total.eq(new_total), last_layer.eq(layer), seen.eq(1), counted.eq(1)]
-        with m.If(starting):
+        new_total = Signal(COUNTER_BITS)
+        m.d.comb += new_total.eq(Mux(seen & (last_layer == self.layer), total, 0) + counted)
+        m.d.sync += [write.addr.eq(self.layer), write.data.eq(new_total), write.en.eq(self.finished)]
+        with m.If(self.finished):
+            m.d.sync += [total.eq(new_total), last_layer.eq(self.layer), seen.eq(1), counted.eq(1)]
+        with m.If(self.start):
             m.d.sync += [seen.eq(0), counted.eq(1)]
         m.d.comb += [read.addr.eq(self.layer_select), self.layer_cycles.eq(read.data)]
