@@ -404,6 +404,21 @@ def test_an_abort_during_a_write_burst():
     assert second["error"] == 0 and np.array_equal(output, expected)
 
 
+def test_an_abort_cuts_a_store_of_several_segments():
+    """A tile whose outputs are three segments (row blocks), aborted at its first write beat: the store ends with
+    the requests it had sent, inside that tile's outputs, and the next run is exact."""
+    config = CONFIG
+    rng = np.random.default_rng(11)
+    layer = random_layer(config, rng, "conv2d", 9, 7, 1, 1, 0, False)
+    x = rng.integers(0, config.activation_format.code_count, (7, 6, 5))
+    program = compile_program(config, [layer], x.shape, x, base=BASE)
+    assert program.tiles[0].descriptor["outputs"]["segments"] > 1
+    first, second, output = abort_then_rerun(program, abort_on_write=True)
+    assert (first["error"], first["tiles_done"], first["quiet"]) == (ABORTED, 0, True)
+    assert first["writes"] and {address for address, _ in first["writes"]} <= stored_bytes(program, 1)
+    assert second["error"] == 0 and np.array_equal(output, reference(config, layer, x))
+
+
 def test_an_abort_while_the_memory_stops_answering():
     """The memory stops answering mid-run; the abort comes while it is silent and waits for the transfers it owes
     (AXI cannot take a request back); once the memory answers again the run ends aborted, and the next is exact."""

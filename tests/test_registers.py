@@ -364,3 +364,22 @@ def test_responses_wait_for_ready_and_a_second_write_waits_behind_them():
         ctx.set(axi.rready, 0)
         assert await lite.read(offset("PROGRAM_ADDRESS")) == 0x40
     simulate(body)
+
+
+def test_abort_is_held_until_the_engine_is_idle():
+    async def body(ctx, dut, lite):
+        await lite.write(offset("CONTROL"), 1 << 8)  # while idle: nothing to abort, it clears at once
+        await ctx.tick()
+        assert ctx.get(dut.abort) == 0 and await lite.read(offset("CONTROL")) >> 8 & 1 == 0
+        ctx.set(dut.busy, 1)
+        await lite.write(offset("CONTROL"), 0)  # a zero changes nothing
+        await lite.write(offset("CONTROL"), 1 << 8)
+        for _ in range(5):
+            await ctx.tick()
+            assert ctx.get(dut.abort) == 1
+        assert await lite.read(offset("CONTROL")) >> 8 & 1 == 1
+        ctx.set(dut.busy, 0)
+        await ctx.tick()
+        await ctx.tick()
+        assert ctx.get(dut.abort) == 0 and await lite.read(offset("CONTROL")) >> 8 & 1 == 0
+    simulate(body)

@@ -131,6 +131,8 @@ def test_an_abort_through_the_driver(simulator):
     for stalled in (read_stall, write_stall):
         assert stalled["outcome"] == "DriverTimeout" and stalled["aborted"], stalled
         assert "aborted; the accelerator is idle" in stalled["message"]
+        # The abort ended it (not the end of the stall): error 9, and not every tile stored.
+        assert stalled["error_after_abort"] == 9 and stalled["tiles_after_abort"] < len(conv_program.tiles), stalled
     assert silent["outcome"] == "DriverTimeout" and not silent["aborted"], silent
     assert "the abort did not end it within 5e-06 s" in silent["message"]
     assert all(run["canaries_intact"] for run in result.runs)

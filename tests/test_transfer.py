@@ -163,3 +163,66 @@ def test_error_beats_set_the_error_bits():
 def test_parameters_are_checked(build, message):
     with pytest.raises(ParameterError, match=message):
         build()
+
+
+@pytest.mark.parametrize("words", [1, 2])
+def test_a_stopped_store_sends_the_beats_of_its_requests_only(words):
+    """A stop while a request is held back: the store ends once the requests taken have their beats and responses,
+    sends no beat without a request (a memory that takes W as soon as it has any request would otherwise take a
+    beat of the next run), and the next store starts clean (its strobes are its own)."""
+    dut = Storer(32, 16)
+
+    async def store(ctx, address, segments, hold_request=None, stop_cycle=None):
+        ctx.set(dut.transfer.address, address)
+        ctx.set(dut.transfer.stride, 16)
+        ctx.set(dut.transfer.words, words)
+        ctx.set(dut.transfer.segments, segments)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        accepted, pending, owed, strobes = 0, 0, 0, []
+        for cycle in range(300):
+            request_ready = 0 if hold_request is not None and accepted == hold_request and cycle < 30 else 1
+            ctx.set(dut.stop, int(stop_cycle is not None and cycle >= stop_cycle))
+            ctx.set(dut.request.ready, request_ready)
+            ctx.set(dut.data.ready, int(pending > 0))  # W as soon as some request waits for data
+            ctx.set(dut.response.valid, int(owed > 0))
+            enable, read_address = ctx.get(dut.read_enable), ctx.get(dut.read_address)
+            request_valid, data_valid = ctx.get(dut.request.valid), ctx.get(dut.data.valid)
+            response_ready, strobe, done = ctx.get(dut.response.ready), ctx.get(dut.data.payload.strobe), ctx.get(
+                dut.done)
+            data_ready, owed_before = ctx.get(dut.data.ready), owed
+            await ctx.tick()
+            if enable:
+                ctx.set(dut.read_data, 0x1000 + read_address)
+            if request_valid and request_ready:
+                accepted, pending = accepted + 1, pending + 1  # one beat per run here
+            if data_valid and data_ready:
+                pending, owed = pending - 1, owed + 1
+                strobes.append(strobe)
+            if response_ready and owed_before:
+                owed -= 1
+            if done:
+                break
+        else:
+            raise AssertionError(f"the store did not end; busy {ctx.get(dut.busy)}, {accepted} requests taken, "
+                                 f"{len(strobes)} beats sent")
+        ctx.set(dut.stop, 0)
+        await ctx.tick()
+        return accepted, strobes, ctx.get(dut.busy)
+
+    results = {}
+
+    async def testbench(ctx):
+        ctx.set(dut.bank, 0)
+        results["stopped"] = await store(ctx, 0x100, 4, hold_request=1, stop_cycle=25)
+        results["next"] = await store(ctx, 0x208, 1)
+
+    simulator = Simulator(dut)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    accepted, strobes, busy = results["stopped"]
+    assert accepted == 2 and len(strobes) == accepted and not busy  # the held request and the one before
+    lanes = (1 << 4 * words) - 1
+    assert results["next"] == (1, [lanes << 8], 0)  # word 2 of its beat (address 0x208), nothing stale

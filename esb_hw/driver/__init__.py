@@ -52,11 +52,12 @@ class RunFailed(DriverError):
 
 class DriverTimeout(DriverError):
     """The hardware did not finish within the timeout; ``tiles_done`` says how far it got, ``aborted`` whether the
-    driver's abort then stopped it (the accelerator is idle) or not (it is still busy)."""
+    driver's abort then stopped it (the accelerator is idle) or not (it is still busy), ``error`` the ERROR
+    register after the abort (9, ``aborted``, when the abort ended the run)."""
 
-    def __init__(self, message: str, tiles_done: int, aborted: bool = False):
+    def __init__(self, message: str, tiles_done: int, aborted: bool = False, error: int = 0):
         super().__init__(message)
-        self.tiles_done, self.aborted = tiles_done, aborted
+        self.tiles_done, self.aborted, self.error = tiles_done, aborted, error
 
 
 class Buffer(Protocol):
@@ -287,12 +288,15 @@ class Accelerator:
                 break
             if bus.now() - started >= timeout or (interrupt and remaining == 0.0):
                 stopped = await self.abort(abort_timeout)
+                error = await bus.read(_offset("ERROR"))
+                if stopped and error == 0:
+                    break  # the run ended on its own just as the abort came: its result is whole
                 tiles = await bus.read(_offset("TILES_DONE"))
                 what = ("aborted; the accelerator is idle" if stopped else
                         f"the abort did not end it within {abort_timeout:g} s (the memory withholds an answer); "
                         "the next run waits for it")
                 raise DriverTimeout(f"{bundle.name}: no result after {timeout:g} s ({tiles} of {bundle.descriptors} "
-                                    f"tiles done); {what}", tiles, stopped)
+                                    f"tiles done); {what}", tiles, stopped, error)
             if progress is not None:
                 progress(await bus.read(_offset("TILES_DONE")), bundle.descriptors)
             await bus.sleep(self.poll_interval)

@@ -191,7 +191,7 @@ class Engine(wiring.Component):
         load_bank = Signal()
         received = Signal(range(DESCRIPTOR_BEATS + 1))
         read_failed = Signal()
-        with m.If(self.abort & self.busy & ~aborting):
+        with m.If(self.abort & self.busy & ~aborting & ~self.done):  # a run ending now is not aborted
             m.d.sync += aborting.eq(1)
             self._fail(m, ERROR_CODES["aborted"], index)
         with m.FSM(name="control") as control:

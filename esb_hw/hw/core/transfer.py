@@ -346,7 +346,7 @@ class Storer(wiring.Component):
             m.d.sync += asked.eq(asked + 1)
             with m.If((issue.runs_left == 1) | self.stop):
                 m.d.sync += issuing.eq(0)
-        stopped = Signal()  # stopping, and no request will go out any more
+        stopped, halted = Signal(), Signal()  # stopping, and no request will go out any more; and no data either
         m.d.comb += stopped.eq(self.stop & ~issuing)
 
         # Words from the buffer: ``held`` is the word read in the previous cycle (it holds while not taken).
@@ -356,7 +356,7 @@ class Storer(wiring.Component):
         new_run, held, take = Signal(init=0), Signal(), Signal()
         reading = Signal()
         m.d.comb += [self.read_address.eq((self.bank << len(address)) | address),
-                     self.read_enable.eq(reading & (~held | take))]
+                     self.read_enable.eq(reading & (~held | take) & ~halted)]
         with m.If(self.read_enable):
             m.d.sync += [held.eq(1), address.eq(address + 1)]
         with m.Elif(take):
@@ -373,13 +373,17 @@ class Storer(wiring.Component):
         m.d.comb += [self.data.valid.eq(full), self.data.payload.eq(beat)]
         with m.If(self.data.valid & self.data.ready):
             m.d.sync += [full.eq(0), beat.strobe.eq(0)]
+        with m.If(starting):  # nothing an earlier, stopped store left
+            m.d.sync += [full.eq(0), beat.strobe.eq(0), part.eq(0)]
         last_word = Signal()
         m.d.comb += last_word.eq(words_left == 1)
         ending_run = Signal()
         m.d.comb += ending_run.eq(take & last_word)
+        # A stop with every run asked for placed: no word of a run without a request goes into a beat.
+        m.d.comb += halted.eq(stopped & (sent == asked))
         with m.If(sending & new_run):
             m.d.sync += [new_run.eq(0), lane.eq(run.first_lane()), words_left.eq(transfer.words)]
-        with m.Elif(sending & held & (~full | self.data.ready)):
+        with m.Elif(sending & held & (~full | self.data.ready) & ~halted):
             if size < MEMORY_BEAT_BYTES:
                 lanes = MEMORY_BEAT_BYTES // size
                 lane_bits = (lanes - 1).bit_length()
@@ -407,7 +411,7 @@ class Storer(wiring.Component):
             run.step(m, m.d.sync)
             with m.If(run.runs_left == 1):
                 m.d.sync += [sending.eq(0), reading.eq(0)]
-        with m.If(stopped & (sent == asked) & ~ending_run):  # every run asked for has its beats
+        with m.If(halted & ~ending_run):  # every run asked for has its beats
             m.d.sync += [sending.eq(0), reading.eq(0)]
 
         # Responses: one per request; done after the last, once the last beat has gone.

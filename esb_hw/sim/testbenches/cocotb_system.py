@@ -212,7 +212,9 @@ async def run_system(dut):
                 raise result
             entry.update(outcome="ok", message="")
         except DriverError as error:
-            entry.update(outcome=type(error).__name__, message=str(error), aborted=getattr(error, "aborted", None))
+            entry.update(outcome=type(error).__name__, message=str(error), aborted=getattr(error, "aborted", None),
+                         error_after_abort=getattr(error, "error", None),
+                         tiles_after_abort=getattr(error, "tiles_done", None))
             result = getattr(error, "result", None)
         if stall is not None:
             stall.remove()
