@@ -17,14 +17,16 @@ from pathlib import Path
 
 import pytest
 
+from esb_hw.build import DEPLOY_PACKAGE
+
 PACKAGE = Path(__file__).resolve().parents[1] / "esb_hw"
 
 #: (importer prefix, forbidden imported prefixes, why).
 RULES = [
     ("esb_hw.hw", ("esb_hw.compiler", "esb_hw.quant.golden", "esb_hw.frontend", "esb_hw.driver", "esb_hw.infer"),
      "the hardware reads only the contract"),
-    ("esb_hw.compiler", ("esb_hw.hw", "esb_hw.estimate", "esb_hw.sim", "amaranth.hdl", "amaranth.lib.wiring"),
-     "the compiler reads only the contract"),
+    ("esb_hw.compiler", ("esb_hw.hw", "esb_hw.estimate", "esb_hw.sim", "amaranth.hdl", "amaranth.lib.wiring",
+                         "amaranth.sim", "amaranth.back", "amaranth.build"), "the compiler reads only the contract"),
     ("esb_hw.contract", ("esb_hw.hw", "esb_hw.compiler", "esb_hw.frontend", "esb_hw.sim"), "the contract is a leaf"),
     ("esb_hw.layouts", ("esb_hw.hw", "esb_hw.compiler", "esb_hw.frontend", "esb_hw.sim"), "the contract is a leaf"),
     ("esb_hw.regmap", ("esb_hw.hw", "esb_hw.compiler", "esb_hw.frontend", "esb_hw.sim", "amaranth"),
@@ -63,10 +65,28 @@ def imported_modules(path: Path, source: str | None = None) -> set[str]:
     return found
 
 
+#: What the board's files may import from the package: exactly what deploy/ carries (esb_hw.build.DEPLOY_PACKAGE).
+DEPLOYED = {path.removesuffix(".py").replace("/", ".").removesuffix(".__init__") for path in DEPLOY_PACKAGE}
+
+
+def imported_names(imported: str) -> str:
+    """``esb_hw.regmap.MAGIC`` -> ``esb_hw.regmap`` (a name imported from a module), modules as they are."""
+    return imported if imported in DEPLOYED or imported.count(".") < 2 else imported.rsplit(".", 1)[0]
+
+
 def violations(files: dict[str, tuple[Path, str | None]]) -> list[str]:
     """``importer imports imported (why)`` for every broken rule among ``files`` (name -> (path, source))."""
     found = []
     for name, (path, source) in sorted(files.items()):
+        imports = imported_modules(path, source)
+        if name == "esb_hw.compiler" or name.startswith("esb_hw.compiler."):
+            found += [f"{name} imports {imported} (the compiler uses Amaranth's data layouts only)"
+                      for imported in sorted(imports) if imported == "amaranth" or imported.startswith("amaranth.")
+                      and imported.split(".")[1] not in ("lib",)]
+        if name.startswith(("esb_hw.driver", "esb_hw.deploy")):
+            found += [f"{name} imports {imported} (deploy/ does not carry it)" for imported in sorted(imports)
+                      if imported.startswith("esb_hw") and imported_names(imported) not in DEPLOYED
+                      and not imported_names(imported).startswith("esb_hw.driver.")]
         for importer, forbidden, why in RULES:
             if not (name == importer or name.startswith(importer + ".")):
                 continue
@@ -100,6 +120,9 @@ def test_a_planted_wrong_way_import_is_caught():
     ("esb_hw.compiler.lowering", "from ..hw.core.array import OUTPUT_DEPTH\n", "esb_hw.hw.core.array"),
     ("esb_hw.driver.pynq_bus", "import amaranth\n", "amaranth"),
     ("esb_hw.infer", "from sim.system import run_system_rtl\n", "sim.system"),
+    ("esb_hw.compiler.program", "from amaranth import Module\n", "amaranth"),
+    ("esb_hw.compiler.timeline", "import amaranth.sim\n", "amaranth.sim"),
+    ("esb_hw.driver.batch", "from ..layouts import pack\n", "esb_hw.layouts"),
     ("esb_hw.regmap", "from amaranth.lib import data\n", "amaranth.lib"),
 ])
 def test_each_rule_catches_its_edge(name, source, expected):
