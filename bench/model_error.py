@@ -43,7 +43,7 @@ def measure(path: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, action="append", help="a config file (repeatable; default: every "
-                        "configs/*.toml)")
+                        "esb_hw/data/configs/*.toml)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--jobs", type=int, default=2, help="parallel yosys runs (default 2)")
     parser.add_argument("--tolerance", type=float, default=estimate.MODEL_TOLERANCE,

