@@ -11,7 +11,14 @@ import pytest
 from amaranth.sim import Simulator
 
 from esb_hw.compiler.lowering import reference
-from esb_hw.compiler.program import compile_program, predicted_beats, predicted_cycles, read_output
+from esb_hw.compiler.program import (
+    compile_program,
+    descriptor_error,
+    predicted_beats,
+    predicted_cycles,
+    program_error,
+    read_output,
+)
 from esb_hw.config import AcceleratorConfig
 from esb_hw.errors import CheckFailed
 from esb_hw.hw.core.checker import ERROR_CODES
@@ -185,15 +192,27 @@ def test_a_bad_descriptor_ends_the_run_with_its_error(path, value, name):
     assert all(before[i] == after[i] for i in range(len(before)) if i not in allowed)
 
 
-def test_reusing_weights_that_no_tile_loaded_is_an_error():
-    program, _, descriptor = bad_program("reuse_weights", 1)
-    first = dict(program.tiles[0].descriptor, reuse_weights=1)
+@pytest.mark.parametrize("flip", [(0,), (0, 1), ()], ids=["first", "first_two", "none"])
+def test_reusing_weights_that_no_tile_loaded_is_an_error_in_the_engine_and_its_twin(flip):
+    """The engine refuses a descriptor that reuses weights no earlier descriptor loaded, and the compiler's twin
+    (program_error) gives the same verdict at the same descriptor; the checker alone cannot see it."""
+    program, _, _ = bad_program("reuse_weights", 1)
+    descriptors = [dict(tile.descriptor, reuse_weights=1) if index in flip else tile.descriptor
+                   for index, tile in enumerate(program.tiles)]
     memory = memory_for(program)
-    memory.write_bytes(program.program_address,
-                       pack(descriptor_layout(), first).to_bytes(DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES, "little"))
+    for index, descriptor in enumerate(descriptors):
+        memory.write_bytes(program.program_address + index * DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES,
+                           pack(descriptor_layout(), descriptor).to_bytes(DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES,
+                                                                          "little"))
     run = run_engine(program, memory, max_cycles=100_000)
-    assert (run.error, run.failed_descriptor, run.tiles_done) == (ERROR_CODES["inconsistent"], 0, 0)
-    assert run.memory.beats_written == 0
+    code, index = program_error(CONFIG, descriptors)
+    assert [descriptor_error(CONFIG, descriptor) for descriptor in descriptors] == [0] * len(descriptors)
+    if flip:
+        assert (run.error, run.failed_descriptor, run.tiles_done) == (ERROR_CODES["inconsistent"], 0, 0)
+        assert (code, index) == (run.error, run.failed_descriptor)
+        assert run.memory.beats_written == 0
+    else:
+        assert (run.error, code, index) == (0, 0, len(descriptors))
 
 
 def test_a_read_error_ends_the_run():

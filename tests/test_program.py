@@ -4,6 +4,8 @@ rejection's message."""
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from esb_hw.compiler.lowering import Layer, reference
 from esb_hw.compiler.program import (
@@ -16,6 +18,7 @@ from esb_hw.compiler.program import (
 )
 from esb_hw.compiler.timeline import MemoryTiming
 from esb_hw.config import AcceleratorConfig
+from esb_hw.data import shipped_config
 from esb_hw.errors import InputError
 from esb_hw.quant import ESBFormat
 from esb_hw.sim.layer_core import random_layer
@@ -153,3 +156,45 @@ def layer(kind="conv2d", shape=(4, 4, 3, 3), **kwargs):
 def test_rejections_name_the_layer_and_the_reason(build, message):
     with pytest.raises(InputError, match=message):
         build()
+
+
+def twin_output(program):
+    memory = bytearray(program.image)
+    run_in_numpy(program, memory)
+    address, size = program.output_region()
+    return read_output(program, bytes(memory[address:address + size]))
+
+
+@pytest.mark.parametrize(("shape", "out_channels", "stride"), [((16, 15, 16), 24, 2), ((17, 7, 16), 10, 1)])
+def test_a_band_of_padding_only_is_merged(shape, out_channels, stride):
+    """The two 1x1 convolutions with padding 1 whose edge bands read padding only (the engine refuses a transfer of
+    no rows): they compile, no descriptor reads zero rows, and the twin equals the golden model."""
+    config = shipped_config("default")
+    rng = np.random.default_rng(0)
+    layer = random_layer(config, rng, "conv2d", out_channels, shape[0], 1, stride, 1, False)
+    x = rng.integers(0, config.activation_format.code_count, shape)
+    program = compile_program(config, [layer], shape, x)
+    assert all(tile.descriptor["activations"]["words"] > 0 for tile in program.tiles)
+    assert np.array_equal(twin_output(program), reference(config, layer, x))
+
+
+@settings(max_examples=60, deadline=None)
+@given(channels=st.integers(1, 9), height=st.integers(1, 17), width=st.integers(1, 12), out_channels=st.integers(1, 9),
+       kernel=st.integers(1, 5), stride=st.integers(1, 2), padding=st.integers(0, 3), pool=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_every_shape_the_tiler_accepts_is_exact(channels, height, width, out_channels, kernel, stride, padding, pool,
+                                                seed):
+    """Random shapes on the small config: the compiler either refuses the layer with an InputError or compiles a
+    program whose every descriptor passes the engine's check and whose NumPy twin equals the golden model."""
+    out_h = (height + 2 * padding - kernel) // stride + 1
+    out_w = (width + 2 * padding - kernel) // stride + 1
+    assume(out_h >= (2 if pool else 1) and out_w >= (2 if pool else 1))
+    rng = np.random.default_rng(seed)
+    layer = random_layer(SMALL, rng, "conv2d", out_channels, channels, kernel, stride, padding, pool)
+    x = rng.integers(0, SMALL.activation_format.code_count, (channels, height, width))
+    try:
+        program = compile_program(SMALL, [layer], x.shape, x)
+    except InputError:
+        return
+    assert all(descriptor_error(SMALL, tile.descriptor) == 0 for tile in program.tiles)
+    assert np.array_equal(twin_output(program), reference(SMALL, layer, x))

@@ -58,10 +58,11 @@ from .lowering import (
 from .timeline import MEMORY_MODEL, EngineTimeline, MemoryTiming
 
 __all__ = ["DESCRIPTOR_BYTES", "Program", "Tile", "compile_program", "descriptor_error", "input_image",
-           "predicted_beats", "predicted_cycles", "read_output", "run_in_numpy"]
+           "predicted_beats", "program_error", "predicted_cycles", "read_output", "run_in_numpy"]
 
 DESCRIPTOR_BYTES = DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES
 REGION_ALIGNMENT = 4096
+ENGINE_ERROR_CODES = {name: code for code, (name, _) in ENGINE_ERRORS.items()}
 MAX_KERNEL = 7
 MAX_PADDING = 7
 
@@ -218,7 +219,11 @@ def _tile_shape(config: AcceleratorConfig, index: int, schedule: Schedule) -> tu
         band = longest_band(row_blocks)
         for divisor in (1, 2, 4, 8):
             candidates.add((row_blocks, max(step, band // divisor // step * step)))
-    return min(sorted(candidates), key=modelled)
+    fitting = [shape for shape in sorted(candidates) if _fits(config, schedule, _cut(schedule, *shape))]
+    if not fitting:
+        raise InputError(f"{where} does not fit: a band of padding rows only must merge into its neighbour, and "
+                         "the merged band does not fit the buffers (raise engine.output_words)")
+    return min(fitting, key=modelled)
 
 
 def _tile_schedule(schedule: Schedule, row_blocks: tuple[int, int], band: tuple[int, int]) -> tuple[Schedule, tuple]:
@@ -229,11 +234,9 @@ def _tile_schedule(schedule: Schedule, row_blocks: tuple[int, int], band: tuple[
                                 shift=layer.params.shift[first:end])
     sub = Layer(layer.kind, layer.weight_codes[first:end], params, layer.output_format, stride=layer.stride,
                 padding=layer.padding, pool=layer.pool)
-    channels, height, width = schedule.input_shape
-    kh, _ = layer.kernel
+    channels, _, width = schedule.input_shape
     top = layer.stride * band[0] - schedule.pad_top  # the band's first window row in input coordinates
-    input_first = max(0, top)
-    input_end = min(height, layer.stride * (band[1] - 1) - schedule.pad_top + kh)
+    input_first, input_end = _band_input_rows(schedule, band)
     pixels = _pixel_order(band[1] - band[0], schedule.output_size[1], layer.pool)
     tile = Schedule(config, sub, (channels, input_end - input_first, width), (band[1] - band[0],
                     schedule.output_size[1]), schedule.chunks, pixels, balanced_block(len(pixels), schedule.entries,
@@ -309,12 +312,51 @@ def lower_layers(config: AcceleratorConfig, layers: list[Layer], input_shape) ->
     return schedules, shapes
 
 
-def _cut(schedule: Schedule, row_blocks: int, band: int) -> list[tuple[int, int, int, int]]:
-    """A layer's tiles for a tile shape: ``(row block first, end, output row first, end)``, row blocks outer."""
+def _band_input_rows(schedule: Schedule, band: tuple[int, int]) -> tuple[int, int]:
+    """The input rows ``[first, end)`` the windows of output rows ``band`` read (empty for rows of padding only)."""
+    layer = schedule.layer
+    height = schedule.input_shape[1]
+    first = max(0, layer.stride * band[0] - schedule.pad_top)
+    end = min(height, layer.stride * (band[1] - 1) - schedule.pad_top + layer.kernel[0])
+    return first, end
+
+
+def _bands(schedule: Schedule, band: int) -> list[tuple[int, int]]:
+    """The output rows cut into bands of ``band`` rows, a band whose windows read padding only merged into its
+    neighbour (the engine refuses a transfer of no rows: a 1x1 kernel with padding has such rows at the edges)."""
     height = schedule.output_size[0]
     usable = height - height % 2 if schedule.layer.pool else height
-    return [(rb, min(rb + row_blocks, schedule.row_blocks), oy, min(oy + band, usable))
-            for rb in range(0, schedule.row_blocks, row_blocks) for oy in range(0, usable, band)]
+    bands = [(oy, min(oy + band, usable)) for oy in range(0, usable, band)]
+
+    def empty(rows: tuple[int, int]) -> bool:
+        first, end = _band_input_rows(schedule, rows)
+        return end <= first
+
+    while len(bands) > 1 and empty(bands[0]):
+        bands[:2] = [(bands[0][0], bands[1][1])]
+    while len(bands) > 1 and empty(bands[-1]):
+        bands[-2:] = [(bands[-2][0], bands[-1][1])]
+    return bands
+
+
+def _cut(schedule: Schedule, row_blocks: int, band: int) -> list[tuple[int, int, int, int]]:
+    """A layer's tiles for a tile shape: ``(row block first, end, output row first, end)``, row blocks outer."""
+    return [(rb, min(rb + row_blocks, schedule.row_blocks), oy, oy_end)
+            for rb in range(0, schedule.row_blocks, row_blocks) for oy, oy_end in _bands(schedule, band)]
+
+
+def _fits(config: AcceleratorConfig, schedule: Schedule, tiles: list[tuple[int, int, int, int]]) -> bool:
+    """Every tile's activations and outputs fit their banks (after :func:`_bands` merged a band)."""
+    width = schedule.input_shape[2]
+    out_width = schedule.output_size[1]
+    for rb_first, rb_end, oy_first, oy_end in tiles:
+        first, end = _band_input_rows(schedule, (oy_first, oy_end))
+        rows = oy_end - oy_first
+        words = (rows // 2) * (out_width // 2) if schedule.layer.pool else rows * out_width
+        if (end <= first or schedule.groups * (end - first) * width > config.activation_words
+                or (rb_end - rb_first) * words > config.output_words or words >= 1 << TRANSFER_WORD_BITS):
+            return False
+    return True
 
 
 def tile_layers(config: AcceleratorConfig, schedules: list[Schedule]) -> list[list[tuple[int, int, int, int]]]:
@@ -421,6 +463,22 @@ def build_image(config: AcceleratorConfig, schedules: list[Schedule], tiles: lis
         put(regions[f"weights_{index}"][0], pack_memory_words(bits["weight"], weight_image(schedule)))
         put(regions[f"params_{index}"][0], pack_memory_words(bits["param"], param_image(schedule)))
     return bytes(image)
+
+
+def program_error(config: AcceleratorConfig, descriptors: list[dict]) -> tuple[int, int]:
+    """``(code, index)`` of the first descriptor the engine refuses, as the engine goes through a program: the
+    checker's verdict (:func:`descriptor_error`), then the engine's own rule that a descriptor may not reuse weights
+    that no earlier descriptor of the run loaded (a run's first descriptor, or one after only reusing ones);
+    ``(0, len(descriptors))`` when every descriptor passes."""
+    have_weights = False
+    for index, descriptor in enumerate(descriptors):
+        code = descriptor_error(config, descriptor)
+        if code:
+            return code, index
+        if descriptor["reuse_weights"] and not have_weights:
+            return ENGINE_ERROR_CODES["inconsistent"], index
+        have_weights = True
+    return 0, len(descriptors)
 
 
 def descriptor_error(config: AcceleratorConfig, descriptor: dict) -> int:
