@@ -122,7 +122,7 @@ def test_the_cycle_model_pipelines_tiles():
         assert tile.compute[0] < following.compute[0] and tile.compute[1] < following.compute[1]
         assert tile.store[1] < following.store[1] and tile.load[1] <= following.compute[0]
     assert any(following.compute[0] < tile.compute[1] for tile, following in pairs)  # a tile starts as one drains
-    slower = predicted_cycles(program, MemoryTiming(read_latency=200, write_latency=50))["cycles"]
+    slower = predicted_cycles(program, MemoryTiming(read_latency=(200, 200), write_latency=(50, 50)))["cycles"]
     assert slower > model["cycles"]
 
 
