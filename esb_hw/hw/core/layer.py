@@ -19,6 +19,8 @@ activation words.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
@@ -106,9 +108,20 @@ class LayerCore(wiring.Component):
         })
 
     def elaborate(self, platform):
-        config = self.config
-        rows = config.rows
         m = Module()
+        memories = self._buffers(m)
+        front = self._front(m, memories)
+        queue = self._tile_queue(m, front)
+        requants = [Requantizer(self.config, primitives=self.primitives) for _ in range(self.requant_lanes)]
+        for index, lane in enumerate(requants):
+            m.submodules[f"requant_{index}"] = lane
+        self._spread(m, memories, front, queue, requants)
+        self._pool_and_pack(m, memories, queue, requants)
+        m.d.sync += queue.tiles.eq(queue.tiles + front.starting - self.done)
+        return m
+
+    def _buffers(self, m: Module) -> dict:
+        """The four double-banked buffers; the loader writes three of them, the storer reads the output buffer."""
         memories = {}
         for name in self.depths:
             memory = Memory(shape=self.word_layouts[name], depth=2 * self.depths[name], init=[])
@@ -116,7 +129,14 @@ class LayerCore(wiring.Component):
         for name in ("activation", "weight", "param"):
             port, write = memories[name].write_port(), getattr(self, f"{name}_write")
             m.d.comb += [port.addr.eq(write.address), port.data.eq(write.data), port.en.eq(write.enable)]
+        output_read = memories["output"].read_port()
+        m.d.comb += [output_read.addr.eq(self.output_address), output_read.en.eq(self.output_enable),
+                     self.output_data.eq(output_read.data)]
+        return memories
 
+    def _front(self, m: Module, memories: dict) -> SimpleNamespace:
+        """The sequencer walks the tile and feeds the array from the banks taken at the start."""
+        config = self.config
         starting = Signal()
         m.d.comb += starting.eq(self.start & self.ready)
         bank, weight_bank = Signal(), Signal()  # the banks the sequencer reads, taken at the start
@@ -126,10 +146,6 @@ class LayerCore(wiring.Component):
                                                        activation_words=self.depths["activation"],
                                                        weight_words=self.depths["weight"])
         m.submodules.array = array = StationaryArray(config, entries=self.entries, primitives=self.primitives)
-        lanes = self.requant_lanes
-        requants = [Requantizer(config, primitives=self.primitives) for _ in range(lanes)]
-        for index, lane in enumerate(requants):
-            m.submodules[f"requant_{index}"] = lane
         m.d.comb += [sequencer.geometry.eq(self.geometry), sequencer.start.eq(starting)]
         for name in ("activation", "weight"):
             port = memories[name].read_port()
@@ -139,38 +155,45 @@ class LayerCore(wiring.Component):
                          getattr(sequencer, f"{name}_data").eq(port.data)]
         wiring.connect(m, sequencer.beats, array.i)
         wiring.connect(m, sequencer.loads, array.load)
-        output_read = memories["output"].read_port()
-        m.d.comb += [output_read.addr.eq(self.output_address), output_read.en.eq(self.output_enable),
-                     self.output_data.eq(output_read.data)]
+        return SimpleNamespace(starting=starting, sequencer=sequencer, array=array)
 
+    def _tile_queue(self, m: Module, front: SimpleNamespace) -> SimpleNamespace:
+        """Up to two tiles are in the core: one whose beats the sequencer still sends, and one whose sums the
+        requantization still drains. Each tile's parameters wait in a queue of two, taken at its start; the
+        spreading stage and the output stage each read the entry of the tile they are on."""
         geometry = self.geometry
-        # Up to two tiles are in the core: one whose beats the sequencer still sends, and one whose sums the
-        # requantization still drains. Each tile's parameters wait in a queue of two, taken at its start; the
-        # spreading stage and the output stage each read the entry of the tile they are on.
         tile = data.StructLayout({"last_pixel": len(geometry.output_pixels) + 2,
                                   "last_output": len(geometry.output_pixels),
                                   "output_pixels": len(geometry.output_pixels),
                                   "last_row_block": len(geometry.row_blocks), "pool": 1, "bank": 1,
                                   "weight_bank": 1})
-        queue = [Signal(tile, name=f"tile_{index}") for index in range(2)]
-        tiles, written_slot, spread_slot, output_slot = Signal(range(3)), Signal(), Signal(), Signal()
-        spread_tile, output_tile = Signal(tile), Signal(tile)
-        m.d.comb += [spread_tile.eq(Mux(spread_slot, queue[1], queue[0])),
-                     output_tile.eq(Mux(output_slot, queue[1], queue[0])),
-                     self.ready.eq(~sequencer.busy & (tiles != 2)), self.busy.eq(sequencer.busy | (tiles != 0))]
+        entries = [Signal(tile, name=f"tile_{index}") for index in range(2)]
+        queue = SimpleNamespace(tiles=Signal(range(3)), spread_slot=Signal(), output_slot=Signal(),
+                                spread_tile=Signal(tile), output_tile=Signal(tile))
+        written_slot = Signal()
+        m.d.comb += [queue.spread_tile.eq(Mux(queue.spread_slot, entries[1], entries[0])),
+                     queue.output_tile.eq(Mux(queue.output_slot, entries[1], entries[0])),
+                     self.ready.eq(~front.sequencer.busy & (queue.tiles != 2)),
+                     self.busy.eq(front.sequencer.busy | (queue.tiles != 0))]
         entry = Signal(tile)  # the last indices, computed here: no subtraction in front of a comparison
         m.d.comb += [entry.last_pixel.eq(Mux(geometry.pool, geometry.output_pixels << 2, geometry.output_pixels) - 1),
                      entry.last_output.eq(geometry.output_pixels - 1), entry.output_pixels.eq(geometry.output_pixels),
                      entry.last_row_block.eq(geometry.row_blocks - 1), entry.pool.eq(geometry.pool),
                      entry.bank.eq(self.bank), entry.weight_bank.eq(self.weight_bank)]
-        with m.If(starting):
+        with m.If(front.starting):
             m.d.sync += written_slot.eq(~written_slot)
             with m.If(written_slot):
-                m.d.sync += queue[1].eq(entry)
+                m.d.sync += entries[1].eq(entry)
             with m.Else():
-                m.d.sync += queue[0].eq(entry)
+                m.d.sync += entries[0].eq(entry)
+        return queue
 
-        # Sums to the requantizers, ``lanes`` channels per cycle, each with its channel's parameters.
+    def _spread(self, m: Module, memories: dict, front: SimpleNamespace, queue: SimpleNamespace,
+                requants: list) -> None:
+        """Each pixel's sums to the requantization lanes, ``lanes`` channels per cycle, each with its channel's
+        parameters read from the parameter buffer."""
+        rows, lanes, array, geometry = self.config.rows, self.requant_lanes, front.array, self.geometry
+        spread_tile = queue.spread_tile
         sums = Signal(array.o.payload.shape())
         spreading, channel = Signal(), Signal(range(rows))
         param_base = Signal(range(self.depths["param"]))
@@ -202,14 +225,19 @@ class LayerCore(wiring.Component):
                 with m.If(pixel == spread_tile.last_pixel):
                     m.d.sync += [pixel.eq(0), param_base.eq(param_base + rows)]
                     with m.If(spread_row_block == spread_tile.last_row_block):  # the tile's last pixel
-                        m.d.sync += [spread_row_block.eq(0), param_base.eq(0), spread_slot.eq(~spread_slot)]
+                        m.d.sync += [spread_row_block.eq(0), param_base.eq(0),
+                                     queue.spread_slot.eq(~queue.spread_slot)]
                     with m.Else():
                         m.d.sync += spread_row_block.eq(spread_row_block + 1)
                 with m.Else():
                     m.d.sync += pixel.eq(pixel + 1)
 
-        # Codes to output words: the pooling's running maximum, then rows codes per word. The lanes run in
-        # lockstep (same inputs in the same cycles, same latency), so their codes arrive together.
+    def _pool_and_pack(self, m: Module, memories: dict, queue: SimpleNamespace, requants: list) -> None:
+        """Codes to output words: the pooling's running maximum, then ``rows`` codes per word, written at
+        ``row_block * output_pixels + index``; ``done`` with a tile's last word. The lanes run in lockstep (same
+        inputs in the same cycles, same latency), so their codes arrive together."""
+        config, rows, lanes, geometry = self.config, self.config.rows, self.requant_lanes, self.geometry
+        output_tile = queue.output_tile
         out_channel = Signal(range(rows))
         window = Signal(2)  # the pixel's place in its pooling window
         maxima = Signal(data.ArrayLayout(config.activation_format.bits, rows))
@@ -254,6 +282,5 @@ class LayerCore(wiring.Component):
         with m.If(last_word):
             m.d.sync += out_row_block.eq(out_row_block + 1)
         with m.If(self.done):
-            m.d.sync += [out_row_block.eq(0), output_base.eq(0), output_slot.eq(~output_slot), window.eq(0)]
-        m.d.sync += tiles.eq(tiles + starting - self.done)
-        return m
+            m.d.sync += [out_row_block.eq(0), output_base.eq(0), queue.output_slot.eq(~queue.output_slot),
+                         window.eq(0)]

@@ -374,7 +374,9 @@ class Storer(wiring.Component):
         with m.If(self.data.valid & self.data.ready):
             m.d.sync += [full.eq(0), beat.strobe.eq(0)]
         with m.If(starting):  # nothing an earlier, stopped store left
-            m.d.sync += [full.eq(0), beat.strobe.eq(0), part.eq(0)]
+            m.d.sync += [full.eq(0), beat.strobe.eq(0)]
+            if len(part):  # words wider than a beat
+                m.d.sync += part.eq(0)
         last_word = Signal()
         m.d.comb += last_word.eq(words_left == 1)
         ending_run = Signal()
