@@ -27,6 +27,7 @@ import numpy as np
 from amaranth.lib import data
 
 from ..config import AcceleratorConfig
+from ..contract.limits import MAX_KERNEL, MAX_PADDING, PAGE_BYTES, STRIDES
 from ..errors import InputError
 from ..layouts import (
     DESCRIPTOR_BEATS,
@@ -61,10 +62,8 @@ __all__ = ["DESCRIPTOR_BYTES", "Program", "Tile", "compile_program", "descriptor
            "predicted_beats", "program_error", "predicted_cycles", "read_output", "run_in_numpy"]
 
 DESCRIPTOR_BYTES = DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES
-REGION_ALIGNMENT = 4096
+REGION_ALIGNMENT = PAGE_BYTES
 ENGINE_ERROR_CODES = {name: code for code, (name, _) in ENGINE_ERRORS.items()}
-MAX_KERNEL = 7
-MAX_PADDING = 7
 
 
 @dataclass(frozen=True)
@@ -146,8 +145,8 @@ def _check_layer(config: AcceleratorConfig, index: int, layer: Layer, schedule: 
     kh, kw = layer.kernel
     if max(kh, kw) > MAX_KERNEL:
         raise InputError(f"{where}: kernel {kh}x{kw} is not supported (1x1 to {MAX_KERNEL}x{MAX_KERNEL})")
-    if layer.stride not in (1, 2):
-        raise InputError(f"{where}: stride {layer.stride} is not supported (1 or 2)")
+    if layer.stride not in STRIDES:
+        raise InputError(f"{where}: stride {layer.stride} is not supported ({' or '.join(map(str, STRIDES))})")
     if layer.padding > MAX_PADDING:
         raise InputError(f"{where}: padding {layer.padding} is not supported (0..{MAX_PADDING})")
     channels, height, width = schedule.input_shape
@@ -495,7 +494,7 @@ def descriptor_error(config: AcceleratorConfig, descriptor: dict) -> int:
     sizes += [transfer[key] for transfer in transfers.values() for key in ("words", "segments")]
     if 0 in sizes:
         return codes["zero_size"]
-    if g["kernel_h"] > MAX_KERNEL or g["kernel_w"] > MAX_KERNEL or descriptor["stride"] == 3:
+    if g["kernel_h"] > MAX_KERNEL or g["kernel_w"] > MAX_KERNEL or descriptor["stride"] not in (0, *STRIDES):
         return codes["unsupported_kernel"]
     bits = buffer_word_bits(config)
     for name, transfer in transfers.items():

@@ -25,6 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from ...config import AcceleratorConfig
 from ...contract.checks import PRODUCT_CHECKS
+from ...contract.limits import MAX_KERNEL, STRIDES
 from ...layouts import ENGINE_ERRORS, buffer_word_bits, descriptor_layout, memory_word_bytes
 from ..checks import require_instance
 
@@ -82,7 +83,8 @@ class DescriptorChecker(wiring.Component):
         window = g.pool + 1
         return [
             ("zero_size", Cat(*(size == 0 for size in sizes)).any()),
-            ("unsupported_kernel", (g.kernel_h > 7) | (g.kernel_w > 7) | (d.stride == 3)),
+            ("unsupported_kernel", (g.kernel_h > MAX_KERNEL) | (g.kernel_w > MAX_KERNEL)
+             | ~Cat(*(d.stride == stride for stride in (0, *STRIDES))).any()),
             ("misaligned", Cat(*misaligned).any() if misaligned else Const(0)),
             ("does_not_fit", g.block > config.entries),
             ("inconsistent", (g.limits[2] != window) | (g.limits[3] != window)
