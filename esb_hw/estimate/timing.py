@@ -142,13 +142,44 @@ def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL, from_po
     the nets combinational from it.
     """
     module = netlist["modules"][top]
+    names = _net_names(module)
+    sinks, readers = _pin_loads(module)
+
+    def net_delay(bit: int) -> float:
+        return model.net + model.net_per_doubling * math.log2(max(sinks[bit], 1))
+
+    arrival, depth, arcs_of = _start_points(module, model)
+    _propagate(module, arcs_of, arrival, depth, net_delay, model)
+    worst, deepest, enable_fanout, reset_fanout = _end_points(module, arcs_of, arrival, depth, net_delay, names,
+                                                              model)
+    result = {
+        "model": model.name,
+        "worst_path_ns": round(worst[0], 3),
+        "fmax_mhz_model": round(1000.0 / worst[0], 1) if worst[0] else None,
+        "worst_path": {"lut_levels": worst[1], "carry_bits": worst[2], "end": worst[3]},
+        "deepest": {"lut_levels": deepest[0], "carry_bits": deepest[1], "end": deepest[2]},
+        "largest_enable_fanout": _largest(enable_fanout, names),
+        "largest_reset_fanout": _largest(reset_fanout, names),
+    }
+    if from_port is not None:
+        result["from_port"] = _combinational_cone(module, from_port, arcs_of, readers, sinks, names)
+    return result
+
+
+def _net_names(module: dict) -> dict[int, str]:
+    """Net bit -> a readable name (a visible name preferred over a hidden one)."""
     names: dict[int, str] = {}
     for name, net in module["netnames"].items():
         for index, bit in enumerate(net["bits"]):
             if isinstance(bit, int) and (bit not in names or net.get("hide_name", 1) == 0):
                 names[bit] = f"{name}[{index}]" if len(net["bits"]) > 1 else name
-    sinks: dict[int, int] = defaultdict(int)  # net -> input pins it drives
-    readers: dict[int, list[tuple[str, str, int]]] = defaultdict(list)  # net -> (cell, port, bit) inputs
+    return names
+
+
+def _pin_loads(module: dict) -> tuple[dict[int, int], dict[int, list]]:
+    """Per net: the input pins it drives (output ports count as one), and those pins as ``(cell, port, bit)``."""
+    sinks: dict[int, int] = defaultdict(int)
+    readers: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
     for cell_name, cell in module["cells"].items():
         for port, bits in cell["connections"].items():
             if cell.get("port_directions", {}).get(port) == "input":
@@ -161,11 +192,12 @@ def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL, from_po
             for bit in port["bits"]:
                 if isinstance(bit, int):
                     sinks[bit] += 1
+    return sinks, readers
 
-    def net_delay(bit: int) -> float:
-        return model.net + model.net_per_doubling * math.log2(max(sinks[bit], 1))
 
-    # Start points: input ports, flip-flop and RAM outputs.
+def _start_points(module: dict, model: DelayModel) -> tuple[dict, dict, dict]:
+    """Arrival (ns, LUT levels, carry bits) and depth at the start points (input ports, flip-flop and RAM
+    outputs), and the arcs of every combinational cell."""
     arrival: dict[int, tuple[float, int, int]] = {}  # net -> (ns, LUT levels, carry bits) of the slowest path
     depth: dict[int, tuple[int, int]] = {}  # net -> (LUT levels, carry bits) of the deepest path, apart
     arcs_of: dict[str, list] = {}
@@ -188,9 +220,13 @@ def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL, from_po
                             depth[bit] = (0, 0)
         else:
             arcs_of[cell_name] = arcs
+    return arrival, depth, arcs_of
 
-    # Combinational cells in topological order (Kahn), cell by cell.
-    waiting: dict[str, int] = {}
+
+def _cell_order(module: dict, arcs_of: dict) -> tuple[dict[str, int], dict[str, set[str]]]:
+    """For a topological walk of the combinational cells: how many driving cells each waits for, and the cells
+    each drives. A cell waits only for the inputs its arcs start from: a distributed RAM's write data and enable
+    are synchronous, so a RAM whose read data feeds back into its write data (an accumulator) is no loop."""
     driven_by_comb: dict[int, str] = {}
     for cell_name in arcs_of:
         for port, bits in module["cells"][cell_name]["connections"].items():
@@ -198,31 +234,30 @@ def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL, from_po
                 for bit in bits:
                     if isinstance(bit, int):
                         driven_by_comb[bit] = cell_name
-    # A cell waits only for the inputs its arcs start from: a distributed RAM's write data and enable are
-    # synchronous, so a RAM whose read data feeds back into its write data (an accumulator) is no loop.
     arc_ports = {cell_name: {arc[0] for arc in arcs} for cell_name, arcs in arcs_of.items()}
     dependents: dict[str, set[str]] = defaultdict(set)
+    waiting: dict[str, int] = {}
     for cell_name in arcs_of:
-        cell = module["cells"][cell_name]
-        for port, bits in cell["connections"].items():
-            if port in arc_ports[cell_name]:
-                for bit in bits:
-                    if isinstance(bit, int) and bit in driven_by_comb:
-                        dependents[driven_by_comb[bit]].add(cell_name)
-    for cell_name in arcs_of:  # count distinct driving cells, not bits
         cell = module["cells"][cell_name]
         drivers = {driven_by_comb[bit] for port, bits in cell["connections"].items()
                    if port in arc_ports[cell_name] for bit in bits
                    if isinstance(bit, int) and bit in driven_by_comb}
-        drivers.discard(cell_name)
+        for driver in drivers:
+            dependents[driver].add(cell_name)
+        drivers.discard(cell_name)  # count distinct driving cells, not bits
         waiting[cell_name] = len(drivers)
+    return waiting, dependents
+
+
+def _propagate(module: dict, arcs_of: dict, arrival: dict, depth: dict, net_delay, model: DelayModel) -> None:
+    """Arrival and depth through the combinational cells, in topological order (Kahn), cell by cell."""
+    waiting, dependents = _cell_order(module, arcs_of)
     ready = deque(name for name, count in waiting.items() if count == 0)
     processed = 0
     while ready:
         cell_name = ready.popleft()
         processed += 1
-        cell = module["cells"][cell_name]
-        connections = cell["connections"]
+        connections = module["cells"][cell_name]["connections"]
         for in_port, in_bit, out_port, out_bit, kind, carry_bits in arcs_of[cell_name]:
             if in_port not in connections or out_port not in connections:
                 continue
@@ -254,7 +289,11 @@ def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL, from_po
     if processed != len(arcs_of):
         raise ValueError(f"combinational loop: {len(arcs_of) - processed} cells never became ready")
 
-    # End points: every input pin of a sequential cell, and the output ports.
+
+def _end_points(module: dict, arcs_of: dict, arrival: dict, depth: dict, net_delay, names: dict,
+                model: DelayModel) -> tuple:
+    """The worst and the deepest path over the end points (every input pin of a sequential cell, and the output
+    ports), and the clock-enable and reset fan-outs."""
     worst = (0.0, 0, 0, "")
     deepest = (0, 0, "")
     enable_fanout: dict[int, int] = defaultdict(int)
@@ -268,7 +307,6 @@ def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL, from_po
             if cell.get("port_directions", {}).get(port) != "input" or port in ("C", "CLK", "CLKARDCLK",
                                                                                    "CLKBWRCLK", "WCLK"):
                 continue
-
             for bit in bits:
                 if not isinstance(bit, int) or bit not in arrival:
                     continue
@@ -292,19 +330,7 @@ def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL, from_po
                     worst = (time, levels, carry, f"output {port_name} <- {names.get(bit, bit)}")
                 if depth[bit] > deepest[:2]:
                     deepest = (*depth[bit], f"output {port_name}")
-
-    result = {
-        "model": model.name,
-        "worst_path_ns": round(worst[0], 3),
-        "fmax_mhz_model": round(1000.0 / worst[0], 1) if worst[0] else None,
-        "worst_path": {"lut_levels": worst[1], "carry_bits": worst[2], "end": worst[3]},
-        "deepest": {"lut_levels": deepest[0], "carry_bits": deepest[1], "end": deepest[2]},
-        "largest_enable_fanout": _largest(enable_fanout, names),
-        "largest_reset_fanout": _largest(reset_fanout, names),
-    }
-    if from_port is not None:
-        result["from_port"] = _combinational_cone(module, from_port, arcs_of, readers, sinks, names)
-    return result
+    return worst, deepest, enable_fanout, reset_fanout
 
 
 def _largest(counts: dict[int, int], names: dict[int, str]) -> dict:
