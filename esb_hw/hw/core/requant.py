@@ -19,7 +19,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ...config import AcceleratorConfig
-from ...contract.latency import requant_latency
+from ...contract.latency import requant_latency, require_latency
 from ...layouts import REQUANT_MULTIPLIER_BITS, requant_input_layout
 from ...quant.format import ESBFormat
 from ..arith.multiplier import BoothMultiplier
@@ -110,6 +110,8 @@ class Requantizer(wiring.Component):
                                      primitives=self.primitives)
         m.submodules.multiplier = multiplier
         stages = 1 + multiplier.latency + 5  # sum, multiplier, two shifts, clamp flags, level, encode
+        # Then the output FIFO's write and its buffered read: two more.
+        require_latency("Requantizer", stages + 2, requant_latency(config))
         valid = [Signal(name=f"valid_{stage}") for stage in range(stages)]
         m.d.sync += valid[0].eq(accepted)
         m.d.sync += [valid[stage].eq(valid[stage - 1]) for stage in range(1, stages)]
