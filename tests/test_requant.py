@@ -1,4 +1,5 @@
 # amaranth: UnusedElaboratable=no
+# amaranth: UnusedElaboratable=no
 """Requantizer (esb_hw/hw/core/requant.py): accumulators to activation codes, bit-exact with
 esb_hw.quant.golden.requantize, with back-pressure and random idle payloads; the ESB encoder over every level."""
 
@@ -239,3 +240,17 @@ def test_credits_stop_the_input_while_the_output_is_blocked():
 def test_parameters_are_checked(kwargs, message):
     with pytest.raises(ParameterError, match=message):
         Requantizer(**{"config": config_for(ESBFormat(8, 8, False)), **kwargs})
+
+
+def test_a_pipeline_that_disagrees_with_the_contract_fails_to_elaborate(monkeypatch):
+    """The requantizer checks the stages it builds against esb_hw.contract.latency when it elaborates: a contract
+    one cycle off (as a pipeline stage added without telling the cycle model would be) fails at once."""
+    from amaranth.back import rtlil
+
+    import esb_hw.hw.core.requant as requant_module
+
+    config = config_for(ACTIVATIONS[0])
+    monkeypatch.setattr(requant_module, "requant_latency", lambda config: 13)
+    with pytest.raises(AssertionError, match=r"Requantizer built 12 pipeline stages; the contract "
+                                             r"\(esb_hw/contract/latency.py\) says 13"):
+        rtlil.convert(Requantizer(config))
