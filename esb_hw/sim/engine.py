@@ -42,6 +42,9 @@ class EngineRun:
     #: Compute cycles per layer counted by the testbench from the layer core's ``start`` and ``done`` alone (each
     #: cycle the core holds a tile goes to the oldest tile's layer); only :func:`run_engine` fills it.
     observed_layer_cycles: list[int] | None = None
+    #: Per tile, the cycles (from the start) at which the layer core took it and finished it; only
+    #: :func:`run_engine` fills it.
+    core_events: list[tuple[int, int]] | None = None
 
     def output(self, program: Program, layer: int = -1) -> np.ndarray:
         address, size = program.output_region(layer)
@@ -78,21 +81,26 @@ def run_engine(program: Program, memory: MemoryModel | None = None, *, descripto
     result, hung = {}, {}
     tile_layers = [tile.descriptor["layer"] for tile in program.tiles]
     observed = [0] * len(program.layers)
+    events: list = []
 
     async def serve(ctx):
         await memory.serve(ctx, engine)
 
     async def observe_core(ctx):
         """An independent count of :attr:`EngineRun.observed_layer_cycles` from the core's ports."""
-        queue, started = [], 0
+        queue, started, cycle = [], 0, 0
         async for _, _, start, done in ctx.tick().sample(engine.core.start, engine.core.done):
             if queue:
                 observed[queue[0]] += 1
             if done and queue:
                 queue.pop(0)
+                finished = next(index for index, (_, end) in enumerate(events) if end is None)
+                events[finished] = (events[finished][0], cycle)
             if start:
                 queue.append(tile_layers[started])
+                events.append((cycle, None))
                 started += 1
+            cycle += 1
 
     async def testbench(ctx):
         ctx.set(engine.program_address, program.program_address)
@@ -128,7 +136,7 @@ def run_engine(program: Program, memory: MemoryModel | None = None, *, descripto
         raise CheckFailed(f"the engine did not finish within {max_cycles:,} cycles; it hung with "
                           + ", ".join(f"{key} {value}" for key, value in hung.items())
                           + f" ({engine_error(hung['error'])}; {hung['tiles_done']} of {count} tiles stored)")
-    return EngineRun(memory, **result, observed_layer_cycles=observed)
+    return EngineRun(memory, **result, observed_layer_cycles=observed, core_events=events)
 
 
 def run_engine_rtl(program: Program, *, simulator: str = "verilator", seed: int = 1, latency=(20, 100),
