@@ -9,7 +9,7 @@ library callers that catch the built-in types keep working.
 
 from __future__ import annotations
 
-__all__ = ["CheckFailed", "EsbError", "InputError", "ParameterError", "ToolError"]
+__all__ = ["CheckFailed", "EsbError", "InputError", "ParameterError", "ToolError", "run_command"]
 
 
 class EsbError(Exception):
@@ -36,3 +36,17 @@ class ToolError(EsbError, RuntimeError):
 
 class CheckFailed(EsbError):
     """A result differs from what it must equal (the golden model, a stored figure). Exit code 1."""
+
+
+def run_command(run, args) -> int:
+    """``run(args)`` as a command line runs it: its exit code, or for an :class:`EsbError` one line
+    ``error: <message>`` on stderr and the error's exit code (the traceback too when ``args.debug`` is set)."""
+    import sys
+
+    try:
+        return run(args)
+    except EsbError as error:
+        print(f"error: {error}", file=sys.stderr)
+        if getattr(args, "debug", False):
+            raise
+        return error.exit_code

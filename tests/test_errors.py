@@ -23,3 +23,24 @@ def test_every_project_error_derives_from_the_base(error, code):
 def test_builtin_bases_kept_for_library_callers():
     assert issubclass(InputError, ValueError) and issubclass(ToolError, RuntimeError)
     assert not issubclass(CheckFailed, ValueError)
+
+
+def test_run_command_gives_one_line_and_the_exit_code(capsys):
+    import types
+
+    from esb_hw.errors import CheckFailed, InputError, run_command
+
+    def failing(error):
+        def run(args):
+            raise error
+        return run
+
+    quiet = types.SimpleNamespace(debug=False)
+    assert run_command(lambda args: 0, quiet) == 0
+    assert run_command(failing(InputError("bad width")), quiet) == 2
+    assert capsys.readouterr().err == "error: bad width\n"
+    assert run_command(failing(CheckFailed("differs")), quiet) == 1
+    with pytest.raises(InputError):  # --debug shows the traceback
+        run_command(failing(InputError("bad")), types.SimpleNamespace(debug=True))
+    with pytest.raises(KeyError):  # a bug is not an input error: it is never turned into an exit code
+        run_command(failing(KeyError("bug")), quiet)

@@ -36,7 +36,7 @@ from esb_hw.compiler.program import compile_program, predicted_cycles
 from esb_hw.compiler.timeline import AXI_SYSTEM, MEMORY_MODEL
 from esb_hw.config import AcceleratorConfig, ConfigError
 from esb_hw.data import load_config, shipped_config
-from esb_hw.errors import CheckFailed, EsbError, InputError
+from esb_hw.errors import CheckFailed, InputError, run_command
 from esb_hw.quant import golden
 from esb_hw.sim.run_layer import check_out
 
@@ -267,14 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="overwrite --out and --vcd if they exist")
     parser.add_argument("--progress", action="store_true", help="a progress bar even when stderr is not a terminal")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except EsbError as error:
-        print(f"error: {error}", file=sys.stderr)
-        if args.debug:
-            raise
-        return error.exit_code
+    return run_command(run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

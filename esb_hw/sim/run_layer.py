@@ -21,7 +21,7 @@ import numpy as np
 
 from esb_hw.compiler.gemm import gemm_stimulus
 from esb_hw.data import load_config
-from esb_hw.errors import CheckFailed, EsbError, InputError
+from esb_hw.errors import CheckFailed, InputError, run_command
 from esb_hw.hw.core.array import PEArray, pipeline_latency
 from esb_hw.sim.runner import TestsFailed, run_cocotb
 
@@ -105,14 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="default", help="a TOML file or a shipped config name")
     parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except EsbError as error:
-        print(f"error: {error}", file=sys.stderr)
-        if args.debug:
-            raise
-        return error.exit_code
+    return run_command(run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":
