@@ -22,6 +22,7 @@ Layouts
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -33,13 +34,14 @@ from .config import AcceleratorConfig
 from .errors import ParameterError
 from .regmap import ENGINE_ERRORS, engine_error
 
-__all__ = ["DESCRIPTOR_BEATS", "ENGINE_ERRORS", "GEOMETRY_ADDRESS_BITS", "GEOMETRY_COUNT_BITS", "GEOMETRY_SIZE_BITS",
-           "MEMORY_BEAT_BITS", "MEMORY_BEAT_BYTES", "REQUANT_MULTIPLIER_BITS", "REQUANT_SHIFT_RANGE", "SelfTestLayer",
-           "array_input_layout", "array_output_layout", "buffer_word_bits", "descriptor_layout", "engine_error",
-           "geometry_layout", "memory_read_layout", "memory_request_layout", "memory_word_bytes",
-           "memory_write_layout", "pack", "pack_memory_words", "recodable", "recoded_term_bits",
-           "requant_input_layout", "requant_params_layout", "stationary_input_layout", "transfer_layout", "unpack",
-           "unpack_memory_words", "weight_encoding", "weight_fields", "weight_row_layout"]
+__all__ = ["DESCRIPTOR_BEATS", "DESCRIPTOR_BYTES", "DESCRIPTOR_CRC_OFFSET", "DESCRIPTOR_CRC_RESIDUE", "ENGINE_ERRORS",
+           "GEOMETRY_ADDRESS_BITS", "GEOMETRY_COUNT_BITS", "GEOMETRY_SIZE_BITS", "MEMORY_BEAT_BITS",
+           "MEMORY_BEAT_BYTES", "REQUANT_MULTIPLIER_BITS", "REQUANT_SHIFT_RANGE", "SelfTestLayer",
+           "array_input_layout", "array_output_layout", "buffer_word_bits", "descriptor_image", "descriptor_intact",
+           "descriptor_layout", "engine_error", "geometry_layout", "memory_read_layout", "memory_request_layout",
+           "memory_word_bytes", "memory_write_layout", "pack", "pack_memory_words", "read_descriptor", "recodable",
+           "recoded_term_bits", "requant_input_layout", "requant_params_layout", "stationary_input_layout",
+           "transfer_layout", "unpack", "unpack_memory_words", "weight_encoding", "weight_fields", "weight_row_layout"]
 
 
 def array_input_layout(config: AcceleratorConfig) -> data.StructLayout:
@@ -224,6 +226,32 @@ def transfer_layout() -> data.StructLayout:
 
 #: A descriptor's place in memory: 8 beats (128 bytes), descriptors back to back from the program address.
 DESCRIPTOR_BEATS = 8
+DESCRIPTOR_BYTES = DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES
+#: The last 4 bytes of a descriptor's image hold the CRC-32 (zlib's: reflected, polynomial 0x04C11DB7, initial and
+#: final value 0xFFFFFFFF) of the 124 bytes before them, little-endian. The CRC-32 of a whole intact image is then
+#: this constant, whatever the descriptor, so the engine checks it on the beats as they arrive.
+DESCRIPTOR_CRC_RESIDUE = 0x2144DF1C
+DESCRIPTOR_CRC_OFFSET = DESCRIPTOR_BYTES - 4
+
+
+def descriptor_image(descriptor: Mapping, *, where: str = "descriptor") -> bytes:
+    """A descriptor's memory image: :func:`descriptor_layout` packed from bit 0, zeros up to byte
+    :data:`DESCRIPTOR_CRC_OFFSET`, then the CRC-32 of those bytes (:data:`DESCRIPTOR_CRC_RESIDUE`)."""
+    body = pack(descriptor_layout(), descriptor, where=where).to_bytes(DESCRIPTOR_CRC_OFFSET, "little")
+    return body + zlib.crc32(body).to_bytes(4, "little")
+
+
+def descriptor_intact(image: bytes) -> bool:
+    """Whether a descriptor's image passes the engine's CRC check (any single changed bit, and any burst of up to
+    32 changed bits, fails it)."""
+    if len(image) != DESCRIPTOR_BYTES:
+        raise ParameterError(f"a descriptor's image has {DESCRIPTOR_BYTES} bytes, got {len(image)}")
+    return zlib.crc32(image) == DESCRIPTOR_CRC_RESIDUE
+
+
+def read_descriptor(image: bytes) -> dict:
+    """The descriptor in an image (:func:`unpack` of its layout; the CRC is not checked)."""
+    return unpack(descriptor_layout(), int.from_bytes(image[:DESCRIPTOR_CRC_OFFSET], "little"))
 
 
 def descriptor_layout() -> data.StructLayout:

@@ -14,8 +14,8 @@ import zlib
 from dataclasses import dataclass
 
 __all__ = ["ACCESS", "ADDRESS_BITS", "CLEARED_BY_HARDWARE", "DATA_BITS", "ENGINE_ERRORS", "MAGIC", "REGISTERS",
-           "REGMAP_VERSION", "SET_BY_HARDWARE", "Field", "Register", "RegisterModel", "by_name", "c_header",
-           "config_id", "engine_error", "port_name", "regmap_dict", "regmap_json"]
+           "REGMAP_VERSION", "SET_BY_HARDWARE", "WINDOW_DETAILS", "Field", "Register", "RegisterModel", "by_name",
+           "c_header", "config_id", "engine_error", "port_name", "regmap_dict", "regmap_json"]
 
 #: Width of the register bus and of every register.
 DATA_BITS = 32
@@ -23,8 +23,8 @@ DATA_BITS = 32
 ADDRESS_BITS = 12
 #: The value of ``MAGIC``: "ESB1" in ASCII, most significant byte first.
 MAGIC = 0x45534231
-#: Bumped whenever a register or field moves (2: CONTROL.abort).
-REGMAP_VERSION = 2
+#: Bumped whenever a register or field moves (2: CONTROL.abort; 3: the memory window, ERROR_DETAIL, WINDOW_REFUSED).
+REGMAP_VERSION = 3
 
 #: Access kinds. The behaviour of each is defined once, here, and built from this table twice: in the hardware
 #: (:class:`esb_hw.hw.bus.registers.RegisterFile`) and in :class:`RegisterModel` (the fake board of the tests).
@@ -60,12 +60,29 @@ ENGINE_ERRORS = {
     7: ("read", "the memory returned a read error"),
     8: ("write", "the memory returned a write error"),
     9: ("aborted", "the host aborted the run (CONTROL.abort); TILES_DONE tiles were stored whole"),
+    10: ("outside_window", "a transfer would leave the memory window [MEMORY_BASE, MEMORY_BASE + MEMORY_SIZE); "
+                           "ERROR_DETAIL names it"),
+    11: ("corrupted", "a descriptor's CRC-32 does not match: its bytes changed after the compiler wrote them"),
+}
+
+#: ``ERROR_DETAIL`` with error ``outside_window``: which transfer left the window.
+WINDOW_DETAILS = {
+    0: ("program", "the program: PROGRAM_ADDRESS + 128 x PROGRAM_LENGTH bytes (or MEMORY_SIZE is 0)"),
+    1: ("activations", "the descriptor's activation transfer"),
+    2: ("weights", "the descriptor's weight transfer"),
+    3: ("params", "the descriptor's parameter transfer"),
+    4: ("outputs", "the descriptor's output transfer"),
+    5: ("guard_read", "a read request, refused by the bus guard"),
+    6: ("guard_write", "a write request, refused by the bus guard"),
 }
 
 
-def engine_error(code: int) -> str:
-    """``"name: meaning"`` of an engine error code (an unknown code says so)."""
+def engine_error(code: int, detail: int | None = None) -> str:
+    """``"name: meaning"`` of an engine error code (an unknown code says so); with ``detail`` (``ERROR_DETAIL``)
+    and code ``outside_window``, the transfer it names."""
     name, meaning = ENGINE_ERRORS.get(int(code), ("unknown", f"unknown error code {int(code)}"))
+    if name == "outside_window" and detail is not None:
+        meaning += f" (detail {int(detail)}: {WINDOW_DETAILS.get(int(detail), ('', 'unknown detail'))[1]})"
     return f"{name}: {meaning}"
 
 
@@ -125,6 +142,8 @@ REGISTERS: tuple[Register, ...] = (
     )),
     _whole("ERROR", 0x14, "RO", "the first error of the last run (ENGINE_ERRORS code; 0 none)", 4),
     _whole("FAILED_DESCRIPTOR", 0x18, "RO", "the descriptor the first error concerns", 16),
+    _whole("ERROR_DETAIL", 0x1C, "RO", "with ERROR outside_window, the transfer that left the window "
+                                        "(WINDOW_DETAILS); 0 otherwise", 3),
     _whole("PROGRAM_ADDRESS", 0x20, "RW", "byte offset of descriptor 0 from MEMORY_BASE (a multiple of 16)"),
     _whole("PROGRAM_LENGTH", 0x24, "RW", "descriptors to run", 16),
     Register("MEMORY_BASE_LO", 0x28, "Low word of the byte address every engine address is relative to", (
@@ -136,11 +155,17 @@ REGISTERS: tuple[Register, ...] = (
     _whole("BEATS_WRITTEN", 0x3C, "RO", "128-bit beats written in the current or last run"),
     _whole("LAYER_SELECT", 0x40, "RW", "the layer whose compute cycles LAYER_CYCLES shows", 8),
     _whole("LAYER_CYCLES", 0x44, "RO", "compute cycles of layer LAYER_SELECT in the last run"),
+    Register("MEMORY_SIZE_LO", 0x48, "Low word of the memory window's size in bytes: the engine reads and writes "
+                                     "only [MEMORY_BASE, MEMORY_BASE + MEMORY_SIZE); a run with size 0 is refused", (
+        Field("value", 4, 28, "RW", "size bits 31:4 (the size is a multiple of 16 bytes)"),)),
+    _whole("MEMORY_SIZE_HI", 0x4C, "RW", "size bits 39:32 (the engine reaches at most 4 GiB past MEMORY_BASE)", 8),
     _whole("MAGIC", 0x50, "RO", f"0x{MAGIC:08X} (\"ESB1\"): this is an esb-hw system"),
     _whole("VERSION", 0x54, "RO", "the register map's version", 16),
     Register("ARRAY", 0x58, "The built array", (
         Field("rows", 0, 8, "RO", "array rows"), Field("cols", 8, 8, "RO", "array columns"))),
     _whole("CONFIG_ID", 0x5C, "RO", "CRC-32 of the config's hardware fields (programs carry the same value)"),
+    _whole("WINDOW_REFUSED", 0x60, "RO", "memory requests the bus guard refused since reset (they left the window); "
+                                         "sticky: runs and starts do not clear it; stops at 65535", 16),
 )
 
 
@@ -245,6 +270,8 @@ def regmap_dict(config_dict: dict | None = None) -> dict:
                                    "description": field.description} for field in register.fields]}
                       for register in REGISTERS],
         "errors": {str(code): {"name": name, "meaning": meaning} for code, (name, meaning) in ENGINE_ERRORS.items()},
+        "window_details": {str(detail): {"name": name, "meaning": meaning}
+                           for detail, (name, meaning) in WINDOW_DETAILS.items()},
         "constants": {"MAGIC": MAGIC},
     }
     if config_dict is not None:
@@ -274,6 +301,9 @@ def c_header(config_dict: dict | None = None) -> str:
         lines.append("")
     for code, (name, _meaning) in ENGINE_ERRORS.items():
         lines.append(f"#define ESB_ERROR_{name.upper()} {code}u")
+    lines.append("")
+    for detail, (name, _meaning) in WINDOW_DETAILS.items():
+        lines.append(f"#define ESB_WINDOW_DETAIL_{name.upper()} {detail}u")
     lines.append("")
     for name, value in sorted(data["constants"].items()):
         lines.append(f"#define ESB_{name} 0x{value:08X}u")

@@ -9,7 +9,9 @@ import asyncio
 
 import numpy as np
 
-from esb_hw.compiler.program import run_in_numpy
+from esb_hw.compiler.program import program_error, run_in_numpy
+from esb_hw.contract.checks import window_failure
+from esb_hw.layouts import buffer_word_bits, memory_word_bytes
 from esb_hw.regmap import MAGIC, REGMAP_VERSION, RegisterModel, by_name, config_id
 
 
@@ -122,8 +124,18 @@ class FakeSystem:
         start = self.base - self.origin
         size = len(self.program.image)
         address, length = self.program.regions["descriptors"]
-        if bytes(self.device[start + address:start + address + length]) != self.program.image[address:address + length]:
-            self.error = 1  # the hardware would read zeros or stale descriptors: zero_size
+        window = self.registers["memory_size_lo"] << 4 | self.registers["memory_size_hi"] << 32
+        detail = 0
+        if window == 0 or address + length > window:
+            self.error = 10  # outside_window, the program
+        elif self.device[start + address:start + address + length] != self.program.image[address:address + length]:
+            self.error = 11  # the hardware would read zeros or stale descriptors: corrupted
+        elif not self.error:  # the checker's verdict, as the compiler's twin gives it
+            descriptors = [tile.descriptor for tile in self.program.tiles]
+            self.error, index = program_error(self.program.config, descriptors, memory_size=window)
+            if self.error == 10:
+                sizes = {name: memory_word_bytes(bits) for name, bits in buffer_word_bits(self.program.config).items()}
+                detail = window_failure(descriptors[index], sizes, window)
         if store and not self.error:
             memory = bytearray(self.device[start:start + size])
             assert self.registers["program_address"] == self.program.program_address
@@ -131,7 +143,8 @@ class FakeSystem:
             if self.corrupt_output:
                 memory[self.program.output_region()[0]] ^= 1
             self.device[start:start + size] = memory
-        for port, value in (("error", self.error), ("failed_descriptor", 1 if self.error else 0),
+        for port, value in (("error", self.error), ("error_detail", detail if self.error == 10 else 0),
+                            ("failed_descriptor", 1 if self.error else 0),
                             ("cycles", 12345), ("tiles_done", len(self.program.tiles) if store else 0)):
             self.registers.drive(port, value)
         self.busy, self.done = False, True

@@ -11,6 +11,7 @@ from amaranth.sim import Simulator
 
 from esb_hw.errors import ParameterError
 from esb_hw.hw.bus.axi import AxiMaster, BurstSplitter
+from esb_hw.sim.axi_slave import Slave
 from esb_hw.sim.streams import get_many, put, put_many
 
 BASE = 0x12_3456_7000
@@ -44,6 +45,7 @@ def test_splitter_cuts_at_256_beats_and_4_kib():
 
     async def source(ctx):
         ctx.set(dut.base, BASE | 0xABC)  # low 12 bits ignored
+        ctx.set(dut.limit, 1 << 28)  # the whole 4 GiB
         await put_many(ctx, dut.request, [{"address": a, "beats": b} for a, b in REQUESTS], rng=random.Random(1),
                        idle=0.3)
 
@@ -62,129 +64,15 @@ def test_splitter_cuts_at_256_beats_and_4_kib():
     assert seen == expected
 
 
-class Slave:
-    """An AXI4 slave with random ready/valid gaps, a sparse byte memory and error ranges."""
-
-    def __init__(self, axi, rng, *, bad_reads=(), bad_writes=(), decode_error=(), aw_after_w=False, b_rate=0.5):
-        self.axi, self.rng = axi, rng
-        self.aw_after_w, self.b_rate = aw_after_w, b_rate  # AWREADY only once WVALID was seen; B answer rate
-        self.offered = {}  # channel -> payload offered and not taken in the last cycle
-        self.memory = {}
-        self.bad_reads, self.bad_writes, self.decode_error = bad_reads, bad_writes, decode_error
-        self.ar, self.aw = [], []
-        self.w_beats, self.applied = [], []
-        self.max_in_flight = 0
-
-    def check_stable(self, channel, valid, ready, payload):
-        """AXI: once VALID is high it stays high, with the same payload, until READY."""
-        if channel in self.offered:
-            assert valid and payload == self.offered[channel], f"{channel}: VALID dropped or payload changed"
-            del self.offered[channel]
-        if valid and not ready:
-            self.offered[channel] = payload
-
-    def check_burst(self, address, length):
-        beats = length + 1
-        assert beats <= 256 and address % 16 == 0
-        assert address // 4096 == (address + 16 * beats - 1) // 4096, f"burst at {address:#x} crosses 4 KiB"
-
-    def data(self, address):
-        return int.from_bytes(bytes(self.memory.get(address + i, (address + i * 7) & 0xFF) for i in range(16)),
-                              "little")
-
-    def response(self, address, bad):
-        if any(low <= address < high for low, high in self.decode_error):
-            return 3
-        return 2 if any(low <= address < high for low, high in bad) else 0
-
-    async def reads(self, ctx):
-        axi, rng = self.axi, self.rng
-        pending = []  # bursts accepted, not yet answered
-        beat = 0
-        for _cycle in range(CYCLE_LIMIT):
-            ctx.set(axi.arready, rng.random() < 0.6)
-            if pending and rng.random() < 0.7:
-                address, length = pending[0]
-                ctx.set(axi.rvalid, 1)
-                ctx.set(axi.rdata, self.data(address + 16 * beat))
-                ctx.set(axi.rresp, self.response(address + 16 * beat, self.bad_reads))
-                ctx.set(axi.rlast, beat == length)
-            else:
-                ctx.set(axi.rvalid, 0)
-                ctx.set(axi.rdata, rng.getrandbits(128))
-                ctx.set(axi.rlast, rng.getrandbits(1))
-                ctx.set(axi.rresp, rng.getrandbits(2))
-            _, _, arvalid, arready, araddr, arlen, rvalid, rready = await ctx.tick().sample(
-                axi.arvalid, axi.arready, axi.araddr, axi.arlen, axi.rvalid, axi.rready)
-            self.check_stable("ar", arvalid, arready, (araddr, arlen))
-            if rvalid and rready:
-                beat += 1
-                if beat == pending[0][1] + 1:
-                    pending.pop(0)
-                    beat = 0
-            if arvalid and arready:
-                self.check_burst(araddr, arlen)
-                self.ar.append((araddr, arlen + 1))
-                pending.append((araddr, arlen))
-            self.max_in_flight = max(self.max_in_flight, len(pending))
-        raise AssertionError(f"the testbench did not finish within {CYCLE_LIMIT} cycles")
-
-    async def writes(self, ctx):
-        axi, rng = self.axi, self.rng
-        bursts, responses = [], []  # accepted AW; B responses owed
-        beat, failed = 0, 0
-        lengths = []  # W burst lengths, as the W beats show them (WLAST), checked against AW in order
-        seen_wvalid = False
-        while True:
-            ctx.set(axi.awready, rng.random() < 0.6 and (seen_wvalid or not self.aw_after_w))
-            ctx.set(axi.wready, rng.random() < 0.6)
-            if responses and rng.random() < self.b_rate:
-                ctx.set(axi.bvalid, 1)
-                ctx.set(axi.bresp, responses[0])
-            else:
-                ctx.set(axi.bvalid, 0)
-                ctx.set(axi.bresp, rng.getrandbits(2))
-            _, _, awvalid, awready, awaddr, awlen, wvalid, wready, wdata, wstrb, wlast, bvalid, bready = \
-                await ctx.tick().sample(axi.awvalid, axi.awready, axi.awaddr, axi.awlen, axi.wvalid, axi.wready,
-                                        axi.wdata, axi.wstrb, axi.wlast, axi.bvalid, axi.bready)
-            self.check_stable("aw", awvalid, awready, (awaddr, awlen))
-            self.check_stable("w", wvalid, wready, (wdata, wstrb, wlast))
-            seen_wvalid = seen_wvalid or wvalid
-            if bvalid and bready:
-                responses.pop(0)
-            if awvalid and awready:
-                self.check_burst(awaddr, awlen)
-                self.aw.append((awaddr, awlen + 1))
-                bursts.append((awaddr, awlen))
-            if wvalid and wready:
-                self.w_beats.append((wdata, wstrb, wlast))
-                beat += 1
-                if wlast:
-                    lengths.append(beat)
-                    beat = 0
-            # Apply each burst once both its AW and its W beats are in (W may come first).
-            while bursts and len(lengths) > 0 and len(self.applied) < len(self.aw) and \
-                    len(self.applied) < len(lengths):
-                index = len(self.applied)
-                address, length = self.aw[index]
-                assert lengths[index] == length, f"burst {index}: {lengths[index]} W beats for AWLEN+1 = {length}"
-                start = sum(lengths[:index])
-                failed = 0
-                for offset, (data, strobe, _) in enumerate(self.w_beats[start:start + length]):
-                    here = address + 16 * offset
-                    failed = max(failed, self.response(here, self.bad_writes))
-                    if not failed:
-                        for lane in range(16):
-                            if strobe >> lane & 1:
-                                self.memory[here + lane] = data >> (8 * lane) & 0xFF
-                self.applied.append(index)
-                responses.append(failed)
+#: The largest window: the guard lets every request through (the engine reaches 4 GiB).
+WHOLE = (1 << 40) - 16
 
 
-def run_master(body, slave_options=None, outstanding_reads=16, feeder=None, feeders=()):
-    """Run ``body`` (and ``feeder``/``feeders``, testbenches that offer requests and data meanwhile) against the
-    slave; returns the slave."""
-    dut = AxiMaster(outstanding_reads=outstanding_reads)
+def run_master(body, slave_options=None, outstanding_reads=16, feeder=None, feeders=(), memory_size=WHOLE,
+               dut=None, watchers=()):
+    """Run ``body`` (and ``feeder``/``feeders``, testbenches that offer requests and data meanwhile, and
+    ``watchers``, background ones) against the slave, in a window of ``memory_size`` bytes; returns the slave."""
+    dut = dut or AxiMaster(outstanding_reads=outstanding_reads)
     slave = Slave(dut.axi, random.Random(5), **(slave_options or {}))
     simulator = Simulator(dut)
     simulator.add_clock(1e-8)
@@ -193,6 +81,7 @@ def run_master(body, slave_options=None, outstanding_reads=16, feeder=None, feed
 
     async def testbench(ctx):
         ctx.set(dut.base, BASE)
+        ctx.set(dut.memory_size, memory_size)
         await body(ctx, dut, slave)
 
     simulator.add_testbench(testbench)
@@ -200,6 +89,10 @@ def run_master(body, slave_options=None, outstanding_reads=16, feeder=None, feed
         async def feed(ctx, function=function):
             await function(ctx, dut)
         simulator.add_testbench(feed)
+    for function in watchers:
+        async def watch(ctx, function=function):
+            await function(ctx, dut)
+        simulator.add_testbench(watch, background=True)
     simulator.run()  # the slave raises if the testbenches hang
     return slave
 
@@ -330,3 +223,96 @@ def test_the_stability_check_catches_a_dropped_valid():
     slave.check_stable("aw", 1, 0, (0x1000, 3))
     with pytest.raises(AssertionError, match="VALID dropped"):
         slave.check_stable("aw", 0, 0, (0x1000, 3))
+
+
+# ---- the bus guard ----------------------------------------------------------------------------------------------
+
+#: A window of 1,000 beats.
+WINDOW = 16 * 1000
+
+
+async def count_refusals(ctx, dut, counts):
+    """A background testbench: the refusal pulses, per direction."""
+    async for _, _, read, write in ctx.tick().sample(dut.read_refused, dut.write_refused):
+        counts["read"] += read
+        counts["write"] += write
+
+
+def test_the_guard_refuses_reads_that_leave_the_window():
+    """A read whose beats leave the window makes no burst; its beats come back in order with ``error`` set (data
+    0), after the earlier reads' beats; reads inside it, even to its last beat, are untouched."""
+    reads = [(0, 3), (990, 20), (4, 2), (999, 1), (1000, 1), (250, 300), (0x0FF_FFFF, 1)]
+    inside = [(a, b) for a, b in reads if a + b <= 1000]
+    results, counts = {}, {"read": 0, "write": 0}
+
+    async def requests(ctx, dut):
+        await put_many(ctx, dut.read_request, [{"address": a, "beats": b} for a, b in reads], rng=random.Random(3),
+                       idle=0.2)
+
+    async def body(ctx, dut, slave):
+        total = sum(b for _, b in reads)
+        beats = await get_many(ctx, dut.read_data, total, rng=random.Random(4), stall=0.3)
+        results["beats"] = [(beat.data, beat.error) for beat in beats]
+        results["expected"] = [(slave.data(BASE + 16 * (a + i)), 0) if a + b <= 1000 else (0, 1)
+                               for a, b in reads for i in range(b)]
+        for _ in range(4):
+            await ctx.tick()
+        results["count"] = ctx.get(dut.refused_requests)
+
+    slave = run_master(body, feeder=requests, watchers=[lambda ctx, dut: count_refusals(ctx, dut, counts)],
+                       memory_size=WINDOW)
+    assert results["beats"] == results["expected"]
+    assert slave.ar == [burst[:2] for a, b in inside for burst in reference_bursts(BASE, a, b)]
+    assert counts == {"read": 3, "write": 0} and results["count"] == 3
+
+
+def test_the_guard_refuses_writes_that_leave_the_window():
+    """A write that leaves the window makes no burst and writes no byte: its data beats are taken and dropped (the
+    next request's data still goes to the next request), and its response is an error, in order."""
+    writes = [(3, 2), (995, 10), (250, 12), (1000, 1), (998, 2)]
+    rng = random.Random(9)
+    beats = [(rng.getrandbits(128), 0xFFFF) for a, b in writes for _ in range(b)]
+    results, counts = {}, {"read": 0, "write": 0}
+
+    async def requests(ctx, dut):
+        await put_many(ctx, dut.write_request, [{"address": a, "beats": b} for a, b in writes])
+
+    async def data(ctx, dut):
+        await put_many(ctx, dut.write_data, [{"data": d, "strobe": s} for d, s in beats], rng=random.Random(6),
+                       idle=0.3)
+
+    async def body(ctx, dut, slave):
+        responses = await get_many(ctx, dut.write_response, len(writes), rng=random.Random(7), stall=0.3)
+        results["responses"] = [response.error for response in responses]
+        for _ in range(4):
+            await ctx.tick()
+        results["count"] = ctx.get(dut.refused_requests)
+
+    slave = run_master(body, feeders=[requests, data],
+                       watchers=[lambda ctx, dut: count_refusals(ctx, dut, counts)], memory_size=WINDOW)
+    assert results["responses"] == [0, 1, 0, 1, 0]
+    assert slave.aw == [burst[:2] for a, b in writes if a + b <= 1000 for burst in reference_bursts(BASE, a, b)]
+    assert all(address < BASE + WINDOW for address in slave.memory), "a byte outside the window was written"
+    position = 0
+    for address, count in writes:
+        for index in range(count):
+            value = beats[position + index][0]
+            written = bytes(slave.memory.get(BASE + 16 * (address + index) + lane, -1) & 0xFF for lane in range(16))
+            if address + count <= 1000:
+                assert written == value.to_bytes(16, "little")
+        position += count
+    assert counts == {"read": 0, "write": 2} and results["count"] == 2
+
+
+def test_a_zero_window_refuses_everything():
+    results = {}
+
+    async def requests(ctx, dut):
+        await put_many(ctx, dut.read_request, [{"address": 0, "beats": 1}])
+
+    async def body(ctx, dut, slave):
+        beat, = await get_many(ctx, dut.read_data, 1)
+        results["error"] = beat.error
+
+    slave = run_master(body, feeder=requests, memory_size=0)
+    assert results["error"] == 1 and slave.ar == []

@@ -27,9 +27,8 @@ from esb_hw.layouts import (
     DESCRIPTOR_BEATS,
     MEMORY_BEAT_BYTES,
     buffer_word_bits,
-    descriptor_layout,
+    descriptor_image,
     memory_word_bytes,
-    pack,
 )
 from esb_hw.sim.engine import memory_for, run_engine
 from esb_hw.sim.layer_core import SMALL_ENGINE_CONFIG, random_layer
@@ -175,7 +174,7 @@ def test_a_bad_descriptor_ends_the_run_with_its_error(path, value, name):
     memory = memory_for(program)
     descriptors = program.program_address
     memory.write_bytes(descriptors + DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES,
-                       pack(descriptor_layout(), descriptor).to_bytes(DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES, "little"))
+                       descriptor_image(descriptor))
     before = bytes(memory.memory)
     run = run_engine(program, memory, max_cycles=100_000)
     assert run.error == ERROR_CODES[name], run.error_text
@@ -202,11 +201,11 @@ def test_reusing_weights_that_no_tile_loaded_is_an_error_in_the_engine_and_its_t
     memory = memory_for(program)
     for index, descriptor in enumerate(descriptors):
         memory.write_bytes(program.program_address + index * DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES,
-                           pack(descriptor_layout(), descriptor).to_bytes(DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES,
-                                                                          "little"))
+                           descriptor_image(descriptor))
     run = run_engine(program, memory, max_cycles=100_000)
-    code, index = program_error(CONFIG, descriptors)
-    assert [descriptor_error(CONFIG, descriptor) for descriptor in descriptors] == [0] * len(descriptors)
+    code, index = program_error(CONFIG, descriptors, memory_size=memory.size)
+    assert [descriptor_error(CONFIG, descriptor, memory_size=memory.size) for descriptor in descriptors] == \
+        [0] * len(descriptors)
     if flip:
         assert (run.error, run.failed_descriptor, run.tiles_done) == (ERROR_CODES["inconsistent"], 0, 0)
         assert (code, index) == (run.error, run.failed_descriptor)
@@ -313,8 +312,7 @@ def test_rtl_bad_descriptor_ends_the_run():
     program, _, descriptor = bad_program("geometry.kernel_w", 9)
     image = bytearray(program.image)
     offset = program.program_address - program.base + DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES
-    image[offset: offset + DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES] = pack(descriptor_layout(), descriptor).to_bytes(
-        DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES, "little")
+    image[offset: offset + DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES] = descriptor_image(descriptor)
     broken = dataclasses.replace(program, image=bytes(image))
     run = run_engine_rtl(broken, simulator="icarus", max_cycles=50_000)
     assert (run.error, run.failed_descriptor, run.tiles_done) == (ERROR_CODES["unsupported_kernel"], 1, 1)
@@ -362,6 +360,7 @@ def abort_then_rerun(program, *, abort_at=None, abort_on_write=False, pause=None
             ctx.set(engine.abort, 0)
         ctx.set(engine.program_address, program.program_address)
         ctx.set(engine.program_length, len(program.tiles))
+        ctx.set(engine.memory_size, memory.size)
         ctx.set(engine.start, 1)
         await ctx.tick()
         ctx.set(engine.start, 0)

@@ -69,7 +69,8 @@ def test_random_layers_match_the_golden_model_through_their_tiles():
         ran += 1
         tiled += len(program.tiles) > 1
         assert np.array_equal(output(program, run(program)), reference(SMALL, layer, x))
-        assert all(descriptor_error(SMALL, tile.descriptor) == 0 for tile in program.tiles)
+        assert all(descriptor_error(SMALL, tile.descriptor, memory_size=program.memory_size) == 0
+                   for tile in program.tiles)
     assert ran >= 80 and tiled >= 20
 
 
@@ -196,5 +197,6 @@ def test_every_shape_the_tiler_accepts_is_exact(channels, height, width, out_cha
         program = compile_program(SMALL, [layer], x.shape, x)
     except InputError:
         return
-    assert all(descriptor_error(SMALL, tile.descriptor) == 0 for tile in program.tiles)
+    assert all(descriptor_error(SMALL, tile.descriptor, memory_size=program.memory_size) == 0
+                   for tile in program.tiles)
     assert np.array_equal(twin_output(program), reference(SMALL, layer, x))

@@ -52,6 +52,9 @@ def test_config_id_ignores_name_and_clock_only():
 def test_engine_error_names_known_and_unknown_codes():
     assert engine_error(7) == f"read: {ENGINE_ERRORS[7][1]}"
     assert engine_error(15).startswith("unknown: unknown error code 15")
+    assert engine_error(10, 4).endswith("(detail 4: the descriptor's output transfer)")
+    assert engine_error(10, 7).endswith("(detail 7: unknown detail)")
+    assert engine_error(7, 4) == engine_error(7), "a detail only qualifies outside_window"
 
 
 def header_values(tmp_path, header: str) -> dict:
@@ -64,6 +67,7 @@ def header_values(tmp_path, header: str) -> dict:
             prefix = f"ESB_{register['name']}_{field['name'].upper()}"
             names += [f"{prefix}_SHIFT", f"{prefix}_WIDTH", f"{prefix}_MASK"]
     names += [f"ESB_ERROR_{error['name'].upper()}" for error in data["errors"].values()]
+    names += [f"ESB_WINDOW_DETAIL_{detail['name'].upper()}" for detail in data["window_details"].values()]
     names += [f"ESB_{name}" for name in data["constants"]]
     (tmp_path / "esb_regmap.h").write_text(header)
     body = "\n".join(f'  printf("{name} %lu\\n", (unsigned long)({name}));' for name in names)
@@ -88,6 +92,8 @@ def expected_values(data: dict) -> dict:
             values[f"{prefix}_WIDTH"] = field["width"]
             values[f"{prefix}_MASK"] = ((1 << field["width"]) - 1) << field["lsb"]
     values.update({f"ESB_ERROR_{error['name'].upper()}": int(code) for code, error in data["errors"].items()})
+    values.update({f"ESB_WINDOW_DETAIL_{detail['name'].upper()}": int(code)
+                   for code, detail in data["window_details"].items()})
     values.update({f"ESB_{name}": value for name, value in data["constants"].items()})
     return values
 

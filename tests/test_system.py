@@ -15,7 +15,7 @@ from esb_hw.compiler.lowering import reference
 from esb_hw.compiler.program import compile_program, read_output, to_bundle
 from esb_hw.data import shipped_config
 from esb_hw.hw.system import SYSTEM_NAME, System, system_verilog, wrapper_ports, wrapper_verilog
-from esb_hw.layouts import DESCRIPTOR_BEATS, MEMORY_BEAT_BYTES, descriptor_layout, pack
+from esb_hw.layouts import DESCRIPTOR_BEATS, MEMORY_BEAT_BYTES, descriptor_image
 from esb_hw.sim.layer_core import SMALL_ENGINE_CONFIG, random_layer
 from esb_hw.sim.pytest_helpers import require_simulator
 
@@ -49,8 +49,7 @@ def bad_descriptor_bundle(program):
     descriptor["geometry"] = dict(descriptor["geometry"], kernel_w=9)
     image = bytearray(bundle.image)
     at = program.program_address + DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES
-    image[at:at + DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES] = pack(descriptor_layout(), descriptor).to_bytes(
-        DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES, "little")
+    image[at:at + DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES] = descriptor_image(descriptor)
     return dataclasses.replace(bundle, image=bytes(image))
 
 

@@ -27,10 +27,12 @@ import numpy as np
 from amaranth.lib import data
 
 from ..config import AcceleratorConfig
+from ..contract.checks import window_failure
 from ..contract.limits import MAX_KERNEL, MAX_PADDING, PAGE_BYTES, STRIDES
 from ..errors import InputError
 from ..layouts import (
     DESCRIPTOR_BEATS,
+    DESCRIPTOR_BYTES,
     ENGINE_ERRORS,
     GEOMETRY_COUNT_BITS,
     GEOMETRY_SIZE_BITS,
@@ -38,7 +40,7 @@ from ..layouts import (
     TRANSFER_SEGMENT_BITS,
     TRANSFER_WORD_BITS,
     buffer_word_bits,
-    descriptor_layout,
+    descriptor_image,
     engine_error,
     memory_word_bytes,
     pack,
@@ -58,10 +60,9 @@ from .lowering import (
 )
 from .timeline import MEMORY_MODEL, EngineTimeline, MemoryTiming
 
-__all__ = ["DESCRIPTOR_BYTES", "Program", "Tile", "compile_program", "descriptor_error", "input_image",
-           "predicted_beats", "program_error", "predicted_cycles", "read_output", "run_in_numpy"]
+__all__ = ["Program", "Tile", "compile_program", "descriptor_error", "input_image", "predicted_beats",
+           "program_error", "predicted_cycles", "read_output", "run_in_numpy"]
 
-DESCRIPTOR_BYTES = DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES
 REGION_ALIGNMENT = PAGE_BYTES
 ENGINE_ERROR_CODES = {name: code for code, (name, _) in ENGINE_ERRORS.items()}
 
@@ -121,6 +122,13 @@ class Program:
     @property
     def macs(self) -> int:
         return sum(schedule.macs for schedule in self.schedules)
+
+    @property
+    def memory_size(self) -> int:
+        """The smallest memory window that holds the program (``MEMORY_SIZE``): to the image's end, in whole
+        beats."""
+        end = self.base + len(self.image)
+        return end + -end % MEMORY_BEAT_BYTES
 
     def output_region(self, layer: int = -1) -> tuple[int, int]:
         return self.regions[f"output_{layer % len(self.layers)}"]
@@ -444,13 +452,12 @@ def build_image(config: AcceleratorConfig, schedules: list[Schedule], tiles: lis
     def put(address: int, blob: bytes) -> None:
         image[address - base: address - base + len(blob)] = blob
 
-    layout = descriptor_layout()
     for number, tile in enumerate(tiles):
-        code = descriptor_error(config, tile.descriptor)
+        code = descriptor_error(config, tile.descriptor, memory_size=end + -end % MEMORY_BEAT_BYTES)
         if code:  # a compiler bug, not the user's: the engine would refuse the descriptor
             raise AssertionError(f"descriptor {number} fails the engine's check: {engine_error(code)}")
         put(regions["descriptors"][0] + number * DESCRIPTOR_BYTES,
-            pack(layout, tile.descriptor, where=f"descriptor {number}").to_bytes(DESCRIPTOR_BYTES, "little"))
+            descriptor_image(tile.descriptor, where=f"descriptor {number}"))
     if activation_codes is not None:
         codes = np.asarray(activation_codes)
         if codes.shape != input_shape:
@@ -464,14 +471,14 @@ def build_image(config: AcceleratorConfig, schedules: list[Schedule], tiles: lis
     return bytes(image)
 
 
-def program_error(config: AcceleratorConfig, descriptors: list[dict]) -> tuple[int, int]:
+def program_error(config: AcceleratorConfig, descriptors: list[dict], *, memory_size: int) -> tuple[int, int]:
     """``(code, index)`` of the first descriptor the engine refuses, as the engine goes through a program: the
     checker's verdict (:func:`descriptor_error`), then the engine's own rule that a descriptor may not reuse weights
     that no earlier descriptor of the run loaded (a run's first descriptor, or one after only reusing ones);
     ``(0, len(descriptors))`` when every descriptor passes."""
     have_weights = False
     for index, descriptor in enumerate(descriptors):
-        code = descriptor_error(config, descriptor)
+        code = descriptor_error(config, descriptor, memory_size=memory_size)
         if code:
             return code, index
         if descriptor["reuse_weights"] and not have_weights:
@@ -480,10 +487,11 @@ def program_error(config: AcceleratorConfig, descriptors: list[dict]) -> tuple[i
     return 0, len(descriptors)
 
 
-def descriptor_error(config: AcceleratorConfig, descriptor: dict) -> int:
+def descriptor_error(config: AcceleratorConfig, descriptor: dict, *, memory_size: int) -> int:
     """The error code (:data:`esb_hw.layouts.ENGINE_ERRORS`) that the engine's descriptor checker
-    (:class:`esb_hw.hw.core.checker.DescriptorChecker`) gives ``descriptor``, or 0: the same checks in the same
-    order, in Python (``tests/test_checker.py`` holds the two equal)."""
+    (:class:`esb_hw.hw.core.checker.DescriptorChecker`) gives ``descriptor`` in a memory window of
+    ``memory_size`` bytes, or 0: the same checks in the same order, in Python (``tests/test_checker.py`` holds the
+    two equal). The window check's detail is :func:`esb_hw.contract.checks.window_failure`."""
     codes = {name: code for code, (name, _) in ENGINE_ERRORS.items()}
     g = descriptor["geometry"]
     transfers = {"activation": descriptor["activations"], "weight": descriptor["weights"],
@@ -531,6 +539,9 @@ def descriptor_error(config: AcceleratorConfig, descriptor: dict) -> int:
     for name, passed in checks:
         if not passed:
             return codes[name]
+    word_bytes = {name: memory_word_bytes(value) for name, value in bits.items()}
+    if window_failure(descriptor, word_bytes, memory_size):
+        return codes["outside_window"]
     return 0
 
 

@@ -10,8 +10,10 @@ A term names a descriptor field (``"in_channels"``, ``"geometry.kernel_h"``, ``"
 from __future__ import annotations
 
 from ..config import AcceleratorConfig
+from ..layouts import buffer_word_bits, memory_word_bytes
 
-__all__ = ["PRODUCT_CHECKS", "checker_cycles", "term_value"]
+__all__ = ["ENGINE_REACH", "PRODUCT_CHECKS", "WINDOW_CHECKS", "checker_cycles", "term_value", "transfer_end",
+           "window_failure", "window_limit"]
 
 #: The product checks, in priority order: ``(error, factors, relation, addends)``. The check passes when
 #: ``product(factors) <relation> sum(addends)``. The checker multiplies by shift and add, one factor at a time.
@@ -33,6 +35,40 @@ PRODUCT_CHECKS: tuple[tuple[str, tuple[str, ...], str, tuple[str, ...]], ...] = 
     ("inconsistent", ("geometry.row_blocks", "config.rows"), "==", ("params.words",)),
 )
 
+#: The window checks, after the product checks and in this order: ``(ERROR_DETAIL, descriptor field, buffer)``
+#: (:data:`esb_hw.regmap.WINDOW_DETAILS`; the buffer names the word size, :func:`esb_hw.layouts.buffer_word_bits`).
+#: A transfer passes when :func:`transfer_end` is at most :func:`window_limit`. Every transfer is checked, also the
+#: weights and parameters of a tile that reuses its predecessor's (they are not loaded, but they are still data the
+#: program names).
+WINDOW_CHECKS: tuple[tuple[int, str, str], ...] = (
+    (1, "activations", "activation"), (2, "weights", "weight"), (3, "params", "param"), (4, "outputs", "output"))
+#: The engine's reach past MEMORY_BASE: addresses and strides are 32-bit byte offsets, and a request's beat address
+#: has 28 bits. A larger window is clamped to it.
+ENGINE_REACH = 1 << 32
+
+
+def window_limit(memory_size: int) -> int:
+    """The last byte offset + 1 a transfer may touch: ``MEMORY_SIZE`` (a multiple of 16), at most 4 GiB."""
+    return min(int(memory_size), ENGINE_REACH)
+
+
+def transfer_end(transfer: dict, word_bytes: int) -> int:
+    """One past the last byte of a transfer (exact: no wrap; ``segments >= 1``): ``address + stride *
+    (segments - 1) + words * word_bytes``. Its beats end at the next multiple of 16, which a window of whole
+    beats (``MEMORY_SIZE`` is a multiple of 16) also holds."""
+    return transfer["address"] + transfer["stride"] * (transfer["segments"] - 1) + transfer["words"] * word_bytes
+
+
+def window_failure(descriptor: dict, word_bytes: dict[str, int], memory_size: int) -> int:
+    """The ``ERROR_DETAIL`` of the first transfer of ``descriptor`` that leaves the window, or 0 if none does
+    (``word_bytes``: buffer name -> bytes of a word in memory)."""
+    limit = window_limit(memory_size)
+    for detail, name, buffer in WINDOW_CHECKS:
+        if transfer_end(descriptor[name], word_bytes[buffer]) > limit:
+            return detail
+    return 0
+
+
 #: Relations of the checks, as Python (for :func:`checker_cycles`; the hardware compares the same way).
 RELATIONS = {"<=": lambda a, b: a <= b, "==": lambda a, b: a == b, ">=": lambda a, b: a >= b,
              "<": lambda a, b: a < b}
@@ -51,19 +87,28 @@ def term_value(term: str, descriptor: dict, config: AcceleratorConfig) -> int:
     return int(value)
 
 
-def checker_cycles(descriptor: dict, config: AcceleratorConfig, *, immediate_error: bool = False) -> int:
+def checker_cycles(descriptor: dict, config: AcceleratorConfig, *, immediate_error: bool = False,
+                   memory_size: int | None = None) -> int:
     """Cycles from the checker's ``start`` to its ``done`` for ``descriptor`` (exact; they depend on the values, as
     the multiplier stops when the rest of a factor is zero): the start, the immediate checks, then per product check
-    a load, per further factor a setup and one cycle per bit of the factor plus one, and a compare; ``done`` comes
-    in the cycle after the last. ``immediate_error``: an immediate check fails (the products are skipped)."""
+    a load, per further factor a setup and one cycle per bit of the factor plus one, and a compare; then per window
+    check a load, one cycle per bit of ``segments - 1`` plus one, and a compare; ``done`` comes in the cycle after
+    the last. ``immediate_error``: an immediate check fails (the rest is skipped). ``memory_size``: the window
+    (None: every transfer is inside it)."""
     cycles = 2  # the start, the immediate checks
-    if not immediate_error:
-        for _error, factors, relation, addends in PRODUCT_CHECKS:
-            values = [term_value(term, descriptor, config) for term in factors]
-            cycles += 1 + sum(2 + value.bit_length() for value in values[1:]) + 1
-            product = 1
-            for value in values:
-                product *= value
-            if not RELATIONS[relation](product, sum(term_value(term, descriptor, config) for term in addends)):
-                break
+    if immediate_error:
+        return cycles
+    for _error, factors, relation, addends in PRODUCT_CHECKS:
+        values = [term_value(term, descriptor, config) for term in factors]
+        cycles += 1 + sum(2 + value.bit_length() for value in values[1:]) + 1
+        product = 1
+        for value in values:
+            product *= value
+        if not RELATIONS[relation](product, sum(term_value(term, descriptor, config) for term in addends)):
+            return cycles
+    word_bytes = {name: memory_word_bytes(bits) for name, bits in buffer_word_bits(config).items()}
+    for _detail, name, buffer in WINDOW_CHECKS:
+        cycles += 1 + (descriptor[name]["segments"] - 1).bit_length() + 1 + 1
+        if memory_size is not None and transfer_end(descriptor[name], word_bytes[buffer]) > window_limit(memory_size):
+            break
     return cycles

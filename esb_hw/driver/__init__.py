@@ -14,7 +14,8 @@ board without Amaranth.
 A program travels as a :class:`ProgramBundle` (``.npz``): the memory image compiled at address 0, where the
 descriptors and the output are, how many descriptors and layers, the config's id, and optionally the expected
 output bytes. The hardware adds ``MEMORY_BASE`` (the buffer's physical address) to every address, so one bundle
-runs wherever the buffer lands.
+runs wherever the buffer lands, and stays inside ``MEMORY_SIZE`` bytes from it: the driver sets the window to the
+bundle's image, never past its own buffer (docs/system.md, "The memory window").
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ __all__ = ["Accelerator", "Buffer", "Bus", "DriverError", "DriverTimeout", "Prog
 BASE_ALIGNMENT = 4096
 #: The AXI master's address reach.
 ADDRESS_LIMIT = 1 << 40
+#: The memory window's granule (MEMORY_SIZE counts whole 16-byte beats).
+WINDOW_GRANULE = 16
+#: The descriptor's bytes in memory (esb_hw.layouts.DESCRIPTOR_BYTES; the driver does not import Amaranth).
+DESCRIPTOR_BYTES = 128
 
 
 class DriverError(EsbError):
@@ -136,7 +141,14 @@ class ProgramBundle:
             raise InputError(f"{path}: not a readable program bundle ({error})") from None
         if bundle.output_address + bundle.output_bytes > len(bundle.image):
             raise InputError(f"{path}: the output region lies outside the image")
+        if bundle.program_address + bundle.descriptors * DESCRIPTOR_BYTES > len(bundle.image):
+            raise InputError(f"{path}: the descriptors lie outside the image")
         return bundle
+
+    @property
+    def memory_size(self) -> int:
+        """The memory window the bundle runs in: its image, in whole 16-byte beats."""
+        return len(self.image) + -len(self.image) % WINDOW_GRANULE
 
 
 @dataclasses.dataclass
@@ -151,6 +163,8 @@ class RunResult:
     layer_cycles: list[int]
     error: int = 0
     failed_descriptor: int = 0
+    error_detail: int = 0  # with error outside_window, the transfer (esb_hw.regmap.WINDOW_DETAILS)
+    window_refused: int = 0  # the bus guard's sticky count of refused requests (WINDOW_REFUSED)
     interrupt: bool = False  # the run's end was signalled by the interrupt (not found by polling)
 
     def check(self, bundle: ProgramBundle) -> None:
@@ -181,11 +195,15 @@ class Accelerator:
     bus : Bus
     poll_interval : float
         Seconds between status reads while polling.
+    memory_limit : int, optional
+        The most bytes the driver allocates for a program (a board's contiguous memory); a bundle whose image needs
+        more is refused with :class:`~esb_hw.errors.InputError`. None: as much as each bundle needs.
     """
 
-    def __init__(self, bus: Bus, *, poll_interval: float = 1e-4):
+    def __init__(self, bus: Bus, *, poll_interval: float = 1e-4, memory_limit: int | None = None):
         self.bus = bus
         self.poll_interval = poll_interval
+        self.memory_limit = memory_limit
         self._buffer: Buffer | None = None
         self.identity: dict | None = None
 
@@ -229,7 +247,10 @@ class Accelerator:
                                     tiles)
             await self.bus.sleep(self.poll_interval)
 
-    def _buffer_for(self, size: int) -> Buffer:
+    def _buffer_for(self, size: int, name: str = "the program") -> Buffer:
+        if self.memory_limit is not None and size > self.memory_limit:
+            raise InputError(f"{name}: its image needs {size:,} bytes, more than the {self.memory_limit:,} bytes "
+                             "this driver may allocate (memory_limit)")
         if self._buffer is None or self._buffer.size < size:
             buffer = self.bus.allocate(size)
             address = buffer.physical_address
@@ -263,12 +284,16 @@ class Accelerator:
                               f"({bundle.array[0]}x{bundle.array[1]}); the hardware's is 0x{identity['config_id']:08X} "
                               f"({identity['rows']}x{identity['cols']}): rebuild one for the other")
         await self._wait_idle(timeout, "before the run")
-        buffer = self._buffer_for(len(bundle.image))
+        buffer = self._buffer_for(bundle.memory_size, bundle.name)
         buffer.write(0, bundle.image)
         buffer.flush()
         bus, address = self.bus, buffer.physical_address
+        # The window: the bundle's image, never past the buffer.
+        window = min(bundle.memory_size, buffer.size - buffer.size % WINDOW_GRANULE)
         await bus.write(_offset("MEMORY_BASE_LO"), address & 0xFFFF_F000)
         await bus.write(_offset("MEMORY_BASE_HI"), address >> 32)
+        await bus.write(_offset("MEMORY_SIZE_LO"), window & 0xFFFF_FFF0)
+        await bus.write(_offset("MEMORY_SIZE_HI"), window >> 32)
         await bus.write(_offset("PROGRAM_ADDRESS"), bundle.program_address)
         await bus.write(_offset("PROGRAM_LENGTH"), bundle.descriptors)
         interrupt = use_interrupt and bus.has_interrupt and progress is None
@@ -304,7 +329,8 @@ class Accelerator:
             await bus.write(_offset("ISR"), 1)
         await bus.read(_offset("CONTROL"))  # clears ap_done
         counters = {name: await bus.read(_offset(name.upper())) for name in
-                    ("cycles", "beats_read", "beats_written", "tiles_done", "error", "failed_descriptor")}
+                    ("cycles", "beats_read", "beats_written", "tiles_done", "error", "failed_descriptor",
+                     "error_detail", "window_refused")}
         layer_cycles = []
         for layer in range(bundle.layers):
             await bus.write(_offset("LAYER_SELECT"), layer)
@@ -315,8 +341,8 @@ class Accelerator:
         if result.error:
             name = engine_error(result.error).split(":", 1)[0]
             raise RunFailed(f"{bundle.name}: the accelerator stopped with error {result.error} "
-                            f"({engine_error(result.error)}) at descriptor {result.failed_descriptor}",
-                            result.error, name, result.failed_descriptor, result)
+                            f"({engine_error(result.error, result.error_detail)}) at descriptor "
+                            f"{result.failed_descriptor}", result.error, name, result.failed_descriptor, result)
         return result
 
     def run_blocking(self, bundle: ProgramBundle, **options) -> RunResult:

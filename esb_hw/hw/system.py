@@ -88,9 +88,12 @@ class System(wiring.Component):
         m.d.comb += [engine.start.eq(registers.start), engine.abort.eq(registers.abort),
                      engine.program_address.eq(registers.program_address),
                      engine.program_length.eq(registers.program_length), engine.layer_select.eq(registers.layer_select),
-                     master.base.eq(registers.base), self.interrupt.eq(registers.interrupt)]
-        for name in ("busy", "done", "error", "failed_descriptor", "tiles_done", "cycles", "beats_read",
-                     "beats_written", "layer_cycles"):
+                     master.base.eq(registers.base), self.interrupt.eq(registers.interrupt),
+                     engine.memory_size.eq(registers.memory_size), master.memory_size.eq(registers.memory_size),
+                     engine.read_refused.eq(master.read_refused), engine.write_refused.eq(master.write_refused),
+                     registers.refused_requests.eq(master.refused_requests)]
+        for name in ("busy", "done", "error", "error_detail", "failed_descriptor", "tiles_done", "cycles",
+                     "beats_read", "beats_written", "layer_cycles"):
             m.d.comb += getattr(registers, name).eq(getattr(engine, name))
 
         beat = Signal(self.heartbeat + 1)

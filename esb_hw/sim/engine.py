@@ -38,6 +38,7 @@ class EngineRun:
     beats_read: int
     beats_written: int
     layer_cycles: list[int] = field(default_factory=list)
+    error_detail: int = 0
     waves: Path | None = None
     #: Compute cycles per layer counted by the testbench from the layer core's ``start`` and ``done`` alone (each
     #: cycle the core holds a tile goes to the oldest tile's layer); only :func:`run_engine` fills it.
@@ -52,7 +53,7 @@ class EngineRun:
 
     @property
     def error_text(self) -> str:
-        return engine_error(self.error)
+        return engine_error(self.error, self.error_detail)
 
 
 def memory_for(program: Program, *, seed: int = 1, latency=(20, 100), stall: float = 0.2, bad_beats=(),
@@ -67,8 +68,10 @@ def memory_for(program: Program, *, seed: int = 1, latency=(20, 100), stall: flo
 
 
 def run_engine(program: Program, memory: MemoryModel | None = None, *, descriptors: int | None = None,
-               max_cycles: int | None = None, engine: Engine | None = None) -> EngineRun:
-    """Run ``program`` (or its first ``descriptors``) and return the memory and the engine's counters. Raises
+               max_cycles: int | None = None, engine: Engine | None = None,
+               memory_size: int | None = None) -> EngineRun:
+    """Run ``program`` (or its first ``descriptors``) in a window of ``memory_size`` bytes (default: the whole
+    memory model) and return the memory and the engine's counters. Raises
     :class:`~esb_hw.errors.CheckFailed`, naming the state it hung in, if the engine does not finish within
     ``max_cycles`` (default: 10 times the cycle model, plus 20,000: a watchdog that fails fast)."""
     from esb_hw.compiler.program import predicted_cycles
@@ -105,6 +108,7 @@ def run_engine(program: Program, memory: MemoryModel | None = None, *, descripto
     async def testbench(ctx):
         ctx.set(engine.program_address, program.program_address)
         ctx.set(engine.program_length, count)
+        ctx.set(engine.memory_size, memory.size if memory_size is None else memory_size)
         ctx.set(engine.start, 1)
         await ctx.tick()
         ctx.set(engine.start, 0)
@@ -117,7 +121,8 @@ def run_engine(program: Program, memory: MemoryModel | None = None, *, descripto
             hung.update(quiet=memory.quiet, reads=len(memory.reads), writes=len(memory.writes),
                         responses=len(memory.responses))
             return
-        for name in ("cycles", "error", "failed_descriptor", "tiles_done", "beats_read", "beats_written"):
+        for name in ("cycles", "error", "error_detail", "failed_descriptor", "tiles_done", "beats_read",
+                     "beats_written"):
             result[name] = ctx.get(getattr(engine, name))
         layers = []
         for layer in range(len(program.layers)):
@@ -141,7 +146,7 @@ def run_engine(program: Program, memory: MemoryModel | None = None, *, descripto
 
 def run_engine_rtl(program: Program, *, simulator: str = "verilator", seed: int = 1, latency=(20, 100),
                    stall: float = 0.2, bad_beats=(), descriptors: int | None = None, max_cycles: int | None = None,
-                   spare: int = 4096, waves: bool | None = None,
+                   spare: int = 4096, waves: bool | None = None, memory_size: int | None = None,
                    progress: Callable[[int, int], None] | None = None, run_name: str | None = None) -> EngineRun:
     """Run ``program`` on the engine's emitted Verilog (``simulator``: ``verilator`` or ``icarus``) against the
     same memory model, through ``esb_hw/sim/testbenches/cocotb_engine.py``; ``progress(tiles_done, tiles)`` is
@@ -158,6 +163,7 @@ def run_engine_rtl(program: Program, *, simulator: str = "verilator", seed: int 
     with tempfile.TemporaryDirectory(prefix="esb-progress-") as folder:
         progress_file = Path(folder) / "tiles"
         params = {"image": program.image.hex(), "base": program.base, "memory_size": size,
+                  "window": size if memory_size is None else memory_size,
                   "program_address": program.program_address, "program_length": count,
                   "layers": len(program.layers), "seed": seed, "latency": list(latency), "stall": stall,
                   "bad_beats": sorted(bad_beats), "max_cycles": max_cycles,
@@ -179,4 +185,5 @@ def run_engine_rtl(program: Program, *, simulator: str = "verilator", seed: int 
     if progress:
         progress(status["tiles_done"], count)
     return EngineRun(memory, status["cycles"], status["error"], status["failed_descriptor"], status["tiles_done"],
-                     status["beats_read"], status["beats_written"], status["layer_cycles"], result.waves)
+                     status["beats_read"], status["beats_written"], status["layer_cycles"], status["error_detail"],
+                     result.waves)

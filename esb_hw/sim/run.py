@@ -183,7 +183,8 @@ def run_system(config, program, args, progress, predicted: int):
     memory.write_bytes(bundle.output_address, result.output(0))
     waves = next(iter(sorted(result.run_dir.glob("*.fst")) + sorted(result.run_dir.glob("*.vcd"))), None)
     return EngineRun(memory, entry["cycles"], entry["error"], entry["failed_descriptor"], entry["tiles_done"],
-                     entry["beats_read"], entry["beats_written"], entry["layer_cycles"], waves)
+                     entry["beats_read"], entry["beats_written"], entry["layer_cycles"], entry.get("error_detail", 0),
+                     waves)
 
 
 def run(args) -> int:

@@ -70,26 +70,33 @@ def burst_layout() -> data.StructLayout:
 
 
 class BurstSplitter(wiring.Component):
-    """Cuts requests (docs/memory.md) into INCR bursts of at most 256 beats that never cross a 4 KiB boundary.
+    """Cuts requests (docs/memory.md) into INCR bursts of at most 256 beats that never cross a 4 KiB boundary, and
+    refuses a request that leaves the memory window (the bus guard).
 
     Attributes
     ----------
     base : In(40)
         Byte address of beat 0; bits 11:0 are ignored (4 KiB aligned), so only a request's first burst can start
         inside a 4 KiB page, and every later one starts on a page boundary.
+    limit : In(29)
+        The window in beats: a request whose beats do not all lie below ``limit`` makes no burst.
     request : In(stream.Signature(memory_request_layout()))
         Taken when idle; a request of 0 beats makes no burst.
     burst : Out(stream.Signature(burst_layout()))
+    refused : Out(stream.Signature(MEMORY_LENGTH_BITS))
+        A request outside the window, instead of its bursts: its beats.
 
-    Latency: a request's first burst is offered two cycles after it is taken. Throughput: one burst per cycle
-    within a request.
+    Latency: a request's first burst (or its refusal) is offered two cycles after it is taken. Throughput: one
+    burst per cycle within a request.
     """
 
     def __init__(self):
         super().__init__({
             "base": In(AXI_ADDRESS_BITS),
+            "limit": In(MEMORY_ADDRESS_BITS + 1),
             "request": In(stream.Signature(memory_request_layout())),
             "burst": Out(stream.Signature(burst_layout())),
+            "refused": Out(stream.Signature(MEMORY_LENGTH_BITS)),
         })
 
     def elaborate(self, platform):
@@ -115,7 +122,14 @@ class BurstSplitter(wiring.Component):
                 m.d.comb += to_boundary.eq(page_beats - address[:8])
                 m.d.sync += [byte_address.eq(Cat(C(0, 4), address[:8], self.base[12:] + address[8:])),
                              beats.eq(Mux(left < to_boundary, left, to_boundary))]
-                m.next = "issue"
+                with m.If(self._outside(address, left)):
+                    m.next = "refuse"
+                with m.Else():
+                    m.next = "issue"
+            with m.State("refuse"):
+                m.d.comb += [self.refused.valid.eq(1), self.refused.payload.eq(left)]
+                with m.If(self.refused.ready):
+                    m.next = "idle"
             with m.State("issue"):
                 m.d.comb += self.burst.valid.eq(1)
                 with m.If(self.burst.ready):
@@ -125,6 +139,11 @@ class BurstSplitter(wiring.Component):
                     with m.If(left == beats):
                         m.next = "idle"
         return m
+
+    def _outside(self, address, beats):
+        """The guard's test: the request's last beat is at or past the window's end (registered by the state
+        machine: one add and one compare from registers)."""
+        return address + beats > self.limit
 
 
 class AxiMaster(wiring.Component):
@@ -140,6 +159,11 @@ class AxiMaster(wiring.Component):
     request makes no burst and no response. IDs are 0 (responses
     in order); ARCACHE/AWCACHE are 0b0011 (normal, non-cacheable, bufferable).
 
+    The bus guard: a request whose bytes do not all lie in ``[base, base + memory_size)`` (at most 4 GiB) makes no
+    burst. A refused read gets its beats with ``error`` set (after every earlier read's beats); a refused write's
+    data beats are taken and dropped, and it gets an error response (after every earlier write's). Each refusal
+    pulses ``read_refused`` or ``write_refused`` and counts in ``refused_requests``.
+
     Parameters
     ----------
     outstanding_reads : int
@@ -151,6 +175,12 @@ class AxiMaster(wiring.Component):
     ----------
     base : In(40)
         Byte address of beat 0 (bits 11:0 are ignored); hold it while requests are in flight.
+    memory_size : In(40)
+        The window's size in bytes (bits 3:0 are ignored); hold it while requests are in flight.
+    read_refused, write_refused : Out(1)
+        One cycle per refused request, as its refusal is answered.
+    refused_requests : Out(16)
+        Refused requests since reset, stopping at 65535 (the register map's ``WINDOW_REFUSED``).
     read_request, write_request, write_data : In(stream)
     read_data, write_response : Out(stream)
         The engine's streams, flipped (the engine connects to them directly).
@@ -168,7 +198,8 @@ class AxiMaster(wiring.Component):
             raise ParameterError(f"outstanding_writes must be a power of two, got {outstanding_writes}")
         self.outstanding_reads, self.outstanding_writes = outstanding_reads, outstanding_writes
         super().__init__({
-            "base": In(AXI_ADDRESS_BITS),
+            "base": In(AXI_ADDRESS_BITS), "memory_size": In(AXI_ADDRESS_BITS),
+            "read_refused": Out(1), "write_refused": Out(1), "refused_requests": Out(16),
             "read_request": In(stream.Signature(memory_request_layout())),
             "read_data": Out(stream.Signature(memory_read_layout())),
             "write_request": In(stream.Signature(memory_request_layout())),
@@ -189,6 +220,11 @@ class AxiMaster(wiring.Component):
         axi = self.axi
         assert BOUNDARY_BYTES == MAX_BURST_BEATS * MEMORY_BEAT_BYTES  # the splitter's page is 256 beats
 
+        # The window in beats, clamped to the 4 GiB the requests' beat addresses reach.
+        limit = Signal(MEMORY_ADDRESS_BITS + 1)
+        reach = 1 << MEMORY_ADDRESS_BITS
+        m.d.comb += limit.eq(Mux(self.memory_size[4:] >= reach, reach, self.memory_size[4:]))
+
         # ---- reads -------------------------------------------------------------------------------------------
         m.submodules.read_splitter = reads = BurstSplitter()
         wiring.connect(m, wiring.flipped(self.read_request), reads.request)
@@ -196,13 +232,24 @@ class AxiMaster(wiring.Component):
         self._address_channel(m, "ar", reads.burst.payload)
         room = in_flight != self.outstanding_reads
         m.d.comb += [axi.arvalid.eq(reads.burst.valid & room), reads.burst.ready.eq(axi.arready & room),
-                     reads.base.eq(self.base)]
+                     reads.base.eq(self.base), reads.limit.eq(limit)]
         issued, finished = Signal(), Signal()
         m.d.comb += [issued.eq(axi.arvalid & axi.arready), finished.eq(axi.rvalid & axi.rready & axi.rlast)]
         m.d.sync += in_flight.eq(in_flight + issued - finished)
-        m.d.comb += [self.read_data.valid.eq(axi.rvalid), self.read_data.payload.data.eq(axi.rdata),
-                     self.read_data.payload.error.eq(axi.rresp[RESPONSE_ERROR_BIT]),
-                     axi.rready.eq(self.read_data.ready)]
+        # A refused read: once every earlier burst's beats are in, its beats go out with ``error`` set.
+        faking, fake_left = Signal(), Signal(MEMORY_LENGTH_BITS)
+        m.d.comb += [reads.refused.ready.eq(~faking & (in_flight == 0)),
+                     self.read_refused.eq(reads.refused.valid & reads.refused.ready)]
+        with m.If(self.read_refused):
+            m.d.sync += [faking.eq(1), fake_left.eq(reads.refused.payload)]
+        with m.If(faking & self.read_data.ready):
+            m.d.sync += fake_left.eq(fake_left - 1)
+            with m.If(fake_left == 1):
+                m.d.sync += faking.eq(0)
+        m.d.comb += [self.read_data.valid.eq(faking | axi.rvalid),
+                     self.read_data.payload.data.eq(Mux(faking, 0, axi.rdata)),
+                     self.read_data.payload.error.eq(faking | axi.rresp[RESPONSE_ERROR_BIT]),
+                     axi.rready.eq(self.read_data.ready & ~faking)]
 
         # ---- writes ------------------------------------------------------------------------------------------
         # Two splitters cut each request the same way: one for AW, one for the W bursts' lengths, so that W never
@@ -210,7 +257,8 @@ class AxiMaster(wiring.Component):
         # once.
         m.submodules.write_splitter = writes = BurstSplitter()
         m.submodules.data_splitter = data_bursts = BurstSplitter()
-        m.d.comb += [writes.base.eq(self.base), data_bursts.base.eq(self.base),
+        m.d.comb += [writes.base.eq(self.base), data_bursts.base.eq(self.base), writes.limit.eq(limit),
+                     data_bursts.limit.eq(limit),
                      writes.request.payload.eq(self.write_request.payload),
                      data_bursts.request.payload.eq(self.write_request.payload),
                      writes.request.valid.eq(self.write_request.valid & data_bursts.request.ready),
@@ -224,16 +272,24 @@ class AxiMaster(wiring.Component):
 
         sending = Signal()
         beats_left = Signal(8)  # beats of the current W burst after this one
-        m.d.comb += data_bursts.burst.ready.eq(~sending)
-        with m.If(~sending & data_bursts.burst.valid):
+        sinking, sink_left = Signal(), Signal(MEMORY_LENGTH_BITS)  # a refused write's data beats, dropped
+        m.d.comb += [data_bursts.burst.ready.eq(~sending & ~sinking),
+                     data_bursts.refused.ready.eq(~sending & ~sinking)]
+        with m.If(~sending & ~sinking & data_bursts.burst.valid):
             m.d.sync += [sending.eq(1), beats_left.eq(data_bursts.burst.payload.length)]
+        with m.If(data_bursts.refused.valid & data_bursts.refused.ready):
+            m.d.sync += [sinking.eq(1), sink_left.eq(data_bursts.refused.payload)]
         m.d.comb += [axi.wvalid.eq(sending & self.write_data.valid), axi.wdata.eq(self.write_data.payload.data),
                      axi.wstrb.eq(self.write_data.payload.strobe), axi.wlast.eq(beats_left == 0),
-                     self.write_data.ready.eq(sending & axi.wready)]
+                     self.write_data.ready.eq((sending & axi.wready) | sinking)]
         with m.If(axi.wvalid & axi.wready):
             m.d.sync += beats_left.eq(beats_left - 1)
             with m.If(beats_left == 0):
                 m.d.sync += sending.eq(0)
+        with m.If(sinking & self.write_data.valid):
+            m.d.sync += sink_left.eq(sink_left - 1)
+            with m.If(sink_left == 1):
+                m.d.sync += sinking.eq(0)
 
         failed = Signal()  # an error response among the request's bursts so far
         answer = Signal()
@@ -243,8 +299,19 @@ class AxiMaster(wiring.Component):
         error_response = axi.bresp[RESPONSE_ERROR_BIT]
         with m.If(axi.bvalid & axi.bready):
             m.d.sync += failed.eq(Mux(ends.r_data, 0, failed | error_response))
-        with m.If(answer):
-            m.d.sync += [self.write_response.valid.eq(1), self.write_response.payload.error.eq(failed | error_response)]
+        # A refused write is answered with an error once every earlier burst has its response.
+        m.d.comb += [writes.refused.ready.eq((ends.w_level == 0) & ~self.write_response.valid),
+                     self.write_refused.eq(writes.refused.valid & writes.refused.ready)]
+        with m.If(answer | self.write_refused):
+            m.d.sync += [self.write_response.valid.eq(1),
+                         self.write_response.payload.error.eq(failed | error_response | self.write_refused)]
         with m.Elif(self.write_response.ready):
             m.d.sync += self.write_response.valid.eq(0)
+
+        # ---- the guard's count ----------------------------------------------------------------------------------
+        refusals = self.read_refused + self.write_refused
+        with m.If(self.refused_requests + refusals <= 0xFFFF):
+            m.d.sync += self.refused_requests.eq(self.refused_requests + refusals)
+        with m.Else():
+            m.d.sync += self.refused_requests.eq(0xFFFF)
         return m

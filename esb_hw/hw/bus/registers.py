@@ -161,9 +161,12 @@ class ControlRegisters(wiring.Component):
         One cycle: the engine's start (a pending ``ap_start`` once the engine is idle).
     abort : Out(1)
         ``CONTROL.abort``: held from the host's write until the engine is idle.
-    program_address : Out(32), program_length : Out(16), base : Out(40), layer_select : Out(8)
+    program_address : Out(32), program_length : Out(16), base : Out(40), memory_size : Out(40),
+    layer_select : Out(8)
         The RW registers.
-    busy, done : In(1); error : In(4); failed_descriptor, tiles_done : In(16);
+    busy, done : In(1); error : In(4); error_detail : In(3); failed_descriptor, tiles_done : In(16);
+    refused_requests : In(16)
+        The bus guard's count (``WINDOW_REFUSED``).
     cycles, beats_read, beats_written, layer_cycles : In(32)
         The engine's status and counters.
     interrupt : Out(1)
@@ -179,8 +182,9 @@ class ControlRegisters(wiring.Component):
         super().__init__({
             "axi": In(axi_lite_signature(ADDRESS_BITS, DATA_BITS)),
             "start": Out(1), "abort": Out(1), "program_address": Out(32), "program_length": Out(16),
-            "base": Out(AXI_ADDRESS_BITS), "layer_select": Out(8),
-            "busy": In(1), "done": In(1), "error": In(4), "failed_descriptor": In(16), "tiles_done": In(16),
+            "base": Out(AXI_ADDRESS_BITS), "memory_size": Out(AXI_ADDRESS_BITS), "layer_select": Out(8),
+            "busy": In(1), "done": In(1), "error": In(4), "error_detail": In(3), "failed_descriptor": In(16),
+            "tiles_done": In(16), "refused_requests": In(16),
             "cycles": In(32), "beats_read": In(32), "beats_written": In(32), "layer_cycles": In(32),
             "interrupt": Out(1),
         })
@@ -193,6 +197,7 @@ class ControlRegisters(wiring.Component):
         m.d.comb += [self.program_address.eq(registers.program_address),
                      self.program_length.eq(registers.program_length),
                      self.base.eq(Cat(Const(0, 12), registers.memory_base_lo, registers.memory_base_hi)),
+                     self.memory_size.eq(Cat(Const(0, 4), registers.memory_size_lo, registers.memory_size_hi)),
                      self.layer_select.eq(registers.layer_select)]
         # CONTROL: ap_start (W1S) is taken once the engine is idle; ap_done (COR) is set when a run ends.
         m.d.comb += [self.start.eq(registers.control_ap_start & ~self.busy),
@@ -214,7 +219,9 @@ class ControlRegisters(wiring.Component):
         m.d.comb += [registers.status_busy.eq(self.busy), registers.status_done.eq(done_sticky),
                      registers.status_error.eq(self.error != 0)]
         # The engine's status and counters, and the constants.
-        m.d.comb += [registers.error.eq(self.error), registers.failed_descriptor.eq(self.failed_descriptor),
+        m.d.comb += [registers.error.eq(self.error), registers.error_detail.eq(self.error_detail),
+                     registers.window_refused.eq(self.refused_requests),
+                     registers.failed_descriptor.eq(self.failed_descriptor),
                      registers.tiles_done.eq(self.tiles_done), registers.cycles.eq(self.cycles),
                      registers.beats_read.eq(self.beats_read), registers.beats_written.eq(self.beats_written),
                      registers.layer_cycles.eq(self.layer_cycles),

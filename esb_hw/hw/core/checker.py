@@ -10,7 +10,10 @@ It checks what keeps the engine from hanging and from touching memory outside th
 - the geometry agrees with itself and with the transfers: the channel groups hold ``in_channels``, the
   activation runs are ``in_height * in_width`` words, the output runs are the row blocks' ``output_pixels``
   words, which the pixel walk's limits produce, and the pixel blocks cover the walk; the weight and parameter
-  transfers are one run each, of the words the row blocks need.
+  transfers are one run each, of the words the row blocks need;
+- every transfer lies inside the memory window: ``address + stride * (segments - 1) + words * word_bytes`` (in 41
+  bits: nothing wraps) is at most ``MEMORY_SIZE``, or 4 GiB (the engine's reach) if that is less
+  (:data:`esb_hw.contract.checks.WINDOW_CHECKS`); ``detail`` names the first transfer that leaves it.
 
 Products are formed by one shift-and-add multiplier (a bit of the multiplier per cycle, no DSP); a descriptor
 takes about 100 cycles (exactly :func:`esb_hw.contract.checks.checker_cycles`), while the engine computes the
@@ -24,7 +27,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ...config import AcceleratorConfig
-from ...contract.checks import PRODUCT_CHECKS
+from ...contract.checks import ENGINE_REACH, PRODUCT_CHECKS, WINDOW_CHECKS
 from ...contract.limits import MAX_KERNEL, STRIDES
 from ...layouts import ENGINE_ERRORS, buffer_word_bits, descriptor_layout, memory_word_bytes
 from ..checks import require_instance
@@ -33,8 +36,11 @@ __all__ = ["DescriptorChecker", "ERROR_CODES"]
 
 #: Error name -> code.
 ERROR_CODES = {name: code for code, (name, _) in ENGINE_ERRORS.items()}
-#: Width of the products: the largest, ``row_blocks * kernel_h * kernel_w * groups * rows``, stays below 2**31.
-PRODUCT_BITS = 32
+#: Width of the products: the largest, a transfer's end ``address + stride * (segments - 1) + words * word_bytes``,
+#: stays below 2**41 (the product checks' stay below 2**31).
+PRODUCT_BITS = 41
+#: Width of the window's size (the register map's MEMORY_SIZE).
+MEMORY_SIZE_BITS = 40
 
 
 class DescriptorChecker(wiring.Component):
@@ -49,22 +55,28 @@ class DescriptorChecker(wiring.Component):
     ----------
     descriptor : In(descriptor_layout())
         Held from ``start`` to ``done``.
+    memory_size : In(40)
+        The window's size in bytes (a multiple of 16), held from ``start`` to ``done``.
     start : In(1)
     busy : Out(1)
     done : Out(1)
-        One cycle, with ``error`` valid.
+        One cycle, with ``error`` and ``detail`` valid.
     error : Out(4)
         0, or the code of the first problem found.
+    detail : Out(3)
+        With error ``outside_window``, the transfer that leaves the window (:data:`esb_hw.regmap.WINDOW_DETAILS`);
+        0 otherwise.
 
-    Latency: 2 cycles, plus for each check a load, a compare and per extra factor a setup and one cycle per
-    multiplier bit plus one (:func:`esb_hw.contract.checks.checker_cycles`, exact); one descriptor at a time.
+    Latency: 2 cycles, plus for each product check a load, a compare and per extra factor a setup and one cycle
+    per multiplier bit plus one, and for each window check a load, a compare and one cycle per bit of
+    ``segments - 1`` plus one (:func:`esb_hw.contract.checks.checker_cycles`, exact); one descriptor at a time.
     """
 
     def __init__(self, config: AcceleratorConfig):
         require_instance("config", config, AcceleratorConfig)
         self.config = config
-        super().__init__({"descriptor": In(descriptor_layout()), "start": In(1), "busy": Out(1), "done": Out(1),
-                          "error": Out(4)})
+        super().__init__({"descriptor": In(descriptor_layout()), "memory_size": In(MEMORY_SIZE_BITS),
+                          "start": In(1), "busy": Out(1), "done": Out(1), "error": Out(4), "detail": Out(3)})
 
     def _immediate(self, d) -> list[tuple[str, object]]:
         """(error, failing condition) checks without products, in priority order."""
@@ -124,9 +136,11 @@ class DescriptorChecker(wiring.Component):
         products = self._products(d, walk_pixels)
         product, multiplicand, bound = Signal(PRODUCT_BITS), Signal(PRODUCT_BITS), Signal(PRODUCT_BITS + 1)
         multiplier = Signal(max(len(factor) for _, factors, _, _ in products for factor in factors))
+        limit = Signal(range(ENGINE_REACH + 1))  # the window, clamped to the engine's reach
         with m.If(self.start & ~self.busy):
             m.d.sync += [walk_pixels.eq(Mux(d.geometry.pool, d.geometry.output_pixels << 2, d.geometry.output_pixels)),
-                         self.error.eq(0)]
+                         limit.eq(Mux(self.memory_size >= ENGINE_REACH, ENGINE_REACH, self.memory_size)),
+                         self.error.eq(0), self.detail.eq(0)]
         with m.FSM(name="check") as fsm:
             with m.State("idle"):
                 with m.If(self.start):
@@ -158,12 +172,40 @@ class DescriptorChecker(wiring.Component):
                     passed = {"<=": product <= bound, "==": product == bound, ">=": product >= bound,
                               "<": product < bound}[relation]
                     with m.If(passed):
-                        m.next = f"load_{index + 1}" if index + 1 < len(products) else "report"
+                        m.next = f"load_{index + 1}" if index + 1 < len(products) else "window_load_0"
                     with m.Else():
                         m.d.sync += self.error.eq(ERROR_CODES[name])
                         m.next = "report"
+            self._window(m, d, limit, product, multiplicand, multiplier, bound)
             with m.State("report"):
                 m.d.comb += self.done.eq(1)
                 m.next = "idle"
         m.d.comb += self.busy.eq(~fsm.ongoing("idle"))
         return m
+
+    def _window(self, m: Module, d, limit, product, multiplicand, multiplier, bound) -> None:
+        """The window checks (:data:`esb_hw.contract.checks.WINDOW_CHECKS`): per transfer, ``product`` starts at
+        ``address + words * word_bytes`` and adds ``stride * (segments - 1)`` by shift and add; then
+        ``product <= limit``."""
+        bits = buffer_word_bits(self.config)
+        for index, (detail, name, buffer) in enumerate(WINDOW_CHECKS):
+            transfer = getattr(d, name)
+            shift = memory_word_bytes(bits[buffer]).bit_length() - 1
+            following = f"window_load_{index + 1}" if index + 1 < len(WINDOW_CHECKS) else "report"
+            with m.State(f"window_load_{index}"):
+                m.d.sync += [product.eq(transfer.address + (transfer.words << shift)), multiplicand.eq(transfer.stride),
+                             multiplier.eq(transfer.segments - 1), bound.eq(limit)]
+                m.next = f"window_multiply_{index}"
+            with m.State(f"window_multiply_{index}"):
+                with m.If(multiplier == 0):
+                    m.next = f"window_compare_{index}"
+                with m.Else():
+                    with m.If(multiplier[0]):
+                        m.d.sync += product.eq(product + multiplicand)
+                    m.d.sync += [multiplicand.eq(multiplicand << 1), multiplier.eq(multiplier >> 1)]
+            with m.State(f"window_compare_{index}"):
+                with m.If(product <= bound):
+                    m.next = following
+                with m.Else():
+                    m.d.sync += [self.error.eq(ERROR_CODES["outside_window"]), self.detail.eq(detail)]
+                    m.next = "report"

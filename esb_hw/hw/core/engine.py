@@ -18,6 +18,12 @@ flight uses it. A ``barrier`` descriptor waits
 until every earlier tile is stored. A descriptor that fails its check, or a memory error, ends the run: the tiles
 already loaded finish and are stored, nothing else is loaded or written, and ``error`` names the cause
 (:data:`esb_hw.layouts.ENGINE_ERRORS`) with the failing descriptor's index in ``failed_descriptor``.
+
+The engine stays inside its memory window, byte offsets ``[0, memory_size)``: a run whose descriptors do not lie
+inside it is refused before the first fetch, each descriptor's CRC-32 is checked as its beats arrive (error
+``corrupted``), and the checker refuses a transfer that leaves the window (error ``outside_window``, with
+``error_detail`` naming it). The AXI master's bus guard refuses any request that leaves it all the same
+(``read_refused``/``write_refused``; docs/system.md, "The memory window").
 """
 
 from __future__ import annotations
@@ -28,8 +34,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...config import AcceleratorConfig
+from ...contract.checks import ENGINE_REACH
 from ...layouts import (
     DESCRIPTOR_BEATS,
+    DESCRIPTOR_BYTES,
     MEMORY_BEAT_BITS,
     buffer_word_bits,
     descriptor_layout,
@@ -39,7 +47,8 @@ from ...layouts import (
     transfer_layout,
 )
 from ..checks import require_instance
-from .checker import ERROR_CODES, DescriptorChecker
+from .checker import ERROR_CODES, MEMORY_SIZE_BITS, DescriptorChecker
+from .crc import Crc32
 from .layer import LayerCore
 from .transfer import Loader, Storer
 
@@ -73,12 +82,21 @@ class Engine(wiring.Component):
     program_address : In(32)
         Byte address of descriptor 0 (a multiple of 16); descriptors follow every 128 bytes.
     program_length : In(16)
-        Descriptors to run, taken at the start; 0 finishes at once.
+        Descriptors to run, taken at the start; 0 finishes at once (after the window check).
+    memory_size : In(40)
+        The memory window's size in bytes (a multiple of 16; hold it during a run): the engine reads and writes only
+        byte offsets ``[0, memory_size)`` (at most 4 GiB). A run with 0, or whose ``program_length`` descriptors
+        from ``program_address`` do not fit, is refused at once (``outside_window``, detail 0).
+    read_refused, write_refused : In(1)
+        One cycle each time the bus guard refuses a read or write request (it leaves the window): the run ends with
+        ``outside_window``, detail 5 or 6. The guard answers the request with error beats or an error response.
     busy : Out(1)
     done : Out(1)
         One cycle at the end of a run, with ``error`` valid.
     error : Out(4)
         0, or the first problem's code (:data:`esb_hw.layouts.ENGINE_ERRORS`); held until the next start.
+    error_detail : Out(3)
+        With ``outside_window``, the transfer that left the window (:data:`esb_hw.regmap.WINDOW_DETAILS`).
     failed_descriptor : Out(16)
         The descriptor whose check, load or store failed (the first error's).
     tiles_done : Out(16)
@@ -110,7 +128,9 @@ class Engine(wiring.Component):
         self.storer = Storer(bits["output"], config.output_words)
         super().__init__({
             "start": In(1), "abort": In(1), "program_address": In(32), "program_length": In(16),
-            "busy": Out(1), "done": Out(1), "error": Out(4), "failed_descriptor": Out(16), "tiles_done": Out(16),
+            "memory_size": In(MEMORY_SIZE_BITS), "read_refused": In(1), "write_refused": In(1),
+            "busy": Out(1), "done": Out(1), "error": Out(4), "error_detail": Out(3), "failed_descriptor": Out(16),
+            "tiles_done": Out(16),
             "cycles": Out(32), "beats_read": Out(32), "beats_written": Out(32),
             "layer_select": In(8), "layer_cycles": Out(32),
             "read_request": Out(stream.Signature(memory_request_layout())),
@@ -154,10 +174,10 @@ class Engine(wiring.Component):
         m.d.comb += [core.output_address.eq(storer.read_address), core.output_enable.eq(storer.read_enable),
                      storer.read_data.eq(core.output_data.as_value())]
 
-    def _fail(self, m: Module, code, descriptor) -> None:
-        """Record the first error and the descriptor it concerns; later ones are dropped."""
+    def _fail(self, m: Module, code, descriptor, detail=0) -> None:
+        """Record the first error, the descriptor it concerns and its detail; later ones are dropped."""
         with m.If(self.error == 0):
-            m.d.sync += [self.error.eq(code), self.failed_descriptor.eq(descriptor)]
+            m.d.sync += [self.error.eq(code), self.failed_descriptor.eq(descriptor), self.error_detail.eq(detail)]
 
     def _scoreboard(self, m: Module, state: _Shared) -> None:
         """The banks: an activation bank ``loaded`` and not yet computed, an output bank ``computed`` and not yet
@@ -180,7 +200,8 @@ class Engine(wiring.Component):
         has drained."""
         checker, loader = self.checker, self.loader
         fetched, aborting = state.fetched, state.aborting
-        m.d.comb += [checker.descriptor.eq(fetched),
+        m.submodules.crc = crc = Crc32(MEMORY_BEAT_BITS)
+        m.d.comb += [checker.descriptor.eq(fetched), checker.memory_size.eq(self.memory_size),
                      loader.transfers[0].eq(fetched.params), loader.transfers[1].eq(fetched.weights),
                      loader.transfers[2].eq(fetched.activations),
                      loader.first_kind.eq(Mux(fetched.reuse_weights, 2, 0))]
@@ -191,19 +212,36 @@ class Engine(wiring.Component):
         load_bank = Signal()
         received = Signal(range(DESCRIPTOR_BEATS + 1))
         read_failed = Signal()
+        program_end = Signal(33)  # one past the program's last byte
+        descriptor_shift = DESCRIPTOR_BYTES.bit_length() - 1
+        limit = Signal(range(ENGINE_REACH + 1))
+        m.d.comb += limit.eq(Mux(self.memory_size >= ENGINE_REACH, ENGINE_REACH, self.memory_size))
         with m.If(self.abort & self.busy & ~aborting & ~self.done):  # a run ending now is not aborted
             m.d.sync += aborting.eq(1)
             self._fail(m, ERROR_CODES["aborted"], index)
+        with m.If(self.read_refused):
+            self._fail(m, ERROR_CODES["outside_window"], index, 5)
+        with m.If(self.write_refused):
+            self._fail(m, ERROR_CODES["outside_window"], self.tiles_done, 6)  # tiles are stored in order
         with m.FSM(name="control") as control:
             with m.State("idle"):
                 with m.If(self.start):
-                    m.d.sync += [error.eq(0), index.eq(0), address.eq(self.program_address), load_bank.eq(0),
+                    m.d.sync += [error.eq(0), self.error_detail.eq(0), index.eq(0),
+                                 address.eq(self.program_address), load_bank.eq(0),
                                  self.failed_descriptor.eq(0), state.have_weights.eq(0),
-                                 length.eq(self.program_length), requested.eq(0), aborting.eq(0)]
+                                 length.eq(self.program_length), requested.eq(0), aborting.eq(0),
+                                 program_end.eq(self.program_address + (self.program_length << descriptor_shift))]
+                    m.next = "admit"
+            with m.State("admit"):  # the window holds the whole program, checked before the first fetch
+                with m.If((self.memory_size == 0) | (program_end > limit)):
+                    self._fail(m, ERROR_CODES["outside_window"], 0)
+                    m.next = "stop"
+                with m.Elif(length == 0):
+                    m.next = "stop"
+                with m.Else():
                     m.next = "fetch"
-                    with m.If(self.program_length == 0):
-                        m.next = "stop"
             with m.State("fetch"):
+                m.d.comb += crc.clear.eq(1)
                 m.d.comb += [self.read_request.valid.eq(requested | (~state.handoff & (error == 0))),
                              self.read_request.payload.address.eq(address[4:]),
                              self.read_request.payload.beats.eq(DESCRIPTOR_BEATS)]
@@ -215,7 +253,8 @@ class Engine(wiring.Component):
                 with m.Elif(error != 0):
                     m.next = "stop"
             with m.State("receive"):
-                m.d.comb += self.read_data.ready.eq(1)
+                m.d.comb += [self.read_data.ready.eq(1), crc.data.eq(self.read_data.payload.data),
+                             crc.enable.eq(self.read_data.valid)]
                 with m.If(self.read_data.valid):
                     m.d.sync += [state.beats.eq(Cat(state.beats[MEMORY_BEAT_BITS:], self.read_data.payload.data)),
                                  received.eq(received + 1)]
@@ -227,7 +266,10 @@ class Engine(wiring.Component):
                 with m.If(read_failed):
                     self._fail(m, ERROR_CODES["read"], index)
                     m.next = "stop"
-                with m.Elif(aborting):
+                with m.Elif(aborting | (error != 0)):  # an abort, or the guard refused a request
+                    m.next = "stop"
+                with m.Elif(~crc.intact):
+                    self._fail(m, ERROR_CODES["corrupted"], index)
                     m.next = "stop"
                 with m.Else():
                     m.d.comb += checker.start.eq(1)
@@ -235,7 +277,7 @@ class Engine(wiring.Component):
             with m.State("checking"):
                 with m.If(checker.done):
                     with m.If(checker.error != 0):
-                        self._fail(m, checker.error, index)
+                        self._fail(m, checker.error, index, checker.detail)
                         m.next = "stop"
                     with m.Elif(fetched.reuse_weights & ~state.have_weights):
                         self._fail(m, ERROR_CODES["inconsistent"], index)
@@ -266,7 +308,7 @@ class Engine(wiring.Component):
                                      state.loaded.bit_select(load_bank, 1).eq(1), state.handoff.eq(1),
                                      state.handoff_bank.eq(load_bank), load_bank.eq(~load_bank),
                                      index.eq(index + 1),
-                                     address.eq(address + DESCRIPTOR_BEATS * MEMORY_BEAT_BITS // 8)]
+                                     address.eq(address + DESCRIPTOR_BYTES)]
                         m.next = "fetch"
                         with m.If(index == length - 1):
                             m.next = "stop"

@@ -1,10 +1,10 @@
 """cocotb run of :class:`esb_hw.hw.core.engine.Engine` on its emitted Verilog, against
 :class:`esb_hw.sim.memory.MemoryModel`.
 
-Parameters (``load_params()``): ``image`` (hex) placed at ``base`` in a memory of ``memory_size`` bytes,
-``program_address``, ``program_length``, ``layers`` (per-layer counters to read), ``seed``, ``latency``
-(``[low, high]``), ``stall``, ``bad_beats``, ``max_cycles`` and ``progress_file`` (where the count of
-finished tiles is written as it grows, or "").
+Parameters (``load_params()``): ``image`` (hex) placed at ``base`` in a memory of ``memory_size`` bytes, the
+engine's memory window ``window`` (bytes), ``program_address``, ``program_length``, ``layers`` (per-layer counters
+to read), ``seed``, ``latency`` (``[low, high]``), ``stall``, ``bad_beats``, ``max_cycles`` and ``progress_file``
+(where the count of finished tiles is written as it grows, or "").
 It writes ``memory.bin`` (the memory after the run) and ``status.json`` (the engine's status and counters) into
 the run directory; the Python side (:func:`esb_hw.sim.engine.run_engine_rtl`) compares them with the golden model.
 """
@@ -36,6 +36,7 @@ async def run_program(dut):
     cocotb.start_soon(memory.serve_cocotb(dut))
     dut.program_address.value = params["program_address"]
     dut.program_length.value = params["program_length"]
+    dut.memory_size.value = params["window"]
     dut.start.value = 1
     await RisingEdge(dut.clk)
     dut.start.value = 0
@@ -53,7 +54,7 @@ async def run_program(dut):
             break
     await RisingEdge(dut.clk)
     status = {name: int(getattr(dut, name).value) for name in
-              ("cycles", "error", "failed_descriptor", "tiles_done", "beats_read", "beats_written")}
+              ("cycles", "error", "error_detail", "failed_descriptor", "tiles_done", "beats_read", "beats_written")}
     counters = []
     for layer in range(params["layers"]):
         dut.layer_select.value = layer
