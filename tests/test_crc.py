@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from esb_hw.compiler.program import compile_program
+from esb_hw.data import shipped_config
 from esb_hw.errors import ParameterError
 from esb_hw.hw.core.crc import Crc32, crc32_matrix
 from esb_hw.layouts import DESCRIPTOR_BYTES, descriptor_image, descriptor_intact, read_descriptor
-from esb_hw.compiler.program import compile_program
-from esb_hw.data import shipped_config
 from esb_hw.sim.layer_core import random_layer
 
 CONFIG = shipped_config("default")
