@@ -82,7 +82,8 @@ def engine_error(code: int, detail: int | None = None) -> str:
     and code ``outside_window``, the transfer it names."""
     name, meaning = ENGINE_ERRORS.get(int(code), ("unknown", f"unknown error code {int(code)}"))
     if name == "outside_window" and detail is not None:
-        meaning += f" (detail {int(detail)}: {WINDOW_DETAILS.get(int(detail), ('', 'unknown detail'))[1]})"
+        meaning = meaning.replace("ERROR_DETAIL names it", f"detail {int(detail)}: "
+                                  f"{WINDOW_DETAILS.get(int(detail), ('', 'unknown detail'))[1]}")
     return f"{name}: {meaning}"
 
 

@@ -125,7 +125,7 @@ class FakeSystem:
         size = len(self.program.image)
         address, length = self.program.regions["descriptors"]
         window = self.registers["memory_size_lo"] << 4 | self.registers["memory_size_hi"] << 32
-        detail = 0
+        detail, failed = 0, 1
         if window == 0 or address + length > window:
             self.error = 10  # outside_window, the program
         elif self.device[start + address:start + address + length] != self.program.image[address:address + length]:
@@ -134,6 +134,7 @@ class FakeSystem:
             descriptors = [tile.descriptor for tile in self.program.tiles]
             self.error, index = program_error(self.program.config, descriptors, memory_size=window)
             if self.error == 10:
+                failed = index
                 sizes = {name: memory_word_bytes(bits) for name, bits in buffer_word_bits(self.program.config).items()}
                 detail = window_failure(descriptors[index], sizes, window)
         if store and not self.error:
@@ -144,7 +145,7 @@ class FakeSystem:
                 memory[self.program.output_region()[0]] ^= 1
             self.device[start:start + size] = memory
         for port, value in (("error", self.error), ("error_detail", detail if self.error == 10 else 0),
-                            ("failed_descriptor", 1 if self.error else 0),
+                            ("failed_descriptor", failed if self.error else 0),
                             ("cycles", 12345), ("tiles_done", len(self.program.tiles) if store else 0)):
             self.registers.drive(port, value)
         self.busy, self.done = False, True

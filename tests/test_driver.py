@@ -13,7 +13,7 @@ from esb_hw.driver import Accelerator, DriverError, DriverTimeout, ProgramBundle
 from esb_hw.driver.pynq_bus import PynqBus
 from esb_hw.errors import CheckFailed, InputError
 from esb_hw.sim.layer_core import SMALL_ENGINE_CONFIG, random_layer
-from tests.fake_system import FakeSystem
+from tests.fake_system import FakeSystem, offset
 
 CONFIG = SMALL_ENGINE_CONFIG
 
@@ -116,6 +116,39 @@ def test_an_abort_that_cannot_end_the_run_says_so_and_the_next_run_waits(case):
     system.finish_after = 2
     driver.run_blocking(bundle, timeout=5).check(bundle)
     assert system.starts == 2
+
+
+def test_the_window_is_the_bundles_image_set_before_the_start(case):
+    program, bundle = case
+    system = FakeSystem(program)
+    accelerator(system).run_blocking(bundle).check(bundle)
+    window = system.registers["memory_size_lo"] << 4 | system.registers["memory_size_hi"] << 32
+    assert window == bundle.memory_size == len(bundle.image) + -len(bundle.image) % 16
+    start = system.calls.index(("write", offset("CONTROL"), 1))
+    assert ("write", offset("MEMORY_SIZE_LO"), window) in system.calls[:start]
+
+
+def test_a_window_smaller_than_the_program_is_refused_by_the_hardware(case):
+    """The fake hardware refuses what the real one does (the twin's verdict); a window one beat short of the
+    bundle's image is reported as outside_window with the transfer named."""
+    program, bundle = case
+    system = FakeSystem(program)
+    driver = accelerator(system)
+    short = dataclasses.replace(bundle, image=bundle.image[:-4096])
+    with pytest.raises(RunFailed) as failure:
+        driver.run_blocking(dataclasses.replace(short, output_address=0, output_bytes=16), timeout=5)
+    assert failure.value.name == "outside_window"
+    assert "; detail 4: the descriptor's output transfer) at descriptor 0" in str(failure.value)
+
+
+def test_a_bundle_larger_than_the_memory_limit_is_refused_before_anything_is_written(case):
+    program, bundle = case
+    system = FakeSystem(program)
+    driver = Accelerator(PynqBus(system, allocate=system.allocate), poll_interval=0, memory_limit=4096)
+    with pytest.raises(InputError, match=f"tiny: its image needs {bundle.memory_size:,} bytes, more than the 4,096 "
+                                         "bytes this driver may allocate"):
+        driver.run_blocking(bundle)
+    assert not [call for call in system.calls if call[0] == "write"]
 
 
 def test_a_buffer_out_of_reach(case):

@@ -51,8 +51,8 @@ def test_a_missing_flush_shows(case):
     original = FakeArray.flush
     FakeArray.flush = lambda self: None
     try:
-        # The device memory holds no descriptors: the run ends with error zero_size.
-        with pytest.raises(RunFailed, match="zero_size"):
+        # The device memory holds zeros, not the descriptors: their CRC fails, the run ends with error corrupted.
+        with pytest.raises(RunFailed, match="corrupted"):
             Accelerator(PynqBus(system, allocate=system.allocate), poll_interval=0).run_blocking(bundle)
     finally:
         FakeArray.flush = original

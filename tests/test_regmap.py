@@ -52,8 +52,8 @@ def test_config_id_ignores_name_and_clock_only():
 def test_engine_error_names_known_and_unknown_codes():
     assert engine_error(7) == f"read: {ENGINE_ERRORS[7][1]}"
     assert engine_error(15).startswith("unknown: unknown error code 15")
-    assert engine_error(10, 4).endswith("(detail 4: the descriptor's output transfer)")
-    assert engine_error(10, 7).endswith("(detail 7: unknown detail)")
+    assert engine_error(10, 4).endswith("; detail 4: the descriptor's output transfer")
+    assert engine_error(10, 7).endswith("; detail 7: unknown detail")
     assert engine_error(7, 4) == engine_error(7), "a detail only qualifies outside_window"
 
 

@@ -197,7 +197,7 @@ class EngineTimeline:
         memory = self.memory
         core = CoreTimeline(self.config, self.config.lanes)
         self.tiles = []
-        fetch = 1.0
+        fetch = 2.0  # the start, then the window check (admit)
         weight_users: dict[int, float] = {}  # weight bank -> when the last tile using it left the core
         weight_bank = 0
         for index, (descriptor, schedule) in enumerate(work):
@@ -230,7 +230,7 @@ class EngineTimeline:
                                    (round(compute_start), round(compute_done)),
                                    (round(store_start), round(store_done))))
             fetch = compute_start
-        return round(self.tiles[-1].store[1] + 1) if self.tiles else 3
+        return round(self.tiles[-1].store[1] + 1) if self.tiles else 4
 
 
 def _run_beats(start: int, length: int) -> int:

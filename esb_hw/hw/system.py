@@ -24,7 +24,7 @@ from .checks import require_instance, require_int
 from .clocking import heartbeat_bit
 from .core.engine import Engine
 
-__all__ = ["LED_MEANINGS", "SYSTEM_NAME", "System", "system_verilog", "wrapper_verilog"]
+__all__ = ["LED_MEANINGS", "SYSTEM_NAME", "System", "connect_memory", "system_verilog", "wrapper_verilog"]
 
 #: The wrapper's module name (the block design's module reference).
 SYSTEM_NAME = "esb_system"
@@ -81,16 +81,12 @@ class System(wiring.Component):
         m.submodules.master = master = AxiMaster()
         wiring.connect(m, wiring.flipped(self.s_axi), registers.axi)
         wiring.connect(m, master.axi, wiring.flipped(self.m_axi))
-        for name in ("read_request", "write_request", "write_data"):
-            wiring.connect(m, getattr(engine, name), getattr(master, name))
-        for name in ("read_data", "write_response"):
-            wiring.connect(m, getattr(master, name), getattr(engine, name))
+        connect_memory(m, engine, master)
         m.d.comb += [engine.start.eq(registers.start), engine.abort.eq(registers.abort),
                      engine.program_address.eq(registers.program_address),
                      engine.program_length.eq(registers.program_length), engine.layer_select.eq(registers.layer_select),
                      master.base.eq(registers.base), self.interrupt.eq(registers.interrupt),
                      engine.memory_size.eq(registers.memory_size), master.memory_size.eq(registers.memory_size),
-                     engine.read_refused.eq(master.read_refused), engine.write_refused.eq(master.write_refused),
                      registers.refused_requests.eq(master.refused_requests)]
         for name in ("busy", "done", "error", "error_detail", "failed_descriptor", "tiles_done", "cycles",
                      "beats_read", "beats_written", "layer_cycles"):
@@ -105,6 +101,16 @@ class System(wiring.Component):
             m.d.sync += [finished_ok.eq(engine.error == 0), failed.eq(engine.error != 0)]
         m.d.comb += self.leds.eq(Cat(beat[-1], engine.busy, finished_ok, failed))
         return m
+
+
+def connect_memory(m: Module, engine: Engine, master: AxiMaster) -> None:
+    """The engine's memory streams to the AXI master, and the bus guard's refusals back to the engine (both must
+    be given the same ``memory_size``)."""
+    for name in ("read_request", "write_request", "write_data"):
+        wiring.connect(m, getattr(engine, name), getattr(master, name))
+    for name in ("read_data", "write_response"):
+        wiring.connect(m, getattr(master, name), getattr(engine, name))
+    m.d.comb += [engine.read_refused.eq(master.read_refused), engine.write_refused.eq(master.write_refused)]
 
 
 # ---- the Verilog wrapper -----------------------------------------------------------------------------------------
