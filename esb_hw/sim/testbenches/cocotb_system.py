@@ -8,7 +8,8 @@ reset between them: ``bundle`` index, ``timeout`` seconds of simulated time, ``i
 of the run have moved on it (the watchdog ignores it unless ``excused`` is false), or null; ``abort_timeout``
 seconds for the driver's abort), ``pause`` (probability of a pause on every channel each cycle), ``seed``,
 ``memory_bytes``, ``progress_file`` ("" for none) and ``watchdog_cycles``. Around each run's image lie canary
-bytes, checked after the run (``canaries_intact``).
+bytes, checked after the run (``canaries_intact``), and every AR and AW burst of the run is checked against the
+run's memory window, the bundle's image (``outside``: the bursts that leave it).
 
 A watchdog fails the test when the engine is busy and no beat has moved on ``m_axi`` for ``watchdog_cycles``
 cycles (outside a planned stall), naming the run and the bus state it hung in: a hang fails in seconds, not at the
@@ -182,7 +183,8 @@ async def run_system(dut):
     for index, run in enumerate(params["runs"]):
         runs_done = index
         bundle = bundles[run["bundle"]]
-        buffer = driver._buffer_for(len(bundle.image))
+        buffer = driver._buffer_for(bundle.memory_size)
+        bursts_before = {channel: len(bursts) for channel, bursts in monitor.bursts.items()}
         poison(bus, None if run.get("poison") is None else
                (buffer.physical_address + run["poison"][0], buffer.physical_address + sum(run["poison"])))
         ends_before, interrupts_before = len(monitor.ends), len(monitor.interrupts)
@@ -220,11 +222,16 @@ async def run_system(dut):
             stall.remove()
         entry["canaries_intact"] = (bytes(bus.ram.read(below, len(CANARY))) == CANARY
                                     and bytes(bus.ram.read(above, len(CANARY))) == CANARY)
+        low, high = buffer.physical_address, buffer.physical_address + bundle.memory_size
+        entry["outside"] = [[channel, address, beats] for channel, bursts in monitor.bursts.items()
+                            for address, beats in bursts[bursts_before[channel]:]
+                            if not (low <= address and address + 16 * beats <= high)]
         if result is not None:
             entry.update(output=result.output.hex(), cycles=result.cycles, beats_read=result.beats_read,
                          beats_written=result.beats_written, tiles_done=result.tiles_done,
                          layer_cycles=result.layer_cycles, error=result.error,
-                         failed_descriptor=result.failed_descriptor, by_interrupt=result.interrupt)
+                         failed_descriptor=result.failed_descriptor, error_detail=result.error_detail,
+                         window_refused=result.window_refused, by_interrupt=result.interrupt)
         await ClockCycles(dut.ap_clk, 3)
         await ReadOnly()
         entry["interrupt_after"] = int(dut.interrupt.value)
