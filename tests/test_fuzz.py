@@ -26,8 +26,9 @@ def programs():
 
 
 def descriptors_of(bundle):
-    return [bundle.image[bundle.program_address + index * DESCRIPTOR_BYTES:
-                         bundle.program_address + (index + 1) * DESCRIPTOR_BYTES] for index in range(bundle.descriptors)]
+    start = bundle.program_address
+    return [bundle.image[start + index * DESCRIPTOR_BYTES:start + (index + 1) * DESCRIPTOR_BYTES]
+            for index in range(bundle.descriptors)]
 
 
 @pytest.mark.parametrize("kind", CORRUPTED + HOSTILE)

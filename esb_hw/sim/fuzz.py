@@ -14,7 +14,6 @@ Two families, told apart because the hardware owes them different things:
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import random
 from collections import Counter
