@@ -169,6 +169,27 @@ def test_default_config_through_the_driver_on_verilator():
     check_runs(shipped_config("default"), "verilator", pause=0.2, seed=3, errors=True)
 
 
+@pytest.mark.slow  # the default 8x8 config
+def test_the_padding_only_band_reproductions_run_exactly_on_the_default_config():
+    """The two 1x1 convolutions with padding 1 on which the compiler used to fail (a band of padding rows only):
+    compiled, run through the driver on the system's RTL, bit-exact against the golden model."""
+    from esb_hw.sim.system import run_system_rtl
+
+    config = shipped_config("default")
+    cases = []
+    for shape, out_channels, stride in (((16, 15, 16), 24, 2), ((17, 7, 16), 10, 1)):
+        rng = np.random.default_rng(0)
+        layer = random_layer(config, rng, "conv2d", out_channels, shape[0], 1, stride, 1, False)
+        x = rng.integers(0, config.activation_format.code_count, shape)
+        cases.append((compile_program(config, [layer], shape, x), reference(config, layer, x)))
+    bundles = [to_bundle(program, f"padding_band_{index}") for index, (program, _) in enumerate(cases)]
+    result = run_system_rtl(config, bundles, [{"bundle": 0}, {"bundle": 1}], run_name="padding_bands")
+    for index, (program, expected) in enumerate(cases):
+        assert result.runs[index]["outcome"] == "ok", result.runs[index]["message"]
+        assert np.array_equal(read_output(program, result.output(index)), expected)
+        assert result.runs[index]["outside"] == []
+
+
 def test_wrapper_declares_every_port_with_its_interface():
     system = System(SMALL)
     whole = system_verilog(system)
