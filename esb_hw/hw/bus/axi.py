@@ -8,7 +8,7 @@ on in the Verilog wrapper that Vivado reads (:func:`esb_hw.hw.system.wrapper_ver
 
 from __future__ import annotations
 
-from amaranth import C, Cat, Module, Mux, Signal
+from amaranth import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -65,38 +65,36 @@ def axi4_signature(address_bits: int = AXI_ADDRESS_BITS, data_bits: int = MEMORY
 
 
 def burst_layout() -> data.StructLayout:
-    """One burst: its byte ``address``, AXI ``length`` (beats - 1) and whether it is the ``last`` of its request."""
-    return data.StructLayout({"address": AXI_ADDRESS_BITS, "length": 8, "last": 1})
+    """One burst: its byte ``address``, AXI ``length`` (beats - 1), whether it is the ``last`` of its request, and
+    ``drop``: its request leaves the memory window, so the burst must not reach the bus (the bus guard)."""
+    return data.StructLayout({"address": AXI_ADDRESS_BITS, "length": 8, "last": 1, "drop": 1})
 
 
 class BurstSplitter(wiring.Component):
-    """Cuts requests (docs/memory.md) into INCR bursts of at most 256 beats that never cross a 4 KiB boundary, and
-    refuses a request that leaves the memory window (the bus guard).
+    """Cuts requests (docs/memory.md) into INCR bursts of at most 256 beats that never cross a 4 KiB boundary.
 
     Attributes
     ----------
     base : In(40)
         Byte address of beat 0; bits 11:0 are ignored (4 KiB aligned), so only a request's first burst can start
         inside a 4 KiB page, and every later one starts on a page boundary.
-    limit : In(29)
-        The window in beats: a request whose beats do not all lie below ``limit`` makes no burst.
+    outside : In(1)
+        The bus guard's verdict on the request taken, valid in the cycle after it is taken: every burst of the
+        request carries it as ``drop``.
     request : In(stream.Signature(memory_request_layout()))
         Taken when idle; a request of 0 beats makes no burst.
     burst : Out(stream.Signature(burst_layout()))
-    refused : Out(stream.Signature(MEMORY_LENGTH_BITS))
-        A request outside the window, instead of its bursts: its beats.
 
-    Latency: a request's first burst (or its refusal) is offered two cycles after it is taken. Throughput: one
-    burst per cycle within a request.
+    Latency: a request's first burst is offered two cycles after it is taken. Throughput: one burst per cycle
+    within a request.
     """
 
     def __init__(self):
         super().__init__({
             "base": In(AXI_ADDRESS_BITS),
-            "limit": In(MEMORY_ADDRESS_BITS + 1),
+            "outside": In(1),
             "request": In(stream.Signature(memory_request_layout())),
             "burst": Out(stream.Signature(burst_layout())),
-            "refused": Out(stream.Signature(MEMORY_LENGTH_BITS)),
         })
 
     def elaborate(self, platform):
@@ -105,9 +103,10 @@ class BurstSplitter(wiring.Component):
         left = Signal(MEMORY_LENGTH_BITS)  # beats of the request from the offered burst on
         beats = Signal(range(MAX_BURST_BEATS + 1))  # the offered burst's
         byte_address = Signal(AXI_ADDRESS_BITS)
+        drop = Signal()
         page_beats = MAX_BURST_BEATS  # a 4 KiB page holds 256 beats
         m.d.comb += [self.burst.payload.address.eq(byte_address), self.burst.payload.length.eq(beats - 1),
-                     self.burst.payload.last.eq(left == beats)]
+                     self.burst.payload.last.eq(left == beats), self.burst.payload.drop.eq(drop)]
         rest = Signal(MEMORY_LENGTH_BITS)
         m.d.comb += rest.eq(left - beats)
         with m.FSM(name="splitter"):
@@ -121,15 +120,8 @@ class BurstSplitter(wiring.Component):
                 to_boundary = Signal(range(page_beats + 1))
                 m.d.comb += to_boundary.eq(page_beats - address[:8])
                 m.d.sync += [byte_address.eq(Cat(C(0, 4), address[:8], self.base[12:] + address[8:])),
-                             beats.eq(Mux(left < to_boundary, left, to_boundary))]
-                with m.If(self._outside(address, left)):
-                    m.next = "refuse"
-                with m.Else():
-                    m.next = "issue"
-            with m.State("refuse"):
-                m.d.comb += [self.refused.valid.eq(1), self.refused.payload.eq(left)]
-                with m.If(self.refused.ready):
-                    m.next = "idle"
+                             beats.eq(Mux(left < to_boundary, left, to_boundary)), drop.eq(self.outside)]
+                m.next = "issue"
             with m.State("issue"):
                 m.d.comb += self.burst.valid.eq(1)
                 with m.If(self.burst.ready):
@@ -140,10 +132,20 @@ class BurstSplitter(wiring.Component):
                         m.next = "idle"
         return m
 
-    def _outside(self, address, beats):
-        """The guard's test: the request's last beat is at or past the window's end (registered by the state
-        machine: one add and one compare from registers)."""
-        return address + beats > self.limit
+
+class _Guard:
+    """The bus guard of one direction: when a request is taken, the room left in the window after its first beat
+    (``limit - address``, signed) and its beats are registered; in the next cycle the verdict is one compare of
+    registers, ``room < beats``, which the splitters register in turn. One subtract and one compare per direction,
+    off the data path."""
+
+    def __init__(self, name: str):
+        self.room = Signal(signed(MEMORY_ADDRESS_BITS + 2), name=f"{name}_room")
+        self.beats = Signal(MEMORY_LENGTH_BITS, name=f"{name}_beats")
+
+    def take(self, m: Module, limit, request) -> None:
+        with m.If(request.valid & request.ready):
+            m.d.sync += [self.room.eq(limit - request.payload.address), self.beats.eq(request.payload.beats)]
 
 
 class AxiMaster(wiring.Component):
@@ -176,9 +178,11 @@ class AxiMaster(wiring.Component):
     base : In(40)
         Byte address of beat 0 (bits 11:0 are ignored); hold it while requests are in flight.
     memory_size : In(40)
-        The window's size in bytes (bits 3:0 are ignored); hold it while requests are in flight.
+        The window's size in bytes (bits 3:0 are ignored); a change counts from the next cycle on. Hold it while
+        requests are in flight.
     read_refused, write_refused : Out(1)
-        One cycle per refused request, as its refusal is answered.
+        One cycle per refused request, one cycle after its last burst is dropped (with its first error beat or
+        its error response).
     refused_requests : Out(16)
         Refused requests since reset, stopping at 65535 (the register map's ``WINDOW_REFUSED``).
     read_request, write_request, write_data : In(stream)
@@ -219,46 +223,54 @@ class AxiMaster(wiring.Component):
         m = Module()
         axi = self.axi
         assert BOUNDARY_BYTES == MAX_BURST_BEATS * MEMORY_BEAT_BYTES  # the splitter's page is 256 beats
-
-        # The window in beats, clamped to the 4 GiB the requests' beat addresses reach.
+        # The window in beats, registered (a change of ``memory_size`` counts from the next cycle on). A window of
+        # 4 GiB or more becomes 4 GiB plus its low bits: at most the window, and at least the 4 GiB that the
+        # requests' first beats reach (an OR, not a 29-bit multiplexer).
         limit = Signal(MEMORY_ADDRESS_BITS + 1)
-        reach = 1 << MEMORY_ADDRESS_BITS
-        m.d.comb += limit.eq(Mux(self.memory_size[4:] >= reach, reach, self.memory_size[4:]))
+        m.d.sync += limit.eq(Cat(self.memory_size[4:32], self.memory_size[32:].any()))
 
         # ---- reads -------------------------------------------------------------------------------------------
         m.submodules.read_splitter = reads = BurstSplitter()
         wiring.connect(m, wiring.flipped(self.read_request), reads.request)
+        read_guard = _Guard("read")
+        read_guard.take(m, limit, self.read_request)
+        m.d.comb += reads.outside.eq(self._outside(read_guard.room, read_guard.beats))
         in_flight = Signal(range(self.outstanding_reads + 1))
         self._address_channel(m, "ar", reads.burst.payload)
         room = in_flight != self.outstanding_reads
-        m.d.comb += [axi.arvalid.eq(reads.burst.valid & room), reads.burst.ready.eq(axi.arready & room),
-                     reads.base.eq(self.base), reads.limit.eq(limit)]
+        # A dropped burst is taken once every earlier burst's beats are in; its beats then go out with ``error``.
+        faking, fake_left = Signal(), Signal(8)
+        dropped = reads.burst.payload.drop
+        m.d.comb += [axi.arvalid.eq(reads.burst.valid & ~dropped & room),
+                     reads.burst.ready.eq(Mux(dropped, ~faking & (in_flight == 0), axi.arready & room)),
+                     reads.base.eq(self.base)]
         issued, finished = Signal(), Signal()
         m.d.comb += [issued.eq(axi.arvalid & axi.arready), finished.eq(axi.rvalid & axi.rready & axi.rlast)]
         m.d.sync += in_flight.eq(in_flight + issued - finished)
-        # A refused read: once every earlier burst's beats are in, its beats go out with ``error`` set.
-        faking, fake_left = Signal(), Signal(MEMORY_LENGTH_BITS)
-        m.d.comb += [reads.refused.ready.eq(~faking & (in_flight == 0)),
-                     self.read_refused.eq(reads.refused.valid & reads.refused.ready)]
-        with m.If(self.read_refused):
-            m.d.sync += [faking.eq(1), fake_left.eq(reads.refused.payload)]
+        taken_dropped = reads.burst.valid & reads.burst.ready & dropped
+        m.d.sync += self.read_refused.eq(taken_dropped & reads.burst.payload.last)  # registered: off the paths
+        with m.If(taken_dropped):
+            m.d.sync += [faking.eq(1), fake_left.eq(reads.burst.payload.length)]
         with m.If(faking & self.read_data.ready):
             m.d.sync += fake_left.eq(fake_left - 1)
-            with m.If(fake_left == 1):
+            with m.If(fake_left == 0):
                 m.d.sync += faking.eq(0)
         m.d.comb += [self.read_data.valid.eq(faking | axi.rvalid),
-                     self.read_data.payload.data.eq(Mux(faking, 0, axi.rdata)),
+                     self.read_data.payload.data.eq(axi.rdata),  # an error beat's data is garbage
                      self.read_data.payload.error.eq(faking | axi.rresp[RESPONSE_ERROR_BIT]),
                      axi.rready.eq(self.read_data.ready & ~faking)]
 
         # ---- writes ------------------------------------------------------------------------------------------
         # Two splitters cut each request the same way: one for AW, one for the W bursts' lengths, so that W never
         # waits for an AW handshake (a slave may wait for WVALID before raising AWREADY). A request goes to both at
-        # once.
+        # once, and both take the one verdict of the write guard.
         m.submodules.write_splitter = writes = BurstSplitter()
         m.submodules.data_splitter = data_bursts = BurstSplitter()
-        m.d.comb += [writes.base.eq(self.base), data_bursts.base.eq(self.base), writes.limit.eq(limit),
-                     data_bursts.limit.eq(limit),
+        write_guard = _Guard("write")
+        write_guard.take(m, limit, self.write_request)
+        write_outside = self._outside(write_guard.room, write_guard.beats)
+        m.d.comb += [writes.base.eq(self.base), data_bursts.base.eq(self.base), writes.outside.eq(write_outside),
+                     data_bursts.outside.eq(write_outside),
                      writes.request.payload.eq(self.write_request.payload),
                      data_bursts.request.payload.eq(self.write_request.payload),
                      writes.request.valid.eq(self.write_request.valid & data_bursts.request.ready),
@@ -267,29 +279,30 @@ class AxiMaster(wiring.Component):
         # Per burst issued on AW: whether it ends its request, for the B side.
         m.submodules.ends = ends = fifo.SyncFIFOBuffered(width=1, depth=self.outstanding_writes)
         self._address_channel(m, "aw", writes.burst.payload)
-        m.d.comb += [axi.awvalid.eq(writes.burst.valid & ends.w_rdy), writes.burst.ready.eq(axi.awready & ends.w_rdy),
+        write_dropped = writes.burst.payload.drop
+        answering = Signal()  # a dropped request's error response can go: every earlier burst has its response
+        m.d.comb += answering.eq((ends.w_level == 0) & ~self.write_response.valid)
+        m.d.comb += [axi.awvalid.eq(writes.burst.valid & ~write_dropped & ends.w_rdy),
+                     writes.burst.ready.eq(Mux(write_dropped, answering, axi.awready & ends.w_rdy)),
                      ends.w_data.eq(writes.burst.payload.last), ends.w_en.eq(axi.awvalid & axi.awready)]
+        refusing = Signal()  # the last burst of a dropped write is taken: its error response goes now
+        m.d.comb += refusing.eq(writes.burst.valid & writes.burst.ready & write_dropped & writes.burst.payload.last)
+        m.d.sync += self.write_refused.eq(refusing)
 
-        sending = Signal()
+        sending, dropping = Signal(), Signal()  # a W burst is under way; it is a dropped one (its beats are eaten)
         beats_left = Signal(8)  # beats of the current W burst after this one
-        sinking, sink_left = Signal(), Signal(MEMORY_LENGTH_BITS)  # a refused write's data beats, dropped
-        m.d.comb += [data_bursts.burst.ready.eq(~sending & ~sinking),
-                     data_bursts.refused.ready.eq(~sending & ~sinking)]
-        with m.If(~sending & ~sinking & data_bursts.burst.valid):
-            m.d.sync += [sending.eq(1), beats_left.eq(data_bursts.burst.payload.length)]
-        with m.If(data_bursts.refused.valid & data_bursts.refused.ready):
-            m.d.sync += [sinking.eq(1), sink_left.eq(data_bursts.refused.payload)]
-        m.d.comb += [axi.wvalid.eq(sending & self.write_data.valid), axi.wdata.eq(self.write_data.payload.data),
-                     axi.wstrb.eq(self.write_data.payload.strobe), axi.wlast.eq(beats_left == 0),
-                     self.write_data.ready.eq((sending & axi.wready) | sinking)]
-        with m.If(axi.wvalid & axi.wready):
+        m.d.comb += data_bursts.burst.ready.eq(~sending)
+        with m.If(~sending & data_bursts.burst.valid):
+            m.d.sync += [sending.eq(1), dropping.eq(data_bursts.burst.payload.drop),
+                         beats_left.eq(data_bursts.burst.payload.length)]
+        m.d.comb += [axi.wvalid.eq(sending & ~dropping & self.write_data.valid),
+                     axi.wdata.eq(self.write_data.payload.data), axi.wstrb.eq(self.write_data.payload.strobe),
+                     axi.wlast.eq(beats_left == 0),
+                     self.write_data.ready.eq(sending & (dropping | axi.wready))]
+        with m.If(self.write_data.valid & self.write_data.ready):
             m.d.sync += beats_left.eq(beats_left - 1)
             with m.If(beats_left == 0):
                 m.d.sync += sending.eq(0)
-        with m.If(sinking & self.write_data.valid):
-            m.d.sync += sink_left.eq(sink_left - 1)
-            with m.If(sink_left == 1):
-                m.d.sync += sinking.eq(0)
 
         failed = Signal()  # an error response among the request's bursts so far
         answer = Signal()
@@ -299,19 +312,24 @@ class AxiMaster(wiring.Component):
         error_response = axi.bresp[RESPONSE_ERROR_BIT]
         with m.If(axi.bvalid & axi.bready):
             m.d.sync += failed.eq(Mux(ends.r_data, 0, failed | error_response))
-        # A refused write is answered with an error once every earlier burst has its response.
-        m.d.comb += [writes.refused.ready.eq((ends.w_level == 0) & ~self.write_response.valid),
-                     self.write_refused.eq(writes.refused.valid & writes.refused.ready)]
-        with m.If(answer | self.write_refused):
+        with m.If(answer | refusing):
             m.d.sync += [self.write_response.valid.eq(1),
-                         self.write_response.payload.error.eq(failed | error_response | self.write_refused)]
+                         self.write_response.payload.error.eq(failed | error_response | refusing)]
         with m.Elif(self.write_response.ready):
             m.d.sync += self.write_response.valid.eq(0)
 
         # ---- the guard's count ----------------------------------------------------------------------------------
-        refusals = self.read_refused + self.write_refused
-        with m.If(self.refused_requests + refusals <= 0xFFFF):
-            m.d.sync += self.refused_requests.eq(self.refused_requests + refusals)
-        with m.Else():
-            m.d.sync += self.refused_requests.eq(0xFFFF)
+        count = self.refused_requests
+        with m.If(self.read_refused | self.write_refused):
+            with m.If(count[1:].all()):  # 65534 or more: it stops at 65535
+                m.d.sync += count.eq(0xFFFF)
+            with m.Else():
+                m.d.sync += count.eq(count + self.read_refused + self.write_refused)
         return m
+
+    def _outside(self, room, beats):
+        """The guard's verdict: the request's beats do not all fit the room left in the window after its first
+        beat (a negative room: the first beat is already outside). A room of ``2**20`` beats or more holds any
+        request, so the compare is as wide as ``beats``."""
+        width = len(beats)
+        return room[-1] | (~room[width:-1].any() & (room[:width] < beats))
