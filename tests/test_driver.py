@@ -151,6 +151,19 @@ def test_a_bundle_larger_than_the_memory_limit_is_refused_before_anything_is_wri
     assert not [call for call in system.calls if call[0] == "write"]
 
 
+def test_a_bundle_the_board_cannot_allocate_is_one_input_error(case):
+    program, bundle = case
+    system = FakeSystem(program)
+
+    def exhausted(shape, dtype):
+        raise RuntimeError("Failed to allocate Memory!")
+
+    driver = Accelerator(PynqBus(system, allocate=exhausted), poll_interval=0)
+    with pytest.raises(InputError, match="tiny: its image needs .* bytes of contiguous memory, which the board could "
+                                         "not allocate \\(Failed to allocate Memory!\\)"):
+        driver.run_blocking(bundle)
+
+
 def test_a_buffer_out_of_reach(case):
     program, bundle = case
     with pytest.raises(DriverError, match="not 4 KiB aligned below 2\\*\\*40"):

@@ -252,7 +252,11 @@ class Accelerator:
             raise InputError(f"{name}: its image needs {size:,} bytes, more than the {self.memory_limit:,} bytes "
                              "this driver may allocate (memory_limit)")
         if self._buffer is None or self._buffer.size < size:
-            buffer = self.bus.allocate(size)
+            try:
+                buffer = self.bus.allocate(size)
+            except (MemoryError, RuntimeError, OSError) as error:  # PYNQ: the contiguous memory is exhausted
+                raise InputError(f"{name}: its image needs {size:,} bytes of contiguous memory, which the board "
+                                 f"could not allocate ({error})") from None
             address = buffer.physical_address
             if address % BASE_ALIGNMENT or address + size > ADDRESS_LIMIT:
                 raise DriverError(f"buffer at 0x{address:X} is not 4 KiB aligned below 2**40, as the accelerator's "
