@@ -6,7 +6,7 @@ Prints, per kind of change, the programs tried, the outcomes (exact, silently wr
 that left the window and the canaries changed, then the good programs' runs. Exit code 1 if any rule broke: a
 corrupted program that was not refused, a burst outside the window, a changed canary, a good program not exact.
 
-Usage: python bench/window_fuzz.py [--programs 240] [--good-every 1] [--seed 1] [--simulator verilator] [--json]
+Usage: python bench/window_fuzz.py [--programs 250] [--good-every 1] [--seed 1] [--simulator verilator] [--json]
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def programs(config) -> list:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--programs", type=int, default=240, help="changed programs to run (default 240)")
+    parser.add_argument("--programs", type=int, default=250,
+                        help="changed programs to run (default 250: 50 of each kind)")
     parser.add_argument("--good-every", type=int, default=1, help="a good program after every N changed ones")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--simulator", default="verilator", choices=("verilator", "icarus"))

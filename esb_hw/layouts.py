@@ -38,10 +38,11 @@ __all__ = ["DESCRIPTOR_BEATS", "DESCRIPTOR_BYTES", "DESCRIPTOR_CRC_OFFSET", "DES
            "GEOMETRY_ADDRESS_BITS", "GEOMETRY_COUNT_BITS", "GEOMETRY_SIZE_BITS", "MEMORY_BEAT_BITS",
            "MEMORY_BEAT_BYTES", "REQUANT_MULTIPLIER_BITS", "REQUANT_SHIFT_RANGE", "SelfTestLayer",
            "array_input_layout", "array_output_layout", "buffer_word_bits", "descriptor_image", "descriptor_intact",
-           "descriptor_layout", "engine_error", "geometry_layout", "memory_read_layout", "memory_request_layout",
-           "memory_word_bytes", "memory_write_layout", "pack", "pack_memory_words", "read_descriptor", "recodable",
-           "recoded_term_bits", "requant_input_layout", "requant_params_layout", "stationary_input_layout",
-           "transfer_layout", "unpack", "unpack_memory_words", "weight_encoding", "weight_fields", "weight_row_layout"]
+           "descriptor_layout", "engine_error", "geometry_layout", "load_crc", "memory_read_layout",
+           "memory_request_layout", "memory_word_bytes", "memory_write_layout", "pack", "pack_memory_words",
+           "read_descriptor", "recodable", "recoded_term_bits", "requant_input_layout", "requant_params_layout",
+           "run_beats", "stationary_input_layout", "transfer_layout", "unpack", "unpack_memory_words",
+           "weight_encoding", "weight_fields", "weight_row_layout"]
 
 
 def array_input_layout(config: AcceleratorConfig) -> data.StructLayout:
@@ -263,14 +264,39 @@ def descriptor_layout() -> data.StructLayout:
     first tile of a layer that reads an earlier layer's output); ``reuse_weights`` keeps the previous tile's
     weights and parameters (the same row blocks: the weight and parameter transfers are not made). The four
     transfers fill the activation, weight and parameter buffers and empty the output buffer (``segments`` =
-    ``row_blocks``, ``words`` = ``output_pixels``).
+    ``row_blocks``, ``words`` = ``output_pixels``). ``weights_crc`` is :func:`load_crc` of the parameter and weight
+    transfers: the engine refuses a load whose beats do not match it.
     """
     return data.StructLayout({
         "geometry": geometry_layout(),
         "in_channels": GEOMETRY_SIZE_BITS, "stride": 2, "layer": 8, "barrier": 1, "reuse_weights": 1,
         "activations": transfer_layout(), "weights": transfer_layout(), "params": transfer_layout(),
-        "outputs": transfer_layout(),
+        "outputs": transfer_layout(), "weights_crc": 32,
     })
+
+
+def run_beats(address: int, length: int) -> tuple[int, int]:
+    """The bytes ``[start, end)`` of the whole memory beats a run of ``length`` bytes from byte ``address``
+    touches."""
+    start = address - address % MEMORY_BEAT_BYTES
+    end = address + length
+    return start, end + -end % MEMORY_BEAT_BYTES
+
+
+def load_crc(memory, descriptor: Mapping, config: AcceleratorConfig) -> int:
+    """CRC-32 (zlib's) of the whole beats the parameter transfer and then the weight transfer read from ``memory``
+    (bytes indexed by byte offset from ``MEMORY_BASE``): what the engine's loader computes as the beats arrive,
+    beats shared with a neighbour's bytes included. Weights and parameters do not change while a program runs, so
+    the compiler can write it into each descriptor."""
+    bits = buffer_word_bits(config)
+    crc = 0
+    for name, buffer in (("params", "param"), ("weights", "weight")):
+        transfer = descriptor[name]
+        for segment in range(transfer["segments"]):
+            start, end = run_beats(transfer["address"] + segment * transfer["stride"],
+                                   transfer["words"] * memory_word_bytes(bits[buffer]))
+            crc = zlib.crc32(bytes(memory[start:end]), crc)
+    return crc
 
 
 # The engine's error codes live in the pure-Python register map (the driver needs them on the board).

@@ -10,12 +10,14 @@ docs/system.md.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from dataclasses import dataclass
 
-__all__ = ["ACCESS", "ADDRESS_BITS", "CLEARED_BY_HARDWARE", "DATA_BITS", "ENGINE_ERRORS", "MAGIC", "REGISTERS",
-           "REGMAP_VERSION", "SET_BY_HARDWARE", "WINDOW_DETAILS", "Field", "Register", "RegisterModel", "by_name",
-           "c_header", "config_id", "engine_error", "port_name", "regmap_dict", "regmap_json"]
+__all__ = ["ACCESS", "ADDRESS_BITS", "CLEARED_BY_HARDWARE", "CORRUPTED_DETAILS", "DATA_BITS", "ENGINE_ERRORS",
+           "MAGIC", "REGISTERS", "REGMAP_VERSION", "SET_BY_HARDWARE", "WINDOW_DETAILS", "Field", "Register",
+           "RegisterModel", "by_name", "c_header", "config_id", "engine_error", "port_name", "regmap_dict",
+           "regmap_json"]
 
 #: Width of the register bus and of every register.
 DATA_BITS = 32
@@ -62,7 +64,14 @@ ENGINE_ERRORS = {
     9: ("aborted", "the host aborted the run (CONTROL.abort); TILES_DONE tiles were stored whole"),
     10: ("outside_window", "a transfer would leave the memory window [MEMORY_BASE, MEMORY_BASE + MEMORY_SIZE); "
                            "ERROR_DETAIL names it"),
-    11: ("corrupted", "a descriptor's CRC-32 does not match: its bytes changed after the compiler wrote them"),
+    11: ("corrupted", "a CRC-32 does not match: bytes changed after the compiler wrote them; ERROR_DETAIL names "
+                      "them"),
+}
+
+#: ``ERROR_DETAIL`` with error ``corrupted``: which bytes failed their CRC-32.
+CORRUPTED_DETAILS = {
+    0: ("descriptor", "the descriptor's 128 bytes"),
+    1: ("weights", "the parameters and weights the descriptor loads (its weights_crc)"),
 }
 
 #: ``ERROR_DETAIL`` with error ``outside_window``: which transfer left the window.
@@ -81,9 +90,10 @@ def engine_error(code: int, detail: int | None = None) -> str:
     """``"name: meaning"`` of an engine error code (an unknown code says so); with ``detail`` (``ERROR_DETAIL``)
     and code ``outside_window``, the transfer it names."""
     name, meaning = ENGINE_ERRORS.get(int(code), ("unknown", f"unknown error code {int(code)}"))
-    if name == "outside_window" and detail is not None:
-        meaning = meaning.replace("ERROR_DETAIL names it", f"detail {int(detail)}: "
-                                  f"{WINDOW_DETAILS.get(int(detail), ('', 'unknown detail'))[1]}")
+    details = {"outside_window": WINDOW_DETAILS, "corrupted": CORRUPTED_DETAILS}.get(name)
+    if details is not None and detail is not None:
+        meaning = re.sub("ERROR_DETAIL names (it|them)", f"detail {int(detail)}: "
+                         f"{details.get(int(detail), ('', 'unknown detail'))[1]}", meaning)
     return f"{name}: {meaning}"
 
 
@@ -144,7 +154,7 @@ REGISTERS: tuple[Register, ...] = (
     _whole("ERROR", 0x14, "RO", "the first error of the last run (ENGINE_ERRORS code; 0 none)", 4),
     _whole("FAILED_DESCRIPTOR", 0x18, "RO", "the descriptor the first error concerns", 16),
     _whole("ERROR_DETAIL", 0x1C, "RO", "with ERROR outside_window, the transfer that left the window "
-                                        "(WINDOW_DETAILS); 0 otherwise", 3),
+                                        "(WINDOW_DETAILS); with corrupted, the bytes (CORRUPTED_DETAILS); else 0", 3),
     _whole("PROGRAM_ADDRESS", 0x20, "RW", "byte offset of descriptor 0 from MEMORY_BASE (a multiple of 16)"),
     _whole("PROGRAM_LENGTH", 0x24, "RW", "descriptors to run", 16),
     Register("MEMORY_BASE_LO", 0x28, "Low word of the byte address every engine address is relative to", (
@@ -273,6 +283,8 @@ def regmap_dict(config_dict: dict | None = None) -> dict:
         "errors": {str(code): {"name": name, "meaning": meaning} for code, (name, meaning) in ENGINE_ERRORS.items()},
         "window_details": {str(detail): {"name": name, "meaning": meaning}
                            for detail, (name, meaning) in WINDOW_DETAILS.items()},
+        "corrupted_details": {str(detail): {"name": name, "meaning": meaning}
+                              for detail, (name, meaning) in CORRUPTED_DETAILS.items()},
         "constants": {"MAGIC": MAGIC},
     }
     if config_dict is not None:
@@ -305,6 +317,8 @@ def c_header(config_dict: dict | None = None) -> str:
     lines.append("")
     for detail, (name, _meaning) in WINDOW_DETAILS.items():
         lines.append(f"#define ESB_WINDOW_DETAIL_{name.upper()} {detail}u")
+    for detail, (name, _meaning) in CORRUPTED_DETAILS.items():
+        lines.append(f"#define ESB_CORRUPTED_DETAIL_{name.upper()} {detail}u")
     lines.append("")
     for name, value in sorted(data["constants"].items()):
         lines.append(f"#define ESB_{name} 0x{value:08X}u")

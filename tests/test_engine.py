@@ -460,3 +460,28 @@ def test_an_abort_when_idle_changes_nothing():
     first, second, output = abort_then_rerun(program, abort_idle=True)
     assert (first["error"], first["tiles_done"]) == (0, len(program.tiles))
     assert second["error"] == 0 and np.array_equal(output, expected)
+
+
+@pytest.mark.parametrize("region", ["weights_0", "params_0"])
+def test_a_changed_weight_or_parameter_byte_is_refused_before_the_tile_computes(region):
+    """A bit flipped in the weights or parameters in memory (after the compiler wrote the descriptors' weights_crc)
+    ends the run with corrupted, detail 1, at the first descriptor that loads it: no tile is computed from it."""
+    layer = random_layer(CONFIG, np.random.default_rng(4), "conv2d", 6, 5, 3, 2, 1, True)
+    program, _ = program_of([layer], (5, 9, 8))
+    memory = memory_for(program)
+    address, _ = program.regions[region]
+    memory.memory[address + 3] ^= 0x20  # in the first row block's words: descriptor 0 loads it
+    run = run_engine(program, memory)
+    assert (run.error, run.error_detail, run.failed_descriptor) == (ERROR_CODES["corrupted"], 1, 0), run.error_text
+    assert run.tiles_done == 0 and run.memory.beats_written == 0
+    assert "detail 1: the parameters and weights the descriptor loads" in run.error_text
+
+
+def test_a_changed_descriptor_byte_is_refused_with_detail_0():
+    layer = random_layer(CONFIG, np.random.default_rng(4), "conv2d", 6, 5, 3, 2, 1, True)
+    program, _ = program_of([layer], (5, 9, 8))
+    memory = memory_for(program)
+    memory.memory[program.program_address + DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES + 40] ^= 0x04  # descriptor 1
+    run = run_engine(program, memory)
+    assert (run.error, run.error_detail, run.failed_descriptor) == (ERROR_CODES["corrupted"], 0, 1), run.error_text
+    assert run.tiles_done == 1  # the first tile, loaded before, is stored whole

@@ -31,7 +31,7 @@ def descriptors_of(bundle):
             for index in range(bundle.descriptors)]
 
 
-@pytest.mark.parametrize("kind", CORRUPTED + HOSTILE)
+@pytest.mark.parametrize("kind", [kind for kind in CORRUPTED + HOSTILE if kind != "weight_bits"])
 def test_each_kind_changes_one_descriptor_as_it_says(kind):
     name, program = programs()[0]
     bundle = to_bundle(program, name)
@@ -47,6 +47,20 @@ def test_each_kind_changes_one_descriptor_as_it_says(kind):
             bundle.program_address + bundle.descriptors * DESCRIPTOR_BYTES:]
 
 
+def test_weight_bits_change_only_weights_and_parameters():
+    name, program = programs()[0]
+    bundle = to_bundle(program, name)
+    inside = set()
+    for region, (address, size) in program.regions.items():
+        if region.startswith(("weights_", "params_")):
+            inside.update(range(address, address + size))
+    for seed in range(20):
+        case = corrupt(bundle, CONFIG, random.Random(seed), "weight_bits", program.regions)
+        changed = {index for index, (old, new) in enumerate(zip(bundle.image, case.bundle.image, strict=True))
+                   if old != new}
+        assert changed and changed <= inside, case.change
+
+
 def fake_run(ok=True, exact=True, bundle=None, outside=(), canaries=True, error=0):
     output = bundle.expected if exact else bytes(len(bundle.expected))
     return {"outcome": "ok" if ok else "RunFailed", "message": "", "output": output.hex(), "error": error,
@@ -56,10 +70,12 @@ def fake_run(ok=True, exact=True, bundle=None, outside=(), canaries=True, error=
 def test_the_report_flags_every_broken_rule():
     """Wrong runs fed to the report: each broken rule is a failure; the allowed outcomes are not."""
     named = programs()
-    cases = fuzz_cases(named, 4)
+    cases = fuzz_cases(named, 5)
     goods = [to_bundle(program, name) for name, program in named]
     kinds = [case.kind for case in cases]
     assert kinds == list(CORRUPTED + HOSTILE)
+    assert kinds[3:] == ["window", "field"]
+    cases = cases[:2] + cases[3:]  # bit_flips, garbage, window, field
     roles = [("changed", number) for number in range(4)] + [("good", 0)]
 
     def report(runs):
@@ -86,14 +102,16 @@ def test_the_report_flags_every_broken_rule():
 
 
 def test_corrupted_and_hostile_programs_stay_in_the_window_on_verilator():
-    """Eight changed programs, two of each kind, each followed by a good one (bench/window_fuzz.py: 240)."""
+    """Ten changed programs, two of each kind, each followed by a good one (bench/window_fuzz.py: 250)."""
     require_simulator("verilator")
-    report = run_fuzz(CONFIG, programs(), 8, seed=4)
+    report = run_fuzz(CONFIG, programs(), 10, seed=4)
     assert report["failures"] == []
-    assert sum(counts["programs"] for counts in report["kinds"].values()) == 8
-    for kind in CORRUPTED:
+    assert sum(counts["programs"] for counts in report["kinds"].values()) == 10
+    for kind in ("bit_flips", "garbage"):
         assert report["kinds"][kind].get("error corrupted") == 2, report
-    assert report["good"] == {"runs": 8, "exact": 8}
+    weights = report["kinds"]["weight_bits"]
+    assert weights.get("error corrupted", 0) + weights.get("exact", 0) == 2, report
+    assert report["good"] == {"runs": 10, "exact": 10}
 
 
 @pytest.mark.slow
@@ -101,9 +119,10 @@ def test_two_hundred_changed_programs_stay_in_the_window():
     require_simulator("verilator")
     report = run_fuzz(CONFIG, programs(), 200, seed=7, good_every=4)
     assert report["failures"] == []
-    for kind in CORRUPTED:
+    for kind in ("bit_flips", "garbage"):
         counts = report["kinds"][kind]
-        assert counts.get("error corrupted") == counts["programs"] == 50, report
+        assert counts.get("error corrupted") == counts["programs"] == 40, report
+    assert report["kinds"]["weight_bits"].get("silently wrong", 0) == 0
     assert sum(counts.get("bursts outside", 0) for counts in report["kinds"].values()) == 0
     assert report["good"]["exact"] == report["good"]["runs"] == 50
 

@@ -54,7 +54,8 @@ def test_engine_error_names_known_and_unknown_codes():
     assert engine_error(15).startswith("unknown: unknown error code 15")
     assert engine_error(10, 4).endswith("; detail 4: the descriptor's output transfer")
     assert engine_error(10, 7).endswith("; detail 7: unknown detail")
-    assert engine_error(7, 4) == engine_error(7), "a detail only qualifies outside_window"
+    assert engine_error(7, 4) == engine_error(7), "a detail only qualifies outside_window and corrupted"
+    assert engine_error(11, 1).endswith("; detail 1: the parameters and weights the descriptor loads (its weights_crc)")
 
 
 def header_values(tmp_path, header: str) -> dict:
@@ -68,6 +69,7 @@ def header_values(tmp_path, header: str) -> dict:
             names += [f"{prefix}_SHIFT", f"{prefix}_WIDTH", f"{prefix}_MASK"]
     names += [f"ESB_ERROR_{error['name'].upper()}" for error in data["errors"].values()]
     names += [f"ESB_WINDOW_DETAIL_{detail['name'].upper()}" for detail in data["window_details"].values()]
+    names += [f"ESB_CORRUPTED_DETAIL_{detail['name'].upper()}" for detail in data["corrupted_details"].values()]
     names += [f"ESB_{name}" for name in data["constants"]]
     (tmp_path / "esb_regmap.h").write_text(header)
     body = "\n".join(f'  printf("{name} %lu\\n", (unsigned long)({name}));' for name in names)
@@ -94,6 +96,8 @@ def expected_values(data: dict) -> dict:
     values.update({f"ESB_ERROR_{error['name'].upper()}": int(code) for code, error in data["errors"].items()})
     values.update({f"ESB_WINDOW_DETAIL_{detail['name'].upper()}": int(code)
                    for code, detail in data["window_details"].items()})
+    values.update({f"ESB_CORRUPTED_DETAIL_{detail['name'].upper()}": int(code)
+                   for code, detail in data["corrupted_details"].items()})
     values.update({f"ESB_{name}": value for name, value in data["constants"].items()})
     return values
 

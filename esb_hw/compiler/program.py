@@ -21,6 +21,7 @@ estimates a program's cycles from start to done, tile by tile (a MODEL, checked 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +43,7 @@ from ..layouts import (
     buffer_word_bits,
     descriptor_image,
     engine_error,
+    load_crc,
     memory_word_bytes,
     pack,
     pack_memory_words,
@@ -291,7 +293,7 @@ def compile_program(config: AcceleratorConfig, layers, input_shape, activation_c
     tiles_per_layer = tile_layers(config, schedules)
     regions, end = allocate(config, schedules, sum(len(tiles) for tiles in tiles_per_layer), base)
     tiles = describe(config, schedules, tiles_per_layer, regions)
-    image = build_image(config, schedules, tiles, regions, base, end, shapes[0], activation_codes)
+    image, tiles = build_image(config, schedules, tiles, regions, base, end, shapes[0], activation_codes)
     return Program(config, layers, shapes, schedules, tiles, image, regions, base)
 
 
@@ -436,6 +438,7 @@ def describe_layer(config: AcceleratorConfig, index: int, schedule: Schedule, la
                                 (rb_end - rb_first) * config.rows),
             "outputs": _transfer(output_address + (rb_first * layer_pixels + band_start) * sizes["output"],
                                  record["output_pixels"], rb_end - rb_first, layer_pixels * sizes["output"]),
+            "weights_crc": 0,  # set by build_image, from the image
         }
         tiles.append(Tile(index, (rb_first, rb_end), (oy_first, oy_end), (iy_first, iy_end), tile_schedule,
                           descriptor))
@@ -443,21 +446,16 @@ def describe_layer(config: AcceleratorConfig, index: int, schedule: Schedule, la
 
 
 def build_image(config: AcceleratorConfig, schedules: list[Schedule], tiles: list[Tile], regions: dict, base: int,
-                end: int, input_shape, activation_codes) -> bytes:
-    """Phase 5: the memory image from ``base`` to ``end``: the packed descriptors (each checked as the engine
-    would), the input codes, the weights and the parameters; output space is zero."""
+                end: int, input_shape, activation_codes) -> tuple[bytes, list[Tile]]:
+    """Phase 5: the memory image from ``base`` to ``end``: the input codes, the weights, the parameters, and the
+    packed descriptors (each checked as the engine would, with its ``weights_crc`` taken from the image); output
+    space is zero. Returns the image and the tiles with their final descriptors."""
     bits = buffer_word_bits(config)
     image = bytearray(end - base)
 
     def put(address: int, blob: bytes) -> None:
         image[address - base: address - base + len(blob)] = blob
 
-    for number, tile in enumerate(tiles):
-        code = descriptor_error(config, tile.descriptor, memory_size=end + -end % MEMORY_BEAT_BYTES)
-        if code:  # a compiler bug, not the user's: the engine would refuse the descriptor
-            raise AssertionError(f"descriptor {number} fails the engine's check: {engine_error(code)}")
-        put(regions["descriptors"][0] + number * DESCRIPTOR_BYTES,
-            descriptor_image(tile.descriptor, where=f"descriptor {number}"))
     if activation_codes is not None:
         codes = np.asarray(activation_codes)
         if codes.shape != input_shape:
@@ -468,7 +466,27 @@ def build_image(config: AcceleratorConfig, schedules: list[Schedule], tiles: lis
     for index, schedule in enumerate(schedules):
         put(regions[f"weights_{index}"][0], pack_memory_words(bits["weight"], weight_image(schedule)))
         put(regions[f"params_{index}"][0], pack_memory_words(bits["param"], param_image(schedule)))
-    return bytes(image)
+    memory = memoryview(image)
+    final = []
+    for number, tile in enumerate(tiles):
+        descriptor = {**tile.descriptor, "weights_crc": load_crc(_Offset(memory, base), tile.descriptor, config)}
+        code = descriptor_error(config, descriptor, memory_size=end + -end % MEMORY_BEAT_BYTES)
+        if code:  # a compiler bug, not the user's: the engine would refuse the descriptor
+            raise AssertionError(f"descriptor {number} fails the engine's check: {engine_error(code)}")
+        put(regions["descriptors"][0] + number * DESCRIPTOR_BYTES,
+            descriptor_image(descriptor, where=f"descriptor {number}"))
+        final.append(dataclasses.replace(tile, descriptor=descriptor))
+    return bytes(image), final
+
+
+class _Offset:
+    """The image seen from ``MEMORY_BASE``: byte ``i`` is the image's byte ``i - base``."""
+
+    def __init__(self, image, base: int):
+        self.image, self.base = image, base
+
+    def __getitem__(self, key: slice):
+        return self.image[key.start - self.base:key.stop - self.base]
 
 
 def program_error(config: AcceleratorConfig, descriptors: list[dict], *, memory_size: int) -> tuple[int, int]:

@@ -4,9 +4,10 @@ the good program. Used by ``bench/window_fuzz.py`` and ``tests/test_system.py``.
 
 Two families, told apart because the hardware owes them different things:
 
-- **corrupted** (``bit_flips``, ``garbage``): the descriptor's bytes changed after the compiler wrote them (a
-  flipped bit in DDR, a stray write). The CRC-32 catches them: every run must end with an error (``corrupted``),
-  never a wrong answer.
+- **corrupted** (``bit_flips``, ``garbage``, ``weight_bits``): a descriptor's bytes, or the weights' and
+  parameters', changed after the compiler wrote them (a flipped bit in DDR, a stray write). The CRC-32s catch them:
+  every run must end with an error (``corrupted``) or, for a weight byte no tile reads, exactly; never a wrong
+  answer.
 - **hostile** (``window``, ``field``): the descriptor was changed and its CRC recomputed (a compiler bug, or a
   program written to escape). The engine cannot know what was meant: a run may end with an error or with any
   output, but no burst may leave the window and the next good program must be exact.
@@ -35,7 +36,7 @@ from esb_hw.regmap import ENGINE_ERRORS
 
 __all__ = ["CORRUPTED", "HOSTILE", "FuzzCase", "corrupt", "fuzz_cases", "fuzz_report", "run_fuzz"]
 
-CORRUPTED = ("bit_flips", "garbage")
+CORRUPTED = ("bit_flips", "garbage", "weight_bits")
 HOSTILE = ("window", "field")
 
 
@@ -82,8 +83,24 @@ def _field_range(path: str) -> tuple[int, int]:
     return 0, (1 << shape.width) - 1
 
 
-def corrupt(bundle: ProgramBundle, config: AcceleratorConfig, rng: random.Random, kind: str) -> FuzzCase:
-    """``bundle`` with one descriptor changed as ``kind`` says (:data:`CORRUPTED`, :data:`HOSTILE`)."""
+def corrupt(bundle: ProgramBundle, config: AcceleratorConfig, rng: random.Random, kind: str,
+            regions: dict | None = None) -> FuzzCase:
+    """``bundle`` with one descriptor changed as ``kind`` says (:data:`CORRUPTED`, :data:`HOSTILE`), or for
+    ``weight_bits`` bits of the weights or parameters (``regions``: the program's)."""
+    if kind == "weight_bits":
+        names = sorted(name for name in regions or {} if name.startswith(("weights_", "params_")))
+        if not names:
+            raise ValueError("weight_bits needs the program's regions")
+        name = rng.choice(names)
+        address, size = regions[name]
+        image = bytearray(bundle.image)
+        bits = [8 * address + rng.randrange(8 * size) for _ in range(rng.choice((1, 1, 2, 3)))]
+        for bit in bits:
+            image[bit // 8] ^= 1 << bit % 8
+        if bytes(image) == bundle.image:
+            return corrupt(bundle, config, rng, kind, regions)
+        change = f"{name}: bits {sorted(bit - 8 * address for bit in bits)} flipped"
+        return FuzzCase(dataclasses.replace(bundle, image=bytes(image), name=f"{bundle.name}_{kind}"), kind, change)
     index = rng.randrange(bundle.descriptors)
     at = bundle.program_address + index * DESCRIPTOR_BYTES
     image = bytearray(bundle.image)
@@ -149,14 +166,14 @@ def _hostile(descriptor: dict, config: AcceleratorConfig, rng: random.Random, ki
 
 
 def fuzz_cases(programs: list[tuple[str, Program]], count: int, seed: int = 1) -> list[FuzzCase]:
-    """``count`` changed programs, the four kinds in turn, each from one of ``programs`` (name, program)."""
+    """``count`` changed programs, the kinds in turn, each from one of ``programs`` (name, program)."""
     rng = random.Random(seed)
-    bundles = [(to_bundle(program, name), program.config) for name, program in programs]
+    bundles = [(to_bundle(program, name), program) for name, program in programs]
     kinds = CORRUPTED + HOSTILE
     cases = []
     for number in range(count):
-        bundle, config = bundles[number % len(bundles)]
-        cases.append(corrupt(bundle, config, rng, kinds[number % len(kinds)]))
+        bundle, program = bundles[number % len(bundles)]
+        cases.append(corrupt(bundle, program.config, rng, kinds[number % len(kinds)], program.regions))
     return cases
 
 

@@ -20,10 +20,11 @@ already loaded finish and are stored, nothing else is loaded or written, and ``e
 (:data:`esb_hw.layouts.ENGINE_ERRORS`) with the failing descriptor's index in ``failed_descriptor``.
 
 The engine stays inside its memory window, byte offsets ``[0, memory_size)``: a run whose descriptors do not lie
-inside it is refused before the first fetch, each descriptor's CRC-32 is checked as its beats arrive (error
-``corrupted``), and the checker refuses a transfer that leaves the window (error ``outside_window``, with
-``error_detail`` naming it). The AXI master's bus guard refuses any request that leaves it all the same
-(``read_refused``/``write_refused``; docs/system.md, "The memory window").
+inside it is refused before the first fetch, and the checker refuses a transfer that leaves the window (error
+``outside_window``, with ``error_detail`` naming it). The AXI master's bus guard refuses any request that leaves it
+all the same (``read_refused``/``write_refused``; docs/system.md, "The memory window"). Each descriptor's CRC-32 is
+checked as its beats arrive, and each load's parameters and weights against the descriptor's ``weights_crc``
+(error ``corrupted``, detail 0 or 1): a changed bit is an error, not a wrong answer.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ class Engine(wiring.Component):
         bits = buffer_word_bits(config)
         self.checker = DescriptorChecker(config)
         self.loader = Loader([bits["param"], bits["weight"], bits["activation"]],
-                             [config.param_words, config.weight_words, config.activation_words])
+                             [config.param_words, config.weight_words, config.activation_words], crc_kinds=2)
         self.storer = Storer(bits["output"], config.output_words)
         super().__init__({
             "start": In(1), "abort": In(1), "program_address": In(32), "program_length": In(16),
@@ -299,6 +300,9 @@ class Engine(wiring.Component):
                 with m.If(loader.done):
                     with m.If(loader.error):
                         self._fail(m, ERROR_CODES["read"], index)
+                        m.next = "stop"
+                    with m.Elif(~fetched.reuse_weights & (loader.crc != fetched.weights_crc)):
+                        self._fail(m, ERROR_CODES["corrupted"], index, 1)  # the tile is never computed
                         m.next = "stop"
                     with m.Elif(aborting):  # the bank holds a part of the tile: it is never computed
                         m.next = "stop"

@@ -16,6 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from ...errors import ParameterError
 from ...layouts import (
+    MEMORY_BEAT_BITS,
     MEMORY_BEAT_BYTES,
     MEMORY_LENGTH_BITS,
     memory_read_layout,
@@ -25,6 +26,7 @@ from ...layouts import (
     transfer_layout,
 )
 from ..checks import require_int
+from .crc import Crc32
 
 __all__ = ["Loader", "Storer", "buffer_write_layout"]
 
@@ -107,6 +109,8 @@ class Loader(wiring.Component):
         Each buffer's word width.
     depths : list of int
         Each buffer's words per bank (powers of two, ``16..2**19``).
+    crc_kinds : int
+        The first ``crc_kinds`` transfers are summed by a CRC-32 as their beats are taken (0: none).
 
     Attributes
     ----------
@@ -126,6 +130,9 @@ class Loader(wiring.Component):
         One cycle, after the last word is written.
     error : Out(1)
         A read beat of this load had its ``error`` bit set (valid with ``done``; the load still takes every beat).
+    crc : Out(32)
+        zlib's CRC-32 of every beat of the first ``crc_kinds`` transfers of this load, whole beats in the order
+        taken (valid with ``done``; :func:`esb_hw.layouts.load_crc`).
     request : Out(stream.Signature(memory_request_layout()))
         One request per run, issued ahead of the data.
     data : In(stream.Signature(memory_read_layout()))
@@ -136,9 +143,11 @@ class Loader(wiring.Component):
     per cycle for wider words.
     """
 
-    def __init__(self, word_bits: list[int], depths: list[int]):
+    def __init__(self, word_bits: list[int], depths: list[int], *, crc_kinds: int = 0):
         if len(word_bits) != len(depths) or not word_bits:
             raise ParameterError("word_bits and depths must be non-empty lists of the same length")
+        require_int("crc_kinds", crc_kinds, 0, len(word_bits))
+        self.crc_kinds = crc_kinds
         for index, (bits, depth) in enumerate(zip(word_bits, depths, strict=True)):
             require_int(f"word_bits[{index}]", bits, 1, 1024)
             require_int(f"depths[{index}]", depth, 16, 1 << 19)
@@ -148,7 +157,7 @@ class Loader(wiring.Component):
             _check_request_length(f"buffer {index}", size, depth)
         members = {"start": In(1), "stop": In(1), "banks": In(len(depths)), "first_kind": In(range(len(depths))),
                    "transfers": In(data.ArrayLayout(transfer_layout(), len(depths))),
-                   "busy": Out(1), "done": Out(1), "error": Out(1),
+                   "busy": Out(1), "done": Out(1), "error": Out(1), "crc": Out(32),
                    "request": Out(stream.Signature(memory_request_layout())),
                    "data": In(stream.Signature(memory_read_layout()))}
         for index, (bits, depth) in enumerate(zip(word_bits, depths, strict=True)):
@@ -232,6 +241,11 @@ class Loader(wiring.Component):
         with m.If(take_word & last_word):
             m.d.sync += received.eq(received + 1)
         self._finish(m, run, take_word, last_word, consuming, self.stop & ~issuing & (asked == received))
+        if self.crc_kinds:  # each held beat is released once: then it is summed, whole
+            m.submodules.crc = crc = Crc32(MEMORY_BEAT_BITS)
+            m.d.comb += [crc.clear.eq(starting), crc.data.eq(beat.data),
+                         crc.enable.eq(consuming & holding & release & ~new_run & (run.kind < self.crc_kinds)),
+                         self.crc.eq(crc.value ^ 0xFFFFFFFF)]
         return m
 
     def _word(self, m, kind, size, beat, lane, wide, gathered, last_word, take_word, release):
