@@ -28,6 +28,7 @@ from esb_hw.layouts import (
     MEMORY_BEAT_BYTES,
     buffer_word_bits,
     descriptor_image,
+    load_crc,
     memory_word_bytes,
 )
 from esb_hw.sim.engine import memory_for, run_engine
@@ -128,14 +129,19 @@ def test_the_next_layer_waits_for_the_last_store_of_the_previous():
 
 
 def test_a_corrupted_weight_is_caught_by_the_comparison():
-    """The bit-exact comparison fails when the memory holds a wrong weight."""
+    """The bit-exact comparison fails when the memory holds a wrong weight (the descriptors re-signed for it, as a
+    compiler bug would: the engine's CRC then passes)."""
     layer = random_layer(CONFIG, np.random.default_rng(1), "conv2d", 4, 4, 3, 1, 1, False)
     program, x = program_of([layer], (4, 5, 5))
     memory = memory_for(program)
     address = program.regions["weights_0"][0]
     memory.write_bytes(address, bytes([memory.read_bytes(address, 1)[0] ^ 0x11]))
+    for index, tile in enumerate(program.tiles):
+        descriptor = dict(tile.descriptor, weights_crc=load_crc(memory.memory, tile.descriptor, CONFIG))
+        memory.write_bytes(program.program_address + index * DESCRIPTOR_BEATS * MEMORY_BEAT_BYTES,
+                           descriptor_image(descriptor))
     run = run_engine(program, memory)
-    assert run.error == 0
+    assert run.error == 0, run.error_text
     assert not np.array_equal(run.output(program), reference(CONFIG, layer, x))
 
 
