@@ -126,10 +126,14 @@ class FakeSystem:
         address, length = self.program.regions["descriptors"]
         window = self.registers["memory_size_lo"] << 4 | self.registers["memory_size_hi"] << 32
         detail, failed = 0, 1
+        device = self.device[start + address:start + address + length]
         if window == 0 or address + length > window:
-            self.error = 10  # outside_window, the program
-        elif self.device[start + address:start + address + length] != self.program.image[address:address + length]:
-            self.error = 11  # the hardware would read zeros or stale descriptors: corrupted
+            self.error, failed = 10, 0  # outside_window, the program
+        elif device != self.program.image[address:address + length]:  # zeros or stale descriptors: corrupted
+            self.error = 11
+            failed = next(index for index in range(len(self.program.tiles))
+                          if device[index * 128:(index + 1) * 128]
+                          != self.program.image[address + index * 128:address + (index + 1) * 128])
         elif not self.error:  # the checker's verdict, as the compiler's twin gives it
             descriptors = [tile.descriptor for tile in self.program.tiles]
             self.error, index = program_error(self.program.config, descriptors, memory_size=window)

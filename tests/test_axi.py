@@ -240,8 +240,8 @@ async def count_refusals(ctx, dut, counts):
 
 
 def test_the_guard_refuses_reads_that_leave_the_window():
-    """A read whose beats leave the window makes no burst; its beats come back in order with ``error`` set (data
-    0), after the earlier reads' beats; reads inside it, even to its last beat, are untouched."""
+    """A read whose beats leave the window makes no burst; its beats come back in order with ``error`` set (their
+    data is garbage), after the earlier reads' beats; reads inside it, even to its last beat, are untouched."""
     reads = [(0, 3), (990, 20), (4, 2), (999, 1), (1000, 1), (250, 300), (0x0FF_FFFF, 1)]
     inside = [(a, b) for a, b in reads if a + b <= 1000]
     results, counts = {}, {"read": 0, "write": 0}
@@ -270,7 +270,7 @@ def test_the_guard_refuses_reads_that_leave_the_window():
 def test_the_guard_refuses_writes_that_leave_the_window():
     """A write that leaves the window makes no burst and writes no byte: its data beats are taken and dropped (the
     next request's data still goes to the next request), and its response is an error, in order."""
-    writes = [(3, 2), (995, 10), (250, 12), (1000, 1), (998, 2)]
+    writes = [(3, 2), (995, 10), (250, 12), (1000, 1), (998, 2), (900, 300), (0xFFF_FF00, 600), (10, 3)]
     rng = random.Random(9)
     beats = [(rng.getrandbits(128), 0xFFFF) for a, b in writes for _ in range(b)]
     results, counts = {}, {"read": 0, "write": 0}
@@ -291,7 +291,7 @@ def test_the_guard_refuses_writes_that_leave_the_window():
 
     slave = run_master(body, feeders=[requests, data],
                        watchers=[lambda ctx, dut: count_refusals(ctx, dut, counts)], memory_size=WINDOW)
-    assert results["responses"] == [0, 1, 0, 1, 0]
+    assert results["responses"] == [0, 1, 0, 1, 0, 1, 1, 0]  # with refused requests of two and three bursts
     assert slave.aw == [burst[:2] for a, b in writes if a + b <= 1000 for burst in reference_bursts(BASE, a, b)]
     assert all(address < BASE + WINDOW for address in slave.memory), "a byte outside the window was written"
     position = 0
@@ -302,7 +302,7 @@ def test_the_guard_refuses_writes_that_leave_the_window():
             if address + count <= 1000:
                 assert written == value.to_bytes(16, "little")
         position += count
-    assert counts == {"read": 0, "write": 2} and results["count"] == 2
+    assert counts == {"read": 0, "write": 4} and results["count"] == 4
 
 
 def test_a_zero_window_refuses_everything():
@@ -317,3 +317,23 @@ def test_a_zero_window_refuses_everything():
 
     slave = run_master(body, feeder=requests, memory_size=0)
     assert results["error"] == 1 and slave.ar == []
+
+
+@pytest.mark.parametrize(("memory_size", "beats", "refused"), [
+    (1 << 32, 1, False), (1 << 32, 2, True),  # exactly 4 GiB: the last beat of the reach, and one past it
+    ((1 << 32) + 16, 2, False), ((1 << 32) + 16, 3, True),  # 4 GiB and a beat: one beat more
+    ((1 << 40) - 16, 300, False)])  # the largest window: 4 GiB plus its low bits
+def test_a_window_of_4_gib_or_more(memory_size, beats, refused):
+    """Past 4 GiB the guard's limit is 4 GiB plus the size's bits 31:4: never more than the window."""
+    results = {}
+
+    async def requests(ctx, dut):
+        await put_many(ctx, dut.read_request, [{"address": (1 << 28) - 1, "beats": beats}])
+
+    async def body(ctx, dut, slave):
+        got = await get_many(ctx, dut.read_data, beats)
+        results["errors"] = [beat.error for beat in got]
+
+    slave = run_master(body, feeder=requests, memory_size=memory_size)
+    assert results["errors"] == [int(refused)] * beats
+    assert (slave.ar == []) is refused

@@ -129,8 +129,9 @@ def test_the_window_is_the_bundles_image_set_before_the_start(case):
 
 
 def test_a_window_smaller_than_the_program_is_refused_by_the_hardware(case):
-    """The fake hardware refuses what the real one does (the twin's verdict); a window one beat short of the
-    bundle's image is reported as outside_window with the transfer named."""
+    """The driver reports an outside_window error with the transfer it names. The fake hardware gives the compiler
+    twin's verdict (the RTL's is tested in tests/test_checker.py and tests/test_window.py) on a bundle whose image,
+    and so its window, ends 4 KiB short of the program's output."""
     program, bundle = case
     system = FakeSystem(program)
     driver = accelerator(system)

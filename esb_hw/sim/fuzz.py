@@ -5,9 +5,9 @@ the good program. Used by ``bench/window_fuzz.py`` and ``tests/test_system.py``.
 Two families, told apart because the hardware owes them different things:
 
 - **corrupted** (``bit_flips``, ``garbage``, ``weight_bits``): a descriptor's bytes, or the weights' and
-  parameters', changed after the compiler wrote them (a flipped bit in DDR, a stray write). The CRC-32s catch them:
-  every run must end with an error (``corrupted``) or, for a weight byte no tile reads, exactly; never a wrong
-  answer.
+  parameters' (every byte of which some tile loads), changed after the compiler wrote them (a flipped bit in DDR, a
+  stray write). The CRC-32s catch them: every run must end with error ``corrupted``, never a wrong answer nor even
+  a right one (that would mean a CRC did not look).
 - **hostile** (``window``, ``field``): the descriptor was changed and its CRC recomputed (a compiler bug, or a
   program written to escape). The engine cannot know what was meant: a run may end with an error or with any
   output, but no burst may leave the window and the next good program must be exact.
@@ -203,7 +203,8 @@ def run_fuzz(config: AcceleratorConfig, programs: list[tuple[str, Program]], cou
 def fuzz_report(cases: list[FuzzCase], goods: list[ProgramBundle], roles: list, runs: list[dict]) -> dict:
     """Counts per kind: runs, outcomes (exact, silently wrong, errors by name, timeouts), bursts outside the
     window, canaries changed; and the good programs' runs (exact or not). ``failures`` lists every run that broke
-    a rule: a corrupted program not refused, a burst outside, a canary changed, a good program not exact."""
+    a rule: a corrupted program that did not end with ``corrupted``, a burst outside, a canary changed, a run that
+    did not end (a timeout), a good program not exact."""
     names = {code: name for code, (name, _) in ENGINE_ERRORS.items()}
     kinds: dict[str, Counter] = {}
     good = Counter()
@@ -232,7 +233,7 @@ def fuzz_report(cases: list[FuzzCase], goods: list[ProgramBundle], roles: list, 
         counts["bursts outside"] += outside
         counts["canaries changed"] += not run["canaries_intact"]
         broken = outside or not run["canaries_intact"] or run["outcome"] not in ("ok", "RunFailed")
-        if case.kind in CORRUPTED and outcome == "silently wrong":
+        if case.kind in CORRUPTED and outcome != "error corrupted":  # the CRCs refuse every one
             broken = True
         if broken:
             failures.append(f"{case.kind} ({case.change}): {outcome}, {outside} bursts outside, canaries "

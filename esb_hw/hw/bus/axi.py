@@ -161,10 +161,12 @@ class AxiMaster(wiring.Component):
     request makes no burst and no response. IDs are 0 (responses
     in order); ARCACHE/AWCACHE are 0b0011 (normal, non-cacheable, bufferable).
 
-    The bus guard: a request whose bytes do not all lie in ``[base, base + memory_size)`` (at most 4 GiB) makes no
-    burst. A refused read gets its beats with ``error`` set (after every earlier read's beats); a refused write's
-    data beats are taken and dropped, and it gets an error response (after every earlier write's). Each refusal
-    pulses ``read_refused`` or ``write_refused`` and counts in ``refused_requests``.
+    The bus guard: a request whose bytes do not all lie in ``[base, base + memory_size)`` makes no burst (a window
+    of 4 GiB or more counts as 4 GiB plus the size's bits 31:4: never more than the window, and all the engine's
+    first beats reach; ``base + memory_size`` must not pass 2**40, which the driver ensures). A refused read gets
+    its beats with ``error`` set (after every earlier read's beats); a refused write's data beats are taken and
+    dropped, and it gets an error response (after every earlier write's). Each refusal pulses ``read_refused`` or
+    ``write_refused`` and counts in ``refused_requests``.
 
     Parameters
     ----------
@@ -181,8 +183,8 @@ class AxiMaster(wiring.Component):
         The window's size in bytes (bits 3:0 are ignored); a change counts from the next cycle on. Hold it while
         requests are in flight.
     read_refused, write_refused : Out(1)
-        One cycle per refused request, one cycle after its last burst is dropped (with its first error beat or
-        its error response).
+        One cycle per refused request, one cycle after its last burst is dropped (with that burst's first error
+        beat, or with the request's error response).
     refused_requests : Out(16)
         Refused requests since reset, stopping at 65535 (the register map's ``WINDOW_REFUSED``).
     read_request, write_request, write_data : In(stream)

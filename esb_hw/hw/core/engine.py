@@ -97,7 +97,8 @@ class Engine(wiring.Component):
     error : Out(4)
         0, or the first problem's code (:data:`esb_hw.layouts.ENGINE_ERRORS`); held until the next start.
     error_detail : Out(3)
-        With ``outside_window``, the transfer that left the window (:data:`esb_hw.regmap.WINDOW_DETAILS`).
+        With ``outside_window``, the transfer that left the window (:data:`esb_hw.regmap.WINDOW_DETAILS`); with
+        ``corrupted``, the descriptor (0) or its weights and parameters (1, :data:`esb_hw.regmap.CORRUPTED_DETAILS`).
     failed_descriptor : Out(16)
         The descriptor whose check, load or store failed (the first error's).
     tiles_done : Out(16)
@@ -155,6 +156,7 @@ class Engine(wiring.Component):
         self._fetch_and_load(m, state)
         self._compute(m, state)
         self._store(m, state)
+        self._refusals(m, state)  # last: a refusal wins over another error of the same cycle
         # The counters watch the memory streams and the layer core.
         m.d.comb += [counters.start.eq(state.starting), counters.busy.eq(self.busy),
                      counters.read_beat.eq(self.read_data.valid & self.read_data.ready),
@@ -220,10 +222,6 @@ class Engine(wiring.Component):
         with m.If(self.abort & self.busy & ~aborting & ~self.done):  # a run ending now is not aborted
             m.d.sync += aborting.eq(1)
             self._fail(m, ERROR_CODES["aborted"], index)
-        with m.If(self.read_refused):
-            self._fail(m, ERROR_CODES["outside_window"], index, 5)
-        with m.If(self.write_refused):
-            self._fail(m, ERROR_CODES["outside_window"], self.tiles_done, 6)  # tiles are stored in order
         with m.FSM(name="control") as control:
             with m.State("idle"):
                 with m.If(self.start):
@@ -391,6 +389,15 @@ class Engine(wiring.Component):
         wiring.connect(m, storer.request, wiring.flipped(self.write_request))
         wiring.connect(m, storer.data, wiring.flipped(self.write_data))
         wiring.connect(m, wiring.flipped(self.write_response), storer.response)
+
+
+    def _refusals(self, m: Module, state: _Shared) -> None:
+        """The bus guard refused a request: the run ends with ``outside_window``, at the descriptor being fetched
+        or loaded (a read) or the tile being stored (a write; tiles are stored in order)."""
+        with m.If(self.read_refused):
+            self._fail(m, ERROR_CODES["outside_window"], state.index, 5)
+        with m.If(self.write_refused):
+            self._fail(m, ERROR_CODES["outside_window"], self.tiles_done, 6)
 
 
 class _Shared:
