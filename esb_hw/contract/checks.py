@@ -92,9 +92,9 @@ def checker_cycles(descriptor: dict, config: AcceleratorConfig, *, immediate_err
     """Cycles from the checker's ``start`` to its ``done`` for ``descriptor`` (exact; they depend on the values, as
     the multiplier stops when the rest of a factor is zero): the start, the immediate checks, then per product check
     a load, per further factor a setup and one cycle per bit of the factor plus one, and a compare; then per window
-    check a load, one cycle per bit of ``segments - 1`` plus one, and a compare; ``done`` comes in the cycle after
-    the last. ``immediate_error``: an immediate check fails (the rest is skipped). ``memory_size``: the window
-    (None: every transfer is inside it)."""
+    check (after one cycle to start them) a load, two cycles for the span, a setup, one cycle per bit of
+    ``segments - 1`` plus one, and a compare; ``done`` comes in the cycle after the last. ``immediate_error``: an
+    immediate check fails (the rest is skipped). ``memory_size``: the window (None: every transfer is inside it)."""
     cycles = 2  # the start, the immediate checks
     if immediate_error:
         return cycles
@@ -107,8 +107,10 @@ def checker_cycles(descriptor: dict, config: AcceleratorConfig, *, immediate_err
         if not RELATIONS[relation](product, sum(term_value(term, descriptor, config) for term in addends)):
             return cycles
     word_bytes = {name: memory_word_bytes(bits) for name, bits in buffer_word_bits(config).items()}
+    cycles += 1  # the window checks' start (their index)
     for _detail, name, buffer in WINDOW_CHECKS:
-        cycles += 1 + (descriptor[name]["segments"] - 1).bit_length() + 1 + 1
+        # a load, the span (a multiplication by 1: two cycles), a setup, the stride's multiplication, a compare
+        cycles += 1 + 2 + 1 + (descriptor[name]["segments"] - 1).bit_length() + 1 + 1
         if memory_size is not None and transfer_end(descriptor[name], word_bytes[buffer]) > window_limit(memory_size):
             break
     return cycles

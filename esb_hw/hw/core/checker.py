@@ -36,9 +36,10 @@ __all__ = ["DescriptorChecker", "ERROR_CODES"]
 
 #: Error name -> code.
 ERROR_CODES = {name: code for code, (name, _) in ENGINE_ERRORS.items()}
-#: Width of the products: the largest, a transfer's end ``address + stride * (segments - 1) + words * word_bytes``,
-#: stays below 2**41 (the product checks' stay below 2**31).
-PRODUCT_BITS = 41
+#: Width of the products. The product checks' stay below 2**31; a transfer's end ``address + stride *
+#: (segments - 1) + words * word_bytes`` can reach 2**41, but it only matters whether it passes the window (at most
+#: 2**32): a product past 2**33 sets a sticky ``overflow`` instead, which fails the window check.
+PRODUCT_BITS = 33
 #: Width of the window's size (the register map's MEMORY_SIZE).
 MEMORY_SIZE_BITS = 40
 
@@ -68,8 +69,9 @@ class DescriptorChecker(wiring.Component):
         0 otherwise.
 
     Latency: 2 cycles, plus for each product check a load, a compare and per extra factor a setup and one cycle
-    per multiplier bit plus one, and for each window check a load, a compare and one cycle per bit of
-    ``segments - 1`` plus one (:func:`esb_hw.contract.checks.checker_cycles`, exact); one descriptor at a time.
+    per multiplier bit plus one, then a cycle, and for each window check a load, two cycles for the span, a setup,
+    a compare and one cycle per bit of ``segments - 1`` plus one (:func:`esb_hw.contract.checks.checker_cycles`,
+    exact); one descriptor at a time.
     """
 
     def __init__(self, config: AcceleratorConfig):
@@ -134,7 +136,8 @@ class DescriptorChecker(wiring.Component):
         # The pixel walk's length: output_pixels, times 4 with pooling (a window's four pixels).
         walk_pixels = Signal(len(d.geometry.output_pixels) + 2)
         products = self._products(d, walk_pixels)
-        product, multiplicand, bound = Signal(PRODUCT_BITS), Signal(PRODUCT_BITS), Signal(PRODUCT_BITS + 1)
+        product, multiplicand, bound = Signal(PRODUCT_BITS), Signal(PRODUCT_BITS), Signal(PRODUCT_BITS)
+        overflow = Signal()
         multiplier = Signal(max(len(factor) for _, factors, _, _ in products for factor in factors))
         limit = Signal(range(ENGINE_REACH + 1))  # the window, clamped to the engine's reach
         with m.If(self.start & ~self.busy):
@@ -153,7 +156,8 @@ class DescriptorChecker(wiring.Component):
                         m.next = "report"
             for index, (name, factors, relation, rhs) in enumerate(products):
                 with m.State(f"load_{index}"):
-                    m.d.sync += [product.eq(factors[0]), bound.eq(rhs)]  # registered: no adder before the compare
+                    # registered: no adder before the compare
+                    m.d.sync += [product.eq(factors[0]), bound.eq(rhs), overflow.eq(0)]
                     m.next = f"setup_{index}_1" if len(factors) > 1 else f"compare_{index}"
                 for position in range(1, len(factors)):
                     following = f"setup_{index}_{position + 1}" if position + 1 < len(factors) else \
@@ -162,12 +166,7 @@ class DescriptorChecker(wiring.Component):
                         m.d.sync += [multiplicand.eq(product), multiplier.eq(factors[position]), product.eq(0)]
                         m.next = f"multiply_{index}_{position}"
                     with m.State(f"multiply_{index}_{position}"):
-                        with m.If(multiplier == 0):
-                            m.next = following
-                        with m.Else():
-                            with m.If(multiplier[0]):
-                                m.d.sync += product.eq(product + multiplicand)
-                            m.d.sync += [multiplicand.eq(multiplicand << 1), multiplier.eq(multiplier >> 1)]
+                        _multiply_step(m, product, multiplicand, multiplier, overflow, following)
                 with m.State(f"compare_{index}"):
                     passed = {"<=": product <= bound, "==": product == bound, ">=": product >= bound,
                               "<": product < bound}[relation]
@@ -176,36 +175,70 @@ class DescriptorChecker(wiring.Component):
                     with m.Else():
                         m.d.sync += self.error.eq(ERROR_CODES[name])
                         m.next = "report"
-            self._window(m, d, limit, product, multiplicand, multiplier, bound)
+            self._window(m, d, limit, product, multiplicand, multiplier, bound, overflow)
             with m.State("report"):
                 m.d.comb += self.done.eq(1)
                 m.next = "idle"
         m.d.comb += self.busy.eq(~fsm.ongoing("idle"))
         return m
 
-    def _window(self, m: Module, d, limit, product, multiplicand, multiplier, bound) -> None:
-        """The window checks (:data:`esb_hw.contract.checks.WINDOW_CHECKS`): per transfer, ``product`` starts at
-        ``address + words * word_bytes`` and adds ``stride * (segments - 1)`` by shift and add; then
-        ``product <= limit``."""
+    def _window(self, m: Module, d, limit, product, multiplicand, multiplier, bound, overflow) -> None:
+        """The window checks (:data:`esb_hw.contract.checks.WINDOW_CHECKS`), one transfer at a time, on the product
+        checks' shift-and-add multiplier: ``product`` starts at ``address``, adds ``words * word_bytes`` (a
+        multiplication by 1, so that no adder of its own is needed) and ``stride * (segments - 1)``; then
+        ``product <= limit`` unless it overflowed. The transfer is selected by a 2-bit index (one 4:1 multiplexer
+        per bit), not by a state of its own."""
         bits = buffer_word_bits(self.config)
-        for index, (detail, name, buffer) in enumerate(WINDOW_CHECKS):
-            transfer = getattr(d, name)
-            shift = memory_word_bytes(bits[buffer]).bit_length() - 1
-            following = f"window_load_{index + 1}" if index + 1 < len(WINDOW_CHECKS) else "report"
-            with m.State(f"window_load_{index}"):
-                m.d.sync += [product.eq(transfer.address + (transfer.words << shift)), multiplicand.eq(transfer.stride),
-                             multiplier.eq(transfer.segments - 1), bound.eq(limit)]
-                m.next = f"window_multiply_{index}"
-            with m.State(f"window_multiply_{index}"):
-                with m.If(multiplier == 0):
-                    m.next = f"window_compare_{index}"
-                with m.Else():
-                    with m.If(multiplier[0]):
-                        m.d.sync += product.eq(product + multiplicand)
-                    m.d.sync += [multiplicand.eq(multiplicand << 1), multiplier.eq(multiplier >> 1)]
-            with m.State(f"window_compare_{index}"):
-                with m.If(product <= bound):
-                    m.next = following
-                with m.Else():
-                    m.d.sync += [self.error.eq(ERROR_CODES["outside_window"]), self.detail.eq(detail)]
-                    m.next = "report"
+        details = [detail for detail, _, _ in WINDOW_CHECKS]
+        assert details == list(range(1, len(WINDOW_CHECKS) + 1))  # the detail is the index plus one
+        index = Signal(range(len(WINDOW_CHECKS)))
+        transfers = [getattr(d, name) for _, name, _ in WINDOW_CHECKS]
+        shifts = [memory_word_bytes(bits[buffer]).bit_length() - 1 for _, _, buffer in WINDOW_CHECKS]
+
+        def selected(value_of):
+            result = value_of(transfers[-1], shifts[-1])
+            for position in reversed(range(len(transfers) - 1)):
+                result = Mux(index == position, value_of(transfers[position], shifts[position]), result)
+            return result
+
+        with m.State("window_load_0"):  # the first window check: the state the product checks go on to
+            m.d.sync += index.eq(0)
+            m.next = "window_load"
+        with m.State("window_load"):
+            m.d.sync += [product.eq(selected(lambda t, _: t.address)),
+                         multiplicand.eq(selected(lambda t, shift: t.words << shift)),
+                         multiplier.eq(1), bound.eq(limit), overflow.eq(0)]
+            m.next = "window_span"
+        with m.State("window_span"):
+            _multiply_step(m, product, multiplicand, multiplier, overflow, "window_setup")
+        with m.State("window_setup"):
+            m.d.sync += [multiplicand.eq(selected(lambda t, _: t.stride)),
+                         multiplier.eq(selected(lambda t, _: t.segments) - 1)]
+            m.next = "window_multiply"
+        with m.State("window_multiply"):
+            _multiply_step(m, product, multiplicand, multiplier, overflow, "window_compare")
+        with m.State("window_compare"):
+            with m.If(overflow | (product > bound)):
+                m.d.sync += [self.error.eq(ERROR_CODES["outside_window"]), self.detail.eq(index + 1)]
+                m.next = "report"
+            with m.Elif(index == len(WINDOW_CHECKS) - 1):
+                m.next = "report"
+            with m.Else():
+                m.d.sync += index.eq(index + 1)
+                m.next = "window_load"
+
+
+def _multiply_step(m: Module, product, multiplicand, multiplier, overflow, following: str) -> None:
+    """One cycle of the shift-and-add multiplication ``product += multiplicand * multiplier``, low bit first; on to
+    ``following`` once the multiplier is 0. A sum past ``PRODUCT_BITS`` bits, or a multiplicand that leaves them
+    while multiplier bits remain, sets ``overflow``."""
+    with m.If(multiplier == 0):
+        m.next = following
+    with m.Else():
+        total = Signal(len(product) + 1)
+        m.d.comb += total.eq(product + multiplicand)
+        with m.If(multiplier[0]):
+            m.d.sync += [product.eq(total[:-1]), overflow.eq(overflow | total[-1])]
+        m.d.sync += [multiplicand.eq(multiplicand << 1), multiplier.eq(multiplier >> 1)]
+        with m.If(multiplicand[-1] & (multiplier[1:] != 0)):
+            m.d.sync += overflow.eq(1)

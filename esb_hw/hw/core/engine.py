@@ -40,10 +40,12 @@ from ...layouts import (
     DESCRIPTOR_BEATS,
     DESCRIPTOR_BYTES,
     MEMORY_BEAT_BITS,
+    MEMORY_LENGTH_BITS,
     buffer_word_bits,
     descriptor_layout,
     memory_read_layout,
     memory_request_layout,
+    memory_word_bytes,
     memory_write_layout,
     transfer_layout,
 )
@@ -51,7 +53,7 @@ from ..checks import require_instance
 from .checker import ERROR_CODES, MEMORY_SIZE_BITS, DescriptorChecker
 from .crc import Crc32
 from .layer import LayerCore
-from .transfer import Loader, Storer
+from .transfer import Loader, Storer, run_beats
 
 __all__ = ["COUNTER_BITS", "Engine", "MAX_LAYERS", "RunCounters"]
 
@@ -126,7 +128,7 @@ class Engine(wiring.Component):
         bits = buffer_word_bits(config)
         self.checker = DescriptorChecker(config)
         self.loader = Loader([bits["param"], bits["weight"], bits["activation"]],
-                             [config.param_words, config.weight_words, config.activation_words], crc_kinds=2)
+                             [config.param_words, config.weight_words, config.activation_words])
         self.storer = Storer(bits["output"], config.output_words)
         super().__init__({
             "start": In(1), "abort": In(1), "program_address": In(32), "program_length": In(16),
@@ -286,6 +288,7 @@ class Engine(wiring.Component):
                     with m.Else():
                         m.next = "wait"
             with m.State("wait"):
+                m.d.comb += crc.clear.eq(1)  # for the load's parameters and weights
                 free = (~state.loaded.bit_select(load_bank, 1) & ~state.handoff
                         & (~fetched.barrier | state.idle_pipeline)
                         & (fetched.reuse_weights | ~state.weight_bank_busy))
@@ -299,7 +302,7 @@ class Engine(wiring.Component):
                     with m.If(loader.error):
                         self._fail(m, ERROR_CODES["read"], index)
                         m.next = "stop"
-                    with m.Elif(~fetched.reuse_weights & (loader.crc != fetched.weights_crc)):
+                    with m.Elif(~fetched.reuse_weights & ((crc.value ^ 0xFFFFFFFF) != fetched.weights_crc)):
                         self._fail(m, ERROR_CODES["corrupted"], index, 1)  # the tile is never computed
                         m.next = "stop"
                     with m.Elif(aborting):  # the bank holds a part of the tile: it is never computed
@@ -323,6 +326,22 @@ class Engine(wiring.Component):
         m.d.comb += self.busy.eq(~control.ongoing("idle"))
         m.d.comb += [loader.banks.eq(Cat(state.target_weight_bank, state.target_weight_bank, load_bank)),
                      loader.stop.eq(aborting)]
+        # One CRC for the descriptor's beats (receive) and for the load's first beats, its parameters' and
+        # weights': they come first, in request order, and their count is known from the descriptor.
+        bits = buffer_word_bits(self.config)
+        summed, to_sum = Signal(MEMORY_LENGTH_BITS + 1), Signal(MEMORY_LENGTH_BITS + 1)
+        m.d.sync += to_sum.eq(Mux(fetched.reuse_weights, 0,
+                                  run_beats(fetched.params.address, fetched.params.words,
+                                            memory_word_bytes(bits["param"]))
+                                  + run_beats(fetched.weights.address, fetched.weights.words,
+                                              memory_word_bytes(bits["weight"]))))
+        with m.If(loader.start):
+            m.d.sync += summed.eq(0)
+        with m.If(control.ongoing("load")):
+            taken = self.read_data.valid & self.read_data.ready & (summed != to_sum)
+            m.d.comb += [crc.data.eq(self.read_data.payload.data), crc.enable.eq(taken)]
+            with m.If(taken):
+                m.d.sync += summed.eq(summed + 1)
         with m.If(control.ongoing("load")):
             m.d.comb += [self.read_request.valid.eq(loader.request.valid),
                          self.read_request.payload.eq(loader.request.payload),

@@ -16,7 +16,6 @@ from amaranth.lib.wiring import In, Out
 
 from ...errors import ParameterError
 from ...layouts import (
-    MEMORY_BEAT_BITS,
     MEMORY_BEAT_BYTES,
     MEMORY_LENGTH_BITS,
     memory_read_layout,
@@ -26,9 +25,8 @@ from ...layouts import (
     transfer_layout,
 )
 from ..checks import require_int
-from .crc import Crc32
 
-__all__ = ["Loader", "Storer", "buffer_write_layout"]
+__all__ = ["Loader", "Storer", "buffer_write_layout", "run_beats"]
 
 
 def _select(kind, values):
@@ -37,6 +35,14 @@ def _select(kind, values):
     for index in reversed(range(len(values) - 1)):
         result = Mux(kind == index, values[index], result)
     return result
+
+
+def run_beats(address, words, word_bytes: int):
+    """The memory beats a run of ``words`` words of ``word_bytes`` bytes from byte ``address`` touches (an
+    expression; :func:`esb_hw.layouts.run_beats` in Python): from its first word's beat to its last word's."""
+    if word_bytes >= MEMORY_BEAT_BYTES:
+        return words * (word_bytes // MEMORY_BEAT_BYTES)
+    return (address[:4] + (words << (word_bytes.bit_length() - 1)) + 15) >> 4
 
 
 def _check_request_length(name: str, word_bytes: int, depth: int) -> None:
@@ -85,14 +91,7 @@ class _Runs:
 
     def beats(self):
         """Beats of the current run: from its first word's beat to its last word's."""
-        results = []
-        for size in self.word_bytes:
-            if size >= MEMORY_BEAT_BYTES:
-                results.append(self.field("words") * (size // MEMORY_BEAT_BYTES))
-            else:
-                offset = self.address[:4]
-                results.append((offset + (self.field("words") << (size.bit_length() - 1)) + 15) >> 4)
-        return _select(self.kind, results)
+        return _select(self.kind, [run_beats(self.address, self.field("words"), size) for size in self.word_bytes])
 
     def first_lane(self):
         """The run's first word's place in its beat (0 for words of a beat or more)."""
@@ -109,8 +108,6 @@ class Loader(wiring.Component):
         Each buffer's word width.
     depths : list of int
         Each buffer's words per bank (powers of two, ``16..2**19``).
-    crc_kinds : int
-        The first ``crc_kinds`` transfers are summed by a CRC-32 as their beats are taken (0: none).
 
     Attributes
     ----------
@@ -130,9 +127,6 @@ class Loader(wiring.Component):
         One cycle, after the last word is written.
     error : Out(1)
         A read beat of this load had its ``error`` bit set (valid with ``done``; the load still takes every beat).
-    crc : Out(32)
-        zlib's CRC-32 of every beat of the first ``crc_kinds`` transfers of this load, whole beats in the order
-        taken (valid with ``done``; :func:`esb_hw.layouts.load_crc`).
     request : Out(stream.Signature(memory_request_layout()))
         One request per run, issued ahead of the data.
     data : In(stream.Signature(memory_read_layout()))
@@ -143,11 +137,9 @@ class Loader(wiring.Component):
     per cycle for wider words.
     """
 
-    def __init__(self, word_bits: list[int], depths: list[int], *, crc_kinds: int = 0):
+    def __init__(self, word_bits: list[int], depths: list[int]):
         if len(word_bits) != len(depths) or not word_bits:
             raise ParameterError("word_bits and depths must be non-empty lists of the same length")
-        require_int("crc_kinds", crc_kinds, 0, len(word_bits))
-        self.crc_kinds = crc_kinds
         for index, (bits, depth) in enumerate(zip(word_bits, depths, strict=True)):
             require_int(f"word_bits[{index}]", bits, 1, 1024)
             require_int(f"depths[{index}]", depth, 16, 1 << 19)
@@ -157,7 +149,7 @@ class Loader(wiring.Component):
             _check_request_length(f"buffer {index}", size, depth)
         members = {"start": In(1), "stop": In(1), "banks": In(len(depths)), "first_kind": In(range(len(depths))),
                    "transfers": In(data.ArrayLayout(transfer_layout(), len(depths))),
-                   "busy": Out(1), "done": Out(1), "error": Out(1), "crc": Out(32),
+                   "busy": Out(1), "done": Out(1), "error": Out(1),
                    "request": Out(stream.Signature(memory_request_layout())),
                    "data": In(stream.Signature(memory_read_layout()))}
         for index, (bits, depth) in enumerate(zip(word_bits, depths, strict=True)):
@@ -241,11 +233,6 @@ class Loader(wiring.Component):
         with m.If(take_word & last_word):
             m.d.sync += received.eq(received + 1)
         self._finish(m, run, take_word, last_word, consuming, self.stop & ~issuing & (asked == received))
-        if self.crc_kinds:  # each held beat is released once: then it is summed, whole
-            m.submodules.crc = crc = Crc32(MEMORY_BEAT_BITS)
-            m.d.comb += [crc.clear.eq(starting), crc.data.eq(beat.data),
-                         crc.enable.eq(consuming & holding & release & ~new_run & (run.kind < self.crc_kinds)),
-                         self.crc.eq(crc.value ^ 0xFFFFFFFF)]
         return m
 
     def _word(self, m, kind, size, beat, lane, wide, gathered, last_word, take_word, release):
