@@ -227,9 +227,9 @@ def window_cases(rng: random.Random, config, descriptors, window, count: int) ->
 
 @pytest.mark.parametrize("config", [CONFIG, WIDE], ids=["small", "wide"])
 def test_hardware_equals_the_model_on_the_window_verdict(config):
-    """At least 2,000 descriptors over the two configs (1,200 each): the code and the detail agree."""
+    """2,000 descriptors over the two configs (1,000 each): the code and the detail agree."""
     descriptors, window = (DESCRIPTORS, WINDOW) if config is CONFIG else (WIDE_DESCRIPTORS, WIDE_WINDOW)
-    cases = window_cases(random.Random(11 if config is CONFIG else 12), config, descriptors, window, 1200)
+    cases = window_cases(random.Random(11 if config is CONFIG else 12), config, descriptors, window, 1000)
     sizes = {name: memory_word_bytes(bits) for name, bits in buffer_word_bits(config).items()}
     expected_codes = [descriptor_error(config, d, memory_size=size) for d, size in cases]
     expected_details = [window_failure(d, sizes, size) if code == ERROR_CODES["outside_window"] else 0
