@@ -16,7 +16,7 @@ It checks what keeps the engine from hanging and from touching memory outside th
   (:data:`esb_hw.contract.checks.WINDOW_CHECKS`); ``detail`` names the first transfer that leaves it.
 
 Products are formed by one shift-and-add multiplier (a bit of the multiplier per cycle, no DSP); a descriptor
-takes about 130 cycles (exactly :func:`esb_hw.contract.checks.checker_cycles`), while the engine computes the
+takes about 140 cycles (exactly :func:`esb_hw.contract.checks.checker_cycles`), while the engine computes the
 previous tile. The product checks are the contract's table (:data:`esb_hw.contract.checks.PRODUCT_CHECKS`).
 """
 
