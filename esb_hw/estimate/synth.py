@@ -114,19 +114,21 @@ def _run(name: str, workdir: Path, synth_options: str, netlist: bool) -> str:
 
 
 def synthesize(component, name: str, *, nodsp: bool = True, timing: bool = False, from_port: str | None = None,
-               dff: bool | None = None) -> YosysResult:
+               dff: bool | None = None, paths: int = 0) -> YosysResult:
     """Synthesize ``component`` for UltraScale+ and count LUTs, flip-flops, carry cells, BRAM36 and DSPs.
 
     ``timing``: also analyze the netlist pin by pin (:func:`esb_hw.estimate.timing.analyze`: logic depth, the
     delay model's Fmax, enable and reset fan-out, and with ``from_port`` the fan-out of the nets combinational
     from that input port). ``dff``: ``None`` runs the plain flow and retries with ``-dff`` if it fails (see the
     module docstring); ``True`` runs the ``-dff`` flow at once, which halves the time of designs known to need
-    it (``PEArray``).
+    it (``PEArray``). ``paths`` (with ``timing``): also name the delay model's ``paths`` slowest distinct paths
+    with their source lines (``timing["worst_paths"]``, :func:`esb_hw.estimate.timing.named_paths`); the design
+    is then converted with source attributes, which changes no cell.
     """
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ParameterError(f"name must be a Verilog identifier, got {name!r}")
     started = time.perf_counter()
-    text = rtlil.convert(component, name=name, emit_src=False)
+    text = rtlil.convert(component, name=name, emit_src=bool(paths))
     options = "-nodsp" if nodsp else ""
     timing_result = None
     with tempfile.TemporaryDirectory(prefix="esb-yosys-") as directory:
@@ -144,7 +146,7 @@ def synthesize(component, name: str, *, nodsp: bool = True, timing: bool = False
             stat = _run(name, workdir, f"{options} -dff", timing)
         if timing:
             netlist = json.loads((workdir / "netlist.json").read_text())
-            timing_result = analyze(netlist, name, from_port=from_port)
+            timing_result = analyze(netlist, name, from_port=from_port, paths=paths)
     return YosysResult(
         lut=_count(stat, "LUT[1-6]") + _count(stat, "LUT6_2") + _lutram_sites(stat),
         lutram=_lutram_sites(stat),

@@ -33,7 +33,7 @@ import math
 from collections import defaultdict, deque
 from dataclasses import dataclass
 
-__all__ = ["DelayModel", "DELAY_MODEL", "analyze", "lut_dependencies"]
+__all__ = ["DelayModel", "DELAY_MODEL", "analyze", "lut_dependencies", "named_paths"]
 
 
 @dataclass(frozen=True)
@@ -135,11 +135,13 @@ def _cell_arcs(cell: dict) -> list[tuple[str, int, str, int, str, int]] | None:
     return None
 
 
-def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL, from_port: str | None = None) -> dict:
+def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL, from_port: str | None = None,
+            paths: int = 0) -> dict:
     """Depth, delay, Fmax and fan-out of module ``top`` of a yosys JSON netlist (see the module docstring).
 
     ``from_port`` names an input port (``"o__ready"``): the result then has the largest fan-out (sink pins) of
-    the nets combinational from it.
+    the nets combinational from it. ``paths``: the result also has ``worst_paths``, the ``paths`` slowest
+    distinct paths (:func:`named_paths`).
     """
     module = netlist["modules"][top]
     names = _net_names(module)
@@ -149,9 +151,11 @@ def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL, from_po
         return model.net + model.net_per_doubling * math.log2(max(sinks[bit], 1))
 
     arrival, depth, arcs_of = _start_points(module, model)
-    _propagate(module, arcs_of, arrival, depth, net_delay, model)
+    previous: dict[int, tuple[int, str]] = {}
+    _propagate(module, arcs_of, arrival, depth, net_delay, model, previous)
+    ends: list[tuple[float, str, int]] = []
     worst, deepest, enable_fanout, reset_fanout = _end_points(module, arcs_of, arrival, depth, net_delay, names,
-                                                              model)
+                                                              model, ends)
     result = {
         "model": model.name,
         "worst_path_ns": round(worst[0], 3),
@@ -163,6 +167,8 @@ def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL, from_po
     }
     if from_port is not None:
         result["from_port"] = _combinational_cone(module, from_port, arcs_of, readers, sinks, names)
+    if paths:
+        result["worst_paths"] = named_paths(module, ends, previous, arrival, paths)
     return result
 
 
@@ -249,8 +255,10 @@ def _cell_order(module: dict, arcs_of: dict) -> tuple[dict[str, int], dict[str, 
     return waiting, dependents
 
 
-def _propagate(module: dict, arcs_of: dict, arrival: dict, depth: dict, net_delay, model: DelayModel) -> None:
-    """Arrival and depth through the combinational cells, in topological order (Kahn), cell by cell."""
+def _propagate(module: dict, arcs_of: dict, arrival: dict, depth: dict, net_delay, model: DelayModel,
+               previous: dict) -> None:
+    """Arrival and depth through the combinational cells, in topological order (Kahn), cell by cell; ``previous``
+    gets, per net, the net and the cell its slowest arrival came through."""
     waiting, dependents = _cell_order(module, arcs_of)
     ready = deque(name for name, count in waiting.items() if count == 0)
     processed = 0
@@ -278,6 +286,7 @@ def _propagate(module: dict, arcs_of: dict, arrival: dict, depth: dict, net_dela
                 bits, deep_bits = bits + carry_bits, deep_bits + carry_bits
             if target not in arrival or time > arrival[target][0]:
                 arrival[target] = (time, levels, bits)
+                previous[target] = (source, cell_name)
             if target not in depth or (deep_levels, deep_bits) > depth[target]:
                 depth[target] = (deep_levels, deep_bits)
         for dependent in dependents[cell_name]:
@@ -291,9 +300,10 @@ def _propagate(module: dict, arcs_of: dict, arrival: dict, depth: dict, net_dela
 
 
 def _end_points(module: dict, arcs_of: dict, arrival: dict, depth: dict, net_delay, names: dict,
-                model: DelayModel) -> tuple:
+                model: DelayModel, ends: list) -> tuple:
     """The worst and the deepest path over the end points (every input pin of a sequential cell, and the output
-    ports), and the clock-enable and reset fan-outs."""
+    ports), and the clock-enable and reset fan-outs; ``ends`` gets every end point as ``(ns, end, net, the
+    register or port it ends in)``."""
     worst = (0.0, 0, 0, "")
     deepest = (0, 0, "")
     enable_fanout: dict[int, int] = defaultdict(int)
@@ -303,6 +313,8 @@ def _end_points(module: dict, arcs_of: dict, arrival: dict, depth: dict, net_del
         if cell_name in arcs_of and not lutram:
             continue
         setup = model.bram_setup if cell["type"].startswith("RAMB") or lutram else model.setup
+        q = cell["connections"].get("Q", [None])[0] if cell["type"] in _FLOPS else None
+        register = _register(names.get(q, cell_name)) if isinstance(q, int) else cell_name
         for port, bits in cell["connections"].items():
             if cell.get("port_directions", {}).get(port) != "input" or port in ("C", "CLK", "CLKARDCLK",
                                                                                    "CLKBWRCLK", "WCLK"):
@@ -316,6 +328,7 @@ def _end_points(module: dict, arcs_of: dict, arrival: dict, depth: dict, net_del
                     reset_fanout[bit] += 1
                 time, levels, carry = arrival[bit]
                 total = time + net_delay(bit) + setup
+                ends.append((total, f"{cell['type']} {port} of {register}", bit, register))
                 if total > worst[0]:
                     worst = (total, levels, carry, f"{cell['type']} {port} <- {names.get(bit, bit)}")
                 if depth[bit] > deepest[:2]:
@@ -326,11 +339,80 @@ def _end_points(module: dict, arcs_of: dict, arrival: dict, depth: dict, net_del
         for bit in port["bits"]:
             if isinstance(bit, int) and bit in arrival:
                 time, levels, carry = arrival[bit]
+                ends.append((time, f"output {port_name}", bit, port_name))
                 if time > worst[0]:
                     worst = (time, levels, carry, f"output {port_name} <- {names.get(bit, bit)}")
                 if depth[bit] > deepest[:2]:
                     deepest = (*depth[bit], f"output {port_name}")
     return worst, deepest, enable_fanout, reset_fanout
+
+
+def _net_sources(module: dict) -> dict[int, tuple[str, str]]:
+    """Net bit -> (name, source line): a visible name with a source preferred, then any visible name."""
+    found: dict[int, tuple[int, str, str]] = {}
+    for name, net in module["netnames"].items():
+        source = _short_source(net.get("attributes", {}).get("src", ""))
+        rank = (2 if source else 0) + (1 if net.get("hide_name", 1) == 0 else 0)
+        for index, bit in enumerate(net["bits"]):
+            if isinstance(bit, int) and (bit not in found or rank > found[bit][0]):
+                found[bit] = (rank, f"{name}[{index}]" if len(net["bits"]) > 1 else name, source)
+    return {bit: (name, source) for bit, (_, name, source) in found.items()}
+
+
+def _short_source(attribute: str) -> str:
+    """``/any/where/esb_hw/hw/core/engine.py:327.5-327.40|...`` -> ``esb_hw/hw/core/engine.py:327``: the first
+    Python source of a yosys ``src`` attribute outside Amaranth itself (yosys's own techmap files and Amaranth's
+    internals name no design line), from the package directory on (the same on every machine)."""
+    for first in attribute.split("|"):
+        path, _, position = first.rpartition(":")
+        if not path.endswith(".py") or "/amaranth/" in path:
+            continue
+        marker = path.rfind("esb_hw/")
+        path = path[marker:] if marker >= 0 else path.rsplit("/", 1)[-1]
+        return f"{path}:{position.split('.')[0]}"
+    return ""
+
+
+def _register(name: str) -> str:
+    """A net's name without its bit index: the register or signal it belongs to."""
+    return name.split("[")[0] if name.endswith("]") else name
+
+
+def named_paths(module: dict, ends: list, previous: dict, arrival: dict, count: int) -> list[dict]:
+    """The ``count`` slowest paths with distinct (start signal, end signal) pairs, each from its start point (a
+    flip-flop, RAM or input port) to its end, step by step: the cell each net is driven through, the net's name,
+    a source line (the cell's, else the net's; where yosys made both, ``near`` the nearest one along the path)
+    and the net's arrival in ns."""
+    sources = _net_sources(module)
+    chosen: list[dict] = []
+    seen: set[tuple[str, str]] = set()
+    for total, end, bit, register in sorted(ends, key=lambda item: (-item[0], item[1], item[2])):
+        steps = []
+        net, through = bit, None
+        while True:
+            name, source = sources.get(net, (str(net), ""))
+            steps.append({"net": name, "through": through, "src": source, "at_ns": round(arrival[net][0], 3)})
+            if net not in previous:
+                break
+            net, cell_name = previous[net]
+            cell = module["cells"][cell_name]
+            steps[-1]["through"] = cell["type"]
+            steps[-1]["src"] = _short_source(cell.get("attributes", {}).get("src", "")) or steps[-1]["src"]
+        steps.reverse()
+        key = (_register(steps[0]["net"]), register)
+        if key in seen:
+            continue
+        seen.add(key)
+        known = [index for index, step in enumerate(steps) if step["src"]]
+        for index, step in enumerate(steps):
+            if not step["src"] and known:
+                nearest = min(known, key=lambda other: (abs(other - index), -other))
+                step["src"] = f"near {steps[nearest]['src']}"
+        chosen.append({"delay_ns": round(total, 3), "fmax_mhz_model": round(1000.0 / total, 1) if total else None,
+                       "start": steps[0]["net"], "end": end, "steps": steps})
+        if len(chosen) == count:
+            break
+    return chosen
 
 
 def _largest(counts: dict[int, int], names: dict[int, str]) -> dict:
