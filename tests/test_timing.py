@@ -132,3 +132,33 @@ def test_a_distributed_ram_accumulator_is_no_loop():
     result = analyze(netlist(cells, ports), "top")
     assert result["worst_path"]["lut_levels"] == 2  # the RAM's read LUT, then the adder's LUT
     assert result["worst_path"]["end"].startswith("RAM32M16 DIA")
+
+
+def test_named_paths_walk_back_to_the_start_and_keep_one_path_per_register_pair():
+    """x -> two LUTs -> out[0]; x -> one LUT -> out[1] (the same register, a shorter path); y -> one LUT -> z;
+    the input port d into every LUT. Each end point keeps its slowest path only (as a timing report does)."""
+    cells = {"x": flop(3, 10), "y": flop(3, 11), "l1": lut2(10, 3, 20), "l2": lut2(20, 3, 21),
+             "o0": flop(21, 30), "l3": lut2(10, 3, 22), "o1": flop(22, 31), "l4": lut2(11, 3, 23),
+             "z": flop(23, 32)}
+    design = netlist(cells, {"clk": {"direction": "input", "bits": [2]}, "d": {"direction": "input", "bits": [3]}})
+    nets = design["modules"]["top"]["netnames"]
+    for bit in (30, 31):
+        del nets[f"n{bit}"]
+    nets["out"] = {"bits": [30, 31], "hide_name": 0, "attributes": {"src": "/x/esb_hw/hw/core/engine.py:7.1-7.9"}}
+    nets["n20"]["attributes"] = {"src": "/x/esb_hw/hw/core/engine.py:5.3-5.20|/share/xilinx/lut_map.v:43.1-44.2"}
+    result = analyze(design, "top", paths=10)
+    paths = result["worst_paths"]
+    assert paths[0]["delay_ns"] == result["worst_path_ns"]
+    assert paths[0]["start"] == "n10" and paths[0]["end"] == "FDRE D of out"
+    assert [(step["net"], step["through"]) for step in paths[0]["steps"]] == [("n10", None), ("n20", "LUT2"),
+                                                                               ("n21", "LUT2")]
+    assert [step["src"] for step in paths[0]["steps"]] == ["near esb_hw/hw/core/engine.py:5",
+                                                          "esb_hw/hw/core/engine.py:5",
+                                                          "near esb_hw/hw/core/engine.py:5"]
+    ends = [(path["start"], path["end"]) for path in paths]
+    assert ends.count(("n10", "FDRE D of out")) == 1  # out[1]'s shorter path from x is not listed again
+    assert ("n3", "FDRE D of n32") in ends  # z's slowest input is the port d (fan-out 6), not y (fan-out 1)
+    assert len(set(ends)) == len(ends) and not any(start == "n11" for start, _ in ends)
+    assert [path["delay_ns"] for path in paths] == sorted((path["delay_ns"] for path in paths), reverse=True)
+    assert all(abs(path["fmax_mhz_model"] * path["delay_ns"] / 1000 - 1) < 2e-3 for path in paths)
+    assert "worst_paths" not in analyze(design, "top")
