@@ -19,7 +19,8 @@ from pathlib import Path
 from amaranth.back import rtlil
 
 from ..errors import ParameterError, ToolError
-from .synth import yosys_command
+from .synth import PACKAGE_PARENT, yosys_command
+from .timing import source_line
 
 __all__ = ["ECP5_DEVICE", "PlaceAndRouteError", "PnrResult", "nextpnr_command", "place_and_route_ecp5"]
 
@@ -35,7 +36,7 @@ class PlaceAndRouteError(ToolError):
 class PnrResult:
     """One placed and routed design: the Fmax nextpnr achieved on ``clk`` (MHz), the cells used (LUT4s counted
     from ``TRELLIS_COMB`` slices' LUTs, flip-flops, DP16KD block RAMs, MULT18X18D), the critical path (from and to
-    cells, with the nets it crosses) and the seed and wall time."""
+    cells, with the nets it crosses and its cells' source lines) and the seed and wall time."""
 
     fmax_mhz: float
     lut4: int
@@ -72,8 +73,9 @@ def _cell_counts(netlist: dict, name: str) -> dict[str, int]:
     return counts
 
 
-def _critical_path(report: dict) -> dict:
-    """The worst path of ``clk``: its source and sink cells and the nets between them."""
+def _critical_path(report: dict, sources: dict[str, str]) -> dict:
+    """The worst path of ``clk``: its source and sink cells, the nets between them and the distinct Amaranth
+    source lines of its cells (``sources``: cell name -> line), in path order."""
     paths = [path for path in report.get("critical_paths", []) if "clk" in path.get("from", "") + path.get("to", "")]
     if not paths:
         return {}
@@ -81,8 +83,19 @@ def _critical_path(report: dict) -> dict:
     steps = path.get("path", [])
     nets = [step["net"] for step in steps if step.get("type") == "routing" and step.get("net")]
     cells = [step["from"]["cell"] for step in steps if step.get("from", {}).get("cell")]
+    ends = cells + ([steps[-1]["to"]["cell"]] if steps else [])
+    lines = []
+    for cell in ends:
+        line = sources.get(cell, "")
+        if line and line not in lines:
+            lines.append(line)
     return {"from": cells[0] if cells else "", "to": steps[-1]["to"]["cell"] if steps else "",
-            "nets": nets, "logic_levels": sum(step.get("type") == "logic" for step in steps)}
+            "nets": nets, "logic_levels": sum(step.get("type") == "logic" for step in steps), "sources": lines}
+
+
+def _cell_sources(netlist: dict, name: str) -> dict[str, str]:
+    return {cell_name: source_line(cell.get("attributes", {}).get("src", ""))
+            for cell_name, cell in netlist["modules"][name]["cells"].items()}
 
 
 def place_and_route_ecp5(component, name: str, *, seed: int = 1, frequency_mhz: float = 100.0) -> PnrResult:
@@ -94,7 +107,7 @@ def place_and_route_ecp5(component, name: str, *, seed: int = 1, frequency_mhz: 
         raise ParameterError(f"name must be a Verilog identifier, got {name!r}")
     command = nextpnr_command()
     started = time.perf_counter()
-    text = rtlil.convert(component, name=name, emit_src=False)
+    text = rtlil.convert(component, name=name, emit_src=True).replace(f"{PACKAGE_PARENT}/", "")
     with tempfile.TemporaryDirectory(prefix="esb-nextpnr-") as directory:
         workdir = Path(directory)
         (workdir / f"{name}.il").write_text(text)
@@ -112,5 +125,6 @@ def place_and_route_ecp5(component, name: str, *, seed: int = 1, frequency_mhz: 
     cells = _cell_counts(netlist, name)
     return PnrResult(fmax_mhz=round(fmax, 1), lut4=cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0),
                      ff=cells.get("TRELLIS_FF", 0), dp16kd=cells.get("DP16KD", 0),
-                     mult18=cells.get("MULT18X18D", 0), critical_path=_critical_path(report), seed=seed,
+                     mult18=cells.get("MULT18X18D", 0), seed=seed,
+                     critical_path=_critical_path(report, _cell_sources(netlist, name)),
                      seconds=round(time.perf_counter() - started, 1))

@@ -33,7 +33,7 @@ import math
 from collections import defaultdict, deque
 from dataclasses import dataclass
 
-__all__ = ["DelayModel", "DELAY_MODEL", "analyze", "lut_dependencies", "named_paths"]
+__all__ = ["DelayModel", "DELAY_MODEL", "analyze", "lut_dependencies", "named_paths", "source_line"]
 
 
 @dataclass(frozen=True)
@@ -351,7 +351,7 @@ def _net_sources(module: dict) -> dict[int, tuple[str, str]]:
     """Net bit -> (name, source line): a visible name with a source preferred, then any visible name."""
     found: dict[int, tuple[int, str, str]] = {}
     for name, net in module["netnames"].items():
-        source = _short_source(net.get("attributes", {}).get("src", ""))
+        source = source_line(net.get("attributes", {}).get("src", ""))
         rank = (2 if source else 0) + (1 if net.get("hide_name", 1) == 0 else 0)
         for index, bit in enumerate(net["bits"]):
             if isinstance(bit, int) and (bit not in found or rank > found[bit][0]):
@@ -359,7 +359,7 @@ def _net_sources(module: dict) -> dict[int, tuple[str, str]]:
     return {bit: (name, source) for bit, (_, name, source) in found.items()}
 
 
-def _short_source(attribute: str) -> str:
+def source_line(attribute: str) -> str:
     """``/any/where/esb_hw/hw/core/engine.py:327.5-327.40|...`` -> ``esb_hw/hw/core/engine.py:327``: the first
     Python source of a yosys ``src`` attribute outside Amaranth itself (yosys's own techmap files and Amaranth's
     internals name no design line), from the package directory on (the same on every machine)."""
@@ -397,7 +397,7 @@ def named_paths(module: dict, ends: list, previous: dict, arrival: dict, count: 
             net, cell_name = previous[net]
             cell = module["cells"][cell_name]
             steps[-1]["through"] = cell["type"]
-            steps[-1]["src"] = _short_source(cell.get("attributes", {}).get("src", "")) or steps[-1]["src"]
+            steps[-1]["src"] = source_line(cell.get("attributes", {}).get("src", "")) or steps[-1]["src"]
         steps.reverse()
         key = (_register(steps[0]["net"]), register)
         if key in seen:
