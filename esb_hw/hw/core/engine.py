@@ -465,8 +465,8 @@ class RunCounters(wiring.Component):
         every cycle the core holds tiles counts for the oldest, added to its layer's total when it finishes (tiles
         of a layer are consecutive).
 
-    Latency: each counter shows an event one cycle later; a layer's total is written one cycle after its tile's
-    ``finished`` (a register cuts the add from the RAM's input).
+    Latency: each counter shows an event one cycle later; a layer's total is written two cycles after its tile's
+    ``finished`` (registers cut the layer compare from the add, and the add from the RAM's input).
     """
 
     def __init__(self):
@@ -494,17 +494,24 @@ class RunCounters(wiring.Component):
         memory = Memory(shape=COUNTER_BITS, depth=MAX_LAYERS, init=[])
         m.submodules.layer_counters = memory
         write, read = memory.write_port(), memory.read_port()
-        # ``counted`` is the oldest tile's cycles so far plus the finishing one, so that a total is one two-input
-        # add; the total is written into the memory a cycle later.
+        # The inputs are registered, and whether the finishing tile continues the last total's layer
+        # (``continues``) is decided a cycle ahead from the next cycle's values, so the total's add starts at a
+        # register select, not at the layer compare. ``counted`` is the oldest tile's cycles so far plus the
+        # finishing one, so that a total is one two-input add; the total is written into the memory a cycle later.
+        layer, computing, finished = Signal(8), Signal(), Signal()
+        m.d.sync += [layer.eq(self.layer), computing.eq(self.computing), finished.eq(self.finished)]
         counted, total, last_layer = Signal(COUNTER_BITS, init=1), Signal(COUNTER_BITS), Signal(8)
-        seen = Signal()
-        with m.If(self.computing):
+        seen, continues = Signal(), Signal()
+        with m.If(computing):
             m.d.sync += counted.eq(counted + 1)
         new_total = Signal(COUNTER_BITS)
-        m.d.comb += new_total.eq(Mux(seen & (last_layer == self.layer), total, 0) + counted)
-        m.d.sync += [write.addr.eq(self.layer), write.data.eq(new_total), write.en.eq(self.finished)]
-        with m.If(self.finished):
-            m.d.sync += [total.eq(new_total), last_layer.eq(self.layer), seen.eq(1), counted.eq(1)]
+        m.d.comb += new_total.eq(Mux(continues, total, 0) + counted)
+        m.d.sync += [write.addr.eq(layer), write.data.eq(new_total), write.en.eq(finished)]
+        with m.If(finished):
+            m.d.sync += [total.eq(new_total), last_layer.eq(layer), seen.eq(1), counted.eq(1),
+                         continues.eq(layer == self.layer)]
+        with m.Else():
+            m.d.sync += continues.eq(seen & (last_layer == self.layer))
         with m.If(self.start):
-            m.d.sync += [seen.eq(0), counted.eq(1)]
+            m.d.sync += [seen.eq(0), counted.eq(1), continues.eq(0)]
         m.d.comb += [read.addr.eq(self.layer_select), self.layer_cycles.eq(read.data)]
