@@ -162,3 +162,14 @@ def test_named_paths_walk_back_to_the_start_and_keep_one_path_per_register_pair(
     assert [path["delay_ns"] for path in paths] == sorted((path["delay_ns"] for path in paths), reverse=True)
     assert all(abs(path["fmax_mhz_model"] * path["delay_ns"] / 1000 - 1) < 2e-3 for path in paths)
     assert "worst_paths" not in analyze(design, "top")
+
+
+def test_source_lines_name_the_design_only():
+    from esb_hw.estimate.timing import source_line
+
+    assert source_line("/usr/lib/python3.11/contextlib.py:144|esb_hw/hw/core/crc.py:63.1-63.9") == \
+        "esb_hw/hw/core/crc.py:63"
+    assert source_line("/home/u/x/esb_hw/hw/core/engine.py:7.1-7.9") == "esb_hw/hw/core/engine.py:7"
+    assert source_line("tests/test_synth.py:81.3-81.40") == "test_synth.py:81"
+    assert source_line("/v/lib/amaranth/hdl/_ir.py:283|/share/xilinx/lut_map.v:43.26-44.30") == ""
+    assert source_line("") == ""

@@ -361,12 +361,13 @@ def _net_sources(module: dict) -> dict[int, tuple[str, str]]:
 
 def source_line(attribute: str) -> str:
     """``/any/where/esb_hw/hw/core/engine.py:327.5-327.40|...`` -> ``esb_hw/hw/core/engine.py:327``: the first
-    Python source of a yosys ``src`` attribute outside Amaranth itself (yosys's own techmap files and Amaranth's
-    internals name no design line), from the package directory on (the same on every machine)."""
+    Python source of a yosys ``src`` attribute in the design (yosys's techmap files, Amaranth's internals and the
+    standard library's ``contextlib`` name no design line; :func:`~esb_hw.estimate.synth.synthesize` cuts the
+    design's own paths to relative ones), from the package directory on (the same on every machine)."""
     for first in attribute.split("|"):
         path, _, position = first.rpartition(":")
-        if not path.endswith(".py") or "/amaranth/" in path:
-            continue
+        if not path.endswith(".py") or "/amaranth/" in path or (path.startswith("/") and "esb_hw/" not in path):
+            continue  # yosys's techmap files, Amaranth's and the standard library's own lines
         marker = path.rfind("esb_hw/")
         path = path[marker:] if marker >= 0 else path.rsplit("/", 1)[-1]
         return f"{path}:{position.split('.')[0]}"
