@@ -30,8 +30,8 @@ from .timing import analyze
 
 __all__ = ["ARRAY_FLOW", "SynthesisError", "YosysResult", "synthesize", "yosys_command", "yosys_version"]
 
-#: The directory that holds the ``esb_hw`` package: cut from source attributes.
-PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+#: The ``esb_hw`` package's directory: source attributes name it ``esb_hw``, the same on every machine.
+PACKAGE_DIRECTORY = Path(__file__).resolve().parents[1]
 
 #: The yosys flow every array run uses (PEArray always needs ``-dff``).
 ARRAY_FLOW = "synth_xilinx -family xcup -flatten -nodsp -dff"
@@ -133,7 +133,7 @@ def synthesize(component, name: str, *, nodsp: bool = True, timing: bool = False
     started = time.perf_counter()
     text = rtlil.convert(component, name=name, emit_src=bool(paths))
     if paths:  # source paths from the package on, so that the netlist is the same on every machine
-        text = text.replace(f"{PACKAGE_PARENT}/", "")
+        text = text.replace(f"{PACKAGE_DIRECTORY}/", "esb_hw/")
     options = "-nodsp" if nodsp else ""
     timing_result = None
     with tempfile.TemporaryDirectory(prefix="esb-yosys-") as directory:

@@ -30,6 +30,7 @@ combinational from a given input port (the array's ``o.ready``).
 from __future__ import annotations
 
 import math
+import sys
 from collections import defaultdict, deque
 from dataclasses import dataclass
 
@@ -366,7 +367,8 @@ def source_line(attribute: str) -> str:
     design's own paths to relative ones), from the package directory on (the same on every machine)."""
     for first in attribute.split("|"):
         path, _, position = first.rpartition(":")
-        if not path.endswith(".py") or "/amaranth/" in path or (path.startswith("/") and "esb_hw/" not in path):
+        if not path.endswith(".py") or "/amaranth/" in path or "/lib/python3." in path or path.startswith(
+                (sys.base_prefix, sys.prefix)):
             continue  # yosys's techmap files, Amaranth's and the standard library's own lines
         marker = path.rfind("esb_hw/")
         path = path[marker:] if marker >= 0 else path.rsplit("/", 1)[-1]
