@@ -19,22 +19,7 @@ import sys
 from esb_hw.config import AcceleratorConfig
 from esb_hw.data import shipped_config
 from esb_hw.errors import EsbError, InputError
-
-DESIGNS = ("array", "engine", "system")
-
-
-def component(design: str, config: AcceleratorConfig):
-    if design == "engine":
-        from esb_hw.hw.core.engine import Engine
-
-        return Engine(config)
-    if design == "system":
-        from esb_hw.hw.system import System
-
-        return System(config)
-    from esb_hw.hw.core.array import PEArray
-
-    return PEArray(config)
+from esb_hw.estimate.measure import DESIGNS, design_component
 
 
 def parse_list(text: str, what: str, allowed=None) -> list:
@@ -72,7 +57,7 @@ def main() -> int:
         rows = []
         for design in designs:
             for seed in seeds:
-                result = place_and_route_ecp5(component(design, config), design, seed=seed)
+                result = place_and_route_ecp5(design_component(design, config), design, seed=seed)
                 log(f"placed and routed the {config.name} {design}, seed {seed}, in {result.seconds:.0f} s")
                 rows.append({"config": config.name, "design": design, "seed": seed, "fmax_mhz": result.fmax_mhz,
                              "lut4": result.lut4, "ff": result.ff, "dp16kd": result.dp16kd,

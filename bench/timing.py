@@ -26,30 +26,18 @@ from pathlib import Path
 from esb_hw.config import AcceleratorConfig
 from esb_hw.data import CONFIGS
 from esb_hw.errors import EsbError
+from esb_hw.estimate.measure import DESIGNS, design_component
 from esb_hw.estimate.synth import synthesize
-from esb_hw.hw.core.array import PEArray
 
 DEFAULT_CONFIGS = ("default", "array16x16", "array32x32")
 #: No net combinational from o.ready may drive more pins than this (issue 8).
 READY_FANOUT_LIMIT = 64
 
 
-def component(design: str, config: AcceleratorConfig):
-    if design == "engine":
-        from esb_hw.hw.core.engine import Engine
-
-        return Engine(config, primitives=True)
-    if design == "system":
-        from esb_hw.hw.system import System
-
-        return System(config, primitives=True)
-    return PEArray(config, primitives=True)
-
-
 def measure(job: tuple[str, str, int]) -> dict:
     path, design, paths = job
     config = AcceleratorConfig.from_toml(path)
-    result = synthesize(component(design, config), design, dff=True, timing=True,
+    result = synthesize(design_component(design, config, primitives=True), design, dff=True, timing=True,
                         from_port="o__ready" if design == "array" else None, paths=paths)
     timing = result.timing
     cone = timing.get("from_port")
@@ -82,7 +70,7 @@ def main() -> int:
                         help=f"a config file (repeatable; default: {', '.join(DEFAULT_CONFIGS)})")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--jobs", type=int, default=2, help="parallel yosys runs (default 2)")
-    parser.add_argument("--design", choices=("array", "engine", "system"), default="array",
+    parser.add_argument("--design", choices=DESIGNS, default="array",
                         help="the design to synthesize (default: the PE array)")
     parser.add_argument("--paths", type=int, default=0, help="also name the N slowest distinct paths")
     args = parser.parse_args()

@@ -29,3 +29,16 @@ def test_measure_array_counts_flip_flops_exactly():
     assert result["measured"]["lut"] == result["shared"]["lut"] + 3 * result["per_row"]["lut"]
     assert result["flow"] == ARRAY_FLOW
     assert abs(result["error"]["lut"]) < 0.3  # a 3x3 array is far from the calibration points; just sane
+
+
+def test_designs_by_name():
+    from esb_hw.data import shipped_config
+    from esb_hw.estimate.measure import DESIGNS, design_component
+    from esb_hw.hw.core.array import PEArray
+    from esb_hw.hw.core.engine import Engine
+    from esb_hw.hw.system import System
+
+    config = shipped_config("default")
+    assert [type(design_component(name, config)) for name in DESIGNS] == [PEArray, Engine, System]
+    with pytest.raises(ValueError, match="design must be one of array, engine, system, got 'chip'"):
+        design_component("chip", config)

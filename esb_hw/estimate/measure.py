@@ -23,12 +23,33 @@ from .calibrate import split_rows
 from .model import RESOURCES, estimate_array, estimate_design, model_error, rom_luts
 from .synth import YosysResult, synthesize, yosys_version
 
-__all__ = ["FLAT_MACS", "measure_array", "measure_design", "measure_rows", "synthesize_rows"]
+__all__ = ["DESIGNS", "FLAT_MACS", "design_component", "measure_array", "measure_design", "measure_rows",
+           "synthesize_rows"]
 
 #: A callable taking one progress line, or None for silence.
 Progress = Callable[[str], None] | None
 #: The largest design (in MACs) that ``measure_design`` synthesizes flat.
 FLAT_MACS = 256
+
+
+#: The whole designs the benches synthesize or place and route by name.
+DESIGNS = ("array", "engine", "system")
+
+
+def design_component(design: str, config: AcceleratorConfig, *, primitives: bool = False):
+    """A fresh ``PEArray``, layer ``Engine`` or whole ``System`` of ``config`` (``design`` in :data:`DESIGNS`);
+    ``primitives`` instantiates Xilinx carry cells (yosys ``synth_xilinx``), off for other families."""
+    if design == "engine":
+        from ..hw.core.engine import Engine
+
+        return Engine(config, primitives=primitives)
+    if design == "system":
+        from ..hw.system import System
+
+        return System(config, primitives=primitives)
+    if design != "array":
+        raise ValueError(f"design must be one of {', '.join(DESIGNS)}, got {design!r}")
+    return PEArray(config, primitives=primitives)
 
 
 def _timed(progress: Progress, what: str, run: Callable[[], YosysResult]) -> YosysResult:

@@ -16,10 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from amaranth.back import rtlil
-
 from ..errors import ParameterError, ToolError
-from .synth import PACKAGE_DIRECTORY, yosys_command
+from .synth import rtlil_text, yosys_command
 from .timing import source_line
 
 __all__ = ["ECP5_DEVICE", "PlaceAndRouteError", "PnrResult", "nextpnr_command", "place_and_route_ecp5"]
@@ -107,7 +105,7 @@ def place_and_route_ecp5(component, name: str, *, seed: int = 1, frequency_mhz: 
         raise ParameterError(f"name must be a Verilog identifier, got {name!r}")
     command = nextpnr_command()
     started = time.perf_counter()
-    text = rtlil.convert(component, name=name, emit_src=True).replace(f"{PACKAGE_DIRECTORY}/", "esb_hw/")
+    text = rtlil_text(component, name, sources=True)
     with tempfile.TemporaryDirectory(prefix="esb-nextpnr-") as directory:
         workdir = Path(directory)
         (workdir / f"{name}.il").write_text(text)

@@ -116,6 +116,13 @@ def _run(name: str, workdir: Path, synth_options: str, netlist: bool) -> str:
     return (workdir / "stat.txt").read_text()
 
 
+def rtlil_text(component, name: str, *, sources: bool = False) -> str:
+    """RTLIL of ``component`` as module ``name``; ``sources`` keeps source attributes, with the package's own
+    paths starting at ``esb_hw/`` so that the netlist is the same on every machine."""
+    text = rtlil.convert(component, name=name, emit_src=sources)
+    return text.replace(f"{PACKAGE_DIRECTORY}/", "esb_hw/") if sources else text
+
+
 def synthesize(component, name: str, *, nodsp: bool = True, timing: bool = False, from_port: str | None = None,
                dff: bool | None = None, paths: int = 0) -> YosysResult:
     """Synthesize ``component`` for UltraScale+ and count LUTs, flip-flops, carry cells, BRAM36 and DSPs.
@@ -131,9 +138,7 @@ def synthesize(component, name: str, *, nodsp: bool = True, timing: bool = False
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ParameterError(f"name must be a Verilog identifier, got {name!r}")
     started = time.perf_counter()
-    text = rtlil.convert(component, name=name, emit_src=bool(paths))
-    if paths:  # source paths from the package on, so that the netlist is the same on every machine
-        text = text.replace(f"{PACKAGE_DIRECTORY}/", "esb_hw/")
+    text = rtlil_text(component, name, sources=bool(paths))
     options = "-nodsp" if nodsp else ""
     timing_result = None
     with tempfile.TemporaryDirectory(prefix="esb-yosys-") as directory:
