@@ -75,7 +75,8 @@ def measure(job) -> dict:
             "side": side, "mapping": mapping(config), "lut_per_mac": round(result.lut / config.macs, 2),
             "ff_per_mac": round(result.ff / config.macs, 2), "carry4": result.carry4, "carry8": result.carry8,
             "bram36": result.bram36, "deepest": result.timing["deepest"],
-            "fmax_mhz_model": result.timing["fmax_mhz_model"], "seconds": round(result.seconds)}
+            "fmax_mhz_model": result.timing["fmax_mhz_model"],
+            "fmax_mhz_pessimistic": result.timing["fmax_mhz_pessimistic"], "seconds": round(result.seconds)}
 
 
 def main() -> int:

@@ -38,6 +38,7 @@ def main() -> int:
                          "accumulator_bits": config.accumulator_bits, "lut": result.lut, "ff": result.ff,
                          "carry4": result.carry4, "carry8": result.carry8, "dsp": result.dsp,
                          "deepest": result.timing["deepest"], "fmax_mhz_model": result.timing["fmax_mhz_model"],
+                         "fmax_mhz_pessimistic": result.timing["fmax_mhz_pessimistic"],
                          "seconds": round(result.seconds, 1)})
             if not args.json:
                 print(f"synthesized {config.name} in {result.seconds:.0f} s", file=sys.stderr)

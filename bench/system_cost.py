@@ -39,16 +39,18 @@ def measure(config: AcceleratorConfig, log) -> list[dict]:
     for part, component in (("AXI4-Lite registers", ControlRegisters(config)), ("AXI4 master", AxiMaster())):
         result = synthesize(component, "part", timing=True, dff=True)
         rows.append({**base, "part": part, "lut": result.lut, "ff": result.ff, "bram36": result.bram36,
-                     "dsp": result.dsp, "fmax_mhz_model": result.timing["fmax_mhz_model"]})
+                     "dsp": result.dsp, "fmax_mhz_model": result.timing["fmax_mhz_model"],
+                     "fmax_mhz_pessimistic": result.timing["fmax_mhz_pessimistic"]})
         log(f"synthesized the {part} of {config.name} in {result.seconds:.0f} s")
     whole = synthesize(System(config, primitives=True), "system", timing=True, dff=True)
     log(f"synthesized the {config.name} system in {whole.seconds:.0f} s")
     model = estimate_system(config)
     rows.append({**base, "part": "whole system", "lut": whole.lut, "ff": whole.ff, "bram36": whole.bram36,
-                 "dsp": whole.dsp, "fmax_mhz_model": whole.timing["fmax_mhz_model"], "clock_mhz": config.clock_mhz,
+                 "dsp": whole.dsp, "fmax_mhz_model": whole.timing["fmax_mhz_model"],
+                 "fmax_mhz_pessimistic": whole.timing["fmax_mhz_pessimistic"], "clock_mhz": config.clock_mhz,
                  "gops_per_klut": gops_per_klut(config, whole.lut)})
     rows.append({**base, "part": "whole system (MODEL)", "lut": model.lut, "ff": model.ff, "bram36": model.bram36,
-                 "dsp": model.dsp, "fmax_mhz_model": None, "gops_per_klut": gops_per_klut(config, model.lut)})
+                 "dsp": model.dsp, "fmax_mhz_model": None, "fmax_mhz_pessimistic": None, "gops_per_klut": gops_per_klut(config, model.lut)})
     return rows
 
 

@@ -112,7 +112,8 @@ def resources(config, board, layer, estimate: bool) -> tuple[dict, dict]:
             progress("synthesizing the whole layer engine (flat; minutes at 16x16)")
             result = synthesize(Engine(config, primitives=True), "engine", dff=True, timing=True)
             details["engine"] = {key: getattr(result, key) for key in ("lut", "ff", "bram36", "dsp")} | {
-                "source": "yosys", "model": details["engine"], "fmax_mhz_model": result.timing["fmax_mhz_model"]}
+                "source": "yosys", "model": details["engine"], "fmax_mhz_model": result.timing["fmax_mhz_model"],
+                "fmax_mhz_pessimistic": result.timing["fmax_mhz_pessimistic"]}
     else:
         figures = {key: getattr(model, key) for key in ("lut", "ff", "bram36", "dsp")} | {"source": "model"}
     check_fits(figures, board.CAPACITY, args_board_name(board))
@@ -226,7 +227,8 @@ def write_reports(out: Path, board, config, top, layer, figures: dict, details: 
         source = " of a two-row slice; fan-outs grow with the rows" if timing.get("source") != "flat" else ""
         lines += ["", f"Timing of the array (yosys netlist, pin by pin{source}): deepest path {deepest['lut_levels']} "
                       f"LUT levels + {deepest['carry_bits']} carry bits; worst path {timing['worst_path_ns']} "
-                      f"ns, Fmax {timing['fmax_mhz_model']} MHz by the delay MODEL ({timing['model']}); largest "
+                      f"ns, Fmax {timing['fmax_mhz_model']} MHz by the delay MODEL ({timing['model']}; "
+                      f"{timing.get('fmax_mhz_pessimistic', '-')} MHz pessimistic); largest "
                       f"enable fan-out {timing['largest_enable_fanout']['pins']}, reset fan-out "
                       f"{timing['largest_reset_fanout']['pins']}, o.ready fan-out "
                       f"{timing['from_port']['largest_fanout_pins']} pins."]
@@ -325,6 +327,7 @@ def system_resources(config, board, estimate: bool) -> dict:
         result = synthesize(System(config, primitives=True), "system", dff=True, timing=True, paths=WORST_PATHS)
         figures = {key: getattr(result, key) for key in ("lut", "ff", "bram36", "dsp")} | {"source": "yosys"}
         details["yosys"] = {**figures, "fmax_mhz_model": result.timing["fmax_mhz_model"],
+                            "fmax_mhz_pessimistic": result.timing["fmax_mhz_pessimistic"],
                             "worst_paths": result.timing["worst_paths"],
                             "model_error": {key: round(getattr(model, key) / getattr(result, key) - 1, 4)
                                             for key in ("lut", "ff") if getattr(result, key)}}
@@ -430,8 +433,10 @@ def write_system_reports(out: Path, board, config, resources: dict, bundle, viva
     ]
     worst_paths = details.get("yosys", {}).get("worst_paths")
     if worst_paths:
-        lines += ["", "Slowest paths by the delay MODEL (yosys netlist; `bench/timing.py --design system --paths N` "
-                      "prints every cell):", ""]
+        yosys = details["yosys"]
+        lines += ["", f"Fmax by the delay MODEL: {yosys['fmax_mhz_model']} MHz nominal, {yosys['fmax_mhz_pessimistic']} "
+                      "MHz pessimistic (routed nets of 0.5 ns or more). Slowest paths, nominal (yosys netlist; "
+                      "`bench/timing.py --design system --paths N` prints every cell):", ""]
         lines += [f"{rank}. {path_summary(path)}" for rank, path in enumerate(worst_paths, 1)]
     if vivado:
         lines += ["", f"Vivado: {vivado['utilization']['lut']:,} LUTs, {vivado['utilization']['ff']:,} FFs, "

@@ -2,7 +2,7 @@
 
 import pytest
 
-from esb_hw.estimate.timing import DELAY_MODEL, analyze, lut_dependencies
+from esb_hw.estimate.timing import DELAY_MODEL, PESSIMISTIC_MODEL, DelayModel, analyze, lut_dependencies
 
 LUT6_2_ADDER = 0  # filled below: O6 = I0 ^ I1 ^ I2 ^ I3, O5 = majority(I0, I1, I2)
 for index in range(64):
@@ -106,14 +106,46 @@ def carry8(ci, s0, co7):
 
 
 def test_the_deepest_path_is_not_the_slowest_one():
-    """A 4-LUT chain and a 24-bit carry chain meet at one LUT: the carry path is slower, the LUT path deeper."""
+    """A 4-LUT chain and a 48-bit carry chain meet at one LUT: the carry path is slower, the LUT path deeper."""
     cells = {"src": flop(3, 10), "l1": lut2(10, 10, 11), "l2": lut2(11, 11, 12), "l3": lut2(12, 12, 13),
-             "c1": carry8("0", 10, 27), "c2": carry8(27, "0", 37), "c3": carry8(37, "0", 47),
-             "meet": lut2(13, 47, 50), "dst": flop(50, 51)}
+             "c1": carry8("0", 10, 27), **{f"c{index}": carry8(10 * index + 7, "0", 10 * index + 17)
+                                          for index in range(2, 7)},
+             "meet": lut2(13, 77, 80), "dst": flop(80, 81)}
     ports = {"d": {"direction": "input", "bits": [3]}, "clk": {"direction": "input", "bits": [2]}}
     result = analyze(netlist(cells, ports), "top")
     assert result["deepest"]["lut_levels"] == 4
-    assert result["worst_path"]["lut_levels"] == 1 and result["worst_path"]["carry_bits"] == 8 + 8 + 8
+    assert result["worst_path"]["lut_levels"] == 1 and result["worst_path"]["carry_bits"] == 6 * 8
+
+
+def three_slice_carry():
+    """A flip-flop into a 24-bit carry chain of three CARRY8 cells (CO[7] into the next CI), into a flip-flop."""
+    cells = {"src": flop(3, 10), "c1": carry8("0", 10, 27), "c2": carry8(27, "0", 37), "c3": carry8(37, "0", 47),
+             "dst": flop(47, 51)}
+    return netlist(cells, {"d": {"direction": "input", "bits": [3]}, "clk": {"direction": "input", "bits": [2]}})
+
+
+def test_the_carry_cascade_is_dedicated_routing():
+    """UG574: CO into the next slice's CI takes no routed net and no carry entry, only the bits it travels."""
+    model = DELAY_MODEL
+    one_entry = (model.clock_to_out + model.net + model.carry_entry + 24 * model.carry_bit + model.net
+                 + model.setup)
+    result = analyze(three_slice_carry(), "top")
+    assert result["worst_path_ns"] == pytest.approx(one_entry, abs=2e-3)
+    assert result["worst_path"]["carry_bits"] == 24
+    # The v2 pricing (each hop a routed net and a new entry) is what the flag turns off: the test can fail.
+    routed = analyze(three_slice_carry(), "top", model=DelayModel(dedicated_cascade=False), pessimistic=None)
+    assert routed["worst_path_ns"] == pytest.approx(one_entry + 2 * (model.net + model.carry_entry), abs=2e-3)
+    assert "fmax_mhz_pessimistic" not in routed
+
+
+def test_the_pessimistic_variant_charges_half_a_nanosecond_per_routed_net():
+    result = analyze(three_slice_carry(), "top")
+    slow = PESSIMISTIC_MODEL
+    assert slow.net == 0.50 and "pessimistic" in slow.name and "pessimistic" in result["pessimistic_model"]
+    expected = slow.clock_to_out + slow.net + slow.carry_entry + 24 * slow.carry_bit + slow.net + slow.setup
+    assert result["worst_path_ns_pessimistic"] == pytest.approx(expected, abs=2e-3)
+    assert result["fmax_mhz_pessimistic"] == pytest.approx(1000 / expected, abs=0.06)
+    assert result["fmax_mhz_pessimistic"] < result["fmax_mhz_model"]
 
 
 def lutram(address, write_data, read_data):

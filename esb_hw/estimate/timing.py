@@ -6,21 +6,31 @@ output of that LUT depends on I3 (the ternary adders' carry-save links) and repo
 path has 3. Here every LUT output depends only on the inputs its INIT actually uses (LUT6_2 O5 and O6 apart), and
 a carry chain counts the bits a signal travels along it.
 
-The delay model (labelled a model everywhere it is printed, until a Vivado run calibrates it) charges, for the
-UltraScale+ -2 speed grade, values of the order of DS925's switching characteristics:
+The delay model v3 (labelled a model everywhere it is printed, until a Vivado run calibrates it) is for the
+UltraScale+ -2 speed grade. DS925 (the Zynq UltraScale+ data sheet) gives the ceilings (global clock tree 775 MHz
+at -2) but no longer tabulates CLB combinational delays, so the CLB and routing constants are the project's own
+assumptions, uncalibrated; UG574 (the UltraScale CLB guide) gives the structure they price: eight carry bits per
+slice, and a dedicated COUT-to-CIN connection from each slice to the one above, which no routed net takes.
 
 ========================  =========================================================
 ``CLOCK_TO_OUT``          0.10 ns from a flip-flop's clock to its output
-``BRAM_CLOCK_TO_OUT``     1.00 ns from a block RAM's clock to its data output (no output register)
+``BRAM_CLOCK_TO_OUT``     1.00 ns from a block RAM's clock to its data output with no output register (the order
+                          of DS958's 0.90 ns for a -2 Versal block RAM; assumed)
 ``SRL_CLOCK_TO_OUT``      1.00 ns from a shift-register LUT's clock to its output
-``NET``                   0.30 ns per net, plus ``NET_PER_DOUBLING`` 0.04 ns per doubling of its fan-out
+``NET``                   0.30 ns per routed net, plus ``NET_PER_DOUBLING`` 0.04 ns per doubling of its fan-out
 ``LUT``                   0.10 ns through a LUT (any input)
-``CARRY_ENTRY``           0.15 ns into a carry chain, plus ``CARRY_BIT`` 0.02 ns per bit it travels
+``CARRY_ENTRY``           0.15 ns into a carry chain from the fabric, plus ``CARRY_BIT`` 0.02 ns per bit it travels
+``CASCADE``               a carry cell's CO into the next carry cell's CI (UG574's dedicated cascade): no net and
+                          no entry, only the bits it travels
 ``MUX``                   0.10 ns through a MUXF7/F8
 ``SETUP``                 0.05 ns at a flip-flop, 0.30 ns (``BRAM_SETUP``) at a block RAM and at every
                           input of a distributed RAM (write data, enable and address; a read address also
                           goes on through the read data)
 ========================  =========================================================
+
+Every result has two variants: ``nominal`` (:data:`DELAY_MODEL`, the constants above) and ``pessimistic``
+(:data:`PESSIMISTIC_MODEL`: every routed net at least 0.50 ns before its fan-out term, as a congested full chip
+routes them). Both are models.
 
 :func:`analyze` returns the worst path's delay, the estimated Fmax, its LUT levels and carry bits, the deepest
 path in LUT levels, the largest clock-enable and reset fan-outs, and the largest fan-out of any net that is
@@ -34,7 +44,8 @@ import sys
 from collections import defaultdict, deque
 from dataclasses import dataclass
 
-__all__ = ["DelayModel", "DELAY_MODEL", "analyze", "lut_dependencies", "named_paths", "source_line"]
+__all__ = ["DELAY_MODEL", "PESSIMISTIC_MODEL", "DelayModel", "analyze", "lut_dependencies", "named_paths",
+           "source_line"]
 
 
 @dataclass(frozen=True)
@@ -52,10 +63,15 @@ class DelayModel:
     mux: float = 0.10
     setup: float = 0.05
     bram_setup: float = 0.30
-    name: str = "esb-hw UltraScale+ -2 model v2 (uncalibrated)"
+    dedicated_cascade: bool = True
+    name: str = "esb-hw UltraScale+ -2 model v3, nominal (uncalibrated)"
 
 
+#: The nominal model.
 DELAY_MODEL = DelayModel()
+#: The pessimistic model: every routed net 0.50 ns or more (before its fan-out term).
+PESSIMISTIC_MODEL = DelayModel(net=0.50, name="esb-hw UltraScale+ -2 model v3, pessimistic: routed nets >= 0.5 ns "
+                                              "(uncalibrated)")
 
 _FLOPS = {"FDRE": ("R",), "FDSE": ("S",), "FDCE": ("CLR",), "FDPE": ("PRE",)}
 _CARRIES = {"CARRY8": 8, "CARRY4": 4}
@@ -136,27 +152,23 @@ def _cell_arcs(cell: dict) -> list[tuple[str, int, str, int, str, int]] | None:
     return None
 
 
-def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL, from_port: str | None = None,
+def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL,
+            pessimistic: DelayModel | None = PESSIMISTIC_MODEL, from_port: str | None = None,
             paths: int = 0) -> dict:
     """Depth, delay, Fmax and fan-out of module ``top`` of a yosys JSON netlist (see the module docstring).
 
-    ``from_port`` names an input port (``"o__ready"``): the result then has the largest fan-out (sink pins) of
-    the nets combinational from it. ``paths``: the result also has ``worst_paths``, the ``paths`` slowest
-    distinct paths (:func:`named_paths`).
+    The figures are ``model``'s (nominal); with ``pessimistic`` the result also has that variant's worst path
+    and Fmax (``worst_path_ns_pessimistic``, ``fmax_mhz_pessimistic``). ``from_port`` names an input port
+    (``"o__ready"``): the result then has the largest fan-out (sink pins) of the nets combinational from it.
+    ``paths``: the result also has ``worst_paths``, the ``paths`` slowest distinct paths of the nominal model
+    (:func:`named_paths`).
     """
     module = netlist["modules"][top]
     names = _net_names(module)
     sinks, readers = _pin_loads(module)
-
-    def net_delay(bit: int) -> float:
-        return model.net + model.net_per_doubling * math.log2(max(sinks[bit], 1))
-
-    arrival, depth, arcs_of = _start_points(module, model)
-    previous: dict[int, tuple[int, str]] = {}
-    _propagate(module, arcs_of, arrival, depth, net_delay, model, previous)
-    ends: list[tuple[float, str, int]] = []
-    worst, deepest, enable_fanout, reset_fanout = _end_points(module, arcs_of, arrival, depth, net_delay, names,
-                                                              model, ends)
+    cascades = _carry_outputs(module)
+    worst, deepest, enable_fanout, reset_fanout, ends, previous, arrival, arcs_of = _timed(
+        module, model, names, sinks, cascades)
     result = {
         "model": model.name,
         "worst_path_ns": round(worst[0], 3),
@@ -166,11 +178,39 @@ def analyze(netlist: dict, top: str, *, model: DelayModel = DELAY_MODEL, from_po
         "largest_enable_fanout": _largest(enable_fanout, names),
         "largest_reset_fanout": _largest(reset_fanout, names),
     }
+    if pessimistic is not None:
+        slow = _timed(module, pessimistic, names, sinks, cascades)[0]
+        result.update({"pessimistic_model": pessimistic.name, "worst_path_ns_pessimistic": round(slow[0], 3),
+                       "fmax_mhz_pessimistic": round(1000.0 / slow[0], 1) if slow[0] else None,
+                       "worst_path_pessimistic": {"lut_levels": slow[1], "carry_bits": slow[2], "end": slow[3]}})
     if from_port is not None:
         result["from_port"] = _combinational_cone(module, from_port, arcs_of, readers, sinks, names)
     if paths:
         result["worst_paths"] = named_paths(module, ends, previous, arrival, paths)
     return result
+
+
+def _timed(module: dict, model: DelayModel, names: dict, sinks: dict, cascades: set[int]) -> tuple:
+    """One model's arrival times through the whole module: the worst and deepest paths, the fan-outs, every end
+    point, each net's slowest predecessor, the arrivals and the combinational arcs."""
+
+    def net_delay(bit: int) -> float:
+        return model.net + model.net_per_doubling * math.log2(max(sinks[bit], 1))
+
+    arrival, depth, arcs_of = _start_points(module, model)
+    previous: dict[int, tuple[int, str]] = {}
+    _propagate(module, arcs_of, arrival, depth, net_delay, model, previous,
+               cascades if model.dedicated_cascade else set())
+    ends: list[tuple[float, str, int, str]] = []
+    worst, deepest, enable_fanout, reset_fanout = _end_points(module, arcs_of, arrival, depth, net_delay, names,
+                                                              model, ends)
+    return worst, deepest, enable_fanout, reset_fanout, ends, previous, arrival, arcs_of
+
+
+def _carry_outputs(module: dict) -> set[int]:
+    """The nets a carry cell's CO drives: into another carry cell's CI they take UG574's dedicated cascade."""
+    return {bit for cell in module["cells"].values() if cell["type"] in _CARRIES
+            for bit in cell["connections"].get("CO", []) if isinstance(bit, int)}
 
 
 def _net_names(module: dict) -> dict[int, str]:
@@ -257,9 +297,10 @@ def _cell_order(module: dict, arcs_of: dict) -> tuple[dict[str, int], dict[str, 
 
 
 def _propagate(module: dict, arcs_of: dict, arrival: dict, depth: dict, net_delay, model: DelayModel,
-               previous: dict) -> None:
+               previous: dict, cascades: set[int]) -> None:
     """Arrival and depth through the combinational cells, in topological order (Kahn), cell by cell; ``previous``
-    gets, per net, the net and the cell its slowest arrival came through."""
+    gets, per net, the net and the cell its slowest arrival came through. A carry cell's CI fed from a net in
+    ``cascades`` (another carry cell's CO) costs only the bits the carry travels."""
     waiting, dependents = _cell_order(module, arcs_of)
     ready = deque(name for name, count in waiting.items() if count == 0)
     processed = 0
@@ -277,13 +318,16 @@ def _propagate(module: dict, arcs_of: dict, arrival: dict, depth: dict, net_dela
                 continue
             time, levels, bits = arrival[source]
             deep_levels, deep_bits = depth[source]
-            time += net_delay(source)
-            if kind == "lut":
+            if kind == "carry" and in_port == "CI" and source in cascades:
+                time += model.carry_bit * carry_bits
+                bits, deep_bits = bits + carry_bits, deep_bits + carry_bits
+            elif kind == "lut":
+                time += net_delay(source)
                 time, levels, deep_levels = time + model.lut, levels + 1, deep_levels + 1
             elif kind == "mux":
-                time += model.mux
+                time += net_delay(source) + model.mux
             else:
-                time = time + model.carry_entry + model.carry_bit * carry_bits
+                time += net_delay(source) + model.carry_entry + model.carry_bit * carry_bits
                 bits, deep_bits = bits + carry_bits, deep_bits + carry_bits
             if target not in arrival or time > arrival[target][0]:
                 arrival[target] = (time, levels, bits)
