@@ -50,7 +50,8 @@ def measure(config: AcceleratorConfig, log) -> list[dict]:
                  "fmax_mhz_pessimistic": whole.timing["fmax_mhz_pessimistic"], "clock_mhz": config.clock_mhz,
                  "gops_per_klut": gops_per_klut(config, whole.lut)})
     rows.append({**base, "part": "whole system (MODEL)", "lut": model.lut, "ff": model.ff, "bram36": model.bram36,
-                 "dsp": model.dsp, "fmax_mhz_model": None, "fmax_mhz_pessimistic": None, "gops_per_klut": gops_per_klut(config, model.lut)})
+                 "dsp": model.dsp, "fmax_mhz_model": None, "fmax_mhz_pessimistic": None,
+                 "gops_per_klut": gops_per_klut(config, model.lut)})
     return rows
 
 

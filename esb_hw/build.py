@@ -434,7 +434,8 @@ def write_system_reports(out: Path, board, config, resources: dict, bundle, viva
     worst_paths = details.get("yosys", {}).get("worst_paths")
     if worst_paths:
         yosys = details["yosys"]
-        lines += ["", f"Fmax by the delay MODEL: {yosys['fmax_mhz_model']} MHz nominal, {yosys['fmax_mhz_pessimistic']} "
+        lines += ["", f"Fmax by the delay MODEL: {yosys['fmax_mhz_model']} MHz nominal, "
+                      f"{yosys['fmax_mhz_pessimistic']} "
                       "MHz pessimistic (routed nets of 0.5 ns or more). Slowest paths, nominal (yosys netlist; "
                       "`bench/timing.py --design system --paths N` prints every cell):", ""]
         lines += [f"{rank}. {path_summary(path)}" for rank, path in enumerate(worst_paths, 1)]

@@ -9,6 +9,7 @@ import pytest
 from esb_hw.compiler.program import compile_program, predicted_cycles, to_bundle
 from esb_hw.compiler.timeline import AXI_SYSTEM, MEMORY_MODEL, MemoryTiming, core_cycles
 from esb_hw.data import shipped_config
+from esb_hw.errors import InputError
 from esb_hw.sim.engine import memory_for, run_engine
 from esb_hw.sim.layer_core import SMALL_ENGINE_CONFIG, random_layer
 from esb_hw.sim.pytest_helpers import require_simulator
@@ -112,3 +113,49 @@ def test_core_cycles_is_the_engine_models_compute_span_of_a_lone_tile():
     program = SMALL_PROGRAMS["linear"]
     (times,) = predicted_cycles(program, FIXED)["tiles"]
     assert core_cycles(program.tiles[0].schedule) == times.compute[1] - times.compute[0] - 3
+
+
+def test_the_bandwidth_sets_a_floor_of_bytes_over_bandwidth():
+    """A layer takes at least its bytes over the engine's share of the bandwidth; the bytes are counted apart by
+    predicted_beats (the program's own count, beat by beat)."""
+    from esb_hw.compiler.program import predicted_beats
+    from esb_hw.compiler.timeline import EngineTimeline
+
+    program = SMALL_PROGRAMS["three_layers"]
+    work = [(tile.descriptor, tile.schedule) for tile in program.tiles]
+    beats = predicted_beats(program)
+    timeline = EngineTimeline(program.config, FIXED)
+    assert timeline.moved_bytes(work) == (16 * beats["read"], 16 * beats["written"])
+    unlimited = predicted_cycles(program, FIXED)["cycles"]
+    assert predicted_cycles(program, FIXED.with_bandwidth(64.0))["cycles"] == unlimited  # more than a port: no change
+    starved = predicted_cycles(program, FIXED.with_bandwidth(0.5))
+    assert starved["cycles"] >= 16 * (beats["read"] + beats["written"]) / 0.5
+    assert all(layer["bound"] == "memory" for layer in starved["layers"])
+    half = predicted_cycles(program, FIXED.with_bandwidth(8.0))["cycles"]
+    assert unlimited < half < starved["cycles"]
+    assert FIXED.with_bandwidth(4.0).pace == 4.0 and FIXED.pace == 1.0
+    with pytest.raises(InputError, match="bandwidth must be positive"):
+        FIXED.with_bandwidth(0.0)
+
+
+def test_each_layer_says_what_bounds_it():
+    """The per-layer figures add up to the run, and a compute-heavy layer with memory to spare is compute-bound."""
+    program = SMALL_PROGRAMS["three_layers"]
+    result = predicted_cycles(program, FIXED)
+    layers = result["layers"]
+    assert [layer["layer"] for layer in layers] == [0, 1, 2]
+    assert sum(layer["cycles"] for layer in layers) == result["cycles"]
+    assert sum(layer["compute_cycles"] for layer in layers) == result["compute_cycles"]
+    beats = predicted_beats_total(program)
+    assert sum(layer["bytes"] for layer in layers) == 16 * beats
+    for layer in layers:
+        assert layer["bound"] == ("memory" if layer["memory_cycles"] > layer["compute_cycles"] else "compute")
+    wide = predicted_cycles(program, FIXED.with_bandwidth(1000.0))["layers"]
+    assert any(layer["bound"] == "compute" for layer in wide)
+
+
+def predicted_beats_total(program) -> int:
+    from esb_hw.compiler.program import predicted_beats
+
+    beats = predicted_beats(program)
+    return beats["read"] + beats["written"]

@@ -68,12 +68,14 @@ from amaranth.build import Attrs, Clock, DiffPairs, Pins, Resource
 from amaranth.vendor import XilinxPlatform
 from amaranth_boards.resources import ButtonResources, LEDResources, SwitchResources, UARTResource
 
+from ..contract.bandwidth import BoardMemory
 from . import BoardClock
 
 __all__ = [
     "BOARD_PART",
     "BUTTON_INDEX",
     "LED_PINS",
+    "MEMORY",
     "INTERRUPT_CONTROLLER_BASE",
     "REGISTER_BASE",
     "CAPACITY",
@@ -124,6 +126,11 @@ PART = "xczu9eg-ffvb1156-2-e"
 #: commit 7c0b733624acdc28fca80920d7fc93395d2ec88e).
 CAPACITY = dict(lut=274_080, ff=548_160, bram36=912, dsp=2_520)
 DEFAULT_CLOCK = BoardClock("clk300", 0, 300e6)
+#: The PS's four high-performance slave ports S_AXI_HP0..3_FPD (128 bits each as the block design configures them)
+#: and its 64-bit DDR4 at 2,400 MT/s: 19.2 GB/s peak, the figure the project takes for the board's SODIMM (not
+#: checked against a data sheet here; a model input).
+MEMORY = BoardMemory(ports=4, port_bytes=16, ddr_bytes_per_second=19.2e9,
+                     source="S_AXI_HP0..3_FPD at 128 bits; 64-bit DDR4-2400 (19.2 GB/s peak, assumed)")
 DESCRIPTION = "Xilinx ZCU102 evaluation board (Zynq UltraScale+ XCZU9EG-2FFVB1156E)"
 
 #: The Vivado board part (board files 3.4, the version the pins above come from).

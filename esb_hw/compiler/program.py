@@ -640,11 +640,41 @@ def run_in_numpy(program: Program, memory: bytearray) -> None:
 def predicted_cycles(program: Program, memory: MemoryTiming = MEMORY_MODEL) -> dict:
     """The engine's cycles from start to done for ``program`` with ``memory`` (a MODEL:
     :class:`esb_hw.compiler.timeline.EngineTimeline`, the one cycle model). Returns ``{"cycles",
-    "compute_cycles", "tiles"}``, ``tiles`` holding each tile's :class:`~esb_hw.compiler.timeline.TileTimes`."""
+    "compute_cycles", "tiles", "layers"}``, ``tiles`` holding each tile's :class:`~esb_hw.compiler.timeline.TileTimes`
+    and ``layers`` one dict per layer (:func:`layer_bounds`)."""
     timeline = EngineTimeline(program.config, memory)
-    cycles = timeline.run([(tile.descriptor, tile.schedule) for tile in program.tiles])
+    work = [(tile.descriptor, tile.schedule) for tile in program.tiles]
+    cycles = timeline.run(work)
     compute = sum(times.compute[1] - times.compute[0] for times in timeline.tiles)
-    return {"cycles": cycles, "compute_cycles": compute, "tiles": timeline.tiles}
+    return {"cycles": cycles, "compute_cycles": compute, "tiles": timeline.tiles,
+            "layers": layer_bounds(program, timeline, memory, cycles)}
+
+
+def layer_bounds(program: Program, timeline: EngineTimeline, memory: MemoryTiming, cycles: int) -> list[dict]:
+    """Per layer, from a run of ``timeline`` over the whole program (a MODEL): ``cycles`` (from the previous
+    layer's last store to its own; the last layer ends at the run's ``cycles``), ``compute_cycles`` (its tiles in
+    the layer core), ``memory_cycles`` (its busier direction at the memory's pace per beat, or all its bytes over the
+    bandwidth if that takes longer) and ``bound``: ``"memory"`` when ``memory_cycles`` exceed ``compute_cycles``, else
+    ``"compute"``."""
+    layers = []
+    previous_end = 0
+    for index in range(len(program.layers)):
+        chosen = [number for number, tile in enumerate(program.tiles) if tile.layer == index]
+        if not chosen:
+            continue
+        times = [timeline.tiles[number] for number in chosen]
+        work = [(program.tiles[number].descriptor, None) for number in chosen]
+        read, written = timeline.moved_bytes(work)
+        memory_cycles = max(read, written) / MEMORY_BEAT_BYTES * memory.pace  # a beat each way at most
+        if memory.bandwidth is not None:
+            memory_cycles = max(memory_cycles, (read + written) / memory.bandwidth)
+        end = cycles if index == program.tiles[-1].layer else round(times[-1].store[1] + 1)
+        compute = sum(time.compute[1] - time.compute[0] for time in times)
+        layers.append({"layer": index, "cycles": end - previous_end, "compute_cycles": compute,
+                       "memory_cycles": round(memory_cycles), "bytes": read + written,
+                       "bound": "memory" if memory_cycles > compute else "compute"})
+        previous_end = end
+    return layers
 
 
 def predicted_beats(program: Program) -> dict:

@@ -18,7 +18,7 @@ measured cycles.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..config import AcceleratorConfig
 from ..contract.checks import checker_cycles
@@ -44,12 +44,32 @@ class MemoryTiming:
         Mean cycles per beat the memory needs when it sets the pace (``1 / (1 - stall)`` with random stalls).
     outstanding : int
         Read requests it takes before the first has all its beats.
+    bandwidth : float or None
+        The engine's share of the memory's bandwidth in bytes per cycle, reads and writes together
+        (:meth:`esb_hw.contract.bandwidth.BoardMemory.bytes_per_cycle`); None: no limit but a beat per cycle each
+        way. A beat then takes at least ``16 / bandwidth`` cycles, and a run at least its bytes over it.
     """
 
     read_latency: tuple[int, int]
     write_latency: tuple[int, int]
     beat_cycles: float = 1.0
     outstanding: int = 16
+    bandwidth: float | None = None
+
+    def __post_init__(self):
+        if self.bandwidth is not None and not self.bandwidth > 0:
+            raise InputError(f"the memory's bandwidth must be positive, got {self.bandwidth!r} bytes per cycle")
+
+    @property
+    def pace(self) -> float:
+        """Cycles per beat when the memory sets the pace: its own, or the bandwidth's if that is slower."""
+        if self.bandwidth is None:
+            return self.beat_cycles
+        return max(self.beat_cycles, MEMORY_BEAT_BYTES / self.bandwidth)
+
+    def with_bandwidth(self, bytes_per_cycle: float | None) -> MemoryTiming:
+        """This timing with the engine's share of the bandwidth set (see ``bandwidth``)."""
+        return replace(self, bandwidth=bytes_per_cycle)
 
     @classmethod
     def of_model(cls, latency: tuple[int, int] = (20, 100), stall: float = 0.2) -> MemoryTiming:
@@ -176,13 +196,13 @@ class EngineTimeline:
         for transfer, kind in transfers:
             per_word = max(1, sizes[kind] // MEMORY_BEAT_BYTES)
             for segment in range(transfer["segments"]):
-                request = len(offsets) * memory.beat_cycles  # its acceptance, after the first's
+                request = len(offsets) * memory.pace  # its acceptance, after the first's
                 if len(offsets) >= memory.outstanding:  # the memory is full: when an earlier one is done
                     request = max(request, memory.mean_read + ends[len(offsets) - memory.outstanding])
                 offsets.append(work - request)
                 start = transfer["address"] + segment * transfer["stride"]
                 beats = _run_beats(start, transfer["words"] * sizes[kind])
-                work += max(transfer["words"] * per_word, beats * memory.beat_cycles) + 1
+                work += max(transfer["words"] * per_word, beats * memory.pace) + 1
                 ends.append(work)
         return 1 + memory.latest(offsets) + work + 2
 
@@ -190,7 +210,7 @@ class EngineTimeline:
         size = memory_word_bytes(buffer_word_bits(self.config)["output"])
         per_word = max(1, size // MEMORY_BEAT_BYTES)
         consumer = transfer["words"] * transfer["segments"] * per_word
-        return max(consumer, _beats(transfer, size) * self.memory.beat_cycles) + transfer["segments"]
+        return max(consumer, _beats(transfer, size) * self.memory.pace) + transfer["segments"]
 
     def run(self, work) -> int:
         """``work``: ``(descriptor, schedule)`` per tile, in program order. Returns the modelled cycles."""
@@ -202,7 +222,7 @@ class EngineTimeline:
         weight_bank = 0
         for index, (descriptor, schedule) in enumerate(work):
             tiles = self.tiles
-            check_start = fetch + memory.mean_read + DESCRIPTOR_BEATS * memory.beat_cycles + 1
+            check_start = fetch + memory.mean_read + DESCRIPTOR_BEATS * memory.pace + 1
             check_done = check_start + checker_cycles(descriptor, self.config)
             load_start = check_done + 1
             if index >= 2:  # its activation bank: free once tile i - 2 has left the core
@@ -230,7 +250,21 @@ class EngineTimeline:
                                    (round(compute_start), round(compute_done)),
                                    (round(store_start), round(store_done))))
             fetch = compute_start
-        return round(self.tiles[-1].store[1] + 1) if self.tiles else 4
+        cycles = round(self.tiles[-1].store[1] + 1) if self.tiles else 4
+        if memory.bandwidth is not None:  # reads and writes share the bandwidth: no faster than all bytes over it
+            cycles = max(cycles, -(-sum(self.moved_bytes(work)) * 1000 // round(memory.bandwidth * 1000)))
+        return cycles
+
+    def moved_bytes(self, work) -> tuple[int, int]:
+        """The bytes the memory reads and writes for ``work``: every beat of each descriptor, load and store."""
+        sizes = {name: memory_word_bytes(bits) for name, bits in buffer_word_bits(self.config).items()}
+        read = written = 0
+        for descriptor, _ in work:
+            kinds = [("activations", "activation")] if descriptor["reuse_weights"] else [
+                ("params", "param"), ("weights", "weight"), ("activations", "activation")]
+            read += DESCRIPTOR_BEATS + sum(_beats(descriptor[name], sizes[kind]) for name, kind in kinds)
+            written += _beats(descriptor["outputs"], sizes["output"])
+        return read * MEMORY_BEAT_BYTES, written * MEMORY_BEAT_BYTES
 
 
 def _run_beats(start: int, length: int) -> int:
