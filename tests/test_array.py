@@ -122,7 +122,10 @@ def amaranth_cases(config):
 
 
 SMALL_SHIPPED = sorted(name for name, config in SHIPPED.items() if config.macs <= 64)
-BIG_SHIPPED = sorted(name for name, config in SHIPPED.items() if config.macs > 64)
+#: Chip configs whose PE and formats another simulated config already covers (the uniform4 PE at 8x8), left out of
+#: the Verilator runs: a 64x64 build takes many minutes of g++.
+COVERED_ELSEWHERE = {"zcu102_64x64_uniform4": "uniform4"}
+BIG_SHIPPED = sorted(name for name, config in SHIPPED.items() if config.macs > 64 and name not in COVERED_ELSEWHERE)
 
 
 @pytest.mark.parametrize("name", SMALL_SHIPPED)
@@ -206,7 +209,11 @@ def test_big_shipped_configs_in_verilator(name):
 
 
 def test_shipped_configs_are_all_simulated():
-    assert sorted(SMALL_SHIPPED + BIG_SHIPPED) == sorted(SHIPPED) and len(SMALL_SHIPPED) >= 4
+    assert sorted(SMALL_SHIPPED + BIG_SHIPPED + list(COVERED_ELSEWHERE)) == sorted(SHIPPED) and len(SMALL_SHIPPED) >= 4
+    for name, other in COVERED_ELSEWHERE.items():  # the same formats and PE as a simulated config
+        covered, simulated = SHIPPED[name], SHIPPED[other]
+        assert (covered.weight_format, covered.activation_format, covered.pe_variant) == (
+            simulated.weight_format, simulated.activation_format, simulated.pe_variant)
 
 
 #: Configs whose cocotb runs take over half a minute each: in ``make test-all`` (the Amaranth-simulator test above

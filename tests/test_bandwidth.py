@@ -23,8 +23,3 @@ def test_engines_beyond_the_ports_and_a_bad_clock_are_refused():
     with pytest.raises(InputError, match="clock must be positive"):
         memory.bytes_per_cycle(0.0)
     assert memory.bytes_per_cycle(100.0) == pytest.approx(10.0)
-
-
-def test_ports_needed():
-    memory = zcu102.MEMORY
-    assert [memory.ports_needed(value) for value in (0.0, 1.0, 16.0, 16.5, 40.0)] == [1, 1, 1, 2, 3]

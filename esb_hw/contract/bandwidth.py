@@ -45,7 +45,3 @@ class BoardMemory:
         if not clock_mhz > 0:
             raise InputError(f"the clock must be positive, got {clock_mhz!r} MHz")
         return min(float(self.port_bytes), self.ddr_bytes_per_second / (clock_mhz * 1e6) / engines)
-
-    def ports_needed(self, bytes_per_cycle: float) -> int:
-        """The fewest ports that carry ``bytes_per_cycle`` (at least one)."""
-        return max(1, -(-int(bytes_per_cycle * 1000) // (self.port_bytes * 1000)))
