@@ -60,6 +60,7 @@ from .lowering import (
     param_image,
     weight_image,
 )
+from .packing import TapPacking, pack_taps, worth_packing
 from .timeline import MEMORY_MODEL, EngineTimeline, MemoryTiming
 
 __all__ = ["Program", "Tile", "compile_program", "descriptor_error", "input_image", "predicted_beats",
@@ -106,6 +107,9 @@ class Program:
         Name -> ``(address, bytes)``: ``descriptors``, ``input``, ``weights_<i>``, ``params_<i>``, ``output_<i>``.
     base : int
         The image's address in memory.
+    input_packing : TapPacking or None
+        The first layer's taps packed onto the columns (:mod:`esb_hw.compiler.packing`): ``layers[0]`` is then the
+        packed 1x1 layer, ``shapes[0]`` the packed input's shape, and :func:`input_image` packs the input codes.
     """
 
     config: AcceleratorConfig
@@ -116,6 +120,12 @@ class Program:
     image: bytes
     regions: dict[str, tuple[int, int]] = field(default_factory=dict)
     base: int = 0
+    input_packing: TapPacking | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of the input codes the program takes (before any packing)."""
+        return self.input_packing.input_shape if self.input_packing is not None else self.shapes[0]
 
     @property
     def program_address(self) -> int:
@@ -269,9 +279,12 @@ def _transfer(address: int, words: int, segments: int = 1, stride: int = 0) -> d
 
 
 def compile_program(config: AcceleratorConfig, layers, input_shape, activation_codes=None, *,
-                    base: int = 0) -> Program:
+                    base: int = 0, pack_input: bool | str = False) -> Program:
     """Compile ``layers`` (a chain) for an input of ``input_shape`` into tiles, descriptors and a memory image
     placed at ``base`` (4 KiB aligned), with ``activation_codes`` as the input (zeros if None).
+
+    ``pack_input``: pack the first conv2d layer's kernel taps onto the columns (:mod:`esb_hw.compiler.packing`;
+    the host then writes the input unrolled); ``"auto"`` packs when that at least halves its chunks.
 
     The phases: :func:`lower_layers` (each layer onto the array), :func:`tile_layers` (the tile shapes the cycle
     model finds fastest), :func:`allocate` (the memory map), :func:`describe` (a descriptor per tile) and
@@ -289,12 +302,23 @@ def compile_program(config: AcceleratorConfig, layers, input_shape, activation_c
     if base % REGION_ALIGNMENT:
         raise InputError(f"base must be a multiple of {REGION_ALIGNMENT}, got {base}")
     layers = list(layers)
+    if pack_input not in (False, True, "auto"):
+        raise InputError(f"pack_input must be True, False or 'auto', got {pack_input!r}")
+    packing = None
+    if layers and (pack_input is True or (pack_input == "auto" and worth_packing(config, layers[0], input_shape))):
+        try:
+            packing, layers[0] = pack_taps(layers[0], input_shape)
+        except InputError as error:
+            raise InputError(f"layer 0: {error}") from None
+        input_shape = packing.packed_shape
+        if activation_codes is not None:
+            activation_codes = packing.codes(activation_codes)
     schedules, shapes = lower_layers(config, layers, input_shape)
     tiles_per_layer = tile_layers(config, schedules)
     regions, end = allocate(config, schedules, sum(len(tiles) for tiles in tiles_per_layer), base)
     tiles = describe(config, schedules, tiles_per_layer, regions)
     image, tiles = build_image(config, schedules, tiles, regions, base, end, shapes[0], activation_codes)
-    return Program(config, layers, shapes, schedules, tiles, image, regions, base)
+    return Program(config, layers, shapes, schedules, tiles, image, regions, base, packing)
 
 
 def lower_layers(config: AcceleratorConfig, layers: list[Layer], input_shape) -> tuple[list[Schedule], list]:
@@ -566,8 +590,10 @@ def descriptor_error(config: AcceleratorConfig, descriptor: dict, *, memory_size
 def input_image(program: Program, activation_codes) -> tuple[int, bytes]:
     """The input region's address and bytes for ``activation_codes`` (to run the same program on new inputs)."""
     codes = np.asarray(activation_codes)
-    if codes.shape != program.shapes[0]:
-        raise InputError(f"the input codes have shape {codes.shape}, the program expects {program.shapes[0]}")
+    if codes.shape != program.input_shape:
+        raise InputError(f"the input codes have shape {codes.shape}, the program expects {program.input_shape}")
+    if program.input_packing is not None:
+        codes = program.input_packing.codes(codes)
     bits = buffer_word_bits(program.config)["activation"]
     return program.regions["input"][0], pack_memory_words(bits, activation_image(program.schedules[0], codes))
 

@@ -99,9 +99,10 @@ def shape_layer(config: AcceleratorConfig, shape: LayerShape, rng: np.random.Gen
 def model_network(config: AcceleratorConfig, shapes: list[LayerShape], memory: MemoryTiming, *,
                   progress: Callable[[str], None] | None = None) -> list[dict]:
     """Each layer of ``shapes`` compiled alone (its own program, as a layer that reads its input from memory and
-    writes its output there) and run through the cycle model with ``memory`` (a MODEL). Returns one dict per
-    layer: ``name``, ``macs``, ``tiles``, ``cycles``, ``compute_cycles``, ``memory_cycles``, ``bound`` and
-    ``utilization`` (``macs / (cycles x the array's MACs)``). Raises :class:`InputError` naming the layer when
+    writes its output there) and run through the cycle model with ``memory`` (a MODEL); the first layer's taps are
+    packed where that pays (:mod:`esb_hw.compiler.packing`). Returns one dict per layer: ``name``, ``macs``,
+    ``tiles``, ``packed``, ``cycles``, ``compute_cycles``, ``memory_cycles``, ``bound`` and ``utilization``
+    (``macs / (cycles x the array's MACs)``). Raises :class:`InputError` naming the layer when
     the config cannot run it."""
     rng = np.random.default_rng(0)
     results = []
@@ -110,13 +111,15 @@ def model_network(config: AcceleratorConfig, shapes: list[LayerShape], memory: M
         input_shape = ((shape.in_channels, shape.input_size, shape.input_size) if shape.kind == "conv2d"
                        else (1, shape.in_channels))
         try:
-            program = compile_program(config, [layer], input_shape)
+            # Only the network's input is the host's to lay out: its first layer's taps may be packed.
+            program = compile_program(config, [layer], input_shape, pack_input="auto" if number == 1 else False)
         except InputError as error:
             raise InputError(f"{shape.name}: {error}") from None
         predicted = predicted_cycles(program, memory)
         (bounds,) = predicted["layers"]
         cycles = predicted["cycles"]
-        results.append({"name": shape.name, "macs": shape.macs, "tiles": len(program.tiles), "cycles": cycles,
+        results.append({"name": shape.name, "macs": shape.macs, "tiles": len(program.tiles),
+                        "packed": program.input_packing is not None, "cycles": cycles,
                         "compute_cycles": bounds["compute_cycles"], "memory_cycles": bounds["memory_cycles"],
                         "bound": bounds["bound"], "utilization": round(shape.macs / (cycles * config.macs), 4)})
         if progress is not None:
