@@ -31,7 +31,6 @@ from ...contract.checks import ENGINE_REACH, PRODUCT_CHECKS, WINDOW_CHECKS
 from ...contract.limits import MAX_KERNEL, STRIDES
 from ...layouts import ENGINE_ERRORS, buffer_word_bits, descriptor_layout, memory_word_bytes
 from ..checks import require_instance
-from ..onehot import OneHotFSM
 
 __all__ = ["DescriptorChecker", "ERROR_CODES"]
 
@@ -137,9 +136,7 @@ class DescriptorChecker(wiring.Component):
         # The pixel walk's length: output_pixels, times 4 with pooling (a window's four pixels).
         walk_pixels = Signal(len(d.geometry.output_pixels) + 2)
         products = self._products(d, walk_pixels)
-        product = Signal(PRODUCT_BITS, name="product")
-        multiplicand = Signal(PRODUCT_BITS, name="multiplicand")
-        bound = Signal(PRODUCT_BITS, name="bound")
+        product, multiplicand, bound = Signal(PRODUCT_BITS), Signal(PRODUCT_BITS), Signal(PRODUCT_BITS)
         overflow = Signal()
         multiplier = Signal(max(len(factor) for _, factors, _, _ in products for factor in factors))
         limit = Signal(range(ENGINE_REACH + 1))  # the window, clamped to the engine's reach
@@ -147,55 +144,45 @@ class DescriptorChecker(wiring.Component):
             m.d.sync += [walk_pixels.eq(Mux(d.geometry.pool, d.geometry.output_pixels << 2, d.geometry.output_pixels)),
                          limit.eq(Mux(self.memory_size >= ENGINE_REACH, ENGINE_REACH, self.memory_size)),
                          self.error.eq(0), self.detail.eq(0)]
-        states = ["idle", "immediate"]
-        for index, (_, factors, _, _) in enumerate(products):
-            states.append(f"load_{index}")
-            for position in range(1, len(factors)):
-                states += [f"setup_{index}_{position}", f"multiply_{index}_{position}"]
-            states.append(f"compare_{index}")
-        states += ["window_load_0", "window_load", "window_span", "window_setup", "window_multiply",
-                   "window_compare", "report"]
-        fsm = OneHotFSM(m, states, name="check")
-        with fsm.state_of("idle"):
-            with m.If(self.start):
-                fsm.goto("immediate")
-        with fsm.state_of("immediate"):
-            fsm.goto("load_0")
-            for name, failing in reversed(immediate):  # the first failing check sets the code last
-                with m.If(failing):
-                    m.d.sync += self.error.eq(ERROR_CODES[name])
-                    fsm.goto("report")
-        for index, (name, factors, relation, rhs) in enumerate(products):
-            with fsm.state_of(f"load_{index}"):
-                # registered: no adder before the compare
-                m.d.sync += [product.eq(factors[0]), bound.eq(rhs), overflow.eq(0)]
-                fsm.goto(f"setup_{index}_1" if len(factors) > 1 else f"compare_{index}")
-            for position in range(1, len(factors)):
-                following = f"setup_{index}_{position + 1}" if position + 1 < len(factors) else \
-                    f"compare_{index}"
-                with fsm.state_of(f"setup_{index}_{position}"):
-                    m.d.sync += [multiplicand.eq(product), multiplier.eq(factors[position]), product.eq(0)]
-                    fsm.goto(f"multiply_{index}_{position}")
-                with fsm.state_of(f"multiply_{index}_{position}"):
-                    _multiply_step(m, fsm, product, multiplicand, multiplier, overflow, following)
-            with fsm.state_of(f"compare_{index}"):
-                passed = {"<=": product <= bound, "==": product == bound, ">=": product >= bound,
-                          "<": product < bound}[relation]
-                with m.If(passed):
-                    fsm.goto(f"load_{index + 1}" if index + 1 < len(products) else "window_load_0")
-                with m.Else():
-                    m.d.sync += self.error.eq(ERROR_CODES[name])
-                    fsm.goto("report")
-        self._window(m, fsm, d, limit, product, multiplicand, multiplier, bound, overflow)
-        with fsm.state_of("report"):
-            m.d.comb += self.done.eq(1)
-            fsm.goto("idle")
-        fsm.close()
+        with m.FSM(name="check") as fsm:
+            with m.State("idle"):
+                with m.If(self.start):
+                    m.next = "immediate"
+            with m.State("immediate"):
+                m.next = "load_0"
+                for name, failing in reversed(immediate):  # the first failing check sets the code last
+                    with m.If(failing):
+                        m.d.sync += self.error.eq(ERROR_CODES[name])
+                        m.next = "report"
+            for index, (name, factors, relation, rhs) in enumerate(products):
+                with m.State(f"load_{index}"):
+                    # registered: no adder before the compare
+                    m.d.sync += [product.eq(factors[0]), bound.eq(rhs), overflow.eq(0)]
+                    m.next = f"setup_{index}_1" if len(factors) > 1 else f"compare_{index}"
+                for position in range(1, len(factors)):
+                    following = f"setup_{index}_{position + 1}" if position + 1 < len(factors) else \
+                        f"compare_{index}"
+                    with m.State(f"setup_{index}_{position}"):
+                        m.d.sync += [multiplicand.eq(product), multiplier.eq(factors[position]), product.eq(0)]
+                        m.next = f"multiply_{index}_{position}"
+                    with m.State(f"multiply_{index}_{position}"):
+                        _multiply_step(m, product, multiplicand, multiplier, overflow, following)
+                with m.State(f"compare_{index}"):
+                    passed = {"<=": product <= bound, "==": product == bound, ">=": product >= bound,
+                              "<": product < bound}[relation]
+                    with m.If(passed):
+                        m.next = f"load_{index + 1}" if index + 1 < len(products) else "window_load_0"
+                    with m.Else():
+                        m.d.sync += self.error.eq(ERROR_CODES[name])
+                        m.next = "report"
+            self._window(m, d, limit, product, multiplicand, multiplier, bound, overflow)
+            with m.State("report"):
+                m.d.comb += self.done.eq(1)
+                m.next = "idle"
         m.d.comb += self.busy.eq(~fsm.ongoing("idle"))
         return m
 
-    def _window(self, m: Module, fsm: OneHotFSM, d, limit, product, multiplicand, multiplier, bound,
-                overflow) -> None:
+    def _window(self, m: Module, d, limit, product, multiplicand, multiplier, bound, overflow) -> None:
         """The window checks (:data:`esb_hw.contract.checks.WINDOW_CHECKS`), one transfer at a time, on the product
         checks' shift-and-add multiplier: ``product`` starts at ``address``, adds ``words * word_bytes`` (a
         multiplication by 1, so that no adder of its own is needed) and ``stride * (segments - 1)``; then
@@ -214,39 +201,39 @@ class DescriptorChecker(wiring.Component):
                 result = Mux(index == position, value_of(transfers[position], shifts[position]), result)
             return result
 
-        with fsm.state_of("window_load_0"):  # the first window check: the state the product checks go on to
+        with m.State("window_load_0"):  # the first window check: the state the product checks go on to
             m.d.sync += index.eq(0)
-            fsm.goto("window_load")
-        with fsm.state_of("window_load"):
+            m.next = "window_load"
+        with m.State("window_load"):
             m.d.sync += [product.eq(selected(lambda t, _: t.address)),
                          multiplicand.eq(selected(lambda t, shift: t.words << shift)),
                          multiplier.eq(1), bound.eq(limit), overflow.eq(0)]
-            fsm.goto("window_span")
-        with fsm.state_of("window_span"):
-            _multiply_step(m, fsm, product, multiplicand, multiplier, overflow, "window_setup")
-        with fsm.state_of("window_setup"):
+            m.next = "window_span"
+        with m.State("window_span"):
+            _multiply_step(m, product, multiplicand, multiplier, overflow, "window_setup")
+        with m.State("window_setup"):
             m.d.sync += [multiplicand.eq(selected(lambda t, _: t.stride)),
                          multiplier.eq(selected(lambda t, _: t.segments) - 1)]
-            fsm.goto("window_multiply")
-        with fsm.state_of("window_multiply"):
-            _multiply_step(m, fsm, product, multiplicand, multiplier, overflow, "window_compare")
-        with fsm.state_of("window_compare"):
+            m.next = "window_multiply"
+        with m.State("window_multiply"):
+            _multiply_step(m, product, multiplicand, multiplier, overflow, "window_compare")
+        with m.State("window_compare"):
             with m.If(overflow | (product > bound)):
                 m.d.sync += [self.error.eq(ERROR_CODES["outside_window"]), self.detail.eq(index + 1)]
-                fsm.goto("report")
+                m.next = "report"
             with m.Elif(index == len(WINDOW_CHECKS) - 1):
-                fsm.goto("report")
+                m.next = "report"
             with m.Else():
                 m.d.sync += index.eq(index + 1)
-                fsm.goto("window_load")
+                m.next = "window_load"
 
 
-def _multiply_step(m: Module, fsm: OneHotFSM, product, multiplicand, multiplier, overflow, following: str) -> None:
+def _multiply_step(m: Module, product, multiplicand, multiplier, overflow, following: str) -> None:
     """One cycle of the shift-and-add multiplication ``product += multiplicand * multiplier``, low bit first; on to
     ``following`` once the multiplier is 0. A sum past ``PRODUCT_BITS`` bits, or a multiplicand that leaves them
     while multiplier bits remain, sets ``overflow``."""
     with m.If(multiplier == 0):
-        fsm.goto(following)
+        m.next = following
     with m.Else():
         total = Signal(len(product) + 1)
         m.d.comb += total.eq(product + multiplicand)
