@@ -103,3 +103,52 @@ def test_named_paths_start_and_end_at_registers_and_cite_the_source():
 
 ADDER_LINE = next(number for number, line in enumerate(Path(__file__).read_text().splitlines(), 1)
                   if "the slow path's adder" in line)
+
+
+class Walker(wiring.Component):
+    """A ten-state machine that walks on ``go`` (and a register named like a state that is none)."""
+
+    go: In(1)
+    at: Out(4)
+
+    def elaborate(self, platform):
+        m = Module()
+        decoy_state = Signal(3)  # a "_state" name, but no state machine: its init is not given, nor marked
+        m.d.comb += decoy_state.eq(self.go)
+        with m.FSM(name="walk"):
+            for index in range(10):
+                with m.State(f"s{index}"):
+                    m.d.comb += self.at.eq(index)
+                    with m.If(self.go):
+                        m.next = f"s{(index + 1) % 10}"
+        return m
+
+
+def test_state_machines_are_marked_for_one_hot_recoding():
+    marked = synth.rtlil_text(Walker(), "walker")
+    assert marked.count('attribute \\fsm_encoding "one-hot"') == 1
+    assert 'attribute \\fsm_encoding "one-hot"\n  attribute \\init' in marked.replace("\n\n", "\n")
+    assert "fsm_encoding" not in synth.rtlil_text(Walker(), "walker", one_hot_fsms=False)
+
+
+@pytest.mark.slow
+def test_yosys_recodes_the_marked_state_machine():
+    """The mark takes: one flip-flop per state (10) instead of a 4-bit binary register."""
+    assert synthesize(Walker(), "walker").ff == 10
+    original = synth.rtlil_text
+    try:
+        synth.rtlil_text = lambda *args, **kwargs: original(*args, **{**kwargs, "one_hot_fsms": False})
+        assert synthesize(Walker(), "walker").ff == 4
+    finally:
+        synth.rtlil_text = original
+
+
+def test_the_systems_state_machines_are_the_ones_marked():
+    import re
+
+    from esb_hw.data import shipped_config
+    from esb_hw.hw.system import System
+
+    text = synth.rtlil_text(System(shipped_config("default")), "system")
+    marked = re.findall(r'fsm_encoding "one-hot"\n(?:[^\n]*\n)*?\s*wire width \d+ \\(\w+)', text)
+    assert sorted(set(marked)) == ["check_state", "control_state", "splitter_state"]

@@ -7,6 +7,13 @@ message on designs with clock-enabled flip-flop pipelines (every ``PEArray``, ev
 
 Yosys 0.70 maps carry chains to CARRY4 even for UltraScale+, while instantiated CARRY8 cells pass through:
 the two are counted apart.
+
+State machines: Amaranth encodes an ``m.FSM`` in binary and gives its state register an initial value, and yosys's
+``fsm`` pass leaves a register with an initial value alone, so the netlist would decode several state bits before
+every transition. Vivado extracts and re-encodes state machines by default (``-fsm_extraction auto``); to model that
+(an assumption until a Vivado run), :func:`rtlil_text` marks each Amaranth state register (:data:`FSM_STATE`)
+``fsm_encoding "one-hot"`` for the analysis flows here and in :mod:`esb_hw.estimate.pnr`. The Verilog the build
+writes is unchanged.
 """
 
 from __future__ import annotations
@@ -116,10 +123,18 @@ def _run(name: str, workdir: Path, synth_options: str, netlist: bool) -> str:
     return (workdir / "stat.txt").read_text()
 
 
-def rtlil_text(component, name: str, *, sources: bool = False) -> str:
+#: An Amaranth ``m.FSM``'s state register in RTLIL: ``<name>_state`` with an initial value.
+FSM_STATE = re.compile(r"^(?P<indent> *)attribute \\init [^\n]*\n(?P<attributes>(?: *attribute [^\n]*\n)*)"
+                       r"(?P=indent)wire width \d+ \\\w+_state\n", re.M)
+
+
+def rtlil_text(component, name: str, *, sources: bool = False, one_hot_fsms: bool = True) -> str:
     """RTLIL of ``component`` as module ``name``; ``sources`` keeps source attributes, with the package's own
-    paths starting at ``esb_hw/`` so that the netlist is the same on every machine."""
+    paths starting at ``esb_hw/`` so that the netlist is the same on every machine; ``one_hot_fsms`` marks the state
+    machines for one-hot recoding (see the module docstring)."""
     text = rtlil.convert(component, name=name, emit_src=sources)
+    if one_hot_fsms:
+        text = FSM_STATE.sub(lambda match: f'{match["indent"]}attribute \\fsm_encoding "one-hot"\n{match[0]}', text)
     return text.replace(f"{PACKAGE_DIRECTORY}/", "esb_hw/") if sources else text
 
 

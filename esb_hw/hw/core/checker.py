@@ -136,7 +136,9 @@ class DescriptorChecker(wiring.Component):
         # The pixel walk's length: output_pixels, times 4 with pooling (a window's four pixels).
         walk_pixels = Signal(len(d.geometry.output_pixels) + 2)
         products = self._products(d, walk_pixels)
-        product, multiplicand, bound = Signal(PRODUCT_BITS), Signal(PRODUCT_BITS), Signal(PRODUCT_BITS)
+        product = Signal(PRODUCT_BITS, name="product")
+        multiplicand = Signal(PRODUCT_BITS, name="multiplicand")
+        bound = Signal(PRODUCT_BITS, name="bound")
         overflow = Signal()
         multiplier = Signal(max(len(factor) for _, factors, _, _ in products for factor in factors))
         limit = Signal(range(ENGINE_REACH + 1))  # the window, clamped to the engine's reach
