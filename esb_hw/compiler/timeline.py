@@ -4,8 +4,8 @@
 tile, as the hardware orders them (docs/architecture.md, "The layer engine"):
 
 - the loader fetches descriptor ``i`` (a request, the memory's latency, 8 beats) once tile ``i - 1`` has started
-  computing, checks it (:func:`esb_hw.contract.checks.checker_cycles`, exact), and loads it once its activation
-  bank is free, its weight bank is free (a tile with new weights) and, for a ``barrier``, every earlier tile is
+  computing, checks it (:func:`esb_hw.contract.checks.checker_cycles`, exact), and loads it the cycle after its
+  activation bank is free, its weight bank is free (a tile with new weights) and, for a ``barrier``, every earlier tile is
   stored: the memory's latency, then a word per cycle (a beat per cycle for words wider than a beat);
 - the layer core takes a loaded tile once it is ready and the tile's output bank is stored (:class:`CoreTimeline`);
 - the storer writes a computed tile's outputs after the one before.
@@ -237,6 +237,7 @@ class EngineTimeline:
                          (descriptor["activations"], "activation")]
             else:
                 kinds = [(descriptor["activations"], "activation")]
+            load_start += 1  # the launch: the loader starts the cycle after its banks are seen free
             load_done = load_start + self._load_cycles(kinds)
             compute_start = max(load_done + 2, core.front_free + 1)
             if index >= 2:  # its output bank: free once tile i - 2 is stored

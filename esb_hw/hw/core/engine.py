@@ -294,9 +294,11 @@ class Engine(wiring.Component):
                         & (fetched.reuse_weights | ~state.weight_bank_busy))
                 with m.If(error != 0):
                     m.next = "stop"
-                with m.Elif(free):
-                    m.d.comb += loader.start.eq(1)
-                    m.next = "load"
+                with m.Elif(free):  # only this unit makes a bank busy, so it is still free in the next cycle
+                    m.next = "launch"
+            with m.State("launch"):  # the start from a register: no bank logic in front of the loader's muxes
+                m.d.comb += [crc.clear.eq(1), loader.start.eq(1)]
+                m.next = "load"
             with m.State("load"):
                 with m.If(loader.done):
                     with m.If(loader.error):
