@@ -28,48 +28,19 @@ __all__ = ["Sequencer"]
 
 class _Lasts:
     """The geometry's counts minus one, registered at the start: the walkers compare their counters with
-    these, so no subtraction sits in front of a comparison. The counts minus two (``before``) serve the counters
-    that keep a registered "at the last value" flag (:class:`_Flagged`): a counter about to step onto its last value
-    is at the one before it."""
+    these, so no subtraction sits in front of a comparison."""
 
     def __init__(self, m: Module, geometry, starting):
-        def last(value, name, minus=1):
-            register = Signal(len(value), name=f"{'last' if minus == 1 else 'before'}_{name}")
+        def last(value, name):
+            register = Signal(len(value), name=f"last_{name}")
             with m.If(starting):
-                m.d.sync += register.eq(value - minus)
+                m.d.sync += register.eq(value - 1)
             return register
 
         self.limits = [last(limit, f"limit_{index}") for index, limit in enumerate(geometry.limits)]
-        self.row_blocks = last(geometry.row_blocks, "row_blocks")
-        self.pixel_blocks = last(geometry.pixel_blocks, "pixel_blocks")
-        self.before_limits = [last(limit, f"limit_{index}", 2) for index, limit in enumerate(geometry.limits)]
-        self.before_kernel_h = last(geometry.kernel_h, "kernel_h", 2)
-        self.before_kernel_w = last(geometry.kernel_w, "kernel_w", 2)
-        self.before_groups, self.before_block = last(geometry.groups, "groups", 2), last(geometry.block, "block", 2)
-
-
-class _Flagged:
-    """A counter and a registered flag, ``at_last``: the counter is at its last value. Every write of the counter
-    goes through :meth:`clear` (to 0), :meth:`increment` or :meth:`copy`, which write the flag with it, so that the
-    walkers' decisions read one flip-flop instead of comparing the counter. ``count`` (the geometry's, held from
-    the start) gives the flag of 0 (a count of 1), ``before`` (the registered count minus two) the flag after an
-    increment."""
-
-    def __init__(self, name: str, width: int, count, before):
-        self.value = Signal(width, name=name)
-        self.at_last = Signal(name=f"{name}_at_last")
-        self.count, self.before = count, before
-
-    def clear(self, domain):
-        domain += [self.value.eq(0), self.at_last.eq(self.count == 1)]
-
-    def increment(self, domain, source: _Flagged | None = None):
-        """This counter becomes ``source``'s value plus one (``source``: this counter by default)."""
-        source = source or self
-        domain += [self.value.eq(source.value + 1), self.at_last.eq(source.value == self.before)]
-
-    def copy(self, domain, source: _Flagged):
-        domain += [self.value.eq(source.value), self.at_last.eq(source.at_last)]
+        self.kernel_h, self.kernel_w = last(geometry.kernel_h, "kernel_h"), last(geometry.kernel_w, "kernel_w")
+        self.groups, self.row_blocks = last(geometry.groups, "groups"), last(geometry.row_blocks, "row_blocks")
+        self.pixel_blocks, self.block = last(geometry.pixel_blocks, "pixel_blocks"), last(geometry.block, "block")
 
 
 class _Walk:
@@ -78,35 +49,33 @@ class _Walk:
     def __init__(self, name: str, geometry, lasts: _Lasts):
         self.geometry = geometry
         self.lasts = lasts
-        self.counters = [_Flagged(f"{name}_counter_{i}", len(geometry.limits[0]), geometry.limits[i],
-                                  lasts.before_limits[i]) for i in range(4)]
+        self.counters = [Signal(len(geometry.limits[0]), name=f"{name}_counter_{i}") for i in range(4)]
         self.p = Signal(signed(GEOMETRY_ADDRESS_BITS), name=f"{name}_p")
         self.y = Signal(signed(len(geometry.y_steps[0])), name=f"{name}_y")
         self.x = Signal(signed(len(geometry.x_steps[0])), name=f"{name}_x")
 
     @property
     def state(self):
-        return [*(counter.value for counter in self.counters), *(counter.at_last for counter in self.counters),
-                self.p, self.y, self.x]
+        return [*self.counters, self.p, self.y, self.x]
 
     def at_end(self):
         """The walk's last pixel: every counter at its limit minus one."""
-        return Cat(*(counter.at_last for counter in self.counters)).all()
+        return Cat(*(counter == last for counter, last in zip(self.counters, self.lasts.limits, strict=True))).all()
 
     def reset(self, domain):
         geometry = self.geometry
-        for counter in self.counters:
-            counter.clear(domain)
+        domain += [counter.eq(0) for counter in self.counters]
         domain += [self.p.eq(geometry.p_origin), self.y.eq(-geometry.pad_top), self.x.eq(-geometry.pad_left)]
 
     def step(self, m: Module, domain, into: _Walk | None = None):
         """Move to the next pixel (the innermost counter that can step steps; the ones inside it wrap), or, with
         ``into``, put the next pixel there and stay."""
-        with m.If(~self.counters[3].at_last):
+        lasts = self.lasts
+        with m.If(self.counters[3] != lasts.limits[3]):
             self._advance(domain, 3, into or self)
-        with m.Elif(~self.counters[2].at_last):
+        with m.Elif(self.counters[2] != lasts.limits[2]):
             self._advance(domain, 2, into or self)
-        with m.Elif(~self.counters[1].at_last):
+        with m.Elif(self.counters[1] != lasts.limits[1]):
             self._advance(domain, 1, into or self)
         with m.Else():
             self._advance(domain, 0, into or self)
@@ -114,54 +83,48 @@ class _Walk:
     def _advance(self, domain, level: int, target: _Walk):
         geometry = self.geometry
         if target is not self:
-            for index in range(level):
-                target.counters[index].copy(domain, self.counters[index])
-        target.counters[level].increment(domain, self.counters[level])
-        for counter in target.counters[level + 1:]:
-            counter.clear(domain)
+            domain += [target.counters[index].eq(self.counters[index]) for index in range(level)]
+        domain += target.counters[level].eq(self.counters[level] + 1)
+        domain += [counter.eq(0) for counter in target.counters[level + 1:]]
         domain += [target.p.eq(self.p + geometry.p_steps[level]), target.y.eq(self.y + geometry.y_steps[level]),
                    target.x.eq(self.x + geometry.x_steps[level])]
 
 
 class _Chunks:
-    """The chunk counters ``(ky, kx, g)`` (``g`` innermost, each with its "at the last value" flag) and, optionally,
-    the kernel offset ``K``."""
+    """The chunk counters ``(ky, kx, g)`` (``g`` innermost) and, optionally, the kernel offset ``K``."""
 
     def __init__(self, name: str, geometry, lasts: _Lasts, with_offset: bool):
         self.geometry = geometry
         self.lasts = lasts
-        self.ky = _Flagged(f"{name}_ky", 3, geometry.kernel_h, lasts.before_kernel_h)
-        self.kx = _Flagged(f"{name}_kx", 3, geometry.kernel_w, lasts.before_kernel_w)
-        self.g = _Flagged(f"{name}_g", len(geometry.groups), geometry.groups, lasts.before_groups)
+        self.ky = Signal(3, name=f"{name}_ky")
+        self.kx = Signal(3, name=f"{name}_kx")
+        self.g = Signal(len(geometry.groups), name=f"{name}_g")
         self.k = Signal(signed(GEOMETRY_ADDRESS_BITS), name=f"{name}_k") if with_offset else None
 
     def first(self):
-        return (self.ky.value == 0) & (self.kx.value == 0) & (self.g.value == 0)
+        return (self.ky == 0) & (self.kx == 0) & (self.g == 0)
 
     def last(self):
-        return self.ky.at_last & self.kx.at_last & self.g.at_last
+        lasts = self.lasts
+        return (self.ky == lasts.kernel_h) & (self.kx == lasts.kernel_w) & (self.g == lasts.groups)
 
     def reset(self, domain):
-        for counter in (self.ky, self.kx, self.g):
-            counter.clear(domain)
+        domain += [self.ky.eq(0), self.kx.eq(0), self.g.eq(0)]
         if self.k is not None:
             domain += self.k.eq(0)
 
     def step(self, m: Module, domain):
-        geometry = self.geometry
-        with m.If(~self.g.at_last):
-            self.g.increment(domain)
+        geometry, lasts = self.geometry, self.lasts
+        with m.If(self.g != lasts.groups):
+            domain += self.g.eq(self.g + 1)
             if self.k is not None:
                 domain += self.k.eq(self.k + geometry.group_step)
-        with m.Elif(~self.kx.at_last):
-            self.g.clear(domain)
-            self.kx.increment(domain)
+        with m.Elif(self.kx != lasts.kernel_w):
+            domain += [self.g.eq(0), self.kx.eq(self.kx + 1)]
             if self.k is not None:
                 domain += self.k.eq(self.k + geometry.kx_step)
         with m.Else():
-            self.g.clear(domain)
-            self.kx.clear(domain)
-            self.ky.increment(domain)
+            domain += [self.g.eq(0), self.kx.eq(0), self.ky.eq(self.ky + 1)]
             if self.k is not None:
                 domain += self.k.eq(self.k + geometry.ky_step)
 
@@ -246,8 +209,7 @@ class Sequencer(wiring.Component):
         walk, block_start = _Walk("walk", geometry, lasts), _Walk("block", geometry, lasts)
         chunks = _Chunks("beat", geometry, lasts, with_offset=True)
         row_block = Signal(len(geometry.row_blocks))
-        counter = _Flagged("entry", len(Signal(range(self.entries))), geometry.block, lasts.before_block)
-        entry = counter.value
+        entry = Signal(range(self.entries))
         layout = stationary_input_layout(self.config, self.entries)
         # Stage 1: the next beat's address and flags; stage 2: the beat, while the buffer reads its word.
         address = Signal(len(self.activation_address))
@@ -266,8 +228,8 @@ class Sequencer(wiring.Component):
         with m.If(advance):
             m.d.sync += [held_valid.eq(valid), held.eq(flags), held_padding.eq(padding), valid.eq(fire)]
 
-        row = walk.y + chunks.ky.value
-        column = walk.x + chunks.kx.value
+        row = walk.y + chunks.ky
+        column = walk.x + chunks.kx
         with m.If(fire):
             m.d.sync += [address.eq((walk.p + chunks.k)[: len(address)]),
                          padding.eq((row < 0) | (row >= geometry.in_height) | (column < 0)
@@ -275,19 +237,18 @@ class Sequencer(wiring.Component):
                          flags.entry.eq(entry), flags.swap.eq(entry == 0), flags.first.eq(chunks.first()),
                          flags.last.eq(chunks.last())]
 
-        end_of_pass = counter.at_last | walk.at_end()
+        end_of_pass = (entry == lasts.block) | walk.at_end()
         with m.If(starting):
-            m.d.sync += [running.eq(1), row_block.eq(0)]
-            counter.clear(m.d.sync)
+            m.d.sync += [running.eq(1), row_block.eq(0), entry.eq(0)]
             walk.reset(m.d.sync)
             block_start.reset(m.d.sync)
             chunks.reset(m.d.sync)
         with m.If(fire):
             with m.If(~end_of_pass):
-                counter.increment(m.d.sync)
+                m.d.sync += entry.eq(entry + 1)
                 walk.step(m, m.d.sync)
             with m.Else():
-                counter.clear(m.d.sync)
+                m.d.sync += entry.eq(0)
                 with m.If(~chunks.last()):  # the same pixels again, with the next chunk
                     chunks.step(m, m.d.sync)
                     m.d.sync += [now.eq(then) for now, then in zip(walk.state, block_start.state, strict=True)]
