@@ -23,9 +23,10 @@ DESCRIPTORS = [tile.descriptor for tile in compile_program(
     CONFIG, [random_layer(CONFIG, np.random.default_rng(3), "conv2d", 12, 5, 3, 1, 1, True)], (5, 12, 10)).tiles]
 
 
-def run_crc(messages: list[bytes], data_bits: int = 128) -> list[tuple[int, int]]:
-    """Per message (whole words): the register's zlib value and ``intact`` after it."""
-    dut = Crc32(data_bits)
+def run_crc(messages: list[bytes], data_bits: int = 128, input_register: bool = False) -> list[tuple[int, int]]:
+    """Per message (whole words): the register's zlib value and ``intact`` after it (one cycle later with the
+    input register)."""
+    dut = Crc32(data_bits, input_register=input_register)
     step = data_bits // 8
     results = []
 
@@ -43,6 +44,9 @@ def run_crc(messages: list[bytes], data_bits: int = 128) -> list[tuple[int, int]
                 ctx.set(dut.data, int.from_bytes(message[offset:offset + step], "little"))
                 await ctx.tick()
                 ctx.set(dut.enable, 0)
+            if input_register:
+                ctx.set(dut.data, rng.getrandbits(data_bits))  # random data while enable is low
+                await ctx.tick()
             results.append((ctx.get(dut.value) ^ 0xFFFFFFFF, ctx.get(dut.intact)))
 
     simulator = Simulator(dut)
@@ -52,12 +56,35 @@ def run_crc(messages: list[bytes], data_bits: int = 128) -> list[tuple[int, int]
     return results
 
 
+@pytest.mark.parametrize("input_register", [False, True], ids=["direct", "registered"])
 @pytest.mark.parametrize("data_bits", [8, 32, 128])
-def test_the_register_is_zlibs_crc(data_bits):
+def test_the_register_is_zlibs_crc(data_bits, input_register):
     rng = random.Random(data_bits)
     messages = [bytes(rng.getrandbits(8) for _ in range(data_bits // 8 * count)) for count in (1, 2, 5, 8)]
     messages += [bytes(data_bits // 8), b"\xff" * (data_bits // 8)]
-    assert [value for value, _ in run_crc(messages, data_bits)] == [zlib.crc32(message) for message in messages]
+    results = run_crc(messages, data_bits, input_register)
+    assert [value for value, _ in results] == [zlib.crc32(message) for message in messages]
+
+
+def test_the_registered_input_shows_a_word_two_cycles_after_it_is_taken():
+    """The latency the engine's settle state relies on: not after one cycle, after two."""
+    dut = Crc32(32, input_register=True)
+    seen = []
+
+    async def testbench(ctx):
+        ctx.set(dut.enable, 1)
+        ctx.set(dut.data, 0x12345678)
+        await ctx.tick()
+        ctx.set(dut.enable, 0)
+        for _ in range(2):
+            seen.append(ctx.get(dut.value) ^ 0xFFFFFFFF)
+            await ctx.tick()
+
+    simulator = Simulator(dut)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    assert seen == [0, zlib.crc32((0x12345678).to_bytes(4, "little"))]
 
 
 def test_an_intact_descriptor_image_leaves_the_residue_and_every_flipped_bit_is_caught():
@@ -102,3 +129,5 @@ def test_parameters_are_checked():
         Crc32(12)
     with pytest.raises(ParameterError, match="data_bits"):
         Crc32(4)
+    with pytest.raises(ParameterError, match="input_register must be a bool, got int 1"):
+        Crc32(32, input_register=1)

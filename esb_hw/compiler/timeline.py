@@ -3,10 +3,11 @@
 :class:`CoreTimeline` follows the layer core; :class:`EngineTimeline` follows the engine's units around it, tile by
 tile, as the hardware orders them (docs/architecture.md, "The layer engine"):
 
-- the loader fetches descriptor ``i`` (a request, the memory's latency, 8 beats) once tile ``i - 1`` has started
-  computing, checks it (:func:`esb_hw.contract.checks.checker_cycles`, exact), and loads it the cycle after its
-  activation bank is free, its weight bank is free (a tile with new weights) and, for a ``barrier``, every earlier tile is
-  stored: the memory's latency, then a word per cycle (a beat per cycle for words wider than a beat);
+- the loader fetches descriptor ``i`` (a request, the memory's latency, 8 beats, a cycle for the CRC) once tile
+  ``i - 1`` has started computing, checks it (:func:`esb_hw.contract.checks.checker_cycles`, exact), and loads it
+  the cycle after its activation bank is free, its weight bank is free (a tile with new weights) and, for a
+  ``barrier``, every earlier tile is stored: the memory's latency, then a word per cycle (a beat per cycle for
+  words wider than a beat);
 - the layer core takes a loaded tile once it is ready and the tile's output bank is stored (:class:`CoreTimeline`);
 - the storer writes a computed tile's outputs after the one before.
 
@@ -222,7 +223,7 @@ class EngineTimeline:
         weight_bank = 0
         for index, (descriptor, schedule) in enumerate(work):
             tiles = self.tiles
-            check_start = fetch + memory.mean_read + DESCRIPTOR_BEATS * memory.pace + 1
+            check_start = fetch + memory.mean_read + DESCRIPTOR_BEATS * memory.pace + 2  # the CRC settles
             check_done = check_start + checker_cycles(descriptor, self.config)
             load_start = check_done + 1
             if index >= 2:  # its activation bank: free once tile i - 2 has left the core

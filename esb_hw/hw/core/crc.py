@@ -8,7 +8,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ...errors import ParameterError
-from ..checks import require_int
+from ..checks import require_bool, require_int
 
 __all__ = ["CRC32_POLYNOMIAL", "Crc32", "crc32_matrix"]
 
@@ -37,6 +37,9 @@ class Crc32(wiring.Component):
     ----------
     data_bits : int
         Bits taken per cycle (a multiple of 8; 8..1024).
+    input_register : bool
+        Register ``clear``, ``enable`` and ``data`` first: the XOR trees then start at flip-flops, not at the
+        stream's handshake, and every update comes one cycle later, in the same order.
 
     Attributes
     ----------
@@ -51,26 +54,32 @@ class Crc32(wiring.Component):
     intact : Out(1)
         ``value`` is the residue of a message followed by its own CRC (little-endian): 0xDEBB20E3.
 
-    Latency: ``value`` shows a word one cycle after it is taken. Throughput: one word per cycle. Each register bit
-    is one XOR of about half the register and data bits (no carry chain).
+    Latency: ``value`` shows a word one cycle after it is taken (two with ``input_register``), and a ``clear``
+    likewise. Throughput: one word per cycle. Each register bit is one XOR of about half the register and data bits
+    (no carry chain).
     """
 
-    def __init__(self, data_bits: int = 128):
+    def __init__(self, data_bits: int = 128, *, input_register: bool = False):
         require_int("data_bits", data_bits, 8, 1024)
         if data_bits % 8:
             raise ParameterError(f"data_bits must be a multiple of 8, got {data_bits}")
         self.data_bits = data_bits
+        self.input_register = require_bool("input_register", input_register)
         super().__init__({"clear": In(1), "enable": In(1), "data": In(data_bits), "value": Out(32, init=0xFFFFFFFF),
                           "intact": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
+        clear, enable, data = self.clear, self.enable, self.data
+        if self.input_register:
+            clear, enable, data = Signal(name="clear_in"), Signal(name="enable_in"), Signal(self.data_bits)
+            m.d.sync += [clear.eq(self.clear), enable.eq(self.enable), data.eq(self.data)]
         inputs = Signal(32 + self.data_bits)
-        m.d.comb += inputs.eq(Cat(self.value, self.data))
+        m.d.comb += inputs.eq(Cat(self.value, data))
         updated = Cat(*((inputs & mask).xor() for mask in crc32_matrix(self.data_bits)))
-        with m.If(self.clear):
+        with m.If(clear):
             m.d.sync += self.value.eq(0xFFFFFFFF)
-        with m.Elif(self.enable):
+        with m.Elif(enable):
             m.d.sync += self.value.eq(updated)
         m.d.comb += self.intact.eq(self.value == INTACT_REGISTER)
         return m

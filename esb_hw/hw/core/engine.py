@@ -205,7 +205,7 @@ class Engine(wiring.Component):
         has drained."""
         checker, loader = self.checker, self.loader
         fetched, aborting = state.fetched, state.aborting
-        m.submodules.crc = crc = Crc32(MEMORY_BEAT_BITS)
+        m.submodules.crc = crc = Crc32(MEMORY_BEAT_BITS, input_register=True)
         m.d.comb += [checker.descriptor.eq(fetched), checker.memory_size.eq(self.memory_size),
                      loader.transfers[0].eq(fetched.params), loader.transfers[1].eq(fetched.weights),
                      loader.transfers[2].eq(fetched.activations),
@@ -262,7 +262,9 @@ class Engine(wiring.Component):
                     with m.If(self.read_data.payload.error):
                         m.d.sync += read_failed.eq(1)
                     with m.If(received == DESCRIPTOR_BEATS - 1):
-                        m.next = "check"
+                        m.next = "settle"
+            with m.State("settle"):  # the CRC's input register takes the last beat
+                m.next = "check"
             with m.State("check"):
                 with m.If(read_failed):
                     self._fail(m, ERROR_CODES["read"], index)
