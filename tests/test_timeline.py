@@ -65,13 +65,21 @@ def test_the_engine_with_a_fixed_latency(name):
     assert worst <= max(4, TOLERANCE * run.cycles / 10), (modelled, run.core_events)
 
 
-@pytest.mark.parametrize("name", list(SMALL_PROGRAMS))
+#: The longest random-latency runs go to `make test-all` (the fixed-latency test covers every program in `make test`).
+LONG_RANDOM_RUNS = ("three_layers", "5x5p2_tiled")
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in LONG_RANDOM_RUNS else name
+                                  for name in SMALL_PROGRAMS])
 def test_the_engine_with_random_latencies_and_stalls_on_average(name):
     """The memory model's defaults (20-100 cycles of latency, 20 % stalls): the model predicts the mean; one run of
-    a few hundred cycles moves by up to about 10 % with the draws, so the mean is over six."""
+    a few hundred cycles moves by up to about 10 % with the draws, so a program that short is averaged over six
+    runs (three moved the linear layer's mean by 8 %, the 1x1 layer's by 5 %), a longer one over three."""
     program = SMALL_PROGRAMS[name]
-    cycles = [run_engine(program, memory_for(program, seed=seed)).cycles for seed in range(1, 7)]
-    assert_close(name, predicted_cycles(program, MEMORY_MODEL)["cycles"], float(np.mean(cycles)))
+    model = predicted_cycles(program, MEMORY_MODEL)["cycles"]
+    seeds = range(1, 7) if model < 2000 else range(1, 4)
+    cycles = [run_engine(program, memory_for(program, seed=seed)).cycles for seed in seeds]
+    assert_close(name, model, float(np.mean(cycles)))
 
 
 def test_the_whole_system_through_the_driver():
