@@ -23,6 +23,7 @@ python bench/chip.py [--config FILE ...] [--timing FILE] [--fmax-config FILE] [-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ from esb_hw.compiler.zoo import NETWORKS, model_network, network_shapes
 from esb_hw.config import AcceleratorConfig
 from esb_hw.data import CONFIGS
 from esb_hw.errors import EsbError, InputError
-from esb_hw.estimate.model import estimate_system
+from esb_hw.estimate.model import estimate_system, gops_per_klut, peak_gops
 
 #: The DPU figures the records are read against (Vitis AI, PG338 and the model zoo; in the issue).
 DPU = {"peak_tops": 3.45, "resnet50_images_per_second": 173.6, "clock_mhz": 281}
@@ -72,7 +73,7 @@ def record(config: AcceleratorConfig, fmax: dict, networks: list[str], layers: b
     capacity = zcu102.CAPACITY
     model = estimate_system(config)
     clock = fmax["fmax_model_mhz"]
-    peak_gops = 2 * config.macs * clock / 1000
+    at_fmax = dataclasses.replace(config, clock_mhz=clock)
     bandwidth = zcu102.MEMORY.bytes_per_cycle(clock)
     row = {
         "name": config.name, "weights": str(config.weight_format), "activations": str(config.activation_format),
@@ -82,7 +83,7 @@ def record(config: AcceleratorConfig, fmax: dict, networks: list[str], layers: b
         "bram_fraction": round(model.bram36 / capacity["bram36"], 4),
         "source": "model", "fixed_overhead_fraction": round(1 - model.breakdown["array"]["lut"] / model.lut, 4),
         **{key: fmax[key] for key in ("fmax_model_mhz", "fmax_pessimistic_mhz", "fmax_source")},
-        "peak_tops": round(peak_gops / 1000, 3), "gops_per_klut": round(peak_gops / (model.lut / 1000), 2),
+        "peak_tops": round(peak_gops(at_fmax) / 1000, 3), "gops_per_klut": round(gops_per_klut(at_fmax, model.lut), 2),
         "memory_bytes_per_cycle": round(bandwidth, 2), "hp_ports": 1,
     }
     memory = MEMORY_MODEL.with_bandwidth(bandwidth)

@@ -32,7 +32,6 @@ from ..contract.checks import window_failure
 from ..contract.limits import MAX_KERNEL, MAX_PADDING, PAGE_BYTES, STRIDES
 from ..errors import InputError
 from ..layouts import (
-    DESCRIPTOR_BEATS,
     DESCRIPTOR_BYTES,
     ENGINE_ERRORS,
     GEOMETRY_COUNT_BITS,
@@ -708,21 +707,9 @@ def predicted_beats(program: Program) -> dict:
     descriptor (:data:`~esb_hw.layouts.DESCRIPTOR_BEATS` beats) and each tile's loads (parameters, weights and
     activations, or only activations when the tile reuses the weights); writes are each tile's outputs. Each
     segment of a transfer moves every beat its bytes touch (words of up to 16 bytes share a beat)."""
-    sizes = {name: memory_word_bytes(value) for name, value in buffer_word_bits(program.config).items()}
-
-    def beats(transfer: dict, kind: str) -> int:
-        length = transfer["words"] * sizes[kind]
-        starts = (transfer["address"] + segment * transfer["stride"] for segment in range(transfer["segments"]))
-        return sum((start + length - 1) // MEMORY_BEAT_BYTES - start // MEMORY_BEAT_BYTES + 1 for start in starts)
-
-    read = written = 0
-    for tile in program.tiles:
-        d = tile.descriptor
-        kinds = (("activations", "activation"),) if d["reuse_weights"] else (
-            ("params", "param"), ("weights", "weight"), ("activations", "activation"))
-        read += DESCRIPTOR_BEATS + sum(beats(d[name], kind) for name, kind in kinds)
-        written += beats(d["outputs"], "output")
-    return {"read": read, "written": written}
+    read, written = EngineTimeline(program.config).moved_bytes(
+        [(tile.descriptor, tile.schedule) for tile in program.tiles])
+    return {"read": read // MEMORY_BEAT_BYTES, "written": written // MEMORY_BEAT_BYTES}
 
 
 def to_bundle(program: Program, name: str = "program", activation_codes=None):
