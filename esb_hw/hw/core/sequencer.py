@@ -15,6 +15,9 @@ Two walkers share the layer's :func:`~esb_hw.layouts.geometry_layout`:
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
+
 from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -26,107 +29,192 @@ from ..checks import require_instance, require_int
 __all__ = ["Sequencer"]
 
 
+def _pick(m: Module, target, choices, name: str):
+    """``target``'s next value from ``choices`` (``(select, value)`` pairs, exactly one select high): a parallel
+    AND-OR, so no priority chain of multiplexers sits in front of the register."""
+    parts = []
+    for index, (select, value) in enumerate(choices):
+        candidate = Signal.like(target, name=f"{name}_choice_{index}")
+        m.d.comb += candidate.eq(value)
+        parts.append(Mux(select, candidate, 0))
+    return reduce(operator.or_, parts)
+
+
+def _keep(m: Module, value, name: str):
+    """``value`` as a kept wire: the walkers' decisions are computed once from their flags, then fan out."""
+    wire = Signal(len(value), name=name, attrs={"keep": 1})
+    m.d.comb += wire.eq(value)
+    return wire
+
+
+class _Limit:
+    """One of the geometry's counts, registered at the start as ``last`` (the count minus one) and ``penultimate``
+    (minus two), with ``single`` (the count is one) straight from the steady geometry."""
+
+    def __init__(self, m: Module, count, starting, name: str):
+        self.last = Signal(len(count), name=f"last_{name}")
+        self.penultimate = Signal(len(count), name=f"penultimate_{name}")
+        self.single = count == 1
+        with m.If(starting):
+            m.d.sync += [self.last.eq(count - 1), self.penultimate.eq(count - 2)]
+
+
 class _Lasts:
-    """The geometry's counts minus one, registered at the start: the walkers compare their counters with
-    these, so no subtraction sits in front of a comparison."""
+    """The geometry's counts as :class:`_Limit` s, shared by both walkers."""
 
     def __init__(self, m: Module, geometry, starting):
-        def last(value, name):
-            register = Signal(len(value), name=f"last_{name}")
-            with m.If(starting):
-                m.d.sync += register.eq(value - 1)
-            return register
+        self.limits = [_Limit(m, limit, starting, f"limit_{index}") for index, limit in enumerate(geometry.limits)]
+        self.kernel_h = _Limit(m, geometry.kernel_h, starting, "kernel_h")
+        self.kernel_w = _Limit(m, geometry.kernel_w, starting, "kernel_w")
+        self.groups = _Limit(m, geometry.groups, starting, "groups")
+        self.row_blocks = _Limit(m, geometry.row_blocks, starting, "row_blocks")
+        self.pixel_blocks = _Limit(m, geometry.pixel_blocks, starting, "pixel_blocks")
+        self.block = _Limit(m, geometry.block, starting, "block")
 
-        self.limits = [last(limit, f"limit_{index}") for index, limit in enumerate(geometry.limits)]
-        self.kernel_h, self.kernel_w = last(geometry.kernel_h, "kernel_h"), last(geometry.kernel_w, "kernel_w")
-        self.groups, self.row_blocks = last(geometry.groups, "groups"), last(geometry.row_blocks, "row_blocks")
-        self.pixel_blocks, self.block = last(geometry.pixel_blocks, "pixel_blocks"), last(geometry.block, "block")
+
+class _Count:
+    """A counter from 0 to a :class:`_Limit`'s ``last`` with a registered ``at_last`` flag, set a cycle ahead
+    (``value == penultimate`` as it steps): the walkers decide on flip-flops, not on wide compares."""
+
+    def __init__(self, limit: _Limit, name: str, width: int | None = None):
+        self.limit = limit
+        self.value = Signal(width or len(limit.last), name=name)
+        self.at_last = Signal(name=f"{name}_at_last")
+
+    @property
+    def state(self):
+        return [self.value, self.at_last]
+
+    def cleared(self):
+        return [0, self.limit.single]
+
+    def stepped(self):
+        return [self.value + 1, self.value == self.limit.penultimate]
+
+    def clear(self, domain):
+        domain += [now.eq(then) for now, then in zip(self.state, self.cleared(), strict=True)]
+
+    def step(self, domain):
+        domain += [now.eq(then) for now, then in zip(self.state, self.stepped(), strict=True)]
+
+
+def _update(m: Module, domain, state, choices, name: str):
+    """Each register of ``state`` gets its value from the one of ``choices`` (``(select, values)`` pairs, the
+    values in ``state``'s order) whose select is high."""
+    for index, register in enumerate(state):
+        domain += register.eq(_pick(m, register, [(select, values[index]) for select, values in choices],
+                                    f"{name}_{index}"))
 
 
 class _Walk:
     """The output-pixel walk: four counters, the word offset ``P`` and the coordinates ``Y``, ``X``."""
 
     def __init__(self, name: str, geometry, lasts: _Lasts):
+        self.name = name
         self.geometry = geometry
-        self.lasts = lasts
-        self.counters = [Signal(len(geometry.limits[0]), name=f"{name}_counter_{i}") for i in range(4)]
+        self.counters = [_Count(limit, f"{name}_counter_{index}") for index, limit in enumerate(lasts.limits)]
         self.p = Signal(signed(GEOMETRY_ADDRESS_BITS), name=f"{name}_p")
         self.y = Signal(signed(len(geometry.y_steps[0])), name=f"{name}_y")
         self.x = Signal(signed(len(geometry.x_steps[0])), name=f"{name}_x")
 
     @property
     def state(self):
-        return [*self.counters, self.p, self.y, self.x]
+        return [*(part for counter in self.counters for part in counter.state), self.p, self.y, self.x]
 
     def at_end(self):
-        """The walk's last pixel: every counter at its limit minus one."""
-        return Cat(*(counter == last for counter, last in zip(self.counters, self.lasts.limits, strict=True))).all()
+        """The walk's last pixel: every counter at its last value."""
+        return Cat(*(counter.at_last for counter in self.counters)).all()
 
-    def reset(self, domain):
+    def origin(self):
         geometry = self.geometry
-        domain += [counter.eq(0) for counter in self.counters]
-        domain += [self.p.eq(geometry.p_origin), self.y.eq(-geometry.pad_top), self.x.eq(-geometry.pad_left)]
+        return [*(part for counter in self.counters for part in counter.cleared()), geometry.p_origin,
+                -geometry.pad_top, -geometry.pad_left]
 
-    def step(self, m: Module, domain, into: _Walk | None = None):
-        """Move to the next pixel (the innermost counter that can step steps; the ones inside it wrap), or, with
-        ``into``, put the next pixel there and stay."""
-        lasts = self.lasts
-        with m.If(self.counters[3] != lasts.limits[3]):
-            self._advance(domain, 3, into or self)
-        with m.Elif(self.counters[2] != lasts.limits[2]):
-            self._advance(domain, 2, into or self)
-        with m.Elif(self.counters[1] != lasts.limits[1]):
-            self._advance(domain, 1, into or self)
-        with m.Else():
-            self._advance(domain, 0, into or self)
-
-    def _advance(self, domain, level: int, target: _Walk):
+    def stepped(self, m: Module):
+        """The next pixel's state (the innermost counter that can step steps; the ones inside it wrap), as
+        wires: the step's level is decided once, one-hot, from the counters' flags."""
+        flags = [counter.at_last for counter in self.counters]
+        levels = [_keep(m, Cat(*flags[1:]).all(), f"{self.name}_level_0")]
+        levels += [_keep(m, ~flags[level] & Cat(*flags[level + 1:]).all(), f"{self.name}_level_{level}")
+                   for level in (1, 2)]
+        levels.append(_keep(m, ~flags[3], f"{self.name}_level_3"))
+        result = []
+        for index, counter in enumerate(self.counters):
+            inner = Cat(*levels[index + 1:]).any()  # a counter inside this one steps: this one holds
+            outer = Cat(*levels[:index]).any()  # a counter outside this one steps: this one wraps
+            choices = [(levels[index], counter.stepped())]
+            if index < 3:
+                choices.append((inner, counter.state))
+            if index > 0:
+                choices.append((outer, counter.cleared()))
+            for part, register in enumerate(counter.state):
+                wire = Signal.like(register, name=f"{self.name}_next_{index}_{part}")
+                m.d.comb += wire.eq(_pick(m, register, [(select, values[part]) for select, values in choices],
+                                          f"{self.name}_next_{index}_{part}"))
+                result.append(wire)
         geometry = self.geometry
-        if target is not self:
-            domain += [target.counters[index].eq(self.counters[index]) for index in range(level)]
-        domain += target.counters[level].eq(self.counters[level] + 1)
-        domain += [counter.eq(0) for counter in target.counters[level + 1:]]
-        domain += [target.p.eq(self.p + geometry.p_steps[level]), target.y.eq(self.y + geometry.y_steps[level]),
-                   target.x.eq(self.x + geometry.x_steps[level])]
+        for register, steps in ((self.p, geometry.p_steps), (self.y, geometry.y_steps), (self.x, geometry.x_steps)):
+            wire = Signal.like(register, name=f"{self.name}_next_{register.name}")
+            step = _pick(m, steps[0], [(levels[level], steps[level]) for level in range(4)],
+                         f"{register.name}_step")
+            m.d.comb += wire.eq(register + step.as_signed())
+            result.append(wire)
+        return result
 
 
 class _Chunks:
-    """The chunk counters ``(ky, kx, g)`` (``g`` innermost) and, optionally, the kernel offset ``K``."""
+    """The chunk counters ``(ky, kx, g)`` (``g`` innermost) and, optionally, the kernel offset ``K``; ``first`` and
+    the counters' ``at_last`` flags are registers."""
 
     def __init__(self, name: str, geometry, lasts: _Lasts, with_offset: bool):
+        self.name = name
         self.geometry = geometry
-        self.lasts = lasts
-        self.ky = Signal(3, name=f"{name}_ky")
-        self.kx = Signal(3, name=f"{name}_kx")
-        self.g = Signal(len(geometry.groups), name=f"{name}_g")
+        self.ky = _Count(lasts.kernel_h, f"{name}_ky", 3)
+        self.kx = _Count(lasts.kernel_w, f"{name}_kx", 3)
+        self.g = _Count(lasts.groups, f"{name}_g")
+        self.is_first = Signal(name=f"{name}_first")
         self.k = Signal(signed(GEOMETRY_ADDRESS_BITS), name=f"{name}_k") if with_offset else None
 
+    @property
+    def state(self):
+        return [*self.ky.state, *self.kx.state, *self.g.state, self.is_first,
+                *([self.k] if self.k is not None else [])]
+
     def first(self):
-        return (self.ky == 0) & (self.kx == 0) & (self.g == 0)
+        return self.is_first
 
     def last(self):
-        lasts = self.lasts
-        return (self.ky == lasts.kernel_h) & (self.kx == lasts.kernel_w) & (self.g == lasts.groups)
+        return self.ky.at_last & self.kx.at_last & self.g.at_last
+
+    def origin(self):
+        return [*self.ky.cleared(), *self.kx.cleared(), *self.g.cleared(), 1, *([0] if self.k is not None else [])]
+
+    def stepped(self, m: Module):
+        """The next chunk's state: ``g`` steps, else ``kx`` (``g`` wraps), else ``ky`` (both wrap)."""
+        geometry = self.geometry
+        g_steps = _keep(m, ~self.g.at_last, f"{self.name}_g_steps")
+        kx_steps = _keep(m, self.g.at_last & ~self.kx.at_last, f"{self.name}_kx_steps")
+        ky_steps = _keep(m, self.g.at_last & self.kx.at_last, f"{self.name}_ky_steps")
+        values = []
+        for counter, choices in (
+                (self.ky, [(ky_steps, self.ky.stepped()), (~ky_steps, self.ky.state)]),
+                (self.kx, [(kx_steps, self.kx.stepped()), (ky_steps, self.kx.cleared()), (g_steps, self.kx.state)]),
+                (self.g, [(g_steps, self.g.stepped()), (~g_steps, self.g.cleared())])):
+            for part, register in enumerate(counter.state):
+                values.append(_pick(m, register, [(select, value[part]) for select, value in choices],
+                                    f"{register.name}_next"))
+        values.append(0)
+        if self.k is not None:
+            step = _pick(m, geometry.group_step, [(g_steps, geometry.group_step), (kx_steps, geometry.kx_step),
+                                                  (ky_steps, geometry.ky_step)], f"{self.name}_k_step")
+            values.append(self.k + step.as_signed())
+        return values
 
     def reset(self, domain):
-        domain += [self.ky.eq(0), self.kx.eq(0), self.g.eq(0)]
-        if self.k is not None:
-            domain += self.k.eq(0)
+        domain += [now.eq(then) for now, then in zip(self.state, self.origin(), strict=True)]
 
     def step(self, m: Module, domain):
-        geometry, lasts = self.geometry, self.lasts
-        with m.If(self.g != lasts.groups):
-            domain += self.g.eq(self.g + 1)
-            if self.k is not None:
-                domain += self.k.eq(self.k + geometry.group_step)
-        with m.Elif(self.kx != lasts.kernel_w):
-            domain += [self.g.eq(0), self.kx.eq(self.kx + 1)]
-            if self.k is not None:
-                domain += self.k.eq(self.k + geometry.kx_step)
-        with m.Else():
-            domain += [self.g.eq(0), self.kx.eq(0), self.ky.eq(self.ky + 1)]
-            if self.k is not None:
-                domain += self.k.eq(self.k + geometry.ky_step)
+        domain += [now.eq(then) for now, then in zip(self.state, self.stepped(m), strict=True)]
 
 
 class Sequencer(wiring.Component):
@@ -208,8 +296,9 @@ class Sequencer(wiring.Component):
     def _beat_walker(self, m: Module, geometry, lasts, starting, running, ready, started):
         walk, block_start = _Walk("walk", geometry, lasts), _Walk("block", geometry, lasts)
         chunks = _Chunks("beat", geometry, lasts, with_offset=True)
-        row_block = Signal(len(geometry.row_blocks))
-        entry = Signal(range(self.entries))
+        row_block = _Count(lasts.row_blocks, "beat_row_block")
+        entry_count = _Count(lasts.block, "entry", len(range(self.entries)))
+        entry = entry_count.value
         layout = stationary_input_layout(self.config, self.entries)
         # Stage 1: the next beat's address and flags; stage 2: the beat, while the buffer reads its word.
         address = Signal(len(self.activation_address))
@@ -228,8 +317,8 @@ class Sequencer(wiring.Component):
         with m.If(advance):
             m.d.sync += [held_valid.eq(valid), held.eq(flags), held_padding.eq(padding), valid.eq(fire)]
 
-        row = walk.y + chunks.ky
-        column = walk.x + chunks.kx
+        row = walk.y + chunks.ky.value
+        column = walk.x + chunks.kx.value
         with m.If(fire):
             m.d.sync += [address.eq((walk.p + chunks.k)[: len(address)]),
                          padding.eq((row < 0) | (row >= geometry.in_height) | (column < 0)
@@ -237,38 +326,45 @@ class Sequencer(wiring.Component):
                          flags.entry.eq(entry), flags.swap.eq(entry == 0), flags.first.eq(chunks.first()),
                          flags.last.eq(chunks.last())]
 
-        end_of_pass = (entry == lasts.block) | walk.at_end()
+        # What the next fire does, decided once from registered flags (one-hot): the next pixel of the pass; the
+        # same pixels again with the next chunk; the next pixel block (from the walk's next pixel); the next row
+        # block (the walk again); or the end.
+        end_of_pass = _keep(m, entry_count.at_last | walk.at_end(), "beat_end_of_pass")
+        chunk_last, walk_end = chunks.last(), walk.at_end()
+        next_pixel = _keep(m, ~end_of_pass, "beat_next_pixel")
+        next_chunk = _keep(m, end_of_pass & ~chunk_last, "beat_next_chunk")
+        next_block = _keep(m, end_of_pass & chunk_last & ~walk_end, "beat_next_block")
+        next_row_block = _keep(m, end_of_pass & chunk_last & walk_end & ~row_block.at_last, "beat_next_row_block")
+        finish = _keep(m, end_of_pass & chunk_last & walk_end & row_block.at_last, "beat_finish")
+        walk_stepped = walk.stepped(m)
         with m.If(starting):
-            m.d.sync += [running.eq(1), row_block.eq(0), entry.eq(0)]
-            walk.reset(m.d.sync)
-            block_start.reset(m.d.sync)
-            chunks.reset(m.d.sync)
+            m.d.sync += running.eq(1)
+            row_block.clear(m.d.sync)
+            entry_count.clear(m.d.sync)
+            for unit in (walk, block_start, chunks):
+                m.d.sync += [now.eq(then) for now, then in zip(unit.state, unit.origin(), strict=True)]
         with m.If(fire):
-            with m.If(~end_of_pass):
-                m.d.sync += entry.eq(entry + 1)
-                walk.step(m, m.d.sync)
-            with m.Else():
-                m.d.sync += entry.eq(0)
-                with m.If(~chunks.last()):  # the same pixels again, with the next chunk
-                    chunks.step(m, m.d.sync)
-                    m.d.sync += [now.eq(then) for now, then in zip(walk.state, block_start.state, strict=True)]
-                with m.Elif(~walk.at_end()):  # the next pixel block starts at the walk's next pixel
-                    chunks.reset(m.d.sync)
-                    walk.step(m, m.d.sync)
-                    walk.step(m, m.d.sync, into=block_start)
-                with m.Elif(row_block != lasts.row_blocks):  # the next row block: the walk again
-                    chunks.reset(m.d.sync)
-                    m.d.sync += row_block.eq(row_block + 1)
-                    walk.reset(m.d.sync)
-                    block_start.reset(m.d.sync)
-                with m.Else():
-                    m.d.sync += running.eq(0)
+            _update(m, m.d.sync, entry_count.state,
+                    [(next_pixel, entry_count.stepped()), (~next_pixel, entry_count.cleared())], "entry")
+            _update(m, m.d.sync, walk.state, [(next_pixel | next_block | finish, walk_stepped),
+                                              (next_chunk, block_start.state), (next_row_block, walk.origin())],
+                    "walk")
+            _update(m, m.d.sync, block_start.state,
+                    [(next_block, walk_stepped), (next_row_block, block_start.origin()),
+                     (~next_block & ~next_row_block, block_start.state)], "block")
+            _update(m, m.d.sync, chunks.state,
+                    [(next_chunk, chunks.stepped(m)), (next_block | next_row_block, chunks.origin()),
+                     (next_pixel | finish, chunks.state)], "chunks")
+            _update(m, m.d.sync, row_block.state,
+                    [(next_row_block, row_block.stepped()), (~next_row_block, row_block.state)], "row_block")
+            with m.If(finish):
+                m.d.sync += running.eq(0)
 
     def _weight_walker(self, m: Module, geometry, lasts, starting, running, unswapped, loaded, issued):
         rows = self.config.rows
         chunks = _Chunks("load", geometry, lasts, with_offset=False)
-        row_block = Signal(len(geometry.row_blocks))
-        pixel_block = Signal(len(geometry.pixel_blocks))
+        row_block = _Count(lasts.row_blocks, "load_row_block")
+        pixel_block = _Count(lasts.pixel_blocks, "pixel_block")
         row = Signal(range(rows))
         address = Signal(len(self.weight_address))
         row_block_base = Signal(len(self.weight_address))
@@ -286,8 +382,9 @@ class Sequencer(wiring.Component):
         m.d.comb += [issued.eq(fire & (row == rows - 1)),
                      loaded.eq(self.loads.valid & self.loads.ready & (held_row == rows - 1))]
         with m.If(starting):
-            m.d.sync += [running.eq(1), row_block.eq(0), pixel_block.eq(0), row.eq(0), address.eq(0),
-                         row_block_base.eq(0)]
+            m.d.sync += [running.eq(1), row.eq(0), address.eq(0), row_block_base.eq(0)]
+            row_block.clear(m.d.sync)
+            pixel_block.clear(m.d.sync)
             chunks.reset(m.d.sync)
         with m.If(fire):
             m.d.sync += [held_row.eq(row), address.eq(address + 1)]
@@ -297,11 +394,14 @@ class Sequencer(wiring.Component):
                 m.d.sync += row.eq(0)
                 with m.If(~chunks.last()):
                     chunks.step(m, m.d.sync)
-                with m.Elif(pixel_block != lasts.pixel_blocks):  # the same chunks for the next block
+                with m.Elif(~pixel_block.at_last):  # the same chunks for the next block
                     chunks.reset(m.d.sync)
-                    m.d.sync += [pixel_block.eq(pixel_block + 1), address.eq(row_block_base)]
-                with m.Elif(row_block != lasts.row_blocks):
+                    pixel_block.step(m.d.sync)
+                    m.d.sync += address.eq(row_block_base)
+                with m.Elif(~row_block.at_last):
                     chunks.reset(m.d.sync)
-                    m.d.sync += [pixel_block.eq(0), row_block.eq(row_block + 1), row_block_base.eq(address + 1)]
+                    pixel_block.clear(m.d.sync)
+                    row_block.step(m.d.sync)
+                    m.d.sync += row_block_base.eq(address + 1)
                 with m.Else():
                     m.d.sync += running.eq(0)
