@@ -246,7 +246,8 @@ class EngineTimeline:
             front, last_word = core.run(schedule, int(round(compute_start)))
             compute_done = max(float(last_word) + 4, compute_start)
             weight_users[weight_bank] = compute_done
-            store_start = max(compute_done + 1, tiles[-1].store[1] + 1 if tiles else 0)
+            # the store starts from a register, a cycle after its bank is seen computed and the storer free
+            store_start = max(compute_done + 2, tiles[-1].store[1] + 2 if tiles else 0)
             store_done = store_start + 1 + self._write_cycles(descriptor["outputs"]) + memory.mean_write + 3
             tiles.append(TileTimes((round(check_start), round(check_done)), (round(load_start), round(load_done)),
                                    (round(compute_start), round(compute_done)),

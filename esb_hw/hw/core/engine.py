@@ -382,8 +382,7 @@ class Engine(wiring.Component):
                          state.computed.bit_select(core_banks[0], 1).eq(1),
                          core_banks[0].eq(core_banks[1]), core_layers[0].eq(core_layers[1])]
         with m.If(state.compute_starting):
-            position = Mux(core.done, in_core - 1, in_core)
-            with m.If(position == 0):
+            with m.If((in_core == 0) | (core.done & (in_core == 1))):  # it is the oldest once done is seen
                 m.d.sync += [core_banks[0].eq(state.compute_bank), core_layers[0].eq(layer)]
             with m.Else():
                 m.d.sync += [core_banks[1].eq(state.compute_bank), core_layers[1].eq(layer)]
@@ -394,10 +393,15 @@ class Engine(wiring.Component):
         abort cut short is not a tile done."""
         storer = self.storer
         store_bank = Signal()
+        # The store starts from a register (``requested``), a cycle after its bank is seen computed: no bank logic
+        # in front of the storer's start. An abort requested now (``abort``) keeps it low, so a store never starts
+        # while ``aborting``.
+        requested = Signal()
         m.d.comb += [storer.bank.eq(store_bank),
                      storer.transfer.eq(Mux(store_bank, state.outputs[1], state.outputs[0])),
-                     storer.start.eq(~state.storing & state.computed.bit_select(store_bank, 1) & ~state.aborting),
-                     storer.stop.eq(state.aborting)]
+                     storer.start.eq(requested), storer.stop.eq(state.aborting)]
+        m.d.sync += requested.eq(~requested & ~state.storing & state.computed.bit_select(store_bank, 1)
+                                 & ~state.aborting & ~self.abort)
         with m.If(storer.start):
             m.d.sync += state.storing.eq(1)
         with m.If(storer.done):

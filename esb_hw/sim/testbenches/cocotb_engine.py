@@ -31,6 +31,8 @@ async def run_program(dut):
     memory.write_bytes(params["base"], bytes.fromhex(params["image"]))
     dut.start.value = 0
     dut.layer_select.value = 0
+    for name in ("abort", "read_refused", "write_refused"):  # no abort here, and no bus guard: driven low
+        getattr(dut, name).value = 0
     start_clock(dut)
     await reset(dut)
     cocotb.start_soon(memory.serve_cocotb(dut))
