@@ -212,6 +212,7 @@ class Engine(wiring.Component):
                      loader.first_kind.eq(Mux(fetched.reuse_weights, 2, 0))]
         error = self.error
         index, length = state.index, Signal(16)  # the length is taken at the start
+        last_index = Signal(16)  # and its last descriptor's index: no subtraction before the compare
         address = Signal(32)
         requested = Signal()  # the descriptor's read request is offered: it stays offered until taken
         load_bank = Signal()
@@ -230,7 +231,8 @@ class Engine(wiring.Component):
                     m.d.sync += [error.eq(0), self.error_detail.eq(0), index.eq(0),
                                  address.eq(self.program_address), load_bank.eq(0),
                                  self.failed_descriptor.eq(0), state.have_weights.eq(0),
-                                 length.eq(self.program_length), requested.eq(0), aborting.eq(0),
+                                 length.eq(self.program_length), last_index.eq(self.program_length - 1),
+                                 requested.eq(0), aborting.eq(0),
                                  program_end.eq(self.program_address + (self.program_length << descriptor_shift))]
                     m.next = "admit"
             with m.State("admit"):  # the window holds the whole program, checked before the first fetch
@@ -319,7 +321,7 @@ class Engine(wiring.Component):
                                      index.eq(index + 1),
                                      address.eq(address + DESCRIPTOR_BYTES)]
                         m.next = "fetch"
-                        with m.If(index == length - 1):
+                        with m.If(index == last_index):
                             m.next = "stop"
             with m.State("stop"):
                 with m.If(state.idle_pipeline | (aborting & state.aborted_pipeline)):

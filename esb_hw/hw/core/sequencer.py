@@ -153,11 +153,11 @@ class _Walk:
                                           f"{self.name}_next_{index}_{part}"))
                 result.append(wire)
         geometry = self.geometry
+        # The four sums are formed in parallel with the level's decision, which then only selects one.
         for register, steps in ((self.p, geometry.p_steps), (self.y, geometry.y_steps), (self.x, geometry.x_steps)):
             wire = Signal.like(register, name=f"{self.name}_next_{register.name}")
-            step = _pick(m, steps[0], [(levels[level], steps[level]) for level in range(4)],
-                         f"{register.name}_step")
-            m.d.comb += wire.eq(register + step.as_signed())
+            m.d.comb += wire.eq(_pick(m, register, [(levels[level], register + steps[level]) for level in range(4)],
+                                      f"{register.name}_sum"))
             result.append(wire)
         return result
 
@@ -205,9 +205,9 @@ class _Chunks:
                                     f"{register.name}_next"))
         values.append(0)
         if self.k is not None:
-            step = _pick(m, geometry.group_step, [(g_steps, geometry.group_step), (kx_steps, geometry.kx_step),
-                                                  (ky_steps, geometry.ky_step)], f"{self.name}_k_step")
-            values.append(self.k + step.as_signed())
+            values.append(_pick(m, self.k, [(g_steps, self.k + geometry.group_step),
+                                            (kx_steps, self.k + geometry.kx_step),
+                                            (ky_steps, self.k + geometry.ky_step)], f"{self.name}_k_sum"))
         return values
 
     def reset(self, domain):
@@ -299,6 +299,7 @@ class Sequencer(wiring.Component):
         row_block = _Count(lasts.row_blocks, "beat_row_block")
         entry_count = _Count(lasts.block, "entry", len(range(self.entries)))
         entry = entry_count.value
+        entry_first = Signal()  # entry == 0, registered
         layout = stationary_input_layout(self.config, self.entries)
         # Stage 1: the next beat's address and flags; stage 2: the beat, while the buffer reads its word.
         address = Signal(len(self.activation_address))
@@ -311,8 +312,8 @@ class Sequencer(wiring.Component):
 
         advance, fire = Signal(), Signal()
         m.d.comb += [advance.eq(~held_valid | self.beats.ready),
-                     fire.eq(running & advance & ((entry != 0) | (ready != 0))),
-                     started.eq(fire & (entry == 0)),
+                     fire.eq(running & advance & (~entry_first | (ready != 0))),
+                     started.eq(fire & entry_first),
                      self.activation_address.eq(address), self.activation_enable.eq(advance & valid & ~padding)]
         with m.If(advance):
             m.d.sync += [held_valid.eq(valid), held.eq(flags), held_padding.eq(padding), valid.eq(fire)]
@@ -323,7 +324,7 @@ class Sequencer(wiring.Component):
             m.d.sync += [address.eq((walk.p + chunks.k)[: len(address)]),
                          padding.eq((row < 0) | (row >= geometry.in_height) | (column < 0)
                                     | (column >= geometry.in_width)),
-                         flags.entry.eq(entry), flags.swap.eq(entry == 0), flags.first.eq(chunks.first()),
+                         flags.entry.eq(entry), flags.swap.eq(entry_first), flags.first.eq(chunks.first()),
                          flags.last.eq(chunks.last())]
 
         # What the next fire does, decided once from registered flags (one-hot): the next pixel of the pass; the
@@ -338,7 +339,7 @@ class Sequencer(wiring.Component):
         finish = _keep(m, end_of_pass & chunk_last & walk_end & row_block.at_last, "beat_finish")
         walk_stepped = walk.stepped(m)
         with m.If(starting):
-            m.d.sync += running.eq(1)
+            m.d.sync += [running.eq(1), entry_first.eq(1)]
             row_block.clear(m.d.sync)
             entry_count.clear(m.d.sync)
             for unit in (walk, block_start, chunks):
@@ -357,6 +358,7 @@ class Sequencer(wiring.Component):
                      (next_pixel | finish, chunks.state)], "chunks")
             _update(m, m.d.sync, row_block.state,
                     [(next_row_block, row_block.stepped()), (~next_row_block, row_block.state)], "row_block")
+            m.d.sync += entry_first.eq(~next_pixel)
             with m.If(finish):
                 m.d.sync += running.eq(0)
 

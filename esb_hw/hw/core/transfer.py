@@ -203,16 +203,16 @@ class Loader(wiring.Component):
             m.d.sync += [address.eq(0) for address in addresses]
             run.first(m.d.sync, self.first_kind)
 
-        last_word = Signal()
-        m.d.comb += last_word.eq(words_left == 1)
+        last_word = Signal()  # words_left == 1, registered as the count is set or stepped
         with m.If(consuming & holding & new_run):  # the run's first beat: its first lane and word count
-            m.d.sync += [new_run.eq(0), lane.eq(run.first_lane()), words_left.eq(run.field("words"))]
+            m.d.sync += [new_run.eq(0), lane.eq(run.first_lane()), words_left.eq(run.field("words")),
+                         last_word.eq(run.field("words") == 1)]
         with m.Elif(consuming & holding):
             for kind, size in enumerate(self.word_bytes):
                 with m.If(run.kind == kind):
                     self._word(m, kind, size, beat, lane, wide, gathered, last_word, take_word, release)
         with m.If(take_word):
-            m.d.sync += words_left.eq(words_left - 1)
+            m.d.sync += [words_left.eq(words_left - 1), last_word.eq(words_left == 2)]
             with m.If(last_word):
                 m.d.sync += new_run.eq(1)
                 run.step(m, m.d.sync)
@@ -378,14 +378,14 @@ class Storer(wiring.Component):
             m.d.sync += [full.eq(0), beat.strobe.eq(0)]
             if len(part):  # words wider than a beat
                 m.d.sync += part.eq(0)
-        last_word = Signal()
-        m.d.comb += last_word.eq(words_left == 1)
+        last_word = Signal()  # words_left == 1, registered as the count is set or stepped
         ending_run = Signal()
         m.d.comb += ending_run.eq(take & last_word)
         # A stop with every run asked for placed: no word of a run without a request goes into a beat.
         m.d.comb += halted.eq(stopped & (sent == asked))
         with m.If(sending & new_run):
-            m.d.sync += [new_run.eq(0), lane.eq(run.first_lane()), words_left.eq(transfer.words)]
+            m.d.sync += [new_run.eq(0), lane.eq(run.first_lane()), words_left.eq(transfer.words),
+                         last_word.eq(transfer.words == 1)]
         with m.Elif(sending & held & (~full | self.data.ready) & ~halted):
             if size < MEMORY_BEAT_BYTES:
                 lanes = MEMORY_BEAT_BYTES // size
@@ -408,7 +408,7 @@ class Storer(wiring.Component):
                     m.d.comb += take.eq(part == beats - 1)
                     m.d.sync += part.eq(Mux(part == beats - 1, 0, part + 1))
         with m.If(take):
-            m.d.sync += words_left.eq(words_left - 1)
+            m.d.sync += [words_left.eq(words_left - 1), last_word.eq(words_left == 2)]
         with m.If(ending_run):
             m.d.sync += [new_run.eq(1), sent.eq(sent + 1)]
             run.step(m, m.d.sync)
