@@ -41,8 +41,8 @@ def _pick(m: Module, target, choices, name: str):
 
 
 def _keep(m: Module, value, name: str):
-    """``value`` as a kept wire: the walkers' decisions are computed once from their flags, then fan out."""
-    wire = Signal(len(value), name=name, attrs={"keep": 1})
+    """``value`` as a named wire: the walkers' decisions are formed once from their flags, then fan out."""
+    wire = Signal(len(value), name=name)
     m.d.comb += wire.eq(value)
     return wire
 
@@ -100,10 +100,12 @@ class _Count:
 
 def _update(m: Module, domain, state, choices, name: str):
     """Each register of ``state`` gets its value from the one of ``choices`` (``(select, values)`` pairs, the
-    values in ``state``'s order) whose select is high."""
+    values in ``state``'s order) whose select is high; returns the next values."""
+    result = []
     for index, register in enumerate(state):
-        domain += register.eq(_pick(m, register, [(select, values[index]) for select, values in choices],
-                                    f"{name}_{index}"))
+        result.append(_pick(m, register, [(select, values[index]) for select, values in choices], f"{name}_{index}"))
+        domain += register.eq(result[-1])
+    return result
 
 
 class _Walk:
@@ -300,6 +302,8 @@ class Sequencer(wiring.Component):
         entry_count = _Count(lasts.block, "entry", len(range(self.entries)))
         entry = entry_count.value
         entry_first = Signal()  # entry == 0, registered
+        # The walk's and the chunks' ends are registers too, set from the next values of their counters' flags.
+        walk_end, chunk_last = Signal(name="walk_end"), Signal(name="chunk_last")
         layout = stationary_input_layout(self.config, self.entries)
         # Stage 1: the next beat's address and flags; stage 2: the beat, while the buffer reads its word.
         address = Signal(len(self.activation_address))
@@ -325,13 +329,12 @@ class Sequencer(wiring.Component):
                          padding.eq((row < 0) | (row >= geometry.in_height) | (column < 0)
                                     | (column >= geometry.in_width)),
                          flags.entry.eq(entry), flags.swap.eq(entry_first), flags.first.eq(chunks.first()),
-                         flags.last.eq(chunks.last())]
+                         flags.last.eq(chunk_last)]
 
         # What the next fire does, decided once from registered flags (one-hot): the next pixel of the pass; the
         # same pixels again with the next chunk; the next pixel block (from the walk's next pixel); the next row
         # block (the walk again); or the end.
-        end_of_pass = _keep(m, entry_count.at_last | walk.at_end(), "beat_end_of_pass")
-        chunk_last, walk_end = chunks.last(), walk.at_end()
+        end_of_pass = _keep(m, entry_count.at_last | walk_end, "beat_end_of_pass")
         next_pixel = _keep(m, ~end_of_pass, "beat_next_pixel")
         next_chunk = _keep(m, end_of_pass & ~chunk_last, "beat_next_chunk")
         next_block = _keep(m, end_of_pass & chunk_last & ~walk_end, "beat_next_block")
@@ -344,18 +347,22 @@ class Sequencer(wiring.Component):
             entry_count.clear(m.d.sync)
             for unit in (walk, block_start, chunks):
                 m.d.sync += [now.eq(then) for now, then in zip(unit.state, unit.origin(), strict=True)]
+            m.d.sync += [walk_end.eq(Cat(*(limit.single for limit in lasts.limits)).all()),
+                         chunk_last.eq(lasts.kernel_h.single & lasts.kernel_w.single & lasts.groups.single)]
         with m.If(fire):
             _update(m, m.d.sync, entry_count.state,
                     [(next_pixel, entry_count.stepped()), (~next_pixel, entry_count.cleared())], "entry")
-            _update(m, m.d.sync, walk.state, [(next_pixel | next_block | finish, walk_stepped),
-                                              (next_chunk, block_start.state), (next_row_block, walk.origin())],
-                    "walk")
+            walk_next = _update(m, m.d.sync, walk.state, [(next_pixel | next_block | finish, walk_stepped),
+                                                          (next_chunk, block_start.state),
+                                                          (next_row_block, walk.origin())], "walk")
+            m.d.sync += walk_end.eq(Cat(*(walk_next[2 * index + 1] for index in range(4))).all())
             _update(m, m.d.sync, block_start.state,
                     [(next_block, walk_stepped), (next_row_block, block_start.origin()),
                      (~next_block & ~next_row_block, block_start.state)], "block")
-            _update(m, m.d.sync, chunks.state,
-                    [(next_chunk, chunks.stepped(m)), (next_block | next_row_block, chunks.origin()),
-                     (next_pixel | finish, chunks.state)], "chunks")
+            chunks_next = _update(m, m.d.sync, chunks.state,
+                                  [(next_chunk, chunks.stepped(m)), (next_block | next_row_block, chunks.origin()),
+                                   (next_pixel | finish, chunks.state)], "chunks")
+            m.d.sync += chunk_last.eq(chunks_next[1] & chunks_next[3] & chunks_next[5])
             _update(m, m.d.sync, row_block.state,
                     [(next_row_block, row_block.stepped()), (~next_row_block, row_block.state)], "row_block")
             m.d.sync += entry_first.eq(~next_pixel)
