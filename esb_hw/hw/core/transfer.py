@@ -348,6 +348,7 @@ class Storer(wiring.Component):
             with m.If((issue.runs_left == 1) | self.stop):
                 m.d.sync += issuing.eq(0)
         stopped, halted = Signal(), Signal()  # stopping, and no request will go out any more; and no data either
+        paused = Signal()  # no word goes into a beat (see below)
         m.d.comb += stopped.eq(self.stop & ~issuing)
 
         # Words from the buffer: ``held`` is the word read in the previous cycle (it holds while not taken).
@@ -357,7 +358,7 @@ class Storer(wiring.Component):
         new_run, held, take = Signal(init=0), Signal(), Signal()
         reading = Signal()
         m.d.comb += [self.read_address.eq((self.bank << len(address)) | address),
-                     self.read_enable.eq(reading & (~held | take) & ~halted)]
+                     self.read_enable.eq(reading & (~held | take) & ~paused)]
         with m.If(self.read_enable):
             m.d.sync += [held.eq(1), address.eq(address + 1)]
         with m.Elif(take):
@@ -381,12 +382,18 @@ class Storer(wiring.Component):
         last_word = Signal()  # words_left == 1, registered as the count is set or stepped
         ending_run = Signal()
         m.d.comb += ending_run.eq(take & last_word)
-        # A stop with every run asked for placed: no word of a run without a request goes into a beat.
-        m.d.comb += halted.eq(stopped & (sent == asked))
+        # A stop with every run asked for placed (``halted``) ends the sending. From the stop on, no word of a run
+        # without a request goes into a beat: ``paused`` holds the words back while the runs placed reach the runs
+        # asked for. Their compare is a register (``caught_up``), so no counter compare sits in front of the word
+        # path; a cycle late is safe, as the runs placed reach the runs asked for only as a run ends, and the next
+        # cycle starts a run, which takes no word.
+        caught_up = Signal()
+        m.d.comb += [halted.eq(stopped & (sent == asked)), paused.eq(self.stop & caught_up)]
+        m.d.sync += caught_up.eq(sent >= asked)
         with m.If(sending & new_run):
             m.d.sync += [new_run.eq(0), lane.eq(run.first_lane()), words_left.eq(transfer.words),
                          last_word.eq(transfer.words == 1)]
-        with m.Elif(sending & held & (~full | self.data.ready) & ~halted):
+        with m.Elif(sending & held & (~full | self.data.ready) & ~paused):
             if size < MEMORY_BEAT_BYTES:
                 lanes = MEMORY_BEAT_BYTES // size
                 lane_bits = (lanes - 1).bit_length()
