@@ -87,11 +87,16 @@ class StationaryArray(wiring.Component):
 
         m.submodules.output = output = OutputBuffer(array_output_layout(config), depth=OUTPUT_DEPTH)
         wiring.connect(m, wiring.flipped(self.o), output.o)
-        outstanding = Signal(range(OUTPUT_DEPTH + 1))
-        accepted = Signal()
-        m.d.comb += [self.i.ready.eq(outstanding != OUTPUT_DEPTH), accepted.eq(self.i.valid & self.i.ready),
-                     self.load.ready.eq(1)]
-        m.d.sync += outstanding.eq(outstanding + (accepted & self.i.payload.last) - (self.o.valid & self.o.ready))
+        # ``full`` is outstanding == OUTPUT_DEPTH as a register, so that ``i.ready`` comes from a flip-flop.
+        outstanding, full = Signal(range(OUTPUT_DEPTH + 1)), Signal()
+        accepted, added, removed = Signal(), Signal(), Signal()
+        m.d.comb += [self.i.ready.eq(~full), accepted.eq(self.i.valid & self.i.ready), self.load.ready.eq(1),
+                     added.eq(accepted & self.i.payload.last), removed.eq(self.o.valid & self.o.ready)]
+        m.d.sync += outstanding.eq(outstanding + added - removed)
+        with m.If(added & ~removed):
+            m.d.sync += full.eq(outstanding == OUTPUT_DEPTH - 1)
+        with m.Elif(removed & ~added):
+            m.d.sync += full.eq(0)
 
         # Weights: the shadow bank takes loads; a swap beat copies it into the bank the products read.
         row_shape = data.ArrayLayout(config.weight_format.bits, config.cols)

@@ -67,20 +67,23 @@ class _Runs:
         self.kind = Signal(range(max(2, len(word_bytes))), name=f"{name}_kind")  # never 0 bits: lint
         self.address = Signal(32, name=f"{name}_address")
         self.runs_left = Signal(len(transfers[0].segments), name=f"{name}_runs_left")
+        self.last_run = Signal(name=f"{name}_last_run")  # runs_left == 1, registered as it is set or stepped
 
     def first(self, domain, kind=0):
         """Start at transfer ``kind`` (a value: the transfers before it are skipped)."""
         domain += [self.kind.eq(kind),
                    self.address.eq(_select(kind, [transfer.address for transfer in self.transfers])),
-                   self.runs_left.eq(_select(kind, [transfer.segments for transfer in self.transfers]))]
+                   self.runs_left.eq(_select(kind, [transfer.segments for transfer in self.transfers])),
+                   self.last_run.eq(_select(kind, [transfer.segments == 1 for transfer in self.transfers]))]
 
     def step(self, m: Module, domain):
-        with m.If(self.runs_left != 1):
-            domain += [self.runs_left.eq(self.runs_left - 1),
+        with m.If(~self.last_run):
+            domain += [self.runs_left.eq(self.runs_left - 1), self.last_run.eq(self.runs_left == 2),
                        self.address.eq(self.address + self.field("stride"))]
         with m.Elif(self.kind != len(self.word_bytes) - 1):
             domain += [self.kind.eq(self.kind + 1), self.address.eq(self.field("address", next_kind=True)),
-                       self.runs_left.eq(self.field("segments", next_kind=True))]
+                       self.runs_left.eq(self.field("segments", next_kind=True)),
+                       self.last_run.eq(self.field("segments", next_kind=True) == 1)]
 
     def field(self, name: str, *, next_kind: bool = False):
         """Field ``name`` of the current transfer (or the next one)."""
@@ -178,7 +181,7 @@ class Loader(wiring.Component):
         with m.If(self.request.valid & self.request.ready):
             issue.step(m, m.d.sync)
             m.d.sync += asked.eq(asked + 1)
-            with m.If(((issue.runs_left == 1) & (issue.kind == len(self.depths) - 1)) | self.stop):
+            with m.If((issue.last_run & (issue.kind == len(self.depths) - 1)) | self.stop):
                 m.d.sync += issuing.eq(0)
 
         # Data: the same walk, word by word into the buffers.
@@ -216,7 +219,7 @@ class Loader(wiring.Component):
             with m.If(last_word):
                 m.d.sync += new_run.eq(1)
                 run.step(m, m.d.sync)
-                with m.If(run.runs_left == 1):
+                with m.If(run.last_run):
                     m.d.sync += [address.eq(0) for address in addresses]
         for kind, address in enumerate(addresses):
             port = getattr(self, f"write_{kind}")
@@ -256,7 +259,7 @@ class Loader(wiring.Component):
     def _finish(self, m, run, take_word, last_word, consuming, stopped):
         """``done`` after the last word of the last run, or once a stop has every run it asked for."""
         ending = Signal()
-        m.d.comb += ending.eq((take_word & last_word & (run.runs_left == 1) & (run.kind == len(self.depths) - 1))
+        m.d.comb += ending.eq((take_word & last_word & run.last_run & (run.kind == len(self.depths) - 1))
                               | (consuming & stopped))
         with m.If(ending):
             m.d.sync += consuming.eq(0)
@@ -345,7 +348,7 @@ class Storer(wiring.Component):
         with m.If(self.request.valid & self.request.ready):
             issue.step(m, m.d.sync)
             m.d.sync += asked.eq(asked + 1)
-            with m.If((issue.runs_left == 1) | self.stop):
+            with m.If(issue.last_run | self.stop):
                 m.d.sync += issuing.eq(0)
         stopped, halted = Signal(), Signal()  # stopping, and no request will go out any more; and no data either
         paused = Signal()  # no word goes into a beat (see below)
@@ -419,7 +422,7 @@ class Storer(wiring.Component):
         with m.If(ending_run):
             m.d.sync += [new_run.eq(1), sent.eq(sent + 1)]
             run.step(m, m.d.sync)
-            with m.If(run.runs_left == 1):
+            with m.If(run.last_run):
                 m.d.sync += [sending.eq(0), reading.eq(0)]
         with m.If(halted & ~ending_run):  # every run asked for has its beats
             m.d.sync += [sending.eq(0), reading.eq(0)]
