@@ -239,6 +239,7 @@ class LayerCore(wiring.Component):
         config, rows, lanes, geometry = self.config, self.config.rows, self.requant_lanes, self.geometry
         output_tile = queue.output_tile
         out_channel = Signal(range(rows))
+        last_channels = Signal(init=int(rows == lanes))  # out_channel == rows - lanes, as a register
         window = Signal(2)  # the pixel's place in its pooling window
         maxima = Signal(data.ArrayLayout(config.activation_format.bits, rows))
         word = Signal(self.word_layouts["output"])
@@ -259,7 +260,7 @@ class LayerCore(wiring.Component):
         m.d.comb += [complete_word[out_channel + index].eq(code) for index, code in enumerate(pooled)]
         m.d.comb += [output_write.addr.eq(Cat((output_base + output_index)[: len(output_base)], output_tile.bank)),
                      output_write.data.eq(complete_word),
-                     output_write.en.eq(codes_valid & completes & (out_channel == rows - lanes))]
+                     output_write.en.eq(codes_valid & completes & last_channels)]
         m.d.comb += written.eq(output_write.en)
         out_row_block = Signal(len(geometry.row_blocks))
         last_word = Signal()
@@ -268,9 +269,10 @@ class LayerCore(wiring.Component):
         with m.If(codes_valid):
             m.d.sync += [maxima[out_channel + index].eq(code) for index, code in enumerate(pooled)]
             m.d.sync += [word[out_channel + index].eq(code) for index, code in enumerate(pooled)]
-            m.d.sync += out_channel.eq(out_channel + lanes)
-            with m.If(out_channel == rows - lanes):
-                m.d.sync += out_channel.eq(0)
+            m.d.sync += [out_channel.eq(out_channel + lanes),
+                         last_channels.eq(out_channel == rows - 2 * lanes if rows >= 2 * lanes else 1)]
+            with m.If(last_channels):
+                m.d.sync += [out_channel.eq(0), last_channels.eq(rows == lanes)]
                 with m.If(output_tile.pool):
                     m.d.sync += window.eq(window + 1)
                 with m.If(completes):
