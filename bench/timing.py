@@ -11,7 +11,7 @@ reset fan-outs (every delay figure in two variants, nominal and pessimistic), an
 fan-out of any net combinational from ``o.ready``, against the
 project's limit of 64 pins. ``--paths N`` also names the N slowest distinct paths (start and end register, each
 cell with its Amaranth source line, the arrival in ns). A 32x32 array takes several minutes of yosys, the
-engine about 2 minutes and the whole system about 40.
+engine about 2 minutes and the whole system about 3 (ABC's time depends on the netlist: it has taken 40).
 
 Usage: python bench/timing.py [--config FILE ...] [--design array|engine|system] [--paths N] [--json] [--jobs N]
 """

