@@ -40,7 +40,7 @@ def _pick(m: Module, target, choices, name: str):
     return reduce(operator.or_, parts)
 
 
-def _keep(m: Module, value, name: str):
+def _named(m: Module, value, name: str):
     """``value`` as a named wire: the walkers' decisions are formed once from their flags, then fan out."""
     wire = Signal(len(value), name=name)
     m.d.comb += wire.eq(value)
@@ -123,10 +123,6 @@ class _Walk:
     def state(self):
         return [*(part for counter in self.counters for part in counter.state), self.p, self.y, self.x]
 
-    def at_end(self):
-        """The walk's last pixel: every counter at its last value."""
-        return Cat(*(counter.at_last for counter in self.counters)).all()
-
     def origin(self):
         geometry = self.geometry
         return [*(part for counter in self.counters for part in counter.cleared()), geometry.p_origin,
@@ -136,10 +132,10 @@ class _Walk:
         """The next pixel's state (the innermost counter that can step steps; the ones inside it wrap), as
         wires: the step's level is decided once, one-hot, from the counters' flags."""
         flags = [counter.at_last for counter in self.counters]
-        levels = [_keep(m, Cat(*flags[1:]).all(), f"{self.name}_level_0")]
-        levels += [_keep(m, ~flags[level] & Cat(*flags[level + 1:]).all(), f"{self.name}_level_{level}")
+        levels = [_named(m, Cat(*flags[1:]).all(), f"{self.name}_level_0")]
+        levels += [_named(m, ~flags[level] & Cat(*flags[level + 1:]).all(), f"{self.name}_level_{level}")
                    for level in (1, 2)]
-        levels.append(_keep(m, ~flags[3], f"{self.name}_level_3"))
+        levels.append(_named(m, ~flags[3], f"{self.name}_level_3"))
         result = []
         for index, counter in enumerate(self.counters):
             inner = Cat(*levels[index + 1:]).any()  # a counter inside this one steps: this one holds
@@ -194,9 +190,9 @@ class _Chunks:
     def stepped(self, m: Module):
         """The next chunk's state: ``g`` steps, else ``kx`` (``g`` wraps), else ``ky`` (both wrap)."""
         geometry = self.geometry
-        g_steps = _keep(m, ~self.g.at_last, f"{self.name}_g_steps")
-        kx_steps = _keep(m, self.g.at_last & ~self.kx.at_last, f"{self.name}_kx_steps")
-        ky_steps = _keep(m, self.g.at_last & self.kx.at_last, f"{self.name}_ky_steps")
+        g_steps = _named(m, ~self.g.at_last, f"{self.name}_g_steps")
+        kx_steps = _named(m, self.g.at_last & ~self.kx.at_last, f"{self.name}_kx_steps")
+        ky_steps = _named(m, self.g.at_last & self.kx.at_last, f"{self.name}_ky_steps")
         values = []
         for counter, choices in (
                 (self.ky, [(ky_steps, self.ky.stepped()), (~ky_steps, self.ky.state)]),
@@ -334,12 +330,12 @@ class Sequencer(wiring.Component):
         # What the next fire does, decided once from registered flags (one-hot): the next pixel of the pass; the
         # same pixels again with the next chunk; the next pixel block (from the walk's next pixel); the next row
         # block (the walk again); or the end.
-        end_of_pass = _keep(m, entry_count.at_last | walk_end, "beat_end_of_pass")
-        next_pixel = _keep(m, ~end_of_pass, "beat_next_pixel")
-        next_chunk = _keep(m, end_of_pass & ~chunk_last, "beat_next_chunk")
-        next_block = _keep(m, end_of_pass & chunk_last & ~walk_end, "beat_next_block")
-        next_row_block = _keep(m, end_of_pass & chunk_last & walk_end & ~row_block.at_last, "beat_next_row_block")
-        finish = _keep(m, end_of_pass & chunk_last & walk_end & row_block.at_last, "beat_finish")
+        end_of_pass = _named(m, entry_count.at_last | walk_end, "beat_end_of_pass")
+        next_pixel = _named(m, ~end_of_pass, "beat_next_pixel")
+        next_chunk = _named(m, end_of_pass & ~chunk_last, "beat_next_chunk")
+        next_block = _named(m, end_of_pass & chunk_last & ~walk_end, "beat_next_block")
+        next_row_block = _named(m, end_of_pass & chunk_last & walk_end & ~row_block.at_last, "beat_next_row_block")
+        finish = _named(m, end_of_pass & chunk_last & walk_end & row_block.at_last, "beat_finish")
         walk_stepped = walk.stepped(m)
         with m.If(starting):
             m.d.sync += [running.eq(1), entry_first.eq(1)]
