@@ -11,6 +11,7 @@ from amaranth.sim import Simulator
 
 from esb_hw.compiler.gemm import stationary_gemm_stimulus
 from esb_hw.config import AcceleratorConfig
+from esb_hw.contract.latency import OUTPUT_DEPTH
 from esb_hw.data import shipped_config
 from esb_hw.errors import ParameterError
 from esb_hw.hw.core.stationary import StationaryArray
@@ -130,6 +131,38 @@ def test_loads_overlap_computation_at_full_rate():
     # 2 blocks x 6 chunks x 32 beats = 384 beats; the first 8 loads; 6 cycles of latency; a few cycles of hand-off.
     assert len(stimulus.beats) == 384
     assert cycles <= 384 + config.rows + array.latency + 4, cycles
+
+
+def test_input_stops_exactly_when_the_output_buffer_would_overflow():
+    """Results held back by ``o.ready`` low: the array takes exactly ``OUTPUT_DEPTH`` last beats (one result each),
+    then lowers ``i.ready`` until a result is taken (its registered full flag; early or late both fail here)."""
+    config = CONFIGS["default"]
+    array = StationaryArray(config, entries=8)
+    counts = {}
+
+    async def testbench(ctx):
+        ctx.set(array.o.ready, 0)
+        ctx.set(array.i.payload.first, 1)
+        ctx.set(array.i.payload.last, 1)
+        ctx.set(array.i.valid, 1)
+        accepted = 0
+        for _ in range(3 * OUTPUT_DEPTH + array.latency):
+            accepted += ctx.get(array.i.ready)
+            await ctx.tick()
+        counts["held"], counts["ready_while_full"] = accepted, ctx.get(array.i.ready)
+        ctx.set(array.o.ready, 1)  # one result leaves: room for one more
+        await ctx.tick()
+        ctx.set(array.o.ready, 0)
+        for _ in range(4):
+            accepted += ctx.get(array.i.ready)
+            await ctx.tick()
+        counts["after_one"] = accepted
+
+    simulator = Simulator(array)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    assert counts == {"held": OUTPUT_DEPTH, "ready_while_full": 0, "after_one": OUTPUT_DEPTH + 1}
 
 
 def test_checker_catches_a_wrong_sum():

@@ -40,6 +40,17 @@ def _pick(m: Module, target, choices, name: str):
     return reduce(operator.or_, parts)
 
 
+def _assign(domain, state, values) -> None:
+    domain += [register.eq(value) for register, value in zip(state, values, strict=True)]
+
+
+def _choose(m: Module, state, choices, name: str) -> list:
+    """The next value of each register of ``state`` from ``choices`` (``(select, values)`` pairs, the values in
+    ``state``'s order, exactly one select high)."""
+    return [_pick(m, register, [(select, values[index]) for select, values in choices], f"{name}_{index}")
+            for index, register in enumerate(state)]
+
+
 def _named(m: Module, value, name: str):
     """``value`` as a named wire: the walkers' decisions are formed once from their flags, then fan out."""
     wire = Signal(len(value), name=name)
@@ -92,20 +103,17 @@ class _Count:
         return [self.value + 1, self.value == self.limit.penultimate]
 
     def clear(self, domain):
-        domain += [now.eq(then) for now, then in zip(self.state, self.cleared(), strict=True)]
+        _assign(domain, self.state, self.cleared())
 
     def step(self, domain):
-        domain += [now.eq(then) for now, then in zip(self.state, self.stepped(), strict=True)]
+        _assign(domain, self.state, self.stepped())
 
 
-def _update(m: Module, domain, state, choices, name: str):
-    """Each register of ``state`` gets its value from the one of ``choices`` (``(select, values)`` pairs, the
-    values in ``state``'s order) whose select is high; returns the next values."""
-    result = []
-    for index, register in enumerate(state):
-        result.append(_pick(m, register, [(select, values[index]) for select, values in choices], f"{name}_{index}"))
-        domain += register.eq(result[-1])
-    return result
+def _update(m: Module, domain, state, choices, name: str) -> list:
+    """Each register of ``state`` takes its value from :func:`_choose`; returns the next values."""
+    values = _choose(m, state, choices, name)
+    _assign(domain, state, values)
+    return values
 
 
 class _Walk:
@@ -128,6 +136,11 @@ class _Walk:
         return [*(part for counter in self.counters for part in counter.cleared()), geometry.p_origin,
                 -geometry.pad_top, -geometry.pad_left]
 
+    @staticmethod
+    def at_end(values):
+        """Whether ``values`` (in :attr:`state`'s order) is the walk's last pixel: every counter's flag set."""
+        return Cat(*values[1:8:2]).all()
+
     def stepped(self, m: Module):
         """The next pixel's state (the innermost counter that can step steps; the ones inside it wrap), as
         wires: the step's level is decided once, one-hot, from the counters' flags."""
@@ -145,18 +158,12 @@ class _Walk:
                 choices.append((inner, counter.state))
             if index > 0:
                 choices.append((outer, counter.cleared()))
-            for part, register in enumerate(counter.state):
-                wire = Signal.like(register, name=f"{self.name}_next_{index}_{part}")
-                m.d.comb += wire.eq(_pick(m, register, [(select, values[part]) for select, values in choices],
-                                          f"{self.name}_next_{index}_{part}"))
-                result.append(wire)
+            result += _choose(m, counter.state, choices, f"{self.name}_next_{index}")
         geometry = self.geometry
         # The four sums are formed in parallel with the level's decision, which then only selects one.
         for register, steps in ((self.p, geometry.p_steps), (self.y, geometry.y_steps), (self.x, geometry.x_steps)):
-            wire = Signal.like(register, name=f"{self.name}_next_{register.name}")
-            m.d.comb += wire.eq(_pick(m, register, [(levels[level], register + steps[level]) for level in range(4)],
-                                      f"{register.name}_sum"))
-            result.append(wire)
+            result.append(_pick(m, register, [(levels[level], register + steps[level]) for level in range(4)],
+                                f"{register.name}_sum"))
         return result
 
 
@@ -182,10 +189,15 @@ class _Chunks:
         return self.is_first
 
     def last(self):
-        return self.ky.at_last & self.kx.at_last & self.g.at_last
+        return self.at_last(self.state)
 
     def origin(self):
         return [*self.ky.cleared(), *self.kx.cleared(), *self.g.cleared(), 1, *([0] if self.k is not None else [])]
+
+    @staticmethod
+    def at_last(values):
+        """Whether ``values`` (in :attr:`state`'s order) is the last chunk: every counter's flag set."""
+        return values[1] & values[3] & values[5]
 
     def stepped(self, m: Module):
         """The next chunk's state: ``g`` steps, else ``kx`` (``g`` wraps), else ``ky`` (both wrap)."""
@@ -198,9 +210,7 @@ class _Chunks:
                 (self.ky, [(ky_steps, self.ky.stepped()), (~ky_steps, self.ky.state)]),
                 (self.kx, [(kx_steps, self.kx.stepped()), (ky_steps, self.kx.cleared()), (g_steps, self.kx.state)]),
                 (self.g, [(g_steps, self.g.stepped()), (~g_steps, self.g.cleared())])):
-            for part, register in enumerate(counter.state):
-                values.append(_pick(m, register, [(select, value[part]) for select, value in choices],
-                                    f"{register.name}_next"))
+            values += _choose(m, counter.state, choices, f"{counter.value.name}_next")
         values.append(0)
         if self.k is not None:
             values.append(_pick(m, self.k, [(g_steps, self.k + geometry.group_step),
@@ -209,10 +219,10 @@ class _Chunks:
         return values
 
     def reset(self, domain):
-        domain += [now.eq(then) for now, then in zip(self.state, self.origin(), strict=True)]
+        _assign(domain, self.state, self.origin())
 
     def step(self, m: Module, domain):
-        domain += [now.eq(then) for now, then in zip(self.state, self.stepped(m), strict=True)]
+        _assign(domain, self.state, self.stepped(m))
 
 
 class Sequencer(wiring.Component):
@@ -342,23 +352,22 @@ class Sequencer(wiring.Component):
             row_block.clear(m.d.sync)
             entry_count.clear(m.d.sync)
             for unit in (walk, block_start, chunks):
-                m.d.sync += [now.eq(then) for now, then in zip(unit.state, unit.origin(), strict=True)]
-            m.d.sync += [walk_end.eq(Cat(*(limit.single for limit in lasts.limits)).all()),
-                         chunk_last.eq(lasts.kernel_h.single & lasts.kernel_w.single & lasts.groups.single)]
+                _assign(m.d.sync, unit.state, unit.origin())
+            m.d.sync += [walk_end.eq(_Walk.at_end(walk.origin())), chunk_last.eq(_Chunks.at_last(chunks.origin()))]
         with m.If(fire):
             _update(m, m.d.sync, entry_count.state,
                     [(next_pixel, entry_count.stepped()), (~next_pixel, entry_count.cleared())], "entry")
             walk_next = _update(m, m.d.sync, walk.state, [(next_pixel | next_block | finish, walk_stepped),
                                                           (next_chunk, block_start.state),
                                                           (next_row_block, walk.origin())], "walk")
-            m.d.sync += walk_end.eq(Cat(*(walk_next[2 * index + 1] for index in range(4))).all())
+            m.d.sync += walk_end.eq(_Walk.at_end(walk_next))
             _update(m, m.d.sync, block_start.state,
                     [(next_block, walk_stepped), (next_row_block, block_start.origin()),
                      (~next_block & ~next_row_block, block_start.state)], "block")
             chunks_next = _update(m, m.d.sync, chunks.state,
                                   [(next_chunk, chunks.stepped(m)), (next_block | next_row_block, chunks.origin()),
                                    (next_pixel | finish, chunks.state)], "chunks")
-            m.d.sync += chunk_last.eq(chunks_next[1] & chunks_next[3] & chunks_next[5])
+            m.d.sync += chunk_last.eq(_Chunks.at_last(chunks_next))
             _update(m, m.d.sync, row_block.state,
                     [(next_row_block, row_block.stepped()), (~next_row_block, row_block.state)], "row_block")
             m.d.sync += entry_first.eq(~next_pixel)
