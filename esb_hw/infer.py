@@ -26,7 +26,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +34,9 @@ import numpy as np
 from .config import AcceleratorConfig
 from .data import load_config
 from .errors import CheckFailed, EsbError, InputError
-from .frontend.datasets import DATASETS, load_split
+from .frontend.datasets import DATASETS, load_images, load_split
 from .frontend.quantize import SCALE_METHODS, IntegerModel, QuantRecipe, Segment, compile_segments, quantize_model
+from .npzfile import write_npz
 
 __all__ = ["InferenceReport", "load_model", "main", "progress_bar", "run_inference"]
 
@@ -43,13 +44,13 @@ DEFAULT_SIM_IMAGES = 10
 CLASSES = 10
 
 
-def load_model(name: str, dataset: str = "digits"):
+def load_model(name: str, shape: tuple[int, int, int], data: str = "digits"):
     """A shipped model (``digits``, ``mnist5k``), an ``.onnx`` file or an ``.npz`` float model, checked against
-    the input shape of ``dataset`` and its 10 classes."""
+    the images' ``shape`` (CxHxW; ``data`` names them in errors). Notes from the ONNX importer (a dropped final
+    Softmax) go to ``log``."""
     from .frontend.model import load_npz
     from .frontend.onnx_import import load_onnx
 
-    shape = DATASETS[dataset].shape
     if name in DATASETS:
         from .frontend.accuracy import load_shipped_model
 
@@ -63,12 +64,50 @@ def load_model(name: str, dataset: str = "digits"):
         else:
             raise InputError(f"--model takes {', '.join(repr(d) for d in DATASETS)}, a .onnx or a .npz file, got "
                              f"{name!r}")
-    if model.input_shape != shape:
+    if model.input_shape != tuple(shape):
         raise InputError(f"{name}: the model's input is {'x'.join(map(str, model.input_shape))} (CxHxW), the "
-                         f"{dataset} images are {'x'.join(map(str, shape))}")
-    if model.classes != CLASSES:
-        raise InputError(f"{name}: the model has {model.classes} outputs, the {dataset} data has {CLASSES} classes")
+                         f"{data} images are {'x'.join(map(str, shape))}")
     return model
+
+
+@dataclass(frozen=True, eq=False)
+class _Data:
+    """The images to run, their labels (or ``None``), their names and the calibration images."""
+
+    name: str
+    images: np.ndarray
+    labels: np.ndarray | None
+    names: tuple[str, ...]
+    calibration: np.ndarray
+    classes: int | None  # a shipped dataset's class count, else None (the model's)
+
+
+def _resolve_data(data: str, calibration: str | None, log) -> _Data:
+    """``--data`` and ``--calibration``: a shipped dataset's held-out images (calibrated on its training images),
+    or the user's file or folder (calibrated on ``--calibration``, else on the images themselves, with a note)."""
+    if data in DATASETS:
+        split = load_split(data)
+        images, labels, classes = split.test_images, split.test_labels, CLASSES
+        names = tuple(f"{data}:{index}" for index in range(len(labels)))
+        name, own_calibration = data, split.train_images
+    else:
+        user = load_images(data)
+        images, labels, names, classes = user.images, user.labels, user.names, None
+        name, own_calibration = user.source, None
+    if calibration is None:
+        if own_calibration is None:
+            log(f"note: calibrating the activations on the {len(images)} images of {data} themselves; pass "
+                "--calibration FILE for separate calibration images")
+            own_calibration = images
+        chosen = own_calibration
+    elif calibration in DATASETS:
+        chosen = load_split(calibration).train_images
+    else:
+        chosen = load_images(calibration, what="--calibration").images
+    if chosen.shape[1:] != images.shape[1:]:
+        raise InputError(f"--calibration: its images are {'x'.join(map(str, chosen.shape[1:]))} (CxHxW), the images "
+                         f"to run are {'x'.join(map(str, images.shape[1:]))}")
+    return _Data(name, images, labels, names, chosen, classes)
 
 
 def _needed_pixels(layer, shape) -> int:
@@ -89,7 +128,7 @@ class InferenceReport:
     integer: IntegerModel
     segments: list[Segment]
     images: int
-    labels: np.ndarray
+    labels: np.ndarray | None  # None: unlabelled images (no accuracy)
     float_predictions: np.ndarray
     golden_logits: np.ndarray
     rtl_logits: np.ndarray | None = None
@@ -98,14 +137,21 @@ class InferenceReport:
     cycles_per_image: float = 0.0
     cycles_source: str = "model"
     seconds: float = 0.0
-    dataset: str = "digits"
+    dataset: str = "digits"  # a shipped dataset's name, or the --data file or folder
+    names: tuple[str, ...] = ()  # per image: "digits:17", an index in the user's .npz, or a PNG's file name
+    float_logits: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def golden_predictions(self) -> np.ndarray:
         return np.argmax(self.golden_logits, axis=1)
 
-    def accuracy(self, predictions) -> float:
-        return float(np.mean(np.asarray(predictions) == self.labels))
+    @property
+    def rtl_predictions(self) -> np.ndarray | None:
+        return None if self.rtl_logits is None else np.argmax(self.rtl_logits, axis=1)
+
+    def accuracy(self, predictions) -> float | None:
+        return None if self.labels is None else float(np.mean(np.asarray(predictions) == self.labels))
 
     @property
     def exact_images(self) -> int:
@@ -114,6 +160,44 @@ class InferenceReport:
     @property
     def same_classes(self) -> int:
         return int(np.sum(np.argmax(self.rtl_logits, axis=1) == self.golden_predictions))
+
+    @property
+    def logit_scale(self) -> tuple[float, int]:
+        """``(scale, zero_point)``: a real logit is ``(level - zero_point) * scale``."""
+        last = self.integer.layers[-1]
+        return float(last.output_scale), int(last.zero_point)
+
+    def predictions(self) -> list[dict]:
+        """One record per image: its name and label, the float, golden and RTL classes, and the golden and RTL
+        logits (integer levels, see :attr:`logit_scale`)."""
+        records = []
+        for index in range(self.images):
+            record = {"image": self.names[index] if self.names else str(index),
+                      "label": None if self.labels is None else int(self.labels[index]),
+                      "float": int(self.float_predictions[index]), "golden": int(self.golden_predictions[index]),
+                      "golden_logits": [int(v) for v in self.golden_logits[index]]}
+            if self.rtl_logits is not None:
+                record.update(rtl=int(self.rtl_predictions[index]),
+                              rtl_logits=[int(v) for v in self.rtl_logits[index]])
+            records.append(record)
+        return records
+
+    def save_outputs(self, path: Path) -> None:
+        """Write the outputs as a deterministic ``.npz`` (``--save-outputs``; its keys in the CLI's help)."""
+        scale, zero_point = self.logit_scale
+        arrays = {"golden_logits": np.asarray(self.golden_logits, dtype=np.int64),
+                  "golden_predictions": self.golden_predictions.astype(np.int64),
+                  "float_predictions": np.asarray(self.float_predictions, dtype=np.int64),
+                  "logit_scale": np.float64(scale), "logit_zero_point": np.int64(zero_point),
+                  "names": np.array(self.names or [str(i) for i in range(self.images)])}
+        if self.float_logits is not None:
+            arrays["float_logits"] = np.asarray(self.float_logits, dtype=np.float64)
+        if self.labels is not None:
+            arrays["labels"] = np.asarray(self.labels, dtype=np.int64)
+        if self.rtl_logits is not None:
+            arrays.update(rtl_logits=np.asarray(self.rtl_logits, dtype=np.int64),
+                          rtl_predictions=self.rtl_predictions.astype(np.int64))
+        write_npz(path, arrays)
 
     def layer_rows(self) -> list[dict]:
         rows = []
@@ -134,14 +218,17 @@ class InferenceReport:
         return self.config.clock_mhz * 1e6 / self.cycles_per_image if self.cycles_per_image else 0.0
 
     def as_dict(self) -> dict:
+        scale, zero_point = self.logit_scale if self.integer is not None else (None, None)
         result = {"model": self.model, "dataset": self.dataset, "config": self.config.name, "images": self.images,
                   "accuracy": {"float": self.accuracy(self.float_predictions),
                                "golden": self.accuracy(self.golden_predictions)},
+                  "predictions": self.predictions(), "logit_scale": scale, "logit_zero_point": zero_point,
+                  "notes": list(self.notes),
                   "layers": self.layer_rows(), "cycles_per_image": self.cycles_per_image,
                   "cycles_source": self.cycles_source, "clock_mhz": self.config.clock_mhz,
                   "images_per_second": self.images_per_second, "seconds": round(self.seconds, 1)}
         if self.rtl_logits is not None:
-            result["accuracy"]["rtl"] = self.accuracy(np.argmax(self.rtl_logits, axis=1))
+            result["accuracy"]["rtl"] = self.accuracy(self.rtl_predictions)
             result.update(simulator=self.simulator, bit_exact_images=self.exact_images,
                           same_class_images=self.same_classes)
         return result
@@ -189,8 +276,8 @@ def _run_segment_rtl(config, segment: Segment, codes: np.ndarray, simulator: str
     try:
         from esb_hw.sim.system import run_system_rtl
     except ImportError:
-        raise InputError("--sim needs the esb-hw checkout's sim/ package (run from the repository root), or use "
-                         "--golden-only") from None
+        raise InputError("simulating the RTL needs the 'sim' extra (pip install 'esb-hw[sim]'; make build installs "
+                         "it), or use --golden-only") from None
     program = segment.program
     bundles = [to_bundle(program, f"image{index}", image_codes) for index, image_codes in enumerate(codes)]
     timeout = (4 * predicted_cycles(program)["cycles"] + 100_000) * 10e-9  # simulated seconds at 100 MHz
@@ -212,25 +299,38 @@ def _run_segment_rtl(config, segment: Segment, codes: np.ndarray, simulator: str
 
 def run_inference(model_name: str, config: AcceleratorConfig, *, images: int | None = None,
                   simulator: str | None = "verilator", scale_method: str = "dda", ends_8bit: bool = False,
-                  dataset: str | None = None, progress=None, log=print) -> InferenceReport:
-    """The whole flow of the module docstring; ``simulator=None`` is ``--golden-only``. ``dataset``: the shipped
-    model's own data, else digits."""
+                  data: str | None = None, calibration: str | None = None, progress=None,
+                  log=print) -> InferenceReport:
+    """The whole flow of the module docstring; ``simulator=None`` is ``--golden-only``. ``data``: ``digits``,
+    ``mnist5k`` (their held-out images), an ``.npz`` or a PNG folder (:func:`~.frontend.datasets.load_images`;
+    default: the shipped model's own data, else digits); ``calibration`` likewise (default: the dataset's training
+    images, or the user's images themselves)."""
     started = time.perf_counter()
-    dataset = dataset or (model_name if model_name in DATASETS else "digits")
-    if dataset not in DATASETS:
-        raise InputError(f"--data takes one of {', '.join(DATASETS)}, got {dataset!r}")
-    model = load_model(model_name, dataset)
-    split = load_split(dataset)
-    available = len(split.test_labels)
-    count = (DEFAULT_SIM_IMAGES if simulator else available) if images is None else images
+    data = data or (model_name if model_name in DATASETS else "digits")
+    chosen = _resolve_data(data, calibration, log)
+    shape = tuple(chosen.images.shape[1:])
+    model = load_model(model_name, shape, data)
+    notes = list(getattr(model, "notes", ()))
+    for note in notes:
+        log(f"note: {note}")
+    if chosen.classes is not None and model.classes != chosen.classes:
+        raise InputError(f"{model_name}: the model has {model.classes} outputs, the {data} data has "
+                         f"{chosen.classes} classes")
+    if chosen.labels is not None and not np.all((chosen.labels >= 0) & (chosen.labels < model.classes)):
+        bad = chosen.labels[(chosen.labels < 0) | (chosen.labels >= model.classes)][0]
+        raise InputError(f"{data}: label {bad} is outside the model's {model.classes} classes (0..{model.classes - 1})")
+    available = len(chosen.images)
+    count = (min(DEFAULT_SIM_IMAGES, available) if simulator else available) if images is None else images
     if not 1 <= count <= available:
-        raise InputError(f"--images must be in 1..{available} (the held-out {dataset} images), got {count}")
+        raise InputError(f"--images must be in 1..{available} (the {_describe(chosen.name)} images), got {count}")
     recipe = QuantRecipe.for_config(config, scale_method=scale_method, ends_8bit=ends_8bit)
-    integer = quantize_model(model, recipe, split.train_images)
+    integer = quantize_model(model, recipe, chosen.calibration)
     segments = compile_segments(integer, config)
-    test_images, labels = split.test_images[:count], split.test_labels[:count]
+    test_images = chosen.images[:count]
+    labels = None if chosen.labels is None else chosen.labels[:count]
     report = InferenceReport(model_name, config, integer, segments, count, labels, model.predict(test_images),
-                             integer.logit_levels(test_images), dataset=dataset)
+                             integer.logit_levels(test_images), dataset=chosen.name, names=chosen.names[:count],
+                             float_logits=model.forward(test_images), notes=notes)
     log(f"model {model_name}: {len(model.layers)} layers, {model.parameter_count():,} parameters; config "
         f"{config.name}: {config.rows}x{config.cols} array, weights {config.weight_format}, activations "
         f"{config.activation_format}, {config.clock_mhz:g} MHz")
@@ -260,17 +360,42 @@ def run_inference(model_name: str, config: AcceleratorConfig, *, images: int | N
     return report
 
 
+#: Per-image lines in the text report up to this many images (all of them are in --json and --save-outputs).
+SHOWN_PREDICTIONS = 20
+
+
+def _describe(data: str) -> str:
+    return f"held-out {data}" if data in DATASETS else data
+
+
 def print_report(report: InferenceReport) -> None:
     accuracy = report.as_dict()["accuracy"]
-    line = (f"accuracy on {report.images} held-out {report.dataset} images: float {accuracy['float']:.1%}, golden "
-            f"{accuracy['golden']:.1%}")
-    if report.rtl_logits is not None:
-        line += f", RTL ({report.simulator}) {accuracy['rtl']:.1%}"
+    if report.labels is None:
+        line = f"{report.images} unlabelled images of {report.dataset}: no accuracy"
+    else:
+        line = (f"accuracy on {report.images} {_describe(report.dataset)} images: float {accuracy['float']:.1%}, "
+                f"golden {accuracy['golden']:.1%}")
+        if report.rtl_logits is not None:
+            line += f", RTL ({report.simulator}) {accuracy['rtl']:.1%}"
     print(line)
+    records = report.predictions()
+    shown = records if len(records) <= SHOWN_PREDICTIONS else [r for r in records if r["label"] is not None
+                                                                and r["golden"] != r["label"]][:SHOWN_PREDICTIONS]
+    if shown:
+        print("per image (class predicted by the float model, the golden model" + (", the RTL" if report.rtl_logits
+              is not None else "") + ("" if len(records) <= SHOWN_PREDICTIONS else "; misclassified images only, "
+                                      "every image in --json and --save-outputs") + "):")
+        for record in shown:
+            label = "" if record["label"] is None else f"label {record['label']}, "
+            rtl = f", RTL {record['rtl']}" if "rtl" in record else ""
+            print(f"  {record['image']:<16} {label}float {record['float']}, golden {record['golden']}{rtl}")
     if report.rtl_logits is not None:
         print(f"agreement with the golden model: {report.exact_images}/{report.images} images with every logit "
               f"bit-exact, {report.same_classes}/{report.images} with the same predicted class")
     source = "measured in RTL, mean per image" if report.cycles_source == "rtl" else "compiler MODEL"
+    if report.cycles_source != "rtl" and report.cycles_per_image:
+        print("cycles: the compiler's cycle MODEL (esb_hw/compiler/timeline.py), which tests/test_timeline.py holds "
+              "within 5 % of the RTL's measured cycles; run without --golden-only to measure them")
     for row in report.layer_rows():
         if row["cycles"] is None:
             print(f"  {row['name']:<8} host")
@@ -285,11 +410,27 @@ def print_report(report: InferenceReport) -> None:
     print(f"took {report.seconds:.1f} s")
 
 
+def _check_output_file(path: Path, force: bool) -> None:
+    if path.suffix.lower() != ".npz":
+        raise InputError(f"--save-outputs writes an .npz file, got {str(path)!r}")
+    if path.is_dir():
+        raise InputError(f"--save-outputs {path}: is a folder")
+    if path.exists() and not force:
+        raise InputError(f"--save-outputs {path}: the file exists; pass --force to replace it")
+    if not path.parent.is_dir():
+        raise InputError(f"--save-outputs {path}: no folder {path.parent}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="esb-hw infer", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="digits", help="'digits' (default), 'mnist5k', FILE.onnx or FILE.npz")
-    parser.add_argument("--data", choices=("digits", "mnist5k"),
-                        help="the held-out images (default: the shipped model's own, else digits)")
+    parser.add_argument("--data", help="'digits' or 'mnist5k' (their held-out images; default: the shipped model's "
+                                       "own, else digits), FILE.npz (x: float N x C x H x W, y: N integer labels, "
+                                       "optional) or a folder of PNGs (scaled to [0, 1]) with an optional "
+                                       "labels.csv of 'file,label' lines")
+    parser.add_argument("--calibration", help="images to calibrate the activation scales on, in the same forms as "
+                                              "--data (default: the dataset's training images; for your own "
+                                              "--data, the images themselves)")
     parser.add_argument("--config", default="default",
                         help="accelerator config: a TOML file or a shipped config name (default: default)")
     parser.add_argument("--images", type=int, help=f"held-out images to run (default {DEFAULT_SIM_IMAGES} in "
@@ -299,21 +440,34 @@ def main(argv: list[str] | None = None) -> int:
                                                                    "compiler's cycle model")
     parser.add_argument("--scale", choices=SCALE_METHODS, default="dda", help="weight scale method (default dda)")
     parser.add_argument("--ends-8bit", action="store_true", help="keep the first and last layers at 8 bits")
-    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object, per-image "
+                                                            "predictions and logits included")
+    parser.add_argument("--save-outputs", metavar="FILE.npz", type=Path,
+                        help="write golden_logits, golden_predictions, float_logits, float_predictions, labels, "
+                             "names, rtl_logits and rtl_predictions (when simulated), logit_scale and "
+                             "logit_zero_point (a real logit is (level - zero_point) * scale)")
+    parser.add_argument("--force", action="store_true", help="let --save-outputs replace an existing file")
     parser.add_argument("--progress", action="store_true", help="a progress bar even when stderr is not a terminal")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     show_progress = args.progress or sys.stderr.isatty()
     try:
+        if args.save_outputs is not None:
+            _check_output_file(args.save_outputs, args.force)
         config = load_config(args.config)
         report = run_inference(args.model, config, images=args.images, simulator=None if args.golden_only
-                               else args.sim, scale_method=args.scale, ends_8bit=args.ends_8bit, dataset=args.data,
+                               else args.sim, scale_method=args.scale, ends_8bit=args.ends_8bit, data=args.data,
+                               calibration=args.calibration,
                                progress=progress_bar() if show_progress else None,
                                log=(lambda *a: print(*a, file=sys.stderr)) if args.json else print)
+        if args.save_outputs is not None:
+            report.save_outputs(args.save_outputs)
         if args.json:
             print(json.dumps(report.as_dict(), indent=1, sort_keys=True))
         else:
             print_report(report)
+            if args.save_outputs is not None:
+                print(f"outputs written to {args.save_outputs}")
         if report.rtl_logits is not None and report.exact_images != report.images:
             raise CheckFailed(f"{report.images - report.exact_images} of {report.images} images differ from the "
                               "golden model")

@@ -59,6 +59,8 @@ def test_json_and_host_fallback():
     (["--model", "model.pt"], "--model takes 'digits', 'mnist5k', a .onnx or a .npz file"),
     (["--model", "missing.onnx"], "missing.onnx: no such file"),
     (["--config", "missing.toml"], "config file not found"),
+    (["--data", "cifar"], "--data takes 'digits', 'mnist5k', an .npz file or a folder of PNGs, got 'cifar'"),
+    (["--save-outputs", "out.txt"], "--save-outputs writes an .npz file, got 'out.txt'"),
 ])
 def test_bad_input_exits_2_with_one_line(args, message):
     result = cli("--golden-only", *args)
@@ -77,6 +79,87 @@ def test_a_model_with_the_wrong_classes_or_shape(tmp_path):
                           ("b.npz", "the model's input is 1x4x4 (CxHxW), the digits images are 1x8x8")):
         result = cli("--golden-only", "--model", str(tmp_path / name))
         assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def _digits_files(tmp_path, count=30, labels=True):
+    from esb_hw.frontend.datasets import load_split
+
+    split = load_split()
+    arrays = {"x": split.test_images[:count].astype(np.float32)}
+    if labels:
+        arrays["y"] = split.test_labels[:count]
+    np.savez(tmp_path / "mine.npz", **arrays)
+    np.savez(tmp_path / "calibration.npz", x=split.train_images)
+    return tmp_path / "mine.npz", tmp_path / "calibration.npz"
+
+
+def test_your_own_images_give_what_the_bundled_ones_give(tmp_path):
+    """The same images and calibration images from the user's files: the same per-image results."""
+    mine, calibration = _digits_files(tmp_path)
+    ours = cli("--golden-only", "--data", str(mine), "--calibration", str(calibration), "--json")
+    bundled = cli("--golden-only", "--images", "30", "--json")
+    assert ours.returncode == 0 and bundled.returncode == 0, ours.stderr + bundled.stderr
+    ours, bundled = json.loads(ours.stdout), json.loads(bundled.stdout)
+    assert ours["dataset"] == str(mine) and ours["images"] == 30 and bundled["dataset"] == "digits"
+    assert [r["image"] for r in ours["predictions"]] == [str(i) for i in range(30)]
+    assert [r["image"] for r in bundled["predictions"]][:2] == ["digits:0", "digits:1"]
+    for key in ("label", "float", "golden", "golden_logits"):
+        assert [r[key] for r in ours["predictions"]] == [r[key] for r in bundled["predictions"]], key
+    assert ours["accuracy"] == bundled["accuracy"]
+    # the records are the model's own answers: the golden class is the argmax of the golden logits
+    assert all(r["golden"] == int(np.argmax(r["golden_logits"])) for r in ours["predictions"])
+
+
+def test_unlabelled_images_calibrated_on_themselves(tmp_path):
+    mine, _ = _digits_files(tmp_path, count=12, labels=False)
+    result = cli("--golden-only", "--data", str(mine))
+    assert result.returncode == 0, result.stderr
+    assert "note: calibrating the activations on the 12 images of" in result.stdout
+    assert f"12 unlabelled images of {mine}: no accuracy" in result.stdout
+    assert result.stdout.count(", golden ") == 12 and "label" not in result.stdout.split("no accuracy")[1]
+
+
+def test_save_outputs_writes_every_logit_and_never_overwrites_silently(tmp_path):
+    from esb_hw.frontend.accuracy import load_shipped_model
+    from esb_hw.frontend.datasets import load_split
+    from esb_hw.frontend.quantize import QuantRecipe, quantize_model
+
+    out = tmp_path / "out.npz"
+    result = cli("--golden-only", "--images", "7", "--save-outputs", str(out))
+    assert result.returncode == 0 and f"outputs written to {out}" in result.stdout, result.stderr
+    saved = dict(np.load(out))
+    split = load_split()
+    integer = quantize_model(load_shipped_model("digits"), QuantRecipe.for_config(DEFAULT), split.train_images)
+    assert np.array_equal(saved["golden_logits"], integer.logit_levels(split.test_images[:7]))
+    assert np.array_equal(saved["labels"], split.test_labels[:7]) and saved["float_logits"].shape == (7, 10)
+    real = (saved["golden_logits"] - saved["logit_zero_point"]) * saved["logit_scale"]
+    assert np.allclose(real, integer.logits(split.test_images[:7]))
+    assert "rtl_logits" not in saved and saved["names"].tolist()[:2] == ["digits:0", "digits:1"]
+    before = out.read_bytes()
+    again = cli("--golden-only", "--images", "3", "--save-outputs", str(out))
+    assert again.returncode == 2 and again.stderr.strip() == (f"error: --save-outputs {out}: the file exists; pass "
+                                                              "--force to replace it")
+    assert out.read_bytes() == before
+    forced = cli("--golden-only", "--images", "3", "--save-outputs", str(out), "--force")
+    assert forced.returncode == 0 and len(np.load(out)["golden_logits"]) == 3
+
+
+@pytest.mark.parametrize("arrays, extra, message", [
+    ({"x": np.zeros((2, 1, 8, 8)), "y": np.array([0, 10])}, [], "label 10 is outside the model's 10 classes (0..9)"),
+    ({"x": np.zeros((2, 1, 8, 8))}, ["--calibration", "digits"], None),
+    ({"x": np.zeros((2, 1, 8, 8))}, ["--calibration", "mnist5k"],
+     "--calibration: its images are 1x28x28 (CxHxW), the images to run are 1x8x8"),
+    ({"x": np.zeros((2, 3, 8, 8))}, [], "the model's input is 1x8x8 (CxHxW), the "),
+    ({"x": np.zeros((2, 1, 8, 8))}, ["--images", "3"], "--images must be in 1..2 (the "),
+])
+def test_your_own_data_refused_with_one_line(tmp_path, arrays, extra, message):
+    np.savez(tmp_path / "d.npz", **arrays)
+    result = cli("--golden-only", "--data", str(tmp_path / "d.npz"), *extra)
+    if message is None:
+        assert result.returncode == 0, result.stderr
+        return
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], lines
 
 
 def test_ten_images_through_the_system_rtl_are_bit_exact():

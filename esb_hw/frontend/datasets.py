@@ -21,7 +21,8 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["DATASETS", "DIGITS_SHAPE", "SEED", "TEST_FRACTION", "Dataset", "DigitsSplit", "load_split"]
+__all__ = ["DATASETS", "DIGITS_SHAPE", "LABELS_FILE", "SEED", "TEST_FRACTION", "Dataset", "DigitsSplit", "ImageSet",
+           "load_images", "load_split"]
 
 SEED = 2022
 TEST_FRACTION = 0.2
@@ -90,3 +91,105 @@ def load_split(name: str = "digits") -> DigitsSplit:
     for array in (split.train_images, split.train_labels, split.test_images, split.test_labels):
         array.flags.writeable = False
     return split
+
+
+# ---- the user's own images ------------------------------------------------------------------------------------
+#: The labels file of an image folder: one ``file,label`` line per PNG (a header line ``file,label`` is allowed).
+LABELS_FILE = "labels.csv"
+
+
+@dataclass(frozen=True, eq=False)
+class ImageSet:
+    """Images to run (float ``(N, C, H, W)``), their labels (``(N,)`` int, or ``None``: unlabelled) and names."""
+
+    source: str
+    images: np.ndarray
+    labels: np.ndarray | None
+    names: tuple[str, ...]
+
+
+def load_images(path: str | Path, *, what: str = "--data") -> ImageSet:
+    """The user's images: an ``.npz`` with ``x`` (float ``(N, C, H, W)``, the model's own input scale) and
+    optionally ``y`` (``(N,)`` integer labels), or a folder of PNGs (8-bit or 16-bit, grey or RGB; scaled to
+    ``[0, 1]``) with an optional :data:`LABELS_FILE`. Anything malformed raises :class:`InputError` naming
+    ``what``, the file and what is wrong."""
+    path = Path(path)
+    if path.is_dir():
+        return _png_folder(path, what)
+    if path.suffix.lower() != ".npz":
+        raise InputError(f"{what} takes 'digits', 'mnist5k', an .npz file or a folder of PNGs, got {str(path)!r}")
+    if not path.is_file():
+        raise InputError(f"{what} {path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError) as error:
+        raise InputError(f"{what} {path}: not a readable .npz file ({type(error).__name__}: {error})") from None
+    if "x" not in arrays:
+        raise InputError(f"{what} {path}: no array 'x' (images, float N x C x H x W); it has "
+                         f"{', '.join(sorted(arrays)) or 'nothing'}")
+    images = arrays["x"]
+    if images.ndim != 4 or not len(images) or not np.issubdtype(images.dtype, np.number) \
+            or np.issubdtype(images.dtype, np.complexfloating):
+        raise InputError(f"{what} {path}: 'x' must be real numbers of shape N x C x H x W (NCHW, N >= 1), got "
+                         f"{images.dtype} {'x'.join(map(str, images.shape)) or 'scalar'}")
+    images = images.astype(np.float64)
+    if not np.all(np.isfinite(images)):
+        raise InputError(f"{what} {path}: 'x' holds NaN or infinite values")
+    labels = None
+    if "y" in arrays:
+        labels = arrays["y"]
+        if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+            raise InputError(f"{what} {path}: 'y' must be {len(images)} integer labels (shape ({len(images)},)), got "
+                             f"{labels.dtype} of shape {labels.shape}")
+        labels = labels.astype(np.int64)
+    return ImageSet(str(path), images, labels, tuple(f"{index}" for index in range(len(images))))
+
+
+def _png_folder(folder: Path, what: str) -> ImageSet:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png")
+    if not files:
+        raise InputError(f"{what} {folder}: no .png files in the folder")
+    try:
+        from PIL import Image
+    except ImportError:
+        raise InputError(f"{what} {folder}: reading PNGs needs Pillow (pip install 'esb-hw[images]')") from None
+    images = []
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                mode = image.mode
+                pixels = np.asarray(image.convert("RGB") if mode in ("P", "RGBA", "LA", "CMYK", "YCbCr") else image)
+        except OSError as error:
+            raise InputError(f"{what} {file}: not a readable PNG ({error})") from None
+        scale = 65535.0 if pixels.dtype == np.uint16 or mode.startswith("I") else 255.0
+        if pixels.dtype == bool:
+            scale = 1.0
+        pixels = pixels.astype(np.float64) / scale
+        images.append(pixels[None] if pixels.ndim == 2 else np.moveaxis(pixels[..., :3], -1, 0))
+    shapes = sorted({image.shape for image in images})
+    if len(shapes) > 1:
+        sizes = ", ".join("x".join(map(str, shape)) for shape in shapes)
+        raise InputError(f"{what} {folder}: the PNGs differ in size or channels ({sizes}, CxHxW); esb-hw does not "
+                         "resize")
+    labels = _png_labels(folder, [file.name for file in files], what)
+    return ImageSet(str(folder), np.stack(images), labels, tuple(file.name for file in files))
+
+
+def _png_labels(folder: Path, names: list[str], what: str) -> np.ndarray | None:
+    table = folder / LABELS_FILE
+    if not table.is_file():
+        return None
+    labels: dict[str, int] = {}
+    for number, line in enumerate(table.read_text(encoding="utf-8").splitlines(), 1):
+        fields = [field.strip() for field in line.split(",")]
+        if not line.strip() or (number == 1 and fields == ["file", "label"]):
+            continue
+        if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
+            raise InputError(f"{what} {table}:{number}: expected 'file,label' with an integer label, got {line!r}")
+        labels[fields[0]] = int(fields[1])
+    missing = [name for name in names if name not in labels]
+    if missing:
+        raise InputError(f"{what} {table}: no label for {', '.join(missing[:3])}"
+                         f"{f' and {len(missing) - 3} more' if len(missing) > 3 else ''}")
+    return np.array([labels[name] for name in names], dtype=np.int64)
