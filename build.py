@@ -4,7 +4,7 @@ README's first command. ``--help`` lists the options."""
 
 import sys
 
-from esb_hw.build import main
+from esb_hw.errors import entry_point  # pure Python: a missing dependency is then one line, not a traceback
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry_point("esb_hw.build"))

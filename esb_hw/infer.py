@@ -33,7 +33,7 @@ import numpy as np
 
 from .config import AcceleratorConfig
 from .data import load_config
-from .errors import CheckFailed, EsbError, InputError
+from .errors import CheckFailed, EsbError, InputError, entry_point
 from .frontend.datasets import DATASETS, load_images, load_split
 from .frontend.quantize import SCALE_METHODS, IntegerModel, QuantRecipe, Segment, compile_segments, quantize_model
 from .npzfile import write_npz
@@ -480,4 +480,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry_point(main))

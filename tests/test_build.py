@@ -449,3 +449,42 @@ def test_a_worst_path_is_summarized_with_its_distinct_sources():
                       {"src": "esb_hw/hw/core/engine.py:504"}, {"src": ""}]}
     assert build.path_summary(path) == ("7.13 ns (140.3 MHz, delay MODEL): `core_layers[6]` to `FDRE D of counters` "
                                         "through esb_hw/hw/core/engine.py:435, esb_hw/hw/core/engine.py:504")
+
+
+def test_a_folder_holds_one_kind_of_build(tmp_path, small_config, capsys, monkeypatch):
+    """The self-test and the system go to separate default folders; a folder with the other kind is refused, and
+    --force replaces that build (and only what build.py writes)."""
+    monkeypatch.chdir(tmp_path)
+    assert build.main(["--board", "zcu102", "--self-test", "--config", str(small_config)]) == 0
+    selftest = tmp_path / "build" / "zcu102-selftest"
+    assert (selftest / "top.v").is_file() and not (tmp_path / "build" / "zcu102").exists()
+    assert "kind: self-test" in (selftest / build.MARKER).read_text()
+    (selftest / "notes.txt").write_text("mine")
+    before = {path.name: path.read_bytes() for path in selftest.iterdir() if path.is_file()}
+    capsys.readouterr()
+    assert build.main(["--board", "zcu102", "--config", str(small_config), "--out", str(selftest)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: --out {selftest} holds a self-test build; a system build goes to its own folder (default "
+                   "build/<board>), or pass --force to replace it")
+    assert {path.name: path.read_bytes() for path in selftest.iterdir() if path.is_file()} == before
+    assert build.main(["--board", "zcu102", "--config", str(small_config), "--out", str(selftest), "--force"]) == 0
+    assert not (selftest / "top.v").exists() and (selftest / "esb_system.v").is_file()
+    assert (selftest / "notes.txt").read_text() == "mine" and "kind: system" in (selftest / build.MARKER).read_text()
+    # the system's default folder, and a self-test refused there
+    assert build.main(["--board", "zcu102", "--config", str(small_config)]) == 0
+    assert (tmp_path / "build" / "zcu102" / "esb_system.v").is_file()
+    assert build.main(["--board", "zcu102", "--self-test", "--out", "build/zcu102"]) == 2
+    assert "holds a system build; a self-test build goes to its own folder (default build/<board>-selftest)" in \
+        capsys.readouterr().err
+
+
+def test_a_marker_without_a_kind_is_read_from_the_files(tmp_path):
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / build.MARKER).write_text("This folder is written by esb-hw build.py.\n")
+    (out / "top.v").write_text("")
+    assert build._marker_kind(out) == "self-test"
+    (out / "esb_system.v").write_text("")
+    assert build._marker_kind(out) is None  # both: a mixed folder, refused for either kind
+    with pytest.raises(build.InputError, match="holds a mixed build"):
+        build.prepare_out_dir(out, False, "system")

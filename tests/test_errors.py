@@ -44,3 +44,44 @@ def test_run_command_gives_one_line_and_the_exit_code(capsys):
         run_command(failing(InputError("bad")), types.SimpleNamespace(debug=True))
     with pytest.raises(KeyError):  # a bug is not an input error: it is never turned into an exit code
         run_command(failing(KeyError("bug")), quiet)
+
+
+# ---- entry_point: Ctrl-C and missing packages are one line --------------------------------------------------
+def test_entry_point_turns_ctrl_c_and_missing_packages_into_one_line(capsys):
+    from esb_hw.errors import INTERRUPTED, entry_point
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    def needs(name):
+        def main(argv):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return main
+
+    assert entry_point(interrupted) == INTERRUPTED == 130
+    assert capsys.readouterr().err == "\ninterrupted\n"
+    assert entry_point(needs("cocotb.runner")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the Python package 'cocotb' is not installed for ") and \
+        err.rstrip().endswith("pip install 'esb-hw[sim]' (make build installs the sim, test, estimate, plot, mnist "
+                              "and images extras into .venv)") and err.count("\n") == 1
+    assert entry_point(needs("amaranth")) == 2
+    assert "run `make build` in the esb-hw checkout, then use .venv/bin/esb-hw" in capsys.readouterr().err
+    with pytest.raises(ModuleNotFoundError):  # not one of ours: a real bug, shown in full
+        entry_point(needs("somethingelse"))
+    assert entry_point(lambda argv: 7, ["x"]) == 7
+
+
+def test_ctrl_c_on_a_running_command_exits_130_without_a_traceback():
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "esb_hw.cli", "infer", "--golden-only", "--model", "mnist5k"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, (out, err)
+    assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err

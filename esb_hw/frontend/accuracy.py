@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import example_folder
-from ..errors import EsbError, InputError
+from ..errors import EsbError, InputError, entry_point
 from ..quant import ESBFormat
 from ..quant.report import check_plot_path, update_readme
 from .datasets import load_split
@@ -369,4 +369,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry_point(main))

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from esb_hw.errors import EsbError
+from esb_hw.errors import EsbError, entry_point
 from esb_hw.frontend import FloatLayer, FloatModel, save_npz
 from esb_hw.frontend.accuracy import QAT_FILES, qat_recipe
 from esb_hw.frontend.datasets import load_split
@@ -240,4 +240,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry_point(main))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EsbError, InputError
+from ..errors import EsbError, InputError, entry_point
 from .baselines import LevelSetQuantizer, apot, power_of_two, uniform
 from .dda import optimal_scale
 from .format import MAX_EXPONENT_BITS, ESBFormat
@@ -213,4 +213,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry_point(main))

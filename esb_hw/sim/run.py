@@ -36,7 +36,7 @@ from esb_hw.compiler.program import compile_program, predicted_cycles
 from esb_hw.compiler.timeline import AXI_SYSTEM, MEMORY_MODEL
 from esb_hw.config import AcceleratorConfig, ConfigError
 from esb_hw.data import load_config, shipped_config
-from esb_hw.errors import CheckFailed, InputError, run_command
+from esb_hw.errors import CheckFailed, InputError, entry_point, run_command
 from esb_hw.quant import golden
 from esb_hw.sim.run_layer import check_out
 
@@ -272,4 +272,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry_point(main))

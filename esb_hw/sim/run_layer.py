@@ -21,7 +21,7 @@ import numpy as np
 
 from esb_hw.compiler.gemm import gemm_stimulus
 from esb_hw.data import load_config
-from esb_hw.errors import CheckFailed, InputError, run_command
+from esb_hw.errors import CheckFailed, InputError, entry_point, run_command
 from esb_hw.hw.core.array import PEArray, pipeline_latency
 from esb_hw.sim.runner import TestsFailed, run_cocotb
 
@@ -109,4 +109,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry_point(main))
