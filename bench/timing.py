@@ -13,7 +13,11 @@ project's limit of 64 pins. ``--paths N`` also names the N slowest distinct path
 cell with its Amaranth source line, the arrival in ns). A 32x32 array takes several minutes of yosys, the
 engine about 2 minutes and the whole system about 3 (ABC's time depends on the netlist: it has taken 40).
 
+``--record`` (with ``--design system``) stores each config's Fmax and worst path under the digest of its Verilog in
+``esb_hw/data/timing.json``, which ``esb-hw build`` reports for exactly that RTL (``esb_hw/estimate/recorded.py``).
+
 Usage: python bench/timing.py [--config FILE ...] [--design array|engine|system] [--paths N] [--json] [--jobs N]
+[--record]
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from esb_hw.config import AcceleratorConfig
 from esb_hw.data import CONFIGS
 from esb_hw.errors import EsbError
 from esb_hw.estimate.measure import DESIGNS, design_component
-from esb_hw.estimate.synth import synthesize
+from esb_hw.estimate.synth import synthesize, yosys_version
 
 DEFAULT_CONFIGS = ("default", "array16x16", "array32x32")
 #: No net combinational from o.ready may drive more pins than this (issue 8).
@@ -69,6 +73,19 @@ def print_paths(row: dict) -> None:
             print(f"    {step['at_ns']:>6.2f} ns  {through:<8} {step['net']:<60.60} {step['src']}")
 
 
+def record(paths: list[str], rows: list[dict]) -> None:
+    """Store each system's figures under the digest of the Verilog the build writes for it."""
+    from esb_hw.build import path_summary
+    from esb_hw.estimate.recorded import RECORD_PATH, record_timing, verilog_digest
+    from esb_hw.hw.system import System, system_verilog
+
+    for path, row in zip(paths, rows, strict=True):
+        config = AcceleratorConfig.from_toml(path)
+        digest = verilog_digest(system_verilog(System(config, primitives=True)))
+        record_timing(config.name, digest, row, path_summary(row["worst_paths"][0]), yosys_version())
+        print(f"recorded the {config.name} system ({digest[:12]}) in {RECORD_PATH}", file=sys.stderr)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, action="append",
@@ -78,7 +95,15 @@ def main() -> int:
     parser.add_argument("--design", choices=DESIGNS, default="array",
                         help="the design to synthesize (default: the PE array)")
     parser.add_argument("--paths", type=int, default=0, help="also name the N slowest distinct paths")
+    parser.add_argument("--record", action="store_true",
+                        help="with --design system: store each config's Fmax and worst path, keyed by its Verilog, "
+                             "in esb_hw/data/timing.json for the build's report")
     args = parser.parse_args()
+    if args.record and args.design != "system":
+        print("error: --record needs --design system", file=sys.stderr)
+        return 2
+    if args.record:
+        args.paths = max(args.paths, 1)
     if not 0 <= args.paths <= 100:
         print(f"error: --paths must be 0..100, got {args.paths}", file=sys.stderr)
         return 2
@@ -93,6 +118,8 @@ def main() -> int:
                 if not args.json:
                     print(f"synthesized the {row['config']} {args.design} in {row['seconds']} s", file=sys.stderr,
                           flush=True)
+        if args.record:
+            record(paths, rows)
     except EsbError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code

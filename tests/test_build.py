@@ -488,3 +488,36 @@ def test_a_marker_without_a_kind_is_read_from_the_files(tmp_path):
     assert build._marker_kind(out) is None  # both: a mixed folder, refused for either kind
     with pytest.raises(build.InputError, match="holds a mixed build"):
         build.prepare_out_dir(out, False, "system")
+
+
+def test_the_system_report_gives_the_models_fmax_beside_the_clock(system_build):
+    from esb_hw.estimate.recorded import load_records
+
+    report = json.loads((system_build / "report.json").read_text())
+    timing = report["timing_model"]
+    (record,) = [record for record in load_records() if record["config"] == "default"]
+    assert timing["fmax_mhz_model"] == record["fmax_mhz_model"] and timing["source"].startswith("recorded for exactly")
+    assert timing["peak_gops_at_nominal"] == round(2 * 64 * record["fmax_mhz_model"] / 1e3, 3)
+    assert (timing["warning"] is None) == (report["clock_mhz"] <= record["fmax_mhz_pessimistic"])
+    text = (system_build / "report.md").read_text()
+    assert f"Fmax by the delay MODEL: {record['fmax_mhz_model']:g} MHz nominal" in text
+
+
+def test_a_clock_above_the_models_fmax_is_warned_and_an_unrecorded_rtl_says_how_to_measure(
+        tmp_path, small_config, capsys, monkeypatch):
+    from esb_hw.estimate import recorded
+
+    assert build.main(["--board", "zcu102", "--config", str(small_config), "--out", str(tmp_path / "a")]) == 0
+    timing = json.loads((tmp_path / "a" / "report.json").read_text())["timing_model"]
+    assert timing["source"] is None and "run the build with --estimate" in timing["why"]
+    assert "warning" not in capsys.readouterr().err
+    monkeypatch.setattr(recorded, "recorded_timing", lambda digest: {
+        "fmax_mhz_model": 150.0, "fmax_mhz_pessimistic": 110.0, "worst_path": "6.7 ns: a to b"})
+    assert build.main(["--board", "zcu102", "--config", str(small_config), "--out", str(tmp_path / "b")]) == 0
+    captured = capsys.readouterr()
+    assert ("warning: the clock (200 MHz) exceeds the delay MODEL's Fmax of this RTL (150 MHz nominal, 110 MHz "
+            "pessimistic)") in captured.err
+    assert "Fmax by the delay MODEL: 150 MHz nominal (4.8 GOPS peak), 110 MHz pessimistic (3.52 GOPS)" in captured.out
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert report["timing_model"]["warning"].startswith("the clock (200 MHz) exceeds")
+    assert "**Warning:** the clock (200 MHz) exceeds" in (tmp_path / "b" / "report.md").read_text()

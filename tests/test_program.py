@@ -20,7 +20,7 @@ from esb_hw.compiler.timeline import MemoryTiming
 from esb_hw.config import AcceleratorConfig
 from esb_hw.data import shipped_config
 from esb_hw.errors import InputError
-from esb_hw.quant import ESBFormat
+from esb_hw.quant import ESBFormat, golden
 from esb_hw.sim.layer_core import random_layer
 
 SMALL = AcceleratorConfig(weight_bits=4, weight_k=1, activation_bits=4, activation_k=4, rows=4, cols=4, name="t",
@@ -145,8 +145,8 @@ def layer(kind="conv2d", shape=(4, 4, 3, 3), **kwargs):
     (lambda: compile_program(SMALL, [layer(shape=(4, 20, 3, 3))], (20, 5, 5)),
      "layer 0 does not fit: its smallest tile needs 180 weight words, the buffer has 128 per bank "
      "\\(raise engine.weight_words\\)"),
-    (lambda: compile_program(SMALL, [layer(), layer("linear", (3, 36))], (4, 5, 5)),
-     "layer 1: a linear layer after a conv2d needs the flatten folded into a conv2d with kernel 3x3"),
+    (lambda: compile_program(SMALL, [layer(), layer("linear", (3, 35))], (4, 5, 5)),
+     "layer 1: a linear layer of 35 inputs after a 4x3x3 \\(CxHxW\\) output; the flatten gives 36"),
     (lambda: compile_program(SMALL, [layer()], (4, 5, 5), np.zeros((4, 5, 6), dtype=int)),
      "the input codes have shape \\(4, 5, 6\\), the program expects \\(4, 5, 5\\)"),
     (lambda: compile_program(SMALL, [layer()], (4, 5, 5), np.full((4, 5, 5), 16)), "input codes must be in 0..15"),
@@ -157,6 +157,33 @@ def layer(kind="conv2d", shape=(4, 4, 3, 3), **kwargs):
 def test_rejections_name_the_layer_and_the_reason(build, message):
     with pytest.raises(InputError, match=message):
         build()
+
+
+def test_a_linear_layer_after_a_conv2d_reads_the_nchw_flatten():
+    """conv2d then linear (I = C*H*W): compiled as the equal conv2d, and the NumPy twin equals the golden model of
+    the flatten in NCHW order. The linear layer's scale spreads its outputs over the codes, so that a flatten in
+    another order (NHWC) gives other codes."""
+    conv = layer()
+    codes = np.random.default_rng(1).integers(0, 16, (4, 5, 5))
+    afmt, wfmt = SMALL.activation_format, SMALL.weight_format
+    hidden = golden.requantize(golden.conv2d(afmt.level(codes)[None], wfmt.level(conv.weight_codes), stride=1,
+                                             padding=conv.padding), conv.params, conv.output_format,
+                               channel_axis=1)[0]
+    weight_codes = np.random.default_rng(2).integers(0, wfmt.code_count, (8, 36))
+    sums = golden.linear(afmt.level(hidden.reshape(1, -1)), wfmt.level(weight_codes))[0]
+    params = golden.requant_params(np.full(8, 14 / max(1, sums.max() - sums.min())), np.full(8, -sums.min()))
+    linear = Layer("linear", weight_codes, params, afmt)
+    program = compile_program(SMALL, [conv, linear], (4, 5, 5), codes)
+    assert program.layers[1].kind == "conv2d" and program.shapes[-1] == (8, 1, 1)
+
+    def head(flat):
+        return golden.requantize(golden.linear(afmt.level(flat)[None], wfmt.level(weight_codes)), params, afmt,
+                                 channel_axis=1)[0]
+
+    expected = head(hidden.reshape(-1))
+    assert len(set(expected.tolist())) >= 4  # spread, not clamped
+    assert np.array_equal(twin_output(program).reshape(-1), expected)
+    assert not np.array_equal(head(hidden.transpose(1, 2, 0).reshape(-1)), expected)
 
 
 def twin_output(program):

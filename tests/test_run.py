@@ -85,6 +85,11 @@ def test_a_layer_and_a_program_run_and_check(tmp_path, config_file):
                      "--sim", "icarus", "--check")
     assert result.returncode == 0, result.stderr
     assert np.load(tmp_path / "chain.npy").shape == (1, 3, 2, 2)
+    head = layer_file(tmp_path / "head.npz", layer_kind="linear", out_channels=4, in_channels=24, x=None, seed=2)
+    result = run_cli("--program", layer, head, "--out", tmp_path / "head.npy", "--config", config_file,
+                     "--sim", "icarus", "--check")  # conv2d, then linear on its NCHW flatten (6x2x2 = 24 inputs)
+    assert result.returncode == 0, result.stderr
+    assert np.load(tmp_path / "head.npy").shape == (1, 4)  # NC
     result = run_cli("--layer", layer, "--out", tmp_path / "out.npy", "--config", config_file, "--sim", "icarus")
     assert result.returncode == 2 and "exists; pass --force" in result.stderr  # never overwritten silently
 
@@ -110,6 +115,13 @@ BAD_FILES = {
     "stride": ({"stride": 3}, "stride must be in 1..2, got 3"),
     "format": ({"w_bits": 40}, "the file's formats: weight_bits must be in 2..8, got 40"),
     "channels": ({"M": np.ones(5, dtype=int)}, "M has 5 values for 6 output channels"),
+    "HWIO weights": ({"w_codes": np.zeros((3, 3, 5, 6), dtype=int)},
+                     "w_codes must be OIHW \\(outputs, inputs, kernel rows, kernel columns\\) with 6 outputs \\(one "
+                     "per bias value\\), got shape \\(3, 3, 5, 6\\); it looks like HWIO \\(TensorFlow/Keras\\): pass "
+                     "w.transpose\\(3, 2, 0, 1\\)"),
+    "IO weights": ({"kind": "linear", "w_codes": np.zeros((5, 6), dtype=int), "x": np.zeros((2, 5), dtype=int)},
+                   "w_codes must be OI \\(outputs, inputs\\) with 6 outputs .*; it looks like IO \\(y = x @ w\\): "
+                   "pass w.T"),
     "shape": ({"x": np.zeros((1, 4, 7, 6), dtype=int)}, "layer 0: the input has 4 channels but the weights expect 5"),
 }
 

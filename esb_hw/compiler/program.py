@@ -21,8 +21,7 @@ estimates a program's cycles from start to done, tile by tile (a MODEL, checked 
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from amaranth.lib import data
@@ -320,9 +319,23 @@ def compile_program(config: AcceleratorConfig, layers, input_shape, activation_c
     return Program(config, layers, shapes, schedules, tiles, image, regions, base, packing)
 
 
+def flatten_into_conv(layer: Layer, shape: tuple[int, int, int], index: int = 0) -> Layer:
+    """A linear layer that reads a ``(C, H, W)`` tensor flattened in NCHW order (``I = C * H * W``, C-order over
+    ``C, H, W``, as ``torch.flatten(x, 1)`` and ONNX ``Flatten`` do) as the equal conv2d: kernel ``H x W``, no
+    padding, output ``(O, 1, 1)``."""
+    channels, height, width = shape
+    outputs, inputs = layer.weight_codes.shape
+    if inputs != channels * height * width:
+        raise InputError(f"layer {index}: a linear layer of {inputs} inputs after a {channels}x{height}x{width} "
+                         f"(CxHxW) output; the flatten gives {channels * height * width}")
+    return replace(layer, kind="conv2d", stride=1, padding=0, pool=False,
+                               weight_codes=layer.weight_codes.reshape(outputs, channels, height, width))
+
+
 def lower_layers(config: AcceleratorConfig, layers: list[Layer], input_shape) -> tuple[list[Schedule], list]:
     """Phase 1: each layer's lowering onto the array (:func:`esb_hw.compiler.lowering.lower`), checked, and the
-    shapes from the input to the last output."""
+    shapes from the input to the last output. A linear layer after a conv2d reads its input flattened in NCHW
+    order: it becomes the equal conv2d in ``layers`` (:func:`flatten_into_conv`)."""
     if not layers:
         raise InputError("a program needs at least one layer")
     if len(layers) > 256:
@@ -332,8 +345,7 @@ def lower_layers(config: AcceleratorConfig, layers: list[Layer], input_shape) ->
     for index, layer in enumerate(layers):
         shape = shapes[-1]
         if layer.kind == "linear" and len(shape) == 3:
-            raise InputError(f"layer {index}: a linear layer after a conv2d needs the flatten folded into a conv2d "
-                             f"with kernel {shape[1]}x{shape[2]} (esb_hw.compiler.program)")
+            layers[index] = layer = flatten_into_conv(layer, shape, index)
         try:
             schedule = lower(config, layer, shape, entries=config.entries)
         except InputError as error:
@@ -498,7 +510,7 @@ def build_image(config: AcceleratorConfig, schedules: list[Schedule], tiles: lis
             raise AssertionError(f"descriptor {number} fails the engine's check: {engine_error(code)}")
         put(regions["descriptors"][0] + number * DESCRIPTOR_BYTES,
             descriptor_image(descriptor, where=f"descriptor {number}"))
-        final.append(dataclasses.replace(tile, descriptor=descriptor))
+        final.append(replace(tile, descriptor=descriptor))
     return bytes(image), final
 
 

@@ -77,6 +77,21 @@ def _array(archive, key: str, path: Path, ndims: tuple[int, ...]) -> np.ndarray:
     return value.astype(np.int64)
 
 
+def _check_weight_layout(kind: str, shape: tuple[int, ...], outputs: int, path: Path) -> None:
+    """``w_codes`` must have the output channels first (one per ``bias`` value): say which order was expected and,
+    for the usual other orders, how to transpose."""
+    if shape[0] == outputs:
+        return
+    expected = "OIHW (outputs, inputs, kernel rows, kernel columns)" if kind == "conv2d" else "OI (outputs, inputs)"
+    hint = ""
+    if kind == "conv2d" and shape[3] == outputs:
+        hint = "; it looks like HWIO (TensorFlow/Keras): pass w.transpose(3, 2, 0, 1)"
+    elif kind == "linear" and shape[1] == outputs:
+        hint = "; it looks like IO (y = x @ w): pass w.T"
+    raise InputError(f"w_codes must be {expected} with {outputs} outputs (one per bias value), got shape "
+                     f"{tuple(shape)}{hint} ({path})")
+
+
 def load_layer(path: Path, config: AcceleratorConfig | None, *, needs_x: bool) -> tuple[LayerFile, AcceleratorConfig]:
     """Read and check one layer file; returns it and ``config`` with the file's formats."""
     try:
@@ -114,6 +129,7 @@ def load_layer(path: Path, config: AcceleratorConfig | None, *, needs_x: bool) -
             raise InputError(f"w_codes must hold codes 0..{config.weight_format.code_count - 1} of "
                              f"{config.weight_format} ({path})")
         params = {key: _array(archive, key, path, (1,)) for key in ("bias", "M", "S")}
+        _check_weight_layout(kind, weights.shape, len(params["bias"]), path)
         for key, values in params.items():
             if len(values) != weights.shape[0]:
                 raise InputError(f"{key} has {len(values)} values for {weights.shape[0]} output channels ({path})")
@@ -147,6 +163,7 @@ def golden_output(config: AcceleratorConfig, files: list[LayerFile], x: np.ndarr
         levels = config.activation_format.level(x)
         weights = config.weight_format.level(layer.weight_codes)
         if layer.kind == "linear":
+            levels = levels.reshape(1, -1) if levels.ndim == 3 else levels  # after a conv2d: the NCHW flatten
             x = golden.requantize(golden.linear(levels, weights), layer.params, layer.output_format,
                                   relu=file.relu, channel_axis=1)
             continue
@@ -225,7 +242,9 @@ def run(args) -> int:
         raise CheckFailed(f"the engine stopped with error {run.error_text} at descriptor {run.failed_descriptor}")
     output = np.asarray(run.output(program), dtype=np.int64)  # documented: int64 codes
     expected = golden_output(config, files, x) if args.check else None
-    if files[0].batched and output.ndim == 3:  # NCHW in, NCHW out
+    if files[-1].layer.kind == "linear" and output.ndim == 3:  # a linear layer after a conv2d: NC, N = 1
+        output = output.reshape(1, -1)
+    elif files[0].batched and output.ndim == 3:  # NCHW in, NCHW out
         output = output[None]
         expected = None if expected is None else expected[None]
     np.save(args.out, output)
