@@ -44,10 +44,10 @@ DEFAULT_SIM_IMAGES = 10
 CLASSES = 10
 
 
-def load_model(name: str, shape: tuple[int, int, int], data: str = "digits"):
+def load_model(name: str, shape: tuple[int, int, int], data: str = "digits", notes: list[str] | None = None):
     """A shipped model (``digits``, ``mnist5k``), an ``.onnx`` file or an ``.npz`` float model, checked against
-    the images' ``shape`` (CxHxW; ``data`` names them in errors). Notes from the ONNX importer (a dropped final
-    Softmax) go to ``log``."""
+    the images' ``shape`` (CxHxW; ``data`` names them in errors). The ONNX importer's notes (a dropped final
+    Softmax) are appended to ``notes``."""
     from .frontend.model import load_npz
     from .frontend.onnx_import import load_onnx
 
@@ -58,7 +58,7 @@ def load_model(name: str, shape: tuple[int, int, int], data: str = "digits"):
     else:
         path = Path(name)
         if path.suffix.lower() == ".onnx":
-            model = load_onnx(path, shape)
+            model = load_onnx(path, shape, notes=notes)
         elif path.suffix.lower() == ".npz":
             model = load_npz(path)
         else:
@@ -309,8 +309,8 @@ def run_inference(model_name: str, config: AcceleratorConfig, *, images: int | N
     data = data or (model_name if model_name in DATASETS else "digits")
     chosen = _resolve_data(data, calibration, log)
     shape = tuple(chosen.images.shape[1:])
-    model = load_model(model_name, shape, data)
-    notes = list(getattr(model, "notes", ()))
+    notes: list[str] = []
+    model = load_model(model_name, shape, data, notes)
     for note in notes:
         log(f"note: {note}")
     if chosen.classes is not None and model.classes != chosen.classes:
@@ -334,10 +334,12 @@ def run_inference(model_name: str, config: AcceleratorConfig, *, images: int | N
     log(f"model {model_name}: {len(model.layers)} layers, {model.parameter_count():,} parameters; config "
         f"{config.name}: {config.rows}x{config.cols} array, weights {config.weight_format}, activations "
         f"{config.activation_format}, {config.clock_mhz:g} MHz")
-    for row in report.layer_rows():
+    rows = report.layer_rows()
+    width = max(8, *(len(row["name"]) for row in rows))
+    for row in rows:
         where = "array" if row["where"] == "array" else f"host ({row['reason']})"
-        log(f"  {row['name']:<8} {row['kind']:<7} {row['input']:>8} -> {row['output']:<8} {row['macs']:>8,} MACs  "
-            f"{row['weights']:<14} runs on the {where}")
+        log(f"  {row['name']:<{width}} {row['kind']:<7} {row['input']:>8} -> {row['output']:<8} {row['macs']:>8,} "
+            f"MACs  {row['weights']:<14} runs on the {where}")
     per_layer, total = _model_cycles(segments, len(integer.layers))
     report.layer_cycles, report.cycles_per_image = per_layer, total
     if simulator is not None and any(segment.program for segment in segments):
@@ -393,14 +395,16 @@ def print_report(report: InferenceReport) -> None:
         print(f"agreement with the golden model: {report.exact_images}/{report.images} images with every logit "
               f"bit-exact, {report.same_classes}/{report.images} with the same predicted class")
     source = "measured in RTL, mean per image" if report.cycles_source == "rtl" else "compiler MODEL"
+    rows = report.layer_rows()
+    width = max(8, *(len(row["name"]) for row in rows))
     if report.cycles_source != "rtl" and report.cycles_per_image:
         print("cycles: the compiler's cycle MODEL (esb_hw/compiler/timeline.py), which tests/test_timeline.py holds "
               "within 5 % of the RTL's measured cycles; run without --golden-only to measure them")
-    for row in report.layer_rows():
+    for row in rows:
         if row["cycles"] is None:
-            print(f"  {row['name']:<8} host")
+            print(f"  {row['name']:<{width}} host")
         else:
-            print(f"  {row['name']:<8} {row['cycles']:>10,.0f} compute cycles, MAC utilization "
+            print(f"  {row['name']:<{width}} {row['cycles']:>10,.0f} compute cycles, MAC utilization "
                   f"{row['utilization']:.1%} ({source})")
     if report.cycles_per_image:
         host = sum(1 for row in report.layer_rows() if row["where"] == "host")

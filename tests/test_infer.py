@@ -5,6 +5,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from esb_hw.data import shipped_config
 from esb_hw.sim.pytest_helpers import require_simulator
 
 DEFAULT = shipped_config("default")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(*args, timeout=600):
@@ -202,3 +204,21 @@ def test_esb_activations_and_host_layers_on_icarus():
                                  log=lambda *a: None)
     assert [row["where"] for row in report.layer_rows()] == ["host", "array", "host"]
     assert report.exact_images == 3
+
+
+def test_a_torch_exported_model_with_its_own_data_through_the_rtl():
+    """What torch.onnx.export writes (a Reshape flatten, a final Softmax; tests/fixtures/torch_digits/, made by
+    examples/torch_digits.py) with the user's .npz images and calibration: 5 images through the system's RTL,
+    every logit bit-exact, per-image predictions, the Softmax dropped with a note."""
+    require_simulator("verilator")
+    fixture = ROOT / "tests" / "fixtures" / "torch_digits"
+    result = cli("--model", str(fixture / "model.onnx"), "--data", str(fixture / "test.npz"), "--calibration",
+                 str(fixture / "calibration.npz"), "--images", "5", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["bit_exact_images"] == 5 and report["same_class_images"] == 5
+    assert [layer["where"] for layer in report["layers"]] == ["array"] * 3
+    assert len(report["predictions"]) == 5 and all(r["rtl_logits"] == r["golden_logits"] for r in report["predictions"])
+    assert [r["label"] for r in report["predictions"]] == [1, 1, 9, 4, 6] and report["accuracy"]["rtl"] >= 0.8
+    assert len(report["notes"]) == 1 and "(Softmax): dropped, a final Softmax does not change" in report["notes"][0]
+    assert "note: " in result.stderr

@@ -1,10 +1,14 @@
 """esb_hw/frontend/onnx_import.py: the shipped models, BatchNorm folding, every supported operator and attribute
 (honoured ones checked against onnx.reference), a refusal naming node, operator and attribute for everything else,
-and one clear line with exit code 2 through the command line."""
+and one clear line with exit code 2 through the command line. Classifiers exported by torch.onnx.export (the files
+in tests/fixtures, written by examples/export_torch_classifier.py) against onnx.reference, and, where torch is
+installed, against a fresh export."""
 
+import importlib.util
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -166,12 +170,48 @@ def tensor(name, value):
     return numpy_helper.from_array(np.asarray(value), name)
 
 
+def reshape(name="flat", inputs=("c", "s"), output="f", **attributes):
+    return helper.make_node("Reshape", list(inputs), [output], name=name, **attributes)
+
+
+def gemm(inputs=("f", "g", "gb"), output="y", name="gemm"):
+    return helper.make_node("Gemm", list(inputs), [output], name=name, transB=1)
+
+
+def shape(value, name="s"):
+    """An INT64 shape tensor, for ``tensors=``."""
+    return [tensor(name, np.array(value, np.int64))]
+
+
+def int_constant(name, value):
+    return helper.make_node("Constant", [], [name], name=name, value=tensor(name, np.array(value, np.int64)))
+
+
+def dynamic_flatten(data="c", opset=13):
+    """What torch's legacy exporter writes for ``x.view(x.size(0), -1)`` on a symbolic batch: the shape
+    (N, -1) computed as Shape -> Gather -> Unsqueeze -> Concat, into 's'."""
+    unsqueeze = (helper.make_node("Unsqueeze", ["n"], ["n1"], name="unsqueeze", axes=[0]) if opset < 13
+                 else helper.make_node("Unsqueeze", ["n", "axes"], ["n1"], name="unsqueeze"))
+    return [helper.make_node("Shape", [data], ["sh"], name="shape"), int_constant("zero", 0),
+            helper.make_node("Gather", ["sh", "zero"], ["n"], name="gather", axis=0),
+            *([] if opset < 13 else [int_constant("axes", [0])]), unsqueeze, int_constant("rest", [-1]),
+            helper.make_node("Concat", ["n1", "rest"], ["s"], name="concat", axis=0)]
+
+
+def softmax(scores):
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
 W = {"w": np.ones((2, 1, 1, 1))}
 W3 = {"w": RNG.normal(size=(2, 1, 3, 3))}
 BN = {"s": RNG.uniform(0.5, 2, 2), "o": RNG.normal(size=2), "m": RNG.normal(size=2), "v": RNG.uniform(0.5, 2, 2)}
 BN3 = {"s": RNG.uniform(0.5, 2, 3), "o": RNG.normal(size=3), "m": RNG.normal(size=3), "v": RNG.uniform(0.5, 2, 3)}
 GEMM = {"g": RNG.normal(size=(3, 16)), "gb": RNG.normal(size=3)}
 ODD = (1, 1, 7, 5)
+#: A 1x1 Conv to (N, 2, 4, 4) and a Gemm on its 32 features (after a flatten), with distinct channels so that the
+#: flatten's order shows.
+FLAT = {"w": RNG.normal(size=(2, 1, 1, 1)), "g": RNG.normal(size=(3, 32)), "gb": RNG.normal(size=3)}
 
 
 @pytest.mark.parametrize("nodes, initializers, message", [
@@ -329,6 +369,91 @@ REFUSALS = {
         r"node 'text' \(Constant\): attribute value_string = bias is not supported"),
     "non-float input": refusal(
         [conv()], W, r"the input 'x' must be a float tensor, got UINT8", input_type=TensorProto.UINT8),
+    # Reshape: only a flatten to (N, C*H*W), or (N, F) kept
+    "reshape keeps 4 dims": refusal(
+        [conv(), reshape(), gemm()], FLAT, r"node 'flat' \(Reshape\): shape \[1, 2, 16, 1\] turns the 1x2x4x4 input "
+                                           r"into 1x2x16x1; only a flatten to \(N, C\*H\*W\) = 1x32 is supported",
+        tensors=shape([1, 2, 16, 1])),
+    "reshape channels last, 3-d": refusal(
+        [conv(), reshape(), gemm()], FLAT, r"node 'flat' \(Reshape\): shape \[1, 16, 2\] turns the 1x2x4x4 input "
+                                           r"into 1x16x2; only a flatten", tensors=shape([1, 16, 2])),
+    "reshape channels into the batch": refusal(
+        [conv(), reshape(), gemm()], FLAT, r"node 'flat' \(Reshape\): shape \[2, -1\] turns the 1x2x4x4 input into "
+                                           r"2x16; only a flatten", tensors=shape([2, -1])),
+    "reshape the batch into the features": refusal(
+        [conv(), reshape(), gemm()], FLAT, r"node 'flat' \(Reshape\): shape \[-1, 16\] turns the 2x2x4x4 input "
+                                           r"into 4x16; only a flatten to \(N, C\*H\*W\) = 2x32",
+        (2, 1, 4, 4), tensors=shape([-1, 16])),
+    "reshape to 1-d": refusal(
+        [conv(), reshape(), gemm()], FLAT, r"node 'flat' \(Reshape\): shape \[-1\] turns the 1x2x4x4 input into 32;",
+        tensors=shape([-1])),
+    "reshape 0 with allowzero 1": refusal(
+        [conv(), reshape(allowzero=1), gemm()], FLAT,
+        r"node 'flat' \(Reshape\): shape \[0, -1\] is not supported: with allowzero = 1 its 0 makes an empty "
+        r"dimension", opset=14, tensors=shape([0, -1])),
+    "reshape two -1": refusal(
+        [conv(), reshape(), gemm()], FLAT, r"node 'flat' \(Reshape\): shape \[-1, -1\] is not a valid shape",
+        tensors=shape([-1, -1])),
+    "reshape does not fit": refusal(
+        [conv(), reshape(), gemm()], FLAT, r"node 'flat' \(Reshape\): shape \[1, 33\] does not fit the 1x2x4x4 "
+                                           r"input \(32 values\)", tensors=shape([1, 33])),
+    "reshape 0 past the input's rank": refusal(
+        [flat(inputs=("x",)), reshape(inputs=("f", "s"), output="f2")], {},
+        r"node 'flat' \(Reshape\): shape \[1, 16, 0\] copies \(0\) an axis the 1x16 input does not have",
+        tensors=shape([1, 16, 0])),
+    "reshape changes a 2-d tensor": refusal(
+        [flat(inputs=("x",)), reshape(inputs=("f", "s"), output="f2")], {},
+        r"node 'flat' \(Reshape\): shape \[2, 8\] turns the 1x16 input into 2x8; only keeping \(N, F\) = 1x16 is "
+        r"supported", tensors=shape([2, 8])),
+    "reshape shape not constant": refusal(
+        [conv(), reshape(), gemm()], FLAT, r"node 'flat' \(Reshape\): input shape \('s'\) is not a constant",
+        extra_inputs=[helper.make_tensor_value_info("s", TensorProto.INT64, [2])]),
+    "reshape FLOAT shape": refusal(
+        [conv(), reshape(), gemm()], FLAT,
+        r"node 'flat' \(Reshape\): shape 's' has element type FLOAT; INT64 is needed", tensors=[tensor(
+            "s", np.array([1.0, -1.0], np.float32))]),
+    # shape computations
+    "Gather on the data": refusal(
+        [conv(), int_constant("i", [0]), helper.make_node("Gather", ["c", "i"], ["y"], name="gather")], W,
+        r"node 'gather' \(Gather\): input data \('c'\) is not a constant: Gather is read only in a shape computation"),
+    "Shape of a second input": refusal(
+        [conv(), helper.make_node("Shape", ["z"], ["sh"], name="shape")], W,
+        r"node 'shape' \(Shape\): input 'z' is neither a tensor of the chain nor a constant",
+        extra_inputs=[helper.make_tensor_value_info("z", TensorProto.FLOAT, [1])]),
+    "Gather index out of range": refusal(
+        [conv(), helper.make_node("Shape", ["c"], ["sh"], name="shape"), int_constant("i", 7),
+         helper.make_node("Gather", ["sh", "i"], ["n"], name="gather")], W,
+        r"node 'gather' \(Gather\): its constant inputs do not fold \(index 7 is out of bounds"),
+    "Unsqueeze repeated axis": refusal(
+        [conv(), int_constant("n", 1), int_constant("axes", [0, 0]),
+         helper.make_node("Unsqueeze", ["n", "axes"], ["n1"], name="unsqueeze")], W,
+        r"node 'unsqueeze' \(Unsqueeze\): its constant inputs do not fold \(repeated axis"),
+    # Cast: a no-op only
+    "Cast to FLOAT16": refusal(
+        [conv(), helper.make_node("Cast", ["c"], ["h"], name="cast", to=TensorProto.FLOAT16)], W,
+        r"node 'cast' \(Cast\): attribute to = FLOAT16 is not supported: only a Cast to the model's own type "
+        r"\(FLOAT\), which changes nothing, is"),
+    # a final Softmax/LogSoftmax only
+    "Softmax not the last node": refusal(
+        [flat(inputs=("x",)), gemm(output="o"), helper.make_node("Softmax", ["o"], ["p"], name="probs"),
+         helper.make_node("Identity", ["p"], ["y"], name="after")], GEMM,
+        r"node 'probs' \(Softmax\): a Softmax is dropped only as the last node, and node 'after' \(Identity\) "
+        r"follows it"),
+    "LogSoftmax before a Gemm": refusal(
+        [flat(inputs=("x",)), gemm(output="o"), helper.make_node("LogSoftmax", ["o"], ["p"], name="probs"),
+         helper.make_node("Gemm", ["p", "g2"], ["y"], name="again")], {**GEMM, "g2": np.ones((3, 2))},
+        r"node 'probs' \(LogSoftmax\): a LogSoftmax is dropped only as the last node, and node 'again' \(Gemm\)"),
+    "Softmax axis 0": refusal(
+        [flat(inputs=("x",)), gemm(output="o"), helper.make_node("Softmax", ["o"], ["p"], name="probs", axis=0)], GEMM,
+        r"node 'probs' \(Softmax\): attribute axis = 0 is not supported: on the 2-d \(N, classes\) output only the "
+        r"class axis, 1 or -1, keeps the predicted class"),
+    "LogSoftmax axis -2": refusal(
+        [flat(inputs=("x",)), gemm(output="o"), helper.make_node("LogSoftmax", ["o"], ["p"], name="probs", axis=-2)],
+        GEMM, r"node 'probs' \(LogSoftmax\): attribute axis = -2 is not supported", opset=11),
+    "Softmax on NCHW": refusal(
+        [conv(), helper.make_node("Softmax", ["c"], ["p"], name="probs", axis=1)], W,
+        r"node 'probs' \(Softmax\): a final Softmax is dropped only on the 2-d \(N, classes\) output, its input is "
+        r"1x2x4x4"),
 }
 
 
@@ -382,6 +507,10 @@ HONOURED = {
          conv(inputs=("x", "w", "b"), kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
          helper.make_node("Constant", [], ["k"], name="shift", value_float=0.25),
          helper.make_node("Add", ["k", "c"], ["a"], name="add")], {}),
+    "cast to the model's own type": honour(
+        [conv(), helper.make_node("Cast", ["c"], ["k"], name="cast", to=TensorProto.FLOAT)], W),
+    "cast to the model's own type, saturate 0 (opset 19)": honour(
+        [conv(), helper.make_node("Cast", ["c"], ["k"], name="cast", to=TensorProto.FLOAT, saturate=0)], W, opset=19),
     "matmul, (1, N) bias": honour(
         [flat(inputs=("x",)), helper.make_node("MatMul", ["f", "g"], ["m"], name="mm"),
          helper.make_node("Add", ["m", "gb"], ["a"], name="add")], {"g": RNG.normal(size=(16, 3)),
@@ -501,7 +630,7 @@ def digits_shaped_same_upper_pool(tmp_path):
 
 def test_cli_bad_models_exit_2_with_one_line(tmp_path):
     """The bad files of the issues, through the user's command."""
-    unsupported, _ = conv_bn_relu_pool_gemm(tmp_path, [helper.make_node("Softmax", ["g"], ["s"], name="probs")],
+    unsupported, _ = conv_bn_relu_pool_gemm(tmp_path, [helper.make_node("Sigmoid", ["g"], ["s"], name="probs")],
                                             size=8, name="unsupported.onnx")
     wrong_shape, _ = conv_bn_relu_pool_gemm(tmp_path, name="wrong_shape.onnx")
     corrupted = tmp_path / "corrupted.onnx"
@@ -510,7 +639,7 @@ def test_cli_bad_models_exit_2_with_one_line(tmp_path):
     model = onnx.load(str(invalid))
     model.graph.output[0].type.tensor_type.shape.dim.add().dim_param = "extra"  # declared rank 3, inferred 2
     invalid.write_bytes(model.SerializeToString())
-    expectations = {unsupported: "node 'probs' (Softmax): operator Softmax is not supported",
+    expectations = {unsupported: "node 'probs' (Sigmoid): operator Sigmoid is not supported",
                     wrong_shape: "the model's input is 1x4x4 (CxHxW), the data is 1x8x8",
                     corrupted: "not a valid ONNX model",
                     digits_shaped_same_upper_pool(tmp_path): "node 'pool' (MaxPool): attribute auto_pad = SAME_UPPER "
@@ -522,3 +651,236 @@ def test_cli_bad_models_exit_2_with_one_line(tmp_path):
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"error: {path}: ") and message in lines[0], lines
         assert re.match(r"error: \S+: ", lines[0])
+
+
+# ---- Reshape as a flatten, a final Softmax ------------------------------------------------------------------------
+def flatten_form(nodes, input_shape=(1, 1, 4, 4), opset=13, tensors=(), initializers=None):
+    return pytest.param(nodes, input_shape, opset, list(tensors), initializers or FLAT)
+
+
+RESHAPE_FORMS = {
+    "[1, -1]": flatten_form([conv(), reshape(), gemm()], tensors=shape([1, -1])),
+    "[1, 32]": flatten_form([conv(), reshape(), gemm()], tensors=shape([1, 32])),
+    "[-1, 32], symbolic batch": flatten_form([conv(), reshape(), gemm()], ("N", 1, 4, 4), tensors=shape([-1, 32])),
+    "[0, -1], symbolic batch": flatten_form([conv(), reshape(), gemm()], ("N", 1, 4, 4), tensors=shape([0, -1])),
+    "[2, -1], batch 2": flatten_form([conv(), reshape(), gemm()], (2, 1, 4, 4), tensors=shape([2, -1])),
+    "[0, 32], allowzero 0": flatten_form([conv(), reshape(allowzero=0), gemm()], ("N", 1, 4, 4), 14,
+                                         shape([0, 32])),
+    "[1, -1], allowzero 1 (torch's dynamo export)": flatten_form([conv(), reshape(allowzero=1), gemm()], opset=14,
+                                                                 tensors=shape([1, -1])),
+    "[-1, 32], allowzero 1, symbolic batch": flatten_form([conv(), reshape(allowzero=1), gemm()], ("N", 1, 4, 4), 21,
+                                                          shape([-1, 32])),
+    "shape from a Constant node": flatten_form(
+        [conv(), helper.make_node("Constant", [], ["s"], name="target", value_ints=[1, -1]), reshape(), gemm()]),
+    "after Relu and MaxPool": flatten_form(
+        [conv(), helper.make_node("Relu", ["c"], ["r"], name="relu"), pool(inputs=("r",)),
+         reshape(inputs=("p", "s")), gemm(inputs=("f", "g8", "gb"))], tensors=shape([1, -1]),
+        initializers={**FLAT, "g8": RNG.normal(size=(3, 8))}),
+    "on the input, before a MatMul": flatten_form(
+        [reshape(inputs=("x", "s")), helper.make_node("MatMul", ["f", "k"], ["y"], name="mm")], ("N", 1, 4, 4),
+        tensors=shape([0, 16]), initializers={"k": RNG.normal(size=(16, 3))}),
+    "2-d kept, after a Flatten": flatten_form(
+        [conv(), flat(), reshape(inputs=("f", "s"), output="f2"), gemm(inputs=("f2", "g", "gb"))], ("N", 1, 4, 4),
+        tensors=shape([0, -1])),
+    "2-d kept, after the Gemm": flatten_form(
+        [conv(), flat(), gemm(output="o"), reshape(inputs=("o", "s"), output="y")], tensors=shape([1, 3])),
+    "Shape, Gather, Unsqueeze, Concat (torch's legacy export), symbolic batch": flatten_form(
+        [conv(), *dynamic_flatten(), reshape(), gemm()], ("N", 1, 4, 4)),
+    "the same at opset 11 (Unsqueeze axes as an attribute)": flatten_form(
+        [conv(), *dynamic_flatten(opset=11), reshape(), gemm()], ("N", 1, 4, 4), 11),
+    "Shape start/end (opset 15), Concat": flatten_form(
+        [conv(), helper.make_node("Shape", ["c"], ["n1"], name="shape", start=0, end=1), int_constant("rest", [-1]),
+         helper.make_node("Concat", ["n1", "rest"], ["s"], name="concat", axis=-1), reshape(), gemm()],
+        ("N", 1, 4, 4), 15),
+    "Shape of the input, batch 2": flatten_form(
+        [helper.make_node("Shape", ["x"], ["sh"], name="shape", end=-3), int_constant("rest", [32]),
+         helper.make_node("Concat", ["sh", "rest"], ["s"], name="concat", axis=0), conv(), reshape(), gemm()],
+        (2, 1, 4, 4), 15),
+}
+
+
+@pytest.mark.parametrize("nodes, input_shape, opset, tensors, initializers", RESHAPE_FORMS.values(),
+                         ids=RESHAPE_FORMS.keys())
+def test_reshape_flatten_forms_match_onnx_reference(tmp_path, nodes, input_shape, opset, tensors, initializers):
+    path = graph_file(tmp_path, nodes, initializers, input_shape, opset=opset, tensors=tensors)
+    batch = input_shape[0] if isinstance(input_shape[0], int) else 3
+    assert_matches_reference(path, RNG.normal(size=(batch, 1, 4, 4)))
+
+
+def test_reshape_opset_4_shape_attribute_by_hand(tmp_path):
+    """Before opset 5 the shape is an attribute (onnx.reference has no Reshape-1)."""
+    nodes = [conv(), helper.make_node("Reshape", ["c"], ["f"], name="flat", shape=[0, -1], consumed_inputs=[0]),
+             helper.make_node("MatMul", ["f", "k"], ["y"], name="mm")]
+    weights = {"w": FLAT["w"], "k": RNG.normal(size=(32, 3))}
+    model = load_onnx(graph_file(tmp_path, nodes, weights, ("N", 1, 4, 4), opset=4))
+    x = RNG.normal(size=(3, 1, 4, 4))
+    expected = (x * weights["w"].reshape(1, 2, 1, 1)).reshape(3, -1) @ weights["k"]
+    np.testing.assert_allclose(model.forward(x), expected, rtol=1e-6, atol=1e-6)
+    refused = graph_file(tmp_path, [conv(), helper.make_node("Reshape", ["c"], ["f"], name="flat")], W, opset=4,
+                         name="no_shape.onnx")
+    with pytest.raises(InputError, match=r"node 'flat' \(Reshape\): attribute shape is missing"):
+        load_onnx(refused)
+
+
+def test_cast_of_a_double_model_to_double_is_a_no_op(tmp_path):
+    nodes = [conv(), helper.make_node("Cast", ["c"], ["k"], name="cast", to=TensorProto.DOUBLE)]
+    path = graph_file(tmp_path, nodes, {}, tensors=[tensor("w", RNG.normal(size=(2, 1, 1, 1)))])
+    model = onnx.load(str(path))
+    for value in (model.graph.input[0], model.graph.output[0]):
+        value.type.tensor_type.elem_type = TensorProto.DOUBLE
+    path.write_bytes(model.SerializeToString())
+    assert_matches_reference(path, RNG.normal(size=(1, 1, 4, 4)))
+    model.graph.node[1].attribute[0].i = TensorProto.FLOAT
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(InputError, match=r"node 'cast' \(Cast\): attribute to = FLOAT is not supported: only a Cast "
+                                         r"to the model's own type \(DOUBLE\)"):
+        load_onnx(path)
+
+
+SOFTMAX_FORMS = {
+    "Softmax, opset 13 default axis": ("Softmax", {}, 13),
+    "Softmax axis 1": ("Softmax", {"axis": 1}, 13),
+    "Softmax, opset 11 default axis": ("Softmax", {}, 11),
+    "LogSoftmax axis -1": ("LogSoftmax", {"axis": -1}, 13),
+    "LogSoftmax, opset 11 axis 1": ("LogSoftmax", {"axis": 1}, 11),
+}
+
+
+@pytest.mark.parametrize("op, attributes, opset", SOFTMAX_FORMS.values(), ids=SOFTMAX_FORMS.keys())
+def test_final_softmax_is_dropped_with_a_note(tmp_path, op, attributes, opset):
+    nodes = [conv(), reshape(), gemm(output="o"), helper.make_node(op, ["o"], ["p"], name="probs", **attributes)]
+    path = graph_file(tmp_path, nodes, FLAT, ("N", 1, 4, 4), opset=opset, tensors=shape([0, -1]))
+    notes = ["an earlier note"]
+    model = load_onnx(path, notes=notes)
+    assert notes == ["an earlier note", f"{path}: node 'probs' ({op}): dropped, a final {op} does not change the "
+                                        "predicted class (the model outputs the scores before it)"]
+    x = RNG.normal(size=(6, 1, 4, 4))
+    expected = ReferenceEvaluator(str(path)).run(None, {"x": x.astype(np.float32)})[0]
+    probabilities = softmax(model.forward(x))
+    np.testing.assert_allclose(np.log(probabilities) if op == "LogSoftmax" else probabilities, expected, rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_array_equal(model.predict(x), expected.argmax(axis=1))
+    np.testing.assert_array_equal(load_onnx(path).forward(x), model.forward(x))  # notes are optional
+
+
+def test_no_note_from_a_failed_import(tmp_path):
+    nodes = [flat(inputs=("x",)), gemm(output="o"), helper.make_node("Softmax", ["o"], ["p"], name="probs"),
+             helper.make_node("Relu", ["p"], ["y"], name="after")]
+    notes = []
+    with pytest.raises(InputError, match=r"node 'probs' \(Softmax\): a Softmax is dropped only as the last node"):
+        load_onnx(graph_file(tmp_path, nodes, GEMM), notes=notes)
+    assert notes == []
+
+
+# ---- classifiers exported by torch.onnx.export --------------------------------------------------------------------
+FIXTURES = Path(__file__).parent / "fixtures"
+EXPORT_SCRIPT = Path(__file__).parents[1] / "examples" / "export_torch_classifier.py"
+#: The nodes every export has before and after the flatten (torch folds nothing else away or in).
+_HEAD, _TAIL = ["Conv", "Relu", "MaxPool", "Conv", "Relu"], ["Gemm", "Softmax"]
+_COMPUTED_SHAPE = ["Shape", "Constant", "Gather", "Constant", "Unsqueeze", "Constant", "Concat", "Reshape"]
+#: tests/fixtures/<name>.onnx: the options of examples/export_torch_classifier.py's export() that wrote it, the
+#: flatten's nodes as torch 2.13 writes them, and the Reshape's constant shape (None: computed, or no Reshape).
+TORCH_FIXTURES = {
+    "torch_classifier_dynamo": ({"dynamo": True, "flatten": "view"}, ["Reshape"], [1, -1]),
+    "torch_classifier_dynamo_dynamic": ({"dynamo": True, "flatten": "view", "dynamic_batch": True}, ["Reshape"],
+                                        [-1, 64]),
+    "torch_classifier_legacy": ({"dynamo": False, "flatten": "view"}, ["Constant", "Reshape"], [1, -1]),
+    "torch_classifier_legacy_dynamic": ({"dynamo": False, "flatten": "view", "dynamic_batch": True}, _COMPUTED_SHAPE,
+                                        None),
+    "torch_classifier_legacy_flatten": ({"dynamo": False, "flatten": "flatten"}, ["Flatten"], None),
+}
+
+
+def constant_shape(model):
+    """The values of the Reshape's shape input where it is an initializer or a Constant node, else None."""
+    reshapes = [node for node in model.graph.node if node.op_type == "Reshape"]
+    if not reshapes:
+        return None
+    name = reshapes[0].input[1]
+    tensors = {item.name: item for item in model.graph.initializer}
+    tensors |= {node.output[0]: node.attribute[0].t for node in model.graph.node if node.op_type == "Constant"}
+    return numpy_helper.to_array(tensors[name]).tolist() if name in tensors else None
+
+
+def assert_torch_classifier_imports(path, flatten_nodes, x):
+    """The file has torch's nodes; it imports as two convolutions and a linear layer whose softmax is onnx.reference's
+    output, image by image (a fixed batch of 1) or as one batch (a symbolic one)."""
+    model = onnx.load(str(path))
+    assert [node.op_type for node in model.graph.node] == _HEAD + flatten_nodes + _TAIL
+    notes = []
+    imported = load_onnx(path, (1, 8, 8), notes=notes)
+    assert [layer.kind for layer in imported.layers] == ["conv2d", "conv2d", "linear"] and imported.classes == 10
+    assert len(notes) == 1 and "(Softmax): dropped, a final Softmax does not change the predicted class" in notes[0]
+    data = model.graph.input[0]
+    reference = ReferenceEvaluator(model)
+    if data.type.tensor_type.shape.dim[0].dim_param:
+        expected = reference.run(None, {data.name: x.astype(np.float32)})[0]
+    else:
+        expected = np.concatenate([reference.run(None, {data.name: image[None].astype(np.float32)})[0] for image in x])
+    np.testing.assert_allclose(softmax(imported.forward(x)), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(imported.predict(x), expected.argmax(axis=1))
+    return imported
+
+
+@pytest.mark.parametrize("name", TORCH_FIXTURES)
+def test_torch_exported_classifier_matches_onnx_reference(name):
+    _, flatten_nodes, target = TORCH_FIXTURES[name]
+    path = FIXTURES / f"{name}.onnx"
+    assert constant_shape(onnx.load(str(path))) == target
+    assert_torch_classifier_imports(path, flatten_nodes, RNG.normal(size=(8, 1, 8, 8)))
+
+
+def test_torch_fixtures_are_one_model():
+    """The five files hold the same weights (one seeded model), so they import to the same function."""
+    x = RNG.normal(size=(4, 1, 8, 8))
+    outputs = [load_onnx(FIXTURES / f"{name}.onnx", (1, 8, 8)).forward(x) for name in TORCH_FIXTURES]
+    for output in outputs[1:]:
+        np.testing.assert_allclose(output, outputs[0], rtol=1e-6, atol=1e-6)
+
+
+def export_script():
+    spec = importlib.util.spec_from_file_location("export_torch_classifier", EXPORT_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TORCH_FIXTURES)
+def test_torch_fixtures_regenerate_byte_identical(tmp_path, name):
+    """examples/export_torch_classifier.py with the fixture's options writes the fixture again, byte for byte."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    options = TORCH_FIXTURES[name][0]
+    fresh = export_script().export(tmp_path / f"{name}.onnx", **options)
+    flags = f"--{'dynamo' if options['dynamo'] else 'legacy'} --flatten {options['flatten']}" + (
+        " --dynamic-batch" if options.get("dynamic_batch") else "")
+    assert fresh.read_bytes() == (FIXTURES / f"{name}.onnx").read_bytes(), (
+        f"torch's export changed; if on purpose: python examples/export_torch_classifier.py tests/fixtures/{name}.onnx "
+        f"{flags}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dynamic_batch", [False, True], ids=["fixed batch", "symbolic batch"])
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "legacy"])
+@pytest.mark.parametrize("flatten", ["view", "reshape", "flatten", "module"])
+def test_every_torch_flatten_style_imports(tmp_path, flatten, dynamo, dynamic_batch):
+    """What torch emits for x.view(x.size(0), -1), x.reshape(x.shape[0], -1), torch.flatten(x, 1) and nn.Flatten():
+    dynamo always a Reshape to a constant shape; legacy a Flatten for the last two and, for the first two, a
+    constant Reshape (fixed batch) or the Shape -> Gather -> Unsqueeze -> Concat computation (symbolic batch). Each
+    imports and agrees with torch's own forward pass."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    script = export_script()
+    path = script.export(tmp_path / "model.onnx", dynamo=dynamo, flatten=flatten, dynamic_batch=dynamic_batch)
+    if dynamo:
+        flatten_nodes = ["Reshape"]
+    elif flatten in ("flatten", "module"):
+        flatten_nodes = ["Flatten"]
+    else:
+        flatten_nodes = _COMPUTED_SHAPE if dynamic_batch else ["Constant", "Reshape"]
+    x = RNG.normal(size=(5, 1, 8, 8))
+    imported = assert_torch_classifier_imports(path, flatten_nodes, x)
+    with torch.no_grad():
+        expected = script.build_model(flatten)(torch.from_numpy(x.astype(np.float32))).numpy()
+    np.testing.assert_allclose(softmax(imported.forward(x)), expected, rtol=1e-5, atol=1e-6)

@@ -1,9 +1,9 @@
 """Read a float CNN from ONNX into a :class:`~esb_hw.frontend.model.FloatModel`.
 
 The graph must be a chain: one float NCHW input, each node reading the previous node's output plus constants
-(initializers or ``Constant`` nodes), one output. Every attribute of every supported operator is either honoured
-exactly or refused with an :class:`~esb_hw.errors.InputError` that names the node, its operator and the attribute
-with its value. Honoured:
+(initializers, ``Constant`` nodes, or shape computations folded to constants), one output. Every attribute of every
+supported operator is either honoured exactly or refused with an :class:`~esb_hw.errors.InputError` that names the
+node, its operator and the attribute with its value. Honoured:
 
 - ``Conv``: 2-d, ``group`` 1, ``dilations`` 1, ``kernel_shape`` equal to the weights' (or absent), the same
   ``strides`` on both axes, ``pads`` the same on all sides; ``auto_pad`` ``NOTSET``, ``VALID`` (no padding), and
@@ -17,20 +17,41 @@ with its value. Honoured:
   nothing); ``storage_order`` (it only shapes the ``Indices`` output, which is refused). It may come before or
   after the ``Relu``: the two commute;
 - ``Flatten``: ``axis`` 1 after normalising a negative axis against the tensor's rank (``-3`` on NCHW);
+- ``Reshape`` with a constant shape (from opset 5 an input, before it the ``shape`` attribute) that flattens NCHW
+  to (N, C*H*W) in C order, as ``Flatten`` does, or keeps a 2-d (N, F) tensor as it is: the shape resolves to
+  exactly (N, C*H*W) (or (N, F)), each entry N, C*H*W, ``-1`` or, where ``allowzero`` is 0, ``0`` (the input's
+  size on that axis); ``allowzero`` 1 is honoured where the shape has no 0 (``[1, -1]``, ``[-1, 64]`` ...);
+  ``consumed_inputs`` does nothing. N is the input's declared batch size, or 1 where it is symbolic (the model is
+  read per image);
 - ``Gemm``: ``alpha``, ``beta``, ``transB``; ``transA`` 0; ``broadcast`` 1 where a ``C`` is given (opset < 7);
 - ``MatMul`` on a 2-d input with a constant 2-d right operand;
 - ``Add`` of a constant bias per output channel (after a Conv: a scalar, ``(C, 1, 1)`` or ``(1, C, 1, 1)``; after
   Gemm/MatMul: a scalar, ``(N,)`` or ``(1, N)``); up to opset 6 ``broadcast`` must be 1, the constant must be the
   second input and ``axis`` places it (``consumed_inputs`` does nothing);
 - ``Identity``; ``Dropout`` at inference (``ratio``, ``seed``, ``consumed_inputs``): ``is_test`` 1 up to opset 6,
-  a constant false ``training_mode`` input from opset 12, no ``mask`` output;
-- ``Constant`` (``value``, ``value_float(s)``, ``value_int(s)``) as a source of weights.
+  a constant false ``training_mode`` input from opset 12, no ``mask`` output; ``Cast`` whose ``to`` is the model's
+  own float type (a no-op, as ``.float()`` on a float tensor exports; ``saturate`` and ``round_mode`` act only on
+  casts to 8-bit floats);
+- ``Constant`` (``value``, ``value_float(s)``, ``value_int(s)``) as a source of weights;
+- ``Shape`` (``start``, ``end``), ``Gather`` (``axis``), ``Unsqueeze`` (``axes``, an attribute up to opset 12, an
+  input from 13) and ``Concat`` (``axis``) on constants, folded to a constant: the shape computation PyTorch's
+  legacy exporter writes for ``x.view(x.size(0), -1)`` on a symbolic batch (``Shape`` -> ``Gather`` ->
+  ``Unsqueeze`` -> ``Concat`` -> ``Reshape``). ``Shape`` may read any tensor of the chain (its shape is known, with
+  N as above) or a constant; the other three read constants only;
+- a final ``Softmax`` or ``LogSoftmax`` (``axis`` 1 or -1, the class axis of the 2-d (N, classes) output; the
+  default of either opset) is dropped, since it does not change the predicted class, and reported in
+  :func:`load_onnx`'s ``notes``: the imported model outputs the scores before it.
 
 Refused: any other operator or domain, any attribute the importer does not read (``sparse_value``, ``value_string``
 ...), a ``training_mode`` input that is true or not a constant, sparse initializers, non-float weights (STRING, BOOL,
 integers), a non-float or non-4-d input or a second input, and models that fail
 ``onnx.checker.check_model(full_check=True)`` (run after the walk, so the importer's own refusals, which name the
-attribute or tensor, come first).
+attribute or tensor, come first). Among the operators above: a ``Reshape`` to any other shape (4-d, 3-d such as
+(N, H*W, C), or a first axis other than N, which mixes images), with a shape that is not a constant or not INT64,
+or with a 0 where ``allowzero`` is 1; a ``Shape``, ``Gather``, ``Unsqueeze`` or ``Concat`` on anything but
+constants (``Shape``: and the chain's tensors) or that does not fold (an index or axis out of range); a ``Cast`` to
+any other type; a ``Softmax`` or ``LogSoftmax`` on another axis, on an NCHW tensor, or followed by any node but
+``Constant``.
 """
 
 from __future__ import annotations
@@ -42,10 +63,16 @@ import numpy as np
 from ..errors import InputError
 from .model import FloatLayer, FloatModel
 
-__all__ = ["SUPPORTED_OPERATORS", "load_onnx"]
+__all__ = ["DROPPED_OPERATORS", "SHAPE_OPERATORS", "SUPPORTED_OPERATORS", "load_onnx"]
 
-SUPPORTED_OPERATORS = ("Conv", "BatchNormalization", "Relu", "MaxPool", "Flatten", "Gemm", "MatMul", "Add",
-                       "Identity", "Dropout", "Constant")
+#: The operators whose output the imported model computes.
+SUPPORTED_OPERATORS = ("Conv", "BatchNormalization", "Relu", "MaxPool", "Flatten", "Reshape", "Gemm", "MatMul", "Add",
+                       "Identity", "Dropout", "Cast", "Constant")
+#: Operators folded to constants (a Reshape's shape), never part of the computation.
+SHAPE_OPERATORS = ("Shape", "Gather", "Unsqueeze", "Concat")
+#: Operators dropped, with a note, as the last node: they do not change the predicted class (nor compute it).
+DROPPED_OPERATORS = ("Softmax", "LogSoftmax")
+_ACCEPTED = SUPPORTED_OPERATORS + SHAPE_OPERATORS + DROPPED_OPERATORS
 
 #: Per operator, every attribute the importer reads (all opsets); any other attribute is refused by name.
 _HANDLED_ATTRIBUTES = {
@@ -54,18 +81,27 @@ _HANDLED_ATTRIBUTES = {
     "Relu": ("consumed_inputs",),
     "MaxPool": ("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"),
     "Flatten": ("axis",),
+    "Reshape": ("allowzero", "consumed_inputs", "shape"),
     "Gemm": ("alpha", "beta", "broadcast", "transA", "transB"),
     "MatMul": (),
     "Add": ("axis", "broadcast", "consumed_inputs"),
     "Identity": (),
     "Dropout": ("consumed_inputs", "is_test", "ratio", "seed"),
+    "Cast": ("round_mode", "saturate", "to"),
     "Constant": ("value", "value_float", "value_floats", "value_int", "value_ints"),
+    "Shape": ("end", "start"),
+    "Gather": ("axis",),
+    "Unsqueeze": ("axes",),
+    "Concat": ("axis",),
+    "Softmax": ("axis",),
+    "LogSoftmax": ("axis",),
 }
 
 #: Input names for messages; the first is the data input (either one for Add).
 _INPUT_ROLES = {"Conv": ("X", "W", "B"), "BatchNormalization": ("X", "scale", "B", "mean", "var"),
                 "Gemm": ("A", "B", "C"), "MatMul": ("A", "B"), "Add": ("A", "B"),
-                "Dropout": ("data", "ratio", "training_mode")}
+                "Dropout": ("data", "ratio", "training_mode"), "Reshape": ("data", "shape"),
+                "Gather": ("data", "indices"), "Unsqueeze": ("data", "axes")}
 
 #: What a second (or later) output of an operator is; none is supported.
 _EXTRA_OUTPUTS = {"MaxPool": "the Indices output", "Dropout": "the mask output",
@@ -73,6 +109,10 @@ _EXTRA_OUTPUTS = {"MaxPool": "the Indices output", "Dropout": "the mask output",
 
 _FLOAT_TYPES = ("FLOAT", "DOUBLE")
 _WEIGHT_TYPES = ("FLOAT", "DOUBLE", "FLOAT16")
+
+
+def _dims(shape) -> str:
+    return "x".join(str(size) for size in shape)
 
 
 def _one_line(text: str) -> str:
@@ -132,16 +172,23 @@ def _same_padding(size: int, kernel: int, stride: int) -> int:
 class _Builder:
     """Walks the node chain and folds it into layers: a layer is open until the next Conv/Gemm/MatMul starts.
 
-    ``shape`` is the current tensor's per-image shape, ``(C, H, W)`` or ``(F,)``; ``current`` its name.
+    ``shape`` is the current tensor's per-image shape, ``(C, H, W)`` or ``(F,)``; ``current`` its name; ``element``
+    the chain's element type (``FLOAT``, ``DOUBLE``); ``batch`` the N that shape computations see.
     """
 
-    def __init__(self, path, constants: dict, shape: tuple[int, ...], current: str):
+    def __init__(self, path, constants: dict, shape: tuple[int, ...], current: str, element: str = "FLOAT",
+                 batch: int = 1):
         self.path = path
         self.constants = constants  # name -> TensorProto
         self.shape = shape
         self.current = current
+        self.element = element
+        self.batch = batch
+        self.shapes = {current: shape}  # every chain tensor's per-image shape, for Shape
         self.layers: list[dict] = []
         self.flattened = False  # the open layer is a conv2d whose output was flattened
+        self.dropped: _Node | None = None  # a final Softmax/LogSoftmax, once seen
+        self.notes: list[str] = []
 
     # ---- constants ----------------------------------------------------------------------------------------
     def array(self, node: _Node, name: str) -> np.ndarray:
@@ -174,19 +221,76 @@ class _Builder:
             value = numpy_helper.from_array(np.asarray(value, dtype=dtype))
         self.constants[node.proto.output[0]] = value
 
+    # ---- shape computations, folded -----------------------------------------------------------------------
+    def fold(self, node: _Node) -> None:
+        """A Shape/Gather/Unsqueeze/Concat evaluated now; its output becomes a constant."""
+        from onnx import numpy_helper
+
+        for name in node.proto.output[1:]:
+            if name:
+                raise node.fail(f"a second output {name!r} is not supported")
+        try:
+            value = getattr(self, f"fold_{node.op}")(node)
+        except (ValueError, IndexError, TypeError) as error:
+            raise node.fail(f"its constant inputs do not fold ({error})") from None
+        output = node.proto.output[0]
+        self.constants[output] = numpy_helper.from_array(np.asarray(value), output)
+
+    def folded_input(self, node: _Node, position: int) -> np.ndarray:
+        """Input ``position`` of a shape computation, which must be a constant."""
+        name = node.proto.input[position]
+        if name not in self.constants:
+            roles = _INPUT_ROLES.get(node.op, ())
+            role = roles[position] if position < len(roles) else f"#{position}"
+            raise node.fail(f"input {role} ({name!r}) is not a constant: {node.op} is read only in a shape computation "
+                            "on constants (a Shape's output, initializers, Constant nodes)")
+        return self.array(node, name)
+
+    def fold_Shape(self, node: _Node) -> np.ndarray:
+        name = node.proto.input[0]
+        if name in self.shapes:
+            dims = (self.batch, *self.shapes[name])
+        elif name in self.constants:
+            dims = tuple(self.constants[name].dims)
+        else:
+            raise node.fail(f"input {name!r} is neither a tensor of the chain nor a constant")
+        start, end = node.get("start", 0), node.get("end", len(dims))
+        return np.array(dims[slice(start, end)], dtype=np.int64)
+
+    def fold_Gather(self, node: _Node) -> np.ndarray:
+        return np.take(self.folded_input(node, 0), self.folded_input(node, 1), axis=node.get("axis", 0))
+
+    def fold_Unsqueeze(self, node: _Node) -> np.ndarray:
+        data = self.folded_input(node, 0)
+        axes = node.get("axes") if node.opset < 13 else self.folded_input(node, 1).reshape(-1).tolist()
+        return np.expand_dims(data, tuple(int(axis) for axis in axes))
+
+    def fold_Concat(self, node: _Node) -> np.ndarray:
+        if node.get("axis") is None:
+            raise node.fail("attribute axis is missing")
+        arrays = [self.folded_input(node, position) for position in range(len(node.proto.input))]
+        return np.concatenate(arrays, axis=node.get("axis"))
+
     # ---- the chain ----------------------------------------------------------------------------------------
     def walk(self, nodes, opset: int) -> None:
         for index, proto in enumerate(nodes):
             node = _Node(self.path, proto, index, opset)
-            if node.op not in SUPPORTED_OPERATORS or proto.domain not in ("", "ai.onnx"):
-                raise node.fail(f"operator {node.op} is not supported (supported: {', '.join(SUPPORTED_OPERATORS)})")
+            if node.op not in _ACCEPTED or proto.domain not in ("", "ai.onnx"):
+                raise node.fail(f"operator {node.op} is not supported (supported: {', '.join(_ACCEPTED)})")
             node.refuse_unknown_attributes()
             if node.op == "Constant":
                 self.constant_node(node)
                 continue
+            if self.dropped is not None:
+                raise self.dropped.fail(f"a {self.dropped.op} is dropped only as the last node, and node {node.name!r} "
+                                        f"({node.op}) follows it")
+            if node.op in SHAPE_OPERATORS:
+                self.fold(node)
+                continue
             self.link(node)
             getattr(self, f"op_{node.op}")(node)
             self.current = proto.output[0]
+            self.shapes[self.current] = self.shape
 
     def link(self, node: _Node) -> None:
         """Refuse a node that does not read the current tensor, reads another non-constant, or has a second output."""
@@ -400,12 +504,80 @@ class _Builder:
         if (axis + rank if axis < 0 else axis) != 1:
             raise node.refuse("axis", f"on this {rank}-d tensor only axis 1 (or {1 - rank}) keeps the batch apart",
                               default=1)
-        if rank > 2:
+        self.flatten()
+
+    def flatten(self) -> None:
+        """(N, C, H, W) to (N, C*H*W) in C order; a 2-d tensor stays as it is."""
+        if len(self.shape) > 1:
             self.shape = (int(np.prod(self.shape)),)
             self.flattened = True
 
+    def op_Reshape(self, node: _Node) -> None:
+        """A flatten (or, on 2-d, nothing) written as a Reshape to a constant shape; see :meth:`reshaped`."""
+        import onnx
+
+        if node.opset < 5:
+            if "shape" not in node.attributes:
+                raise node.fail("attribute shape is missing")
+            target = np.asarray(node.get("shape"), dtype=np.int64)
+        else:
+            name = node.proto.input[1]
+            kind = onnx.TensorProto.DataType.Name(self.constants[name].data_type)
+            if kind != "INT64":
+                raise node.fail(f"shape {name!r} has element type {kind}; INT64 is needed")
+            target = self.array(node, name)
+        full = (self.batch, *self.shape)
+        wanted = (self.batch, int(np.prod(self.shape)))
+        result = self.reshaped(node, target, full)
+        if result != wanted:
+            what = "a flatten to (N, C*H*W)" if len(full) == 4 else "keeping (N, F)"
+            raise node.fail(f"shape {_show(target)} turns the {_dims(full)} input into {_dims(result)}; only {what} = "
+                            f"{_dims(wanted)} is supported")
+        self.flatten()
+
+    def reshaped(self, node: _Node, target: np.ndarray, full: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape Reshape gives the ``full`` input for ``target`` (ONNX rules for 0 and -1), or a refusal."""
+        shown = f"shape {_show(target)}"
+        if target.ndim != 1:
+            raise node.fail(f"{shown} must be a 1-d tensor, got {target.ndim} dimensions")
+        dims = [int(size) for size in target]
+        if node.get("allowzero", 0) and 0 in dims:
+            raise node.fail(f"{shown} is not supported: with allowzero = 1 its 0 makes an empty dimension")
+        if dims.count(-1) > 1 or any(size < -1 for size in dims):
+            raise node.fail(f"{shown} is not a valid shape: at most one -1, no other negative size")
+        if any(size == 0 and axis >= len(full) for axis, size in enumerate(dims)):
+            raise node.fail(f"{shown} copies (0) an axis the {_dims(full)} input does not have")
+        dims = [full[axis] if size == 0 else size for axis, size in enumerate(dims)]
+        total, known = int(np.prod(full)), int(np.prod([size for size in dims if size != -1]))
+        if (-1 in dims and (known == 0 or total % known)) or (-1 not in dims and known != total):
+            raise node.fail(f"{shown} does not fit the {_dims(full)} input ({total} values)")
+        return tuple(total // known if size == -1 else size for size in dims)
+
     def op_Identity(self, node: _Node) -> None:
         pass
+
+    def op_Cast(self, node: _Node) -> None:
+        import onnx
+
+        to = onnx.TensorProto.DataType.Name(node.get("to"))
+        if to != self.element:
+            raise node.fail(f"attribute to = {to} is not supported: only a Cast to the model's own type "
+                            f"({self.element}), which changes nothing, is")
+
+    def op_Softmax(self, node: _Node) -> None:
+        """Dropped (a note says so); :meth:`walk` refuses any node after it."""
+        if len(self.shape) != 1:
+            raise node.fail(f"a final {node.op} is dropped only on the 2-d (N, classes) output, its input is "
+                            f"{_dims((self.batch, *self.shape))}")
+        axis = node.get("axis", 1 if node.opset < 13 else -1)
+        if axis not in (1, -1):
+            raise node.refuse("axis", "on the 2-d (N, classes) output only the class axis, 1 or -1, keeps the "
+                                      "predicted class", default=axis)
+        self.dropped = node
+        self.notes.append(_one_line(f"{self.path}: node {node.name!r} ({node.op}): dropped, a final {node.op} does "
+                                    "not change the predicted class (the model outputs the scores before it)"))
+
+    op_LogSoftmax = op_Softmax
 
     def op_Dropout(self, node: _Node) -> None:
         if node.opset < 7 and not node.get("is_test", 0):
@@ -515,20 +687,36 @@ def _check_ends(path: Path, graph, builder: _Builder, constants: dict, data) -> 
         raise InputError(f"{path}: the graph's output {graph.output[0].name!r} is not the last node's output")
 
 
-def load_onnx(path: str | Path, input_shape: tuple[int, int, int] | None = None) -> FloatModel:
+def _batch(data) -> int:
+    """The batch size shape computations see: the declared one, or 1 where it is symbolic."""
+    dims = data.type.tensor_type.shape.dim
+    return dims[0].dim_value if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0 else 1
+
+
+def load_onnx(path: str | Path, input_shape: tuple[int, int, int] | None = None, *,
+              notes: list[str] | None = None) -> FloatModel:
     """Read ``path`` into a :class:`FloatModel` (see the module docstring for what is honoured and refused).
 
     ``input_shape`` (``(C, H, W)``): the shape the caller will feed; a model whose declared input differs
     raises :class:`InputError`. Symbolic (or missing) dimensions take ``input_shape``.
+    ``notes``: if given, a list that gets one line (``"<path>: node '<name>' (<op>): ..."``) per change of the
+    model's output the import made, for the caller to show: a final Softmax or LogSoftmax dropped. Nothing is
+    added when the import fails.
     """
+    import onnx
+
     path = Path(path)
     model = _load(path)
     graph = model.graph
     constants = {item.name: item for item in graph.initializer}
     data = _data_input(path, graph, constants)
     shape = _input_shape(path, data, input_shape)
-    builder = _Builder(path, dict(constants), shape, data.name)
+    element = onnx.TensorProto.DataType.Name(data.type.tensor_type.elem_type)
+    builder = _Builder(path, dict(constants), shape, data.name, element, _batch(data))
     builder.walk(graph.node, _opset(model))
     _check_ends(path, graph, builder, constants, data)
     _full_check(path, model)
-    return builder.model(shape)
+    result = builder.model(shape)
+    if notes is not None:
+        notes.extend(builder.notes)
+    return result
