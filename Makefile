@@ -4,7 +4,7 @@ VENV ?= .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.esb-hw-installed
 
-.PHONY: build test test-all lint bench report accuracy clean
+.PHONY: build test test-all lint bench report accuracy figures clean
 
 $(STAMP): pyproject.toml tools/bootstrap.sh
 	@sh tools/bootstrap.sh "$(PYTHON)" "$(VENV)"
@@ -37,6 +37,11 @@ report: $(STAMP)
 # The digits accuracy and accuracy-per-LUT tables of the README (about two minutes).
 accuracy: $(STAMP)
 	$(VPY) -m esb_hw.frontend.accuracy --update-readme README.md
+
+# The README's measured figures (digits RTL, system Fmax, chip table) from the benches' JSON (bench/results/,
+# esb_hw/data/timing.json); tests/test_readme_figures.py fails when they differ.
+figures: $(STAMP)
+	$(VPY) bench/readme_figures.py --update
 
 clean:
 	rm -rf build .pytest_cache sim_build

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""The README's measured figures, written from the benches' JSON results, so that no figure goes stale.
+
+Each generated block of README.md (``<!-- NAME:begin ... -->`` to ``<!-- NAME:end -->``) is rendered from one JSON
+file that a bench wrote:
+
+- ``digits-rtl``: ``bench/results/digits_rtl.json``, from ``python bench/digits_rtl.py --images 50 --json``;
+- ``system-timing``: ``esb_hw/data/timing.json``, from ``python bench/timing.py --design system --config
+  esb_hw/data/configs/default.toml --paths 10 --record`` (the record ``esb-hw build`` reports);
+- ``chip``: ``bench/results/chip.json``, from ``python bench/chip.py --timing bench/results/timing_engine.json
+  --json``, with ``timing_engine.json`` from ``python bench/timing.py --design engine --config
+  esb_hw/data/configs/default.toml --paths 5 --json``.
+
+``make figures`` (``python bench/readme_figures.py --update``) rewrites the blocks; ``--check`` (the default) exits 1
+and names each block that differs from its JSON. ``tests/test_readme_figures.py`` runs the check, shows that it sees
+a wrong figure, and (slow) runs the digits bench again against its JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+RESULTS = ROOT / "bench" / "results"
+TIMING = ROOT / "esb_hw" / "data" / "timing.json"
+
+
+def _load(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"error: {path}: {error}") from None
+
+
+def digits_rtl(result: dict) -> str:
+    accuracy = result["accuracy"]
+    images = result["images"]
+    lines = ["| measure | value |", "|---|---:|",
+             f"| images with every logit bit-exact / with the golden class | {result['bit_exact_images']}/{images} / "
+             f"{result['same_class_images']}/{images} |",
+             f"| accuracy on these {images}: float / golden / RTL | {accuracy['float']:.1%} / {accuracy['golden']:.1%} "
+             f"/ {accuracy['rtl']:.1%} |"]
+    for layer in result["layers"]:
+        lines.append(f"| {layer['name']} ({layer['input']} → {layer['output']}, {layer['macs']:,} MACs) | "
+                     f"{layer['cycles']:,.0f} cycles, {layer['utilization']:.1%} MAC utilization |")
+    lines += [f"| cycles per image, start to done | {result['cycles_per_image']:,.0f}: "
+              f"{result['images_per_second']:,.0f} images/s at {result['clock_mhz']:g} MHz |",
+              f"| wall-clock time ({result['simulator']} build if not cached, {images} runs, checks) | "
+              f"{result['wall_seconds']} s |"]
+    return "\n".join(lines)
+
+
+def system_timing(record_file: dict) -> str:
+    (record,) = [record for record in record_file["records"] if record["config"] == "default"]
+    return (f"By the delay model v3 the whole default system closes at **{record['fmax_mhz_model']:g} MHz nominal and "
+            f"{record['fmax_mhz_pessimistic']:g} MHz pessimistic** (both MODELS of UltraScale+ -2, not Vivado results; "
+            f"{record['lut']:,} LUTs and {record['ff']:,} FFs by yosys). Worst path: {record['worst_path']}. "
+            "`esb-hw build` reports this figure for exactly this RTL (`esb_hw/data/timing.json`, written by "
+            "`python bench/timing.py --design system --config esb_hw/data/configs/default.toml --paths 10 --record`, "
+            "about 2.5 minutes; a test fails when the RTL changes without it).")
+
+
+def chip(result: dict) -> str:
+    lines = ["| config | weights | array | LUT (% of XCZU9EG) | BRAM36 % | fixed overhead | Fmax nominal / pessimistic "
+             "(MODEL) | peak TOPS | GOPS/kLUT | ResNet-18 img/s | ResNet-50 img/s |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for record in result["configs"]:
+        lines.append(f"| `{record['name']}` | {record['weights']} | {record['array']} | {record['lut']:,} "
+                     f"({record['lut_fraction']:.1%}) | {record['bram_fraction']:.1%} | "
+                     f"{record['fixed_overhead_fraction']:.1%} | {record['fmax_model_mhz']:.0f} / "
+                     f"{record['fmax_pessimistic_mhz']:.0f} MHz | {record['peak_tops']:.2f} | "
+                     f"{record['gops_per_klut']:.1f} | {record['resnet18_images_per_second']:.1f} | "
+                     f"{record['resnet50_images_per_second']:.1f} |")
+    lines.append("")
+    for record in result["configs"]:
+        lines.append(f"- `{record['name']}` at batch 1, {record['hp_ports']} HP port "
+                     f"({record['memory_bytes_per_cycle']:g} bytes per cycle): the array is busy "
+                     f"{record['resnet18_utilization']:.1%} of ResNet-18's cycles and "
+                     f"{record['resnet50_utilization']:.1%} of ResNet-50's; memory bounds "
+                     f"{record['resnet18_memory_bound_layers']} and {record['resnet50_memory_bound_layers']} of their "
+                     "layers.")
+    return "\n".join(lines)
+
+
+#: block name -> (source JSON, renderer)
+BLOCKS = {"digits-rtl": (RESULTS / "digits_rtl.json", digits_rtl), "system-timing": (TIMING, system_timing),
+          "chip": (RESULTS / "chip.json", chip)}
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:begin (generated by: make figures) -->", f"<!-- {name}:end -->"
+
+
+def render(name: str) -> str:
+    source, renderer = BLOCKS[name]
+    return renderer(_load(source))
+
+
+def block(text: str, name: str) -> str | None:
+    """The content between ``name``'s markers in ``text`` (without the newlines next to them), or ``None``."""
+    begin, end = markers(name)
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < start:
+        return None
+    return text[start + len(begin):stop].strip("\n")
+
+
+def stale(text: str) -> list[str]:
+    """The blocks of ``text`` that are missing or differ from their JSON, as lines that say which and why."""
+    problems = []
+    for name, (source, _) in BLOCKS.items():
+        found = block(text, name)
+        if found is None:
+            problems.append(f"{name}: the README has no '{markers(name)[0]}' block")
+        elif found != render(name):
+            problems.append(f"{name}: the README's block differs from {source.relative_to(ROOT)} (run make figures)")
+    return problems
+
+
+def update(text: str) -> str:
+    for name in BLOCKS:
+        begin, end = markers(name)
+        start, stop = text.find(begin), text.find(end)
+        if start < 0 or stop < start:
+            raise SystemExit(f"error: README.md has no '{begin}' ... '{end}' markers")
+        text = text[:start + len(begin)] + "\n" + render(name) + "\n" + text[stop:]
+    return text
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--update", action="store_true", help="rewrite README.md's blocks (default: check them)")
+    parser.add_argument("--readme", type=Path, default=README)
+    args = parser.parse_args(argv)
+    text = args.readme.read_text(encoding="utf-8")
+    if args.update:
+        args.readme.write_text(update(text), encoding="utf-8")
+        print(f"updated {', '.join(BLOCKS)} in {args.readme}")
+        return 0
+    problems = stale(text)
+    for problem in problems:
+        print(f"stale: {problem}", file=sys.stderr)
+    if not problems:
+        print(f"{', '.join(BLOCKS)}: every figure equals its JSON")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
