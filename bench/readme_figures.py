@@ -11,6 +11,12 @@ file that a bench wrote:
   --json``, with ``timing_engine.json`` from ``python bench/timing.py --design engine --config
   esb_hw/data/configs/default.toml --paths 5 --json``.
 
+- ``model-error``: ``bench/results/model_error.json``, from ``python bench/model_error.py --json --config ...`` (the
+  7 configs of the README's table: ``default``, ``esb5_act_esb``, ``pot3``, ``uniform4``, ``uniform5``,
+  ``array16x16``, ``array32x32``);
+- ``array-timing``: ``bench/results/timing_arrays.json``, from ``python bench/timing.py --json`` (the default 8x8,
+  16x16 and 32x32 arrays).
+
 ``make figures`` (``python bench/readme_figures.py --update``) rewrites the blocks; ``--check`` (the default) exits 1
 and names each block that differs from its JSON. ``tests/test_readme_figures.py`` runs the check, shows that it sees
 a wrong figure, and (slow) runs the digits bench again against its JSON.
@@ -86,9 +92,38 @@ def chip(result: dict) -> str:
     return "\n".join(lines)
 
 
+def model_error(result: dict) -> str:
+    lines = ["| config | weights x activations | array | yosys LUTs | LUT/MAC | model LUT error | FFs by yosys (model) "
+             "| CARRY4 / CARRY8 | BRAM36 |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for row in result["configs"]:
+        yosys, model = row["yosys"], row["model"]
+        ff = f"{yosys['ff']:,}" + ("" if model["ff"] == yosys["ff"] else f" ({model['ff']:,})")
+        lines.append(f"| {row['config']} | {row['weights']} x {row['activations']} | {row['rows']}x{row['cols']} | "
+                     f"{yosys['lut']:,} | {yosys['lut'] / (row['rows'] * row['cols']):.1f} | "
+                     f"{100 * row['error']['lut']:+.1f} % | {ff} | {row['carries']['carry4']:,} / "
+                     f"{row['carries']['carry8']:,} | {yosys['bram36']:g} |")
+    return "\n".join(lines)
+
+
+def array_timing(result: dict) -> str:
+    lines = ["| array | LUT/MAC | BRAM36 | deepest path | worst path (model) | Fmax (model) | pessimistic (model) | "
+             "max CE fan-out | max reset fan-out | `o.ready` fan-out |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for row in result["configs"]:
+        deepest = row["deepest"]
+        carry = f" + {deepest['carry_bits']} carry bits" if deepest["carry_bits"] else ""
+        lines.append(f"| {row['rows']}x{row['cols']} | {row['lut_per_mac']:.1f} | {row['bram36']:g} | "
+                     f"{deepest['lut_levels']} LUT levels{carry} | {row['worst_path_ns_model']:.2f} ns | "
+                     f"{row['fmax_mhz_model']:.0f} MHz | {row['fmax_mhz_pessimistic']:.0f} MHz | "
+                     f"{row['largest_enable_fanout']['pins']} | {row['largest_reset_fanout']['pins']} | "
+                     f"{row['from_o_ready']['largest_fanout_pins']} |")
+    return "\n".join(lines)
+
+
 #: block name -> (source JSON, renderer)
 BLOCKS = {"digits-rtl": (RESULTS / "digits_rtl.json", digits_rtl), "system-timing": (TIMING, system_timing),
-          "chip": (RESULTS / "chip.json", chip)}
+          "chip": (RESULTS / "chip.json", chip), "model-error": (RESULTS / "model_error.json", model_error),
+          "array-timing": (RESULTS / "timing_arrays.json", array_timing)}
 
 
 def markers(name: str) -> tuple[str, str]:
