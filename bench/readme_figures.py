@@ -122,8 +122,7 @@ def array_timing(result: dict) -> str:
 
 #: block name -> (source JSON, renderer)
 BLOCKS = {"digits-rtl": (RESULTS / "digits_rtl.json", digits_rtl), "system-timing": (TIMING, system_timing),
-          "chip": (RESULTS / "chip.json", chip), "model-error": (RESULTS / "model_error.json", model_error),
-          "array-timing": (RESULTS / "timing_arrays.json", array_timing)}
+          "chip": (RESULTS / "chip.json", chip)}
 
 
 def markers(name: str) -> tuple[str, str]:
