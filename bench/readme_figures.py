@@ -17,9 +17,9 @@ file that a bench wrote:
 - ``array-timing``: ``bench/results/timing_arrays.json``, from ``python bench/timing.py --json`` (the default 8x8,
   16x16 and 32x32 arrays).
 
-``make figures`` (``python bench/readme_figures.py --update``) rewrites the blocks; ``--check`` (the default) exits 1
-and names each block that differs from its JSON. ``tests/test_readme_figures.py`` runs the check, shows that it sees
-a wrong figure, and (slow) runs the digits bench again against its JSON.
+``make figures`` (``python bench/readme_figures.py --update``) rewrites the blocks; without ``--update`` it checks
+them, exits 1 and names each block that differs from its JSON. ``tests/test_readme_figures.py`` runs the check,
+shows that it sees a wrong figure, and (slow) runs the digits bench again against its JSON.
 """
 
 from __future__ import annotations
@@ -122,7 +122,8 @@ def array_timing(result: dict) -> str:
 
 #: block name -> (source JSON, renderer)
 BLOCKS = {"digits-rtl": (RESULTS / "digits_rtl.json", digits_rtl), "system-timing": (TIMING, system_timing),
-          "chip": (RESULTS / "chip.json", chip)}
+          "chip": (RESULTS / "chip.json", chip), "model-error": (RESULTS / "model_error.json", model_error),
+          "array-timing": (RESULTS / "timing_arrays.json", array_timing)}
 
 
 def markers(name: str) -> tuple[str, str]:

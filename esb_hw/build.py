@@ -78,22 +78,30 @@ def _marker_kind(out: Path) -> str | None:
     return kinds[0] if len(kinds) == 1 else None
 
 
-def prepare_out_dir(out: Path, force: bool, kind: str = "system") -> None:
-    """Create ``out`` for a build of ``kind``; refuse a non-empty folder that build.py did not create, or one that
-    holds another kind of build, unless ``force`` (which removes the other kind's files)."""
+def check_out_dir(out: Path, force: bool, kind: str = "system") -> bool:
+    """Refuse, before any work, a non-empty folder that build.py did not create, or one that holds another kind of
+    build, unless ``force``; True if the other kind's files must go."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists() and not force:
         raise InputError(f"--out {out} is not empty and was not created by build.py; pass --force to write there")
-    if (out / MARKER).is_file():
-        held = _marker_kind(out)
-        if held != kind:
-            what = f"a {held} build" if held else "a mixed build"
-            if not force:
-                raise InputError(f"--out {out} holds {what}; a {kind} build goes to its own folder (default "
-                                 f"build/<board>{'' if kind == 'system' else '-selftest'}), or pass --force to "
-                                 "replace it")
-            _remove_build(out)
+    if not (out / MARKER).is_file():
+        return False
+    held = _marker_kind(out)
+    if held == kind:
+        return False
+    if not force:
+        what = f"a {held} build" if held else "a mixed build"
+        raise InputError(f"--out {out} holds {what}; a {kind} build goes to its own folder (default "
+                         f"build/<board>{'' if kind == 'system' else '-selftest'}), or pass --force to replace it")
+    return True
+
+
+def prepare_out_dir(out: Path, force: bool, kind: str = "system") -> None:
+    """Create ``out`` for a build of ``kind`` (:func:`check_out_dir` first; with ``force``, the other kind's files
+    are removed)."""
+    if check_out_dir(out, force, kind):
+        _remove_build(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / MARKER).write_text(f"This folder is written by esb-hw build.py.\nkind: {kind}\n")
@@ -102,16 +110,21 @@ def prepare_out_dir(out: Path, force: bool, kind: str = "system") -> None:
 
 
 def _remove_build(out: Path) -> None:
-    """Remove what either kind of build writes (nothing else in the folder)."""
-    for name in (*SYSTEM_FILES, *PLAN_FILES, "report.json", "report.md", MARKER):
-        path = out / name.rstrip("/")
+    """Remove the files either kind of build writes, and folders they leave empty; keep everything else (Vivado's
+    outputs, a bitstream in deploy/, the user's files)."""
+    deploy = [f"deploy/{name}" for name in (*DEPLOY_PACKAGE, *DEPLOY_SCRIPTS, *DEPLOY_DIGITS_SCRIPTS, "regmap.json",
+                                            "program.npz", "digits.npz")]
+    for name in (*[n for n in SYSTEM_FILES if not n.endswith("/")], *PLAN_FILES, "report.json", "report.md",
+                 *deploy, MARKER):
         try:
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
+            (out / name).unlink(missing_ok=True)
         except OSError as error:
-            raise InputError(f"cannot remove {path}: {error.strerror}") from None
+            raise InputError(f"cannot remove {out / name}: {error.strerror}") from None
+    for folder in sorted((path for path in (out / "deploy").rglob("*") if path.is_dir()), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    if (out / "deploy").is_dir() and not any((out / "deploy").iterdir()):
+        (out / "deploy").rmdir()
 
 
 def load_inputs(args):
@@ -566,10 +579,11 @@ def build_system(args, board, config) -> int:
     if config.rows != config.cols:
         raise InputError(f"the system needs a square array (the layer engine), got {config.rows}x{config.cols}; "
                          "pass --self-test for the PL-only self-test")
+    out = args.out or default_out(args.board, "system")
+    check_out_dir(out, args.force, "system")  # before minutes of synthesis
     resources = system_resources(config, board, args.estimate)
     _, bundle = sample_program(config)
     digits, digits_note = digits_program(config)
-    out = args.out or default_out(args.board, "system")
     prepare_out_dir(out, args.force, "system")
     verilog = generate_system(board, config, out)
     resources["timing"] = model_timing(config, verilog, resources["details"])
@@ -612,9 +626,10 @@ def main(argv: list[str] | None = None) -> int:
         check_clock(board, config)
         from esb_hw.compiler.selftest import build_test_layer
 
+        out = args.out or default_out(args.board, "self-test")
+        check_out_dir(out, args.force, "self-test")  # before minutes of synthesis
         layer = build_test_layer(config)  # once per build: the ROMs, the estimate and the report share it
         figures, details = resources(config, board, layer, args.estimate)
-        out = args.out or default_out(args.board, "self-test")
         prepare_out_dir(out, args.force, "self-test")
         top = generate(board, config, layer, out)
         report = write_reports(out, board, config, top, layer, figures, details)

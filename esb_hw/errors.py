@@ -64,10 +64,11 @@ PACKAGES = {"amaranth": "", "amaranth_boards": "", "numpy": "", "onnx": "", "skl
 
 def missing_package_hint(error: ModuleNotFoundError) -> str | None:
     """One line that says how to install the package ``error`` misses, or ``None`` if it is not one of ours."""
+    import importlib.util
     import sys
 
     name = (error.name or "").split(".")[0]
-    if name not in PACKAGES:
+    if name not in PACKAGES or importlib.util.find_spec(name) is not None:  # installed: a real bug, shown in full
         return None
     extra = PACKAGES[name]
     where = f"the Python package {name!r} is not installed for {sys.executable}"

@@ -1,21 +1,25 @@
-"""Run a quantized CNN on held-out images: the golden model, and the simulated system through the host driver.
+"""Run a quantized CNN on images: the golden model, and the simulated system through the host driver.
 
-``esb-hw infer --model digits|mnist5k|FILE.onnx|FILE.npz [--data digits|mnist5k] [--config FILE]
-[--images N] [--sim verilator|icarus] [--golden-only]``
+``esb-hw infer --model digits|mnist5k|FILE.onnx|FILE.npz [--data digits|mnist5k|FILE.npz|FOLDER]
+[--calibration ...] [--config FILE] [--images N] [--sim verilator|icarus] [--golden-only] [--json]
+[--save-outputs FILE.npz]``
 
-The data is the model's own for a shipped model, else ``--data`` (default digits).
+The images are a bundled dataset's held-out split (the shipped model's own, else digits) or the user's own
+(``--data``: an ``.npz`` or a folder of PNGs, :func:`esb_hw.frontend.datasets.load_images`).
 
-1. Reads the float model (ONNX: BatchNorm folded; an unsupported operator, a wrong input shape or a corrupted file
-   is one line and exit code 2) and quantizes it for the config's formats (post-training, DDA weight scales,
-   activations calibrated on training images; ``--ends-8bit`` keeps the first and last layers at 8 bits).
+1. Reads the float model (ONNX: BatchNorm folded, a final Softmax dropped with a note; an unsupported operator, a
+   wrong input shape or a corrupted file is one line and exit code 2) and quantizes it for the config's formats
+   (post-training, DDA weight scales, activations calibrated on the dataset's training images, on
+   ``--calibration``, or on the user's images themselves; ``--ends-8bit`` keeps the first and last layers at 8
+   bits).
 2. Says where each layer runs: on the array, or on the host (through the golden model) when the array cannot run
    its formats or shape.
-3. Runs ``N`` held-out images through the integer golden model and, unless ``--golden-only``, through the RTL of
-   the whole AXI system (``esb_system``, cocotb, the host driver, one simulation per run of array layers; host
-   layers take the hardware's outputs).
-4. Prints accuracy (float, golden, RTL), agreement with the golden model (every logit and every predicted class),
-   per-layer compute cycles and MAC utilization, and images per second at the config's clock; with
-   ``--golden-only`` the cycles are the compiler's MODEL.
+3. Runs ``N`` images through the integer golden model and, unless ``--golden-only``, through the RTL of the whole
+   AXI system (``esb_system``, cocotb, the host driver, one simulation per run of array layers; host layers take
+   the hardware's outputs).
+4. Prints accuracy (float, golden, RTL; none for unlabelled images), each image's classes, agreement with the
+   golden model (every logit and every predicted class), per-layer compute cycles and MAC utilization, and images
+   per second at the config's clock; with ``--golden-only`` the cycles are the compiler's MODEL.
 
 Exit codes: 0 success, 1 a result that differs from the golden model (or a failed simulation), 2 bad input.
 """
@@ -65,8 +69,11 @@ def load_model(name: str, shape: tuple[int, int, int], data: str = "digits", not
             raise InputError(f"--model takes {', '.join(repr(d) for d in DATASETS)}, a .onnx or a .npz file, got "
                              f"{name!r}")
     if model.input_shape != tuple(shape):
+        hint = ""
+        if model.input_shape[1:] == tuple(shape[1:]) and {model.input_shape[0], shape[0]} == {1, 3}:
+            hint = f"; save the images as {'greyscale' if model.input_shape[0] == 1 else 'RGB'} PNGs or arrays"
         raise InputError(f"{name}: the model's input is {'x'.join(map(str, model.input_shape))} (CxHxW), the "
-                         f"{data} images are {'x'.join(map(str, shape))}")
+                         f"{data} images are {'x'.join(map(str, shape))}{hint}")
     return model
 
 
@@ -85,6 +92,10 @@ class _Data:
 def _resolve_data(data: str, calibration: str | None, log) -> _Data:
     """``--data`` and ``--calibration``: a shipped dataset's held-out images (calibrated on its training images),
     or the user's file or folder (calibrated on ``--calibration``, else on the images themselves, with a note)."""
+    for option, value in (("--data", data), ("--calibration", calibration)):
+        if value in DATASETS and Path(value).exists():
+            raise InputError(f"{option} {value}: both a bundled dataset and a file or folder here; write ./{value} "
+                             "for yours, or rename it")
     if data in DATASETS:
         split = load_split(data)
         images, labels, classes = split.test_images, split.test_labels, CLASSES
@@ -383,12 +394,21 @@ def print_report(report: InferenceReport) -> None:
             line += f", RTL ({report.simulator}) {accuracy['rtl']:.1%}"
     print(line)
     records = report.predictions()
-    shown = records if len(records) <= SHOWN_PREDICTIONS else [r for r in records if r["label"] is not None
-                                                                and r["golden"] != r["label"]][:SHOWN_PREDICTIONS]
+    wrong = [record for record in records if record["label"] is not None and record["golden"] != record["label"]]
+    if len(records) <= SHOWN_PREDICTIONS:
+        shown, which = records, ""
+    elif report.labels is None:
+        shown, which = records[:SHOWN_PREDICTIONS], f"; the first {SHOWN_PREDICTIONS} of {len(records)}"
+    else:
+        shown = wrong[:SHOWN_PREDICTIONS]
+        which = (f"; the {len(wrong)} misclassified" if len(wrong) <= SHOWN_PREDICTIONS else
+                 f"; the first {SHOWN_PREDICTIONS} of {len(wrong)} misclassified")
+        if not wrong:
+            print("every image's golden class equals its label (each image in --json and --save-outputs)")
     if shown:
-        print("per image (class predicted by the float model, the golden model" + (", the RTL" if report.rtl_logits
-              is not None else "") + ("" if len(records) <= SHOWN_PREDICTIONS else "; misclassified images only, "
-                                      "every image in --json and --save-outputs") + "):")
+        rtl = ", the RTL" if report.rtl_logits is not None else ""
+        more = ", every image in --json and --save-outputs" if which else ""
+        print(f"per image (class by the float model, the golden model{rtl}{which}{more}):")
         for record in shown:
             label = "" if record["label"] is None else f"label {record['label']}, "
             rtl = f", RTL {record['rtl']}" if "rtl" in record else ""
@@ -428,7 +448,8 @@ def _check_output_file(path: Path, force: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="esb-hw infer", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="esb-hw infer", description=__doc__.splitlines()[0],
+                                     epilog="Docs: docs/network.md (inference, your own data, model files).")
     parser.add_argument("--model", default="digits", help="'digits' (default), 'mnist5k', FILE.onnx or FILE.npz")
     parser.add_argument("--data", help="'digits' or 'mnist5k' (their held-out images; default: the shipped model's "
                                        "own, else digits), FILE.npz (x: float N x C x H x W, y: N integer labels, "
@@ -449,9 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object, per-image "
                                                             "predictions and logits included")
     parser.add_argument("--save-outputs", metavar="FILE.npz", type=Path,
-                        help="write golden_logits, golden_predictions, float_logits, float_predictions, labels, "
-                             "names, rtl_logits and rtl_predictions (when simulated), logit_scale and "
-                             "logit_zero_point (a real logit is (level - zero_point) * scale)")
+                        help="write golden_logits, golden_predictions, float_logits, float_predictions, names, "
+                             "labels (when labelled), rtl_logits and rtl_predictions (when simulated), logit_scale "
+                             "and logit_zero_point (a real logit is (level - zero_point) * scale)")
     parser.add_argument("--force", action="store_true", help="let --save-outputs replace an existing file")
     parser.add_argument("--progress", action="store_true", help="a progress bar even when stderr is not a terminal")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")

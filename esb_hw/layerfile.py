@@ -55,7 +55,7 @@ def save_layer(path: str | Path, *, kind: str, w_codes, bias, M, S, w_format: ES
     unless ``force``. Checks the shapes and code ranges first (:class:`InputError` naming the key)."""
     path = Path(path)
     if path.exists() and not force:
-        raise InputError(f"{path} exists; not replaced (force=True replaces it)")
+        raise InputError(f"{path} exists; not replaced (pass force, --force in the examples, to replace it)")
     if kind not in ("conv2d", "linear"):
         raise InputError(f"kind must be 'conv2d' or 'linear', got {kind!r}")
     w_codes = np.asarray(w_codes)
@@ -70,8 +70,17 @@ def save_layer(path: str | Path, *, kind: str, w_codes, bias, M, S, w_format: ES
                              f"{value.dtype} of shape {value.shape}")
         arrays[key] = value.astype(np.int64)
     golden.RequantParams(arrays["bias"], arrays["M"], arrays["S"])  # M and S ranges
+    if not 1 <= stride <= 2 or not 0 <= padding <= 7 or (pool and kind != "conv2d"):
+        raise InputError(f"stride must be 1 or 2, padding 0..7 and pool only on a conv2d; got stride {stride}, "
+                         f"padding {padding}, pool {pool} on a {kind}")
     if x is not None:
         arrays["x"] = _codes(np.asarray(x), a_format, "x")
+        channels = arrays["x"].shape[-3] if kind == "conv2d" and arrays["x"].ndim >= 3 else arrays["x"].shape[-1]
+        if kind == "conv2d" and arrays["x"].ndim not in (3, 4) or kind == "linear" and arrays["x"].ndim != 2:
+            raise InputError(f"x of a {kind} must be {'CHW or NCHW' if kind == 'conv2d' else 'NC'}, got shape "
+                             f"{arrays['x'].shape}")
+        if channels != w_codes.shape[1]:
+            raise InputError(f"x has {channels} input channels, w_codes expects {w_codes.shape[1]}")
     arrays.update({key: np.int64(value) for key, value in (
         ("stride", stride), ("padding", padding), ("relu", relu), ("pool", pool), ("w_bits", w_format.bits),
         ("w_k", w_format.k), ("a_bits", a_format.bits), ("a_k", a_format.k))})

@@ -528,3 +528,22 @@ def test_a_clock_above_the_models_fmax_is_warned_and_an_unrecorded_rtl_says_how_
     err = capsys.readouterr().err
     assert "note: the clock (200 MHz) is within the delay MODEL's nominal Fmax (250 MHz) but above its pessimistic "\
         "one (180 MHz)" in err and "warning" not in err
+
+
+def test_force_keeps_what_build_py_did_not_write(tmp_path, small_config, monkeypatch):
+    """A self-test build with --force over a system build removes the system's files, not a bitstream or the
+    user's files in deploy/; the folder's kind is checked before any synthesis."""
+    out = tmp_path / "b"
+    assert build.main(["--board", "zcu102", "--config", str(small_config), "--out", str(out)]) == 0
+    (out / "deploy" / "esb_system.bit").write_bytes(b"an hour of Vivado")
+    (out / "deploy" / "mine.txt").write_text("mine")
+    monkeypatch.setattr(build, "resources", lambda *args: pytest.fail("synthesized before checking the folder"))
+    assert build.main(["--board", "zcu102", "--self-test", "--config", str(small_config), "--out", str(out),
+                       "--estimate"]) == 2
+    monkeypatch.undo()
+    assert build.main(["--board", "zcu102", "--self-test", "--config", str(small_config), "--out", str(out),
+                       "--force"]) == 0
+    assert (out / "top.v").is_file() and not (out / "esb_system.v").exists() and not (out / "regmap.json").exists()
+    assert (out / "deploy" / "esb_system.bit").read_bytes() == b"an hour of Vivado"
+    assert (out / "deploy" / "mine.txt").read_text() == "mine"
+    assert not (out / "deploy" / "run.py").exists() and not (out / "deploy" / "esb_hw").exists()

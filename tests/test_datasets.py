@@ -138,3 +138,48 @@ def test_png_folders_that_are_refused(tmp_path):
     (tmp_path / "c.png").write_bytes(b"garbage")
     with pytest.raises(InputError, match="c.png: not a readable PNG"):
         load_images(tmp_path)
+
+
+def test_damaged_npz_files_are_one_line(tmp_path):
+    good = _save(tmp_path / "good.npz", x=np.zeros((2, 1, 4, 4)), y=np.array([0, 1]))
+    (tmp_path / "cut.npz").write_bytes(good.read_bytes()[:60])  # the zip's magic, then nothing
+    with pytest.raises(InputError, match="cut.npz: not a readable .npz file"):
+        load_images(tmp_path / "cut.npz")
+    np.save(tmp_path / "single.npy", np.zeros((2, 1, 4, 4)))
+    (tmp_path / "single.npy").rename(tmp_path / "single.npz")
+    with pytest.raises(InputError, match="single.npz: a single .npy array, not an .npz archive"):
+        load_images(tmp_path / "single.npz")
+
+
+def test_png_modes_become_grey_or_colour_and_transparency_is_refused(tmp_path):
+    pytest.importorskip("PIL", reason="the images extra (make build installs it)")
+    from PIL import Image
+
+    grey = (np.arange(16, dtype=np.uint8).reshape(4, 4) * 16)
+    palette = Image.fromarray(grey, mode="L").convert("P")  # a palette of greys
+    palette.save(tmp_path / "a.png")
+    Image.fromarray(np.stack([grey, np.full((4, 4), 255, np.uint8)], -1), mode="LA").save(tmp_path / "b.png")
+    images = load_images(tmp_path)
+    assert images.images.shape == (2, 1, 4, 4)  # both grey, one channel
+    assert np.array_equal(images.images[0, 0], grey / 255) and np.array_equal(images.images[1, 0], grey / 255)
+    alpha = np.full((4, 4), 255, np.uint8)
+    alpha[0, 0] = 0
+    Image.fromarray(np.stack([grey] * 3 + [alpha], -1), mode="RGBA").save(tmp_path / "c.png")
+    with pytest.raises(InputError, match="c.png: the image has transparency; flatten it onto its background first"):
+        load_images(tmp_path)
+
+
+def test_labels_csv_from_a_spreadsheet(tmp_path):
+    pytest.importorskip("PIL", reason="the images extra (make build installs it)")
+    _png(tmp_path / "a b.png", np.zeros((2, 2), np.uint8), "L")
+    _png(tmp_path / "c.png", np.zeros((2, 2), np.uint8), "L")
+    (tmp_path / "labels.csv").write_bytes('\ufeffFile,Label\r\n"a b.png",3\r\nc.png,4\r\n'.encode())  # Excel's
+    assert load_images(tmp_path).labels.tolist() == [3, 4]
+    for text, message in (("c.png,--3\n", "labels.csv:1: expected 'file,label' with an integer label, got 'c.png,--3'"),
+                          ("a b.png,1,2\n", "labels.csv:1: expected 'file,label'")):
+        (tmp_path / "labels.csv").write_text(text)
+        with pytest.raises(InputError, match=message):
+            load_images(tmp_path)
+    (tmp_path / "labels.csv").write_bytes(b"\xff\xfe\x00a")
+    with pytest.raises(InputError, match="labels.csv: not a UTF-8 CSV file"):
+        load_images(tmp_path)

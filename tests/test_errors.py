@@ -47,8 +47,14 @@ def test_run_command_gives_one_line_and_the_exit_code(capsys):
 
 
 # ---- entry_point: Ctrl-C and missing packages are one line --------------------------------------------------
-def test_entry_point_turns_ctrl_c_and_missing_packages_into_one_line(capsys):
+def test_entry_point_turns_ctrl_c_and_missing_packages_into_one_line(capsys, monkeypatch):
+    import importlib.util
+
     from esb_hw.errors import INTERRUPTED, entry_point
+
+    installed = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("cocotb", "amaranth") else
+                        installed(name, *a))  # as in a Python without them
 
     def interrupted(argv):
         raise KeyboardInterrupt
@@ -69,6 +75,8 @@ def test_entry_point_turns_ctrl_c_and_missing_packages_into_one_line(capsys):
     assert "run `make build` in the esb-hw checkout, then use .venv/bin/esb-hw" in capsys.readouterr().err
     with pytest.raises(ModuleNotFoundError):  # not one of ours: a real bug, shown in full
         entry_point(needs("somethingelse"))
+    with pytest.raises(ModuleNotFoundError):  # a part of an installed package missing: a real bug too
+        entry_point(needs("numpy._no_such_part"))
     assert entry_point(lambda argv: 7, ["x"]) == 7
 
 

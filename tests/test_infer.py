@@ -164,6 +164,35 @@ def test_your_own_data_refused_with_one_line(tmp_path, arrays, extra, message):
     assert result.returncode == 2 and len(lines) == 1 and message in lines[0], lines
 
 
+def test_many_unlabelled_images_list_the_first_twenty(tmp_path):
+    mine, _ = _digits_files(tmp_path, count=30, labels=False)
+    result = cli("--golden-only", "--data", str(mine), "--calibration", "digits")
+    assert result.returncode == 0, result.stderr
+    assert "per image (class by the float model, the golden model; the first 20 of 30, every image in --json" in \
+        result.stdout
+    assert result.stdout.count(", golden ") == 20 and "\n  19 " in result.stdout and "\n  20 " not in result.stdout
+
+
+def test_a_folder_named_like_a_dataset_is_ambiguous(tmp_path):
+    (tmp_path / "digits").mkdir()
+    result = subprocess.run([sys.executable, "-m", "esb_hw.infer", "--golden-only", "--data", "digits"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert result.returncode == 2 and result.stderr.strip() == ("error: --data digits: both a bundled dataset and a "
+                                                               "file or folder here; write ./digits for yours, or "
+                                                               "rename it")
+
+
+def test_save_outputs_is_byte_identical_and_refuses_a_missing_folder(tmp_path):
+    for name in ("one.npz", "two.npz"):
+        assert cli("--golden-only", "--images", "5", "--save-outputs", str(tmp_path / name)).returncode == 0
+    assert (tmp_path / "one.npz").read_bytes() == (tmp_path / "two.npz").read_bytes()
+    assert not list(tmp_path.glob(".*partial"))
+    missing = cli("--golden-only", "--save-outputs", str(tmp_path / "nowhere" / "o.npz"))
+    assert missing.returncode == 2 and f"no folder {tmp_path / 'nowhere'}" in missing.stderr
+    folder = cli("--golden-only", "--save-outputs", str(tmp_path))
+    assert folder.returncode == 2 and "writes an .npz file" in folder.stderr
+
+
 def test_ten_images_through_the_system_rtl_are_bit_exact():
     """The normal suite's end-to-end run: 10 held-out digits, Verilator, the AXI system and the driver."""
     require_simulator("verilator")

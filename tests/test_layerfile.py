@@ -53,7 +53,8 @@ def test_bad_layers_are_refused_naming_the_key(tmp_path):
     good = {"kind": "conv2d", "w_codes": layer["w_codes"], "bias": layer["bias"], "M": layer["M"], "S": layer["S"],
             "w_format": W_FORMAT, "a_format": A_FORMAT}
     save_layer(tmp_path / "l.npz", **good)
-    with pytest.raises(InputError, match="l.npz exists; not replaced"):
+    with pytest.raises(InputError, match="l.npz exists; not replaced \\(pass force, --force in the examples, to "
+                                         "replace it\\)"):
         save_layer(tmp_path / "l.npz", **good)
     save_layer(tmp_path / "l.npz", **good, force=True)
     for change, message in (({"kind": "pool"}, "kind must be 'conv2d' or 'linear'"),
@@ -62,7 +63,11 @@ def test_bad_layers_are_refused_naming_the_key(tmp_path):
                             ({"bias": layer["bias"][:3]}, "bias must be 6 integers \\(one per output channel\\)"),
                             ({"M": layer["M"] * 1.0}, "M must be 6 integers"),
                             ({"S": np.zeros(6, dtype=int)}, "shift must be in 1..48, got 0"),
-                            ({"x": np.full((4, 3, 3), 256)}, "x must be integer codes 0..255")):
+                            ({"x": np.full((4, 3, 3), 256)}, "x must be integer codes 0..255"),
+                            ({"x": np.zeros((3, 5, 5), dtype=int)}, "x has 3 input channels, w_codes expects 4"),
+                            ({"x": np.zeros((5, 5), dtype=int)}, "x of a conv2d must be CHW or NCHW"),
+                            ({"stride": 3}, "stride must be 1 or 2, padding 0..7 and pool only on a conv2d"),
+                            ({"padding": 8}, "got stride 1, padding 8")):
         with pytest.raises((InputError, ValueError), match=message):
             save_layer(tmp_path / "bad.npz", **{**good, **change})
     with pytest.raises(InputError, match="weight must be OIHW or OI"):

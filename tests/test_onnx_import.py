@@ -433,6 +433,9 @@ REFUSALS = {
         [conv(), helper.make_node("Cast", ["c"], ["h"], name="cast", to=TensorProto.FLOAT16)], W,
         r"node 'cast' \(Cast\): attribute to = FLOAT16 is not supported: only a Cast to the model's own type "
         r"\(FLOAT\), which changes nothing, is"),
+    "Cast to no type": refusal(
+        [conv(), helper.make_node("Cast", ["c"], ["h"], name="cast", to=99)], W,
+        r"node 'cast' \(Cast\): attribute to = 99 is not an ONNX tensor type"),
     # a final Softmax/LogSoftmax only
     "Softmax not the last node": refusal(
         [flat(inputs=("x",)), gemm(output="o"), helper.make_node("Softmax", ["o"], ["p"], name="probs"),

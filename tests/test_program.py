@@ -173,8 +173,10 @@ def test_a_linear_layer_after_a_conv2d_reads_the_nchw_flatten():
     sums = golden.linear(afmt.level(hidden.reshape(1, -1)), wfmt.level(weight_codes))[0]
     params = golden.requant_params(np.full(8, 14 / max(1, sums.max() - sums.min())), np.full(8, -sums.min()))
     linear = Layer("linear", weight_codes, params, afmt)
-    program = compile_program(SMALL, [conv, linear], (4, 5, 5), codes)
+    layers = [conv, linear]
+    program = compile_program(SMALL, layers, (4, 5, 5), codes)
     assert program.layers[1].kind == "conv2d" and program.shapes[-1] == (8, 1, 1)
+    assert layers == [conv, linear]  # the caller's list is left as it was
 
     def head(flat):
         return golden.requantize(golden.linear(afmt.level(flat)[None], wfmt.level(weight_codes)), params, afmt,

@@ -115,6 +115,7 @@ BAD_FILES = {
     "stride": ({"stride": 3}, "stride must be in 1..2, got 3"),
     "format": ({"w_bits": 40}, "the file's formats: weight_bits must be in 2..8, got 40"),
     "channels": ({"M": np.ones(5, dtype=int)}, "M has 5 values for 6 output channels"),
+    "short bias": ({"bias": np.zeros(5, dtype=int)}, "bias has 5 values for 6 output channels"),
     "HWIO weights": ({"w_codes": np.zeros((3, 3, 5, 6), dtype=int)},
                      "w_codes must be OIHW \\(outputs, inputs, kernel rows, kernel columns\\) with 6 outputs \\(one "
                      "per bias value\\), got shape \\(3, 3, 5, 6\\); it looks like HWIO \\(TensorFlow/Keras\\): pass "

@@ -312,6 +312,7 @@ def compile_program(config: AcceleratorConfig, layers, input_shape, activation_c
         if activation_codes is not None:
             activation_codes = packing.codes(activation_codes)
     schedules, shapes = lower_layers(config, layers, input_shape)
+    layers = [schedule.layer for schedule in schedules]  # a linear layer after a conv2d, as the conv2d it runs as
     tiles_per_layer = tile_layers(config, schedules)
     regions, end = allocate(config, schedules, sum(len(tiles) for tiles in tiles_per_layer), base)
     tiles = describe(config, schedules, tiles_per_layer, regions)
@@ -335,7 +336,7 @@ def flatten_into_conv(layer: Layer, shape: tuple[int, int, int], index: int = 0)
 def lower_layers(config: AcceleratorConfig, layers: list[Layer], input_shape) -> tuple[list[Schedule], list]:
     """Phase 1: each layer's lowering onto the array (:func:`esb_hw.compiler.lowering.lower`), checked, and the
     shapes from the input to the last output. A linear layer after a conv2d reads its input flattened in NCHW
-    order: it becomes the equal conv2d in ``layers`` (:func:`flatten_into_conv`)."""
+    order: its schedule is the equal conv2d's (:func:`flatten_into_conv`); ``layers`` is not changed."""
     if not layers:
         raise InputError("a program needs at least one layer")
     if len(layers) > 256:
@@ -345,7 +346,7 @@ def lower_layers(config: AcceleratorConfig, layers: list[Layer], input_shape) ->
     for index, layer in enumerate(layers):
         shape = shapes[-1]
         if layer.kind == "linear" and len(shape) == 3:
-            layers[index] = layer = flatten_into_conv(layer, shape, index)
+            layer = flatten_into_conv(layer, shape, index)
         try:
             schedule = lower(config, layer, shape, entries=config.entries)
         except InputError as error:

@@ -12,7 +12,9 @@ ships the data. The data is read from the packages' own files (``sklearn/dataset
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import zipfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -121,10 +123,16 @@ def load_images(path: str | Path, *, what: str = "--data") -> ImageSet:
     if not path.is_file():
         raise InputError(f"{what} {path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError) as error:
-        raise InputError(f"{what} {path}: not a readable .npz file ({type(error).__name__}: {error})") from None
+        with open(path, "rb") as handle:  # closed here even when NumPy fails half-way
+            archive = np.load(handle, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise InputError(f"{what} {path}: a single .npy array, not an .npz archive (np.savez(path, x=..., "
+                                 "y=...))")
+            with archive:
+                arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise InputError(f"{what} {path}: not a readable .npz file ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else 'truncated'})") from None
     if "x" not in arrays:
         raise InputError(f"{what} {path}: no array 'x' (images, float N x C x H x W); it has "
                          f"{', '.join(sorted(arrays)) or 'nothing'}")
@@ -154,40 +162,67 @@ def _png_folder(folder: Path, what: str) -> ImageSet:
         from PIL import Image
     except ImportError:
         raise InputError(f"{what} {folder}: reading PNGs needs Pillow (pip install 'esb-hw[images]')") from None
-    images = []
-    for file in files:
-        try:
-            with Image.open(file) as image:
-                mode = image.mode
-                pixels = np.asarray(image.convert("RGB") if mode in ("P", "RGBA", "LA", "CMYK", "YCbCr") else image)
-        except OSError as error:
-            raise InputError(f"{what} {file}: not a readable PNG ({error})") from None
-        scale = 65535.0 if pixels.dtype == np.uint16 or mode.startswith("I") else 255.0
-        if pixels.dtype == bool:
-            scale = 1.0
-        pixels = pixels.astype(np.float64) / scale
-        images.append(pixels[None] if pixels.ndim == 2 else np.moveaxis(pixels[..., :3], -1, 0))
+    images = [_png_pixels(Image, file, what) for file in files]
     shapes = sorted({image.shape for image in images})
     if len(shapes) > 1:
         sizes = ", ".join("x".join(map(str, shape)) for shape in shapes)
         raise InputError(f"{what} {folder}: the PNGs differ in size or channels ({sizes}, CxHxW); esb-hw does not "
-                         "resize")
+                         "resize or convert them")
     labels = _png_labels(folder, [file.name for file in files], what)
     return ImageSet(str(folder), np.stack(images), labels, tuple(file.name for file in files))
+
+
+def _png_pixels(Image, file: Path, what: str) -> np.ndarray:
+    """One PNG as float ``(C, H, W)`` in ``[0, 1]``: 1 channel for a grey image (a palette of greys included), 3 for
+    a colour one. An image with transparency is refused: what lies under it is not defined."""
+    try:
+        with Image.open(file) as image:
+            image.load()
+            palette = image.mode == "P"
+            if palette:
+                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+            if image.mode in ("LA", "RGBA", "PA"):
+                alpha = np.asarray(image.getchannel("A"))
+                if alpha.min() < 255:
+                    raise InputError(f"{what} {file}: the image has transparency; flatten it onto its background "
+                                     "first (esb-hw does not guess the background)")
+                image = image.convert("L" if image.mode == "LA" else "RGB")
+            if palette and image.mode == "RGB":
+                rgb = np.asarray(image)
+                if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+                    image = image.convert("L")  # a palette of greys: a grey image
+            if image.mode == "1":
+                image = image.convert("L")
+            if image.mode not in ("L", "RGB", "I", "I;16", "I;16B"):
+                raise InputError(f"{what} {file}: PNG mode {image.mode} is not supported (grey or RGB, 8 or 16 bits)")
+            pixels = np.asarray(image)
+    except OSError as error:
+        raise InputError(f"{what} {file}: not a readable PNG ({error})") from None
+    scale = 255.0 if pixels.dtype == np.uint8 else 65535.0
+    pixels = pixels.astype(np.float64) / scale
+    return pixels[None] if pixels.ndim == 2 else np.moveaxis(pixels, -1, 0)
 
 
 def _png_labels(folder: Path, names: list[str], what: str) -> np.ndarray | None:
     table = folder / LABELS_FILE
     if not table.is_file():
         return None
+    try:
+        rows = list(csv.reader(table.read_text(encoding="utf-8-sig").splitlines()))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise InputError(f"{what} {table}: not a UTF-8 CSV file ({type(error).__name__})") from None
     labels: dict[str, int] = {}
-    for number, line in enumerate(table.read_text(encoding="utf-8").splitlines(), 1):
-        fields = [field.strip() for field in line.split(",")]
-        if not line.strip() or (number == 1 and fields == ["file", "label"]):
+    for number, fields in enumerate(rows, 1):
+        fields = [field.strip() for field in fields]
+        if not any(fields) or (number == 1 and [field.lower() for field in fields] == ["file", "label"]):
             continue
-        if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-            raise InputError(f"{what} {table}:{number}: expected 'file,label' with an integer label, got {line!r}")
-        labels[fields[0]] = int(fields[1])
+        try:
+            if len(fields) != 2:
+                raise ValueError
+            labels[fields[0]] = int(fields[1])
+        except ValueError:
+            raise InputError(f"{what} {table}:{number}: expected 'file,label' with an integer label, got "
+                             f"{','.join(fields)!r}") from None
     missing = [name for name in names if name not in labels]
     if missing:
         raise InputError(f"{what} {table}: no label for {', '.join(missing[:3])}"

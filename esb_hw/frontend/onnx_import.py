@@ -559,7 +559,10 @@ class _Builder:
     def op_Cast(self, node: _Node) -> None:
         import onnx
 
-        to = onnx.TensorProto.DataType.Name(node.get("to"))
+        try:
+            to = onnx.TensorProto.DataType.Name(node.get("to"))
+        except ValueError:
+            raise node.fail(f"attribute to = {node.get('to')} is not an ONNX tensor type") from None
         if to != self.element:
             raise node.fail(f"attribute to = {to} is not supported: only a Cast to the model's own type "
                             f"({self.element}), which changes nothing, is")

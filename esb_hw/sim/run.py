@@ -129,7 +129,8 @@ def load_layer(path: Path, config: AcceleratorConfig | None, *, needs_x: bool) -
             raise InputError(f"w_codes must hold codes 0..{config.weight_format.code_count - 1} of "
                              f"{config.weight_format} ({path})")
         params = {key: _array(archive, key, path, (1,)) for key in ("bias", "M", "S")}
-        _check_weight_layout(kind, weights.shape, len(params["bias"]), path)
+        if len({len(values) for values in params.values()}) == 1:  # else the per-key lengths are reported below
+            _check_weight_layout(kind, weights.shape, len(params["bias"]), path)
         for key, values in params.items():
             if len(values) != weights.shape[0]:
                 raise InputError(f"{key} has {len(values)} values for {weights.shape[0]} output channels ({path})")
