@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import functools
 import math
+import re
 from fractions import Fraction
 
 import numpy as np
@@ -19,14 +20,21 @@ import pytest
 
 from esb_hw.quant import ActivationQuantizer, ESBFormat, fit_alpha, lambda_for
 from esb_hw.quant.golden import (
+    AddParams,
     RequantParams,
+    add_params,
+    bound_level,
     conv2d,
     flatten,
     fold_scales,
+    global_sum_pool,
     linear,
     max_pool2x2,
+    pool_params,
     requant_params,
     requantize,
+    residual_add,
+    sum_pool,
 )
 
 W4 = ESBFormat(4, 1)  # signed weights: e = 2, levels 0, ±1, ±2, ±3, ±4, ±6, ±8, ±12
@@ -791,3 +799,140 @@ def test_requant_params_takes_the_largest_shift_that_fits():
     # M = round(scale * 2**20) = 65535 still fits 16 bits, so S = 20 (not 19, which loses a bit).
     params = requant_params([65535.25 / 2**20])
     assert (int(params.multiplier[0]), int(params.shift[0])) == (65535, 20)
+
+
+# ---- the operators of residual networks and MobileNets (issue 20): depthwise, residual add, pooling, bounds ----
+def _onnx_reference(op: str, inputs: dict, **attributes) -> np.ndarray:
+    """``op`` run by onnx.reference on float64 copies of integer arrays (exact below 2**53)."""
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+
+    names = list(inputs)
+    node = helper.make_node(op, names, ["y"], **attributes)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(n, TensorProto.DOUBLE, None) for n in names],
+                              [helper.make_tensor_value_info("y", TensorProto.DOUBLE, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return ReferenceEvaluator(model).run(None, {n: np.asarray(v, dtype=np.float64) for n, v in inputs.items()})[0]
+
+
+@pytest.mark.parametrize(("stride", "padding", "multiplier"), [(1, 1, 1), (2, 1, 1), (1, 0, 2), (2, 1, 2)])
+def test_depthwise_conv2d_equals_onnx_and_per_channel_convolutions(stride, padding, multiplier):
+    rng = np.random.default_rng(stride * 10 + padding + multiplier)
+    channels = 5
+    x = random_levels(rng, A8, (2, channels, 7, 6))
+    w = random_levels(rng, W4, (channels * multiplier, 1, 3, 3))
+    out = conv2d(x, w, stride=stride, padding=padding, groups=channels)
+    pads = [padding] * 4
+    reference = _onnx_reference("Conv", {"x": x, "w": w}, group=channels, strides=[stride, stride], pads=pads)
+    assert out.dtype == np.int64 and np.array_equal(out, reference.astype(np.int64))
+    for k in range(channels * multiplier):  # and each output channel reads its own input channel only
+        c = k // multiplier
+        assert np.array_equal(out[:, k:k + 1], conv2d(x[:, c:c + 1], w[k:k + 1], stride=stride, padding=padding))
+
+
+def test_grouped_conv2d_equals_onnx_and_rejects_bad_groups():
+    rng = np.random.default_rng(7)
+    x, w = random_levels(rng, U41, (1, 6, 5, 5)), random_levels(rng, W4, (4, 3, 3, 3))
+    assert np.array_equal(conv2d(x, w, padding=1, groups=2),
+                          _onnx_reference("Conv", {"x": x, "w": w}, group=2, pads=[1, 1, 1, 1]).astype(np.int64))
+    assert np.array_equal(conv2d(x[:, :3], w[:, :3], groups=1), conv2d(x[:, :3], w[:, :3]))
+    for groups, message in ((4, "groups = 4 must divide the 6 input and 4 output channels"),
+                            (0, "groups must be a positive int, got 0"), (True, "groups must be a positive int")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            conv2d(x, w, groups=groups)
+    with pytest.raises(ValueError, match=re.escape("x has 6 channels in 3 groups of 2, but w expects 3 per group")):
+        conv2d(x, random_levels(rng, W4, (6, 3, 3, 3)), groups=3)
+
+
+def _round_half_up(value: Fraction) -> int:
+    return math.floor(value + Fraction(1, 2))
+
+
+def test_residual_add_is_the_rounded_scaled_sum():
+    """Against the definition in exact rationals: y = round_half_up((La*Ma + Lb*Mb) / 2**S), then the clamp."""
+    rng = np.random.default_rng(3)
+    params = AddParams(40000, 23000, 17)
+    a, b = random_levels(rng, A8, (2, 3, 4, 4)), random_levels(rng, A8, (2, 3, 4, 4))
+    codes = residual_add(a, b, params, A8)
+    expected = [min(255, max(0, _round_half_up(Fraction(int(p) * 40000 + int(q) * 23000, 2**17))))
+                for p, q in zip(a.ravel(), b.ravel(), strict=True)]
+    assert codes.dtype == A8.code_dtype and codes.ravel().tolist() == expected
+    assert 0 < codes.min() or codes.max() == 255  # the vectors reach the clamp or stay inside: both are checked
+
+
+def test_residual_add_ties_saturation_and_esb_outputs():
+    one = AddParams(1, 1, 1)  # (a + b + 1) >> 1: the mean, ties up
+    assert residual_add(np.array([1, 2, 3, 0]), np.array([0, 1, 2, 0]), one, A8).tolist() == [1, 2, 3, 0]
+    assert residual_add(np.array([255]), np.array([255]), AddParams(2, 2, 1), A8).tolist() == [255]  # saturates
+    # ESB(4,1) unsigned outputs: 5 -> 6, 7 -> 8 (ties up), 13 -> 12
+    assert U41.level(residual_add(np.array([5, 7, 13]), np.zeros(3, dtype=int), AddParams(2, 0, 1), U41)).tolist() \
+        == [6, 8, 12]
+    # an upper bound keeps the nearest level within it: 7 with a bound of 7 is 6, not 8
+    assert U41.level(residual_add(np.array([7]), np.array([0]), AddParams(2, 0, 1), U41, upper=7)).tolist() == [6]
+
+
+def test_add_params_fold_the_scales():
+    params = add_params(2.0**-4, 2.0**-5, 2.0**-4)  # ratios 1 and 1/2
+    assert (params.multiplier_a, params.multiplier_b, params.shift) == (32768, 16384, 15)
+    params = add_params(0.0123, 0.0456, 0.05)
+    ratios = (0.0123 / 0.05, 0.0456 / 0.05)
+    assert max(params.multiplier_a, params.multiplier_b) >= 1 << 15  # 16 significant bits on the larger ratio
+    assert abs(params.multiplier_a / 2**params.shift - ratios[0]) <= 2.0**-(params.shift + 1)
+    assert abs(params.multiplier_b / 2**params.shift - ratios[1]) <= 2.0**-(params.shift + 1)
+    for args, message in (((1.0, 1.0, 0.0), "scales must be finite and > 0"),
+                          ((1e6, 1.0, 1.0), "a scale ratio of 1000000.0 needs M >= 2**16 at S = 1"),
+                          ((1.0, 1e-12, 1.0), "rounds to M = 0")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            add_params(*args)
+    for kwargs, message in (({"multiplier_a": 1 << 16}, "multiplier_a must be in 0..65535"),
+                            ({"shift": 0}, "shift must be in 1..48, got 0"), ({"multiplier_b": 1.5}, "must be an int")):
+        with pytest.raises((ValueError, TypeError), match=re.escape(message)):
+            AddParams(**{"multiplier_a": 1, "multiplier_b": 1, "shift": 1, **kwargs})
+    with pytest.raises(ValueError, match="the same shape"):
+        residual_add(np.zeros((2, 2), dtype=int), np.zeros(4, dtype=int), params, A8)
+
+
+@pytest.mark.parametrize(("kernel", "stride"), [(2, None), (3, 2), ((2, 3), (1, 2))])
+def test_sum_pool_is_onnx_average_pool_times_the_window(kernel, stride):
+    rng = np.random.default_rng(11)
+    x = random_levels(rng, A8, (2, 3, 7, 8))
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    sh, sw = (kh, kw) if stride is None else ((stride, stride) if isinstance(stride, int) else stride)
+    reference = _onnx_reference("AveragePool", {"x": x}, kernel_shape=[kh, kw], strides=[sh, sw]) * (kh * kw)
+    assert np.array_equal(sum_pool(x, kernel, stride), np.round(reference).astype(np.int64))
+    assert np.array_equal(global_sum_pool(x), np.round(_onnx_reference("GlobalAveragePool", {"x": x}) * 56)
+                          .astype(np.int64))
+
+
+def test_average_pool_requantized_is_the_rounded_mean():
+    """Global average pool of uint8 levels to uint8 at the same scale: the mean of the 49 levels, rounded (within
+    M's 16 significant bits, which move a result by at most 1)."""
+    rng = np.random.default_rng(5)
+    x = random_levels(rng, A8, (3, 4, 7, 7))
+    params = pool_params(49, 2.0**-4, 2.0**-4)
+    codes = requantize(global_sum_pool(x), params, A8).astype(np.int64)
+    means = x.reshape(3, 4, -1).mean(axis=2)
+    assert np.abs(codes[:, :, 0, 0] - means).max() <= 0.5 + 49 * 255 * 2.0**-16
+    assert np.array_equal(codes, requantize(global_sum_pool(x), requant_params(1 / 49), A8))
+    with pytest.raises(ValueError, match="window must be a positive int"):
+        pool_params(0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="kernel 8x8 is larger than the input 7x7"):
+        sum_pool(x, 8)
+
+
+def test_requantize_with_an_upper_bound_is_relu6():
+    # uint8 outputs worth 2**-4: ReLU6 allows levels up to 6 / 2**-4 = 96
+    bound = bound_level(6.0, 2.0**-4, A8)
+    assert bound == 96 and bound_level(100.0, 2.0**-4, A8) == 255 and bound_level(6.0, 0.7, A8) == 8
+    acc = np.array([[-5], [50], [96], [97], [400]])
+    params = RequantParams(np.zeros(1, dtype=int), np.ones(1, dtype=int), np.ones(1, dtype=int))  # y = acc / 2
+    assert requantize(acc, params, A8, upper=bound, channel_axis=1).ravel().tolist() == [0, 25, 48, 49, 96]
+    # ESB outputs: the level nearest 13 is 12, the nearest to 14 is 16 (ties up), a bound of 14 gives 12
+    esb = requantize(np.array([[26], [28], [28]]), params, U41, channel_axis=1, upper=14).ravel()
+    assert U41.level(esb).tolist() == [12, 12, 12]
+    assert U41.level(requantize(np.array([[28]]), params, U41, channel_axis=1)).tolist() == [[16]]
+    for upper in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="upper must be a level >= 0"):
+            requantize(acc, params, A8, upper=upper)
+    with pytest.raises(ValueError, match="bound must be finite and >= 0"):
+        bound_level(-1.0, 1.0, A8)

@@ -28,6 +28,13 @@ __all__ = [
     "encode_level_ties_up",
     "max_pool2x2",
     "flatten",
+    "bound_level",
+    "AddParams",
+    "add_params",
+    "residual_add",
+    "sum_pool",
+    "global_sum_pool",
+    "pool_params",
 ]
 
 #: ``M`` is an unsigned integer of at most this many bits.
@@ -174,17 +181,20 @@ def _check_no_overflow(x: np.ndarray, w: np.ndarray, reduction: int) -> None:
         raise ValueError("the accumulation could overflow int64; inputs are not levels of a supported format")
 
 
-def conv2d(x, w, stride=1, padding=0) -> np.ndarray:
-    """Exact integer 2-d convolution (cross-correlation), NCHW, groups = 1.
+def conv2d(x, w, stride=1, padding=0, groups: int = 1) -> np.ndarray:
+    """Exact integer 2-d convolution (cross-correlation), NCHW.
 
     Parameters
     ----------
     x : int array (N, C, H, W)
         Activation levels.
-    w : int array (K, C, R, S)
+    w : int array (K, C / groups, R, S)
         Weight levels.
     stride, padding : int or (int, int)
         Zero padding is level 0.
+    groups : int
+        ``C`` and ``K`` are cut into ``groups`` equal groups; output channel ``k`` reads the input channels of
+        group ``k // (K / groups)`` only. ``groups = C`` (with ``K = C``) is a depthwise convolution.
 
     Returns
     -------
@@ -195,6 +205,17 @@ def conv2d(x, w, stride=1, padding=0) -> np.ndarray:
     if x.ndim != 4 or w.ndim != 4:
         raise ValueError(f"conv2d needs x of shape (N, C, H, W) and w of shape (K, C, R, S), got "
                          f"{x.shape} and {w.shape}")
+    if not isinstance(groups, int | np.integer) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    if groups > 1:
+        if x.shape[1] % groups or w.shape[0] % groups:
+            raise ValueError(f"groups = {groups} must divide the {x.shape[1]} input and {w.shape[0]} output channels")
+        if x.shape[1] // groups != w.shape[1]:
+            raise ValueError(f"x has {x.shape[1]} channels in {groups} groups of {x.shape[1] // groups}, but w "
+                             f"expects {w.shape[1]} per group")
+        inputs, outputs = x.shape[1] // groups, w.shape[0] // groups
+        return np.concatenate([conv2d(x[:, g * inputs:(g + 1) * inputs], w[g * outputs:(g + 1) * outputs],
+                                      stride, padding) for g in range(groups)], axis=1)
     if x.shape[1] != w.shape[1]:
         raise ValueError(f"x has {x.shape[1]} channels but w expects {w.shape[1]}")
     stride_h, stride_w = _pair(stride, "stride")
@@ -236,12 +257,14 @@ def encode_level_ties_up(values, fmt: ESBFormat) -> np.ndarray:
     return fmt.code_of_level(nearest)
 
 
-def requantize(acc, params: RequantParams, fmt: ESBFormat, relu: bool = True, channel_axis: int = 1):
+def requantize(acc, params: RequantParams, fmt: ESBFormat, relu: bool = True, channel_axis: int = 1,
+               upper: int | None = None):
     """Accumulators to activation codes (docs/arithmetic.md).
 
     ``y = ((acc + bias[c]) * M[c] + 2**(S[c]-1)) >> S[c]`` (arithmetic shift), then ReLU if ``relu``,
-    then clamp to ``[0, Lmax]``, then, for an ESB format (``e > 0``), the nearest level with ties up.
-    Returns codes of ``fmt`` (its ``code_dtype``).
+    then clamp to ``[0, Lmax]`` (and to ``upper``, a level, if given: ReLU6 and other bounds, see
+    :func:`bound_level`), then, for an ESB format (``e > 0``), the nearest level with ties up, never above
+    ``upper``. Returns codes of ``fmt`` (its ``code_dtype``).
     """
     acc = _integer_array(acc, "acc")
     if not isinstance(params, RequantParams):
@@ -264,10 +287,34 @@ def requantize(acc, params: RequantParams, fmt: ESBFormat, relu: bool = True, ch
         scaled = (big + (1 << (shift.astype(object) - 1))) >> shift.astype(object)
     if relu:
         scaled = np.maximum(scaled, 0)
-    clamped = np.clip(scaled, 0, fmt.max_level).astype(np.int64)
+    return _clamp_and_encode(scaled, fmt, upper)
+
+
+def _clamp_and_encode(values, fmt: ESBFormat, upper: int | None) -> np.ndarray:
+    """Clamp integers to ``[0, min(Lmax, upper)]`` and encode them in the unsigned ``fmt`` (nearest level, ties
+    up, never above ``upper``)."""
+    top = fmt.max_level
+    if upper is not None:
+        if not isinstance(upper, int | np.integer) or isinstance(upper, bool) or upper < 0:
+            raise ValueError(f"upper must be a level >= 0, got {upper!r}")
+        top = min(top, int(upper))
+    clamped = np.clip(values, 0, top).astype(np.int64)
     if fmt.exponent_bits == 0:
         return clamped.astype(fmt.code_dtype)
-    return encode_level_ties_up(clamped, fmt)
+    codes = encode_level_ties_up(clamped, fmt)
+    if upper is not None:  # the nearest level may lie above the bound: take the largest level within it
+        levels = fmt.integer_levels()
+        within = levels[np.searchsorted(levels, top, side="right") - 1]
+        codes = np.where(fmt.level(codes) > top, fmt.code_of_level(np.int64(within)), codes).astype(fmt.code_dtype)
+    return codes
+
+
+def bound_level(bound: float, output_scale: float, fmt: ESBFormat) -> int:
+    """The level of ``fmt`` that a real upper bound (6 for ReLU6) allows: ``floor(bound / output_scale)``, so that
+    no output exceeds the bound, at most ``Lmax``."""
+    if not (math.isfinite(bound) and bound >= 0 and math.isfinite(output_scale) and output_scale > 0):
+        raise ValueError(f"bound must be finite and >= 0 and output_scale > 0, got {bound} and {output_scale}")
+    return min(fmt.max_level, math.floor(bound / output_scale))
 
 
 def max_pool2x2(codes) -> np.ndarray:
@@ -290,3 +337,109 @@ def flatten(x) -> np.ndarray:
     if array.ndim < 1:
         raise ValueError("flatten needs at least a batch axis")
     return array.reshape(array.shape[0], -1)
+
+
+@dataclass(frozen=True, eq=False)
+class AddParams:
+    """Constants of a residual add: ``y = (La * Ma + Lb * Mb + 2**(S-1)) >> S``.
+
+    Attributes
+    ----------
+    multiplier_a, multiplier_b : int
+        ``Ma``, ``Mb`` in ``0 .. 2**16 - 1``: each input's scale relative to the output's, times ``2**S``.
+    shift : int
+        ``S`` in ``1 .. 48``, shared by both inputs.
+    """
+
+    multiplier_a: int
+    multiplier_b: int
+    shift: int
+
+    def __post_init__(self):
+        for name in ("multiplier_a", "multiplier_b", "shift"):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an int, got {value!r}")
+        for name in ("multiplier_a", "multiplier_b"):
+            if not 0 <= getattr(self, name) < 1 << MULTIPLIER_BITS:
+                raise ValueError(f"{name} must be in 0..{(1 << MULTIPLIER_BITS) - 1}, got {getattr(self, name)}")
+        low, high = SHIFT_RANGE
+        if not low <= self.shift <= high:
+            raise ValueError(f"shift must be in {low}..{high}, got {self.shift}")
+
+
+def add_params(a_scale: float, b_scale: float, output_scale: float) -> AddParams:
+    """Fold two inputs' real scales (a level of ``a`` is worth ``a_scale``) and the output's into
+    :class:`AddParams`: ``S`` is the largest shift in 1..48 for which both ``M = round(scale / output_scale *
+    2**S)`` stay below ``2**16`` (half to even), so that the larger ratio keeps 16 significant bits."""
+    scales = (a_scale, b_scale, output_scale)
+    if not all(math.isfinite(scale) and scale > 0 for scale in scales):
+        raise ValueError(f"scales must be finite and > 0, got {a_scale}, {b_scale} and {output_scale}")
+    ratios = [a_scale / output_scale, b_scale / output_scale]
+    limit = (1 << MULTIPLIER_BITS) - 1
+    low, high = SHIFT_RANGE
+    shift = min(high, math.floor(math.log2((limit + 0.5) / max(ratios))))
+    while shift >= low and max(round(r * 2.0**shift) for r in ratios) > limit:
+        shift -= 1
+    if shift < low:
+        raise ValueError(f"a scale ratio of {max(ratios)} needs M >= 2**{MULTIPLIER_BITS} at S = {low}")
+    multipliers = [round(r * 2.0**shift) for r in ratios]
+    if 0 in multipliers:
+        raise ValueError(f"a scale ratio of {min(ratios)} rounds to M = 0 at S = {shift}: the two scales differ "
+                         "by more than 16 bits")
+    return AddParams(multipliers[0], multipliers[1], shift)
+
+
+def residual_add(a, b, params: AddParams, fmt: ESBFormat, relu: bool = True, upper: int | None = None):
+    """The sum of two tensors of levels (``a``, ``b``: unsigned activation levels of any shape, the same shape) in
+    the unsigned ``fmt``: ``y = (La * Ma + Lb * Mb + 2**(S-1)) >> S`` (ties toward plus infinity), then ReLU,
+    the clamp (and ``upper``) and the encoding of :func:`requantize`. Returns codes of ``fmt``."""
+    a = _integer_array(a, "a")
+    b = _integer_array(b, "b")
+    if a.shape != b.shape:
+        raise ValueError(f"residual_add needs a and b of the same shape, got {a.shape} and {b.shape}")
+    if not isinstance(params, AddParams):
+        raise TypeError(f"params must be AddParams, got {type(params).__name__}")
+    if not isinstance(fmt, ESBFormat) or fmt.signed:
+        raise ValueError(f"fmt must be an unsigned ESBFormat, got {fmt}")
+    if (_peak(a) + _peak(b)) * ((1 << MULTIPLIER_BITS) - 1) >= _INT64_LIMIT:
+        raise ValueError("the sum could overflow int64; inputs are not levels of a supported format")
+    y = (a * params.multiplier_a + b * params.multiplier_b + (np.int64(1) << (params.shift - 1))) >> params.shift
+    if relu:
+        y = np.maximum(y, 0)
+    return _clamp_and_encode(y, fmt, upper)
+
+
+def sum_pool(x, kernel, stride=None) -> np.ndarray:
+    """Exact sums of ``kernel`` windows of NCHW levels ``x`` (stride ``kernel`` by default; no padding, a trailing
+    partial window is dropped): the accumulators of a ``k x k`` average pool, which :func:`requantize` scales by
+    ``1 / (kh * kw)`` folded into ``M`` (:func:`pool_params`)."""
+    x = _integer_array(x, "x")
+    if x.ndim != 4:
+        raise ValueError(f"sum_pool needs NCHW levels, got shape {x.shape}")
+    kernel_h, kernel_w = _pair(kernel, "kernel")
+    stride_h, stride_w = _pair(kernel if stride is None else stride, "stride")
+    if min(kernel_h, kernel_w, stride_h, stride_w) < 1:
+        raise ValueError(f"kernel and stride must be >= 1, got {kernel!r} and {stride!r}")
+    if x.shape[2] < kernel_h or x.shape[3] < kernel_w:
+        raise ValueError(f"kernel {kernel_h}x{kernel_w} is larger than the input {x.shape[2]}x{x.shape[3]}")
+    if _peak(x) * kernel_h * kernel_w >= _INT64_LIMIT:
+        raise ValueError("the sums could overflow int64")
+    windows = sliding_window_view(x, (kernel_h, kernel_w), axis=(2, 3))[:, :, ::stride_h, ::stride_w]
+    return windows.sum(axis=(4, 5), dtype=np.int64)
+
+
+def global_sum_pool(x) -> np.ndarray:
+    """Exact sums over H and W of NCHW levels: ``(N, C, 1, 1)``, the accumulators of a global average pool."""
+    x = _integer_array(x, "x")
+    if x.ndim != 4:
+        raise ValueError(f"global_sum_pool needs NCHW levels, got shape {x.shape}")
+    return sum_pool(x, (x.shape[2], x.shape[3]))
+
+
+def pool_params(window: int, input_scale: float, output_scale: float) -> RequantParams:
+    """The :class:`RequantParams` of an average pool over ``window`` levels: ``real_scale = input_scale /
+    (window * output_scale)``, no bias (:func:`requant_params`)."""
+    if not isinstance(window, int | np.integer) or isinstance(window, bool) or window < 1:
+        raise ValueError(f"window must be a positive int, got {window!r}")
+    return requant_params(input_scale / (window * output_scale))
