@@ -15,7 +15,10 @@ file that a bench wrote:
   7 configs of the README's table: ``default``, ``esb5_act_esb``, ``pot3``, ``uniform4``, ``uniform5``,
   ``array16x16``, ``array32x32``);
 - ``array-timing``: ``bench/results/timing_arrays.json``, from ``python bench/timing.py --json`` (the default 8x8,
-  16x16 and 32x32 arrays).
+  16x16 and 32x32 arrays);
+- ``compare``: ``bench/results/compare.json``, from ``python bench/compare.py --json``;
+- ``compare-configs``: ``bench/results/compare_configs.json``, ``{"runs": [...]}`` of ``python bench/compare.py
+  --config esb_hw/data/configs/NAME.toml --json`` for ``pot3``, ``esb5_act_esb``, ``uniform4`` and ``uniform5``.
 
 ``make figures`` (``python bench/readme_figures.py --update``) rewrites the blocks; without ``--update`` it checks
 them, exits 1 and names each block that differs from its JSON. ``tests/test_readme_figures.py`` runs the check,
@@ -120,10 +123,67 @@ def array_timing(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _by_label(rows: list[dict]) -> dict:
+    """``{label: {side: row}}`` in the bench's order."""
+    table: dict = {}
+    for row in rows:
+        table.setdefault(row["label"], {})[row["side"]] = row
+    return table
+
+
+def _ratios(own: dict, rival: dict, sides: list[int], separator: str) -> str:
+    """The own format's LUT/MAC over the rival's, per array side."""
+    return separator.join(f"{own[side]['lut_per_mac'] / rival[side]['lut_per_mac']:.2f}x" for side in sides)
+
+
+def compare(result: dict) -> str:
+    """The default config's weights against its rivals (``bench/compare.py --json``), and the LUT ratios."""
+    table = _by_label(result["rows"])
+    sides = sorted({row["side"] for row in result["rows"]})
+    small = sides[0]
+    lines = ["| weights | max level | mapping | " + " | ".join(f"{s}x{s} LUT/MAC" for s in sides) +
+             f" | {small}x{small} FF/MAC | {small}x{small} CARRY4/CARRY8 | {small}x{small} depth | "
+             f"{small}x{small} Fmax nominal / pessimistic (MODEL) |",
+             "|---|---:|---|" + "---:|" * len(sides) + "---:|---:|---|---:|"]
+    for label, by_side in table.items():
+        row = by_side[small]
+        name = row["weights"] if label == "own" else f"{label}: {row['weights']}"
+        lines.append(f"| {name} | {row['levels']} | {row['mapping']} | " +
+                     " | ".join(f"{by_side[s]['lut_per_mac']:.1f}" for s in sides) +
+                     f" | {row['ff_per_mac']:.1f} | {row['carry4']} / {row['carry8']} | "
+                     f"{row['deepest']['lut_levels']} LUTs + {row['deepest']['carry_bits']} carry bits | "
+                     f"{row['fmax_mhz_model']:.0f} / {row['fmax_mhz_pessimistic']:.0f} MHz |")
+    own = table["own"]
+    ratios = [f"{label} {_ratios(own, by_side, sides, ', ')}" for label, by_side in table.items() if label != "own"]
+    lines += ["", f"LUTs of {own[small]['weights']} per rival ({', '.join(f'{s}x{s}' for s in sides)}): "
+              + "; ".join(ratios) + "."]
+    return "\n".join(lines)
+
+
+def compare_configs(result: dict) -> str:
+    """The other shipped configs' LUT ratios to their rivals (``bench/compare.py --config NAME --json`` each)."""
+    lines = ["| config (weights x activations) | rival | LUT ratio, " +
+             " / ".join(f"{s}x{s}" for s in sorted({r['side'] for run in result['runs'] for r in run['rows']})) +
+             " |", "|---|---|---:|"]
+    for run in result["runs"]:
+        table = _by_label(run["rows"])
+        own = table["own"]
+        sides = sorted(own)
+        for label, by_side in table.items():
+            if label == "own":
+                continue
+            ratio = _ratios(own, by_side, sides, " / ")
+            lines.append(f"| {run['config']} ({own[sides[0]]['weights']} x {run['activations']}) | {label}: "
+                         f"{by_side[sides[0]]['weights']}, {by_side[sides[0]]['mapping']} | {ratio} |")
+    return "\n".join(lines)
+
+
 #: block name -> (source JSON, renderer)
 BLOCKS = {"digits-rtl": (RESULTS / "digits_rtl.json", digits_rtl), "system-timing": (TIMING, system_timing),
           "chip": (RESULTS / "chip.json", chip), "model-error": (RESULTS / "model_error.json", model_error),
-          "array-timing": (RESULTS / "timing_arrays.json", array_timing)}
+          "array-timing": (RESULTS / "timing_arrays.json", array_timing),
+          "compare": (RESULTS / "compare.json", compare),
+          "compare-configs": (RESULTS / "compare_configs.json", compare_configs)}
 
 
 def markers(name: str) -> tuple[str, str]:

@@ -23,7 +23,8 @@ def test_every_generated_figure_equals_its_json():
 
 
 @pytest.mark.parametrize(("name", "figure"), [("digits-rtl", "MAC utilization"), ("system-timing", "MHz nominal"),
-                                              ("chip", "MHz"), ("model-error", " % |"), ("array-timing", " MHz |")])
+                                              ("chip", "MHz"), ("model-error", " % |"), ("array-timing", " MHz |"),
+                                              ("compare", "MHz |"), ("compare-configs", "x |")])
 def test_the_check_sees_a_wrong_figure(name, figure):
     found = figures.block(README, name)
     line = next(line for line in found.splitlines() if figure in line)
