@@ -32,6 +32,7 @@ from esb_hw.config import AcceleratorConfig
 from esb_hw.data import CONFIGS
 from esb_hw.errors import EsbError
 from esb_hw.estimate.measure import DESIGNS, design_component
+from esb_hw.estimate.recorded import design_digest
 from esb_hw.estimate.synth import synthesize, yosys_version
 
 DEFAULT_CONFIGS = ("default", "array16x16", "array32x32")
@@ -61,6 +62,7 @@ def measure(job: tuple[str, str, int]) -> dict:
         "largest_reset_fanout": timing["largest_reset_fanout"], "from_o_ready": cone,
         "ready_fanout_ok": cone is None or cone["largest_fanout_pins"] <= READY_FANOUT_LIMIT,
         "flow": result.flow, "seconds": round(result.seconds),
+        "verilog_sha256": design_digest(design, config),  # the RTL these figures belong to
     }
 
 

@@ -2,6 +2,7 @@
 the RTL the build writes today (re-record with bench/timing.py --design system --record after changing it)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,42 @@ def test_a_malformed_record_file_is_one_line(tmp_path):
     with pytest.raises(InputError, match="timing.json: not a timing record file"):
         load_records(path)
     assert RECORD_PATH.name == "timing.json" and RECORD_PATH.parent.name == "data"
+
+
+RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
+
+
+def _stale_rows(name: str, design: str, configs: tuple[str, ...]) -> list[str]:
+    from esb_hw.estimate.recorded import design_digest
+
+    rows = json.loads((RESULTS / name).read_text())["configs"]
+    found = [row for row in rows if row["config"] in configs]
+    assert [row["config"] for row in found] == list(configs), f"{name} lacks a row"
+    return [f"{row['config']} {design}" for row in found
+            if row["verilog_sha256"] != design_digest(design, shipped_config(row["config"]))]
+
+
+def test_the_engine_and_8x8_array_figures_are_for_todays_rtl():
+    """The README's engine Fmax and chip table (timing_engine.json) and the 8x8 array row: measured on today's RTL,
+    else rerun the benches that bench/readme_figures.py names, then make figures."""
+    stale = _stale_rows("timing_engine.json", "engine", ("default",)) + \
+        _stale_rows("timing_arrays.json", "array", ("default",))
+    assert not stale, f"the RTL changed since these figures were measured: {stale}"
+
+
+@pytest.mark.slow  # about a minute of Verilog for the 32x32 array
+def test_the_larger_array_figures_are_for_todays_rtl():
+    stale = _stale_rows("timing_arrays.json", "array", ("array16x16", "array32x32"))
+    assert not stale, f"the RTL changed since these figures were measured: {stale}"
+
+
+def test_a_changed_design_is_seen(monkeypatch):
+    """The check names a row whose RTL is no longer today's (a planted digest: the design as if it had changed), and
+    the digest follows the design (the 8x8 array with other weights is another RTL)."""
+    from esb_hw.estimate import recorded
+
+    rows = json.loads((RESULTS / "timing_arrays.json").read_text())["configs"]
+    (default,) = [row for row in rows if row["config"] == "default"]
+    assert default["verilog_sha256"] != recorded.design_digest("array", shipped_config("pot3"))
+    monkeypatch.setattr(recorded, "design_digest", lambda design, config: "0" * 64)
+    assert _stale_rows("timing_engine.json", "engine", ("default",)) == ["default engine"]
