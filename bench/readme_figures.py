@@ -20,9 +20,9 @@ file that a bench wrote:
 - ``compare-configs``: ``bench/results/compare_configs.json``, ``{"runs": [...]}`` of ``python bench/compare.py
   --config esb_hw/data/configs/NAME.toml --json`` for ``pot3``, ``esb5_act_esb``, ``uniform4`` and ``uniform5``.
 
-``bench/timing.py`` stores each design's Verilog digest in its JSON, and ``tests/test_recorded.py`` fails when the
-system, the engine or an array is no longer the RTL its figures were measured on (the model-error and comparison
-runs, of many array variants, are not checked that way).
+``bench/timing.py`` stores each design's RTL digest (``rtl_sha256``) in its JSON, and ``tests/test_recorded.py``
+fails when the system, the engine or an array is no longer the RTL its figures were measured on (the model-error
+and comparison runs, of many array variants, are not checked that way).
 
 ``make figures`` (``python bench/readme_figures.py --update``) rewrites the blocks; without ``--update`` it checks
 them, exits 1 and names each block that differs from its JSON. ``tests/test_readme_figures.py`` runs the check,

@@ -62,7 +62,7 @@ def measure(job: tuple[str, str, int]) -> dict:
         "largest_reset_fanout": timing["largest_reset_fanout"], "from_o_ready": cone,
         "ready_fanout_ok": cone is None or cone["largest_fanout_pins"] <= READY_FANOUT_LIMIT,
         "flow": result.flow, "seconds": round(result.seconds),
-        "verilog_sha256": design_digest(design, config),  # the RTL these figures belong to
+        "rtl_sha256": design_digest(design, config),  # the RTL these figures belong to
     }
 
 

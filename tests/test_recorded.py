@@ -63,7 +63,7 @@ def _stale_rows(name: str, design: str, configs: tuple[str, ...]) -> list[str]:
     found = [row for row in rows if row["config"] in configs]
     assert [row["config"] for row in found] == list(configs), f"{name} lacks a row"
     return [f"{row['config']} {design}" for row in found
-            if row["verilog_sha256"] != design_digest(design, shipped_config(row["config"]))]
+            if row["rtl_sha256"] != design_digest(design, shipped_config(row["config"]))]
 
 
 def test_the_engine_and_8x8_array_figures_are_for_todays_rtl():
@@ -87,6 +87,6 @@ def test_a_changed_design_is_seen(monkeypatch):
 
     rows = json.loads((RESULTS / "timing_arrays.json").read_text())["configs"]
     (default,) = [row for row in rows if row["config"] == "default"]
-    assert default["verilog_sha256"] != recorded.design_digest("array", shipped_config("pot3"))
+    assert default["rtl_sha256"] != recorded.design_digest("array", shipped_config("pot3"))
     monkeypatch.setattr(recorded, "design_digest", lambda design, config: "0" * 64)
     assert _stale_rows("timing_engine.json", "engine", ("default",)) == ["default engine"]

@@ -66,7 +66,7 @@ def test_the_engine_with_a_fixed_latency(name):
 
 
 #: The longest random-latency runs go to `make test-all` (the fixed-latency test covers every program in `make test`).
-LONG_RANDOM_RUNS = ("three_layers", "5x5p2_tiled")
+LONG_RANDOM_RUNS = ("three_layers", "5x5p2_tiled", "1x1_tiled")
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in LONG_RANDOM_RUNS else name

@@ -32,18 +32,19 @@ def verilog_digest(verilog: str) -> str:
 
 
 def design_digest(design: str, config) -> str:
-    """The :func:`verilog_digest` of a design as the benches synthesize it (``array``, ``engine`` or ``system``,
-    with Xilinx primitives): the system's as ``esb-hw build`` writes it, the others' as Amaranth converts them.
-    ``bench/timing.py`` stores it in each JSON row, so that a figure can be checked against today's RTL."""
-    from amaranth.back import verilog
+    """The digest of a design as the benches synthesize it (``array``, ``engine`` or ``system``, with Xilinx
+    primitives): the system's Verilog as ``esb-hw build`` writes it (:func:`verilog_digest`), the others' RTLIL as
+    Amaranth emits it (twice as fast as Verilog). ``bench/timing.py`` stores it in each JSON row, so that a figure
+    can be checked against today's RTL."""
+    from amaranth.back import rtlil
 
     from ..hw.system import System, system_verilog
     from .measure import design_component
 
     if design == "system":
         return verilog_digest(system_verilog(System(config, primitives=True)))
-    return verilog_digest(verilog.convert(design_component(design, config, primitives=True), name="top",
-                                          emit_src=False))
+    text = rtlil.convert(design_component(design, config, primitives=True), name="top", emit_src=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load_records(path: Path = RECORD_PATH) -> list[dict]:
