@@ -10,7 +10,7 @@ library callers that catch the built-in types keep working.
 from __future__ import annotations
 
 __all__ = ["INTERRUPTED", "PACKAGES", "CheckFailed", "EsbError", "InputError", "ParameterError", "ToolError",
-           "entry_point", "run_command"]
+           "check_output_file", "entry_point", "run_command"]
 
 
 class EsbError(Exception):
@@ -99,3 +99,19 @@ def entry_point(main, argv=None) -> int:
             raise
         print(f"error: {hint}", file=sys.stderr)
         return InputError.exit_code
+
+
+def check_output_file(path, force: bool, *, option: str, suffix: str) -> None:
+    """Refuse, before any work, an output file given as ``option`` that does not end in ``suffix``, is a folder,
+    exists (unless ``force``) or lies in a folder that does not exist (:class:`InputError`)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.suffix.lower() != suffix:
+        raise InputError(f"{option} must name a {suffix} file, got {str(path)!r}")
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a folder")
+    if path.exists() and not force:
+        raise InputError(f"{option} {path}: the file exists; pass --force to replace it")
+    if not path.parent.is_dir():
+        raise InputError(f"{option} {path}: no folder {path.parent}")

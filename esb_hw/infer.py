@@ -37,8 +37,8 @@ import numpy as np
 
 from .config import AcceleratorConfig
 from .data import load_config
-from .errors import CheckFailed, EsbError, InputError, entry_point
-from .frontend.datasets import DATASETS, load_images, load_split
+from .errors import CheckFailed, EsbError, InputError, check_output_file, entry_point
+from .frontend.datasets import DATASETS, ImageSet, load_images, load_split
 from .frontend.quantize import SCALE_METHODS, IntegerModel, QuantRecipe, Segment, compile_segments, quantize_model
 from .npzfile import write_npz
 
@@ -79,14 +79,12 @@ def load_model(name: str, shape: tuple[int, int, int], data: str = "digits", not
 
 @dataclass(frozen=True, eq=False)
 class _Data:
-    """The images to run, their labels (or ``None``), their names and the calibration images."""
+    """The images to run (a bundled dataset's held-out split, or the user's), the calibration images, and a bundled
+    dataset's class count (``None`` for the user's: the model's)."""
 
-    name: str
-    images: np.ndarray
-    labels: np.ndarray | None
-    names: tuple[str, ...]
+    run: ImageSet
     calibration: np.ndarray
-    classes: int | None  # a shipped dataset's class count, else None (the model's)
+    classes: int | None
 
 
 def _resolve_data(data: str, calibration: str | None, log) -> _Data:
@@ -98,27 +96,25 @@ def _resolve_data(data: str, calibration: str | None, log) -> _Data:
                              "for yours, or rename it")
     if data in DATASETS:
         split = load_split(data)
-        images, labels, classes = split.test_images, split.test_labels, CLASSES
-        names = tuple(f"{data}:{index}" for index in range(len(labels)))
-        name, own_calibration = data, split.train_images
+        run = ImageSet(data, split.test_images, split.test_labels,
+                       tuple(f"{data}:{index}" for index in range(len(split.test_labels))))
+        own_calibration, classes = split.train_images, CLASSES
     else:
-        user = load_images(data)
-        images, labels, names, classes = user.images, user.labels, user.names, None
-        name, own_calibration = user.source, None
+        run, own_calibration, classes = load_images(data), None, None
     if calibration is None:
         if own_calibration is None:
-            log(f"note: calibrating the activations on the {len(images)} images of {data} themselves; pass "
+            log(f"note: calibrating the activations on the {len(run.images)} images of {data} themselves; pass "
                 "--calibration FILE for separate calibration images")
-            own_calibration = images
+            own_calibration = run.images
         chosen = own_calibration
     elif calibration in DATASETS:
         chosen = load_split(calibration).train_images
     else:
         chosen = load_images(calibration, what="--calibration").images
-    if chosen.shape[1:] != images.shape[1:]:
+    if chosen.shape[1:] != run.images.shape[1:]:
         raise InputError(f"--calibration: its images are {'x'.join(map(str, chosen.shape[1:]))} (CxHxW), the images "
-                         f"to run are {'x'.join(map(str, images.shape[1:]))}")
-    return _Data(name, images, labels, names, chosen, classes)
+                         f"to run are {'x'.join(map(str, run.images.shape[1:]))}")
+    return _Data(run, chosen, classes)
 
 
 def _needed_pixels(layer, shape) -> int:
@@ -319,7 +315,8 @@ def run_inference(model_name: str, config: AcceleratorConfig, *, images: int | N
     started = time.perf_counter()
     data = data or (model_name if model_name in DATASETS else "digits")
     chosen = _resolve_data(data, calibration, log)
-    shape = tuple(chosen.images.shape[1:])
+    run = chosen.run
+    shape = tuple(run.images.shape[1:])
     notes: list[str] = []
     model = load_model(model_name, shape, data, notes)
     for note in notes:
@@ -327,20 +324,20 @@ def run_inference(model_name: str, config: AcceleratorConfig, *, images: int | N
     if chosen.classes is not None and model.classes != chosen.classes:
         raise InputError(f"{model_name}: the model has {model.classes} outputs, the {data} data has "
                          f"{chosen.classes} classes")
-    if chosen.labels is not None and not np.all((chosen.labels >= 0) & (chosen.labels < model.classes)):
-        bad = chosen.labels[(chosen.labels < 0) | (chosen.labels >= model.classes)][0]
+    if run.labels is not None and not np.all((run.labels >= 0) & (run.labels < model.classes)):
+        bad = run.labels[(run.labels < 0) | (run.labels >= model.classes)][0]
         raise InputError(f"{data}: label {bad} is outside the model's {model.classes} classes (0..{model.classes - 1})")
-    available = len(chosen.images)
+    available = len(run.images)
     count = (min(DEFAULT_SIM_IMAGES, available) if simulator else available) if images is None else images
     if not 1 <= count <= available:
-        raise InputError(f"--images must be in 1..{available} (the {_describe(chosen.name)} images), got {count}")
+        raise InputError(f"--images must be in 1..{available} (the {_describe(run.source)} images), got {count}")
     recipe = QuantRecipe.for_config(config, scale_method=scale_method, ends_8bit=ends_8bit)
     integer = quantize_model(model, recipe, chosen.calibration)
     segments = compile_segments(integer, config)
-    test_images = chosen.images[:count]
-    labels = None if chosen.labels is None else chosen.labels[:count]
+    test_images = run.images[:count]
+    labels = None if run.labels is None else run.labels[:count]
     report = InferenceReport(model_name, config, integer, segments, count, labels, model.predict(test_images),
-                             integer.logit_levels(test_images), dataset=chosen.name, names=chosen.names[:count],
+                             integer.logit_levels(test_images), dataset=run.source, names=run.names[:count],
                              float_logits=model.forward(test_images), notes=notes)
     log(f"model {model_name}: {len(model.layers)} layers, {model.parameter_count():,} parameters; config "
         f"{config.name}: {config.rows}x{config.cols} array, weights {config.weight_format}, activations "
@@ -436,17 +433,6 @@ def print_report(report: InferenceReport) -> None:
     print(f"took {report.seconds:.1f} s")
 
 
-def _check_output_file(path: Path, force: bool) -> None:
-    if path.suffix.lower() != ".npz":
-        raise InputError(f"--save-outputs writes an .npz file, got {str(path)!r}")
-    if path.is_dir():
-        raise InputError(f"--save-outputs {path}: is a folder")
-    if path.exists() and not force:
-        raise InputError(f"--save-outputs {path}: the file exists; pass --force to replace it")
-    if not path.parent.is_dir():
-        raise InputError(f"--save-outputs {path}: no folder {path.parent}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="esb-hw infer", description=__doc__.splitlines()[0],
                                      epilog="Docs: docs/network.md (inference, your own data, model files).")
@@ -480,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     show_progress = args.progress or sys.stderr.isatty()
     try:
         if args.save_outputs is not None:
-            _check_output_file(args.save_outputs, args.force)
+            check_output_file(args.save_outputs, args.force, option="--save-outputs", suffix=".npz")
         config = load_config(args.config)
         report = run_inference(args.model, config, images=args.images, simulator=None if args.golden_only
                                else args.sim, scale_method=args.scale, ends_8bit=args.ends_8bit, data=args.data,

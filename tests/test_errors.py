@@ -1,5 +1,7 @@
 """The exception hierarchy (esb_hw/errors.py): every project error is an EsbError with the right exit code."""
 
+import re
+
 import pytest
 
 from esb_hw.boards import BoardError
@@ -97,3 +99,19 @@ def test_ctrl_c_on_a_running_command_exits_130_without_a_traceback():
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, (first + out, err)
     assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
+
+
+def test_check_output_file_refuses_each_bad_output(tmp_path):
+    from esb_hw.errors import check_output_file
+
+    (tmp_path / "old.npy").write_bytes(b"mine")
+    (tmp_path / "dir.npy").mkdir()
+    for path, message in ((tmp_path / "out.txt", "--out must name a .npy file, got "),
+                          (tmp_path / "dir.npy", "dir.npy: is a folder"),
+                          (tmp_path / "old.npy", "old.npy: the file exists; pass --force to replace it"),
+                          (tmp_path / "no" / "out.npy", f"out.npy: no folder {tmp_path / 'no'}")):
+        with pytest.raises(InputError, match=re.escape(message)):
+            check_output_file(path, False, option="--out", suffix=".npy")
+    check_output_file(tmp_path / "old.npy", True, option="--out", suffix=".npy")  # --force
+    check_output_file(tmp_path / "new.npy", False, option="--out", suffix=".npy")
+    assert (tmp_path / "old.npy").read_bytes() == b"mine"  # checking writes nothing

@@ -62,7 +62,7 @@ def test_json_and_host_fallback():
     (["--model", "missing.onnx"], "missing.onnx: no such file"),
     (["--config", "missing.toml"], "config file not found"),
     (["--data", "cifar"], "--data takes 'digits', 'mnist5k', an .npz file or a folder of PNGs, got 'cifar'"),
-    (["--save-outputs", "out.txt"], "--save-outputs writes an .npz file, got 'out.txt'"),
+    (["--save-outputs", "out.txt"], "--save-outputs must name a .npz file, got 'out.txt'"),
 ])
 def test_bad_input_exits_2_with_one_line(args, message):
     result = cli("--golden-only", *args)
@@ -190,7 +190,7 @@ def test_save_outputs_is_byte_identical_and_refuses_a_missing_folder(tmp_path):
     missing = cli("--golden-only", "--save-outputs", str(tmp_path / "nowhere" / "o.npz"))
     assert missing.returncode == 2 and f"no folder {tmp_path / 'nowhere'}" in missing.stderr
     folder = cli("--golden-only", "--save-outputs", str(tmp_path))
-    assert folder.returncode == 2 and "writes an .npz file" in folder.stderr
+    assert folder.returncode == 2 and "must name a .npz file" in folder.stderr
 
 
 def test_ten_images_through_the_system_rtl_are_bit_exact():

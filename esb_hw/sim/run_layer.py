@@ -21,7 +21,7 @@ import numpy as np
 
 from esb_hw.compiler.gemm import gemm_stimulus
 from esb_hw.data import load_config
-from esb_hw.errors import CheckFailed, InputError, entry_point, run_command
+from esb_hw.errors import CheckFailed, InputError, check_output_file, entry_point, run_command
 from esb_hw.hw.core.array import PEArray, pipeline_latency
 from esb_hw.sim.runner import TestsFailed, run_cocotb
 
@@ -51,14 +51,8 @@ def load_codes(path: Path, name: str) -> np.ndarray:
 
 
 def check_out(path: Path | None, force: bool) -> None:
-    if path is None:
-        return
-    if path.suffix != ".npy":
-        raise InputError(f"--out must name an .npy file, got {path}")
-    if path.exists() and not force:
-        raise InputError(f"--out {path} exists; pass --force to overwrite it")
-    if not path.parent.is_dir():
-        raise InputError(f"--out {path}: folder {path.parent} does not exist")
+    if path is not None:
+        check_output_file(path, force, option="--out", suffix=".npy")
 
 
 def run(args) -> int:
