@@ -29,6 +29,7 @@ from esb_hw.quant.golden import (
     fold_scales,
     global_sum_pool,
     linear,
+    max_pool,
     max_pool2x2,
     pool_params,
     requant_params,
@@ -890,6 +891,50 @@ def test_add_params_fold_the_scales():
             AddParams(**{"multiplier_a": 1, "multiplier_b": 1, "shift": 1, **kwargs})
     with pytest.raises(ValueError, match="the same shape"):
         residual_add(np.zeros((2, 2), dtype=int), np.zeros(4, dtype=int), params, A8)
+
+
+def test_residual_add_with_zero_points_is_the_rounded_sum_of_real_values():
+    """Inputs and output with zero points (tensors without ReLU): y = zy + round_half_up(((La - za) * Ma + (Lb - zb) *
+    Mb) / 2**S), clamped, in exact rationals; the offset folds the zero points in exactly."""
+    rng = np.random.default_rng(5)
+    zero_points = (128, 100, 120)
+    params = add_params(0.03, 0.05, 0.035, zero_points)
+    assert params.offset == (120 << params.shift) - 128 * params.multiplier_a - 100 * params.multiplier_b
+    a, b = random_levels(rng, A8, (3, 2, 5, 5)), random_levels(rng, A8, (3, 2, 5, 5))
+    for relu in (False, True):
+        codes = residual_add(a, b, params, A8, relu=relu)
+        ma, mb = params.multiplier_a, params.multiplier_b
+        real = [120 + _round_half_up(Fraction((int(p) - 128) * ma + (int(q) - 100) * mb, 2**params.shift))
+                for p, q in zip(a.ravel(), b.ravel(), strict=True)]
+        expected = [min(255, max(0, value)) for value in real]
+        assert codes.ravel().tolist() == expected
+        assert min(real) < 0 < max(real) - 255 or relu  # the vectors reach both clamps
+    for bad in ((-1, 0, 0), (0, 0), (0, 0, 1 << 16), (0, True, 0)):
+        with pytest.raises(ValueError, match="zero_points must be three levels"):
+            add_params(0.1, 0.1, 0.1, bad)
+    with pytest.raises(ValueError, match="offset must be below 2"):
+        AddParams(1, 1, 1, 1 << 56)
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding"), [(3, 2, 1), (2, None, 0), (3, 1, 1), ((2, 3), (1, 2), 1)])
+def test_max_pool_equals_onnx_on_codes(kernel, stride, padding):
+    """Codes are monotone in levels and level 0 is the least, so zero padding equals ONNX's -inf padding."""
+    rng = np.random.default_rng(7)
+    for fmt in (A8, U41):
+        codes = rng.integers(0, fmt.code_count, (2, 3, 9, 8)).astype(fmt.code_dtype)
+        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+        sh, sw = (kh, kw) if stride is None else ((stride, stride) if isinstance(stride, int) else stride)
+        levels = fmt.level(codes)
+        reference = _onnx_reference("MaxPool", {"x": levels}, kernel_shape=[kh, kw], strides=[sh, sw],
+                                    pads=[padding] * 4)
+        out = max_pool(codes, kernel, stride, padding)
+        assert out.dtype == codes.dtype and np.array_equal(fmt.level(out), reference.astype(np.int64))
+    assert np.array_equal(max_pool(codes, 2), max_pool2x2(codes))
+    for args, message in (((codes, 3, 2, 3), "padding 3 must be smaller than the kernel"),
+                          ((codes, 0), "kernel and stride must be >= 1"),
+                          ((codes[0], 2), "needs NCHW codes"), ((codes, 12), "is larger than the padded input")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            max_pool(*args)
 
 
 @pytest.mark.parametrize(("kernel", "stride"), [(2, None), (3, 2), ((2, 3), (1, 2))])

@@ -27,6 +27,7 @@ __all__ = [
     "requantize",
     "encode_level_ties_up",
     "max_pool2x2",
+    "max_pool",
     "flatten",
     "bound_level",
     "AddParams",
@@ -331,6 +332,29 @@ def max_pool2x2(codes) -> np.ndarray:
     return trimmed.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
 
 
+def max_pool(codes, kernel, stride=None, padding: int = 0) -> np.ndarray:
+    """``kernel`` max-pool (stride ``kernel`` by default) on NCHW codes of an unsigned format, with ``padding``
+    code-0 rows and columns on every side: level 0 is the format's least, so the padding never wins over a real
+    value (as ONNX's -inf padding does not). Output size ``(H + 2 * padding - kh) // sh + 1`` (floor)."""
+    array = np.asarray(codes)
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"codes must be an integer array, got dtype {array.dtype}")
+    if array.ndim != 4:
+        raise ValueError(f"max_pool needs NCHW codes, got shape {array.shape}")
+    kernel_h, kernel_w = _pair(kernel, "kernel")
+    stride_h, stride_w = _pair(kernel if stride is None else stride, "stride")
+    if min(kernel_h, kernel_w, stride_h, stride_w) < 1 or padding < 0:
+        raise ValueError(f"kernel and stride must be >= 1 and padding >= 0, got {kernel!r}, {stride!r} and {padding}")
+    if padding >= min(kernel_h, kernel_w):
+        raise ValueError(f"padding {padding} must be smaller than the kernel {kernel_h}x{kernel_w}")
+    padded = np.pad(array, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    if padded.shape[2] < kernel_h or padded.shape[3] < kernel_w:
+        raise ValueError(f"kernel {kernel_h}x{kernel_w} is larger than the padded input {padded.shape[2]}x"
+                         f"{padded.shape[3]}")
+    windows = sliding_window_view(padded, (kernel_h, kernel_w), axis=(2, 3))[:, :, ::stride_h, ::stride_w]
+    return windows.max(axis=(4, 5))
+
+
 def flatten(x) -> np.ndarray:
     """``(N, ...) -> (N, prod(...))`` in C order, as NCHW flattens in PyTorch."""
     array = np.asarray(x)
@@ -341,7 +365,7 @@ def flatten(x) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class AddParams:
-    """Constants of a residual add: ``y = (La * Ma + Lb * Mb + 2**(S-1)) >> S``.
+    """Constants of a residual add: ``y = (La * Ma + Lb * Mb + offset + 2**(S-1)) >> S``.
 
     Attributes
     ----------
@@ -349,14 +373,17 @@ class AddParams:
         ``Ma``, ``Mb`` in ``0 .. 2**16 - 1``: each input's scale relative to the output's, times ``2**S``.
     shift : int
         ``S`` in ``1 .. 48``, shared by both inputs.
+    offset : int
+        The zero points folded in (:func:`add_params`): ``(zy << S) - za * Ma - zb * Mb``; 0 when no tensor has one.
     """
 
     multiplier_a: int
     multiplier_b: int
     shift: int
+    offset: int = 0
 
     def __post_init__(self):
-        for name in ("multiplier_a", "multiplier_b", "shift"):
+        for name in ("multiplier_a", "multiplier_b", "shift", "offset"):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or isinstance(value, bool):
                 raise TypeError(f"{name} must be an int, got {value!r}")
@@ -366,15 +393,24 @@ class AddParams:
         low, high = SHIFT_RANGE
         if not low <= self.shift <= high:
             raise ValueError(f"shift must be in {low}..{high}, got {self.shift}")
+        if abs(self.offset) >= 1 << 56:
+            raise ValueError(f"offset must be below 2**56 in magnitude, got {self.offset}")
 
 
-def add_params(a_scale: float, b_scale: float, output_scale: float) -> AddParams:
+def add_params(a_scale: float, b_scale: float, output_scale: float,
+               zero_points: tuple[int, int, int] = (0, 0, 0)) -> AddParams:
     """Fold two inputs' real scales (a level of ``a`` is worth ``a_scale``) and the output's into
     :class:`AddParams`: ``S`` is the largest shift in 1..48 for which both ``M = round(scale / output_scale *
-    2**S)`` stay below ``2**16`` (half to even), so that the larger ratio keeps 16 significant bits."""
+    2**S)`` stay below ``2**16`` (half to even), so that the larger ratio keeps 16 significant bits.
+
+    ``zero_points`` ``(za, zb, zy)``: the levels that stand for real 0 in ``a``, ``b`` and the output (a tensor
+    without ReLU, see docs/arithmetic.md); they fold exactly into ``offset``."""
     scales = (a_scale, b_scale, output_scale)
     if not all(math.isfinite(scale) and scale > 0 for scale in scales):
         raise ValueError(f"scales must be finite and > 0, got {a_scale}, {b_scale} and {output_scale}")
+    if len(zero_points) != 3 or not all(isinstance(z, int | np.integer) and not isinstance(z, bool) and 0 <= z < 1 << 16
+                                        for z in zero_points):
+        raise ValueError(f"zero_points must be three levels in 0..65535, got {zero_points!r}")
     ratios = [a_scale / output_scale, b_scale / output_scale]
     limit = (1 << MULTIPLIER_BITS) - 1
     low, high = SHIFT_RANGE
@@ -387,13 +423,14 @@ def add_params(a_scale: float, b_scale: float, output_scale: float) -> AddParams
     if 0 in multipliers:
         raise ValueError(f"a scale ratio of {min(ratios)} rounds to M = 0 at S = {shift}: the two scales differ "
                          "by more than 16 bits")
-    return AddParams(multipliers[0], multipliers[1], shift)
+    za, zb, zy = (int(z) for z in zero_points)
+    return AddParams(multipliers[0], multipliers[1], shift, (zy << shift) - za * multipliers[0] - zb * multipliers[1])
 
 
 def residual_add(a, b, params: AddParams, fmt: ESBFormat, relu: bool = True, upper: int | None = None):
     """The sum of two tensors of levels (``a``, ``b``: unsigned activation levels of any shape, the same shape) in
-    the unsigned ``fmt``: ``y = (La * Ma + Lb * Mb + 2**(S-1)) >> S`` (ties toward plus infinity), then ReLU,
-    the clamp (and ``upper``) and the encoding of :func:`requantize`. Returns codes of ``fmt``."""
+    the unsigned ``fmt``: ``y = (La * Ma + Lb * Mb + offset + 2**(S-1)) >> S`` (ties toward plus infinity), then
+    ReLU, the clamp (and ``upper``) and the encoding of :func:`requantize`. Returns codes of ``fmt``."""
     a = _integer_array(a, "a")
     b = _integer_array(b, "b")
     if a.shape != b.shape:
@@ -402,9 +439,10 @@ def residual_add(a, b, params: AddParams, fmt: ESBFormat, relu: bool = True, upp
         raise TypeError(f"params must be AddParams, got {type(params).__name__}")
     if not isinstance(fmt, ESBFormat) or fmt.signed:
         raise ValueError(f"fmt must be an unsigned ESBFormat, got {fmt}")
-    if (_peak(a) + _peak(b)) * ((1 << MULTIPLIER_BITS) - 1) >= _INT64_LIMIT:
+    if (_peak(a) + _peak(b)) * ((1 << MULTIPLIER_BITS) - 1) + abs(params.offset) >= _INT64_LIMIT:
         raise ValueError("the sum could overflow int64; inputs are not levels of a supported format")
-    y = (a * params.multiplier_a + b * params.multiplier_b + (np.int64(1) << (params.shift - 1))) >> params.shift
+    rounding = (1 << (params.shift - 1)) + params.offset
+    y = (a * params.multiplier_a + b * params.multiplier_b + np.int64(rounding)) >> params.shift
     if relu:
         y = np.maximum(y, 0)
     return _clamp_and_encode(y, fmt, upper)
