@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "build": ("esb_hw.build", "generate the system (or --self-test top) for a board: Verilog, Tcl, XDC, reports"),
     "sim": ("esb_hw.sim.run", "run layers from .npz files through the simulated AXI system; writes OUT.npy"),
     "infer": ("esb_hw.infer", "a CNN (digits, mnist5k, .onnx, .npz) through the golden model and the system RTL"),
+    "plan": ("esb_hw.plan", "an ONNX graph (ResNet, MobileNet) quantized, placed on the array or host, and timed"),
     "accuracy": ("esb_hw.frontend.accuracy", "the digits accuracy and accuracy-per-LUT tables"),
     "report": ("esb_hw.quant.report", "the quantization error table of the number formats"),
     "gemm": ("esb_hw.sim.run_layer", "one GEMM from .npy files on the PE array's RTL"),

@@ -1,0 +1,306 @@
+"""Post-training quantization of a :class:`~esb_hw.frontend.graph.FloatGraph` into an :class:`IntegerGraph`, run
+by the golden model, and each node's placement: the built array, or the host with the reason.
+
+Every tensor is an unsigned activation code with a power-of-two scale and a *zero point*, the level that stands for
+real 0 (docs/network.md):
+
+- a ReLU (or ReLU6) output, the graph's input and a pool of those have zero point 0 and a scale calibrated on the
+  float activations (``mse``, as :mod:`esb_hw.frontend.quantize` does for chains); a ReLU6 bound becomes an
+  integer level (:func:`esb_hw.quant.golden.bound_level`), dropped where it is at or above the format's top level
+  (the clamp then changes nothing);
+- a tensor that may be negative (a residual branch's last BatchNorm, MobileNetV2's projections, a downsample, the
+  logits) has its zero point in the middle of the levels and the largest power-of-two step that covers its range;
+- a convolution or linear layer reads ``L - z`` (exact: its zero padding is then real 0), folds its weight scale,
+  bias and output zero point into its requantization; a residual add folds both inputs' zero points and the
+  output's into :class:`~esb_hw.quant.golden.AddParams`; a max pool keeps its input's codes and scale; an average
+  pool sums ``L - z`` and requantizes.
+
+Weight formats follow the recipe per conv/linear node, in order (``ends_8bit``: the first and last at 8 bits).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError
+from ..quant import ActivationQuantizer, ESBFormat, golden
+from ..quant.activation import FRAC_BITS_RANGE
+from .graph import INPUT, FloatGraph, FloatNode
+from .quantize import QuantRecipe, WeightQuantizer, _calibration_subset, _same_format
+
+__all__ = ["IntegerGraph", "IntegerNode", "Placement", "TensorCode", "place_graph", "quantize_graph"]
+
+
+@dataclass(frozen=True)
+class TensorCode:
+    """How a tensor is stored: codes of the unsigned ``fmt``; real value ``(level - zero_point) * scale``."""
+
+    fmt: ESBFormat
+    scale: float
+    zero_point: int = 0
+
+    def real(self, codes) -> np.ndarray:
+        return (self.fmt.level(codes) - self.zero_point) * self.scale
+
+
+@dataclass(frozen=True, eq=False)
+class IntegerNode:
+    """One node of the integer graph; ``run`` is its golden model (input codes to output codes).
+
+    ``weight_levels`` (conv2d ``(O, C / groups, K, K)``, linear ``(O, I)``) are signed levels, ``weight_codes`` their
+    codes in the weight format (None for APoT); ``params`` the requantization (conv2d, linear, pools), ``add`` the
+    residual add's constants; ``upper`` a bound as a level (ReLU6) or None."""
+
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    input_codes: tuple[TensorCode, ...]
+    output: TensorCode
+    kernel: int = 1
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    weights: WeightQuantizer | None = None
+    weight_levels: np.ndarray | None = None
+    weight_codes: np.ndarray | None = None
+    params: golden.RequantParams | None = None
+    add: golden.AddParams | None = None
+    upper: int | None = None
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        first = self.input_codes[0]
+        if self.op in ("max_pool", "flatten"):
+            codes = inputs[0]
+            return golden.max_pool(codes, self.kernel, self.stride, self.padding) if self.op == "max_pool" else \
+                codes.reshape(len(codes), -1)
+        if self.op == "add":
+            second = self.input_codes[1]
+            return golden.residual_add(first.fmt.level(inputs[0]), second.fmt.level(inputs[1]), self.add,
+                                       self.output.fmt, relu=True, upper=self.upper)
+        levels = first.fmt.level(inputs[0]) - first.zero_point
+        if self.op == "conv2d":
+            acc = golden.conv2d(levels, self.weight_levels, self.stride, self.padding, self.groups)
+        elif self.op == "linear":
+            acc = golden.linear(levels.reshape(len(levels), -1), self.weight_levels)
+        elif self.op == "avg_pool":
+            acc = golden.sum_pool(levels, self.kernel, self.stride)
+        else:
+            acc = golden.global_sum_pool(levels)
+        return golden.requantize(acc, self.params, self.output.fmt, relu=True, upper=self.upper)
+
+    @property
+    def weighted(self) -> bool:
+        return self.op in ("conv2d", "linear")
+
+
+@dataclass(frozen=True, eq=False)
+class IntegerGraph:
+    """The quantized graph: input quantization, then :class:`IntegerNode` in the float graph's order."""
+
+    recipe: QuantRecipe
+    input_quantizer: ActivationQuantizer
+    nodes: list[IntegerNode]
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @property
+    def output(self) -> IntegerNode:
+        return self.nodes[-1]
+
+    def input_codes(self, images) -> np.ndarray:
+        return self.input_quantizer.encode(np.asarray(images, dtype=np.float64))
+
+    def run(self, images=None, *, codes=None, keep: bool = False) -> dict[str, np.ndarray]:
+        """Output codes of the last node (and of every node if ``keep``) for ``images`` (float NCHW) or input
+        ``codes``, under the node names (the input under :data:`~esb_hw.frontend.graph.INPUT`)."""
+        values = {INPUT: self.input_codes(images) if codes is None else np.asarray(codes)}
+        readers = {}
+        for node in self.nodes:
+            for name in node.inputs:
+                readers[name] = readers.get(name, 0) + 1
+        for node in self.nodes:
+            values[node.name] = node.run([values[name] for name in node.inputs])
+            if not keep:
+                for name in node.inputs:
+                    readers[name] -= 1
+                    if readers[name] == 0:
+                        del values[name]
+        return values
+
+    def logit_levels(self, images=None, *, codes=None) -> np.ndarray:
+        """``(N, classes)`` integer logits (monotone in the real logits)."""
+        last = self.run(images, codes=codes)[self.output.name]
+        return self.output.output.fmt.level(last).reshape(len(last), -1)
+
+    def logits(self, images=None, *, codes=None) -> np.ndarray:
+        return (self.logit_levels(images, codes=codes) - self.output.output.zero_point) * self.output.output.scale
+
+    def predict(self, images=None, *, codes=None) -> np.ndarray:
+        return np.argmax(self.logit_levels(images, codes=codes), axis=1)
+
+
+def _signed_code(samples: np.ndarray, fmt: ESBFormat, name: str) -> TensorCode:
+    """A tensor that may be negative: the zero point in the middle of the levels, the largest power-of-two step
+    whose levels on both sides cover the samples' range."""
+    zero_point = (fmt.max_level + 1) // 2
+    room = min(zero_point, fmt.max_level - zero_point)
+    if room == 0:
+        raise InputError(f"node {name!r}: {fmt} activations cannot hold a tensor that may be negative (no level on "
+                         "one side of the zero point)")
+    peak = float(np.max(np.abs(samples))) or 1.0
+    frac_bits = math.floor(math.log2(room / peak))
+    low, high = FRAC_BITS_RANGE
+    if not low <= frac_bits <= high:
+        raise InputError(f"node {name!r}: values of magnitude {peak:g} need a scale of 2**{-frac_bits}, outside "
+                         f"2**{-high}..2**{-low}")
+    return TensorCode(fmt, math.ldexp(1.0, -frac_bits), zero_point)
+
+
+def _output_code(node: FloatNode, samples: np.ndarray, fmt: ESBFormat, signed: bool) -> TensorCode:
+    if signed:
+        return _signed_code(samples, fmt, node.name)
+    quantizer = ActivationQuantizer.calibrate(samples, fmt, "mse")
+    return TensorCode(fmt, quantizer.scale, 0)
+
+
+def _upper_level(node: FloatNode, code: TensorCode) -> int | None:
+    if node.upper is None:
+        return None
+    level = golden.bound_level(node.upper, code.scale, code.fmt)
+    return None if level >= code.fmt.max_level else level
+
+
+def quantize_graph(graph: FloatGraph, recipe: QuantRecipe, calibration_images) -> IntegerGraph:
+    """Post-training quantization of ``graph`` by ``recipe`` (the module docstring), calibrated on
+    ``calibration_images`` (float ``(N, C, H, W)``; at most
+    :data:`~esb_hw.frontend.quantize.CALIBRATION_IMAGES`). Raises :class:`InputError` naming the node for
+    activations that are not finite or scales the integer arithmetic cannot hold."""
+    images = _calibration_subset(graph.check_input(calibration_images))
+    with np.errstate(over="ignore", invalid="ignore"):
+        activations = graph.activations(images)
+    for node in graph.nodes:
+        if not np.all(np.isfinite(activations[node.name])):
+            raise InputError(f"node {node.name!r}: the float graph's outputs are not finite on the calibration images")
+    weighted = [node.name for node in graph.nodes if node.op in ("conv2d", "linear")]
+    _, first_input, _ = recipe.layer_formats(0, len(weighted))
+    input_quantizer = ActivationQuantizer.calibrate(images, first_input, "mse")
+    codes = {INPUT: TensorCode(first_input, input_quantizer.scale, 0)}
+    nodes = []
+    for node in graph.nodes:
+        inputs = tuple(codes[name] for name in node.inputs)
+        samples = activations[node.name]
+        last = node is graph.output
+        signed = (not node.relu) and (last or np.min(samples) < 0 or any(code.zero_point for code in inputs))
+        try:
+            integer = _quantize_node(node, inputs, samples, signed, recipe, weighted, graph.shapes)
+        except ValueError as error:
+            raise InputError(f"node {node.name!r}: {error}") from None
+        codes[node.name] = integer.output
+        nodes.append(integer)
+    return IntegerGraph(recipe, input_quantizer, nodes, dict(graph.shapes))
+
+
+def _quantize_node(node: FloatNode, inputs: tuple[TensorCode, ...], samples: np.ndarray, signed: bool,
+                   recipe: QuantRecipe, weighted: list[str], shapes: dict) -> IntegerNode:
+    common = {"name": node.name, "op": node.op, "inputs": node.inputs, "input_codes": inputs, "kernel": node.kernel,
+              "stride": node.stride, "padding": node.padding, "groups": node.groups}
+    first = inputs[0]
+    if node.op in ("max_pool", "flatten"):
+        return IntegerNode(**common, output=first)
+    if node.op == "add":
+        output = _output_code(node, samples, recipe.activations, signed)
+        params = golden.add_params(inputs[0].scale, inputs[1].scale, output.scale,
+                                   (inputs[0].zero_point, inputs[1].zero_point, output.zero_point))
+        return IntegerNode(**common, output=output, add=params, upper=_upper_level(node, output))
+    if node.op in ("avg_pool", "global_avg_pool"):
+        output = _output_code(node, samples, recipe.activations, signed)
+        window = node.kernel ** 2 if node.op == "avg_pool" else int(np.prod(shapes[node.inputs[0]][1:]))
+        real_scale = first.scale / (window * output.scale)
+        params = golden.requant_params(real_scale, output.zero_point / real_scale if output.zero_point else None)
+        return IntegerNode(**common, output=output, params=params)
+    weights, _, output_format = recipe.layer_formats(weighted.index(node.name), len(weighted))
+    output = _output_code(node, samples, output_format, signed)
+    weight = node.weight
+    unit = weights.unit(weight, recipe.scale_method)
+    levels = weights.levels(weight, unit)
+    weight_codes = None if weights.fmt is None else weights.fmt.code_of_level(levels)
+    params = golden.fold_scales(unit, first.scale, output.scale, node.bias + output.zero_point * output.scale)
+    return IntegerNode(**common, output=output, weights=weights, weight_levels=levels, weight_codes=weight_codes,
+                       params=params, upper=_upper_level(node, output))
+
+
+@dataclass(frozen=True, eq=False)
+class Placement:
+    """Where a node runs: ``engine`` (the built array; ``program`` is the node compiled alone, a
+    :class:`esb_hw.compiler.program.Program` at base 0) or ``host`` (the golden model, with ``reason``)."""
+
+    node: str
+    where: str
+    reason: str | None = None
+    program: object | None = None
+
+
+def _engine_layer(node: IntegerNode, shape: tuple[int, ...]):
+    from ..compiler.lowering import Layer
+
+    codes = node.weight_codes
+    if node.op == "linear":  # a convolution whose kernel covers the whole input
+        full = shape if len(shape) == 3 else (shape[0], 1, 1)
+        return Layer("conv2d", codes.reshape(codes.shape[0], *full), node.params, node.output.fmt), full
+    return Layer("conv2d", codes, node.params, node.output.fmt, stride=node.stride, padding=node.padding), shape
+
+
+def _host_reason(node: IntegerNode, config) -> str | None:
+    """Why the built array (``config``) cannot run ``node``, or None if it may."""
+    if node.op == "add":
+        return "residual add: the engine has no second input stream yet"
+    if node.op == "global_avg_pool":
+        return "global average pool: the engine pools 2x2 max after a convolution only"
+    if node.op in ("max_pool", "avg_pool"):
+        kind = "max" if node.op == "max_pool" else "average"
+        return (f"{node.kernel}x{node.kernel} stride-{node.stride} {kind} pool: the engine pools 2x2 max after a "
+                "convolution only")
+    if node.op == "flatten":
+        return "a layout change, no arithmetic"
+    if node.groups != 1:
+        return f"a grouped convolution ({node.groups} groups): the engine runs dense convolutions only"
+    fmt = node.weights.fmt
+    if fmt is None or not _same_format(fmt, config.weight_format):
+        return f"weights {node.weights.label}, the array has {config.weight_format}"
+    first = node.input_codes[0]
+    if not _same_format(first.fmt, config.activation_format):
+        return f"input {first.fmt}, the array has {config.activation_format}"
+    if not _same_format(node.output.fmt, config.activation_format):
+        return f"output {node.output.fmt}, the array has {config.activation_format}"
+    if first.zero_point:
+        return f"its input has zero point {first.zero_point}: the engine reads levels as they are"
+    if node.upper is not None:
+        return f"a bound at level {node.upper} (ReLU6): the engine clamps at the format's top level only"
+    return None
+
+
+def place_graph(graph: IntegerGraph, config, *, progress=None) -> list[Placement]:
+    """Per node: the built array (``config``) if it can run the node alone (a program of one layer compiles; the
+    graph's first layer may have its taps packed, as the host lays out the input), else the host, with the
+    reason. ``progress``: called with one line per node compiled."""
+    from ..compiler.program import compile_program
+
+    placements = []
+    for index, node in enumerate(graph.nodes):
+        reason = _host_reason(node, config)
+        if reason is None:
+            layer, shape = _engine_layer(node, graph.shapes[node.inputs[0]])
+            try:
+                program = compile_program(config, [layer], shape,
+                                          pack_input="auto" if node.inputs[0] == INPUT else False)
+            except InputError as error:
+                reason = str(error).removeprefix("layer 0: ").removeprefix("layer 0 ")
+            else:
+                placements.append(Placement(node.name, "engine", None, program))
+                if progress is not None:
+                    progress(f"{index + 1}/{len(graph.nodes)} {node.name}: compiled, {len(program.tiles)} tiles")
+                continue
+        placements.append(Placement(node.name, "host", reason))
+    return placements
