@@ -1,0 +1,153 @@
+"""Quantized graphs (esb_hw.frontend.graph_quant): zero points, residual adds, pools, placement, and the array's
+nodes bit-exact through the compiler's NumPy twin of the engine."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from esb_hw.compiler.program import read_output, run_in_numpy, to_bundle
+from esb_hw.data import shipped_config
+from esb_hw.errors import InputError
+from esb_hw.frontend.graph import INPUT, FloatGraph, FloatNode
+from esb_hw.frontend.graph_quant import TensorCode, _signed_code, _upper_level, place_graph, quantize_graph
+from esb_hw.frontend.quantize import QuantRecipe
+from esb_hw.quant import ESBFormat
+
+DEFAULT = shipped_config("default")
+UINT8 = ESBFormat(8, 8, signed=False)
+FINE = QuantRecipe("uniform:8", UINT8, "max")
+
+
+def _conv(rng, name, inputs, cin, cout, kernel=3, stride=1, relu=True, groups=1, upper=None, gain=1.0):
+    std = gain * math.sqrt(2 / (cin // groups * kernel * kernel))
+    weight = rng.normal(0, std, (cout, cin // groups, kernel, kernel))
+    return FloatNode(name, "conv2d", inputs, weight, rng.normal(0, 0.1, cout), stride=stride, padding=kernel // 2,
+                     groups=groups, relu=relu, upper=upper)
+
+
+def _graph(seed: int = 0) -> FloatGraph:
+    """A residual block, a depthwise ReLU6 conv, a projection without ReLU, a conv that reads it with padding, a
+    3x3 stride-2 max pool, global average pooling and a classifier: every kind of node and zero point."""
+    rng = np.random.default_rng(seed)
+    return FloatGraph([
+        _conv(rng, "stem", (INPUT,), 3, 8),
+        _conv(rng, "a", ("stem",), 8, 8),
+        _conv(rng, "b", ("a",), 8, 8, relu=False, gain=3.0),  # a scale of its own
+        FloatNode("add", "add", ("b", "stem"), relu=True),
+        _conv(rng, "dw", ("add",), 8, 8, groups=8, upper=6.0),
+        _conv(rng, "proj", ("dw",), 8, 8, kernel=1, relu=False),
+        _conv(rng, "after", ("proj",), 8, 8),
+        FloatNode("mp", "max_pool", ("after",), kernel=3, stride=2, padding=1),
+        FloatNode("gap", "global_avg_pool", ("mp",)),
+        FloatNode("flat", "flatten", ("gap",)),
+        FloatNode("fc", "linear", ("flat",), rng.normal(0, 0.3, (10, 8)), np.zeros(10)),
+    ], (3, 12, 12))
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(1).uniform(0, 1, (24, 3, 12, 12))
+
+
+def test_every_node_tracks_the_float_graph(images):
+    """At 8 bits each node's dequantized output is within a few percent of the float graph's: a zero point in
+    the wrong place, or a signed input padded with its level 0 instead of real 0, is far off."""
+    graph = _graph()
+    integer = quantize_graph(graph, FINE, images[:16])
+    floats = graph.activations(images[16:])
+    codes = integer.run(images[16:], keep=True)
+    signed = {node.name for node in integer.nodes if node.output.zero_point}
+    assert {"b", "proj", "fc"} <= signed and not signed & {"stem", "a", "add", "dw", "after", "mp", "gap"}
+    for node in integer.nodes:
+        real = node.output.real(codes[node.name]).reshape(floats[node.name].shape)
+        error = np.abs(real - floats[node.name]).mean() / np.abs(floats[node.name]).mean()
+        assert error < 0.05, (node.name, error)
+    assert np.array_equal(integer.predict(images[16:]), np.argmax(integer.logits(images[16:]), axis=1))
+
+
+def test_residual_add_with_zero_points_is_exact(images):
+    """With power-of-two scales the add is exact up to its one rounding: y = zy + round_half_up(((La - za) * sa +
+    (Lb - zb) * sb) / sy), clamped to the levels (computed here in exact rationals from the codes)."""
+    integer = quantize_graph(_graph(), FINE, images[:16])
+    codes = integer.run(images[16:], keep=True)
+    add = next(node for node in integer.nodes if node.name == "add")
+    first, second = add.input_codes
+    assert first.zero_point > 0 and second.zero_point == 0 and add.output.zero_point == 0
+    assert first.scale != second.scale
+    a, b = first.fmt.level(codes["b"]).ravel(), second.fmt.level(codes["stem"]).ravel()
+    scale = Fraction(add.output.scale)
+    expected = [min(255, max(0, math.floor((Fraction(int(p) - first.zero_point) * Fraction(first.scale)
+                                            + Fraction(int(q)) * Fraction(second.scale)) / scale + Fraction(1, 2))))
+                for p, q in zip(a, b, strict=True)]
+    assert UINT8.level(codes["add"]).ravel().tolist() == expected
+
+
+def test_placement_and_the_array_nodes_bit_exact_through_the_numpy_twin(images):
+    integer = quantize_graph(_graph(), QuantRecipe.for_config(DEFAULT), images[:16])
+    placements = {placement.node: placement for placement in place_graph(integer, DEFAULT)}
+    reasons = {name: placement.reason for name, placement in placements.items()}
+    assert [name for name, p in placements.items() if p.where == "engine"] == ["stem", "a", "b", "proj", "fc"]
+    assert reasons["add"] == "residual add: the engine has no second input stream yet"
+    assert reasons["dw"] == "a grouped convolution (8 groups): the engine runs dense convolutions only"
+    assert re.fullmatch(r"its input has zero point \d+: the engine reads levels as they are", reasons["after"])
+    assert reasons["mp"] == "3x3 stride-2 max pool: the engine pools 2x2 max after a convolution only"
+    assert reasons["gap"] == "global average pool: the engine pools 2x2 max after a convolution only"
+    codes = integer.run(images[16:19], keep=True)
+    for node in integer.nodes:
+        placement = placements[node.name]
+        if placement.where != "engine":
+            continue
+        program = placement.program
+        for image in range(3):
+            source = codes[node.inputs[0]][image]
+            memory = bytearray(to_bundle(program, node.name, source.reshape(program.input_shape)).image)
+            run_in_numpy(program, memory)
+            address, size = program.output_region()
+            got = read_output(program, bytes(memory[address:address + size]))
+            assert np.array_equal(got.reshape(-1), codes[node.name][image].reshape(-1)), node.name
+
+
+def test_bounds_become_levels_and_keep_nodes_on_the_host(images):
+    node = FloatNode("c", "add", ("x", "y"), relu=True, upper=6.0)
+    assert _upper_level(node, TensorCode(UINT8, 1 / 16)) == 96
+    assert _upper_level(node, TensorCode(UINT8, 1 / 32)) == 192
+    assert _upper_level(node, TensorCode(UINT8, 1 / 64)) is None  # 384 > 255: the clamp changes nothing
+    integer = quantize_graph(_graph(), QuantRecipe.for_config(DEFAULT), images[:16])
+    bounded = dataclasses.replace(integer, nodes=[dataclasses.replace(n, upper=100) if n.name == "a" else n
+                                                  for n in integer.nodes])
+    (reason,) = [p.reason for p in place_graph(bounded, DEFAULT) if p.node == "a"]
+    assert reason == "a bound at level 100 (ReLU6): the engine clamps at the format's top level only"
+    codes = bounded.run(images[16:], keep=True)
+    assert UINT8.level(codes["a"]).max() <= 100 < UINT8.level(integer.run(images[16:], keep=True)["a"]).max()
+
+
+def test_host_reasons_for_formats_and_sizes(images):
+    integer = quantize_graph(_graph(), FINE, images[:16])
+    reasons = {p.node: p.reason for p in place_graph(integer, DEFAULT)}
+    assert reasons["stem"] == "weights uniform 8b, the array has ESB(4,1)"
+    rng = np.random.default_rng(2)
+    wide = FloatGraph([_conv(rng, "wide", (INPUT,), 512, 8)], (512, 4, 4))
+    placed = place_graph(quantize_graph(wide, QuantRecipe.for_config(DEFAULT), rng.uniform(0, 1, (2, 512, 4, 4))),
+                         DEFAULT)
+    assert (placed[0].where, placed[0].reason) == ("host", "a reduction of 4608 exceeds max_reduction 4096")
+
+
+def test_refusals_name_the_node(images):
+    rng = np.random.default_rng(3)
+    huge = FloatGraph([FloatNode("big", "conv2d", (INPUT,), rng.normal(0, 1e300, (4, 3, 3, 3)), None, padding=1,
+                                 relu=True),
+                       FloatNode("bigger", "conv2d", ("big",), rng.normal(0, 1e300, (4, 4, 3, 3)), None, padding=1)],
+                      (3, 12, 12))
+    with pytest.raises(InputError, match=re.escape("node 'bigger': the float graph's outputs are not finite")):
+        quantize_graph(huge, FINE, images[:4])
+    with pytest.raises(InputError, match=re.escape("node 'n': ESB(1,1,unsigned) activations cannot hold a tensor "
+                                                   "that may be negative")):
+        _signed_code(np.array([-1.0, 1.0]), ESBFormat(1, 1, signed=False), "n")
+    with pytest.raises(InputError, match=re.escape("node 'n': values of magnitude 1e+30 need a scale of 2**")):
+        _signed_code(np.array([-1e30, 1.0]), UINT8, "n")
