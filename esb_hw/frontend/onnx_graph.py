@@ -10,13 +10,16 @@ and also:
 - ``Clip`` with a lower bound of exactly 0 and an optional upper bound (ReLU6), folded into the node before it
   (bounds are attributes up to opset 10, constant inputs from 11);
 - ``MaxPool`` with a square ``kernel_shape``, the same stride on both axes, the same padding on all sides
-  (``ResNet``'s 3x3 stride-2 pad-1 stem pool), and ``ceil_mode`` 1 only where it adds no window;
+  (``ResNet``'s 3x3 stride-2 pad-1 stem pool), ``auto_pad`` ``SAME_*`` where it pads the same on all sides, and
+  ``ceil_mode`` 1 only where it adds no window;
 - ``AveragePool`` with a square kernel, the same stride on both axes and no padding (``count_include_pad`` then
   changes nothing), ``ceil_mode`` as above; ``GlobalAveragePool``.
 
 ``BatchNormalization``, ``Relu``, ``Clip`` and a bias ``Add`` fold into the node that made their input, which must
-then be read by nothing else (a BatchNorm after a branch point, as in pre-activation ResNets, is refused by name).
-The order is Conv/Gemm, BatchNormalization, bias, then Relu or Clip; an ``Add`` of two tensors takes Relu or Clip.
+then be read by nothing else, through any no-ops (a BatchNorm after a branch point, as in pre-activation ResNets,
+is refused by name). The order is Conv/Gemm, BatchNormalization, bias, then Relu or Clip; an ``Add`` of two tensors
+takes Relu or Clip. A Relu or Clip after a max pool or a flatten commutes with it (both are monotone) and folds
+into the node before it, as the chain importer does.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class _GraphBuilder(chain._Builder):
         self.readers = readers  # tensor -> number of nodes (and graph outputs) that read it
         self.nodes: list[dict] = []
         self.produced: str | None = None
+        self.same_as: dict[str, str] = {}  # a no-op's output -> the tensor it passes on
+        self.reads: dict[str, tuple[str, ...]] = {}  # a graph node -> the tensors it reads
 
     def walk(self, nodes, opset: int) -> None:
         for index, proto in enumerate(nodes):
@@ -78,6 +83,14 @@ class _GraphBuilder(chain._Builder):
             output = proto.output[0]
             self.tensors[output] = self.produced or self.tensors[self.current]
             self.shapes[output] = self.shape
+            if self.produced is None:  # a no-op: the tensor it passes on is read by the no-op's readers too
+                source = self.source(self.current)
+                self.same_as[output] = source
+                self.readers[source] = self.readers.get(source, 0) - 1 + self.readers.get(output, 0)
+
+    def source(self, tensor: str) -> str:
+        """The tensor a chain of no-ops passes on as ``tensor``."""
+        return self.same_as.get(tensor, tensor)
 
     def data_inputs(self, node: chain._Node) -> list[str]:
         """The node's non-constant inputs, which earlier nodes compute: the first input (either input of an
@@ -113,6 +126,7 @@ class _GraphBuilder(chain._Builder):
         except InputError as error:
             raise node.fail(str(error)) from None
         self.nodes.append(entry)
+        self.reads[name] = tuple(inputs)
         self.produced = name
         return entry
 
@@ -134,8 +148,9 @@ class _GraphBuilder(chain._Builder):
         if entry is None or entry["kind"] not in kinds:
             made = "the graph's input" if entry is None else f"a {entry['kind']} node ({producer!r})"
             raise node.fail(f"{what} folds into a {' or '.join(kinds)} node, and its input is {made}")
-        if self.readers.get(self.current, 0) > 1:
-            raise node.fail(f"{what} cannot fold into node {producer!r}: its output {self.current!r} is also read by "
+        source = self.source(self.current)
+        if self.readers.get(source, 0) > 1:
+            raise node.fail(f"{what} cannot fold into node {producer!r}: its output {source!r} is also read by "
                             "another node")
         if entry["relu"] or entry["upper"] is not None:
             raise node.fail(f"{what} after Relu or Clip is not supported (the order is Conv/Gemm, "
@@ -186,8 +201,29 @@ class _GraphBuilder(chain._Builder):
             raise node.refuse("broadcast", "an Add of two tensors of the same shape does not broadcast")
         self.add_node(node, "add", (first, second))
 
+    def through_pool(self, node: chain._Node) -> None:
+        """A Relu or Clip after a max pool or a flatten read by nothing else commutes with it: step back to the
+        pool's (flatten's) input, to fold into the node before."""
+        producer = self.tensors[self.current]
+        entry = next((item for item in self.nodes if item["name"] == producer), None)
+        if entry is None or entry["kind"] not in ("max_pool", "flatten") or \
+                self.readers.get(self.source(self.current), 0) > 1:
+            return
+        (inner,) = self.reads[producer]
+        if self.readers.get(self.source(inner), 0) == 1:
+            self.current = inner
+
     def op_Relu(self, node: chain._Node) -> None:
-        self.modify(node, "Relu")["relu"] = True
+        self.activate(node, "Relu", True, None)
+
+    def activate(self, node: chain._Node, what: str, relu: bool, upper: float | None) -> None:
+        """Fold ReLU (and a bound) into the node before, or before a max pool or flatten after it."""
+        current, shape = self.current, self.shape
+        self.through_pool(node)
+        entry = self.modify(node, what)
+        entry["relu"] = relu
+        entry["upper"] = upper
+        self.current, self.shape, self.produced = current, shape, self.tensors[current]
 
     def op_Clip(self, node: chain._Node) -> None:
         if node.opset < 11:
@@ -204,9 +240,7 @@ class _GraphBuilder(chain._Builder):
                             "lower bound of 0 (ReLU, ReLU6) keeps hidden activations non-negative")
         if high is not None and not (np.isfinite(high) and high > 0):
             raise node.fail(f"a Clip with max = {high:g} is not supported: the upper bound must be finite and > 0")
-        entry = self.modify(node, "Clip")
-        entry["relu"] = True
-        entry["upper"] = None if high is None else float(high)
+        self.activate(node, "Clip", True, None if high is None else float(high))
 
     def pool_geometry(self, node: chain._Node, padded: bool) -> tuple[int, int, int]:
         """(kernel, stride, padding) of a MaxPool/AveragePool, or the refusal naming the attribute."""
@@ -222,11 +256,19 @@ class _GraphBuilder(chain._Builder):
             raise node.refuse("dilations", "only 1")
         pads = list(node.get("pads", [0, 0, 0, 0]))
         auto_pad = node.get("auto_pad", "NOTSET")
-        if auto_pad not in ("NOTSET", "VALID"):
-            raise node.refuse("auto_pad", "only explicit pads (NOTSET) or VALID")
+        size, stride = self.shape[1], int(strides[0])
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            totals = {chain._same_padding(side, kernel[0], stride) for side in self.shape[1:]}
+            if any(pads) or len(totals) != 1 or min(totals) % 2 or (min(totals) and not padded):
+                raise node.refuse("auto_pad", f"on the {size}x{self.shape[2]} input it pads {sorted(totals)} in total "
+                                              "per axis, not the same on all sides" + ("" if padded else
+                                                                                      " (or at all)"))
+            pads = [totals.pop() // 2] * 4
+        elif auto_pad not in ("NOTSET", "VALID"):
+            raise node.refuse("auto_pad", "unknown padding mode")
         if len(set(pads)) != 1 or (pads[0] and not padded):
             raise node.refuse("pads", "the same on all sides" if padded else "no padding")
-        size, stride, pad = self.shape[1], int(strides[0]), int(pads[0])
+        pad = int(pads[0])
         if node.get("ceil_mode", 0) and any((side + 2 * pad - kernel[0]) % stride for side in self.shape[1:]):
             raise node.refuse("ceil_mode", f"on the {size}x{self.shape[2]} input it adds a partial window")
         return int(kernel[0]), stride, pad

@@ -231,6 +231,8 @@ class _Builder:
                 raise node.fail(f"a second output {name!r} is not supported")
         try:
             value = getattr(self, f"fold_{node.op}")(node)
+        except InputError:
+            raise
         except (ValueError, IndexError, TypeError) as error:
             raise node.fail(f"its constant inputs do not fold ({error})") from None
         output = node.proto.output[0]

@@ -85,11 +85,21 @@ class _Writer:
         return model
 
 
+def _check(size: int, classes: int) -> None:
+    if not isinstance(size, int) or size < 32:
+        raise InputError(f"the input size must be an int >= 32 (five stride-2 stages), got {size!r}")
+    if not isinstance(classes, int) or classes < 1:
+        raise InputError(f"classes must be a positive int, got {classes!r}")
+
+
 def resnet(depth: int = 18, *, size: int = 224, width: int = 64, classes: int = 1000, seed: int = 0):
     """torchvision's ResNet-``depth`` (18, 34 or 50) as an ``onnx.ModelProto``; ``width`` is the first stage's
     channels (64 in torchvision)."""
     if depth not in _RESNET_BLOCKS:
         raise InputError(f"ResNet depth must be one of {', '.join(map(str, _RESNET_BLOCKS))}, got {depth}")
+    _check(size, classes)
+    if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+        raise InputError(f"the ResNet width (its first stage's channels) must be a positive int, got {width!r}")
     blocks, bottleneck = _RESNET_BLOCKS[depth]
     writer = _Writer(seed)
     x = writer.conv_bn("x", "conv1", 3, width, 7, 2)
@@ -125,6 +135,7 @@ def _divisible(value: float, divisor: int = 8) -> int:
 
 def mobilenet_v2(*, size: int = 224, width: float = 1.0, classes: int = 1000, seed: int = 0):
     """torchvision's MobileNetV2 (``width`` is its ``width_mult``) as an ``onnx.ModelProto``."""
+    _check(size, classes)
     if not 0 < width <= 4:
         raise InputError(f"the MobileNetV2 width multiplier must be in (0, 4], got {width}")
     writer = _Writer(seed)
