@@ -32,8 +32,8 @@ def _conv(rng, name, inputs, cin, cout, kernel=3, stride=1, relu=True, groups=1,
 
 
 def _graph(seed: int = 0) -> FloatGraph:
-    """A residual block, a depthwise ReLU6 conv, a projection without ReLU, a conv that reads it with padding, a
-    3x3 stride-2 max pool, global average pooling and a classifier: every kind of node and zero point."""
+    """A residual block, a depthwise ReLU6 conv, a projection without ReLU, a 3x3 conv (padded) and a 1x1 conv that
+    read it, a 3x3 stride-2 max pool, global average pooling and a classifier: every kind of node and zero point."""
     rng = np.random.default_rng(seed)
     return FloatGraph([
         _conv(rng, "stem", (INPUT,), 3, 8),
@@ -43,7 +43,9 @@ def _graph(seed: int = 0) -> FloatGraph:
         _conv(rng, "dw", ("add",), 8, 8, groups=8, upper=6.0),
         _conv(rng, "proj", ("dw",), 8, 8, kernel=1, relu=False),
         _conv(rng, "after", ("proj",), 8, 8),
-        FloatNode("mp", "max_pool", ("after",), kernel=3, stride=2, padding=1),
+        _conv(rng, "expand", ("proj",), 8, 8, kernel=1),
+        FloatNode("join", "add", ("after", "expand"), relu=True),
+        FloatNode("mp", "max_pool", ("join",), kernel=3, stride=2, padding=1),
         FloatNode("gap", "global_avg_pool", ("mp",)),
         FloatNode("flat", "flatten", ("gap",)),
         FloatNode("fc", "linear", ("flat",), rng.normal(0, 0.3, (10, 8)), np.zeros(10)),
@@ -63,7 +65,7 @@ def test_every_node_tracks_the_float_graph(images):
     floats = graph.activations(images[16:])
     codes = integer.run(images[16:], keep=True)
     signed = {node.name for node in integer.nodes if node.output.zero_point}
-    assert {"b", "proj", "fc"} <= signed and not signed & {"stem", "a", "add", "dw", "after", "mp", "gap"}
+    assert {"b", "proj", "fc"} <= signed and not signed & {"stem", "a", "add", "dw", "after", "expand", "mp", "gap"}
     for node in integer.nodes:
         real = node.output.real(codes[node.name]).reshape(floats[node.name].shape)
         error = np.abs(real - floats[node.name]).mean() / np.abs(floats[node.name]).mean()
@@ -92,10 +94,12 @@ def test_placement_and_the_array_nodes_bit_exact_through_the_numpy_twin(images):
     integer = quantize_graph(_graph(), QuantRecipe.for_config(DEFAULT), images[:16])
     placements = {placement.node: placement for placement in place_graph(integer, DEFAULT)}
     reasons = {name: placement.reason for name, placement in placements.items()}
-    assert [name for name, p in placements.items() if p.where == "engine"] == ["stem", "a", "b", "proj", "fc"]
+    assert [name for name, p in placements.items() if p.where == "engine"] == ["stem", "a", "b", "proj", "expand", "fc"]
+    assert integer.nodes[7].name == "expand" and integer.nodes[7].input_codes[0].zero_point > 0  # folded into bias
     assert reasons["add"] == "residual add: the engine has no second input stream yet"
     assert reasons["dw"] == "a grouped convolution (8 groups): the engine runs dense convolutions only"
-    assert re.fullmatch(r"its input has zero point \d+: the engine reads levels as they are", reasons["after"])
+    assert re.fullmatch(r"its input has zero point \d+ and it pads: the engine pads with level 0, not the zero point",
+                        reasons["after"])
     assert reasons["mp"] == "3x3 stride-2 max pool: the engine pools 2x2 max after a convolution only"
     assert reasons["gap"] == "global average pool: the engine pools 2x2 max after a convolution only"
     codes = integer.run(images[16:19], keep=True)

@@ -243,13 +243,19 @@ class Placement:
 
 
 def _engine_layer(node: IntegerNode, shape: tuple[int, ...]):
+    """The compiler's layer for ``node`` and its input shape. An input zero point ``z`` (no padding) folds into the
+    bias: the engine sums ``w * L``, and ``sum(w * (L - z)) = sum(w * L) - z * sum(w)``, exactly."""
     from ..compiler.lowering import Layer
 
-    codes = node.weight_codes
+    codes, params = node.weight_codes, node.params
+    zero_point = node.input_codes[0].zero_point
+    if zero_point:
+        sums = node.weight_levels.reshape(len(node.weight_levels), -1).sum(axis=1)
+        params = golden.RequantParams(params.bias - zero_point * sums, params.multiplier, params.shift)
     if node.op == "linear":  # a convolution whose kernel covers the whole input
         full = shape if len(shape) == 3 else (shape[0], 1, 1)
-        return Layer("conv2d", codes.reshape(codes.shape[0], *full), node.params, node.output.fmt), full
-    return Layer("conv2d", codes, node.params, node.output.fmt, stride=node.stride, padding=node.padding), shape
+        return Layer("conv2d", codes.reshape(codes.shape[0], *full), params, node.output.fmt), full
+    return Layer("conv2d", codes, params, node.output.fmt, stride=node.stride, padding=node.padding), shape
 
 
 def _host_reason(node: IntegerNode, config) -> str | None:
@@ -274,8 +280,9 @@ def _host_reason(node: IntegerNode, config) -> str | None:
         return f"input {first.fmt}, the array has {config.activation_format}"
     if not _same_format(node.output.fmt, config.activation_format):
         return f"output {node.output.fmt}, the array has {config.activation_format}"
-    if first.zero_point:
-        return f"its input has zero point {first.zero_point}: the engine reads levels as they are"
+    if first.zero_point and node.padding:
+        return (f"its input has zero point {first.zero_point} and it pads: the engine pads with level 0, not the "
+                "zero point")
     if node.upper is not None:
         return f"a bound at level {node.upper} (ReLU6): the engine clamps at the format's top level only"
     return None
