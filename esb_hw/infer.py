@@ -42,10 +42,12 @@ from .frontend.datasets import DATASETS, ImageSet, load_images, load_split
 from .frontend.quantize import SCALE_METHODS, IntegerModel, QuantRecipe, Segment, compile_segments, quantize_model
 from .npzfile import write_npz
 
-__all__ = ["InferenceReport", "load_model", "main", "progress_bar", "run_inference"]
+__all__ = ["GraphInferenceReport", "InferenceReport", "load_model", "main", "progress_bar", "run_inference"]
 
 DEFAULT_SIM_IMAGES = 10
 CLASSES = 10
+#: Shipped graph models (``esb_hw/data/<name>/<name>.onnx``) and the bundled data each was trained on.
+SHIPPED_GRAPHS = {"resnet_mnist": "mnist5k"}
 
 
 def load_model(name: str, shape: tuple[int, int, int], data: str = "digits", notes: list[str] | None = None):
@@ -53,21 +55,25 @@ def load_model(name: str, shape: tuple[int, int, int], data: str = "digits", not
     the images' ``shape`` (CxHxW; ``data`` names them in errors). The ONNX importer's notes (a dropped final
     Softmax) are appended to ``notes``."""
     from .frontend.model import load_npz
-    from .frontend.onnx_import import load_onnx
 
     if name in DATASETS:
         from .frontend.accuracy import load_shipped_model
 
         model = load_shipped_model(name)
+    elif name in SHIPPED_GRAPHS:
+        from .data import example_folder
+        from .frontend.onnx_graph import load_onnx_graph
+
+        model = load_onnx_graph(example_folder(name) / f"{name}.onnx", notes=notes)
     else:
         path = Path(name)
         if path.suffix.lower() == ".onnx":
-            model = load_onnx(path, shape, notes=notes)
+            model = _load_onnx_model(path, shape, notes)
         elif path.suffix.lower() == ".npz":
             model = load_npz(path)
         else:
-            raise InputError(f"--model takes {', '.join(repr(d) for d in DATASETS)}, a .onnx or a .npz file, got "
-                             f"{name!r}")
+            raise InputError(f"--model takes {', '.join(repr(d) for d in (*DATASETS, *SHIPPED_GRAPHS))}, a .onnx or "
+                             f"a .npz file, got {name!r}")
     if model.input_shape != tuple(shape):
         hint = ""
         if model.input_shape[1:] == tuple(shape[1:]) and {model.input_shape[0], shape[0]} == {1, 3}:
@@ -75,6 +81,24 @@ def load_model(name: str, shape: tuple[int, int, int], data: str = "digits", not
         raise InputError(f"{name}: the model's input is {'x'.join(map(str, model.input_shape))} (CxHxW), the "
                          f"{data} images are {'x'.join(map(str, shape))}{hint}")
     return model
+
+
+def _load_onnx_model(path: Path, shape, notes: list[str] | None):
+    """A chain (:class:`~.frontend.model.FloatModel`) where the chain importer reads the file, else a graph
+    (:class:`~.frontend.graph.FloatGraph`: residual adds, pools, depthwise convolutions); a file neither reads gives
+    the graph importer's refusal, which covers more."""
+    from .frontend.onnx_graph import load_onnx_graph
+    from .frontend.onnx_import import load_onnx
+
+    try:
+        return load_onnx(path, shape, notes=notes)
+    except InputError as chain_error:
+        try:
+            return load_onnx_graph(path, shape, notes=notes)
+        except InputError as graph_error:
+            if "not a valid ONNX model" in str(chain_error) or "no such file" in str(chain_error):
+                raise chain_error from None
+            raise graph_error from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -275,9 +299,9 @@ def _model_cycles(segments: list[Segment], layers: int) -> tuple[list[float | No
     return per_layer, total
 
 
-def _run_segment_rtl(config, segment: Segment, codes: np.ndarray, simulator: str, progress) -> tuple[np.ndarray,
-                                                                                                    dict]:
-    """One array segment for every image, in one simulation; its output codes and counters."""
+def _run_program_rtl(config, program, codes: np.ndarray, simulator: str, progress) -> tuple[np.ndarray, list[dict]]:
+    """``program`` on every image's input ``codes`` in one simulation of the whole system: its output codes (checked
+    against the compiler's NumPy run, byte for byte) and the driver's record of each run."""
     from .compiler.program import predicted_cycles, read_output, to_bundle
 
     try:
@@ -285,13 +309,12 @@ def _run_segment_rtl(config, segment: Segment, codes: np.ndarray, simulator: str
     except ImportError:
         raise InputError("simulating the RTL needs the 'sim' extra (pip install 'esb-hw[sim]'; make build installs "
                          "it), or use --golden-only") from None
-    program = segment.program
     bundles = [to_bundle(program, f"image{index}", image_codes) for index, image_codes in enumerate(codes)]
     timeout = (4 * predicted_cycles(program)["cycles"] + 100_000) * 10e-9  # simulated seconds at 100 MHz
     runs = [{"bundle": index, "timeout": timeout} for index in range(len(bundles))]
     result = run_system_rtl(config, bundles, runs, simulator=simulator, run_name=f"infer_{simulator}",
                             progress=progress, progress_by_run=True)
-    outputs, cycles, layer_cycles = [], [], []
+    outputs = []
     for index, entry in enumerate(result.runs):
         if entry["outcome"] != "ok":
             raise CheckFailed(f"image {index}: the driver reported {entry['outcome']}: {entry['message']}")
@@ -299,9 +322,16 @@ def _run_segment_rtl(config, segment: Segment, codes: np.ndarray, simulator: str
         if blob != bundles[index].expected:
             raise CheckFailed(f"image {index}: the output bytes differ from the compiler's NumPy run of the program")
         outputs.append(read_output(program, blob))
-        cycles.append(entry["cycles"])
-        layer_cycles.append(entry["layer_cycles"][: segment.end - segment.first])
-    return np.stack(outputs), {"cycles": float(np.mean(cycles)), "layer_cycles": np.mean(layer_cycles, axis=0)}
+    return np.stack(outputs), result.runs
+
+
+def _run_segment_rtl(config, segment: Segment, codes: np.ndarray, simulator: str, progress) -> tuple[np.ndarray,
+                                                                                                    dict]:
+    """One array segment for every image, in one simulation; its output codes and counters."""
+    outputs, runs = _run_program_rtl(config, segment.program, codes, simulator, progress)
+    layer_cycles = [entry["layer_cycles"][: segment.end - segment.first] for entry in runs]
+    return outputs, {"cycles": float(np.mean([entry["cycles"] for entry in runs])),
+                     "layer_cycles": np.mean(layer_cycles, axis=0)}
 
 
 def run_inference(model_name: str, config: AcceleratorConfig, *, images: int | None = None,
@@ -313,7 +343,7 @@ def run_inference(model_name: str, config: AcceleratorConfig, *, images: int | N
     default: the shipped model's own data, else digits); ``calibration`` likewise (default: the dataset's training
     images, or the user's images themselves)."""
     started = time.perf_counter()
-    data = data or (model_name if model_name in DATASETS else "digits")
+    data = data or (model_name if model_name in DATASETS else SHIPPED_GRAPHS.get(model_name, "digits"))
     chosen = _resolve_data(data, calibration, log)
     run = chosen.run
     shape = tuple(run.images.shape[1:])
@@ -332,6 +362,10 @@ def run_inference(model_name: str, config: AcceleratorConfig, *, images: int | N
     if not 1 <= count <= available:
         raise InputError(f"--images must be in 1..{available} (the {_describe(run.source)} images), got {count}")
     recipe = QuantRecipe.for_config(config, scale_method=scale_method, ends_8bit=ends_8bit)
+    if not hasattr(model, "layers"):
+        report = _run_graph(model_name, model, config, recipe, chosen, run, count, notes, simulator, progress, log)
+        report.seconds = time.perf_counter() - started
+        return report
     integer = quantize_model(model, recipe, chosen.calibration)
     segments = compile_segments(integer, config)
     test_images = run.images[:count]
@@ -369,6 +403,92 @@ def run_inference(model_name: str, config: AcceleratorConfig, *, images: int | N
         report.layer_cycles, report.cycles_per_image = per_layer, total
         report.rtl_logits = integer.logit_levels(codes=current)
     report.seconds = time.perf_counter() - started
+    return report
+
+
+@dataclass
+class GraphInferenceReport(InferenceReport):
+    """:class:`InferenceReport` for a graph: ``integer`` is an :class:`~.frontend.graph_quant.IntegerGraph` and
+    ``segments`` its :class:`~.frontend.graph_quant.Placement` per node; ``layer_cycles`` is per node."""
+
+    @property
+    def logit_scale(self) -> tuple[float, int]:
+        output = self.integer.output.output
+        return float(output.scale), int(output.zero_point)
+
+    def layer_rows(self) -> list[dict]:
+        rows = []
+        shapes = self.integer.shapes
+        for index, (node, placement) in enumerate(zip(self.integer.nodes, self.segments, strict=True)):
+            pixels = int(np.prod(shapes[node.name]))
+            macs = int(node.weight_levels[0].size) * pixels if node.weighted else 0
+            cycles = None if self.layer_cycles is None else self.layer_cycles[index]
+            rows.append({"name": node.name, "kind": node.op if node.groups == 1 else f"{node.op}/{node.groups}",
+                         "input": "x".join(map(str, shapes[node.inputs[0]])),
+                         "output": "x".join(map(str, shapes[node.name])), "macs": macs,
+                         "weights": node.weights.label if node.weights else "-",
+                         "where": "array" if placement.where == "engine" else "host", "reason": placement.reason,
+                         "cycles": cycles, "utilization": None if not cycles else macs / (cycles * self.config.macs)})
+        return rows
+
+
+def _run_graph(model_name: str, graph, config: AcceleratorConfig, recipe: QuantRecipe, chosen: _Data, run: ImageSet,
+               count: int, notes: list[str], simulator: str | None, progress, log) -> GraphInferenceReport:
+    """:func:`run_inference` for a graph: each node the array can run is its own program (one simulation per node
+    for all images); the host runs the rest through the golden model, on the hardware's outputs."""
+    from .compiler.program import predicted_cycles
+    from .compiler.timeline import AXI_SYSTEM
+    from .frontend.graph import INPUT
+    from .frontend.graph_quant import place_graph, quantize_graph
+
+    integer = quantize_graph(graph, recipe, chosen.calibration)
+    placements = place_graph(integer, config)
+    test_images = run.images[:count]
+    labels = None if run.labels is None else run.labels[:count]
+    report = GraphInferenceReport(model_name, config, integer, placements, count, labels, graph.predict(test_images),
+                                  integer.logit_levels(test_images), dataset=run.source, names=run.names[:count],
+                                  float_logits=graph.forward(test_images), notes=notes)
+    weighted = sum(node.weighted for node in integer.nodes)
+    log(f"model {model_name}: a graph of {len(integer.nodes)} nodes ({weighted} conv/linear); config {config.name}: "
+        f"{config.rows}x{config.cols} array, weights {config.weight_format}, activations {config.activation_format}, "
+        f"{config.clock_mhz:g} MHz")
+    rows = report.layer_rows()
+    width = max(8, *(len(row["name"]) for row in rows))
+    for row in rows:
+        where = "array" if row["where"] == "array" else f"host ({row['reason']})"
+        log(f"  {row['name']:<{width}} {row['kind']:<15} {row['input']:>9} -> {row['output']:<9} {row['macs']:>10,} "
+            f"MACs  runs on the {where}")
+    models = [predicted_cycles(p.program, AXI_SYSTEM) if p.program is not None else None for p in placements]
+    report.layer_cycles = [None if m is None else float(m["compute_cycles"]) for m in models]
+    report.cycles_per_image = float(sum(m["cycles"] for m in models if m is not None))
+    if simulator is None or not any(p.program is not None for p in placements):
+        return report
+    report.simulator, report.cycles_source = simulator, "rtl"
+    golden = integer.run(test_images, keep=True)
+    values = {INPUT: golden[INPUT]}
+    per_node, total = [None] * len(integer.nodes), 0.0
+    engine_nodes = sum(p.program is not None for p in placements)
+    done = 0
+    for index, (node, placement) in enumerate(zip(integer.nodes, placements, strict=True)):
+        inputs = [values[name] for name in node.inputs]
+        if placement.program is None:
+            values[node.name] = node.run(inputs)
+            continue
+        done += 1
+        log(f"simulating node {node.name} ({done}/{engine_nodes} on the array) for {count} images on the whole "
+            f"system ({simulator})")
+        program = placement.program
+        source = inputs[0].reshape(len(inputs[0]), *program.input_shape)
+        outputs, runs = _run_program_rtl(config, program, source, simulator, progress)
+        outputs = outputs.reshape(golden[node.name].shape)
+        if not np.array_equal(outputs, node.run(inputs)):
+            raise CheckFailed(f"node {node.name}: the RTL's output codes differ from the golden model's")
+        values[node.name] = outputs
+        per_node[index] = float(np.mean([entry["layer_cycles"][0] for entry in runs]))
+        total += float(np.mean([entry["cycles"] for entry in runs]))
+    report.layer_cycles, report.cycles_per_image = per_node, total
+    last = values[integer.output.name]
+    report.rtl_logits = integer.output.output.fmt.level(last).reshape(len(last), -1)
     return report
 
 
@@ -429,14 +549,16 @@ def print_report(report: InferenceReport) -> None:
         host = sum(1 for row in report.layer_rows() if row["where"] == "host")
         print(f"{report.cycles_per_image:,.0f} cycles per image from start to done ({source}): "
               f"{report.images_per_second:,.0f} images/s at {report.config.clock_mhz:g} MHz"
-              + (f" (the array's part; {host} layer{'s' if host > 1 else ''} ran on the host)" if host else ""))
+              + (f" (the array's part; {host} {'node' if isinstance(report, GraphInferenceReport) else 'layer'}"
+                 f"{'s' if host > 1 else ''} ran on the host)" if host else ""))
     print(f"took {report.seconds:.1f} s")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="esb-hw infer", description=__doc__.splitlines()[0],
                                      epilog="Docs: docs/network.md (inference, your own data, model files).")
-    parser.add_argument("--model", default="digits", help="'digits' (default), 'mnist5k', FILE.onnx or FILE.npz")
+    parser.add_argument("--model", default="digits", help="'digits' (default), 'mnist5k', 'resnet_mnist' (a residual "
+                                                          "network: a graph), FILE.onnx or FILE.npz")
     parser.add_argument("--data", help="'digits' or 'mnist5k' (their held-out images; default: the shipped model's "
                                        "own, else digits), FILE.npz (x: float N x C x H x W, y: N integer labels, "
                                        "optional) or a folder of PNGs (scaled to [0, 1]) with an optional "

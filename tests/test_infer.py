@@ -251,3 +251,66 @@ def test_a_torch_exported_model_with_its_own_data_through_the_rtl():
     assert [r["label"] for r in report["predictions"]] == [1, 1, 9, 4, 6] and report["accuracy"]["rtl"] >= 0.8
     assert len(report["notes"]) == 1 and "(Softmax): dropped, a final Softmax does not change" in report["notes"][0]
     assert "note: " in result.stderr
+
+
+def test_a_residual_graph_golden_only():
+    """The shipped residual network (esb_hw/data/resnet_mnist, examples/train_resnet_mnist.py): its convolutions and
+    classifier on the array, its adds and pooling on the host, with the reasons."""
+    result = cli("--golden-only", "--model", "resnet_mnist", "--images", "100", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["dataset"] == "mnist5k" and report["images"] == 100
+    where = {layer["name"]: (layer["kind"], layer["where"]) for layer in report["layers"]}
+    assert sorted(set(where.values())) == [("add", "host"), ("conv2d", "array"), ("flatten", "host"),
+                                           ("global_avg_pool", "host"), ("linear", "array")]
+    assert sum(kind == "conv2d" for kind, _ in where.values()) == 9
+    assert report["accuracy"]["golden"] >= 0.9 and report["cycles_source"] == "model"
+    assert all(0 < layer["utilization"] <= 1 for layer in report["layers"] if layer["where"] == "array")
+
+
+def _tiny_residual(path):
+    """conv 1->8 + ReLU, conv 8->8, + the first conv's output, ReLU, global average pool, linear 8->10: digits-sized."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(4)
+    weights = {"w1": rng.normal(0, 0.5, (8, 1, 3, 3)), "w2": rng.normal(0, 0.3, (8, 8, 3, 3)),
+               "fc": rng.normal(0, 0.5, (10, 8)), "fb": np.zeros(10)}
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], name="conv1", pads=[1] * 4),
+             helper.make_node("Relu", ["a"], ["r"], name="relu1"),
+             helper.make_node("Conv", ["r", "w2"], ["b"], name="conv2", pads=[1] * 4),
+             helper.make_node("Add", ["b", "r"], ["s"], name="add"),
+             helper.make_node("Relu", ["s"], ["t"], name="relu2"),
+             helper.make_node("GlobalAveragePool", ["t"], ["g"], name="pool"),
+             helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+             helper.make_node("Gemm", ["f", "fc", "fb"], ["y"], name="fc", transB=1)]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+                              [numpy_helper.from_array(value.astype(np.float32), name)
+                               for name, value in weights.items()])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_a_graph_through_the_system_rtl_node_by_node(tmp_path):
+    """A residual graph on the RTL: each array node its own simulation, the host's add and pool on the hardware's
+    outputs, every logit bit-exact; a node whose RTL output differs stops the run."""
+    require_simulator("verilator")
+    path = tmp_path / "tiny.onnx"
+    _tiny_residual(path)
+    report = infer.run_inference(str(path), DEFAULT, images=2, simulator="verilator", log=lambda *a: None)
+    assert isinstance(report, infer.GraphInferenceReport)
+    assert [row["where"] for row in report.layer_rows()] == ["array", "array", "host", "host", "host", "array"]
+    assert report.exact_images == 2 and report.cycles_source == "rtl"
+    assert [cycles is None for cycles in report.layer_cycles] == [False, False, True, True, True, False]
+    assert np.array_equal(report.rtl_logits, report.golden_logits)
+
+
+@pytest.mark.slow
+def test_the_residual_network_on_twenty_images_through_the_rtl():
+    """Issue 20's demonstration: resnet_mnist, 20 held-out images, the whole system's RTL, 20/20 bit-exact."""
+    require_simulator("verilator")
+    result = cli("--model", "resnet_mnist", "--images", "20", "--json", timeout=3600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["bit_exact_images"] == 20 and report["same_class_images"] == 20
+    assert report["accuracy"]["rtl"] == report["accuracy"]["golden"] >= 0.85

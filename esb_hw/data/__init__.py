@@ -53,5 +53,5 @@ def shipped_config(name: str):
 
 
 def example_folder(name: str) -> Path:
-    """The folder of the shipped example model ``name`` (``digits`` or ``mnist5k``)."""
+    """The folder of the shipped example model ``name`` (``digits``, ``mnist5k`` or ``resnet_mnist``)."""
     return DATA / name
