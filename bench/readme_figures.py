@@ -18,7 +18,9 @@ file that a bench wrote:
   16x16 and 32x32 arrays);
 - ``compare``: ``bench/results/compare.json``, from ``python bench/compare.py --json``;
 - ``compare-configs``: ``bench/results/compare_configs.json``, ``{"runs": [...]}`` of ``python bench/compare.py
-  --config esb_hw/data/configs/NAME.toml --json`` for ``pot3``, ``esb5_act_esb``, ``uniform4`` and ``uniform5``.
+  --config esb_hw/data/configs/NAME.toml --json`` for ``pot3``, ``esb5_act_esb``, ``uniform4`` and ``uniform5``;
+- ``plans``: ``bench/results/plans.json``, ``{"runs": [...]}`` of ``esb-hw plan NAME --config zcu102_64x64 --json``
+  for ``resnet18``, ``resnet50`` and ``mobilenetv2``.
 
 ``bench/timing.py`` stores each design's RTL digest (``rtl_sha256``) in its JSON, and ``tests/test_recorded.py``
 fails when the system, the engine or an array is no longer the RTL its figures were measured on (the model-error
@@ -183,11 +185,33 @@ def compare_configs(result: dict) -> str:
 
 
 #: block name -> (source JSON, renderer)
+_NETWORK_NAMES = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50",
+                  "mobilenetv2": "MobileNetV2"}
+
+
+def plans(result: dict) -> str:
+    """The reference networks' placement and array cycles (``esb-hw plan NAME --json`` each)."""
+    lines = ["| network | on the array | cycles per image (MODEL) | images/s | utilization |",
+             "|---|---:|---:|---:|---:|"]
+    for run in result["runs"]:
+        name = run["model"].split()[0]
+        share = run["engine_macs"] / run["macs"]
+        lines.append(f"| {_NETWORK_NAMES.get(name, name)} | {share:.1%} of {run['macs'] / 1e9:.3f} GMAC | "
+                     f"{run['engine_cycles']:,} | {run['engine_images_per_second']:.1f} | "
+                     f"{run['engine_utilization']:.1%} |")
+    configs = sorted({(run["config"], run["clock_mhz"]) for run in result["runs"]})
+    lines.append("")
+    lines.append("On " + ", ".join(f"`{name}` at its configured {clock:g} MHz" for name, clock in configs)
+                 + ", counting the array alone (the host's adds, pools and depthwise convolutions are not timed).")
+    return "\n".join(lines)
+
+
 BLOCKS = {"digits-rtl": (RESULTS / "digits_rtl.json", digits_rtl), "system-timing": (TIMING, system_timing),
           "chip": (RESULTS / "chip.json", chip), "model-error": (RESULTS / "model_error.json", model_error),
           "array-timing": (RESULTS / "timing_arrays.json", array_timing),
           "compare": (RESULTS / "compare.json", compare),
-          "compare-configs": (RESULTS / "compare_configs.json", compare_configs)}
+          "compare-configs": (RESULTS / "compare_configs.json", compare_configs),
+          "plans": (RESULTS / "plans.json", plans)}
 
 
 def markers(name: str) -> tuple[str, str]:

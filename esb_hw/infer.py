@@ -1,6 +1,6 @@
 """Run a quantized CNN on images: the golden model, and the simulated system through the host driver.
 
-``esb-hw infer --model digits|mnist5k|FILE.onnx|FILE.npz [--data digits|mnist5k|FILE.npz|FOLDER]
+``esb-hw infer --model digits|mnist5k|resnet_mnist|FILE.onnx|FILE.npz [--data digits|mnist5k|FILE.npz|FOLDER]
 [--calibration ...] [--config FILE] [--images N] [--sim verilator|icarus] [--golden-only] [--json]
 [--save-outputs FILE.npz]``
 
@@ -20,6 +20,11 @@ The images are a bundled dataset's held-out split (the shipped model's own, else
 4. Prints accuracy (float, golden, RTL; none for unlabelled images), each image's classes, agreement with the
    golden model (every logit and every predicted class), per-layer compute cycles and MAC utilization, and images
    per second at the config's clock; with ``--golden-only`` the cycles are the compiler's MODEL.
+
+A model with branches (residual adds, pools, depthwise convolutions: an ONNX file the chain importer refuses and
+:func:`esb_hw.frontend.onnx_graph.load_onnx_graph` reads, or the shipped ``resnet_mnist``) runs node by node: each
+node the array runs is its own program and its own simulation for all images, checked against the golden node;
+the host runs the rest (adds, pools) on the hardware's outputs (:class:`GraphInferenceReport`).
 
 Exit codes: 0 success, 1 a result that differs from the golden model (or a failed simulation), 2 bad input.
 """

@@ -105,6 +105,7 @@ def test_readme_pareto_table_matches_the_committed_costs():
     (["--bits", "6"], "--bits takes widths among 3, 4, 5, 8"),
     (["--bits", "x"], "--bits takes comma-separated widths"),
     (["--costs", "/nonexistent/costs.json"], "costs.json: no such file"),
+    (["--model", "resnet9"], "--model takes digits or resnet_mnist, got 'resnet9'"),
 ])
 def test_command_errors_are_one_line(args, message, capsys):
     assert accuracy.main(args) == 2
@@ -144,3 +145,21 @@ def test_plot_writes_a_png_and_never_overwrites(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(InputError, match="exists; pass --force"):
         plot_frontier(points, path, force=False)
+
+
+def test_the_residual_table_renders_each_row():
+    result = {"model": "resnet_mnist", "dataset": "mnist5k", "test_images": 1000, "float": 0.987,
+              "rows": [{"weights": "esb:4:1", "activations": 4, "ends_8bit": False, "accuracy": 0.804},
+                       {"weights": "pot:4", "activations": 4, "ends_8bit": True, "accuracy": 0.71},
+                       {"weights": "esb:4:1", "activations": 8, "ends_8bit": False, "accuracy": 0.972}]}
+    lines = accuracy.graph_accuracy_table(result).splitlines()
+    assert lines[2:6] == ["| float (NumPy) | float | float | 98.7 |", "| ESB(4,1), e=2 | 4-bit | 4/4 | 80.4 |",
+                          "| power-of-two = ESB(4,0) | 4-bit | 8/8 | 71.0 |", "| ESB(4,1), e=2 | 8-bit | 4/8 | 97.2 |"]
+
+
+@pytest.mark.slow
+def test_readme_residual_table_is_what_the_command_makes():
+    """The README's resnet_mnist table, regenerated (about two minutes)."""
+    text = README.read_text(encoding="utf-8")
+    block = text[text.index(accuracy.GRAPH_BEGIN) + len(accuracy.GRAPH_BEGIN):text.index(accuracy.GRAPH_END)]
+    assert block.strip() == accuracy.graph_accuracy_table(accuracy.graph_accuracy("resnet_mnist")).strip()

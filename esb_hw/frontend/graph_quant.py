@@ -9,7 +9,8 @@ real 0 (docs/network.md):
   integer level (:func:`esb_hw.quant.golden.bound_level`), dropped where it is at or above the format's top level
   (the clamp then changes nothing);
 - a tensor that may be negative (a residual branch's last BatchNorm, MobileNetV2's projections, a downsample, the
-  logits) has its zero point in the middle of the levels and the largest power-of-two step that covers its range;
+  logits) has its zero point in the middle of the levels and the power-of-two step of least squared error on the
+  calibration activations (from the largest step that covers their range to 8 steps finer);
 - a convolution or linear layer reads ``L - z`` (exact: its zero padding is then real 0), folds its weight scale,
   bias and output zero point into its requantization; a residual add folds both inputs' zero points and the
   output's into :class:`~esb_hw.quant.golden.AddParams`; a max pool keeps its input's codes and scale; an average
@@ -142,20 +143,35 @@ class IntegerGraph:
 
 
 def _signed_code(samples: np.ndarray, fmt: ESBFormat, name: str) -> TensorCode:
-    """A tensor that may be negative: the zero point in the middle of the levels, the largest power-of-two step
-    whose levels on both sides cover the samples' range."""
+    """A tensor that may be negative: the zero point in the middle of the levels, and the power-of-two step with the
+    least squared error on the samples, from the largest whose levels on both sides cover their range to 8 steps
+    finer (ties to the finer; as activations are calibrated, ``mse``)."""
     zero_point = (fmt.max_level + 1) // 2
     room = min(zero_point, fmt.max_level - zero_point)
     if room == 0:
         raise InputError(f"node {name!r}: {fmt} activations cannot hold a tensor that may be negative (no level on "
                          "one side of the zero point)")
-    peak = float(np.max(np.abs(samples))) or 1.0
-    frac_bits = math.floor(math.log2(room / peak))
+    data = np.asarray(samples, dtype=np.float64).ravel()
+    if data.size > 1 << 20:
+        data = data[:: math.ceil(data.size / (1 << 20))]
+    peak = float(np.max(np.abs(data))) if data.size else 0.0
+    peak = peak or 1.0
+    covering = math.floor(math.log2(room / peak))
     low, high = FRAC_BITS_RANGE
-    if not low <= frac_bits <= high:
-        raise InputError(f"node {name!r}: values of magnitude {peak:g} need a scale of 2**{-frac_bits}, outside "
+    if not low <= covering <= high:
+        raise InputError(f"node {name!r}: values of magnitude {peak:g} need a scale of 2**{-covering}, outside "
                          f"2**{-high}..2**{-low}")
-    return TensorCode(fmt, math.ldexp(1.0, -frac_bits), zero_point)
+    levels = fmt.integer_levels().astype(np.float64)
+    best, best_error = covering, math.inf
+    for frac_bits in range(covering, min(covering + 8, high) + 1):
+        scale = math.ldexp(1.0, -frac_bits)
+        shifted = np.clip(data / scale + zero_point, 0, fmt.max_level)
+        index = np.clip(np.searchsorted(levels, shifted), 1, levels.size - 1)
+        nearest = np.where(shifted - levels[index - 1] < levels[index] - shifted, levels[index - 1], levels[index])
+        error = float(np.mean((data - (nearest - zero_point) * scale) ** 2))
+        if error <= best_error:
+            best, best_error = frac_bits, error
+    return TensorCode(fmt, math.ldexp(1.0, -best), zero_point)
 
 
 def _output_code(node: FloatNode, samples: np.ndarray, fmt: ESBFormat, signed: bool) -> TensorCode:
