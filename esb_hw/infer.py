@@ -47,7 +47,8 @@ from .frontend.datasets import DATASETS, ImageSet, load_images, load_split
 from .frontend.quantize import SCALE_METHODS, IntegerModel, QuantRecipe, Segment, compile_segments, quantize_model
 from .npzfile import write_npz
 
-__all__ = ["GraphInferenceReport", "InferenceReport", "load_model", "main", "progress_bar", "run_inference"]
+__all__ = ["GraphInferenceReport", "InferenceReport", "load_model", "main", "progress_bar", "run_graph_rtl",
+           "run_inference"]
 
 DEFAULT_SIM_IMAGES = 10
 CLASSES = 10
@@ -443,7 +444,6 @@ def _run_graph(model_name: str, graph, config: AcceleratorConfig, recipe: QuantR
     for all images); the host runs the rest through the golden model, on the hardware's outputs."""
     from .compiler.program import predicted_cycles
     from .compiler.timeline import AXI_SYSTEM
-    from .frontend.graph import INPUT
     from .frontend.graph_quant import place_graph, quantize_graph
 
     integer = quantize_graph(graph, recipe, chosen.calibration)
@@ -469,15 +469,33 @@ def _run_graph(model_name: str, graph, config: AcceleratorConfig, recipe: QuantR
     if simulator is None or not any(p.program is not None for p in placements):
         return report
     report.simulator, report.cycles_source = simulator, "rtl"
-    golden = integer.run(test_images, keep=True)
-    values = {INPUT: golden[INPUT]}
-    per_node, total = [None] * len(integer.nodes), 0.0
+    measured = run_graph_rtl(config, integer, placements, integer.input_codes(test_images), simulator, progress, log)
+    report.layer_cycles, report.cycles_per_image = measured["node_cycles"], measured["cycles"]
+    last = measured["output"]
+    report.rtl_logits = integer.output.output.fmt.level(last).reshape(len(last), -1)
+    return report
+
+
+def run_graph_rtl(config: AcceleratorConfig, integer, placements, codes: np.ndarray, simulator: str, progress=None,
+                  log=print) -> dict:
+    """An integer graph on input ``codes`` (``(N, C, H, W)``), each array node simulated on the whole system for the
+    ``N`` images, the host's nodes run by the golden model on the hardware's outputs. Every array node's output is
+    checked byte for byte against the compiler's NumPy twin and code for code against the golden node
+    (:class:`CheckFailed` names the node). Returns ``output`` (the last node's codes), ``node_cycles`` (per node:
+    the mean measured compute cycles of its layer, None on the host), ``cycles`` (the mean cycles per image of all
+    array runs, start to done) and ``runs`` (per array node: the driver's records)."""
+    from .frontend.graph import INPUT
+
+    values = {INPUT: np.asarray(codes)}
+    count = len(values[INPUT])
+    per_node, total, records = [None] * len(integer.nodes), 0.0, {}
     engine_nodes = sum(p.program is not None for p in placements)
     done = 0
     for index, (node, placement) in enumerate(zip(integer.nodes, placements, strict=True)):
         inputs = [values[name] for name in node.inputs]
+        expected = node.run(inputs)
         if placement.program is None:
-            values[node.name] = node.run(inputs)
+            values[node.name] = expected
             continue
         done += 1
         log(f"simulating node {node.name} ({done}/{engine_nodes} on the array) for {count} images on the whole "
@@ -485,16 +503,14 @@ def _run_graph(model_name: str, graph, config: AcceleratorConfig, recipe: QuantR
         program = placement.program
         source = inputs[0].reshape(len(inputs[0]), *program.input_shape)
         outputs, runs = _run_program_rtl(config, program, source, simulator, progress)
-        outputs = outputs.reshape(golden[node.name].shape)
-        if not np.array_equal(outputs, node.run(inputs)):
+        outputs = outputs.reshape(expected.shape)
+        if not np.array_equal(outputs, expected):
             raise CheckFailed(f"node {node.name}: the RTL's output codes differ from the golden model's")
         values[node.name] = outputs
+        records[node.name] = runs
         per_node[index] = float(np.mean([entry["layer_cycles"][0] for entry in runs]))
         total += float(np.mean([entry["cycles"] for entry in runs]))
-    report.layer_cycles, report.cycles_per_image = per_node, total
-    last = values[integer.output.name]
-    report.rtl_logits = integer.output.output.fmt.level(last).reshape(len(last), -1)
-    return report
+    return {"output": values[integer.output.name], "node_cycles": per_node, "cycles": total, "runs": records}
 
 
 #: Per-image lines in the text report up to this many images (all of them are in --json and --save-outputs).

@@ -58,7 +58,7 @@ def test_json_and_host_fallback():
 @pytest.mark.parametrize("args, message", [
     (["--images", "0"], "--images must be in 1..359"),
     (["--images", "360"], "--images must be in 1..359"),
-    (["--model", "model.pt"], "--model takes 'digits', 'mnist5k', a .onnx or a .npz file"),
+    (["--model", "model.pt"], "--model takes 'digits', 'mnist5k', 'resnet_mnist', a .onnx or a .npz file"),
     (["--model", "missing.onnx"], "missing.onnx: no such file"),
     (["--config", "missing.toml"], "config file not found"),
     (["--data", "cifar"], "--data takes 'digits', 'mnist5k', an .npz file or a folder of PNGs, got 'cifar'"),
@@ -314,3 +314,20 @@ def test_the_residual_network_on_twenty_images_through_the_rtl():
     report = json.loads(result.stdout)
     assert report["bit_exact_images"] == 20 and report["same_class_images"] == 20
     assert report["accuracy"]["rtl"] == report["accuracy"]["golden"] >= 0.85
+
+
+@pytest.mark.slow
+def test_real_shape_blocks_through_the_rtl():
+    """Issue 20's RTL evidence at real shapes (bench/real_shapes.py): a ResNet-18 basic block at 64x56x56 and a
+    MobileNetV2 inverted residual at 24x56x56, one image each, bit-exact, each array node's cycles within 5 % of the
+    cycle model."""
+    require_simulator("verilator")
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "real_shapes.py"), "--json"], capture_output=True,
+                            text=True, timeout=3600)
+    assert result.returncode == 0, result.stderr
+    runs = {run["block"]: run for run in json.loads(result.stdout)["runs"]}
+    assert set(runs) == {"basic", "inverted"} and all(run["bit_exact"] for run in runs.values())
+    engine = {(block, row["name"]): row for block, run in runs.items() for row in run["nodes"]
+              if row["where"] == "engine"}
+    assert set(engine) == {("basic", "conv1"), ("basic", "conv2"), ("inverted", "expand"), ("inverted", "project")}
+    assert all(abs(row["model_error"]) <= 0.05 for row in engine.values()), engine

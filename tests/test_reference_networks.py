@@ -15,7 +15,14 @@ from esb_hw.compiler.zoo import LayerShape, layer_macs, network_shapes
 from esb_hw.errors import InputError
 from esb_hw.frontend.graph import INPUT
 from esb_hw.frontend.onnx_graph import load_onnx_graph
-from esb_hw.frontend.reference_networks import REFERENCE_NETWORKS, mobilenet_v2, reference_network, resnet
+from esb_hw.frontend.reference_networks import (
+    REFERENCE_NETWORKS,
+    basic_block,
+    inverted_residual,
+    mobilenet_v2,
+    reference_network,
+    resnet,
+)
 
 RNG = np.random.default_rng(22)
 SMALL = {"resnet18": 8, "resnet34": 8, "resnet50": 8, "mobilenetv2": 0.25}
@@ -70,6 +77,22 @@ def test_small_network_matches_onnx_reference(tmp_path, name):
     assert scale > 1e-3  # the scores are not all (nearly) zero
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * scale)
     assert not np.allclose(got[0], got[1], rtol=1e-3)  # two images, two answers
+
+
+@pytest.mark.parametrize(("build", "ops"), [
+    (basic_block, [("conv2d", 1, True), ("conv2d", 1, False), ("add", 1, True)]),
+    (inverted_residual, [("conv2d", 1, True), ("conv2d", 48, True), ("conv2d", 1, False), ("add", 1, False)])])
+def test_single_blocks_match_onnx_reference(tmp_path, build, ops):
+    """The blocks bench/real_shapes.py runs at their real shapes, small here: the residual add reads the input."""
+    path = tmp_path / "block.onnx"
+    onnx.save(build(channels=8, size=32), str(path))
+    graph = load_onnx_graph(path)
+    assert [(node.op, node.groups, node.relu) for node in graph.nodes] == ops
+    assert graph.nodes[-1].inputs[1] == INPUT and graph.shapes[graph.nodes[-1].name] == (8, 32, 32)
+    x = np.abs(RNG.normal(size=(2, 8, 32, 32)))
+    reference = ReferenceEvaluator(str(path))
+    expected = np.concatenate([reference.run(None, {"x": image[None].astype(np.float32)})[0] for image in x])
+    np.testing.assert_allclose(graph.forward(x), expected.reshape(2, -1), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", SMALL)

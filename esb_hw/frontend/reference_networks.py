@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["REFERENCE_NETWORKS", "mobilenet_v2", "reference_network", "resnet"]
+__all__ = ["REFERENCE_NETWORKS", "basic_block", "inverted_residual", "mobilenet_v2", "reference_network", "resnet"]
 
 _RESNET_BLOCKS = {18: ((2, 2, 2, 2), False), 34: ((3, 4, 6, 3), False), 50: ((3, 4, 6, 3), True)}
 #: MobileNetV2's inverted-residual settings: expansion t, channels c, repeats n, first stride s.
@@ -74,11 +74,12 @@ class _Writer:
         return self.node("Gemm", [y, self.constant("fc.weight", weight), self.constant("fc.bias", np.zeros(classes))],
                          "fc", transB=1)
 
-    def model(self, name: str, size: int, output: str, classes: int):
+    def model(self, name: str, size: int, output: str, classes: int, channels: int = 3,
+              output_shape: tuple[int, ...] | None = None):
         from onnx import TensorProto, helper
 
-        data = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])
-        scores = helper.make_tensor_value_info(output, TensorProto.FLOAT, [1, classes])
+        data = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, size, size])
+        scores = helper.make_tensor_value_info(output, TensorProto.FLOAT, [1, *(output_shape or (classes,))])
         graph = helper.make_graph(self.nodes, name, [data], [scores], self.initializers)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="esb-hw")
         model.ir_version = 8
@@ -160,6 +161,32 @@ def mobilenet_v2(*, size: int = 224, width: float = 1.0, classes: int = 1000, se
     last = _divisible(1280 * max(1.0, width))
     x = writer.conv_bn(x, f"features.{index}", channels, last, 1, act="relu6")
     return writer.model("mobilenetv2", size, writer.head(x, last, classes), classes)
+
+
+def basic_block(*, channels: int = 64, size: int = 56, seed: int = 0):
+    """One ResNet-18 basic block alone (layer1's shape by default): conv 3x3, BN, ReLU, conv 3x3, BN, plus the
+    block's input, ReLU. Its input (the previous block's ReLU output) and output are ``channels x size x size``."""
+    _check(size, 1)
+    writer = _Writer(seed)
+    y = writer.conv_bn("x", "conv1", channels, channels, 3)
+    y = writer.conv_bn(y, "conv2", channels, channels, 3, act=None, gain=0.3)
+    y = writer.node("Add", [y, "x"], "add")
+    y = writer.node("Relu", [y], "relu")
+    return writer.model("basic_block", size, y, 0, channels, (channels, size, size))
+
+
+def inverted_residual(*, channels: int = 24, expansion: int = 6, size: int = 56, seed: int = 0):
+    """One MobileNetV2 inverted-residual block with its residual (features.3's shape by default): 1x1 expand,
+    BN, ReLU6, depthwise 3x3, BN, ReLU6, 1x1 project, BN, plus the block's input. The input is non-negative here
+    (the block reads a ReLU6 output, as ``features.2``'s would be with a ReLU)."""
+    _check(size, 1)
+    writer = _Writer(seed)
+    hidden = channels * expansion
+    y = writer.conv_bn("x", "expand", channels, hidden, 1, act="relu6")
+    y = writer.conv_bn(y, "depthwise", hidden, hidden, 3, groups=hidden, act="relu6")
+    y = writer.conv_bn(y, "project", hidden, channels, 1, act=None, gain=0.3)
+    y = writer.node("Add", [y, "x"], "add")
+    return writer.model("inverted_residual", size, y, 0, channels, (channels, size, size))
 
 
 #: The reference networks by name: a builder taking ``size``, ``classes``, ``seed`` (and ``width``).
