@@ -61,7 +61,7 @@ def _images(graph, calibration: str | None, count: int) -> tuple[np.ndarray, np.
                                            f"16 to calibrate, {count} to test")
     from .frontend.datasets import load_images
 
-    data = load_images(calibration, what="--calibration").x
+    data = load_images(calibration, what="--calibration").images
     if data.shape[1:] != shape:
         raise InputError(f"--calibration {calibration}: images of shape {'x'.join(map(str, data.shape[1:]))}, the "
                          f"model takes {'x'.join(map(str, shape))}")

@@ -91,3 +91,20 @@ def test_an_unsupported_operator_names_the_node(capsys, tmp_path):
     assert error.count("\n") == 1 and "node 'gate' (Sigmoid): operator Sigmoid is not supported" in error
     assert cli(["plan", str(path), "--size", "64"]) == 2
     assert "--size applies to the reference networks only" in capsys.readouterr().err
+
+
+def test_calibration_images_from_a_file(tmp_path, capsys):
+    """--calibration FILE.npz calibrates on the file's images and tests on its last --images ones; a file of the
+    wrong shape is one line."""
+    import numpy as np
+
+    path = tmp_path / "resnet.onnx"
+    reference_network("resnet18", path, size=32, width=8, classes=10)
+    images = np.random.default_rng(5).uniform(0, 1, (6, 3, 32, 32))
+    np.savez(tmp_path / "images.npz", x=images)
+    plan = plan_network(str(path), DEFAULT, calibration=str(tmp_path / "images.npz"), images=2, log=lambda *a: None)
+    assert plan["images"] == f"6 images from {tmp_path / 'images.npz'} to calibrate, the last 2 to test"
+    np.savez(tmp_path / "small.npz", x=images[:, :, :16, :16])
+    assert cli(["plan", str(path), "--calibration", str(tmp_path / "small.npz")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "images of shape 3x16x16, the model takes 3x32x32" in error

@@ -349,7 +349,7 @@ def graph_accuracy_table(result: dict) -> str:
         bits = row["activations"]
         ends = "8/8" if row["ends_8bit"] else f"{WeightQuantizer(row['weights']).bits}/{bits}"
         lines.append(f"| {describe(row['weights'])} | {bits}-bit | {ends} | {_percent(row['accuracy'])} |")
-    note = (f"Test accuracy (%) of the integer golden model of `{result['model']}` on the {result['test_images']} "
+    note = (f"Test accuracy (%) of the integer golden model of `{result['model']}` on the {result['test_images']:,} "
             f"held-out {result['dataset']} images (one image is {100 / result['test_images']:.1f} points), by "
             "post-training quantization: DDA weight scales per output channel, power-of-two activation scales "
             "calibrated on the training images, zero points on the tensors that may be negative. The 8-bit row is "
