@@ -29,6 +29,9 @@ __all__ = ["main", "plan_network"]
 #: Synthetic images (uniform in [0, 1), seeded) when no --calibration is given.
 SYNTHETIC_SEED = 2109
 DEFAULT_IMAGES = 4
+#: Limits of --size and --images (the golden model holds every tensor of the test images in memory).
+MAX_SIZE = 1024
+MAX_IMAGES = 64
 
 
 def _load_graph(model: str, size: int | None, notes: list[str]):
@@ -79,8 +82,8 @@ def plan_network(model: str, config, *, size: int | None = None, calibration: st
     from .frontend.graph_quant import place_graph, quantize_graph
     from .frontend.quantize import QuantRecipe
 
-    if images < 1:
-        raise InputError(f"--images must be >= 1, got {images}")
+    if not 1 <= images <= MAX_IMAGES:
+        raise InputError(f"--images must be in 1..{MAX_IMAGES}, got {images}")
     notes: list[str] = []
     started = time.monotonic()
     graph, source = _load_graph(model, size, notes)
@@ -91,7 +94,8 @@ def plan_network(model: str, config, *, size: int | None = None, calibration: st
     float_logits = graph.forward(test_images)
     integer_logits = integer.logits(test_images)
     agreement = float(np.mean(float_logits.argmax(1) == integer_logits.argmax(1)))
-    error = float(np.abs(float_logits - integer_logits).mean() / max(np.abs(float_logits).mean(), 1e-30))
+    scale = float(np.abs(float_logits).mean())
+    error = float(np.abs(float_logits - integer_logits).mean() / scale) if scale > 0 else None
     log(f"quantized ({recipe.weights} weights, {config.activation_format} activations); compiling the array's "
         "nodes")
     placements = place_graph(integer, config, progress=lambda line: log(f"  {line}"))
@@ -102,7 +106,8 @@ def plan_network(model: str, config, *, size: int | None = None, calibration: st
         shape = graph.shapes[node.name]
         macs = node.macs_per_output * int(np.prod(shape))
         row = {"name": node.name, "op": node.op + (f" (groups {node.groups})" if node.groups > 1 else ""),
-               "output_shape": list(shape), "macs": macs, "where": placement.where, "reason": placement.reason,
+               "output_shape": list(shape), "macs": macs,
+               "where": "array" if placement.where == "engine" else "host", "reason": placement.reason,
                "cycles": None, "utilization": None, "bound": None}
         if placement.where == "engine":
             predicted = predicted_cycles(placement.program, memory)
@@ -111,7 +116,7 @@ def plan_network(model: str, config, *, size: int | None = None, calibration: st
                        utilization=round(macs / (predicted["cycles"] * config.macs), 4))
         rows.append(row)
     engine_cycles = sum(row["cycles"] or 0 for row in rows)
-    engine_macs = sum(row["macs"] for row in rows if row["where"] == "engine")
+    engine_macs = sum(row["macs"] for row in rows if row["where"] == "array")
     return {
         "model": source, "config": config.name, "array": f"{config.rows}x{config.cols}", "clock_mhz": clock,
         "weights": recipe.weights, "activations": str(config.activation_format),
@@ -120,7 +125,8 @@ def plan_network(model: str, config, *, size: int | None = None, calibration: st
         "engine_cycles": engine_cycles,
         "engine_images_per_second": round(clock * 1e6 / engine_cycles, 2) if engine_cycles else None,
         "engine_utilization": round(engine_macs / (engine_cycles * config.macs), 4) if engine_cycles else None,
-        "top1_agreement": agreement, "logit_relative_error": round(error, 4), "notes": notes, "nodes": rows,
+        "top1_agreement": agreement,
+        "logit_relative_error": None if error is None else round(error, 4), "notes": notes, "nodes": rows,
         "seconds": round(time.monotonic() - started, 1),
     }
 
@@ -138,6 +144,7 @@ def _table(plan: dict) -> str:
 
 
 def print_plan(plan: dict) -> None:
+    """The text report: the table and the totals."""
     print()
     print(_table(plan))
     print()
@@ -155,9 +162,10 @@ def print_plan(plan: dict) -> None:
     if skipped:
         print(f"  {len(skipped)} conv/linear node(s) run on the host and are not in the array time: "
               f"{', '.join(skipped[:6])}{', ...' if len(skipped) > 6 else ''}")
+    error = plan["logit_relative_error"]
     print(f"  integer (golden model) against float on {plan['images']}: top-1 agreement "
           f"{100 * plan['top1_agreement']:.0f} %, logits' mean relative error "
-          f"{100 * plan['logit_relative_error']:.1f} %")
+          + ("n/a (the float logits are all 0)" if error is None else f"{100 * error:.1f} %"))
     for note in plan["notes"]:
         print(f"  note: {note}")
 
@@ -178,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     try:
-        if args.size is not None and args.size < 32:
-            raise InputError(f"--size must be >= 32 (five stride-2 stages), got {args.size}")
+        if args.size is not None and not 32 <= args.size <= MAX_SIZE:
+            raise InputError(f"--size must be in 32..{MAX_SIZE} (five stride-2 stages), got {args.size}")
         config = load_config(args.config)
         plan = plan_network(args.model, config, size=args.size, calibration=args.calibration, images=args.images,
                             ends_8bit=args.ends_8bit,

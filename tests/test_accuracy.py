@@ -106,6 +106,8 @@ def test_readme_pareto_table_matches_the_committed_costs():
     (["--bits", "x"], "--bits takes comma-separated widths"),
     (["--costs", "/nonexistent/costs.json"], "costs.json: no such file"),
     (["--model", "resnet9"], "--model takes digits or resnet_mnist, got 'resnet9'"),
+    (["--model", "resnet_mnist", "--bits", "4", "--no-costs"],
+     "--bits, --no-costs apply to the digits tables only, not to --model resnet_mnist"),
 ])
 def test_command_errors_are_one_line(args, message, capsys):
     assert accuracy.main(args) == 2

@@ -196,8 +196,8 @@ def test_global_average_pool_and_flatten_match_onnx_reference():
 
 
 # ---- relu and upper -----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("relu, upper", [(True, None), (True, 6.0), (False, 6.0), (True, 0.5)],
-                         ids=["relu", "relu6", "upper only", "relu, upper 0.5"])
+@pytest.mark.parametrize("relu, upper", [(True, None), (True, 6.0), (True, 0.5)],
+                         ids=["relu", "relu6", "relu, upper 0.5"])
 @pytest.mark.parametrize("op", ["conv2d", "linear", "add"])
 def test_relu_and_upper_match_onnx_reference(op, relu, upper):
     if op == "conv2d":
@@ -281,11 +281,13 @@ NODE_ERRORS = {
                               "node 'g': ReLU and clips follow a conv2d, linear or add only"),
     "upper 0": (dict(name="c", op="conv2d", inputs=(INPUT,), weight=W3, relu=True, upper=0.0),
                 "node 'c': the upper bound must be finite and > 0, got 0.0"),
-    "upper negative": (dict(name="c", op="conv2d", inputs=(INPUT,), weight=W3, upper=-1.0),
+    "upper without relu": (dict(name="c", op="conv2d", inputs=(INPUT,), weight=W3, upper=6.0),
+                           "node 'c': an upper bound comes with ReLU (a clip to [0, upper]), so relu must be set"),
+    "upper negative": (dict(name="c", op="conv2d", inputs=(INPUT,), weight=W3, relu=True, upper=-1.0),
                        "node 'c': the upper bound must be finite and > 0, got -1.0"),
-    "upper infinite": (dict(name="a", op="add", inputs=(INPUT, INPUT), upper=np.inf),
+    "upper infinite": (dict(name="a", op="add", inputs=(INPUT, INPUT), relu=True, upper=np.inf),
                        "node 'a': the upper bound must be finite and > 0, got inf"),
-    "upper NaN": (dict(name="a", op="add", inputs=(INPUT, INPUT), upper=np.nan),
+    "upper NaN": (dict(name="a", op="add", inputs=(INPUT, INPUT), relu=True, upper=np.nan),
                   "node 'a': the upper bound must be finite and > 0, got nan"),
 }
 

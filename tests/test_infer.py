@@ -293,7 +293,7 @@ def _tiny_residual(path):
 
 def test_a_graph_through_the_system_rtl_node_by_node(tmp_path):
     """A residual graph on the RTL: each array node its own simulation, the host's add and pool on the hardware's
-    outputs, every logit bit-exact; a node whose RTL output differs stops the run."""
+    outputs, every logit bit-exact (the check itself is fed a wrong answer in the next test)."""
     require_simulator("verilator")
     path = tmp_path / "tiny.onnx"
     _tiny_residual(path)
@@ -331,3 +331,45 @@ def test_real_shape_blocks_through_the_rtl():
               if row["where"] == "engine"}
     assert set(engine) == {("basic", "conv1"), ("basic", "conv2"), ("inverted", "expand"), ("inverted", "project")}
     assert all(abs(row["model_error"]) <= 0.05 for row in engine.values()), engine
+
+
+def test_run_graph_rtl_stops_at_a_node_whose_hardware_output_is_wrong(tmp_path, monkeypatch):
+    """The graph runner's check, fed the programs' NumPy-twin outputs (what a correct engine writes) and then the
+    same with one code wrong in the second array node: the first passes, the second names the node."""
+    from esb_hw.compiler.program import read_output, run_in_numpy, to_bundle
+    from esb_hw.errors import CheckFailed
+    from esb_hw.frontend.graph_quant import place_graph, quantize_graph
+    from esb_hw.frontend.onnx_graph import load_onnx_graph
+    from esb_hw.frontend.quantize import QuantRecipe
+
+    path = tmp_path / "tiny.onnx"
+    _tiny_residual(path)
+    graph = load_onnx_graph(path)
+    images = np.random.default_rng(6).uniform(0, 1, (5, 1, 8, 8))
+    integer = quantize_graph(graph, QuantRecipe.for_config(DEFAULT), images[:3])
+    placements = place_graph(integer, DEFAULT)
+    calls = []
+
+    def twin(config, program, codes, simulator, progress, wrong_call=None):
+        outputs = []
+        for image in codes:
+            memory = bytearray(to_bundle(program, "x", image).image)
+            run_in_numpy(program, memory)
+            address, size = program.output_region()
+            outputs.append(read_output(program, bytes(memory[address:address + size])))
+        calls.append(program)
+        outputs = np.stack(outputs)
+        if len(calls) == wrong_call:
+            outputs[1].flat[3] ^= 1
+        return outputs, [{"cycles": 10, "layer_cycles": [7]}] * len(codes)
+
+    monkeypatch.setattr(infer, "_run_program_rtl", twin)
+    measured = infer.run_graph_rtl(DEFAULT, integer, placements, integer.input_codes(images[3:]), "verilator",
+                                   log=lambda *a: None)
+    assert np.array_equal(measured["output"], integer.run(images[3:])[integer.output.name])
+    assert measured["node_cycles"] == [7.0, 7.0, None, None, None, 7.0] and measured["cycles"] == 30.0
+    calls.clear()
+    monkeypatch.setattr(infer, "_run_program_rtl", lambda *args: twin(*args, wrong_call=2))
+    with pytest.raises(CheckFailed, match="node conv2: the RTL's output codes differ from the golden model's"):
+        infer.run_graph_rtl(DEFAULT, integer, placements, integer.input_codes(images[3:]), "verilator",
+                            log=lambda *a: None)

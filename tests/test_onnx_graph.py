@@ -324,6 +324,28 @@ def test_clip_after_a_padded_max_pool_folds_into_the_conv(tmp_path):
                                                                          ("max_pool", False, None)]
 
 
+def test_relu_after_a_pool_and_a_flatten_folds_into_the_conv(tmp_path):
+    """Conv, MaxPool, Flatten, Relu, Gemm (the chain importer reads it): the Relu steps back through both."""
+    nodes = [STEM, helper.make_node("MaxPool", ["c"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Flatten", ["p"], ["f"], name="flat", axis=1), relu("f", "r", "relu"),
+             helper.make_node("Gemm", ["r", "g"], ["y"], name="fc", transB=1)]
+    path = graph_file(tmp_path, nodes, {**W, "g": RNG.normal(size=(3, 36))}, output_rank=2)
+    graph, _ = assert_matches_reference(path, RNG.normal(size=(2, 2, 6, 6)))
+    assert [(node.op, node.relu) for node in graph.nodes] == [("conv2d", True), ("max_pool", False),
+                                                             ("flatten", False), ("linear", False)]
+
+
+def test_a_relu_that_cannot_fold_names_its_own_input(tmp_path):
+    """MaxPool on the graph's input, then Relu: the refusal names the pool, not the input behind it."""
+    nodes = [helper.make_node("MaxPool", ["x"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+             relu("p", "r", "relu"), helper.make_node("Flatten", ["r"], ["f"], name="flat", axis=1),
+             helper.make_node("Gemm", ["f", "g"], ["y"], name="fc", transB=1)]
+    path = graph_file(tmp_path, nodes, {"g": RNG.normal(size=(3, 18))}, output_rank=2)
+    with pytest.raises(InputError, match=re.escape(f"{path}: node 'relu' (Relu): Relu folds into a conv2d or linear "
+                                                   "or add node, and its input is a max_pool node ('pool')")):
+        load_onnx_graph(path)
+
+
 def test_relu_after_a_pool_of_a_branch_is_refused(tmp_path):
     """The conv's output is also read by another node: the Relu after the pool cannot move into the conv."""
     nodes = [STEM, maxpool("c", "p"), relu("p", "r", "relu"), maxpool("c", "q"), add("r", "q", "y", "add")]

@@ -27,16 +27,16 @@ def resnet_plan(tmp_path_factory):
 def test_resnet18_plan_places_every_node(resnet_plan):
     rows = {row["name"]: row for row in resnet_plan["nodes"]}
     assert len(rows) == 32 and resnet_plan["macs"] == sum(row["macs"] for row in rows.values())
-    assert rows["conv1"]["where"] == "engine" and rows["conv1"]["cycles"] > 0
+    assert rows["conv1"]["where"] == "array" and rows["conv1"]["cycles"] > 0
     assert rows["layer1.0.add"]["reason"] == "residual add: the engine has no second input stream yet"
     assert rows["maxpool"]["reason"].startswith("3x3 stride-2 max pool")
-    assert [row["name"] for row in rows.values() if row["where"] == "engine" and row["op"] == "linear"] == ["fc"]
-    engine = [row for row in rows.values() if row["where"] == "engine"]
+    assert [row["name"] for row in rows.values() if row["where"] == "array" and row["op"] == "linear"] == ["fc"]
+    engine = [row for row in rows.values() if row["where"] == "array"]
     assert resnet_plan["engine_cycles"] == sum(row["cycles"] for row in engine)
     for row in engine:  # utilization is the node's MACs over its cycles on the array
         assert row["utilization"] == round(row["macs"] / (row["cycles"] * DEFAULT.macs), 4) <= 1
         assert row["bound"] in ("compute", "memory")
-    assert 0 <= resnet_plan["top1_agreement"] <= 1 and resnet_plan["logit_relative_error"] < 0.5
+    assert resnet_plan["logit_relative_error"] < 0.5
 
 
 @pytest.mark.slow
@@ -45,7 +45,7 @@ def test_full_width_resnet18_exceeds_the_default_reduction():
     rows = {row["name"]: row for row in plan["nodes"]}
     # layer4's 3x3 convs reduce over 4,608 inputs: more than the default config's max_reduction
     assert rows["layer4.1.conv2"]["reason"] == "a reduction of 4608 exceeds max_reduction 4096"
-    assert rows["layer3.0.conv1"]["where"] == "engine"
+    assert rows["layer3.0.conv1"]["where"] == "array"
 
 
 def test_cli_prints_the_table_and_json(capsys, tmp_path):
@@ -73,9 +73,11 @@ def _unsupported(path):
 
 @pytest.mark.parametrize(("arguments", "message"), [
     (["resnet7"], "MODEL must be an .onnx file or one of resnet18, resnet34, resnet50, mobilenetv2, got 'resnet7'"),
-    (["resnet18", "--size", "16"], "--size must be >= 32 (five stride-2 stages), got 16"),
+    (["resnet18", "--size", "16"], "--size must be in 32..1024 (five stride-2 stages), got 16"),
+    (["resnet18", "--size", "100000"], "--size must be in 32..1024 (five stride-2 stages), got 100000"),
+    (["resnet18", "--size", "32", "--images", "100000"], "--images must be in 1..64, got 100000"),
     (["missing.onnx"], "missing.onnx: no such file"),
-    (["resnet18", "--size", "32", "--images", "0"], "--images must be >= 1, got 0"),
+    (["resnet18", "--size", "32", "--images", "0"], "--images must be in 1..64, got 0"),
     (["resnet18", "--config", "nope"], "nope"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(capsys, arguments, message):

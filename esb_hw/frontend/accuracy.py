@@ -384,6 +384,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.plot:
             check_plot_path(args.plot, args.force)
         if args.model != "digits":
+            given = [option for option, value in (("--bits", args.bits != "3,4,5,8"), ("--costs", args.costs !=
+                                                  EXAMPLES / "format_cost.json"), ("--no-costs", args.no_costs),
+                                                  ("--plot", args.plot is not None)) if value]
+            if given:
+                raise InputError(f"{', '.join(given)} apply to the digits tables only, not to --model {args.model}")
             result = graph_accuracy(args.model, progress=lambda done, total: print(
                 f"\rquantizing and testing: {done}/{total}", end="" if done < total else "\n", file=sys.stderr,
                 flush=True))

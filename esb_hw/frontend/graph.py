@@ -94,6 +94,8 @@ class FloatNode:
             raise InputError(f"{where}: an average pool has no padding")
         if (self.relu or self.upper is not None) and self.op not in _ACTIVATED:
             raise InputError(f"{where}: ReLU and clips follow a conv2d, linear or add only")
+        if self.upper is not None and not self.relu:
+            raise InputError(f"{where}: an upper bound comes with ReLU (a clip to [0, upper]), so relu must be set")
         if self.upper is not None and not (np.isfinite(self.upper) and self.upper > 0):
             raise InputError(f"{where}: the upper bound must be finite and > 0, got {self.upper}")
 
@@ -238,6 +240,7 @@ class FloatGraph:
         return sum(node.macs_per_output * int(np.prod(self.shapes[node.name])) for node in self.nodes)
 
     def check_input(self, x) -> np.ndarray:
+        """``x`` as float64 ``(N, C, H, W)``; :class:`InputError` for another shape."""
         array = np.asarray(x, dtype=np.float64)
         if array.ndim != 4 or array.shape[1:] != self.input_shape:
             raise InputError(f"the graph takes inputs of shape Nx{'x'.join(map(str, self.input_shape))}, got "
@@ -265,4 +268,5 @@ class FloatGraph:
         return y.reshape(y.shape[0], -1)
 
     def predict(self, x) -> np.ndarray:
+        """The predicted class of each image."""
         return np.argmax(self.forward(x), axis=1)

@@ -44,6 +44,7 @@ class TensorCode:
     zero_point: int = 0
 
     def real(self, codes) -> np.ndarray:
+        """The real values of ``codes``."""
         return (self.fmt.level(codes) - self.zero_point) * self.scale
 
 
@@ -72,6 +73,7 @@ class IntegerNode:
     upper: int | None = None
 
     def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        """The node's output codes for its inputs' codes (each ``(N, ...)``): the golden model of the node."""
         first = self.input_codes[0]
         if self.op in ("max_pool", "flatten"):
             codes = inputs[0]
@@ -111,6 +113,7 @@ class IntegerGraph:
         return self.nodes[-1]
 
     def input_codes(self, images) -> np.ndarray:
+        """Images (float ``(N, C, H, W)``) to input codes."""
         return self.input_quantizer.encode(np.asarray(images, dtype=np.float64))
 
     def run(self, images=None, *, codes=None, keep: bool = False) -> dict[str, np.ndarray]:
@@ -136,9 +139,11 @@ class IntegerGraph:
         return self.output.output.fmt.level(last).reshape(len(last), -1)
 
     def logits(self, images=None, *, codes=None) -> np.ndarray:
+        """Real logits: ``(level - zero_point) * scale``."""
         return (self.logit_levels(images, codes=codes) - self.output.output.zero_point) * self.output.output.scale
 
     def predict(self, images=None, *, codes=None) -> np.ndarray:
+        """The predicted class of each image."""
         return np.argmax(self.logit_levels(images, codes=codes), axis=1)
 
 
@@ -279,11 +284,11 @@ def _host_reason(node: IntegerNode, config) -> str | None:
     if node.op == "add":
         return "residual add: the engine has no second input stream yet"
     if node.op == "global_avg_pool":
-        return "global average pool: the engine pools 2x2 max after a convolution only"
+        return "global average pool: the engine has no pooling stage of its own"
     if node.op in ("max_pool", "avg_pool"):
         kind = "max" if node.op == "max_pool" else "average"
-        return (f"{node.kernel}x{node.kernel} stride-{node.stride} {kind} pool: the engine pools 2x2 max after a "
-                "convolution only")
+        return (f"{node.kernel}x{node.kernel} stride-{node.stride} {kind} pool: in a graph every pool runs on the "
+                "host (the engine's fused 2x2 max pool is used by chains only)")
     if node.op == "flatten":
         return "a layout change, no arithmetic"
     if node.groups != 1:

@@ -202,15 +202,17 @@ class _GraphBuilder(chain._Builder):
         self.add_node(node, "add", (first, second))
 
     def through_pool(self, node: chain._Node) -> None:
-        """A Relu or Clip after a max pool or a flatten read by nothing else commutes with it: step back to the
-        pool's (flatten's) input, to fold into the node before."""
-        producer = self.tensors[self.current]
-        entry = next((item for item in self.nodes if item["name"] == producer), None)
-        if entry is None or entry["kind"] not in ("max_pool", "flatten") or \
-                self.readers.get(self.source(self.current), 0) > 1:
-            return
-        (inner,) = self.reads[producer]
-        if self.readers.get(self.source(inner), 0) == 1:
+        """A Relu or Clip after max pools and flattens that nothing else reads commutes with them (both are
+        monotone): step back through them to the tensor before, to fold into the node that made it."""
+        while True:
+            producer = self.tensors[self.current]
+            entry = next((item for item in self.nodes if item["name"] == producer), None)
+            if entry is None or entry["kind"] not in ("max_pool", "flatten") or \
+                    self.readers.get(self.source(self.current), 0) > 1:
+                return
+            (inner,) = self.reads[producer]
+            if self.readers.get(self.source(inner), 0) != 1:
+                return
             self.current = inner
 
     def op_Relu(self, node: chain._Node) -> None:
@@ -220,7 +222,14 @@ class _GraphBuilder(chain._Builder):
         """Fold ReLU (and a bound) into the node before, or before a max pool or flatten after it."""
         current, shape = self.current, self.shape
         self.through_pool(node)
-        entry = self.modify(node, what)
+        if self.current != current:
+            try:
+                entry = self.modify(node, what)
+            except InputError:  # the refusal names the node's own input
+                self.current = current
+                entry = self.modify(node, what)
+        else:
+            entry = self.modify(node, what)
         entry["relu"] = relu
         entry["upper"] = upper
         self.current, self.shape, self.produced = current, shape, self.tensors[current]
