@@ -4,9 +4,10 @@ the built array or the host, and timed by the cycle model.
 MODEL is an ``.onnx`` file or a reference network written here with seeded random weights (``resnet18``,
 ``resnet34``, ``resnet50``, ``mobilenetv2``: torchvision's layer shapes, :mod:`esb_hw.frontend.reference_networks`).
 The report gives, per node: its operation and output shape, its multiply-accumulates, where it runs and why, and
-for the array its cycles (the compiler's cycle MODEL with the ZCU102's DDR bandwidth at the config's clock), array
-utilization and whether compute or memory bounds it. The host's nodes are not timed. The integer graph (the golden
-model) is compared with the float graph on the test images: top-1 agreement and the logits' relative error.
+for the array its cycles (the compiler's cycle MODEL with the ZCU102's DDR bandwidth at the config's clock), the
+bytes it reads and writes in DDR, array utilization and whether compute or memory bounds it. The host's nodes are
+not timed. The integer graph (the golden model) is compared with the float graph on the test images: top-1
+agreement and the logits' relative error.
 
 Exit codes: 0 success, 2 bad input (an unreadable or unsupported model names the node).
 """
@@ -108,11 +109,11 @@ def plan_network(model: str, config, *, size: int | None = None, calibration: st
         row = {"name": node.name, "op": node.op + (f" (groups {node.groups})" if node.groups > 1 else ""),
                "output_shape": list(shape), "macs": macs,
                "where": "array" if placement.where == "engine" else "host", "reason": placement.reason,
-               "cycles": None, "utilization": None, "bound": None}
+               "cycles": None, "utilization": None, "bound": None, "bytes": None}
         if placement.where == "engine":
             predicted = predicted_cycles(placement.program, memory)
             (bounds,) = predicted["layers"]
-            row.update(cycles=predicted["cycles"], bound=bounds["bound"],
+            row.update(cycles=predicted["cycles"], bound=bounds["bound"], bytes=bounds["bytes"],
                        utilization=round(macs / (predicted["cycles"] * config.macs), 4))
         rows.append(row)
     engine_cycles = sum(row["cycles"] or 0 for row in rows)
@@ -122,7 +123,7 @@ def plan_network(model: str, config, *, size: int | None = None, calibration: st
         "weights": recipe.weights, "activations": str(config.activation_format),
         "memory_bytes_per_cycle": round(memory.bandwidth, 2), "images": image_source,
         "macs": graph.macs(), "engine_macs": engine_macs, "host_macs": graph.macs() - engine_macs,
-        "engine_cycles": engine_cycles,
+        "engine_cycles": engine_cycles, "engine_bytes": sum(row["bytes"] or 0 for row in rows),
         "engine_images_per_second": round(clock * 1e6 / engine_cycles, 2) if engine_cycles else None,
         "engine_utilization": round(engine_macs / (engine_cycles * config.macs), 4) if engine_cycles else None,
         "top1_agreement": agreement,
@@ -132,13 +133,14 @@ def plan_network(model: str, config, *, size: int | None = None, calibration: st
 
 
 def _table(plan: dict) -> str:
-    lines = ["| node | op | output | MMAC | runs on | cycles (MODEL) | utilization | bound / reason |",
-             "|---|---|---|---:|---|---:|---:|---|"]
+    lines = ["| node | op | output | MMAC | runs on | cycles (MODEL) | DDR MB | utilization | bound / reason |",
+             "|---|---|---|---:|---|---:|---:|---:|---|"]
     for row in plan["nodes"]:
         cycles = f"{row['cycles']:,}" if row["cycles"] is not None else ""
         utilization = f"{100 * row['utilization']:.1f} %" if row["utilization"] is not None else ""
+        moved = f"{row['bytes'] / 1e6:.2f}" if row["bytes"] is not None else ""
         lines.append(f"| {row['name']} | {row['op']} | {'x'.join(map(str, row['output_shape']))} | "
-                     f"{row['macs'] / 1e6:.1f} | {row['where']} | {cycles} | {utilization} | "
+                     f"{row['macs'] / 1e6:.1f} | {row['where']} | {cycles} | {moved} | {utilization} | "
                      f"{row['bound'] or row['reason']} |")
     return "\n".join(lines)
 
@@ -157,7 +159,8 @@ def print_plan(plan: dict) -> None:
     if plan["engine_cycles"]:
         print(f"  array time: {plan['engine_cycles']:,} cycles per image (cycle MODEL), "
               f"{plan['engine_images_per_second']:g} images/s if the host's work were free, "
-              f"{100 * plan['engine_utilization']:.1f} % utilization")
+              f"{100 * plan['engine_utilization']:.1f} % utilization, {plan['engine_bytes'] / 1e6:.1f} MB of DDR "
+              "traffic")
     skipped = [row["name"] for row in plan["nodes"] if row["where"] == "host" and row["macs"]]
     if skipped:
         print(f"  {len(skipped)} conv/linear node(s) run on the host and are not in the array time: "

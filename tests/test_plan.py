@@ -36,6 +36,11 @@ def test_resnet18_plan_places_every_node(resnet_plan):
     for row in engine:  # utilization is the node's MACs over its cycles on the array
         assert row["utilization"] == round(row["macs"] / (row["cycles"] * DEFAULT.macs), 4) <= 1
         assert row["bound"] in ("compute", "memory")
+        outputs = 1
+        for size in row["output_shape"]:
+            outputs *= size
+        assert row["bytes"] >= outputs  # it writes its 8-bit outputs at least
+    assert resnet_plan["engine_bytes"] == sum(row["bytes"] for row in engine)
     assert resnet_plan["logit_relative_error"] < 0.5
 
 
