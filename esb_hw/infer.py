@@ -287,6 +287,17 @@ def progress_bar():
     return draw
 
 
+def _log_placement(rows: list[dict], log) -> None:
+    """One line per layer (or graph node): shapes, MACs, weights and where it runs, in aligned columns."""
+    columns = {key: max(len(f"{row[key]:,}" if key == "macs" else str(row[key])) for row in rows)
+               for key in ("name", "kind", "input", "output", "macs", "weights")}
+    for row in rows:
+        where = "array" if row["where"] == "array" else f"host ({row['reason']})"
+        log(f"  {row['name']:<{max(8, columns['name'])}} {row['kind']:<{columns['kind']}} "
+            f"{row['input']:>{columns['input']}} -> {row['output']:<{columns['output']}} "
+            f"{row['macs']:>{columns['macs']},} MACs  {row['weights']:<{columns['weights']}} runs on the {where}")
+
+
 def _model_cycles(segments: list[Segment], layers: int) -> tuple[list[float | None], float]:
     """Per-layer compute cycles and the cycles per image, from the compiler's model."""
     from .compiler.program import predicted_cycles
@@ -382,12 +393,7 @@ def run_inference(model_name: str, config: AcceleratorConfig, *, images: int | N
     log(f"model {model_name}: {len(model.layers)} layers, {model.parameter_count():,} parameters; config "
         f"{config.name}: {config.rows}x{config.cols} array, weights {config.weight_format}, activations "
         f"{config.activation_format}, {config.clock_mhz:g} MHz")
-    rows = report.layer_rows()
-    width = max(8, *(len(row["name"]) for row in rows))
-    for row in rows:
-        where = "array" if row["where"] == "array" else f"host ({row['reason']})"
-        log(f"  {row['name']:<{width}} {row['kind']:<7} {row['input']:>8} -> {row['output']:<8} {row['macs']:>8,} "
-            f"MACs  {row['weights']:<14} runs on the {where}")
+    _log_placement(report.layer_rows(), log)
     per_layer, total = _model_cycles(segments, len(integer.layers))
     report.layer_cycles, report.cycles_per_image = per_layer, total
     if simulator is not None and any(segment.program for segment in segments):
@@ -457,12 +463,7 @@ def _run_graph(model_name: str, graph, config: AcceleratorConfig, recipe: QuantR
     log(f"model {model_name}: a graph of {len(integer.nodes)} nodes ({weighted} conv/linear); config {config.name}: "
         f"{config.rows}x{config.cols} array, weights {config.weight_format}, activations {config.activation_format}, "
         f"{config.clock_mhz:g} MHz")
-    rows = report.layer_rows()
-    width = max(8, *(len(row["name"]) for row in rows))
-    for row in rows:
-        where = "array" if row["where"] == "array" else f"host ({row['reason']})"
-        log(f"  {row['name']:<{width}} {row['kind']:<15} {row['input']:>9} -> {row['output']:<9} {row['macs']:>10,} "
-            f"MACs  runs on the {where}")
+    _log_placement(report.layer_rows(), log)
     models = [predicted_cycles(p.program, AXI_SYSTEM) if p.program is not None else None for p in placements]
     report.layer_cycles = [None if m is None else float(m["compute_cycles"]) for m in models]
     report.cycles_per_image = float(sum(m["cycles"] for m in models if m is not None))

@@ -163,16 +163,10 @@ class _GraphBuilder(chain._Builder):
             self.add_node(self.flatten_node, "flatten", (self.current,))
 
     # ---- operators ----------------------------------------------------------------------------------------
-    def op_Conv(self, node: chain._Node) -> None:
-        if len(self.shape) != 3:
-            raise node.fail("a Conv after a Flatten or a fully connected layer is not supported")
-        weight = self.floats(node, node.proto.input[1])
-        bias = self.floats(node, node.proto.input[2]) if len(node.proto.input) > 2 and node.proto.input[2] else None
-        if weight.ndim != 4:
-            raise node.fail(f"only 2-d convolutions are supported, got weights of shape {weight.shape}")
+    def conv_groups(self, node: chain._Node, weight: np.ndarray) -> int:
+        """Grouped and depthwise convolutions: ``group`` equal groups of the input and output channels; square
+        kernels only."""
         kernel = list(weight.shape[2:])
-        if list(node.get("kernel_shape", kernel)) != kernel:
-            raise node.refuse("kernel_shape", f"the weights' kernel is {kernel}")
         if kernel[0] != kernel[1]:
             raise node.refuse("kernel_shape", "only square kernels", default=kernel)
         groups = node.get("group", 1)
@@ -180,13 +174,7 @@ class _GraphBuilder(chain._Builder):
                 weight.shape[1]:
             raise node.refuse("group", f"{self.shape[0]} input channels and weights of shape {weight.shape} do not "
                                        "make equal groups", default=1)
-        if any(d != 1 for d in node.get("dilations", [1, 1])):
-            raise node.refuse("dilations", "only 1")
-        strides = list(node.get("strides", [1, 1]))
-        if len(set(strides)) != 1:
-            raise node.refuse("strides", "the strides differ between the axes")
-        padding = self.conv_padding(node, kernel, strides[0])
-        self.open_layer(node, "conv2d", weight, bias, stride=int(strides[0]), padding=padding, groups=int(groups))
+        return int(groups)
 
     def op_Add(self, node: chain._Node) -> None:
         if len(self.data) == 1:

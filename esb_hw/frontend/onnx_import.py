@@ -356,15 +356,21 @@ class _Builder:
         kernel = list(weight.shape[2:])
         if list(node.get("kernel_shape", kernel)) != kernel:
             raise node.refuse("kernel_shape", f"the weights' kernel is {kernel}")
-        if node.get("group", 1) != 1:
-            raise node.refuse("group", "only 1 (a dense convolution)")
+        groups = self.conv_groups(node, weight)
         if any(d != 1 for d in node.get("dilations", [1, 1])):
             raise node.refuse("dilations", "only 1")
         strides = list(node.get("strides", [1, 1]))
         if len(set(strides)) != 1:
             raise node.refuse("strides", "the strides differ between the axes")
         padding = self.conv_padding(node, kernel, strides[0])
-        self.open_layer(node, "conv2d", weight, bias, stride=int(strides[0]), padding=padding)
+        grouped = {"groups": groups} if groups != 1 else {}
+        self.open_layer(node, "conv2d", weight, bias, stride=int(strides[0]), padding=padding, **grouped)
+
+    def conv_groups(self, node: _Node, weight: np.ndarray) -> int:
+        """The Conv's ``group``: a chain takes dense convolutions only."""
+        if node.get("group", 1) != 1:
+            raise node.refuse("group", "only 1 (a dense convolution)")
+        return 1
 
     def conv_padding(self, node: _Node, kernel: list[int], stride: int) -> int:
         """The symmetric padding ``pads``/``auto_pad`` give on the current input, or a refusal naming them."""
