@@ -191,7 +191,7 @@ _NETWORK_NAMES = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": 
 
 def plans(result: dict) -> str:
     """The reference networks' placement and array cycles (``esb-hw plan NAME --json`` each)."""
-    lines = ["| network | on the array | cycles per image (MODEL) | images/s | utilization |",
+    lines = ["| network | on the array | cycles per image (MODEL) | images/s (MODEL) | utilization (MODEL) |",
              "|---|---:|---:|---:|---:|"]
     for run in result["runs"]:
         name = run["model"].split()[0]
