@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import AcceleratorConfig
+from .contract.limits import MAX_BATCH
 from .data import load_config
 from .errors import CheckFailed, EsbError, InputError, check_output_file, entry_point
 from .frontend.datasets import DATASETS, ImageSet, load_images, load_split
@@ -178,6 +179,7 @@ class InferenceReport:
     names: tuple[str, ...] = ()  # per image: "digits:17", an index in the user's .npz, or a PNG's file name
     float_logits: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    batch: int = 1  # images per engine run
 
     @property
     def golden_predictions(self) -> np.ndarray:
@@ -257,6 +259,7 @@ class InferenceReport:
     def as_dict(self) -> dict:
         scale, zero_point = self.logit_scale if self.integer is not None else (None, None)
         result = {"model": self.model, "dataset": self.dataset, "config": self.config.name, "images": self.images,
+                  "batch": self.batch,
                   "accuracy": {"float": self.accuracy(self.float_predictions),
                                "golden": self.accuracy(self.golden_predictions)},
                   "predictions": self.predictions(), "logit_scale": scale, "logit_zero_point": zero_point,
@@ -299,7 +302,8 @@ def _log_placement(rows: list[dict], log) -> None:
 
 
 def _model_cycles(segments: list[Segment], layers: int) -> tuple[list[float | None], float]:
-    """Per-layer compute cycles and the cycles per image, from the compiler's model."""
+    """Per-layer compute cycles and the cycles per image (a program's over its batch), from the compiler's
+    model."""
     from .compiler.program import predicted_cycles
     from .compiler.timeline import AXI_SYSTEM
 
@@ -309,16 +313,19 @@ def _model_cycles(segments: list[Segment], layers: int) -> tuple[list[float | No
         if segment.program is None:
             continue
         model = predicted_cycles(segment.program, AXI_SYSTEM)
-        total += model["cycles"]
+        batch = segment.program.batch
+        total += model["cycles"] / batch
         for tile, times in zip(segment.program.tiles, model["tiles"], strict=True):
             index = segment.first + tile.layer
-            per_layer[index] = (per_layer[index] or 0) + times.compute[1] - times.compute[0]
+            per_layer[index] = (per_layer[index] or 0) + (times.compute[1] - times.compute[0]) / batch
     return per_layer, total
 
 
 def _run_program_rtl(config, program, codes: np.ndarray, simulator: str, progress) -> tuple[np.ndarray, list[dict]]:
-    """``program`` on every image's input ``codes`` in one simulation of the whole system: its output codes (checked
-    against the compiler's NumPy run, byte for byte) and the driver's record of each run."""
+    """``program`` on every image's input ``codes`` in one simulation of the whole system, one run per image or per
+    batch of ``program.batch`` (the last batch filled with blank images, whose outputs are dropped): the output
+    codes per image (checked against the compiler's NumPy run, byte for byte) and the driver's record of each
+    run."""
     from .compiler.program import predicted_cycles, read_output, to_bundle
 
     try:
@@ -326,40 +333,55 @@ def _run_program_rtl(config, program, codes: np.ndarray, simulator: str, progres
     except ImportError:
         raise InputError("simulating the RTL needs the 'sim' extra (pip install 'esb-hw[sim]'; make build installs "
                          "it), or use --golden-only") from None
-    bundles = [to_bundle(program, f"image{index}", image_codes) for index, image_codes in enumerate(codes)]
+    batch, count = program.batch, len(codes)
+    image_shape = program.input_shape[1:] if batch > 1 else program.input_shape
+    filled = np.zeros((-(-count // batch) * batch, *image_shape), dtype=np.asarray(codes).dtype)
+    filled[:count] = np.asarray(codes).reshape(count, *image_shape)
+    inputs = filled.reshape(-1, batch, *image_shape) if batch > 1 else filled
+    what = "batch" if batch > 1 else "image"
+    bundles = [to_bundle(program, f"{what}{index}", run_codes) for index, run_codes in enumerate(inputs)]
     timeout = (4 * predicted_cycles(program)["cycles"] + 100_000) * 10e-9  # simulated seconds at 100 MHz
     runs = [{"bundle": index, "timeout": timeout} for index in range(len(bundles))]
     result = run_system_rtl(config, bundles, runs, simulator=simulator, run_name=f"infer_{simulator}",
-                            progress=progress, progress_by_run=True)
+                            progress=None if progress is None else
+                            (lambda done, total: progress(min(done * batch, count), count)),
+                            progress_by_run=True)
     outputs = []
     for index, entry in enumerate(result.runs):
         if entry["outcome"] != "ok":
-            raise CheckFailed(f"image {index}: the driver reported {entry['outcome']}: {entry['message']}")
+            raise CheckFailed(f"{what} {index}: the driver reported {entry['outcome']}: {entry['message']}")
         blob = result.output(index)
         if blob != bundles[index].expected:
-            raise CheckFailed(f"image {index}: the output bytes differ from the compiler's NumPy run of the program")
+            raise CheckFailed(f"{what} {index}: the output bytes differ from the compiler's NumPy run of the program")
         outputs.append(read_output(program, blob))
-    return np.stack(outputs), result.runs
+    outputs = np.stack(outputs)
+    if batch > 1:
+        outputs = outputs.reshape(-1, *outputs.shape[2:])[:count]
+    return outputs, result.runs
 
 
 def _run_segment_rtl(config, segment: Segment, codes: np.ndarray, simulator: str, progress) -> tuple[np.ndarray,
                                                                                                     dict]:
     """One array segment for every image, in one simulation; its output codes and counters."""
     outputs, runs = _run_program_rtl(config, segment.program, codes, simulator, progress)
+    batch = segment.program.batch
     layer_cycles = [entry["layer_cycles"][: segment.end - segment.first] for entry in runs]
-    return outputs, {"cycles": float(np.mean([entry["cycles"] for entry in runs])),
-                     "layer_cycles": np.mean(layer_cycles, axis=0)}
+    return outputs, {"cycles": float(np.mean([entry["cycles"] for entry in runs])) / batch,
+                     "layer_cycles": np.mean(layer_cycles, axis=0) / batch}
 
 
 def run_inference(model_name: str, config: AcceleratorConfig, *, images: int | None = None,
                   simulator: str | None = "verilator", scale_method: str = "dda", ends_8bit: bool = False,
-                  data: str | None = None, calibration: str | None = None, progress=None,
+                  data: str | None = None, calibration: str | None = None, batch: int = 1, progress=None,
                   log=print) -> InferenceReport:
     """The whole flow of the module docstring; ``simulator=None`` is ``--golden-only``. ``data``: ``digits``,
     ``mnist5k`` (their held-out images), an ``.npz`` or a PNG folder (:func:`~.frontend.datasets.load_images`;
     default: the shipped model's own data, else digits); ``calibration`` likewise (default: the dataset's training
-    images, or the user's images themselves)."""
+    images, or the user's images themselves). ``batch``: images per engine run (a batched program: the weights
+    load once per batch; cycles per image are a run's over its batch)."""
     started = time.perf_counter()
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+        raise InputError(f"--batch must be in 1..{MAX_BATCH}, got {batch}")
     data = data or (model_name if model_name in DATASETS else SHIPPED_GRAPHS.get(model_name, "digits"))
     chosen = _resolve_data(data, calibration, log)
     run = chosen.run
@@ -380,19 +402,20 @@ def run_inference(model_name: str, config: AcceleratorConfig, *, images: int | N
         raise InputError(f"--images must be in 1..{available} (the {_describe(run.source)} images), got {count}")
     recipe = QuantRecipe.for_config(config, scale_method=scale_method, ends_8bit=ends_8bit)
     if not hasattr(model, "layers"):
-        report = _run_graph(model_name, model, config, recipe, chosen, run, count, notes, simulator, progress, log)
+        report = _run_graph(model_name, model, config, recipe, chosen, run, count, notes, simulator, progress, log,
+                            batch)
         report.seconds = time.perf_counter() - started
         return report
     integer = quantize_model(model, recipe, chosen.calibration)
-    segments = compile_segments(integer, config)
+    segments = compile_segments(integer, config, batch)
     test_images = run.images[:count]
     labels = None if run.labels is None else run.labels[:count]
     report = InferenceReport(model_name, config, integer, segments, count, labels, model.predict(test_images),
                              integer.logit_levels(test_images), dataset=run.source, names=run.names[:count],
-                             float_logits=model.forward(test_images), notes=notes)
+                             float_logits=model.forward(test_images), notes=notes, batch=batch)
     log(f"model {model_name}: {len(model.layers)} layers, {model.parameter_count():,} parameters; config "
         f"{config.name}: {config.rows}x{config.cols} array, weights {config.weight_format}, activations "
-        f"{config.activation_format}, {config.clock_mhz:g} MHz")
+        f"{config.activation_format}, {config.clock_mhz:g} MHz{_batch_note(batch)}")
     _log_placement(report.layer_rows(), log)
     per_layer, total = _model_cycles(segments, len(integer.layers))
     report.layer_cycles, report.cycles_per_image = per_layer, total
@@ -409,6 +432,7 @@ def run_inference(model_name: str, config: AcceleratorConfig, *, images: int | N
             log(f"simulating layers {segment.first}..{segment.end - 1} of {count} images on the whole system "
                 f"({simulator}: {speed} on the default 8x8 system)")
             current, measured = _run_segment_rtl(config, segment, current, simulator, progress)
+            current = current.reshape(len(current), *integer.shapes[segment.end])
             total += measured["cycles"]
             for offset, cycles in enumerate(measured["layer_cycles"]):
                 per_layer[segment.first + offset] = float(cycles)
@@ -445,7 +469,8 @@ class GraphInferenceReport(InferenceReport):
 
 
 def _run_graph(model_name: str, graph, config: AcceleratorConfig, recipe: QuantRecipe, chosen: _Data, run: ImageSet,
-               count: int, notes: list[str], simulator: str | None, progress, log) -> GraphInferenceReport:
+               count: int, notes: list[str], simulator: str | None, progress, log,
+               batch: int = 1) -> GraphInferenceReport:
     """:func:`run_inference` for a graph: each node the array can run is its own program (one simulation per node
     for all images); the host runs the rest through the golden model, on the hardware's outputs."""
     from .compiler.program import predicted_cycles
@@ -453,20 +478,20 @@ def _run_graph(model_name: str, graph, config: AcceleratorConfig, recipe: QuantR
     from .frontend.graph_quant import place_graph, quantize_graph
 
     integer = quantize_graph(graph, recipe, chosen.calibration)
-    placements = place_graph(integer, config)
+    placements = place_graph(integer, config, batch=batch)
     test_images = run.images[:count]
     labels = None if run.labels is None else run.labels[:count]
     report = GraphInferenceReport(model_name, config, integer, placements, count, labels, graph.predict(test_images),
                                   integer.logit_levels(test_images), dataset=run.source, names=run.names[:count],
-                                  float_logits=graph.forward(test_images), notes=notes)
+                                  float_logits=graph.forward(test_images), notes=notes, batch=batch)
     weighted = sum(node.weighted for node in integer.nodes)
     log(f"model {model_name}: a graph of {len(integer.nodes)} nodes ({weighted} conv/linear); config {config.name}: "
         f"{config.rows}x{config.cols} array, weights {config.weight_format}, activations {config.activation_format}, "
-        f"{config.clock_mhz:g} MHz")
+        f"{config.clock_mhz:g} MHz{_batch_note(batch)}")
     _log_placement(report.layer_rows(), log)
     models = [predicted_cycles(p.program, AXI_SYSTEM) if p.program is not None else None for p in placements]
-    report.layer_cycles = [None if m is None else float(m["compute_cycles"]) for m in models]
-    report.cycles_per_image = float(sum(m["cycles"] for m in models if m is not None))
+    report.layer_cycles = [None if m is None else float(m["compute_cycles"]) / batch for m in models]
+    report.cycles_per_image = float(sum(m["cycles"] for m in models if m is not None)) / batch
     if simulator is None or not any(p.program is not None for p in placements):
         return report
     report.simulator, report.cycles_source = simulator, "rtl"
@@ -484,7 +509,8 @@ def run_graph_rtl(config: AcceleratorConfig, integer, placements, codes: np.ndar
     checked byte for byte against the compiler's NumPy twin and code for code against the golden node
     (:class:`CheckFailed` names the node). Returns ``output`` (the last node's codes), ``node_cycles`` (per node:
     the mean measured compute cycles of its layer, None on the host), ``cycles`` (the mean cycles per image of all
-    array runs, start to done) and ``runs`` (per array node: the driver's records)."""
+    array runs, start to done) and ``runs`` (per array node: the driver's records). A batched program's cycles are
+    counted per image: a run's over its batch."""
     from .frontend.graph import INPUT
 
     values = {INPUT: np.asarray(codes)}
@@ -502,20 +528,23 @@ def run_graph_rtl(config: AcceleratorConfig, integer, placements, codes: np.ndar
         log(f"simulating node {node.name} ({done}/{engine_nodes} on the array) for {count} images on the whole "
             f"system ({simulator})")
         program = placement.program
-        source = inputs[0].reshape(len(inputs[0]), *program.input_shape)
-        outputs, runs = _run_program_rtl(config, program, source, simulator, progress)
+        outputs, runs = _run_program_rtl(config, program, inputs[0], simulator, progress)
         outputs = outputs.reshape(expected.shape)
         if not np.array_equal(outputs, expected):
             raise CheckFailed(f"node {node.name}: the RTL's output codes differ from the golden model's")
         values[node.name] = outputs
         records[node.name] = runs
-        per_node[index] = float(np.mean([entry["layer_cycles"][0] for entry in runs]))
-        total += float(np.mean([entry["cycles"] for entry in runs]))
+        per_node[index] = float(np.mean([entry["layer_cycles"][0] for entry in runs])) / program.batch
+        total += float(np.mean([entry["cycles"] for entry in runs])) / program.batch
     return {"output": values[integer.output.name], "node_cycles": per_node, "cycles": total, "runs": records}
 
 
 #: Per-image lines in the text report up to this many images (all of them are in --json and --save-outputs).
 SHOWN_PREDICTIONS = 20
+
+
+def _batch_note(batch: int) -> str:
+    return f", batches of {batch} images per engine run" if batch > 1 else ""
 
 
 def _describe(data: str) -> str:
@@ -569,7 +598,8 @@ def print_report(report: InferenceReport) -> None:
                   f"{row['utilization']:.1%} ({source})")
     if report.cycles_per_image:
         host = sum(1 for row in report.layer_rows() if row["where"] == "host")
-        print(f"{report.cycles_per_image:,.0f} cycles per image from start to done ({source}): "
+        per_image = "per image" if report.batch == 1 else f"per image (runs of {report.batch} images, over {report.batch})"
+        print(f"{report.cycles_per_image:,.0f} cycles {per_image} from start to done ({source}): "
               f"{report.images_per_second:,.0f} images/s at {report.config.clock_mhz:g} MHz"
               + (f" (the array's part; {host} {'node' if isinstance(report, GraphInferenceReport) else 'layer'}"
                  f"{'s' if host > 1 else ''} ran on the host)" if host else ""))
@@ -592,6 +622,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="accelerator config: a TOML file or a shipped config name (default: default)")
     parser.add_argument("--images", type=int, help=f"held-out images to run (default {DEFAULT_SIM_IMAGES} in "
                                                    "simulation, all with --golden-only)")
+    parser.add_argument("--batch", type=int, default=1, metavar="N",
+                        help=f"images per engine run, 1..{MAX_BATCH} (default 1): each weight tile loads once per "
+                             "batch, and a linear layer runs the batch as pixels")
     parser.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
     parser.add_argument("--golden-only", action="store_true", help="no simulation: the golden model and the "
                                                                    "compiler's cycle model")
@@ -614,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
         report = run_inference(args.model, config, images=args.images, simulator=None if args.golden_only
                                else args.sim, scale_method=args.scale, ends_8bit=args.ends_8bit, data=args.data,
-                               calibration=args.calibration,
+                               calibration=args.calibration, batch=args.batch,
                                progress=progress_bar() if show_progress else None,
                                log=(lambda *a: print(*a, file=sys.stderr)) if args.json else print)
         if args.save_outputs is not None:

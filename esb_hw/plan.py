@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .contract.limits import MAX_BATCH
 from .data import load_config
 from .errors import EsbError, InputError, entry_point
 
@@ -75,8 +76,9 @@ def _images(graph, calibration: str | None, count: int) -> tuple[np.ndarray, np.
 
 def plan_network(model: str, config, *, size: int | None = None, calibration: str | None = None,
                  images: int = DEFAULT_IMAGES, scale_method: str = "dda", ends_8bit: bool = False,
-                 log=print) -> dict:
-    """The plan of ``model`` on ``config`` as a dict (see :func:`main`'s ``--json``)."""
+                 batch: int = 1, log=print) -> dict:
+    """The plan of ``model`` on ``config`` as a dict (see :func:`main`'s ``--json``). With ``batch`` images per
+    engine run, each node's cycles and bytes are per image: its program's over the batch."""
     from .boards import zcu102
     from .compiler.program import predicted_cycles
     from .compiler.timeline import MEMORY_MODEL
@@ -85,6 +87,8 @@ def plan_network(model: str, config, *, size: int | None = None, calibration: st
 
     if not 1 <= images <= MAX_IMAGES:
         raise InputError(f"--images must be in 1..{MAX_IMAGES}, got {images}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+        raise InputError(f"--batch must be in 1..{MAX_BATCH}, got {batch}")
     notes: list[str] = []
     started = time.monotonic()
     graph, source = _load_graph(model, size, notes)
@@ -99,7 +103,7 @@ def plan_network(model: str, config, *, size: int | None = None, calibration: st
     error = float(np.abs(float_logits - integer_logits).mean() / scale) if scale > 0 else None
     log(f"quantized ({recipe.weights} weights, {config.activation_format} activations); compiling the array's "
         "nodes")
-    placements = place_graph(integer, config, progress=lambda line: log(f"  {line}"))
+    placements = place_graph(integer, config, progress=lambda line: log(f"  {line}"), batch=batch)
     clock = config.clock_mhz
     memory = MEMORY_MODEL.with_bandwidth(zcu102.MEMORY.bytes_per_cycle(clock))
     rows = []
@@ -113,13 +117,15 @@ def plan_network(model: str, config, *, size: int | None = None, calibration: st
         if placement.where == "engine":
             predicted = predicted_cycles(placement.program, memory)
             (bounds,) = predicted["layers"]
-            row.update(cycles=predicted["cycles"], bound=bounds["bound"], bytes=bounds["bytes"],
-                       utilization=round(macs / (predicted["cycles"] * config.macs), 4))
+            cycles = predicted["cycles"] / batch
+            row.update(cycles=round(cycles, 1) if batch > 1 else predicted["cycles"], bound=bounds["bound"],
+                       bytes=round(bounds["bytes"] / batch), utilization=round(macs / (cycles * config.macs), 4))
         rows.append(row)
     engine_cycles = sum(row["cycles"] or 0 for row in rows)
     engine_macs = sum(row["macs"] for row in rows if row["where"] == "array")
     return {
         "model": source, "config": config.name, "array": f"{config.rows}x{config.cols}", "clock_mhz": clock,
+        "batch": batch,
         "weights": recipe.weights, "activations": str(config.activation_format),
         "memory_bytes_per_cycle": round(memory.bandwidth, 2), "images": image_source,
         "macs": graph.macs(), "engine_macs": engine_macs, "host_macs": graph.macs() - engine_macs,
@@ -151,13 +157,15 @@ def print_plan(plan: dict) -> None:
     print(_table(plan))
     print()
     share = plan["engine_macs"] / plan["macs"] if plan["macs"] else 0
+    batch = plan.get("batch", 1)
     print(f"{plan['model']} on {plan['config']} ({plan['array']}, {plan['weights']} x {plan['activations']}, "
-          f"{plan['clock_mhz']:g} MHz, {plan['memory_bytes_per_cycle']} bytes/cycle of DDR):")
+          f"{plan['clock_mhz']:g} MHz, {plan['memory_bytes_per_cycle']} bytes/cycle of DDR"
+          + (f"; batches of {batch} images, figures per image" if batch > 1 else "") + "):")
     print(f"  the array runs {100 * share:.1f} % of the {plan['macs'] / 1e9:.3f} GMAC; the host runs "
           f"{sum(row['where'] == 'host' for row in plan['nodes'])} nodes ({plan['host_macs'] / 1e6:.1f} MMAC), "
           "not timed")
     if plan["engine_cycles"]:
-        print(f"  array time: {plan['engine_cycles']:,} cycles per image (cycle MODEL), "
+        print(f"  array time: {plan['engine_cycles']:,.0f} cycles per image (cycle MODEL), "
               f"{plan['engine_images_per_second']:g} images/s if the host's work were free, "
               f"{100 * plan['engine_utilization']:.1f} % utilization, {plan['engine_bytes'] / 1e6:.1f} MB of DDR "
               "traffic")
@@ -185,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=DEFAULT_IMAGES,
                         help=f"test images for the integer-against-float check (default {DEFAULT_IMAGES})")
     parser.add_argument("--ends-8bit", action="store_true", help="keep the first and last layers at 8 bits")
+    parser.add_argument("--batch", type=int, default=1, metavar="N",
+                        help=f"images per engine run, 1..{MAX_BATCH} (default 1): cycles and bytes per image")
     parser.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
@@ -193,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"--size must be in 32..{MAX_SIZE} (five stride-2 stages), got {args.size}")
         config = load_config(args.config)
         plan = plan_network(args.model, config, size=args.size, calibration=args.calibration, images=args.images,
-                            ends_8bit=args.ends_8bit,
+                            ends_8bit=args.ends_8bit, batch=args.batch,
                             log=(lambda *a: print(*a, file=sys.stderr)) if args.json else print)
         if args.json:
             print(json.dumps(plan, indent=1, sort_keys=True))

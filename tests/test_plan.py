@@ -44,6 +44,22 @@ def test_resnet18_plan_places_every_node(resnet_plan):
     assert resnet_plan["logit_relative_error"] < 0.5
 
 
+def test_a_batch_plan_counts_per_image(resnet_plan, tmp_path):
+    """With batches of 4, every array node's cycles and bytes are per image; the fc's weights serve 4 images, so
+    it takes fewer cycles per image than alone, and no node takes more than it did alone (MODEL)."""
+    path = tmp_path / "resnet18.onnx"
+    reference_network("resnet18", path, size=32, width=8, classes=10)
+    plan = plan_network(str(path), DEFAULT, images=2, batch=4, log=lambda *args: None)
+    assert plan["batch"] == 4 and resnet_plan["batch"] == 1
+    single = {row["name"]: row for row in resnet_plan["nodes"]}
+    rows = {row["name"]: row for row in plan["nodes"]}
+    assert [name for name, row in rows.items() if row["where"] == "array"] == [
+        name for name, row in single.items() if row["where"] == "array"]
+    assert rows["fc"]["cycles"] < single["fc"]["cycles"] / 2
+    assert all(rows[name]["cycles"] <= single[name]["cycles"] for name in rows if rows[name]["cycles"])
+    assert plan["engine_cycles"] < resnet_plan["engine_cycles"]
+
+
 @pytest.mark.slow
 def test_full_width_resnet18_exceeds_the_default_reduction():
     plan = plan_network("resnet18", DEFAULT, size=32, images=1, log=lambda *args: None)
@@ -84,6 +100,7 @@ def _unsupported(path):
     (["missing.onnx"], "missing.onnx: no such file"),
     (["resnet18", "--size", "32", "--images", "0"], "--images must be in 1..64, got 0"),
     (["resnet18", "--config", "nope"], "nope"),
+    (["resnet18", "--size", "32", "--batch", "0"], "--batch must be in 1..256, got 0"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(capsys, arguments, message):
     assert cli(["plan", *arguments]) == 2

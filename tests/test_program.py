@@ -229,3 +229,109 @@ def test_every_shape_the_tiler_accepts_is_exact(channels, height, width, out_cha
     assert all(descriptor_error(SMALL, tile.descriptor, memory_size=program.memory_size) == 0
                    for tile in program.tiles)
     assert np.array_equal(twin_output(program), reference(SMALL, layer, x))
+
+
+def batch_chain(rng, config=SMALL):
+    """conv (pool) -> conv -> linear (the flatten) -> linear, with outputs spread over the codes."""
+    return [random_layer(config, rng, "conv2d", 6, 3, 3, 1, 1, True),
+            random_layer(config, rng, "conv2d", 5, 6, 3, 2, 1, False),
+            random_layer(config, rng, "linear", 9, 5 * 2 * 2, 1),
+            random_layer(config, rng, "linear", 7, 9, 1)]
+
+
+def golden_chain(layers, image):
+    """The golden model of ``layers`` on one image, the flatten in NCHW order."""
+    codes = image
+    for layer in layers:
+        if layer.kind == "linear":
+            codes = reference(SMALL, layer, codes.reshape(1, -1))[0]
+        else:
+            codes = reference(SMALL, layer, codes)
+    return codes
+
+
+@pytest.mark.parametrize("batch", [2, 5])
+def test_a_batch_runs_every_image_through_every_layer(batch):
+    """A batched program's every layer output equals the golden model image by image: the conv layers per image
+    (stacked along the rows), the flatten and the linear layer as the batch's pixels."""
+    rng = np.random.default_rng(30 + batch)
+    layers = batch_chain(rng)
+    x = rng.integers(0, 16, (batch, 3, 8, 7))
+    program = compile_program(SMALL, layers, (3, 8, 7), base=BASE, batch=batch)
+    assert program.input_shape == (batch, 3, 8, 7) and program.layer_images == [batch, batch, 1, 1]
+    assert program.shapes[2:] == [(5, 2, 2), (batch, 9), (batch, 7)]
+    memory = run(program, x)
+    hidden = np.stack([reference(SMALL, layers[1], reference(SMALL, layers[0], image)) for image in x])
+    assert np.array_equal(output(program, memory, 1), hidden)
+    assert np.array_equal(output(program, memory), np.stack([golden_chain(layers, image) for image in x]))
+    assert program.macs == batch * compile_program(SMALL, layers, (3, 8, 7), base=BASE).macs
+    assert all(descriptor_error(SMALL, tile.descriptor, memory_size=program.memory_size) == 0
+               for tile in program.tiles)
+
+
+def test_a_batch_loads_each_weight_tile_once():
+    """Every tile of a layer after the first of its row blocks reuses the weights, across the images too; the
+    flatten is one tile set for the whole batch."""
+    layers = batch_chain(np.random.default_rng(40))
+    program = compile_program(SMALL, layers, (3, 8, 7), base=BASE, batch=4)
+    single = compile_program(SMALL, layers, (3, 8, 7), base=BASE)
+    for index in range(len(layers)):
+        loads = [tile for tile in program.tiles if tile.layer == index and not tile.descriptor["reuse_weights"]]
+        single_loads = [tile for tile in single.tiles if tile.layer == index and not tile.descriptor["reuse_weights"]]
+        assert len(loads) == len(single_loads)
+    order = [(tile.row_blocks, tile.image) for tile in program.tiles if tile.layer == 0]
+    assert order == sorted(order) and {image for _, image in order} == {0, 1, 2, 3}  # row blocks, then images
+    assert {tile.image for tile in program.tiles if tile.layer >= 2} == {0}
+
+
+def test_a_wrong_image_offset_in_a_batch_is_caught():
+    """The comparison fails when one image's tile reads the wrong image (a planted address bug)."""
+    layers = batch_chain(np.random.default_rng(41))
+    x = np.random.default_rng(42).integers(0, 16, (3, 3, 8, 7))
+    program = compile_program(SMALL, layers, (3, 8, 7), base=BASE, batch=3)
+    tile = next(tile for tile in program.tiles if tile.layer == 0 and tile.image == 1)
+    tile.descriptor["activations"]["address"] -= 8 * 7 * 2  # image 0's rows
+    assert not np.array_equal(output(program, run(program, x)), np.stack([golden_chain(layers, i) for i in x]))
+
+
+def test_batch_one_is_the_single_image_program():
+    layers = batch_chain(np.random.default_rng(43))
+    x = np.random.default_rng(44).integers(0, 16, (3, 8, 7))
+    assert (compile_program(SMALL, layers, x.shape, x, base=BASE, batch=1).image
+            == compile_program(SMALL, layers, x.shape, x, base=BASE).image)
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: compile_program(SMALL, [layer()], (4, 5, 5), batch=0), "batch must be an int in 1..256, got 0"),
+    (lambda: compile_program(SMALL, [layer()], (4, 5, 5), batch=True), "batch must be an int in 1..256, got True"),
+    (lambda: compile_program(SMALL, [layer("linear", (3, 4))], (2, 4), batch=2),
+     "a batch needs a chain that starts with a conv2d layer; a linear layer takes its batch as the N of its "
+     "\\(N, I\\) input, got input shape \\(2, 4\\)"),
+    (lambda: compile_program(SMALL, [layer()], (4, 5, 5), np.zeros((4, 5, 5), dtype=int), batch=2),
+     "the input codes have shape \\(4, 5, 5\\), the program expects \\(2, 4, 5, 5\\)"),
+    (lambda: compile_program(SMALL, [layer(), layer("linear", (3, 36))], (4, 5, 5), batch=2000),
+     "batch must be an int in 1..256, got 2000"),
+])
+def test_batch_rejections(build, message):
+    with pytest.raises(InputError, match=message):
+        build()
+
+
+def test_a_batch_with_the_first_layers_taps_packed():
+    """The host unrolls each image of the batch for the packed first layer; the outputs are the golden model's."""
+    rng = np.random.default_rng(45)
+    layers = [random_layer(SMALL, rng, "conv2d", 5, 1, 3, 2, 1, False), random_layer(SMALL, rng, "linear", 6, 5 * 9)]
+    x = rng.integers(0, 16, (3, 1, 6, 6))
+    program = compile_program(SMALL, layers, (1, 6, 6), x, base=BASE, batch=3, pack_input=True)
+    assert program.input_packing is not None and program.input_shape == (3, 1, 6, 6)
+    expected = np.stack([golden_chain(layers, image) for image in x])
+    assert np.array_equal(output(program, run(program)), expected)
+    assert np.array_equal(output(program, run(program, x[::-1])), expected[::-1])  # new inputs after compiling
+
+
+def test_the_cycle_model_gains_from_a_batch():
+    """Per image, a batch of 8 costs fewer cycles than one image at a time: the flatten's weights serve 8 pixels."""
+    layers = batch_chain(np.random.default_rng(46))
+    one = predicted_cycles(compile_program(SMALL, layers, (3, 8, 7), base=BASE))["cycles"]
+    eight = predicted_cycles(compile_program(SMALL, layers, (3, 8, 7), base=BASE, batch=8))["cycles"]
+    assert eight < 8 * one

@@ -14,6 +14,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from esb_hw.compiler.lowering import Layer, beat_sequence, geometry, load_sequence, lower
+from esb_hw.compiler.program import batched_flatten
 from esb_hw.config import AcceleratorConfig
 from esb_hw.errors import ParameterError
 from esb_hw.hw.core.sequencer import Sequencer
@@ -141,6 +142,18 @@ def test_a_linear_layer():
                   golden.requant_params(np.ones(6)), CONFIG.activation_format)
     schedule = lower(CONFIG, layer, (11, 10), entries=4)
     beats, loads, _, _ = run(schedule)
+    assert beats == beat_sequence(schedule) and loads == load_sequence(schedule)
+
+
+def test_a_batchs_flatten_steps_a_whole_image():
+    """The flatten of a batch of 5 stacked 3x2 images (batched_flatten): the walk's window jumps 3 rows per output
+    pixel, one pixel per image."""
+    rng = np.random.default_rng(4)
+    layer = Layer("linear", rng.integers(0, CONFIG.weight_format.code_count, (6, 5 * 3 * 2)),
+                  golden.requant_params(np.ones(6)), CONFIG.activation_format)
+    schedule = batched_flatten(CONFIG, layer, (5, 3, 2), 5)
+    assert schedule.input_shape == (5, 15, 2) and schedule.row_step == 3
+    beats, loads, _, _ = run(schedule, stall=0.3, seed=4)
     assert beats == beat_sequence(schedule) and loads == load_sequence(schedule)
 
 

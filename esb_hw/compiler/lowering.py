@@ -116,6 +116,9 @@ class Schedule:
     pad_top : int
         Zero rows above the input: the layer's padding, or for a band of a tiled layer
         (:mod:`esb_hw.compiler.program`) the padding rows that fall inside the band.
+    row_step : int
+        Input rows between the windows of two output rows: 0 for the layer's stride. A batch's flatten
+        (:func:`lower_batched_flatten`) steps by a whole image.
     """
 
     config: AcceleratorConfig
@@ -126,6 +129,12 @@ class Schedule:
     pixels: np.ndarray
     entries: int
     pad_top: int
+    row_step: int = 0
+
+    @property
+    def window_step(self) -> int:
+        """Input rows from one output row's windows to the next's."""
+        return self.row_step or self.layer.stride
 
     @property
     def groups(self) -> int:
@@ -155,7 +164,7 @@ class Schedule:
         ky, kx, g = chunk
         _, height, width = self.input_shape
         stride, padding = self.layer.stride, self.layer.padding
-        y = stride * pixels[:, 0] + ky - self.pad_top
+        y = self.window_step * pixels[:, 0] + ky - self.pad_top
         x = stride * pixels[:, 1] + kx - padding
         inside = (y >= 0) & (y < height) & (x >= 0) & (x < width)
         return np.where(inside, (g * height + y) * width + x, -1)
@@ -339,7 +348,7 @@ def geometry(schedule: Schedule) -> dict:
         limits = [out_h, out_w, 1, 1]
         oy_steps = [1, 0, 0, 0]
         ox_steps = [-(out_w - 1), 1, 0, 0]
-    y_steps = [stride * step for step in oy_steps]
+    y_steps = [schedule.window_step * step for step in oy_steps]
     x_steps = [stride * step for step in ox_steps]
     return {
         "limits": limits,

@@ -13,7 +13,13 @@ A **program** runs a chain of layers, each layer's output codes feeding the next
   memory;
 - the image holds, 4 KiB aligned: the descriptors, the input activations, then per layer its weights, its
   parameters and the space for its outputs. Activations (and outputs) are words ``(g, y, x)`` of ``cols`` codes;
-  a linear layer's batch of ``N`` is ``N`` pixels of one row.
+  a linear layer's batch of ``N`` is ``N`` pixels of one row;
+- a **batch** of ``N`` images (``compile_program(..., batch=N)``) stores each tensor's images one under the other
+  in every channel group (words ``(g, n, y, x)``: the images stacked along the rows). A conv layer runs its tiles
+  image by image, each set of row blocks for all images before the next set (its weights load once per batch), and
+  layers overlap across images as they do across tiles; a linear layer after the convs (the flatten) runs the
+  batch as ``N`` pixels, its window stepping a whole image (:func:`batched_flatten`), so each weight chunk serves
+  ``N`` images.
 
 :func:`compile_program` rejects, with the reason, a chain the config cannot run. :func:`predicted_cycles`
 estimates a program's cycles from start to done, tile by tile (a MODEL, checked against simulation).
@@ -28,7 +34,7 @@ from amaranth.lib import data
 
 from ..config import AcceleratorConfig
 from ..contract.checks import window_failure
-from ..contract.limits import MAX_KERNEL, MAX_PADDING, PAGE_BYTES, STRIDES
+from ..contract.limits import MAX_BATCH, MAX_KERNEL, MAX_PADDING, PAGE_BYTES, STRIDES
 from ..errors import InputError
 from ..layouts import (
     DESCRIPTOR_BYTES,
@@ -71,8 +77,8 @@ ENGINE_ERROR_CODES = {name: code for code, (name, _) in ENGINE_ERRORS.items()}
 @dataclass(frozen=True)
 class Tile:
     """One descriptor: ``row_blocks`` ``[first, end)`` of layer ``layer`` on output rows ``band`` ``[first, end)``
-    (before pooling), reading input rows ``input_rows``; ``schedule`` is its own lowering (the sub-layer of its
-    channels on the band's input)."""
+    (before pooling) of image ``image`` of the batch, reading input rows ``input_rows``; ``schedule`` is its own
+    lowering (the sub-layer of its channels on the band's input)."""
 
     layer: int
     row_blocks: tuple[int, int]
@@ -80,6 +86,7 @@ class Tile:
     input_rows: tuple[int, int]
     schedule: Schedule
     descriptor: dict
+    image: int = 0
 
     @property
     def macs(self) -> int:
@@ -95,9 +102,9 @@ class Program:
     config : AcceleratorConfig
     layers : list of Layer
     shapes : list of tuple
-        Each layer's input shape (``(C, H, W)`` or ``(N, I)``), then the last layer's output shape.
+        Each layer's input shape (``(C, H, W)`` of one image, or ``(N, I)``), then the last layer's output shape.
     schedules : list of Schedule
-        Each whole layer's lowering.
+        Each whole layer's lowering (of one image, for a conv layer of a batch: :attr:`layer_images`).
     tiles : list of Tile
     image : bytes
         The memory image from ``base``: descriptors, input, weights and parameters; output space is zero.
@@ -108,6 +115,8 @@ class Program:
     input_packing : TapPacking or None
         The first layer's taps packed onto the columns (:mod:`esb_hw.compiler.packing`): ``layers[0]`` is then the
         packed 1x1 layer, ``shapes[0]`` the packed input's shape, and :func:`input_image` packs the input codes.
+    batch : int
+        Images per run: the input codes are ``(batch, C, H, W)`` when ``batch > 1``.
     """
 
     config: AcceleratorConfig
@@ -119,11 +128,19 @@ class Program:
     regions: dict[str, tuple[int, int]] = field(default_factory=dict)
     base: int = 0
     input_packing: TapPacking | None = None
+    batch: int = 1
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """The shape of the input codes the program takes (before any packing)."""
-        return self.input_packing.input_shape if self.input_packing is not None else self.shapes[0]
+        """The shape of the input codes the program takes (before any packing): ``(batch, C, H, W)`` for a batch."""
+        shape = self.input_packing.input_shape if self.input_packing is not None else self.shapes[0]
+        return (self.batch, *shape) if self.batch > 1 else shape
+
+    @property
+    def layer_images(self) -> list[int]:
+        """Per layer, how many times its schedule runs: ``batch`` for a conv layer (one image each), 1 for a layer
+        that takes the batch as pixels (a linear layer)."""
+        return _layer_images(self.schedules, self.shapes, self.batch)
 
     @property
     def program_address(self) -> int:
@@ -131,7 +148,8 @@ class Program:
 
     @property
     def macs(self) -> int:
-        return sum(schedule.macs for schedule in self.schedules)
+        return sum(schedule.macs * images for schedule, images in zip(self.schedules, self.layer_images,
+                                                                      strict=True))
 
     @property
     def memory_size(self) -> int:
@@ -144,6 +162,11 @@ class Program:
         return self.regions[f"output_{layer % len(self.layers)}"]
 
 
+def _layer_images(schedules: list[Schedule], shapes: list, batch: int) -> list[int]:
+    return [batch if len(shape) == 3 and not schedule.row_step else 1
+            for schedule, shape in zip(schedules, shapes, strict=False)]
+
+
 def _align(value: int, alignment: int = REGION_ALIGNMENT) -> int:
     return -(-value // alignment) * alignment
 
@@ -151,7 +174,7 @@ def _align(value: int, alignment: int = REGION_ALIGNMENT) -> int:
 def _output_shape(schedule: Schedule) -> tuple[int, ...]:
     layer = schedule.layer
     height, width = schedule.output_size
-    if layer.kind == "linear":
+    if layer.kind == "linear" or schedule.row_step:
         return (height, layer.out_channels)
     if layer.pool:
         height, width = height // 2, width // 2
@@ -193,7 +216,7 @@ def _tile_shape(config: AcceleratorConfig, index: int, schedule: Schedule) -> tu
     usable_height = out_height - out_height % 2 if layer.pool else out_height
 
     def input_rows(band: int) -> int:
-        return min(height, (band - 1) * layer.stride + kh)
+        return min(height, (band - 1) * schedule.window_step + kh)
 
     def output_words(band: int) -> int:
         return (band // 2) * (out_width // 2) if layer.pool else band * out_width
@@ -252,13 +275,13 @@ def _tile_schedule(schedule: Schedule, row_blocks: tuple[int, int], band: tuple[
     sub = Layer(layer.kind, layer.weight_codes[first:end], params, layer.output_format, stride=layer.stride,
                 padding=layer.padding, pool=layer.pool)
     channels, _, width = schedule.input_shape
-    top = layer.stride * band[0] - schedule.pad_top  # the band's first window row in input coordinates
+    top = schedule.window_step * band[0] - schedule.pad_top  # the band's first window row in input coordinates
     input_first, input_end = _band_input_rows(schedule, band)
     pixels = _pixel_order(band[1] - band[0], schedule.output_size[1], layer.pool)
     tile = Schedule(config, sub, (channels, input_end - input_first, width), (band[1] - band[0],
                     schedule.output_size[1]), schedule.chunks, pixels, balanced_block(len(pixels), schedule.entries,
                                                                                       layer.pool),
-                    input_first - top)
+                    input_first - top, schedule.row_step)
     return tile, (input_first, input_end)
 
 
@@ -277,9 +300,13 @@ def _transfer(address: int, words: int, segments: int = 1, stride: int = 0) -> d
 
 
 def compile_program(config: AcceleratorConfig, layers, input_shape, activation_codes=None, *,
-                    base: int = 0, pack_input: bool | str = False) -> Program:
+                    base: int = 0, pack_input: bool | str = False, batch: int = 1) -> Program:
     """Compile ``layers`` (a chain) for an input of ``input_shape`` into tiles, descriptors and a memory image
     placed at ``base`` (4 KiB aligned), with ``activation_codes`` as the input (zeros if None).
+
+    ``batch``: images per run for a chain that starts with a conv layer (``input_shape`` is one image's
+    ``(C, H, W)``; ``activation_codes`` are then ``(batch, C, H, W)``). A chain that starts with a linear layer
+    takes its batch as the ``N`` of its ``(N, I)`` input.
 
     ``pack_input``: pack the first conv2d layer's kernel taps onto the columns (:mod:`esb_hw.compiler.packing`;
     the host then writes the input unrolled); ``"auto"`` packs when that at least halves its chunks.
@@ -297,6 +324,11 @@ def compile_program(config: AcceleratorConfig, layers, input_shape, activation_c
     """
     if config.rows != config.cols:
         raise InputError(f"the layer engine needs a square array, got {config.rows}x{config.cols}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+        raise InputError(f"batch must be an int in 1..{MAX_BATCH}, got {batch!r}")
+    if batch > 1 and len(input_shape) != 3:
+        raise InputError(f"a batch needs a chain that starts with a conv2d layer; a linear layer takes its batch as "
+                         f"the N of its (N, I) input, got input shape {tuple(input_shape)}")
     if base % REGION_ALIGNMENT:
         raise InputError(f"base must be a multiple of {REGION_ALIGNMENT}, got {base}")
     layers = list(layers)
@@ -310,14 +342,35 @@ def compile_program(config: AcceleratorConfig, layers, input_shape, activation_c
             raise InputError(f"layer 0: {error}") from None
         input_shape = packing.packed_shape
         if activation_codes is not None:
-            activation_codes = packing.codes(activation_codes)
-    schedules, shapes = lower_layers(config, layers, input_shape)
+            activation_codes = _batch_codes(activation_codes, batch, packing.input_shape)
+            activation_codes = np.stack([packing.codes(codes) for codes in activation_codes])
+            activation_codes = activation_codes if batch > 1 else activation_codes[0]
+    schedules, shapes = lower_layers(config, layers, input_shape, batch)
     layers = [schedule.layer for schedule in schedules]  # a linear layer after a conv2d, as the conv2d it runs as
+    images = _layer_images(schedules, shapes, batch)
     tiles_per_layer = tile_layers(config, schedules)
-    regions, end = allocate(config, schedules, sum(len(tiles) for tiles in tiles_per_layer), base)
-    tiles = describe(config, schedules, tiles_per_layer, regions)
-    image, tiles = build_image(config, schedules, tiles, regions, base, end, shapes[0], activation_codes)
-    return Program(config, layers, shapes, schedules, tiles, image, regions, base, packing)
+    regions, end = allocate(config, schedules, sum(len(tiles) * count for tiles, count in
+                                                   zip(tiles_per_layer, images, strict=True)), base, images)
+    tiles = describe(config, schedules, tiles_per_layer, regions, images)
+    image, tiles = build_image(config, schedules, tiles, regions, base, end, shapes[0], activation_codes, batch)
+    return Program(config, layers, shapes, schedules, tiles, image, regions, base, packing, batch)
+
+
+
+def _batch_codes(activation_codes, batch: int, shape: tuple[int, ...]) -> np.ndarray:
+    """``activation_codes`` as ``(batch, *shape)``, checked."""
+    codes = np.asarray(activation_codes)
+    wanted = (batch, *shape) if batch > 1 else tuple(shape)
+    if codes.shape != wanted:
+        raise InputError(f"the input codes have shape {codes.shape}, the program expects {wanted}")
+    return codes.reshape(batch, *shape)
+
+
+def _stacked(codes: np.ndarray) -> np.ndarray:
+    """A batch's codes ``(N, C, H, W)`` as the program stores them: ``(C, N * H, W)``, the images stacked along the
+    rows."""
+    count, channels, height, width = codes.shape
+    return codes.transpose(1, 0, 2, 3).reshape(channels, count * height, width)
 
 
 def flatten_into_conv(layer: Layer, shape: tuple[int, int, int], index: int = 0) -> Layer:
@@ -333,10 +386,41 @@ def flatten_into_conv(layer: Layer, shape: tuple[int, int, int], index: int = 0)
                                weight_codes=layer.weight_codes.reshape(outputs, channels, height, width))
 
 
-def lower_layers(config: AcceleratorConfig, layers: list[Layer], input_shape) -> tuple[list[Schedule], list]:
+def reads_whole_image(layer: Layer, shape: tuple[int, ...]) -> bool:
+    """Whether ``layer`` on one image's ``shape`` has one output pixel whose window is the whole image: a linear
+    layer after a conv2d (the flatten), or a conv2d whose kernel is the image, unpadded and unpooled."""
+    return len(shape) == 3 and (layer.kind == "linear" or (
+        layer.kernel == tuple(shape[1:]) and layer.padding == 0 and not layer.pool))
+
+
+def batched_flatten(config: AcceleratorConfig, layer: Layer, shape: tuple[int, int, int], batch: int,
+                    index: int = 0) -> Schedule:
+    """A layer that :func:`reads_whole_image` of each of ``batch`` images' ``(C, H, W)`` tensors, as one schedule:
+    the conv2d (a linear layer's is :func:`flatten_into_conv`) over the images stacked along the rows
+    (``(C, batch * H, W)``, as a batched program stores them), its window stepping a whole image (``row_step``
+    ``H``). Its output pixels are the images, so each weight chunk serves the whole batch; its output is the
+    ``(N, O)`` of a linear layer."""
+    channels, height, width = shape
+    conv = flatten_into_conv(layer, shape, index) if layer.kind == "linear" else layer
+    if batch * height >= 1 << GEOMETRY_SIZE_BITS:
+        raise InputError(f"layer {index}: a batch of {batch} images of {height} rows stacks {batch * height} rows "
+                         f"for the flatten, the engine counts at most {(1 << GEOMETRY_SIZE_BITS) - 1}; use a batch "
+                         f"of at most {((1 << GEOMETRY_SIZE_BITS) - 1) // height}")
+    try:
+        schedule = lower(config, conv, shape, entries=config.entries)
+    except InputError as error:
+        raise InputError(f"layer {index}: {error}") from None
+    return replace(schedule, input_shape=(channels, batch * height, width), output_size=(batch, 1),
+                   pixels=_pixel_order(batch, 1, False), row_step=height)
+
+
+def lower_layers(config: AcceleratorConfig, layers: list[Layer], input_shape,
+                 batch: int = 1) -> tuple[list[Schedule], list]:
     """Phase 1: each layer's lowering onto the array (:func:`esb_hw.compiler.lowering.lower`), checked, and the
     shapes from the input to the last output. A linear layer after a conv2d reads its input flattened in NCHW
-    order: its schedule is the equal conv2d's (:func:`flatten_into_conv`); ``layers`` is not changed."""
+    order: its schedule is the equal conv2d's (:func:`flatten_into_conv`). With ``batch > 1``, a layer that
+    :func:`reads_whole_image` runs the batch as pixels (:func:`batched_flatten`): its output is ``(batch, O)``, and
+    a 1x1 conv2d after it runs as the linear layer it is; ``layers`` is not changed."""
     if not layers:
         raise InputError("a program needs at least one layer")
     if len(layers) > 256:
@@ -345,12 +429,22 @@ def lower_layers(config: AcceleratorConfig, layers: list[Layer], input_shape) ->
     schedules = []
     for index, layer in enumerate(layers):
         shape = shapes[-1]
-        if layer.kind == "linear" and len(shape) == 3:
-            layer = flatten_into_conv(layer, shape, index)
-        try:
-            schedule = lower(config, layer, shape, entries=config.entries)
-        except InputError as error:
-            raise InputError(f"layer {index}: {error}") from None
+        if batch > 1 and reads_whole_image(layer, shape):
+            schedule = batched_flatten(config, layer, shape, batch, index)
+            layer = schedule.layer
+        else:
+            if batch > 1 and len(shape) == 2 and layer.kind == "conv2d":  # after the batch's flatten: 1x1 pixels
+                if layer.kernel != (1, 1) or layer.padding or layer.pool:
+                    raise InputError(f"layer {index}: a {layer.kernel[0]}x{layer.kernel[1]} conv2d (padding "
+                                     f"{layer.padding}{', pooled' if layer.pool else ''}) on the 1x1 output of a "
+                                     f"layer that reads the whole image; compile it with batch 1")
+                layer = replace(layer, kind="linear", stride=1, weight_codes=layer.weight_codes[:, :, 0, 0])
+            if layer.kind == "linear" and len(shape) == 3:
+                layer = flatten_into_conv(layer, shape, index)
+            try:
+                schedule = lower(config, layer, shape, entries=config.entries)
+            except InputError as error:
+                raise InputError(f"layer {index}: {error}") from None
         _check_layer(config, index, layer, schedule)
         schedules.append(schedule)
         shapes.append(_output_shape(schedule))
@@ -361,8 +455,8 @@ def _band_input_rows(schedule: Schedule, band: tuple[int, int]) -> tuple[int, in
     """The input rows ``[first, end)`` the windows of output rows ``band`` read (empty for rows of padding only)."""
     layer = schedule.layer
     height = schedule.input_shape[1]
-    first = max(0, layer.stride * band[0] - schedule.pad_top)
-    end = min(height, layer.stride * (band[1] - 1) - schedule.pad_top + layer.kernel[0])
+    first = max(0, schedule.window_step * band[0] - schedule.pad_top)
+    end = min(height, schedule.window_step * (band[1] - 1) - schedule.pad_top + layer.kernel[0])
     return first, end
 
 
@@ -410,9 +504,11 @@ def tile_layers(config: AcceleratorConfig, schedules: list[Schedule]) -> list[li
 
 
 def allocate(config: AcceleratorConfig, schedules: list[Schedule], tiles: int,
-             base: int) -> tuple[dict[str, tuple[int, int]], int]:
+             base: int, images: list[int] | None = None) -> tuple[dict[str, tuple[int, int]], int]:
     """Phase 3: the memory map from ``base``, each region 4 KiB aligned: the descriptors, the input, then per layer
-    its weights, parameters and outputs. Returns the regions and the end address."""
+    its weights, parameters and outputs (``images[i]`` images of layer ``i``'s input and output). Returns the
+    regions and the end address."""
+    images = images or [1] * len(schedules)
     sizes = {name: memory_word_bytes(value) for name, value in buffer_word_bits(config).items()}
     regions = {}
     cursor = base
@@ -424,11 +520,11 @@ def allocate(config: AcceleratorConfig, schedules: list[Schedule], tiles: int,
 
     region("descriptors", tiles * DESCRIPTOR_BYTES)
     first = schedules[0]
-    region("input", first.groups * first.input_shape[1] * first.input_shape[2] * sizes["activation"])
+    region("input", images[0] * first.groups * first.input_shape[1] * first.input_shape[2] * sizes["activation"])
     for index, schedule in enumerate(schedules):
         region(f"weights_{index}", schedule.row_blocks * len(schedule.chunks) * config.rows * sizes["weight"])
         region(f"params_{index}", schedule.row_blocks * config.rows * sizes["param"])
-        region(f"output_{index}", schedule.row_blocks * _layer_pixels(schedule) * sizes["output"])
+        region(f"output_{index}", images[index] * schedule.row_blocks * _layer_pixels(schedule) * sizes["output"])
     return regions, cursor
 
 
@@ -438,51 +534,62 @@ def _layer_pixels(schedule: Schedule) -> int:
     return (out_h // 2) * (out_w // 2) if schedule.layer.pool else out_h * out_w
 
 
-def describe(config: AcceleratorConfig, schedules: list[Schedule], tiles_per_layer: list, regions: dict) -> list[Tile]:
-    """Phase 4: a :class:`Tile` with its descriptor for every tile, in program order."""
+def describe(config: AcceleratorConfig, schedules: list[Schedule], tiles_per_layer: list, regions: dict,
+             images: list[int] | None = None) -> list[Tile]:
+    """Phase 4: a :class:`Tile` with its descriptor for every tile, in program order (``images[i]`` images of layer
+    ``i``)."""
+    images = images or [1] * len(schedules)
     tiles = []
     for index, (schedule, layer_tiles) in enumerate(zip(schedules, tiles_per_layer, strict=True)):
         input_address = regions["input"][0] if index == 0 else regions[f"output_{index - 1}"][0]
         tiles += describe_layer(config, index, schedule, layer_tiles, input_address, regions[f"weights_{index}"][0],
-                                regions[f"params_{index}"][0], regions[f"output_{index}"][0])
+                                regions[f"params_{index}"][0], regions[f"output_{index}"][0], images[index])
     return tiles
 
 
 def describe_layer(config: AcceleratorConfig, index: int, schedule: Schedule, layer_tiles: list,
-                   input_address: int, weights_address: int, params_address: int, output_address: int) -> list[Tile]:
-    """The tiles of one layer with their descriptors (the first tile of every layer after the first is a
-    ``barrier``; a tile of a later band of the same row blocks reuses the weights)."""
+                   input_address: int, weights_address: int, params_address: int, output_address: int,
+                   images: int = 1) -> list[Tile]:
+    """The tiles of one layer with their descriptors, for ``images`` images stacked along the rows of its input and
+    output (each set of row blocks runs its bands for every image before the next set). The first tile of every
+    layer after the first is a ``barrier``; every later tile of the same row blocks reuses the weights."""
     sizes = {name: memory_word_bytes(value) for name, value in buffer_word_bits(config).items()}
     channels, height, width = schedule.input_shape
     out_w = schedule.output_size[1]
     layer_pixels = _layer_pixels(schedule)
     chunk_words = len(schedule.chunks) * config.rows
+    row_block_sets: dict[tuple[int, int], list] = {}
+    for tile in layer_tiles:
+        row_block_sets.setdefault(tile[:2], []).append(tile)
+    order = [(image, tile) for bands in row_block_sets.values() for image in range(images) for tile in bands]
     tiles = []
-    for number, (rb_first, rb_end, oy_first, oy_end) in enumerate(layer_tiles):
+    for number, (image, (rb_first, rb_end, oy_first, oy_end)) in enumerate(order):
         tile_schedule, (iy_first, iy_end) = _tile_schedule(schedule, (rb_first, rb_end), (oy_first, oy_end))
         record = geometry(tile_schedule)
         band_start = (oy_first // 2) * (out_w // 2) if schedule.layer.pool else oy_first * out_w
+        first_of_set = image == 0 and (rb_first, rb_end, oy_first, oy_end) == row_block_sets[(rb_first, rb_end)][0]
+        output_start = (rb_first * images + image) * layer_pixels + band_start
         descriptor = {
             "geometry": record, "in_channels": channels, "stride": schedule.layer.stride, "layer": index,
-            "barrier": int(index > 0 and number == 0), "reuse_weights": int(oy_first > 0),
-            "activations": _transfer(input_address + iy_first * width * sizes["activation"],
+            "barrier": int(index > 0 and number == 0), "reuse_weights": int(not first_of_set),
+            "activations": _transfer(input_address + (image * height + iy_first) * width * sizes["activation"],
                                      (iy_end - iy_first) * width, schedule.groups,
-                                     height * width * sizes["activation"]),
+                                     images * height * width * sizes["activation"]),
             "weights": _transfer(weights_address + rb_first * chunk_words * sizes["weight"],
                                  (rb_end - rb_first) * chunk_words),
             "params": _transfer(params_address + rb_first * config.rows * sizes["param"],
                                 (rb_end - rb_first) * config.rows),
-            "outputs": _transfer(output_address + (rb_first * layer_pixels + band_start) * sizes["output"],
-                                 record["output_pixels"], rb_end - rb_first, layer_pixels * sizes["output"]),
+            "outputs": _transfer(output_address + output_start * sizes["output"], record["output_pixels"],
+                                 rb_end - rb_first, images * layer_pixels * sizes["output"]),
             "weights_crc": 0,  # set by build_image, from the image
         }
         tiles.append(Tile(index, (rb_first, rb_end), (oy_first, oy_end), (iy_first, iy_end), tile_schedule,
-                          descriptor))
+                          descriptor, image))
     return tiles
 
 
 def build_image(config: AcceleratorConfig, schedules: list[Schedule], tiles: list[Tile], regions: dict, base: int,
-                end: int, input_shape, activation_codes) -> tuple[bytes, list[Tile]]:
+                end: int, input_shape, activation_codes, batch: int = 1) -> tuple[bytes, list[Tile]]:
     """Phase 5: the memory image from ``base`` to ``end``: the input codes, the weights, the parameters, and the
     packed descriptors (each checked as the engine would, with its ``weights_crc`` taken from the image); output
     space is zero. Returns the image and the tiles with their final descriptors."""
@@ -493,12 +600,10 @@ def build_image(config: AcceleratorConfig, schedules: list[Schedule], tiles: lis
         image[address - base: address - base + len(blob)] = blob
 
     if activation_codes is not None:
-        codes = np.asarray(activation_codes)
-        if codes.shape != input_shape:
-            raise InputError(f"the input codes have shape {codes.shape}, the program expects {input_shape}")
+        codes = _batch_codes(activation_codes, batch, input_shape)
         if codes.min(initial=0) < 0 or codes.max(initial=0) >= config.activation_format.code_count:
             raise InputError(f"input codes must be in 0..{config.activation_format.code_count - 1}")
-        put(regions["input"][0], pack_memory_words(bits["activation"], activation_image(schedules[0], codes)))
+        put(regions["input"][0], pack_memory_words(bits["activation"], _input_words(schedules[0], codes)))
     for index, schedule in enumerate(schedules):
         put(regions[f"weights_{index}"][0], pack_memory_words(bits["weight"], weight_image(schedule)))
         put(regions[f"params_{index}"][0], pack_memory_words(bits["param"], param_image(schedule)))
@@ -599,35 +704,48 @@ def descriptor_error(config: AcceleratorConfig, descriptor: dict, *, memory_size
     return 0
 
 
+def _input_words(schedule: Schedule, codes: np.ndarray) -> list[int]:
+    """The input region's words for ``codes``: ``(batch, ...)``, the first layer's inputs."""
+    if len(codes) == 1:
+        return activation_image(schedule, codes[0])
+    stacked = _stacked(codes)
+    return activation_image(replace(schedule, input_shape=stacked.shape), stacked)
+
+
 def input_image(program: Program, activation_codes) -> tuple[int, bytes]:
     """The input region's address and bytes for ``activation_codes`` (to run the same program on new inputs)."""
     codes = np.asarray(activation_codes)
     if codes.shape != program.input_shape:
         raise InputError(f"the input codes have shape {codes.shape}, the program expects {program.input_shape}")
+    codes = codes.reshape(program.batch, *codes.shape[program.batch > 1:])
     if program.input_packing is not None:
-        codes = program.input_packing.codes(codes)
+        codes = np.stack([program.input_packing.codes(image) for image in codes])
     bits = buffer_word_bits(program.config)["activation"]
-    return program.regions["input"][0], pack_memory_words(bits, activation_image(program.schedules[0], codes))
+    return program.regions["input"][0], pack_memory_words(bits, _input_words(program.schedules[0], codes))
 
 
 def read_output(program: Program, blob: bytes, layer: int = -1) -> np.ndarray:
     """Layer ``layer``'s output codes from its output region's bytes ``blob``: ``(O, Ho', Wo')`` for a conv2d
-    (pooled if it pools), ``(N, O)`` for linear."""
+    (pooled if it pools; ``(batch, O, Ho', Wo')`` in a batch), ``(N, O)`` for linear."""
     config = program.config
     index = layer % len(program.layers)
     schedule = program.schedules[index]
+    images = program.layer_images[index]
     bits = buffer_word_bits(config)["output"]
     word = data.ArrayLayout(config.activation_format.bits, config.rows)
     shape = program.shapes[index + 1]
-    pixels = int(np.prod(shape[1:])) if schedule.layer.kind == "conv2d" else shape[0]
-    count = schedule.row_blocks * pixels
+    dtype = schedule.layer.output_format.code_dtype
+    pixels = int(np.prod(shape[1:])) if len(shape) == 3 else shape[0]
+    count = schedule.row_blocks * images * pixels
     words = unpack_memory_words(bits, blob, count)
     codes = np.array([unpack(word, value) for value in words], dtype=np.int64)
-    planes = codes.reshape(schedule.row_blocks, pixels, config.rows).transpose(0, 2, 1)
-    planes = planes.reshape(schedule.row_blocks * config.rows, pixels)[: schedule.layer.out_channels]
-    if schedule.layer.kind == "linear":
-        return planes.T.astype(schedule.layer.output_format.code_dtype)
-    return planes.reshape(shape).astype(schedule.layer.output_format.code_dtype)
+    planes = codes.reshape(schedule.row_blocks, images, pixels, config.rows).transpose(1, 0, 3, 2)
+    planes = planes.reshape(images, schedule.row_blocks * config.rows, pixels)[:, : schedule.layer.out_channels]
+    if len(shape) == 2:  # a linear layer, or a batch's flatten: (N, O)
+        return planes[0].T.astype(dtype)
+    if program.batch > 1:
+        return planes.reshape(images, *shape).astype(dtype)
+    return planes[0].reshape(shape).astype(dtype)
 
 
 def _read_words(memory, transfer: dict, bits: int) -> list[int]:

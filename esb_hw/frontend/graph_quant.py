@@ -309,10 +309,10 @@ def _host_reason(node: IntegerNode, config) -> str | None:
     return None
 
 
-def place_graph(graph: IntegerGraph, config, *, progress=None) -> list[Placement]:
-    """Per node: the built array (``config``) if it can run the node alone (a program of one layer compiles; the
-    graph's first layer may have its taps packed, as the host lays out the input), else the host, with the
-    reason. ``progress``: called with one line per node compiled."""
+def place_graph(graph: IntegerGraph, config, *, progress=None, batch: int = 1) -> list[Placement]:
+    """Per node: the built array (``config``) if it can run the node alone (a program of one layer and ``batch``
+    images compiles; the graph's first layer may have its taps packed, as the host lays out the input), else the
+    host, with the reason. ``progress``: called with one line per node compiled."""
     from ..compiler.program import compile_program
 
     placements = []
@@ -321,7 +321,7 @@ def place_graph(graph: IntegerGraph, config, *, progress=None) -> list[Placement
         if reason is None:
             layer, shape = _engine_layer(node, graph.shapes[node.inputs[0]])
             try:
-                program = compile_program(config, [layer], shape,
+                program = compile_program(config, [layer], shape, batch=batch,
                                           pack_input="auto" if node.inputs[0] == INPUT else False)
             except InputError as error:
                 reason = str(error).removeprefix("layer 0: ").removeprefix("layer 0 ")

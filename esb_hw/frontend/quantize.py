@@ -393,8 +393,9 @@ class Segment:
     reason: str | None = None
 
 
-def compile_segments(model: IntegerModel, config) -> list[Segment]:
-    """Group the layers by :func:`placement` and compile each run of array layers into one program (at base 0)."""
+def compile_segments(model: IntegerModel, config, batch: int = 1) -> list[Segment]:
+    """Group the layers by :func:`placement` and compile each run of array layers into one program (at base 0) of
+    ``batch`` images (:func:`esb_hw.compiler.program.compile_program`)."""
     from ..compiler.program import compile_program
 
     reasons = placement(model, config)
@@ -405,9 +406,11 @@ def compile_segments(model: IntegerModel, config) -> list[Segment]:
         if reasons[first] is None:
             layers = [layer.engine_layer() for layer in model.layers[first:index]]
             try:
-                segments.append(Segment(first, index, compile_program(config, layers, model.shapes[first])))
+                segments.append(Segment(first, index, compile_program(config, layers, model.shapes[first],
+                                                                      batch=batch)))
             except InputError:  # each layer compiles alone (placement): run them as one program each
-                segments += [Segment(at, at + 1, compile_program(config, [layers[at - first]], model.shapes[at]))
+                segments += [Segment(at, at + 1, compile_program(config, [layers[at - first]], model.shapes[at],
+                                                                 batch=batch))
                              for at in range(first, index)]
         else:
             segments.append(Segment(first, index, None, "; ".join(sorted({reasons[i] for i in range(first, index)}))))
