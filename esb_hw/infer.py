@@ -598,7 +598,8 @@ def print_report(report: InferenceReport) -> None:
                   f"{row['utilization']:.1%} ({source})")
     if report.cycles_per_image:
         host = sum(1 for row in report.layer_rows() if row["where"] == "host")
-        per_image = "per image" if report.batch == 1 else f"per image (runs of {report.batch} images, over {report.batch})"
+        per_image = ("per image" if report.batch == 1 else
+                     f"per image (runs of {report.batch} images, over {report.batch})")
         print(f"{report.cycles_per_image:,.0f} cycles {per_image} from start to done ({source}): "
               f"{report.images_per_second:,.0f} images/s at {report.config.clock_mhz:g} MHz"
               + (f" (the array's part; {host} {'node' if isinstance(report, GraphInferenceReport) else 'layer'}"
