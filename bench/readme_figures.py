@@ -206,12 +206,37 @@ def plans(result: dict) -> str:
     return "\n".join(lines)
 
 
+def batch(result: dict) -> str:
+    """Linear layers' utilization per batch, and the RTL runs (``bench/batch.py --rtl --json``)."""
+    batches = sorted({row["batch"] for row in result["linear"]})
+    lines = ["| linear layer | " + " | ".join(f"batch {size}" for size in batches) + " |",
+             "|---|" + "---:|" * len(batches)]
+    for name in dict.fromkeys(row["layer"] for row in result["linear"]):
+        cells = []
+        for size in batches:
+            row = next(row for row in result["linear"] if row["layer"] == name and row["batch"] == size)
+            cells.append("does not compile" if "error" in row else f"{row['utilization']:.1%}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    refused = {row["layer"]: row["error"] for row in result["linear"] if "error" in row}
+    lines.append("")
+    lines.append(f"Utilization over the whole run, loads included (cycle MODEL), on `{result['config']}` "
+                 f"({result['array'][0]}x{result['array'][1]})."
+                 + "".join(f" {name}: {error.removeprefix('layer 0: ')}." for name, error in refused.items())
+                 + " Through the system's RTL, bit-exact:")
+    for run in result.get("rtl", []):
+        lines.append(f"- {run['run']}: {run['rtl_cycles']:,.0f} cycles a run measured, {run['model_cycles']:,} "
+                     f"MODEL ({run['model_error']:+.2%})"
+                     + (f", {run['rtl_utilization']:.1%} utilization" if "rtl_utilization" in run else
+                        f", {run['rtl_cycles_per_image']:,.0f} cycles per image"))
+    return "\n".join(lines)
+
+
 BLOCKS = {"digits-rtl": (RESULTS / "digits_rtl.json", digits_rtl), "system-timing": (TIMING, system_timing),
           "chip": (RESULTS / "chip.json", chip), "model-error": (RESULTS / "model_error.json", model_error),
           "array-timing": (RESULTS / "timing_arrays.json", array_timing),
           "compare": (RESULTS / "compare.json", compare),
           "compare-configs": (RESULTS / "compare_configs.json", compare_configs),
-          "plans": (RESULTS / "plans.json", plans)}
+          "plans": (RESULTS / "plans.json", plans), "batch": (RESULTS / "batch.json", batch)}
 
 
 def markers(name: str) -> tuple[str, str]:

@@ -333,6 +333,18 @@ def test_a_graph_through_the_system_rtl_node_by_node(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_graph_in_batches_through_the_system_rtl(tmp_path):
+    """The residual graph with batches of 2 on 3 images: each array node runs two batches (the second filled with a
+    blank image), the host's nodes run on the hardware's outputs, every logit bit-exact."""
+    require_simulator("verilator")
+    path = tmp_path / "tiny.onnx"
+    _tiny_residual(path)
+    report = infer.run_inference(str(path), DEFAULT, images=3, simulator="verilator", batch=2, log=lambda *a: None)
+    assert report.batch == 2 and report.exact_images == 3
+    assert np.array_equal(report.rtl_logits, report.golden_logits)
+
+
+@pytest.mark.slow
 def test_the_residual_network_on_twenty_images_through_the_rtl():
     """Issue 20's demonstration: resnet_mnist, 20 held-out images, the whole system's RTL, 20/20 bit-exact."""
     require_simulator("verilator")

@@ -25,7 +25,7 @@ def test_every_generated_figure_equals_its_json():
 @pytest.mark.parametrize(("name", "figure"), [("digits-rtl", "MAC utilization"), ("system-timing", "MHz nominal"),
                                               ("chip", "MHz"), ("model-error", " % |"), ("array-timing", " MHz |"),
                                               ("compare", "MHz |"), ("compare-configs", "x |"),
-                                              ("plans", "GMAC |")])
+                                              ("plans", "GMAC |"), ("batch", "256 -> 256 |")])
 def test_the_check_sees_a_wrong_figure(name, figure):
     found = figures.block(README, name)
     line = next(line for line in found.splitlines() if figure in line)
