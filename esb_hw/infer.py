@@ -464,7 +464,8 @@ class GraphInferenceReport(InferenceReport):
                          "output": "x".join(map(str, shapes[node.name])), "macs": macs,
                          "weights": node.weights.label if node.weights else "-",
                          "where": "array" if placement.where == "engine" else "host", "reason": placement.reason,
-                         "cycles": cycles, "utilization": None if not cycles else macs / (cycles * self.config.macs)})
+                         "cycles": cycles,
+                         "utilization": None if not cycles or not macs else macs / (cycles * self.config.macs)})
         return rows
 
 
@@ -528,7 +529,7 @@ def run_graph_rtl(config: AcceleratorConfig, integer, placements, codes: np.ndar
         log(f"simulating node {node.name} ({done}/{engine_nodes} on the array) for {count} images on the whole "
             f"system ({simulator})")
         program = placement.program
-        outputs, runs = _run_program_rtl(config, program, inputs[0], simulator, progress)
+        outputs, runs = _run_program_rtl(config, program, placement.engine_input(inputs), simulator, progress)
         outputs = outputs.reshape(expected.shape)
         if not np.array_equal(outputs, expected):
             raise CheckFailed(f"node {node.name}: the RTL's output codes differ from the golden model's")
@@ -594,8 +595,9 @@ def print_report(report: InferenceReport) -> None:
         if row["cycles"] is None:
             print(f"  {row['name']:<{width}} host")
         else:
-            print(f"  {row['name']:<{width}} {row['cycles']:>10,.0f} compute cycles, MAC utilization "
-                  f"{row['utilization']:.1%} ({source})")
+            use = ("no MACs" if row["utilization"] is None else
+                   f"MAC utilization {row['utilization']:.1%}")
+            print(f"  {row['name']:<{width}} {row['cycles']:>10,.0f} compute cycles, {use} ({source})")
     if report.cycles_per_image:
         host = sum(1 for row in report.layer_rows() if row["where"] == "host")
         per_image = ("per image" if report.batch == 1 else

@@ -119,7 +119,8 @@ def plan_network(model: str, config, *, size: int | None = None, calibration: st
             (bounds,) = predicted["layers"]
             cycles = predicted["cycles"] / batch
             row.update(cycles=round(cycles, 1) if batch > 1 else predicted["cycles"], bound=bounds["bound"],
-                       bytes=round(bounds["bytes"] / batch), utilization=round(macs / (cycles * config.macs), 4))
+                       bytes=round(bounds["bytes"] / batch),
+                       utilization=round(macs / (cycles * config.macs), 4) if macs else None)
         rows.append(row)
     engine_cycles = sum(row["cycles"] or 0 for row in rows)
     engine_macs = sum(row["macs"] for row in rows if row["where"] == "array")

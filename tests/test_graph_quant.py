@@ -94,10 +94,9 @@ def test_placement_and_the_array_nodes_bit_exact_through_the_numpy_twin(images):
     integer = quantize_graph(_graph(), QuantRecipe.for_config(DEFAULT), images[:16])
     placements = {placement.node: placement for placement in place_graph(integer, DEFAULT)}
     reasons = {name: placement.reason for name, placement in placements.items()}
-    assert [name for name, p in placements.items() if p.where == "engine"] == ["stem", "a", "b", "proj", "expand", "fc"]
+    assert [name for name, p in placements.items() if p.where == "engine"] == [
+        "stem", "a", "b", "add", "dw", "proj", "expand", "join", "fc"]
     assert integer.nodes[7].name == "expand" and integer.nodes[7].input_codes[0].zero_point > 0  # folded into bias
-    assert reasons["add"] == "residual add: the engine has no second input stream yet"
-    assert reasons["dw"] == "a grouped convolution (8 groups): the engine runs dense convolutions only"
     assert re.fullmatch(r"its input has zero point \d+ and it pads: the engine pads with level 0, not the zero point",
                         reasons["after"])
     assert reasons["mp"] == ("3x3 stride-2 max pool: in a graph every pool runs on the host (the engine's fused 2x2 "
@@ -110,12 +109,41 @@ def test_placement_and_the_array_nodes_bit_exact_through_the_numpy_twin(images):
             continue
         program = placement.program
         for image in range(3):
-            source = codes[node.inputs[0]][image]
+            source = placement.engine_input([codes[name][image:image + 1] for name in node.inputs])[0]
             memory = bytearray(to_bundle(program, node.name, source.reshape(program.input_shape)).image)
             run_in_numpy(program, memory)
             address, size = program.output_region()
             got = read_output(program, bytes(memory[address:address + size]))
             assert np.array_equal(got.reshape(-1), codes[node.name][image].reshape(-1)), node.name
+
+
+def test_a_residual_add_on_the_array_is_exact_for_any_weight_level_ratio():
+    """The add as a 1x1 conv over both inputs (_add_layer) equals golden.residual_add on every pair of codes, for
+    input scales whose ratio is a weight level of ESB(4,1) (1, 2, 3, 4, 6, 8, 12 times a power of two) and zero
+    points on either side; a ratio that is not refuses with the reason."""
+    from esb_hw.compiler.lowering import reference
+    from esb_hw.frontend.graph_quant import IntegerNode, Placement, _add_layer
+    from esb_hw.quant import golden
+
+    fmt = DEFAULT.activation_format
+    a, b = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")  # every pair of codes
+    a, b = a.reshape(1, 1, 256, 256), b.reshape(1, 1, 256, 256)
+    for scale_a, scale_b, scale_y, zero_points in [(1 / 32, 1 / 64, 1 / 64, (128, 0, 0)), (1 / 16, 3 / 64, 1 / 32,
+                                                   (0, 128, 128)), (1 / 8, 1 / 8, 1 / 4, (0, 0, 0)),
+                                                   (1 / 64, 12 / 64, 1 / 16, (128, 128, 128))]:
+        params = golden.add_params(scale_a, scale_b, scale_y, zero_points)
+        node = IntegerNode("add", "add", ("x", "y"), (TensorCode(fmt, scale_a, zero_points[0]),
+                                                      TensorCode(fmt, scale_b, zero_points[1])),
+                           TensorCode(fmt, scale_y, zero_points[2]), add=params)
+        layer, shape = _add_layer(node, (1, 256, 256), DEFAULT)
+        assert shape == (9, 256, 256)
+        inputs = Placement("add", "engine", program=type("P", (), {"config": DEFAULT})()).engine_input([a, b])
+        assert np.array_equal(reference(DEFAULT, layer, inputs[0]), node.run([a, b])[0]), (scale_a, scale_b)
+    odd = golden.add_params(1 / 32, 5 / 64, 1 / 64)  # a ratio of 5/2: 5 is no level of ESB(4,1)
+    node = dataclasses.replace(node, add=odd)
+    assert _add_layer(node, (1, 4, 4), DEFAULT) == (
+        f"residual add: its input scales (M = {odd.multiplier_a} and {odd.multiplier_b}) are not weight levels of "
+        "ESB(4,1) times one multiplier")
 
 
 def test_bounds_become_levels_and_keep_nodes_on_the_host(images):

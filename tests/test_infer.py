@@ -281,18 +281,21 @@ def test_a_torch_exported_model_with_its_own_data_through_the_rtl():
 
 
 def test_a_residual_graph_golden_only():
-    """The shipped residual network (esb_hw/data/resnet_mnist, examples/train_resnet_mnist.py): its convolutions and
-    classifier on the array, its adds and pooling on the host, with the reasons."""
+    """The shipped residual network (esb_hw/data/resnet_mnist, examples/train_resnet_mnist.py): its convolutions,
+    adds and classifier on the array, its pooling on the host, with the reasons."""
     result = cli("--golden-only", "--model", "resnet_mnist", "--images", "100", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["dataset"] == "mnist5k" and report["images"] == 100
     where = {layer["name"]: (layer["kind"], layer["where"]) for layer in report["layers"]}
-    assert sorted(set(where.values())) == [("add", "host"), ("conv2d", "array"), ("flatten", "host"),
+    assert sorted(set(where.values())) == [("add", "array"), ("conv2d", "array"), ("flatten", "host"),
                                            ("global_avg_pool", "host"), ("linear", "array")]
     assert sum(kind == "conv2d" for kind, _ in where.values()) == 9
     assert report["accuracy"]["golden"] >= 0.9 and report["cycles_source"] == "model"
-    assert all(0 < layer["utilization"] <= 1 for layer in report["layers"] if layer["where"] == "array")
+    assert all(0 < layer["utilization"] <= 1 for layer in report["layers"]
+               if layer["where"] == "array" and layer["kind"] != "add")
+    assert all(layer["utilization"] is None and layer["cycles"] > 0 for layer in report["layers"]
+               if layer["kind"] == "add")  # an add has no MACs
 
 
 def _tiny_residual(path):
@@ -319,16 +322,17 @@ def _tiny_residual(path):
 
 
 def test_a_graph_through_the_system_rtl_node_by_node(tmp_path):
-    """A residual graph on the RTL: each array node its own simulation, the host's add and pool on the hardware's
-    outputs, every logit bit-exact (the check itself is fed a wrong answer in the next test)."""
+    """A residual graph on the RTL: each array node its own simulation (the add's reads both inputs), the host's
+    pool and flatten on the hardware's outputs, every logit bit-exact (the check itself is fed a wrong answer in the
+    next test)."""
     require_simulator("verilator")
     path = tmp_path / "tiny.onnx"
     _tiny_residual(path)
     report = infer.run_inference(str(path), DEFAULT, images=2, simulator="verilator", log=lambda *a: None)
     assert isinstance(report, infer.GraphInferenceReport)
-    assert [row["where"] for row in report.layer_rows()] == ["array", "array", "host", "host", "host", "array"]
+    assert [row["where"] for row in report.layer_rows()] == ["array", "array", "array", "host", "host", "array"]
     assert report.exact_images == 2 and report.cycles_source == "rtl"
-    assert [cycles is None for cycles in report.layer_cycles] == [False, False, True, True, True, False]
+    assert [cycles is None for cycles in report.layer_cycles] == [False, False, False, True, True, False]
     assert np.array_equal(report.rtl_logits, report.golden_logits)
 
 
@@ -368,7 +372,8 @@ def test_real_shape_blocks_through_the_rtl():
     assert set(runs) == {"basic", "inverted"} and all(run["bit_exact"] for run in runs.values())
     engine = {(block, row["name"]): row for block, run in runs.items() for row in run["nodes"]
               if row["where"] == "engine"}
-    assert set(engine) == {("basic", "conv1"), ("basic", "conv2"), ("inverted", "expand"), ("inverted", "project")}
+    assert set(engine) == {("basic", "conv1"), ("basic", "conv2"), ("basic", "add"), ("inverted", "expand"),
+                           ("inverted", "depthwise"), ("inverted", "project"), ("inverted", "add")}
     assert all(abs(row["model_error"]) <= 0.05 for row in engine.values()), engine
 
 
@@ -406,7 +411,7 @@ def test_run_graph_rtl_stops_at_a_node_whose_hardware_output_is_wrong(tmp_path, 
     measured = infer.run_graph_rtl(DEFAULT, integer, placements, integer.input_codes(images[3:]), "verilator",
                                    log=lambda *a: None)
     assert np.array_equal(measured["output"], integer.run(images[3:])[integer.output.name])
-    assert measured["node_cycles"] == [7.0, 7.0, None, None, None, 7.0] and measured["cycles"] == 30.0
+    assert measured["node_cycles"] == [7.0, 7.0, 7.0, None, None, 7.0] and measured["cycles"] == 40.0
     calls.clear()
     monkeypatch.setattr(infer, "_run_program_rtl", lambda *args: twin(*args, wrong_call=2))
     with pytest.raises(CheckFailed, match="node conv2: the RTL's output codes differ from the golden model's"):

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from esb_hw.compiler.lowering import Layer, reference
+from esb_hw.compiler.lowering import Layer, dense_weights, reference
 from esb_hw.compiler.program import (
     compile_program,
     descriptor_error,
@@ -335,3 +335,80 @@ def test_the_cycle_model_gains_from_a_batch():
     one = predicted_cycles(compile_program(SMALL, layers, (3, 8, 7), base=BASE))["cycles"]
     eight = predicted_cycles(compile_program(SMALL, layers, (3, 8, 7), base=BASE, batch=8))["cycles"]
     assert eight < 8 * one
+
+
+def grouped_case(rng, channels, groups, kernel, stride, padding, out_per_group=None):
+    """A grouped conv's codes ``(O, C / groups, k, k)`` and requantization, with outputs spread over the codes."""
+    outputs = channels if out_per_group is None else out_per_group * groups
+    codes = rng.integers(0, SMALL.weight_format.code_count, (outputs, channels // groups, kernel, kernel))
+    typical = np.sqrt(channels // groups * kernel * kernel) * SMALL.weight_format.max_level * 15 / 4
+    params = golden.requant_params(15 / typical * rng.uniform(0.5, 2.0, outputs),
+                                   bias=rng.normal(0, typical / 4, outputs))
+    layer = Layer("conv2d", dense_weights(codes, groups, channels), params, SMALL.activation_format, stride=stride,
+                  padding=padding)
+    return layer, codes
+
+
+@pytest.mark.parametrize(("channels", "groups", "stride", "out_per_group"),
+                         [(10, 10, 1, None), (12, 12, 2, None), (16, 4, 1, None), (8, 2, 2, 8)])
+def test_grouped_and_depthwise_convolutions_read_only_their_groups(channels, groups, stride, out_per_group):
+    """A depthwise or grouped conv as its dense equal: each tile reads and weighs only its row block's channel
+    groups, and the outputs equal the golden model's grouped conv."""
+    rng = np.random.default_rng(channels + groups + stride)
+    layer, codes = grouped_case(rng, channels, groups, 3, stride, 1, out_per_group)
+    x = rng.integers(0, 16, (channels, 9, 7))
+    program = compile_program(SMALL, [layer], x.shape, x, base=BASE)
+    plan = program.schedules[0].input_groups
+    assert plan is not None and all(count <= 2 for _, _, count in plan)
+    assert all(tile.descriptor["activations"]["segments"] <= 2 for tile in program.tiles)
+    acc = golden.conv2d(SMALL.activation_format.level(x)[None], SMALL.weight_format.level(codes), stride=stride,
+                        padding=1, groups=groups)
+    expected = golden.requantize(acc, layer.params, SMALL.activation_format, channel_axis=1)[0]
+    assert len(np.unique(expected)) > 4
+    assert np.array_equal(output(program, run(program)), expected)
+    assert all(descriptor_error(SMALL, tile.descriptor, memory_size=program.memory_size) == 0
+               for tile in program.tiles)
+    schedule = program.schedules[0]
+    chunks = sum(count for *_, count in plan) * 9
+    assert chunks * 2 <= schedule.row_blocks * len(schedule.chunks)  # at most half the dense layer's chunks
+    assert program.macs == sum(tile.macs for tile in program.tiles) < schedule.macs
+
+
+def test_two_inputs_a_plane_apart_as_an_arithmetic_progression():
+    """A 1x1 conv over [a; b] (b from a whole group on) with output c reading a_c and b_c: each row block reads two
+    planes, the second ``G`` planes after the first, and the result is ``wa * a + wb * b`` requantized."""
+    rng = np.random.default_rng(50)
+    channels, cols = 8, SMALL.cols
+    weights = np.zeros((channels, 2 * channels, 1, 1), dtype=np.int64)
+    wa, wb = 2, 4  # codes of levels 2 and 4 in ESB(4,1)
+    weights[np.arange(channels), np.arange(channels)] = wa
+    weights[np.arange(channels), channels + np.arange(channels)] = wb
+    params = golden.requant_params(np.full(channels, 15 / (6 * 15 * 2)))
+    layer = Layer("conv2d", weights, params, SMALL.activation_format)
+    x = rng.integers(0, 16, (2 * channels, 5, 6))
+    program = compile_program(SMALL, [layer], x.shape, x, base=BASE)
+    groups = channels // cols
+    assert program.schedules[0].input_groups == tuple((r, groups, 2) for r in range(groups))
+    levels = SMALL.activation_format.level(x)
+    acc = (SMALL.weight_format.level(wa) * levels[:channels] + SMALL.weight_format.level(wb) * levels[channels:])
+    expected = golden.requantize(acc[None], params, SMALL.activation_format, channel_axis=1)[0]
+    assert np.array_equal(output(program, run(program)), expected)
+
+
+def test_a_wrong_group_stride_is_caught():
+    """The comparison fails when a group-sparse tile reads its groups one plane off (a planted address bug)."""
+    rng = np.random.default_rng(51)
+    layer, codes = grouped_case(rng, 12, 12, 3, 1, 1)
+    x = rng.integers(0, 16, (12, 9, 7))
+    program = compile_program(SMALL, [layer], x.shape, x, base=BASE)
+    tile = next(tile for tile in program.tiles if tile.row_blocks[0] == 1)
+    tile.descriptor["activations"]["address"] += tile.descriptor["activations"]["stride"] or 9 * 7 * 2
+    acc = golden.conv2d(SMALL.activation_format.level(x)[None], SMALL.weight_format.level(codes), padding=1,
+                        groups=12)
+    assert not np.array_equal(output(program, run(program)),
+                              golden.requantize(acc, layer.params, SMALL.activation_format, channel_axis=1)[0])
+
+
+def test_a_dense_layer_keeps_dense_tiles():
+    layer = random_layer(SMALL, np.random.default_rng(52), "conv2d", 9, 10, 3, 1, 1, False)
+    assert compile_program(SMALL, [layer], (10, 6, 6), base=BASE).schedules[0].input_groups is None

@@ -36,7 +36,7 @@ from ..quant import golden
 from ..quant.format import ESBFormat
 
 __all__ = ["BufferImages", "Layer", "Schedule", "activation_image", "beat_sequence", "buffer_images",
-           "execute", "geometry", "load_sequence", "lower", "param_image", "reference",
+           "dense_weights", "execute", "geometry", "load_sequence", "lower", "param_image", "reference",
            "weight_image"]
 
 KINDS = ("conv2d", "linear")
@@ -118,7 +118,11 @@ class Schedule:
         (:mod:`esb_hw.compiler.program`) the padding rows that fall inside the band.
     row_step : int
         Input rows between the windows of two output rows: 0 for the layer's stride. A batch's flatten
-        (:func:`lower_batched_flatten`) steps by a whole image.
+        (:func:`esb_hw.compiler.program.batched_flatten`) steps by a whole image.
+    input_groups : tuple or None
+        Per row block, the input channel groups ``(first, step, count)`` its tiles read, when the weights leave
+        most groups of most row blocks at zero (a grouped or depthwise convolution, a residual add:
+        :func:`esb_hw.compiler.program.sparse_groups`); None: every group.
     """
 
     config: AcceleratorConfig
@@ -130,6 +134,7 @@ class Schedule:
     entries: int
     pad_top: int
     row_step: int = 0
+    input_groups: tuple[tuple[int, int, int], ...] | None = None
 
     @property
     def window_step(self) -> int:
@@ -181,6 +186,22 @@ class Schedule:
         out = codes[row_block * rows: (row_block + 1) * rows, g * cols: (g + 1) * cols, ky, kx]
         block[: out.shape[0], : out.shape[1]] = out
         return block
+
+
+def dense_weights(weight_codes, groups: int, in_channels: int) -> np.ndarray:
+    """The dense ``(O, C, KH, KW)`` weight codes equal to a grouped convolution's ``(O, C / groups, KH, KW)``:
+    output channel ``o`` keeps its codes on the input channels of its group and has code 0 (level 0 in every
+    format) on the others. ``groups == C`` is a depthwise convolution."""
+    codes = np.asarray(weight_codes)
+    outputs, per_group = codes.shape[:2]
+    if groups < 1 or in_channels % groups or outputs % groups or in_channels // groups != per_group:
+        raise InputError(f"{groups} groups do not fit {outputs} outputs, {in_channels} inputs and weights of shape "
+                         f"{codes.shape}")
+    dense = np.zeros((outputs, in_channels, *codes.shape[2:]), dtype=np.int64)
+    group_of = np.arange(outputs) // (outputs // groups)
+    for output, group in enumerate(group_of):
+        dense[output, group * per_group:(group + 1) * per_group] = codes[output]
+    return dense
 
 
 def _pixel_order(height: int, width: int, pool: bool) -> np.ndarray:

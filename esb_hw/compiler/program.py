@@ -14,6 +14,10 @@ A **program** runs a chain of layers, each layer's output codes feeding the next
 - the image holds, 4 KiB aligned: the descriptors, the input activations, then per layer its weights, its
   parameters and the space for its outputs. Activations (and outputs) are words ``(g, y, x)`` of ``cols`` codes;
   a linear layer's batch of ``N`` is ``N`` pixels of one row;
+- a conv layer whose weights leave most input channel groups of its row blocks at zero (a grouped or depthwise
+  convolution as its dense equal, or a residual add as a 1x1 convolution of the two inputs' channels) has
+  **group-sparse** tiles (:func:`sparse_groups`): one row block each, reading and weighing only the groups its
+  weights touch, an arithmetic progression of planes (one transfer of ``count`` segments ``step`` planes apart);
 - a **batch** of ``N`` images (``compile_program(..., batch=N)``) stores each tensor's images one under the other
   in every channel group (words ``(g, n, y, x)``: the images stacked along the rows). A conv layer runs its tiles
   image by image, each set of row blocks for all images before the next set (its weights load once per batch), and
@@ -148,8 +152,9 @@ class Program:
 
     @property
     def macs(self) -> int:
-        return sum(schedule.macs * images for schedule, images in zip(self.schedules, self.layer_images,
-                                                                      strict=True))
+        """The multiply-accumulates the array performs: every tile's (a group-sparse tile's zeros inside its
+        groups included)."""
+        return sum(tile.macs for tile in self.tiles)
 
     @property
     def memory_size(self) -> int:
@@ -203,15 +208,52 @@ def _check_layer(config: AcceleratorConfig, index: int, layer: Layer, schedule: 
         raise InputError(f"{where}: output format {fmt} differs from the config's activations {wanted}")
 
 
+def sparse_groups(schedule: Schedule) -> tuple[tuple[int, int, int], ...] | None:
+    """Per row block of a conv2d layer, the input channel groups its weights touch, as ``(first, step, count)``: the
+    groups with a non-zero weight level if they are evenly spaced, else every group from the first such to the
+    last (a row block of zeros reads group 0 alone). None (every group, the dense tiles) unless that at least
+    halves the layer's chunks."""
+    layer, config = schedule.layer, schedule.config
+    groups = schedule.groups
+    if layer.kind != "conv2d" or schedule.row_step or groups == 1:
+        return None
+    rows, cols = config.rows, config.cols
+    nonzero = np.zeros((schedule.row_blocks * rows, groups * cols), dtype=bool)
+    levels = config.weight_format.level(layer.weight_codes)
+    nonzero[:layer.out_channels, :layer.in_channels] = (levels != 0).any(axis=(2, 3))
+    used = nonzero.reshape(schedule.row_blocks, rows, groups, cols).any(axis=(1, 3))
+    plan = []
+    for row_block in used:
+        touched = np.flatnonzero(row_block)
+        if len(touched) <= 1:
+            plan.append((int(touched[0]) if len(touched) else 0, 1, 1))
+            continue
+        steps = set(np.diff(touched).tolist())
+        step = steps.pop() if len(steps) == 1 else 1
+        plan.append((int(touched[0]), step, (int(touched[-1]) - int(touched[0])) // step + 1))
+    if 2 * sum(count for *_, count in plan) > schedule.row_blocks * groups:
+        return None
+    return tuple(plan)
+
+
+def _tile_groups(schedule: Schedule) -> int:
+    """The most input channel groups a tile of ``schedule`` reads."""
+    if schedule.input_groups is None:
+        return schedule.groups
+    return max(count for *_, count in schedule.input_groups)
+
+
 def _tile_shape(config: AcceleratorConfig, index: int, schedule: Schedule) -> tuple[int, int]:
     """The largest tile (row blocks, output rows per band) that fits the buffers: as many row blocks as fit,
-    then as many rows as fit. Raises :class:`InputError` naming the buffer that cannot hold the smallest tile."""
+    then as many rows as fit (one row block a tile for a group-sparse layer). Raises :class:`InputError` naming the
+    buffer that cannot hold the smallest tile."""
     rows = config.rows
     layer = schedule.layer
     channels, height, width = schedule.input_shape
     out_height, out_width = schedule.output_size
-    chunks = len(schedule.chunks)
-    kh, _ = layer.kernel
+    kh, kw = layer.kernel
+    groups = _tile_groups(schedule)
+    chunks = kh * kw * groups
     step = 2 if layer.pool else 1
     usable_height = out_height - out_height % 2 if layer.pool else out_height
 
@@ -223,7 +265,7 @@ def _tile_shape(config: AcceleratorConfig, index: int, schedule: Schedule) -> tu
 
     where = f"layer {index}"
     needs = [("weight", chunks * rows, config.weight_words), ("param", rows, config.param_words),
-             ("activation", schedule.groups * input_rows(step) * width, config.activation_words),
+             ("activation", groups * input_rows(step) * width, config.activation_words),
              ("output", output_words(step), config.output_words)]
     for name, need, have in needs:
         if need > have:
@@ -234,12 +276,14 @@ def _tile_shape(config: AcceleratorConfig, index: int, schedule: Schedule) -> tu
     most_row_blocks = min(schedule.row_blocks, config.weight_words // (chunks * rows), config.param_words // rows,
                           config.output_words // output_words(step), (1 << TRANSFER_SEGMENT_BITS) - 1,
                           (1 << GEOMETRY_COUNT_BITS) - 1)
+    if schedule.input_groups is not None:
+        most_row_blocks = 1
 
     def longest_band(row_blocks: int) -> int:
         band = step
         while band + step <= usable_height:
             grown = band + step
-            if (schedule.groups * input_rows(grown) * width > config.activation_words
+            if (groups * input_rows(grown) * width > config.activation_words
                     or row_blocks * output_words(grown) > config.output_words
                     or output_words(grown) >= 1 << TRANSFER_WORD_BITS):
                 break
@@ -266,23 +310,68 @@ def _tile_shape(config: AcceleratorConfig, index: int, schedule: Schedule) -> tu
     return min(fitting, key=modelled)
 
 
-def _tile_schedule(schedule: Schedule, row_blocks: tuple[int, int], band: tuple[int, int]) -> tuple[Schedule, tuple]:
+def _sub_layer(schedule: Schedule, row_blocks: tuple[int, int]) -> tuple[Layer, list, int]:
+    """The layer of ``row_blocks``' output channels as its tiles run it: its chunks and input channels. A
+    group-sparse tile's layer reads only its groups' channels, in the order the buffer holds their planes."""
     config, layer = schedule.config, schedule.layer
-    rows = config.rows
+    rows, cols = config.rows, config.cols
     first, end = row_blocks[0] * rows, min(row_blocks[1] * rows, layer.out_channels)
     params = type(layer.params)(bias=layer.params.bias[first:end], multiplier=layer.params.multiplier[first:end],
                                 shift=layer.params.shift[first:end])
-    sub = Layer(layer.kind, layer.weight_codes[first:end], params, layer.output_format, stride=layer.stride,
-                padding=layer.padding, pool=layer.pool)
-    channels, _, width = schedule.input_shape
+    codes = layer.weight_codes[first:end]
+    channels, chunks = schedule.input_shape[0], schedule.chunks
+    if schedule.input_groups is not None:
+        group, step, count = schedule.input_groups[row_blocks[0]]
+        chosen = np.concatenate([np.arange(g * cols, min((g + 1) * cols, channels))
+                                 for g in range(group, group + step * count, step)])
+        codes, channels = codes[:, chosen], len(chosen)
+        kh, kw = layer.kernel
+        chunks = [(ky, kx, g) for ky in range(kh) for kx in range(kw) for g in range(count)]
+    sub = Layer(layer.kind, codes, params, layer.output_format, stride=layer.stride, padding=layer.padding,
+                pool=layer.pool)
+    return sub, chunks, channels
+
+
+def _tile_schedule(schedule: Schedule, row_blocks: tuple[int, int], band: tuple[int, int]) -> tuple[Schedule, tuple]:
+    config, layer = schedule.config, schedule.layer
+    sub, chunks, channels = _sub_layer(schedule, row_blocks)
+    width = schedule.input_shape[2]
     top = schedule.window_step * band[0] - schedule.pad_top  # the band's first window row in input coordinates
     input_first, input_end = _band_input_rows(schedule, band)
     pixels = _pixel_order(band[1] - band[0], schedule.output_size[1], layer.pool)
     tile = Schedule(config, sub, (channels, input_end - input_first, width), (band[1] - band[0],
-                    schedule.output_size[1]), schedule.chunks, pixels, balanced_block(len(pixels), schedule.entries,
-                                                                                      layer.pool),
+                    schedule.output_size[1]), chunks, pixels, balanced_block(len(pixels), schedule.entries,
+                                                                             layer.pool),
                     input_first - top, schedule.row_step)
     return tile, (input_first, input_end)
+
+
+def _row_block_weights(schedule: Schedule) -> tuple[list[int], list[list[int]]]:
+    """The weight region of a layer: each row block's first word (from the region's start) and its words
+    (:func:`~esb_hw.compiler.lowering.weight_image` of its tiles' layer)."""
+    if schedule.input_groups is None:
+        words = weight_image(schedule)
+        size = len(schedule.chunks) * schedule.config.rows
+        return ([row_block * size for row_block in range(schedule.row_blocks)],
+                [words[row_block * size:(row_block + 1) * size] for row_block in range(schedule.row_blocks)])
+    offsets, images = [], []
+    total = 0
+    for row_block in range(schedule.row_blocks):
+        sub, chunks, channels = _sub_layer(schedule, (row_block, row_block + 1))
+        words = weight_image(Schedule(schedule.config, sub, (channels, 1, 1), (1, 1), chunks,
+                                      _pixel_order(1, 1, False), schedule.entries, 0))
+        offsets.append(total)
+        images.append(words)
+        total += len(words)
+    return offsets, images
+
+
+def _weight_words(schedule: Schedule) -> int:
+    """The words of a layer's weight region."""
+    if schedule.input_groups is None:
+        return schedule.row_blocks * len(schedule.chunks) * schedule.config.rows
+    kh, kw = schedule.layer.kernel
+    return sum(count for *_, count in schedule.input_groups) * kh * kw * schedule.config.rows
 
 
 def balanced_block(pixels: int, entries: int, pool: bool) -> int:
@@ -446,6 +535,7 @@ def lower_layers(config: AcceleratorConfig, layers: list[Layer], input_shape,
             except InputError as error:
                 raise InputError(f"layer {index}: {error}") from None
         _check_layer(config, index, layer, schedule)
+        schedule = replace(schedule, input_groups=sparse_groups(schedule))
         schedules.append(schedule)
         shapes.append(_output_shape(schedule))
     return schedules, shapes
@@ -492,7 +582,7 @@ def _fits(config: AcceleratorConfig, schedule: Schedule, tiles: list[tuple[int, 
         first, end = _band_input_rows(schedule, (oy_first, oy_end))
         rows = oy_end - oy_first
         words = (rows // 2) * (out_width // 2) if schedule.layer.pool else rows * out_width
-        if (end <= first or schedule.groups * (end - first) * width > config.activation_words
+        if (end <= first or _tile_groups(schedule) * (end - first) * width > config.activation_words
                 or (rb_end - rb_first) * words > config.output_words or words >= 1 << TRANSFER_WORD_BITS):
             return False
     return True
@@ -522,7 +612,7 @@ def allocate(config: AcceleratorConfig, schedules: list[Schedule], tiles: int,
     first = schedules[0]
     region("input", images[0] * first.groups * first.input_shape[1] * first.input_shape[2] * sizes["activation"])
     for index, schedule in enumerate(schedules):
-        region(f"weights_{index}", schedule.row_blocks * len(schedule.chunks) * config.rows * sizes["weight"])
+        region(f"weights_{index}", _weight_words(schedule) * sizes["weight"])
         region(f"params_{index}", schedule.row_blocks * config.rows * sizes["param"])
         region(f"output_{index}", images[index] * schedule.row_blocks * _layer_pixels(schedule) * sizes["output"])
     return regions, cursor
@@ -557,6 +647,8 @@ def describe_layer(config: AcceleratorConfig, index: int, schedule: Schedule, la
     channels, height, width = schedule.input_shape
     out_w = schedule.output_size[1]
     layer_pixels = _layer_pixels(schedule)
+    plane = images * height * width * sizes["activation"]
+    weight_offsets = _row_block_weights(schedule)[0] if schedule.input_groups is not None else None
     chunk_words = len(schedule.chunks) * config.rows
     row_block_sets: dict[tuple[int, int], list] = {}
     for tile in layer_tiles:
@@ -569,14 +661,21 @@ def describe_layer(config: AcceleratorConfig, index: int, schedule: Schedule, la
         band_start = (oy_first // 2) * (out_w // 2) if schedule.layer.pool else oy_first * out_w
         first_of_set = image == 0 and (rb_first, rb_end, oy_first, oy_end) == row_block_sets[(rb_first, rb_end)][0]
         output_start = (rb_first * images + image) * layer_pixels + band_start
+        rows_start = (image * height + iy_first) * width * sizes["activation"]
+        if schedule.input_groups is None:
+            activations = _transfer(input_address + rows_start, (iy_end - iy_first) * width, schedule.groups, plane)
+            weights = _transfer(weights_address + rb_first * chunk_words * sizes["weight"],
+                                (rb_end - rb_first) * chunk_words)
+        else:  # one row block, its groups only
+            group, step, count = schedule.input_groups[rb_first]
+            activations = _transfer(input_address + group * plane + rows_start, (iy_end - iy_first) * width,
+                                    count, step * plane)
+            weights = _transfer(weights_address + weight_offsets[rb_first] * sizes["weight"],
+                                len(tile_schedule.chunks) * config.rows)
         descriptor = {
-            "geometry": record, "in_channels": channels, "stride": schedule.layer.stride, "layer": index,
-            "barrier": int(index > 0 and number == 0), "reuse_weights": int(not first_of_set),
-            "activations": _transfer(input_address + (image * height + iy_first) * width * sizes["activation"],
-                                     (iy_end - iy_first) * width, schedule.groups,
-                                     images * height * width * sizes["activation"]),
-            "weights": _transfer(weights_address + rb_first * chunk_words * sizes["weight"],
-                                 (rb_end - rb_first) * chunk_words),
+            "geometry": record, "in_channels": tile_schedule.input_shape[0], "stride": schedule.layer.stride,
+            "layer": index, "barrier": int(index > 0 and number == 0), "reuse_weights": int(not first_of_set),
+            "activations": activations, "weights": weights,
             "params": _transfer(params_address + rb_first * config.rows * sizes["param"],
                                 (rb_end - rb_first) * config.rows),
             "outputs": _transfer(output_address + output_start * sizes["output"], record["output_pixels"],
@@ -605,7 +704,8 @@ def build_image(config: AcceleratorConfig, schedules: list[Schedule], tiles: lis
             raise InputError(f"input codes must be in 0..{config.activation_format.code_count - 1}")
         put(regions["input"][0], pack_memory_words(bits["activation"], _input_words(schedules[0], codes)))
     for index, schedule in enumerate(schedules):
-        put(regions[f"weights_{index}"][0], pack_memory_words(bits["weight"], weight_image(schedule)))
+        words = [word for block in _row_block_weights(schedule)[1] for word in block]
+        put(regions[f"weights_{index}"][0], pack_memory_words(bits["weight"], words))
         put(regions[f"params_{index}"][0], pack_memory_words(bits["param"], param_image(schedule)))
     memory = memoryview(image)
     final = []

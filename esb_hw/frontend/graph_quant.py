@@ -262,12 +262,28 @@ class Placement:
     reason: str | None = None
     program: object | None = None
 
+    def engine_input(self, inputs: list[np.ndarray]) -> np.ndarray:
+        """The program's input codes ``(N, C', H, W)`` for the node's inputs' codes: the first input, or for a
+        residual add both inputs' channels, the first's padded with code 0 to whole groups of the array's columns
+        (:func:`_add_layer`)."""
+        if len(inputs) == 1:
+            return inputs[0]
+        first, second = inputs
+        cols = self.program.config.cols
+        padded = -(-first.shape[1] // cols) * cols
+        gap = np.zeros((len(first), padded - first.shape[1], *first.shape[2:]), dtype=first.dtype)
+        return np.concatenate([first, gap, second], axis=1)
 
-def _engine_layer(node: IntegerNode, shape: tuple[int, ...]):
-    """The compiler's layer for ``node`` and its input shape. An input zero point ``z`` (no padding) folds into the
-    bias: the engine sums ``w * L``, and ``sum(w * (L - z)) = sum(w * L) - z * sum(w)``, exactly."""
-    from ..compiler.lowering import Layer
 
+def _engine_layer(node: IntegerNode, shape: tuple[int, ...], config):
+    """The compiler's layer for ``node`` and its input shape, or the reason the array cannot run it. An input zero
+    point ``z`` (no padding) folds into the bias: the engine sums ``w * L``, and ``sum(w * (L - z)) = sum(w * L) - z
+    * sum(w)``, exactly. A grouped or depthwise convolution runs as its dense equal (the compiler's tiles then read
+    only each row block's groups); a residual add as :func:`_add_layer`."""
+    from ..compiler.lowering import Layer, dense_weights
+
+    if node.op == "add":
+        return _add_layer(node, shape, config)
     codes, params = node.weight_codes, node.params
     zero_point = node.input_codes[0].zero_point
     if zero_point:
@@ -276,13 +292,42 @@ def _engine_layer(node: IntegerNode, shape: tuple[int, ...]):
     if node.op == "linear":  # a convolution whose kernel covers the whole input
         full = shape if len(shape) == 3 else (shape[0], 1, 1)
         return Layer("conv2d", codes.reshape(codes.shape[0], *full), params, node.output.fmt), full
+    if node.groups > 1:
+        codes = dense_weights(codes, node.groups, shape[0])
     return Layer("conv2d", codes, params, node.output.fmt, stride=node.stride, padding=node.padding), shape
+
+
+def _add_layer(node: IntegerNode, shape: tuple[int, ...], config):
+    """A residual add ``y = (La * Ma + Lb * Mb + offset + 2**(S-1)) >> S`` as the array runs it, or the reason it
+    cannot: a 1x1 convolution over both inputs' channels (``a``'s padded to whole groups of the columns, then
+    ``b``'s), output ``c`` weighing ``a_c`` by ``wa`` and ``b_c`` by ``wb``, requantized by ``((acc + bias) * M +
+    2**(S-1)) >> S``. That is the add exactly when ``Ma = M * wa``, ``Mb = M * wb`` and ``offset = M * bias`` for
+    weight levels ``wa``, ``wb`` (power-of-two activation scales make ``Ma`` and ``Mb`` powers of two); the
+    largest such ``M`` is used."""
+    from ..compiler.lowering import Layer
+
+    add, fmt = node.add, config.weight_format
+    levels = {int(level) for level in fmt.integer_levels() if level > 0}
+    choices = [(add.multiplier_a // wa, wa, add.multiplier_b // (add.multiplier_a // wa)) for wa in sorted(levels)
+               if add.multiplier_a % wa == 0]
+    exact = [(m, wa, wb) for m, wa, wb in choices
+             if m < 1 << 16 and add.multiplier_b == m * wb and wb in levels and add.offset % m == 0]
+    if not exact:
+        return (f"residual add: its input scales (M = {add.multiplier_a} and {add.multiplier_b}) are not weight "
+                f"levels of {fmt} times one multiplier")
+    multiplier, wa, wb = max(exact)
+    channels, height, width = shape
+    padded = -(-channels // config.cols) * config.cols
+    codes = np.zeros((channels, padded + channels, 1, 1), dtype=np.int64)
+    codes[np.arange(channels), np.arange(channels)] = int(fmt.code_of_level(wa))
+    codes[np.arange(channels), padded + np.arange(channels)] = int(fmt.code_of_level(wb))
+    params = golden.RequantParams(np.full(channels, add.offset // multiplier), np.full(channels, multiplier),
+                                  np.full(channels, add.shift))
+    return Layer("conv2d", codes, params, node.output.fmt), (padded + channels, height, width)
 
 
 def _host_reason(node: IntegerNode, config) -> str | None:
     """Why the built array (``config``) cannot run ``node``, or None if it may."""
-    if node.op == "add":
-        return "residual add: the engine has no second input stream yet"
     if node.op == "global_avg_pool":
         return "global average pool: the engine has no pooling stage of its own"
     if node.op in ("max_pool", "avg_pool"):
@@ -291,14 +336,14 @@ def _host_reason(node: IntegerNode, config) -> str | None:
                 "host (the engine's fused 2x2 max pool is used by chains only)")
     if node.op == "flatten":
         return "a layout change, no arithmetic"
-    if node.groups != 1:
-        return f"a grouped convolution ({node.groups} groups): the engine runs dense convolutions only"
-    fmt = node.weights.fmt
-    if fmt is None or not _same_format(fmt, config.weight_format):
-        return f"weights {node.weights.label}, the array has {config.weight_format}"
+    if node.op != "add":
+        fmt = node.weights.fmt
+        if fmt is None or not _same_format(fmt, config.weight_format):
+            return f"weights {node.weights.label}, the array has {config.weight_format}"
     first = node.input_codes[0]
-    if not _same_format(first.fmt, config.activation_format):
-        return f"input {first.fmt}, the array has {config.activation_format}"
+    for code in node.input_codes:
+        if not _same_format(code.fmt, config.activation_format):
+            return f"input {code.fmt}, the array has {config.activation_format}"
     if not _same_format(node.output.fmt, config.activation_format):
         return f"output {node.output.fmt}, the array has {config.activation_format}"
     if first.zero_point and node.padding:
@@ -319,7 +364,11 @@ def place_graph(graph: IntegerGraph, config, *, progress=None, batch: int = 1) -
     for index, node in enumerate(graph.nodes):
         reason = _host_reason(node, config)
         if reason is None:
-            layer, shape = _engine_layer(node, graph.shapes[node.inputs[0]])
+            engine = _engine_layer(node, graph.shapes[node.inputs[0]], config)
+            if isinstance(engine, str):
+                reason = engine
+        if reason is None:
+            layer, shape = engine
             try:
                 program = compile_program(config, [layer], shape, batch=batch,
                                           pack_input="auto" if node.inputs[0] == INPUT else False)
