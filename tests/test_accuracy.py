@@ -151,12 +151,24 @@ def test_plot_writes_a_png_and_never_overwrites(tmp_path):
 
 def test_the_residual_table_renders_each_row():
     result = {"model": "resnet_mnist", "dataset": "mnist5k", "test_images": 1000, "float": 0.987,
-              "rows": [{"weights": "esb:4:1", "activations": 4, "ends_8bit": False, "accuracy": 0.804},
-                       {"weights": "pot:4", "activations": 4, "ends_8bit": True, "accuracy": 0.71},
-                       {"weights": "esb:4:1", "activations": 8, "ends_8bit": False, "accuracy": 0.972}]}
-    lines = accuracy.graph_accuracy_table(result).splitlines()
-    assert lines[2:6] == ["| float (NumPy) | float | float | 98.7 |", "| ESB(4,1), e=2 | 4-bit | 4/4 | 80.4 |",
-                          "| power-of-two = ESB(4,0) | 4-bit | 8/8 | 71.0 |", "| ESB(4,1), e=2 | 8-bit | 4/8 | 97.2 |"]
+              "rows": [{"weights": "esb:4:1", "activations": 4, "ends_8bit": False, "accuracy": 0.804, "qat": 0.976,
+                        "lut_per_mac": 21.98},
+                       {"weights": "uniform:4", "activations": 4, "ends_8bit": False, "accuracy": 0.935, "qat": 0.97,
+                        "lut_per_mac": 16.48},
+                       {"weights": "pot:4", "activations": 4, "ends_8bit": True, "accuracy": 0.71, "qat": None,
+                        "lut_per_mac": None},
+                       {"weights": "esb:4:1", "activations": 8, "ends_8bit": False, "accuracy": 0.972, "qat": None,
+                        "lut_per_mac": None}]}
+    text = accuracy.graph_accuracy_table(result)
+    lines = text.splitlines()
+    assert lines[2:7] == ["| float (NumPy) | float | float | 98.7 | | |",
+                          "| ESB(4,1), e=2 | 4-bit | 4/4 | 80.4 | 97.6 | 21.98 |",
+                          "| uniform = ESB(4,2) | 4-bit | 4/4 | 93.5 | 97.0 | 16.48 |",
+                          "| power-of-two = ESB(4,0) | 4-bit | 8/8 | 71.0 |  |  |",
+                          "| ESB(4,1), e=2 | 8-bit | 4/8 | 97.2 |  |  |"]
+    # the most accuracy per LUT/MAC: uniform's 97.0 / 16.48 beats ESB(4,1)'s 97.6 / 21.98
+    assert ("uniform = ESB(4,2) at 4/4 gives `resnet_mnist` the most accuracy per LUT/MAC: 97.0 % (QAT) at 16.48 "
+            "LUT/MAC.") in text
 
 
 @pytest.mark.slow

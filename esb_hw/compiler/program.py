@@ -346,32 +346,29 @@ def _tile_schedule(schedule: Schedule, row_blocks: tuple[int, int], band: tuple[
     return tile, (input_first, input_end)
 
 
-def _row_block_weights(schedule: Schedule) -> tuple[list[int], list[list[int]]]:
-    """The weight region of a layer: each row block's first word (from the region's start) and its words
-    (:func:`~esb_hw.compiler.lowering.weight_image` of its tiles' layer)."""
+def _weight_offsets(schedule: Schedule) -> list[int]:
+    """Each row block's first word in the layer's weight region, then the region's length in words: its chunks'
+    ``rows`` words each, row block after row block."""
+    kh, kw = schedule.layer.kernel
+    counts = ([schedule.groups] * schedule.row_blocks if schedule.input_groups is None
+              else [count for *_, count in schedule.input_groups])
+    offsets = [0]
+    for count in counts:
+        offsets.append(offsets[-1] + count * kh * kw * schedule.config.rows)
+    return offsets
+
+
+def _weight_region(schedule: Schedule) -> list[int]:
+    """The words of a layer's weight region (:func:`_weight_offsets`): each row block's
+    :func:`~esb_hw.compiler.lowering.weight_image` of its tiles' layer."""
     if schedule.input_groups is None:
-        words = weight_image(schedule)
-        size = len(schedule.chunks) * schedule.config.rows
-        return ([row_block * size for row_block in range(schedule.row_blocks)],
-                [words[row_block * size:(row_block + 1) * size] for row_block in range(schedule.row_blocks)])
-    offsets, images = [], []
-    total = 0
+        return weight_image(schedule)
+    words = []
     for row_block in range(schedule.row_blocks):
         sub, chunks, channels = _sub_layer(schedule, (row_block, row_block + 1))
-        words = weight_image(Schedule(schedule.config, sub, (channels, 1, 1), (1, 1), chunks,
-                                      _pixel_order(1, 1, False), schedule.entries, 0))
-        offsets.append(total)
-        images.append(words)
-        total += len(words)
-    return offsets, images
-
-
-def _weight_words(schedule: Schedule) -> int:
-    """The words of a layer's weight region."""
-    if schedule.input_groups is None:
-        return schedule.row_blocks * len(schedule.chunks) * schedule.config.rows
-    kh, kw = schedule.layer.kernel
-    return sum(count for *_, count in schedule.input_groups) * kh * kw * schedule.config.rows
+        words += weight_image(Schedule(schedule.config, sub, (channels, 1, 1), (1, 1), chunks,
+                                       _pixel_order(1, 1, False), schedule.entries, 0))
+    return words
 
 
 def balanced_block(pixels: int, entries: int, pool: bool) -> int:
@@ -612,7 +609,7 @@ def allocate(config: AcceleratorConfig, schedules: list[Schedule], tiles: int,
     first = schedules[0]
     region("input", images[0] * first.groups * first.input_shape[1] * first.input_shape[2] * sizes["activation"])
     for index, schedule in enumerate(schedules):
-        region(f"weights_{index}", _weight_words(schedule) * sizes["weight"])
+        region(f"weights_{index}", _weight_offsets(schedule)[-1] * sizes["weight"])
         region(f"params_{index}", schedule.row_blocks * config.rows * sizes["param"])
         region(f"output_{index}", images[index] * schedule.row_blocks * _layer_pixels(schedule) * sizes["output"])
     return regions, cursor
@@ -644,12 +641,11 @@ def describe_layer(config: AcceleratorConfig, index: int, schedule: Schedule, la
     output (each set of row blocks runs its bands for every image before the next set). The first tile of every
     layer after the first is a ``barrier``; every later tile of the same row blocks reuses the weights."""
     sizes = {name: memory_word_bytes(value) for name, value in buffer_word_bits(config).items()}
-    channels, height, width = schedule.input_shape
+    _, height, width = schedule.input_shape
     out_w = schedule.output_size[1]
     layer_pixels = _layer_pixels(schedule)
     plane = images * height * width * sizes["activation"]
-    weight_offsets = _row_block_weights(schedule)[0] if schedule.input_groups is not None else None
-    chunk_words = len(schedule.chunks) * config.rows
+    weight_offsets = _weight_offsets(schedule)
     row_block_sets: dict[tuple[int, int], list] = {}
     for tile in layer_tiles:
         row_block_sets.setdefault(tile[:2], []).append(tile)
@@ -662,16 +658,12 @@ def describe_layer(config: AcceleratorConfig, index: int, schedule: Schedule, la
         first_of_set = image == 0 and (rb_first, rb_end, oy_first, oy_end) == row_block_sets[(rb_first, rb_end)][0]
         output_start = (rb_first * images + image) * layer_pixels + band_start
         rows_start = (image * height + iy_first) * width * sizes["activation"]
-        if schedule.input_groups is None:
-            activations = _transfer(input_address + rows_start, (iy_end - iy_first) * width, schedule.groups, plane)
-            weights = _transfer(weights_address + rb_first * chunk_words * sizes["weight"],
-                                (rb_end - rb_first) * chunk_words)
-        else:  # one row block, its groups only
-            group, step, count = schedule.input_groups[rb_first]
-            activations = _transfer(input_address + group * plane + rows_start, (iy_end - iy_first) * width,
-                                    count, step * plane)
-            weights = _transfer(weights_address + weight_offsets[rb_first] * sizes["weight"],
-                                len(tile_schedule.chunks) * config.rows)
+        group, step, count = (0, 1, schedule.groups) if schedule.input_groups is None else \
+            schedule.input_groups[rb_first]  # a group-sparse tile has one row block and reads its groups only
+        activations = _transfer(input_address + group * plane + rows_start, (iy_end - iy_first) * width, count,
+                                step * plane)
+        weights = _transfer(weights_address + weight_offsets[rb_first] * sizes["weight"],
+                            weight_offsets[rb_end] - weight_offsets[rb_first])
         descriptor = {
             "geometry": record, "in_channels": tile_schedule.input_shape[0], "stride": schedule.layer.stride,
             "layer": index, "barrier": int(index > 0 and number == 0), "reuse_weights": int(not first_of_set),
@@ -704,8 +696,7 @@ def build_image(config: AcceleratorConfig, schedules: list[Schedule], tiles: lis
             raise InputError(f"input codes must be in 0..{config.activation_format.code_count - 1}")
         put(regions["input"][0], pack_memory_words(bits["activation"], _input_words(schedules[0], codes)))
     for index, schedule in enumerate(schedules):
-        words = [word for block in _row_block_weights(schedule)[1] for word in block]
-        put(regions[f"weights_{index}"][0], pack_memory_words(bits["weight"], words))
+        put(regions[f"weights_{index}"][0], pack_memory_words(bits["weight"], _weight_region(schedule)))
         put(regions[f"params_{index}"][0], pack_memory_words(bits["param"], param_image(schedule)))
     memory = memoryview(image)
     final = []

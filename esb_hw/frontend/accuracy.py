@@ -16,8 +16,10 @@ The output depends only on the shipped files: ``--update-readme README.md`` writ
 
 ``--model resnet_mnist`` measures the shipped residual network instead (a graph, on the 1,000 held-out mnist5k
 images): post-training quantization with DDA for ESB(4,1), uniform and power-of-two 4-bit weights with 4-bit
-activations, all layers or with 8-bit ends, and the default array's own formats; ``--update-readme`` writes it
-between the ``resnet-accuracy`` markers.
+activations, all layers or with 8-bit ends, and the default array's own formats; the same on the fine-tuned weights
+that ship beside the model (:mod:`esb_hw.frontend.graph_qat`); and each all-layer format's LUT/MAC from the format
+costs, naming the one with the most accuracy per LUT/MAC. ``--update-readme`` writes it between the
+``resnet-accuracy`` markers.
 """
 
 from __future__ import annotations
@@ -319,23 +321,41 @@ def plot_frontier(points: list[dict], path: Path, force: bool) -> None:
         plt.close(figure)
 
 
-def graph_accuracy(name: str, progress=None) -> dict:
-    """The shipped graph model ``name``'s float accuracy and PTQ (DDA) rows (the module docstring)."""
+def graph_accuracy(name: str, progress=None, costs: dict | None = None) -> dict:
+    """The shipped graph model ``name``'s float accuracy and its rows (the module docstring): PTQ with DDA, QAT
+    where the fine-tuned weights ship (``<name>_qat_<tag>.npz``, :mod:`esb_hw.frontend.graph_qat`), and the
+    format's LUT/MAC where ``costs`` (:func:`load_costs`) measured it for all layers at W/A."""
+    from .graph_qat import GRAPH_QAT_RECIPES, load_graph_weights, qat_file
     from .graph_quant import quantize_graph
     from .onnx_graph import load_onnx_graph
 
     if name not in GRAPH_MODELS:
         raise InputError(f"--model takes digits or {', '.join(GRAPH_MODELS)}, got {name!r}")
-    graph = load_onnx_graph(example_folder(name) / f"{name}.onnx")
+    folder = example_folder(name)
+    graph = load_onnx_graph(folder / f"{name}.onnx")
     split = load_split(GRAPH_MODELS[name])
     four = ESBFormat(4, 4, signed=False)
     recipes = [(spec, four, ends) for spec in GRAPH_WEIGHTS for ends in (False, True)]
     recipes.append(("esb:4:1", ESBFormat(8, 8, signed=False), False))  # the default array's own formats
+    tags = {(spec, ends): tag for tag, (spec, ends) in GRAPH_QAT_RECIPES.items()}
+
+    def accuracy(model, recipe) -> float:
+        integer = quantize_graph(model, recipe, split.train_images)
+        return float(np.mean(integer.predict(split.test_images) == split.test_labels))
+
     rows = []
     for number, (spec, activations, ends) in enumerate(recipes, 1):
-        integer = quantize_graph(graph, QuantRecipe(spec, activations, "dda", ends), split.train_images)
-        rows.append({"weights": spec, "activations": activations.bits, "ends_8bit": ends,
-                     "accuracy": float(np.mean(integer.predict(split.test_images) == split.test_labels))})
+        recipe = QuantRecipe(spec, activations, "dda", ends)
+        row = {"weights": spec, "activations": activations.bits, "ends_8bit": ends, "accuracy": accuracy(graph, recipe),
+               "qat": None, "lut_per_mac": None}
+        tag = tags.get((spec, ends)) if activations.bits == 4 else None
+        if tag is not None and qat_file(folder, name, tag).exists():
+            row["qat"] = accuracy(load_graph_weights(graph, qat_file(folder, name, tag)), recipe)
+        fmt = WeightQuantizer(spec).fmt
+        cost = (costs or {}).get((str(fmt), str(activations))) if not ends else None
+        if cost is not None and cost.get("lut_per_mac") is not None:
+            row["lut_per_mac"] = cost["lut_per_mac"]
+        rows.append(row)
         if progress:
             progress(number, len(recipes))
     return {"model": name, "dataset": GRAPH_MODELS[name], "test_images": len(split.test_labels),
@@ -343,18 +363,32 @@ def graph_accuracy(name: str, progress=None) -> dict:
 
 
 def graph_accuracy_table(result: dict) -> str:
-    lines = ["| weights | activations | first/last layer | PTQ, DDA |", "|---|---:|---|---:|",
-             f"| float (NumPy) | float | float | {_percent(result['float'])} |"]
+    lines = ["| weights | activations | first/last layer | PTQ, DDA | QAT, DDA | LUT/MAC |",
+             "|---|---:|---|---:|---:|---:|",
+             f"| float (NumPy) | float | float | {_percent(result['float'])} | | |"]
     for row in result["rows"]:
         bits = row["activations"]
         ends = "8/8" if row["ends_8bit"] else f"{WeightQuantizer(row['weights']).bits}/{bits}"
-        lines.append(f"| {describe(row['weights'])} | {bits}-bit | {ends} | {_percent(row['accuracy'])} |")
+        qat = "" if row.get("qat") is None else _percent(row["qat"])
+        cost = "" if row.get("lut_per_mac") is None else f"{row['lut_per_mac']:.2f}"
+        lines.append(f"| {describe(row['weights'])} | {bits}-bit | {ends} | {_percent(row['accuracy'])} | {qat} | "
+                     f"{cost} |")
     note = (f"Test accuracy (%) of the integer golden model of `{result['model']}` on the {result['test_images']:,} "
-            f"held-out {result['dataset']} images (one image is {100 / result['test_images']:.1f} points), by "
-            "post-training quantization: DDA weight scales per output channel, power-of-two activation scales "
-            "calibrated on the training images, zero points on the tensors that may be negative. The 8-bit row is "
-            "the default array's own formats, the ones `esb-hw infer --model resnet_mnist` runs. Quantization-aware "
-            "training of graphs is not implemented yet.")
+            f"held-out {result['dataset']} images (one image is {100 / result['test_images']:.1f} points). PTQ: "
+            "post-training quantization, DDA weight scales per output channel, power-of-two activation scales "
+            "calibrated on the training images, zero points on the tensors that may be negative. QAT: the same, on "
+            "the weights `python -m esb_hw.frontend.graph_qat` fine-tuned through that recipe's fake quantization "
+            f"(`esb_hw/data/{result['model']}/{result['model']}_qat_*.npz`). LUT/MAC: the format's 8x8 array for all "
+            "layers at W/A (`esb_hw/data/digits/format_cost.json`, `bench/format_cost.py`). The 8-bit row is the "
+            "default array's own formats, the ones `esb-hw infer --model resnet_mnist` runs.")
+    front = [row for row in result["rows"] if row.get("lut_per_mac") is not None]
+    if front:
+        best = max(front, key=lambda row: ((row.get("qat") or row["accuracy"]) / row["lut_per_mac"]))
+        score = best.get("qat") or best["accuracy"]
+        note += (f" On the accuracy-per-LUT frontier of the digits formats, {describe(best['weights'])} at "
+                 f"{best['activations']}/{best['activations']} gives `{result['model']}` the most accuracy per "
+                 f"LUT/MAC: {_percent(score)} % ({'QAT' if best.get('qat') else 'PTQ'}) at "
+                 f"{best['lut_per_mac']:.2f} LUT/MAC.")
     return "\n".join(lines) + "\n\n" + note + "\n"
 
 
@@ -391,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise InputError(f"{', '.join(given)} apply to the digits tables only, not to --model {args.model}")
             result = graph_accuracy(args.model, progress=lambda done, total: print(
                 f"\rquantizing and testing: {done}/{total}", end="" if done < total else "\n", file=sys.stderr,
-                flush=True))
+                flush=True), costs=load_costs(EXAMPLES / "format_cost.json"))
             if args.json:
                 print(json.dumps(result, indent=1, sort_keys=True))
             elif args.update_readme:
