@@ -2,10 +2,9 @@
 """Blocks of the networks users bring, at their real shapes, through the whole system's RTL: bit-exact with the
 golden model, and the measured cycles against the compiler's cycle MODEL.
 
-- ``basic``: a ResNet-18 basic block at layer1's 64x56x56 (two 3x3 convs on the array, the residual add on the
-  host);
-- ``inverted``: a MobileNetV2 inverted-residual block at features.3's 24x56x56, expansion 6 (the 1x1 expand and
-  project on the array, the depthwise 3x3 and the add on the host).
+- ``basic``: a ResNet-18 basic block at layer1's 64x56x56 (two 3x3 convs and the residual add, all on the array);
+- ``inverted``: a MobileNetV2 inverted-residual block at features.3's 24x56x56, expansion 6 (the 1x1 expand, the
+  depthwise 3x3 as group-sparse tiles, the 1x1 project and the add, all on the array).
 
 Each block (``esb_hw.frontend.reference_networks``, seeded weights) is quantized for the config on synthetic
 non-negative images and run on ``--images`` more through :func:`esb_hw.infer.run_graph_rtl`: every array node is
@@ -14,7 +13,7 @@ checked byte for byte against the NumPy twin and code for code against the golde
 
 Usage: python bench/real_shapes.py [--blocks basic,inverted] [--config default] [--images 1] [--sim verilator]
        [--json]
-About 4 minutes for both blocks, one image each, on the default 8x8 config with Verilator.
+About 8 minutes for both blocks, one image each, on the default 8x8 config with Verilator.
 """
 
 from __future__ import annotations

@@ -31,24 +31,25 @@ def _conv(rng, name, inputs, cin, cout, kernel=3, stride=1, relu=True, groups=1,
                      groups=groups, relu=relu, upper=upper)
 
 
-def _graph(seed: int = 0) -> FloatGraph:
+def _graph(seed: int = 0, width: int = 8) -> FloatGraph:
     """A residual block, a depthwise ReLU6 conv, a projection without ReLU, a 3x3 conv (padded) and a 1x1 conv that
-    read it, a 3x3 stride-2 max pool, global average pooling and a classifier: every kind of node and zero point."""
+    read it, a 3x3 stride-2 max pool, global average pooling and a classifier: every kind of node and zero point.
+    ``width`` channels throughout (past the array's 8 columns, the adds and the depthwise conv are group-sparse)."""
     rng = np.random.default_rng(seed)
     return FloatGraph([
-        _conv(rng, "stem", (INPUT,), 3, 8),
-        _conv(rng, "a", ("stem",), 8, 8),
-        _conv(rng, "b", ("a",), 8, 8, relu=False, gain=3.0),  # a scale of its own
+        _conv(rng, "stem", (INPUT,), 3, width),
+        _conv(rng, "a", ("stem",), width, width),
+        _conv(rng, "b", ("a",), width, width, relu=False, gain=3.0),  # a scale of its own
         FloatNode("add", "add", ("b", "stem"), relu=True),
-        _conv(rng, "dw", ("add",), 8, 8, groups=8, upper=6.0),
-        _conv(rng, "proj", ("dw",), 8, 8, kernel=1, relu=False),
-        _conv(rng, "after", ("proj",), 8, 8),
-        _conv(rng, "expand", ("proj",), 8, 8, kernel=1),
+        _conv(rng, "dw", ("add",), width, width, groups=width, upper=6.0),
+        _conv(rng, "proj", ("dw",), width, width, kernel=1, relu=False),
+        _conv(rng, "after", ("proj",), width, width),
+        _conv(rng, "expand", ("proj",), width, width, kernel=1),
         FloatNode("join", "add", ("after", "expand"), relu=True),
         FloatNode("mp", "max_pool", ("join",), kernel=3, stride=2, padding=1),
         FloatNode("gap", "global_avg_pool", ("mp",)),
         FloatNode("flat", "flatten", ("gap",)),
-        FloatNode("fc", "linear", ("flat",), rng.normal(0, 0.3, (10, 8)), np.zeros(10)),
+        FloatNode("fc", "linear", ("flat",), rng.normal(0, 0.3, (10, width)), np.zeros(10)),
     ], (3, 12, 12))
 
 
@@ -115,6 +116,52 @@ def test_placement_and_the_array_nodes_bit_exact_through_the_numpy_twin(images):
             address, size = program.output_region()
             got = read_output(program, bytes(memory[address:address + size]))
             assert np.array_equal(got.reshape(-1), codes[node.name][image].reshape(-1)), node.name
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_group_sparse_adds_and_depthwise_nodes_bit_exact_in_batches(images, batch):
+    """20 channels on the 8x8 array: the adds read two groups of 3 (a's and b's, 3 planes apart) and the depthwise
+    conv one group per row block; every array node's NumPy twin equals the golden node, in batches."""
+    integer = quantize_graph(_graph(width=20), QuantRecipe.for_config(DEFAULT), images[:16])
+    integer = dataclasses.replace(integer, nodes=[dataclasses.replace(n, upper=None) if n.name == "dw" else n
+                                                  for n in integer.nodes])  # its ReLU6 level keeps it on the host
+    placements = {p.node: p for p in place_graph(integer, DEFAULT, batch=batch)}
+    assert placements["dw"].where == placements["join"].where == "engine"
+    assert placements["add"].program.schedules[0].input_groups == ((0, 3, 2), (1, 3, 2), (2, 3, 2))
+    assert placements["dw"].program.schedules[0].input_groups == ((0, 1, 1), (1, 1, 1), (2, 1, 1))
+    codes = integer.run(images[16:16 + batch], keep=True)
+    for node in integer.nodes:
+        placement = placements[node.name]
+        if placement.program is None:
+            continue
+        program = placement.program
+        source = placement.engine_input([codes[name] for name in node.inputs])
+        memory = bytearray(to_bundle(program, node.name, source.reshape(program.input_shape)).image)
+        run_in_numpy(program, memory)
+        address, size = program.output_region()
+        got = read_output(program, bytes(memory[address:address + size]))
+        assert np.array_equal(got.reshape(-1), codes[node.name].reshape(-1)), node.name
+
+
+def test_an_add_of_two_vectors_runs_as_one_pixel(images):
+    """An add after linear layers (vectors, not maps): on the array as 1x1 maps, bit-exact."""
+    rng = np.random.default_rng(7)
+    graph = FloatGraph([
+        _conv(rng, "stem", (INPUT,), 3, 8), FloatNode("flat", "flatten", ("stem",)),
+        FloatNode("fa", "linear", ("flat",), rng.normal(0, 0.05, (16, 8 * 144)), np.zeros(16), relu=True),
+        FloatNode("fb", "linear", ("fa",), rng.normal(0, 0.3, (16, 16)), np.zeros(16), relu=True),
+        FloatNode("add", "add", ("fb", "fa"), relu=True),
+        FloatNode("fc", "linear", ("add",), rng.normal(0, 0.3, (10, 16)), np.zeros(10))], (3, 12, 12))
+    integer = quantize_graph(graph, QuantRecipe.for_config(DEFAULT), images[:16])
+    (placement,) = [p for p in place_graph(integer, DEFAULT) if p.node == "add"]
+    assert placement.where == "engine" and placement.program.input_shape == (32, 1, 1)
+    codes = integer.run(images[16:17], keep=True)
+    source = placement.engine_input([codes["fb"], codes["fa"]])
+    memory = bytearray(to_bundle(placement.program, "add", source.reshape(placement.program.input_shape)).image)
+    run_in_numpy(placement.program, memory)
+    address, size = placement.program.output_region()
+    got = read_output(placement.program, bytes(memory[address:address + size]))
+    assert np.array_equal(got.reshape(-1), codes["add"].reshape(-1))
 
 
 def test_a_residual_add_on_the_array_is_exact_for_any_weight_level_ratio():

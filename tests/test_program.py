@@ -2,6 +2,8 @@
 the NumPy twin of the engine's memory traffic against the golden model; the cycle model's shape; and every
 rejection's message."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -412,3 +414,20 @@ def test_a_wrong_group_stride_is_caught():
 def test_a_dense_layer_keeps_dense_tiles():
     layer = random_layer(SMALL, np.random.default_rng(52), "conv2d", 9, 10, 3, 1, 1, False)
     assert compile_program(SMALL, [layer], (10, 6, 6), base=BASE).schedules[0].input_groups is None
+
+
+def test_a_group_sparse_layer_is_held_to_its_tiles_reduction():
+    """max_reduction 64: a depthwise 3x3 over 16 channels reduces over 144 as a dense layer, but each tile over one
+    group of 4 (36), so it compiles and equals the golden model; the dense layer of the same shape is refused."""
+    narrow = dataclasses.replace(SMALL, max_reduction=64)
+    rng = np.random.default_rng(53)
+    layer, codes = grouped_case(rng, 16, 16, 3, 1, 1)
+    x = rng.integers(0, 16, (16, 6, 6))
+    program = compile_program(narrow, [layer], x.shape, x, base=BASE)
+    acc = golden.conv2d(SMALL.activation_format.level(x)[None], SMALL.weight_format.level(codes), padding=1,
+                        groups=16)
+    assert np.array_equal(output(program, run(program)),
+                          golden.requantize(acc, layer.params, SMALL.activation_format, channel_axis=1)[0])
+    dense = random_layer(narrow, rng, "conv2d", 16, 16, 3, 1, 1, False)
+    with pytest.raises(InputError, match="layer 0: a reduction of 144 exceeds max_reduction 64"):
+        compile_program(narrow, [dense], x.shape, base=BASE)

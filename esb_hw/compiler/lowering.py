@@ -215,7 +215,8 @@ def _pixel_order(height: int, width: int, pool: bool) -> np.ndarray:
     return np.stack([(2 * qy + dy).ravel(), (2 * qx + dx).ravel()], axis=1)
 
 
-def lower(config: AcceleratorConfig, layer: Layer, input_shape, *, entries: int = 32) -> Schedule:
+def lower(config: AcceleratorConfig, layer: Layer, input_shape, *, entries: int = 32,
+          check_reduction: bool = True) -> Schedule:
     """The schedule of ``layer`` on the array of ``config`` for an input of ``input_shape``: ``(C, H, W)`` for a
     conv2d, ``(N, I)`` for a linear layer.
 
@@ -246,7 +247,7 @@ def lower(config: AcceleratorConfig, layer: Layer, input_shape, *, entries: int 
             raise InputError(f"kernel {kh}x{kw} is larger than the padded input {padded_h}x{padded_w}")
         output_size = ((padded_h - kh) // layer.stride + 1, (padded_w - kw) // layer.stride + 1)
     kh, kw = layer.kernel
-    if shape[0] * kh * kw > config.max_reduction:
+    if check_reduction and shape[0] * kh * kw > config.max_reduction:
         raise InputError(f"a reduction of {shape[0] * kh * kw} exceeds max_reduction {config.max_reduction}")
     if layer.pool and min(output_size) < 2:
         raise InputError(f"2x2 pooling needs an output of at least 2x2, got {output_size[0]}x{output_size[1]}")

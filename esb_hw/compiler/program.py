@@ -196,13 +196,17 @@ def _check_layer(config: AcceleratorConfig, index: int, layer: Layer, schedule: 
     if layer.padding > MAX_PADDING:
         raise InputError(f"{where}: padding {layer.padding} is not supported (0..{MAX_PADDING})")
     channels, height, width = schedule.input_shape
+    groups = _tile_groups(schedule)  # what one tile reads: every group, or a group-sparse tile's own
+    channels = min(channels, groups * config.cols)
+    if channels * kh * kw > config.max_reduction:
+        raise InputError(f"{where}: a reduction of {channels * kh * kw} exceeds max_reduction {config.max_reduction}")
     limits = {"input height": height, "input width": width, "input channels": channels,
               "output height": schedule.output_size[0], "output width": schedule.output_size[1]}
     for name, value in limits.items():
         if value >= 1 << GEOMETRY_SIZE_BITS:
             raise InputError(f"{where}: {name} {value} exceeds {(1 << GEOMETRY_SIZE_BITS) - 1}")
-    if schedule.groups >= 1 << GEOMETRY_COUNT_BITS:
-        raise InputError(f"{where}: {schedule.groups} channel groups exceed {(1 << GEOMETRY_COUNT_BITS) - 1}")
+    if groups >= 1 << GEOMETRY_COUNT_BITS:
+        raise InputError(f"{where}: {groups} channel groups exceed {(1 << GEOMETRY_COUNT_BITS) - 1}")
     fmt, wanted = layer.output_format, config.activation_format
     if (fmt.bits, fmt.k, fmt.signed) != (wanted.bits, wanted.k, wanted.signed):
         raise InputError(f"{where}: output format {fmt} differs from the config's activations {wanted}")
@@ -527,12 +531,12 @@ def lower_layers(config: AcceleratorConfig, layers: list[Layer], input_shape,
                 layer = replace(layer, kind="linear", stride=1, weight_codes=layer.weight_codes[:, :, 0, 0])
             if layer.kind == "linear" and len(shape) == 3:
                 layer = flatten_into_conv(layer, shape, index)
-            try:
-                schedule = lower(config, layer, shape, entries=config.entries)
+            try:  # the reduction is checked on the tiles (a group-sparse tile reduces over its groups only)
+                schedule = lower(config, layer, shape, entries=config.entries, check_reduction=False)
             except InputError as error:
                 raise InputError(f"layer {index}: {error}") from None
+            schedule = replace(schedule, input_groups=sparse_groups(schedule))
         _check_layer(config, index, layer, schedule)
-        schedule = replace(schedule, input_groups=sparse_groups(schedule))
         schedules.append(schedule)
         shapes.append(_output_shape(schedule))
     return schedules, shapes

@@ -316,7 +316,7 @@ def _add_layer(node: IntegerNode, shape: tuple[int, ...], config):
         return (f"residual add: its input scales (M = {add.multiplier_a} and {add.multiplier_b}) are not weight "
                 f"levels of {fmt} times one multiplier")
     multiplier, wa, wb = max(exact)
-    channels, height, width = shape
+    channels, height, width = shape if len(shape) == 3 else (shape[0], 1, 1)  # an add of two vectors: 1x1 maps
     padded = -(-channels // config.cols) * config.cols
     codes = np.zeros((channels, padded + channels, 1, 1), dtype=np.int64)
     codes[np.arange(channels), np.arange(channels)] = int(fmt.code_of_level(wa))
