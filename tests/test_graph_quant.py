@@ -96,13 +96,12 @@ def test_placement_and_the_array_nodes_bit_exact_through_the_numpy_twin(images):
     placements = {placement.node: placement for placement in place_graph(integer, DEFAULT)}
     reasons = {name: placement.reason for name, placement in placements.items()}
     assert [name for name, p in placements.items() if p.where == "engine"] == [
-        "stem", "a", "b", "add", "dw", "proj", "expand", "join", "fc"]
+        "stem", "a", "b", "add", "dw", "proj", "expand", "join", "gap", "fc"]
     assert integer.nodes[7].name == "expand" and integer.nodes[7].input_codes[0].zero_point > 0  # folded into bias
     assert re.fullmatch(r"its input has zero point \d+ and it pads: the engine pads with level 0, not the zero point",
                         reasons["after"])
-    assert reasons["mp"] == ("3x3 stride-2 max pool: in a graph every pool runs on the host (the engine's fused 2x2 "
+    assert reasons["mp"] == ("3x3 stride-2 max pool: in a graph a max pool runs on the host (the engine's fused 2x2 "
                              "max pool is used by chains only)")
-    assert reasons["gap"] == "global average pool: the engine has no pooling stage of its own"
     codes = integer.run(images[16:19], keep=True)
     for node in integer.nodes:
         placement = placements[node.name]
@@ -141,6 +140,31 @@ def test_group_sparse_adds_and_depthwise_nodes_bit_exact_in_batches(images, batc
         address, size = program.output_region()
         got = read_output(program, bytes(memory[address:address + size]))
         assert np.array_equal(got.reshape(-1), codes[node.name].reshape(-1)), node.name
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_average_pools_run_as_depthwise_sums(images, relu):
+    """A 2x2 stride-2 average pool and a global one on the array, as depthwise convolutions of weight level 1 (an
+    input zero point, without ReLU, folded into the bias): every array node bit-exact through the NumPy twin."""
+    rng = np.random.default_rng(8)
+    graph = FloatGraph([
+        _conv(rng, "stem", (INPUT,), 3, 12, relu=relu),
+        FloatNode("avg", "avg_pool", ("stem",), kernel=2, stride=2),
+        FloatNode("gap", "global_avg_pool", ("avg",)), FloatNode("flat", "flatten", ("gap",)),
+        FloatNode("fc", "linear", ("flat",), rng.normal(0, 0.3, (10, 12)), np.zeros(10))], (3, 12, 12))
+    integer = quantize_graph(graph, QuantRecipe.for_config(DEFAULT), images[:16])
+    assert (integer.nodes[0].output.zero_point > 0) == (not relu)
+    placements = {p.node: p for p in place_graph(integer, DEFAULT)}
+    assert [name for name, p in placements.items() if p.where == "engine"] == ["stem", "avg", "gap", "fc"]
+    codes = integer.run(images[16:18], keep=True)
+    for node in integer.nodes[1:3]:
+        program = placements[node.name].program
+        for image in range(2):
+            memory = bytearray(to_bundle(program, node.name, codes[node.inputs[0]][image]).image)
+            run_in_numpy(program, memory)
+            address, size = program.output_region()
+            got = read_output(program, bytes(memory[address:address + size]))
+            assert np.array_equal(got.reshape(-1), codes[node.name][image].reshape(-1)), node.name
 
 
 def test_an_add_of_two_vectors_runs_as_one_pixel(images):

@@ -282,20 +282,20 @@ def test_a_torch_exported_model_with_its_own_data_through_the_rtl():
 
 def test_a_residual_graph_golden_only():
     """The shipped residual network (esb_hw/data/resnet_mnist, examples/train_resnet_mnist.py): its convolutions,
-    adds and classifier on the array, its pooling on the host, with the reasons."""
+    adds, global average pool and classifier on the array, its flatten on the host, with the reason."""
     result = cli("--golden-only", "--model", "resnet_mnist", "--images", "100", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["dataset"] == "mnist5k" and report["images"] == 100
     where = {layer["name"]: (layer["kind"], layer["where"]) for layer in report["layers"]}
     assert sorted(set(where.values())) == [("add", "array"), ("conv2d", "array"), ("flatten", "host"),
-                                           ("global_avg_pool", "host"), ("linear", "array")]
+                                           ("global_avg_pool", "array"), ("linear", "array")]
     assert sum(kind == "conv2d" for kind, _ in where.values()) == 9
     assert report["accuracy"]["golden"] >= 0.9 and report["cycles_source"] == "model"
     assert all(0 < layer["utilization"] <= 1 for layer in report["layers"]
-               if layer["where"] == "array" and layer["kind"] != "add")
+               if layer["where"] == "array" and layer["kind"] not in ("add", "global_avg_pool"))
     assert all(layer["utilization"] is None and layer["cycles"] > 0 for layer in report["layers"]
-               if layer["kind"] == "add")  # an add has no MACs
+               if layer["kind"] in ("add", "global_avg_pool"))  # no MACs
 
 
 def _tiny_residual(path):
@@ -323,14 +323,15 @@ def _tiny_residual(path):
 
 def test_a_graph_through_the_system_rtl_node_by_node(tmp_path):
     """A residual graph on the RTL: each array node its own simulation (the add's reads both inputs), the host's
-    pool and flatten on the hardware's outputs, every logit bit-exact (the check itself is fed a wrong answer in the
-    next test)."""
+    8x8 global pool and flatten on the hardware's outputs, every logit bit-exact (the check itself is fed a wrong
+    answer in the next test)."""
     require_simulator("verilator")
     path = tmp_path / "tiny.onnx"
     _tiny_residual(path)
     report = infer.run_inference(str(path), DEFAULT, images=2, simulator="verilator", log=lambda *a: None)
     assert isinstance(report, infer.GraphInferenceReport)
     assert [row["where"] for row in report.layer_rows()] == ["array", "array", "array", "host", "host", "array"]
+    assert report.segments[3].reason == "kernel 8x8 is not supported (1x1 to 7x7)"  # the 8x8 map's global pool
     assert report.exact_images == 2 and report.cycles_source == "rtl"
     assert [cycles is None for cycles in report.layer_cycles] == [False, False, False, True, True, False]
     assert np.array_equal(report.rtl_logits, report.golden_logits)

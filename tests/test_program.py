@@ -431,3 +431,25 @@ def test_a_group_sparse_layer_is_held_to_its_tiles_reduction():
     dense = random_layer(narrow, rng, "conv2d", 16, 16, 3, 1, 1, False)
     with pytest.raises(InputError, match="layer 0: a reduction of 144 exceeds max_reduction 64"):
         compile_program(narrow, [dense], x.shape, base=BASE)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_grouped_layer_kept_grouped_and_a_whole_map_depthwise_in_a_batch(batch):
+    """Layer(groups=C) keeps its (O, 1, k, k) codes (no dense copy): a depthwise 3x3 and then a depthwise kernel over
+    the whole map (a global sum, as a global average pool runs), in batches: the golden model image by image."""
+    rng = np.random.default_rng(60 + batch)
+    depthwise, codes = grouped_case(rng, 12, 12, 3, 1, 1)
+    depthwise = Layer("conv2d", codes, depthwise.params, SMALL.activation_format, padding=1, groups=12)
+    ones = np.full((12, 1, 5, 5), int(SMALL.weight_format.code_of_level(1)))
+    pool = Layer("conv2d", ones, golden.requant_params(np.full(12, 1 / 25)), SMALL.activation_format, groups=12)
+    x = rng.integers(0, 16, (batch, 12, 5, 5))
+    program = compile_program(SMALL, [depthwise, pool], (12, 5, 5), base=BASE, batch=batch)
+    assert [schedule.input_groups is not None for schedule in program.schedules] == [True, True]
+    expected = []
+    for image in x:
+        hidden = reference(SMALL, depthwise, image)
+        acc = golden.conv2d(SMALL.activation_format.level(hidden)[None], np.ones((12, 1, 5, 5), dtype=np.int64),
+                            groups=12)
+        expected.append(golden.requantize(acc, pool.params, SMALL.activation_format, channel_axis=1)[0])
+    got = output(program, run(program, x if batch > 1 else x[0]))
+    assert np.array_equal(got.reshape(batch, -1), np.stack(expected).reshape(batch, -1))

@@ -50,7 +50,7 @@ class Layer:
     ----------
     kind : {"conv2d", "linear"}
     weight_codes : int array
-        ``(O, C, KH, KW)`` for conv2d, ``(O, I)`` for linear: codes of the config's weight format.
+        ``(O, C / groups, KH, KW)`` for conv2d, ``(O, I)`` for linear: codes of the config's weight format.
     params : golden.RequantParams
         One ``(bias, M, S)`` per output channel.
     output_format : ESBFormat
@@ -58,6 +58,10 @@ class Layer:
     stride, padding : int
     pool : bool
         2x2 max-pool after requantization (conv2d only).
+    groups : int
+        A grouped conv2d: ``C`` and ``O`` in ``groups`` equal groups, output channel ``o`` reading the input channels
+        of its group only (``groups = C``: depthwise). The array runs its dense equal (:meth:`dense_codes`), and the
+        compiler's tiles read only each row block's groups (:func:`esb_hw.compiler.program.sparse_groups`).
     """
 
     kind: str
@@ -67,6 +71,7 @@ class Layer:
     stride: int = 1
     padding: int = 0
     pool: bool = False
+    groups: int = 1
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -83,6 +88,8 @@ class Layer:
             raise InputError(f"stride must be >= 1 and padding >= 0, got {self.stride} and {self.padding}")
         if self.pool and self.kind != "conv2d":
             raise InputError("pooling needs a conv2d layer")
+        if self.groups < 1 or (self.groups > 1 and (self.kind != "conv2d" or codes.shape[0] % self.groups)):
+            raise InputError(f"groups must be >= 1 and divide a conv2d's {codes.shape[0]} outputs, got {self.groups}")
         object.__setattr__(self, "weight_codes", codes.astype(np.int64))
 
     @property
@@ -95,7 +102,21 @@ class Layer:
 
     @property
     def in_channels(self) -> int:
-        return self.weight_codes.shape[1]
+        return self.weight_codes.shape[1] * self.groups
+
+    def dense_codes(self, first: int = 0, end: int | None = None) -> np.ndarray:
+        """Output channels ``[first, end)``'s weight codes over every input channel: ``(end - first, C, KH, KW)``
+        for a conv2d (code 0, level 0 in every format, outside a grouped layer's own group), ``(end - first, I)`` for
+        a linear layer."""
+        codes = self.weight_codes[first:end]
+        if self.groups == 1:
+            return codes
+        per_group, per_output_group = codes.shape[1], self.out_channels // self.groups
+        dense = np.zeros((len(codes), self.in_channels, *codes.shape[2:]), dtype=np.int64)
+        for row, output in enumerate(range(first, first + len(codes))):
+            group = output // per_output_group
+            dense[row, group * per_group:(group + 1) * per_group] = codes[row]
+        return dense
 
 
 @dataclass(frozen=True)
@@ -155,9 +176,9 @@ class Schedule:
 
     @property
     def macs(self) -> int:
-        """Useful multiply-accumulates: output elements times the reduction length."""
+        """Useful multiply-accumulates: output elements times the reduction length (a group's, when grouped)."""
         kh, kw = self.layer.kernel
-        return self.layer.out_channels * len(self.pixels) * self.input_shape[0] * kh * kw
+        return self.layer.out_channels * len(self.pixels) * (self.input_shape[0] // self.layer.groups) * kh * kw
 
     def beats(self) -> int:
         """Array beats: one per pixel, chunk and row block."""
@@ -179,11 +200,11 @@ class Schedule:
         layer's channels)."""
         rows, cols = self.config.rows, self.config.cols
         ky, kx, g = chunk
-        codes = self.layer.weight_codes
+        codes = self.layer.dense_codes(row_block * rows, (row_block + 1) * rows)
         if self.layer.kind == "linear":
             codes = codes[:, :, None, None]
         block = np.zeros((rows, cols), dtype=np.int64)
-        out = codes[row_block * rows: (row_block + 1) * rows, g * cols: (g + 1) * cols, ky, kx]
+        out = codes[:, g * cols: (g + 1) * cols, ky, kx]
         block[: out.shape[0], : out.shape[1]] = out
         return block
 
@@ -320,7 +341,7 @@ def reference(config: AcceleratorConfig, layer: Layer, activation_codes) -> np.n
     if layer.kind == "linear":
         acc = golden.linear(levels, weights)
         return golden.requantize(acc, layer.params, layer.output_format, relu=True, channel_axis=1)
-    acc = golden.conv2d(levels[None], weights, stride=layer.stride, padding=layer.padding)
+    acc = golden.conv2d(levels[None], weights, stride=layer.stride, padding=layer.padding, groups=layer.groups)
     codes = golden.requantize(acc, layer.params, layer.output_format, relu=True, channel_axis=1)
     if layer.pool:
         codes = golden.max_pool2x2(codes)

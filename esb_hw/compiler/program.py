@@ -219,12 +219,18 @@ def sparse_groups(schedule: Schedule) -> tuple[tuple[int, int, int], ...] | None
     halves the layer's chunks."""
     layer, config = schedule.layer, schedule.config
     groups = schedule.groups
-    if layer.kind != "conv2d" or schedule.row_step or groups == 1:
+    if layer.kind != "conv2d" or groups == 1:
         return None
     rows, cols = config.rows, config.cols
     nonzero = np.zeros((schedule.row_blocks * rows, groups * cols), dtype=bool)
-    levels = config.weight_format.level(layer.weight_codes)
-    nonzero[:layer.out_channels, :layer.in_channels] = (levels != 0).any(axis=(2, 3))
+    if layer.groups > 1:  # a grouped layer: each output channel's own group
+        per_group, per_output_group = layer.weight_codes.shape[1], layer.out_channels // layer.groups
+        for output in range(layer.out_channels):
+            group = output // per_output_group
+            nonzero[output, group * per_group:(group + 1) * per_group] = True
+    else:
+        levels = config.weight_format.level(layer.weight_codes)
+        nonzero[:layer.out_channels, :layer.in_channels] = (levels != 0).any(axis=(2, 3))
     used = nonzero.reshape(schedule.row_blocks, rows, groups, cols).any(axis=(1, 3))
     plan = []
     for row_block in used:
@@ -322,7 +328,7 @@ def _sub_layer(schedule: Schedule, row_blocks: tuple[int, int]) -> tuple[Layer, 
     first, end = row_blocks[0] * rows, min(row_blocks[1] * rows, layer.out_channels)
     params = type(layer.params)(bias=layer.params.bias[first:end], multiplier=layer.params.multiplier[first:end],
                                 shift=layer.params.shift[first:end])
-    codes = layer.weight_codes[first:end]
+    codes = layer.dense_codes(first, end)
     channels, chunks = schedule.input_shape[0], schedule.chunks
     if schedule.input_groups is not None:
         group, step, count = schedule.input_groups[row_blocks[0]]
@@ -332,7 +338,7 @@ def _sub_layer(schedule: Schedule, row_blocks: tuple[int, int]) -> tuple[Layer, 
         kh, kw = layer.kernel
         chunks = [(ky, kx, g) for ky in range(kh) for kx in range(kw) for g in range(count)]
     sub = Layer(layer.kind, codes, params, layer.output_format, stride=layer.stride, padding=layer.padding,
-                pool=layer.pool)
+                pool=layer.pool)  # dense: the row block's codes over the tile's channels
     return sub, chunks, channels
 
 
@@ -425,7 +431,10 @@ def compile_program(config: AcceleratorConfig, layers, input_shape, activation_c
     if pack_input not in (False, True, "auto"):
         raise InputError(f"pack_input must be True, False or 'auto', got {pack_input!r}")
     packing = None
-    if layers and (pack_input is True or (pack_input == "auto" and worth_packing(config, layers[0], input_shape))):
+    if pack_input is True and layers and layers[0].groups > 1:
+        raise InputError("layer 0: a grouped layer's taps cannot be packed")
+    if layers and layers[0].groups == 1 and (pack_input is True or (
+            pack_input == "auto" and worth_packing(config, layers[0], input_shape))):
         try:
             packing, layers[0] = pack_taps(layers[0], input_shape)
         except InputError as error:
@@ -496,12 +505,13 @@ def batched_flatten(config: AcceleratorConfig, layer: Layer, shape: tuple[int, i
         raise InputError(f"layer {index}: a batch of {batch} images of {height} rows stacks {batch * height} rows "
                          f"for the flatten, the engine counts at most {(1 << GEOMETRY_SIZE_BITS) - 1}; use a batch "
                          f"of at most {((1 << GEOMETRY_SIZE_BITS) - 1) // height}")
-    try:
-        schedule = lower(config, conv, shape, entries=config.entries)
+    try:  # the reduction is checked on the tiles (_check_layer)
+        schedule = lower(config, conv, shape, entries=config.entries, check_reduction=False)
     except InputError as error:
         raise InputError(f"layer {index}: {error}") from None
-    return replace(schedule, input_shape=(channels, batch * height, width), output_size=(batch, 1),
-                   pixels=_pixel_order(batch, 1, False), row_step=height)
+    schedule = replace(schedule, input_shape=(channels, batch * height, width), output_size=(batch, 1),
+                       pixels=_pixel_order(batch, 1, False), row_step=height)
+    return replace(schedule, input_groups=sparse_groups(schedule))
 
 
 def lower_layers(config: AcceleratorConfig, layers: list[Layer], input_shape,

@@ -278,23 +278,33 @@ class Placement:
 def _engine_layer(node: IntegerNode, shape: tuple[int, ...], config):
     """The compiler's layer for ``node`` and its input shape, or the reason the array cannot run it. An input zero
     point ``z`` (no padding) folds into the bias: the engine sums ``w * L``, and ``sum(w * (L - z)) = sum(w * L) - z
-    * sum(w)``, exactly. A grouped or depthwise convolution runs as its dense equal (the compiler's tiles then read
-    only each row block's groups); a residual add as :func:`_add_layer`."""
-    from ..compiler.lowering import Layer, dense_weights
+    * sum(w)``, exactly. A grouped or depthwise convolution keeps its groups (the compiler's tiles read only each
+    row block's); an average pool is a depthwise convolution of weight level 1 over its window (a global one's
+    window is the whole map), its ``1 / window`` already in the requantization; a residual add is
+    :func:`_add_layer`."""
+    from ..compiler.lowering import Layer
 
     if node.op == "add":
         return _add_layer(node, shape, config)
-    codes, params = node.weight_codes, node.params
+    params = node.params
+    if node.op in ("avg_pool", "global_avg_pool"):
+        channels, height, width = shape
+        kernel = (node.kernel, node.kernel) if node.op == "avg_pool" else (height, width)
+        codes = np.full((channels, 1, *kernel), int(config.weight_format.code_of_level(1)))
+        sums = np.full(channels, kernel[0] * kernel[1])
+        groups, stride = channels, node.stride if node.op == "avg_pool" else 1
+        params = golden.RequantParams(*(np.broadcast_to(value, channels).copy()
+                                        for value in (params.bias, params.multiplier, params.shift)))
+    else:
+        codes, groups, stride = node.weight_codes, node.groups, node.stride
+        sums = node.weight_levels.reshape(len(node.weight_levels), -1).sum(axis=1)
     zero_point = node.input_codes[0].zero_point
     if zero_point:
-        sums = node.weight_levels.reshape(len(node.weight_levels), -1).sum(axis=1)
         params = golden.RequantParams(params.bias - zero_point * sums, params.multiplier, params.shift)
     if node.op == "linear":  # a convolution whose kernel covers the whole input
         full = shape if len(shape) == 3 else (shape[0], 1, 1)
         return Layer("conv2d", codes.reshape(codes.shape[0], *full), params, node.output.fmt), full
-    if node.groups > 1:
-        codes = dense_weights(codes, node.groups, shape[0])
-    return Layer("conv2d", codes, params, node.output.fmt, stride=node.stride, padding=node.padding), shape
+    return Layer("conv2d", codes, params, node.output.fmt, stride=stride, padding=node.padding, groups=groups), shape
 
 
 def _add_layer(node: IntegerNode, shape: tuple[int, ...], config):
@@ -328,15 +338,15 @@ def _add_layer(node: IntegerNode, shape: tuple[int, ...], config):
 
 def _host_reason(node: IntegerNode, config) -> str | None:
     """Why the built array (``config``) cannot run ``node``, or None if it may."""
-    if node.op == "global_avg_pool":
-        return "global average pool: the engine has no pooling stage of its own"
-    if node.op in ("max_pool", "avg_pool"):
-        kind = "max" if node.op == "max_pool" else "average"
-        return (f"{node.kernel}x{node.kernel} stride-{node.stride} {kind} pool: in a graph every pool runs on the "
-                "host (the engine's fused 2x2 max pool is used by chains only)")
+    if node.op == "max_pool":
+        return (f"{node.kernel}x{node.kernel} stride-{node.stride} max pool: in a graph a max pool runs on the host "
+                "(the engine's fused 2x2 max pool is used by chains only)")
     if node.op == "flatten":
         return "a layout change, no arithmetic"
-    if node.op != "add":
+    if node.op in ("avg_pool", "global_avg_pool"):
+        if 1 not in config.weight_format.integer_levels():
+            return f"an average pool needs weight level 1, which {config.weight_format} lacks"
+    elif node.op != "add":
         fmt = node.weights.fmt
         if fmt is None or not _same_format(fmt, config.weight_format):
             return f"weights {node.weights.label}, the array has {config.weight_format}"
