@@ -202,7 +202,7 @@ def plans(result: dict) -> str:
     configs = sorted({(run["config"], run["clock_mhz"]) for run in result["runs"]})
     lines.append("")
     lines.append("On " + ", ".join(f"`{name}` at its configured {clock:g} MHz" for name, clock in configs)
-                 + ", counting the array alone (the host's pools, and any node it runs, are not timed). "
+                 + ", counting the array alone (the nodes the host runs, the max pools, are not timed). "
                  "Utilization counts the useful MACs: a depthwise layer's zeros are work, not MACs.")
     return "\n".join(lines)
 
