@@ -24,7 +24,8 @@ The images are a bundled dataset's held-out split (the shipped model's own, else
 A model with branches (residual adds, pools, depthwise convolutions: an ONNX file the chain importer refuses and
 :func:`esb_hw.frontend.onnx_graph.load_onnx_graph` reads, or the shipped ``resnet_mnist``) runs node by node: each
 node the array runs is its own program and its own simulation for all images, checked against the golden node;
-the host runs the rest (adds, pools) on the hardware's outputs (:class:`GraphInferenceReport`).
+the host runs the rest (max pools, flattens, and any node the array cannot run, with the reason) on the
+hardware's outputs (:class:`GraphInferenceReport`). ``--batch N`` runs ``N`` images per engine run.
 
 Exit codes: 0 success, 1 a result that differs from the golden model (or a failed simulation), 2 bad input.
 """
