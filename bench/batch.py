@@ -13,7 +13,7 @@ after the convs runs the batch as pixels, its window stepping a whole image).
 - ``digits``: the bundled digits CNN per batch: cycles per image and the fc layer's utilization (MODEL).
 - ``--rtl``: the 256x256 linear layer at batch 8 and the digits CNN at batch 8 on 16 images, through the whole
   system's RTL and the driver: output bytes equal to the compiler's NumPy twin, codes equal to the golden model,
-  measured cycles beside the MODEL's.
+  measured cycles beside the MODEL's (:func:`esb_hw.infer.run_program_rtl`, the runner ``esb-hw infer`` uses).
 
 The MODEL is ``predicted_cycles`` with the AXI system's memory timing (``AXI_SYSTEM``).
 
@@ -35,11 +35,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from esb_hw.compiler.lowering import Layer, reference  # noqa: E402
-from esb_hw.compiler.program import compile_program, predicted_cycles, read_output, to_bundle  # noqa: E402
+from esb_hw.compiler.program import compile_program, predicted_cycles  # noqa: E402
 from esb_hw.compiler.timeline import AXI_SYSTEM  # noqa: E402
 from esb_hw.contract.limits import MAX_BATCH  # noqa: E402
 from esb_hw.data import load_config  # noqa: E402
 from esb_hw.errors import EsbError, InputError  # noqa: E402
+from esb_hw.infer import run_program_rtl  # noqa: E402
 from esb_hw.quant import golden  # noqa: E402
 
 #: (name, inputs, outputs): classifier layers as the networks have them.
@@ -105,22 +106,6 @@ def digits_table(config, batches: list[int]) -> list[dict]:
     return rows
 
 
-def run_rtl(config, program, inputs: list[np.ndarray], simulator: str) -> tuple[list[np.ndarray], list[dict]]:
-    """Each input through the system's RTL: the output bytes equal the NumPy twin's, or SystemExit."""
-    from esb_hw.sim.system import run_system_rtl
-
-    bundles = [to_bundle(program, f"run{index}", codes) for index, codes in enumerate(inputs)]
-    timeout = (4 * predicted_cycles(program)["cycles"] + 100_000) * 10e-9
-    result = run_system_rtl(config, bundles, [{"bundle": index, "timeout": timeout} for index in range(len(bundles))],
-                            simulator=simulator, run_name=f"bench_batch_{simulator}", progress_by_run=True)
-    outputs = []
-    for index, entry in enumerate(result.runs):
-        if entry["outcome"] != "ok" or result.output(index) != bundles[index].expected:
-            raise SystemExit(f"error: run {index}: {entry['outcome']}, or output bytes unlike the NumPy twin's")
-        outputs.append(read_output(program, result.output(index)))
-    return outputs, result.runs
-
-
 def rtl_checks(config, simulator: str, log) -> list[dict]:
     rng = np.random.default_rng(1)
     results = []
@@ -128,7 +113,7 @@ def rtl_checks(config, simulator: str, log) -> list[dict]:
     layer = linear_layer(config, 256, 256)
     program = compile_program(config, [layer], (8, 256))
     codes = rng.integers(0, config.activation_format.code_count, (8, 256))
-    (output,), runs = run_rtl(config, program, [codes], simulator)
+    (output,), runs = run_program_rtl(config, program, codes[None], simulator)  # one run of the (8, 256) input
     if not np.array_equal(output, reference(config, layer, codes)):
         raise SystemExit("error: the linear layer's codes differ from the golden model")
     model = predicted_cycles(program, AXI_SYSTEM)
@@ -144,9 +129,9 @@ def rtl_checks(config, simulator: str, log) -> list[dict]:
     program = compile_program(config, layers, integer.shapes[0], batch=8)
     images = load_split("digits").test_images[:16]
     codes = integer.input_codes(images)
-    outputs, runs = run_rtl(config, program, [codes[:8], codes[8:]], simulator)
+    outputs, runs = run_program_rtl(config, program, codes, simulator)  # two runs of 8
     expected = integer.run(images)[-1].reshape(16, -1)
-    if not np.array_equal(np.concatenate(outputs), expected):
+    if not np.array_equal(outputs.reshape(16, -1), expected):
         raise SystemExit("error: the digits CNN's logits differ from the golden model")
     cycles = float(np.mean([entry["cycles"] for entry in runs]))
     model = predicted_cycles(program, AXI_SYSTEM)["cycles"]

@@ -322,7 +322,7 @@ def _model_cycles(segments: list[Segment], layers: int) -> tuple[list[float | No
     return per_layer, total
 
 
-def _run_program_rtl(config, program, codes: np.ndarray, simulator: str, progress) -> tuple[np.ndarray, list[dict]]:
+def run_program_rtl(config, program, codes: np.ndarray, simulator: str, progress=None) -> tuple[np.ndarray, list[dict]]:
     """``program`` on every image's input ``codes`` in one simulation of the whole system, one run per image or per
     batch of ``program.batch`` (the last batch filled with blank images, whose outputs are dropped): the output
     codes per image (checked against the compiler's NumPy run, byte for byte) and the driver's record of each
@@ -364,7 +364,7 @@ def _run_program_rtl(config, program, codes: np.ndarray, simulator: str, progres
 def _run_segment_rtl(config, segment: Segment, codes: np.ndarray, simulator: str, progress) -> tuple[np.ndarray,
                                                                                                     dict]:
     """One array segment for every image, in one simulation; its output codes and counters."""
-    outputs, runs = _run_program_rtl(config, segment.program, codes, simulator, progress)
+    outputs, runs = run_program_rtl(config, segment.program, codes, simulator, progress)
     batch = segment.program.batch
     layer_cycles = [entry["layer_cycles"][: segment.end - segment.first] for entry in runs]
     return outputs, {"cycles": float(np.mean([entry["cycles"] for entry in runs])) / batch,
@@ -530,7 +530,7 @@ def run_graph_rtl(config: AcceleratorConfig, integer, placements, codes: np.ndar
         log(f"simulating node {node.name} ({done}/{engine_nodes} on the array) for {count} images on the whole "
             f"system ({simulator})")
         program = placement.program
-        outputs, runs = _run_program_rtl(config, program, placement.engine_input(inputs), simulator, progress)
+        outputs, runs = run_program_rtl(config, program, placement.engine_input(inputs), simulator, progress)
         outputs = outputs.reshape(expected.shape)
         if not np.array_equal(outputs, expected):
             raise CheckFailed(f"node {node.name}: the RTL's output codes differ from the golden model's")

@@ -408,13 +408,13 @@ def test_run_graph_rtl_stops_at_a_node_whose_hardware_output_is_wrong(tmp_path, 
             outputs[1].flat[3] ^= 1
         return outputs, [{"cycles": 10, "layer_cycles": [7]}] * len(codes)
 
-    monkeypatch.setattr(infer, "_run_program_rtl", twin)
+    monkeypatch.setattr(infer, "run_program_rtl", twin)
     measured = infer.run_graph_rtl(DEFAULT, integer, placements, integer.input_codes(images[3:]), "verilator",
                                    log=lambda *a: None)
     assert np.array_equal(measured["output"], integer.run(images[3:])[integer.output.name])
     assert measured["node_cycles"] == [7.0, 7.0, 7.0, None, None, 7.0] and measured["cycles"] == 40.0
     calls.clear()
-    monkeypatch.setattr(infer, "_run_program_rtl", lambda *args: twin(*args, wrong_call=2))
+    monkeypatch.setattr(infer, "run_program_rtl", lambda *args: twin(*args, wrong_call=2))
     with pytest.raises(CheckFailed, match="node conv2: the RTL's output codes differ from the golden model's"):
         infer.run_graph_rtl(DEFAULT, integer, placements, integer.input_codes(images[3:]), "verilator",
                             log=lambda *a: None)

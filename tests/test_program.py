@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from esb_hw.compiler.lowering import Layer, dense_weights, reference
+from esb_hw.compiler.lowering import Layer, reference
 from esb_hw.compiler.program import (
     compile_program,
     descriptor_error,
@@ -346,8 +346,8 @@ def grouped_case(rng, channels, groups, kernel, stride, padding, out_per_group=N
     typical = np.sqrt(channels // groups * kernel * kernel) * SMALL.weight_format.max_level * 15 / 4
     params = golden.requant_params(15 / typical * rng.uniform(0.5, 2.0, outputs),
                                    bias=rng.normal(0, typical / 4, outputs))
-    layer = Layer("conv2d", dense_weights(codes, groups, channels), params, SMALL.activation_format, stride=stride,
-                  padding=padding)
+    grouped = Layer("conv2d", codes, params, SMALL.activation_format, groups=groups)
+    layer = Layer("conv2d", grouped.dense_codes(), params, SMALL.activation_format, stride=stride, padding=padding)
     return layer, codes
 
 

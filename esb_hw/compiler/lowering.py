@@ -36,7 +36,7 @@ from ..quant import golden
 from ..quant.format import ESBFormat
 
 __all__ = ["BufferImages", "Layer", "Schedule", "activation_image", "beat_sequence", "buffer_images",
-           "dense_weights", "execute", "geometry", "load_sequence", "lower", "param_image", "reference",
+           "execute", "geometry", "load_sequence", "lower", "param_image", "reference",
            "weight_image"]
 
 KINDS = ("conv2d", "linear")
@@ -207,22 +207,6 @@ class Schedule:
         out = codes[:, g * cols: (g + 1) * cols, ky, kx]
         block[: out.shape[0], : out.shape[1]] = out
         return block
-
-
-def dense_weights(weight_codes, groups: int, in_channels: int) -> np.ndarray:
-    """The dense ``(O, C, KH, KW)`` weight codes equal to a grouped convolution's ``(O, C / groups, KH, KW)``:
-    output channel ``o`` keeps its codes on the input channels of its group and has code 0 (level 0 in every
-    format) on the others. ``groups == C`` is a depthwise convolution."""
-    codes = np.asarray(weight_codes)
-    outputs, per_group = codes.shape[:2]
-    if groups < 1 or in_channels % groups or outputs % groups or in_channels // groups != per_group:
-        raise InputError(f"{groups} groups do not fit {outputs} outputs, {in_channels} inputs and weights of shape "
-                         f"{codes.shape}")
-    dense = np.zeros((outputs, in_channels, *codes.shape[2:]), dtype=np.int64)
-    group_of = np.arange(outputs) // (outputs // groups)
-    for output, group in enumerate(group_of):
-        dense[output, group * per_group:(group + 1) * per_group] = codes[output]
-    return dense
 
 
 def _pixel_order(height: int, width: int, pool: bool) -> np.ndarray:
