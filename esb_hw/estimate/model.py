@@ -58,6 +58,7 @@ __all__ = [
     "load_calibration",
     "lut_terms",
     "model_error",
+    "pe_mapping",
     "peak_gops",
     "relative_error",
     "rom_luts",
@@ -244,6 +245,21 @@ def estimate_array(config: AcceleratorConfig) -> ResourceEstimate:
                         "dsp": 0} for name in luts}
     return ResourceEstimate(lut=sum(part["lut"] for part in breakdown.values()), ff=sum(ffs.values()),
                             bram36=sum(part["bram36"] for part in breakdown.values()), breakdown=breakdown)
+
+
+def pe_mapping(config: AcceleratorConfig) -> str:
+    """How the array multiplies for ``config``'s formats: ``radix-4 recoded`` (uniform, the competent integer
+    design), ``shift`` (power of two) or ``select-and-shift``; a uniform format without a recoded mapping says it
+    is not competent."""
+    from ..layouts import weight_encoding
+
+    if weight_encoding(config) == "twos":
+        return "radix-4 recoded"
+    if config.weight_format.k == 0:
+        return "shift"
+    if config.weight_format.exponent_bits <= 1:
+        return "select-and-shift (no recoded mapping for this uniform format yet: not competent)"
+    return "select-and-shift"
 
 
 def peak_gops(config: AcceleratorConfig) -> float:

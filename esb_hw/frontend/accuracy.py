@@ -41,6 +41,7 @@ from .datasets import load_split
 from .quantize import SCALE_METHODS, QuantRecipe, WeightQuantizer, quantize_model
 
 __all__ = ["AccuracyRow", "EXAMPLES", "accuracy_rows", "accuracy_table", "findings", "load_digits_model", "main",
+           "recipe_accuracy",
            "pareto_rows", "pareto_table"]
 
 EXAMPLES = example_folder("digits")
@@ -117,7 +118,7 @@ class AccuracyRow:
     fine_tuned: float | None = None
 
 
-def _accuracy(model, recipe: QuantRecipe, split) -> float:
+def recipe_accuracy(model, recipe: QuantRecipe, split) -> float:
     integer = quantize_model(model, recipe, split.train_images)
     return float(np.mean(integer.predict(split.test_images) == split.test_labels))
 
@@ -140,11 +141,11 @@ def accuracy_rows(model, split, *, bit_widths=BIT_WIDTHS, methods=SCALE_METHODS,
     rows = []
     for number, (bits, spec, ends) in enumerate(jobs):
         activations = ESBFormat(bits, bits, signed=False)
-        accuracy = {method: _accuracy(model, QuantRecipe(spec, activations, method, ends), split)
+        accuracy = {method: recipe_accuracy(model, QuantRecipe(spec, activations, method, ends), split)
                     for method in methods}
         tuned = None
         if ends and _format_key(spec) in qat_models:
-            tuned = _accuracy(qat_models[_format_key(spec)], qat_recipe(spec), split)
+            tuned = recipe_accuracy(qat_models[_format_key(spec)], qat_recipe(spec), split)
         rows.append(AccuracyRow(bits, spec, ends, accuracy, tuned))
         if progress:
             progress(number + 1, len(jobs))
