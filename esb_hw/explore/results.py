@@ -120,7 +120,7 @@ def markdown(document: Mapping) -> str:
     """The records as a markdown table (axes, the measured metrics, fronts, errors), with a line per front."""
     records = document["records"]
     axes = list(records[0]["choices"]) if records else []
-    metrics = [name for name in COLUMNS if any(name in _metrics(record) for record in records)]
+    metrics = [name for name in COLUMNS if any(_metrics(record).get(name) is not None for record in records)]
     fronts = list(document["fronts"])
     header = ["#", *axes, *(COLUMNS[name][0] for name in metrics), *(f"front: {name}" for name in fronts), "notes"]
     lines = ["| " + " | ".join(header) + " |",

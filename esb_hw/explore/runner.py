@@ -14,6 +14,7 @@ lost); the worker's retries cover a crash of the measurement itself.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -92,8 +93,11 @@ class Explorer:
             else:
                 ray.init(num_cpus=self.workers, **options)
         except (ConnectionError, RuntimeError, ValueError) as error:
-            where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
-            raise ToolError(f"cannot start {where}: {str(error).splitlines()[0]}") from None
+            where = f"join the Ray cluster at {self.address}" if self.address else "start a local Ray instance"
+            hint = ""
+            if self.address and os.environ.get("RAY_AUTH_MODE") != "token":
+                hint = " (a cluster with token authentication needs RAY_AUTH_MODE=token and its token: docs/explore.md)"
+            raise ToolError(f"cannot {where}: {str(error).splitlines()[0]}{hint}") from None
         self._ray = ray
         self._remote = _remote_function(ray)
         return ray

@@ -13,6 +13,8 @@ once, and the result counts the distinct points evaluated against the grid's siz
 
 from __future__ import annotations
 
+import warnings
+
 from .sweep import Constraint, ExploreError, Objective, Point, Sweep
 
 __all__ = ["SEARCHES", "run_search"]
@@ -42,6 +44,7 @@ def run_search(sweep: Sweep, kind: str, objectives: tuple[Objective, ...], const
     if not objectives:
         raise ExploreError("--search needs at least one objective (search.objectives or --objective)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, module="optuna")
 
     def constraint_values(trial) -> list[float]:
         return trial.user_attrs.get("constraints", [INFEASIBLE] * len(constraints))

@@ -59,7 +59,8 @@ NETWORKS = {"digits": "digits", "mnist5k": "mnist5k", "resnet_mnist": "mnist5k"}
 #: Each measure's options and their defaults.
 MEASURE_OPTIONS = {"resources": {"design": "array"}, "timing": {"design": "array"}, "throughput": {},
                    "accuracy": {"qat": False}}
-DESIGNS = ("array", "engine", "system")
+#: What ``resources`` and ``timing`` synthesize; ``model`` (resources only) runs no yosys: the resource MODEL.
+DESIGNS = ("array", "engine", "system", "model")
 #: The values each measure reports (the names objectives and constraints use), and which are larger-is-better.
 METRICS = {
     "resources": ("lut", "ff", "bram36", "dsp", "lut_per_mac", "gops_per_klut", "system_lut_model",
@@ -380,8 +381,9 @@ def parse_sweep(data: Mapping, path: Path) -> Sweep:
                 keys = ", ".join(allowed) or "none"
                 raise _fail(f"{measure}.{key}", f"is not an option of {measure} (options: {keys})", source)
         merged = {**allowed, **table}
-        if "design" in merged and merged["design"] not in DESIGNS:
-            raise _fail(f"{measure}.design", f"must be one of {', '.join(DESIGNS)}, got {merged['design']!r}", source)
+        designs = DESIGNS if measure == "resources" else DESIGNS[:-1]
+        if "design" in merged and merged["design"] not in designs:
+            raise _fail(f"{measure}.design", f"must be one of {', '.join(designs)}, got {merged['design']!r}", source)
         if "qat" in merged and not isinstance(merged["qat"], bool):
             raise _fail(f"{measure}.qat", f"must be true or false, got {merged['qat']!r}", source)
         if measure in measures:

@@ -1,0 +1,57 @@
+"""One task in its own process with a time limit and retries (esb_hw/explore/worker.py)."""
+
+import os
+from pathlib import Path
+
+from esb_hw.explore.measures import evaluate
+from esb_hw.explore.worker import run_task
+
+CONFIG = {"clock_mhz": 200.0, "max_reduction": 4096, "weights": {"bits": 4, "k": 1},
+          "activations": {"bits": 8, "k": 8}, "array": {"rows": 4, "cols": 4, "pe_variant": "esb"}}
+THROUGHPUT = {"measure": "throughput", "options": {}, "config": CONFIG, "network": "digits",
+              "recipe": {"batch": 1, "ends_8bit": False, "scale_method": "dda"}}
+
+
+def processes_in(folder: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(os.readlink(entry / "cwd")) == folder:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_a_task_gives_the_measure_s_values_and_cleans_its_folder(tmp_path):
+    result = run_task(THROUGHPUT, tmp_path / "work", timeout=300, retries=1)
+    assert result["status"] == "ok" and result["attempts"] == 1 and result["seconds"] > 0
+    assert result["values"] == evaluate(THROUGHPUT)
+    assert not (tmp_path / "work").exists()
+
+
+def test_a_task_over_its_time_is_killed_with_its_children(tmp_path):
+    work = tmp_path / "work"
+    result = run_task(THROUGHPUT, work, timeout=0.5, retries=3)
+    assert result == {"status": "timeout", "error": "did not finish within 0.5 s", "timeout": 0.5, "attempts": 1,
+                      "seconds": result["seconds"]}
+    assert result["seconds"] < 30 and not processes_in(work)
+
+
+def test_a_refused_point_is_not_retried(tmp_path):
+    digits = Path(__file__).resolve().parents[1] / "esb_hw" / "data" / "digits" / "digits.onnx"
+    task = {"measure": "accuracy", "options": {"qat": False}, "config": CONFIG, "network": str(digits),
+            "dataset": "mnist5k", "recipe": {"ends_8bit": False, "scale_method": "dda"}}
+    result = run_task(task, tmp_path / "work", timeout=300, retries=2)
+    assert result["status"] == "refused" and result["attempts"] == 1
+    assert result["error"] == "the network's input (1, 8, 8) is not the shape of the mnist5k images, (1, 28, 28)"
+
+
+def test_a_crash_is_retried_then_failed_with_its_log(tmp_path):
+    work = tmp_path / "work"
+    broken = {key: value for key, value in THROUGHPUT.items() if key != "config"}
+    result = run_task(broken, work, timeout=300, retries=2)
+    assert result["status"] == "failed" and result["attempts"] == 3
+    assert result["error"].startswith("KeyError: 'config' (log: ") and (work / "log.txt").is_file()
+    assert "Traceback" in (work / "log.txt").read_text()
