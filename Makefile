@@ -4,7 +4,7 @@ VENV ?= .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.esb-hw-installed
 
-.PHONY: build test test-all lint bench report accuracy figures clean
+.PHONY: build test test-all lint bench report accuracy frontier figures clean
 
 $(STAMP): pyproject.toml tools/bootstrap.sh
 	@sh tools/bootstrap.sh "$(PYTHON)" "$(VENV)"
@@ -39,6 +39,13 @@ report: $(STAMP)
 accuracy: $(STAMP)
 	$(VPY) -m esb_hw.frontend.accuracy --update-readme README.md
 	$(VPY) -m esb_hw.frontend.accuracy --model resnet_mnist --update-readme README.md
+
+# The README's accuracy-per-LUT frontier: the formats sweep on Ray (yosys per format; the 8-bit formats with many
+# significand bits run into the sweep's 900 s timeout), its table, plot and results file. Reruns use build/'s cache.
+frontier: $(STAMP)
+	$(VENV)/bin/esb-hw explore examples/sweeps/formats.toml --out build/explore/formats --update-readme README.md \
+		--plot docs/digits_frontier.png --force
+	cp build/explore/formats/explore.json esb_hw/data/digits/formats_explore.json
 
 # The README's measured figures (digits RTL, system Fmax, chip table) from the benches' JSON (bench/results/,
 # esb_hw/data/timing.json); tests/test_readme_figures.py fails when they differ.

@@ -1,7 +1,6 @@
 """esb_hw/frontend/accuracy.py: the digits accuracy rows (the README's are regenerated and compared), the
-fine-tuned rows, the Pareto front (fed a dominated point), the table text and the command's errors."""
+fine-tuned rows, the format costs read from the formats sweep, the table text and the command's errors."""
 
-import re
 from pathlib import Path
 
 import pytest
@@ -11,13 +10,12 @@ from esb_hw.frontend.accuracy import (
     BEGIN,
     END,
     EXAMPLES,
+    FORMAT_COSTS,
     AccuracyRow,
     accuracy_rows,
     accuracy_table,
     load_costs,
     load_digits_model,
-    pareto_rows,
-    pareto_table,
 )
 from esb_hw.frontend.datasets import load_split
 
@@ -58,56 +56,38 @@ def test_every_qat_file_is_shipped():
         assert (EXAMPLES / f"digits_qat_{tag}.npz").is_file(), tag
 
 
-def point(name, bits, accuracy_value, luts):
-    return AccuracyRow(bits, name, False, {"dda": accuracy_value}), {
-        "weights": name, "lut_per_mac": luts, "array_gops_per_klut": 1.0, "system_gops_per_klut_model": 1.0,
-        "mapping": "shift", "competent": True}
+def test_costs_come_from_the_formats_sweep():
+    """The committed formats sweep (``make frontier``) gives each measured format's LUT/MAC, and the README's
+    frontier table shows the same figures."""
+    import json
 
-
-def test_pareto_front_drops_dominated_formats():
-    from esb_hw.frontend.quantize import WeightQuantizer
-    from esb_hw.quant import ESBFormat
-
-    rows, costs = [], {}
-    for name, accuracy_value, luts in (("esb:4:0", 0.90, 20.0), ("esb:4:1", 0.95, 30.0), ("esb:4:2", 0.94, 25.0),
-                                       ("apot:4", 0.99, 1.0)):
-        row, cost = point(name, 4, accuracy_value, luts)
-        rows.append(row)
-        fmt = WeightQuantizer(name).fmt
-        if fmt is not None:
-            costs[(str(fmt), str(ESBFormat(4, 4, signed=False)))] = cost
-    points = {p["weights"]: p["pareto"] for p in pareto_rows(rows, costs)}
-    assert points == {"esb:4:0": True, "esb:4:2": True, "esb:4:1": True}  # APoT has no hardware, no point
-    # a format both cheaper and more accurate than another removes it from the front
-    row, cost = point("esb:4:1", 4, 0.96, 19.0)
-    costs[("ESB(4,1)", "ESB(4,4,unsigned)")] = cost
-    points = {p["weights"]: p["pareto"] for p in pareto_rows(rows[:1] + [row] + rows[2:], costs)}
-    assert points == {"esb:4:0": False, "esb:4:1": True, "esb:4:2": False}
-    text = pareto_table(pareto_rows(rows[:1] + [row] + rows[2:], costs))
-    assert "Pareto front (no format is both more accurate and cheaper): ESB(4,1), e=2 at 4/4." in text
-
-
-def test_readme_pareto_table_matches_the_committed_costs():
-    costs = load_costs(EXAMPLES / "format_cost.json")
+    document = json.loads(FORMAT_COSTS.read_text(encoding="utf-8"))
+    assert document["sweep"] == "formats" and document["measures"] == ["resources", "accuracy"]
+    costs = load_costs()
+    assert len(costs) == len(document["records"]) == 13
+    assert costs[("ESB(4,2)", "ESB(4,4,unsigned)")]["lut_per_mac"] == \
+        document["records"][4]["measures"]["resources"]["values"]["lut_per_mac"]
+    measured = {key: cost["lut_per_mac"] for key, cost in costs.items() if cost["lut_per_mac"] is not None}
+    assert len(measured) >= 10
+    text = README.read_text(encoding="utf-8")
+    block = text[text.index("<!-- explore:formats:begin -->"):text.index("<!-- explore:formats:end -->")]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in block.splitlines()
+            if line.startswith("|")]
+    column = rows[0].index("LUT/MAC")
     checked = 0
-    for line in readme_rows("| "):
-        cells = [cell.strip() for cell in line.strip("|").split("|")]
-        if len(cells) == 8 and re.fullmatch(r"\d+\.\d\d", cells[3]):  # a Pareto row: LUT/MAC in the 4th cell
-            bits = int(cells[1].split("/")[0])
-            name = re.search(r"ESB\(\d+,\d+\)", cells[0])[0]
-            assert costs[(name, f"ESB({bits},{bits},unsigned)")]["lut_per_mac"] == float(cells[3]), line
-            checked += 1
-    measured = sum(1 for cost in costs.values() if cost["lut_per_mac"] is not None)
-    assert checked == measured > 0
+    for cells in rows[2:]:
+        values = document["records"][int(cells[0])]["measures"]["resources"].get("values")
+        assert cells[column] == ("—" if values is None else f"{values['lut_per_mac']:.2f}"), cells
+        checked += 1
+    assert checked == 13
 
 
 @pytest.mark.parametrize("args, message", [
     (["--bits", "6"], "--bits takes widths among 3, 4, 5, 8"),
     (["--bits", "x"], "--bits takes comma-separated widths"),
-    (["--costs", "/nonexistent/costs.json"], "costs.json: no such file"),
     (["--model", "resnet9"], "--model takes digits or resnet_mnist, got 'resnet9'"),
-    (["--model", "resnet_mnist", "--bits", "4", "--no-costs"],
-     "--bits, --no-costs apply to the digits tables only, not to --model resnet_mnist"),
+    (["--model", "resnet_mnist", "--bits", "4"], "--bits applies to the digits tables only, not to --model "
+                                                 "resnet_mnist"),
 ])
 def test_command_errors_are_one_line(args, message, capsys):
     assert accuracy.main(args) == 2
@@ -119,11 +99,14 @@ def test_bad_cost_files(tmp_path):
     from esb_hw.errors import InputError
 
     (tmp_path / "costs.json").write_text("{}")
-    with pytest.raises(InputError, match="not a format-cost file"):
+    with pytest.raises(InputError, match="not an esb-hw explore result"):
         load_costs(tmp_path / "costs.json")
-    (tmp_path / "partial.json").write_text('{"complete": false, "rows": []}')
-    with pytest.raises(InputError, match="incomplete .*--resume"):
-        load_costs(tmp_path / "partial.json")
+    (tmp_path / "other.json").write_text('{"measures": ["throughput"], "records": []}')
+    with pytest.raises(InputError, match="an explore result without the resources measure"):
+        load_costs(tmp_path / "other.json")
+    with pytest.raises(InputError, match="no such file"):
+        load_costs(tmp_path / "none.json")
+    assert load_costs(None) == {}
 
 
 def test_findings_compare_esb_with_uniform_and_dda_with_max():
@@ -134,19 +117,6 @@ def test_findings_compare_esb_with_uniform_and_dda_with_max():
     assert "4/4 all layers: ESB(4,1), e=2 95.0 % against 96.0 % (-1.0 points)" in text
     assert "ESB(4,1), e=2 4/4 -2.0; uniform = ESB(4,2) 4/4 ±0.0." in text
     assert "ESB(8,4)" not in text  # 8 bits: outside both comparisons
-
-
-def test_plot_writes_a_png_and_never_overwrites(tmp_path):
-    from esb_hw.errors import InputError
-    from esb_hw.frontend.accuracy import plot_frontier
-
-    points = [{"bits": 4, "label": "ESB(4,1), e=2", "accuracy": 0.95, "lut_per_mac": 22.0, "pareto": True},
-              {"bits": 4, "label": "uniform = ESB(4,2)", "accuracy": 0.96, "lut_per_mac": 16.5, "pareto": True}]
-    path = tmp_path / "frontier.png"
-    plot_frontier(points, path, force=False)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with pytest.raises(InputError, match="exists; pass --force"):
-        plot_frontier(points, path, force=False)
 
 
 def test_the_residual_table_renders_each_row():
@@ -176,5 +146,5 @@ def test_readme_residual_table_is_what_the_command_makes():
     """The README's resnet_mnist table, regenerated (about two minutes)."""
     text = README.read_text(encoding="utf-8")
     block = text[text.index(accuracy.GRAPH_BEGIN) + len(accuracy.GRAPH_BEGIN):text.index(accuracy.GRAPH_END)]
-    result = accuracy.graph_accuracy("resnet_mnist", costs=load_costs(EXAMPLES / "format_cost.json"))
+    result = accuracy.graph_accuracy("resnet_mnist", costs=load_costs())
     assert block.strip() == accuracy.graph_accuracy_table(result).strip()

@@ -30,7 +30,7 @@ def test_the_list_and_its_errors(capsys):
     assert cli.main([]) == 2  # no subcommand: the list, and a usage error
     assert cli.main(["frobnicate"]) == 2
     assert capsys.readouterr().err == ("error: unknown subcommand 'frobnicate' (subcommands: build, sim, infer, "
-                                       "plan, accuracy, report, gemm, train)\n")
+                                       "plan, accuracy, explore, report, gemm, train)\n")
     assert cli.main(["--version"]) == 0 and capsys.readouterr().out.startswith("esb-hw ")
 
 

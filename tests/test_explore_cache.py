@@ -56,7 +56,8 @@ def test_a_key_changes_with_each_input_and_only_with_them(sweep, tmp_path):
 
 def test_the_source_digest_covers_the_measure_s_folders_only(monkeypatch, tmp_path):
     package = tmp_path / "esb_hw"
-    for name in ("hw/core/a.py", "frontend/b.py", "config.py", "explore/measures.py"):
+    for name in ("hw/core/a.py", "frontend/b.py", "config.py", "explore/measures.py", "data/digits/digits.onnx",
+                 "data/digits/formats_explore.json"):
         (package / name).parent.mkdir(parents=True, exist_ok=True)
         (package / name).write_text("x = 1\n")
     monkeypatch.setattr(cache_module, "PACKAGE", package)
@@ -68,6 +69,14 @@ def test_the_source_digest_covers_the_measure_s_folders_only(monkeypatch, tmp_pa
     (package / "hw" / "core" / "a.py").write_text("x = 2\n")
     source_digest.cache_clear()
     assert source_digest("resources") != resources
+    # a shipped model keys accuracy; a results file beside it does not (a sweep's own output must not key it)
+    accuracy = source_digest("accuracy")
+    (package / "data" / "digits" / "formats_explore.json").write_text("{}")
+    source_digest.cache_clear()
+    assert source_digest("accuracy") == accuracy
+    (package / "data" / "digits" / "digits.onnx").write_text("y")
+    source_digest.cache_clear()
+    assert source_digest("accuracy") != accuracy
     source_digest.cache_clear()
 
 

@@ -35,6 +35,8 @@ def sweep(tmp_path):
     (["--trials", "3"], "--trials apply with --search only"),
     (["--search", "random", "--limit", "2"], "--limit applies to the grid; a search's budget is --trials"),
     (["--search", "random", "--trials", "0"], "--trials must be in 1..100000, got 0"),
+    (["--plot", "fronts.png"], "--plot: this sweep has no front to draw (it needs resources with accuracy or "
+                               "throughput)"),
     (["--search", "random", "--objective", "max accuracy"], "--objective needs the 'accuracy' measure for "
                                                               "'accuracy'; add it to measures (command line)"),
 ])
@@ -120,3 +122,44 @@ def test_a_killed_sweep_resumes_and_computes_only_what_is_missing(sweep, tmp_pat
     best = max(document["records"], key=lambda r: r["measures"]["throughput"]["values"]["images_per_second"])
     assert [r["point"] for r in document["records"] if r["pareto"]["search"]] == [best["point"]]
     assert document["search"]["kind"] == "random" and document["search"]["trials"] == 8
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_two_node_cluster_uses_both_nodes(sweep, tmp_path):
+    """docs/explore.md's cluster recipe on one machine: a head node and a second node of one CPU each."""
+    import shutil
+    import tempfile
+
+    ray = Path(sys.executable).with_name("ray")
+    port = free_port()
+    temp = Path(tempfile.mkdtemp(prefix="esbray", dir="/tmp"))  # short: Ray's socket paths live under it
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    common = ["--num-cpus", "1", "--disable-usage-stats"]
+    try:
+        subprocess.run([str(ray), "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
+                        "--include-dashboard", "false", "--temp-dir", str(temp), *common], env=env, check=True,
+                       capture_output=True, timeout=120)
+        subprocess.run([str(ray), "start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1",
+                        *common], env=env, check=True, capture_output=True, timeout=120)
+        out = tmp_path / "out"
+        done = subprocess.run([sys.executable, "-m", "esb_hw.cli", "explore", str(sweep), "--out", str(out),
+                               "--address", f"127.0.0.1:{port}"], env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr
+        run = json.loads((out / "run.json").read_text())
+        assert len(run["nodes"]) == 2 and sum(run["nodes"].values()) == 5, run
+        assert all(count >= 1 for count in run["nodes"].values())
+        records = json.loads((out / "explore.json").read_text())["records"]
+        assert [record["measures"]["throughput"]["status"] for record in records] == ["ok"] * 5
+    finally:
+        subprocess.run(["pkill", "-9", "-f", str(temp)], check=False)  # this cluster's processes only
+        subprocess.run(["pkill", "-9", "-f", f"127.0.0.1:{port}"], check=False)
+        shutil.rmtree(temp, ignore_errors=True)

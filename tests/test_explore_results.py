@@ -111,3 +111,21 @@ def test_the_plot_is_written(tmp_path):
                enumerate(zip(["2x2", "4x4", "8x8"], itertools.permutations(range(1, 5), 4), strict=False))]
     assert plot_fronts(build_document(sweep, records), tmp_path / "fronts.png")
     assert (tmp_path / "fronts.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_readme_frontier_is_the_committed_formats_sweep():
+    """The README's frontier table is explore.md of the committed formats sweep (make frontier), byte for byte."""
+    from pathlib import Path
+
+    from esb_hw.frontend.accuracy import FORMAT_COSTS
+
+    document = json.loads(FORMAT_COSTS.read_text(encoding="utf-8"))
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    begin, end = "<!-- explore:formats:begin -->\n", "<!-- explore:formats:end -->"
+    block = readme[readme.index(begin) + len(begin):readme.index(end)]
+    assert block == markdown(document)
+    assert document_text(document) == FORMAT_COSTS.read_text(encoding="utf-8")  # as explore writes it
+    # every format either has values or says why not
+    for record in document["records"]:
+        for measure, result in record["measures"].items():
+            assert result["status"] == "ok" or result["error"], (record["point"], measure)

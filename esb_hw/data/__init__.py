@@ -2,7 +2,8 @@
 
 - ``configs/<name>.toml``: the shipped accelerator configs (``default``, ``pot3``, ``uniform4``, ...);
 - ``digits/`` and ``mnist5k/``: the example float models (``<name>.onnx`` with BatchNorm as nodes, ``<name>.npz``
-  folded), the digits QAT weights (``digits_qat_*.npz``) and the format costs (``format_cost.json``).
+  folded), the digits QAT weights (``digits_qat_*.npz``) and the formats sweep's results (``formats_explore.json``,
+  written by ``make frontier``).
 
 Every command that takes ``--config`` accepts a path to a TOML file or the name of a shipped config
 (:func:`config_path`).

@@ -44,6 +44,8 @@ def source_digest(measure: str) -> str:
         path = PACKAGE / part
         if part.endswith("/"):
             files += [file for file in path.rglob("*") if file.is_file() and "__pycache__" not in file.parts]
+        elif "*" in part:
+            files += [file for file in PACKAGE.glob(part) if file.is_file()]
         elif path.is_file():
             files.append(path)
     for file in sorted(set(files)):

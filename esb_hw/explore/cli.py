@@ -89,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="list the points and what the cache holds; run nothing")
     parser.add_argument("--update-readme", type=Path, metavar="README.md",
                         help="write explore.md between this file's <!-- explore:NAME:begin/end --> markers")
+    parser.add_argument("--plot", type=Path, metavar="FILE.png", help="also write the fronts' plot to this file")
     parser.add_argument("--force", action="store_true", help="reuse an --out folder that holds another sweep's "
-                                                             "results")
+                                                             "results; overwrite the --plot file")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     try:
@@ -120,6 +121,14 @@ def _check_args(args, sweep) -> None:
         raise ExploreError("--limit applies to the grid; a search's budget is --trials")
     if args.trials is not None and not 1 <= args.trials <= 100_000:
         raise ExploreError(f"--trials must be in 1..100000, got {args.trials}")
+    if args.plot is not None:
+        from ..errors import check_output_file
+        from .results import front_axes
+
+        if not front_axes(sweep):
+            raise ExploreError("--plot: this sweep has no front to draw (it needs resources with accuracy or "
+                               "throughput)")
+        check_output_file(args.plot, args.force, option="--plot", suffix=".png")
     if args.update_readme is not None:
         begin, end = _markers(sweep.name)
         try:
@@ -200,10 +209,10 @@ def _run(args) -> int:
                 return {index: _merged(measures) for index, measures in found.items()}
 
             points, search_summary = run_search(sweep, args.search, objectives, constraints, trials, seed, evaluate,
-                                                batch=max(1, explorer.cpus()))
+                                                batch=explorer.workers or max(1, explorer.cpus()))
         else:
             results = explorer.run(points, Progress(len(points), label=f"explore {sweep.name}"))
-        nodes = dict(explorer.nodes)
+        nodes, startup = dict(explorer.nodes), explorer.startup_seconds
     finally:
         explorer.close()
     records = _records(sweep, points, results)
@@ -213,7 +222,13 @@ def _run(args) -> int:
     table = markdown(document)
     write_text(out / "explore.md", table)
     plotted = plot_fronts(document, out / "fronts.png")
-    run = {"seconds": round(time.monotonic() - started, 1), "workers": args.workers, "address": args.address,
+    if args.plot is not None and plotted:
+        import shutil
+
+        shutil.copyfile(out / "fronts.png", args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    run = {"seconds": round(time.monotonic() - started, 1), "ray_startup_seconds": startup,
+           "workers": args.workers, "address": args.address,
            "host": platform.node(), "nodes": nodes, "tasks": {
                "cached": sum(result.get("cached", False) for measures in results.values()
                              for result in measures.values()),

@@ -27,13 +27,17 @@ from .sweep import NETWORKS, RECIPE_DEFAULTS, Point, Sweep
 
 __all__ = ["SOURCES", "evaluate", "point_config", "task_for"]
 
-#: Per measure, the package paths (relative to ``esb_hw/``) whose source can change its result.
+#: Per measure, the package paths (relative to ``esb_hw/``: files, folders ending in ``/``, or globs) whose source can
+#: change its result.
 _COMMON = ("config.py", "errors.py", "layouts.py", "quant/", "contract/", "explore/measures.py")
 SOURCES = {
     "resources": (*_COMMON, "hw/", "estimate/", "regmap.py"),
     "timing": (*_COMMON, "hw/", "estimate/", "regmap.py"),
     "throughput": (*_COMMON, "compiler/", "frontend/", "boards/", "plan.py", "npzfile.py"),
-    "accuracy": (*_COMMON, "frontend/", "npzfile.py", "data/digits/", "data/mnist5k/", "data/resnet_mnist/"),
+    # the shipped models and weights, not the results files beside them (a sweep's own results must not key it)
+    "accuracy": (*_COMMON, "frontend/", "npzfile.py", *(f"data/{name}/*.{kind}" for name in ("digits", "mnist5k",
+                                                                                               "resnet_mnist")
+                                                        for kind in ("onnx", "npz"))),
 }
 
 

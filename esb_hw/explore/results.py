@@ -23,7 +23,7 @@ from pathlib import Path
 from ..errors import InputError
 from .sweep import Constraint, Objective, Sweep
 
-__all__ = ["FRONTS", "build_document", "markdown", "pareto_flags", "plot_fronts", "write_text"]
+__all__ = ["FRONTS", "build_document", "front_axes", "markdown", "pareto_flags", "plot_fronts", "write_text"]
 
 #: name -> (x metric, minimized; y metric, maximized), with the measures each needs.
 FRONTS = {
@@ -31,8 +31,10 @@ FRONTS = {
     "images_per_second_vs_lut": ("system_lut_model", "images_per_second", ("resources", "throughput")),
 }
 #: Columns of the markdown table: metric -> (header, format).
-COLUMNS = {"lut": ("LUT", "{:,}"), "lut_per_mac": ("LUT/MAC", "{:.2f}"), "system_lut_model": ("system LUT (MODEL)",
-                                                                                                "{:,}"),
+COLUMNS = {"lut": ("LUT", "{:,}"), "lut_per_mac": ("LUT/MAC", "{:.2f}"),
+           "gops_per_klut": ("GOPS/kLUT", "{:.1f}"), "mapping": ("mapping", "{}"),
+           "system_lut_model": ("system LUT (MODEL)", "{:,}"),
+           "system_gops_per_klut_model": ("system GOPS/kLUT (MODEL)", "{:.2f}"),
            "fmax_mhz_model": ("Fmax MHz (MODEL)", "{:.1f}"), "fmax_mhz_pessimistic": ("pessimistic (MODEL)",
                                                                                       "{:.1f}"),
            "images_per_second": ("images/s (cycle MODEL)", "{:,.1f}"), "utilization": ("utilization", "{:.1%}"),
@@ -61,7 +63,7 @@ def _metrics(record: Mapping) -> dict:
     return merged
 
 
-def _front_axes(sweep: Sweep) -> dict[str, tuple[str, str]]:
+def front_axes(sweep: Sweep) -> dict[str, tuple[str, str]]:
     fronts = {}
     for name, (x, y, needs) in FRONTS.items():
         if all(measure in sweep.measures for measure in needs):
@@ -74,11 +76,11 @@ def _front_axes(sweep: Sweep) -> dict[str, tuple[str, str]]:
 def build_document(sweep: Sweep, records: list[dict], *, objectives: tuple[Objective, ...] = (),
                    constraints: tuple[Constraint, ...] = (), search: Mapping | None = None) -> dict:
     """``explore.json``'s content: the records with their ``pareto`` flags, and the fronts' definitions."""
-    fronts = {name: {"x": x, "y": y, "minimize": [x], "maximize": [y]} for name, (x, y) in _front_axes(sweep).items()}
+    fronts = {name: {"x": x, "y": y, "minimize": [x], "maximize": [y]} for name, (x, y) in front_axes(sweep).items()}
     metrics = [_metrics(record) for record in records]
     for record in records:
         record["pareto"] = {}
-    for name, (x, y) in _front_axes(sweep).items():
+    for name, (x, y) in front_axes(sweep).items():
         values = [(-m[x], m[y]) if m.get(x) is not None and m.get(y) is not None else None for m in metrics]
         for record, flag in zip(records, pareto_flags(values), strict=True):
             record["pareto"][name] = flag
@@ -124,8 +126,9 @@ def markdown(document: Mapping) -> str:
     fronts = list(document["fronts"])
     header = ["#", *axes, *(COLUMNS[name][0] for name in metrics), *(f"front: {name}" for name in fronts), "notes"]
     lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(["---:"] + ["---"] * len(axes) + ["---:"] * len(metrics) + [":---:"] * len(fronts)
-                            + ["---"]) + "|"]
+             "|" + "|".join(["---:"] + ["---"] * len(axes)
+                            + ["---" if name == "mapping" else "---:" for name in metrics]
+                            + [":---:"] * len(fronts) + ["---"]) + "|"]
     for record in records:
         values = _metrics(record)
         cells = [str(record["point"]), *(_cell(record["choices"][axis]) for axis in axes)]
@@ -143,10 +146,41 @@ def markdown(document: Mapping) -> str:
         points = "; ".join(f"#{record['point']} ({', '.join(_cell(v) for v in record['choices'].values())})"
                            for record in members) or "none"
         summary.append(f"Front `{name}` ({goal}{where}): {points}.")
+    summary += _accuracy_findings(records)
     failed = sum(any(result["status"] != "ok" for result in record["measures"].values()) for record in records)
     summary.append(f"{len(records)} of {document['grid_points']} grid points; {failed} with a measure that did not "
                    "give values (its notes say why).")
     return "\n".join(lines) + "\n\n" + "\n\n".join(summary) + "\n"
+
+
+def _accuracy_findings(records: list[dict], noise: float = 0.015) -> list[str]:
+    """With accuracy and LUT/MAC: the most accuracy per LUT/MAC, and the cheapest point within ``noise`` of the
+    float model's accuracy."""
+    points = [(record, _metrics(record)) for record in records]
+    points = [(record, m) for record, m in points if m.get("accuracy") is not None and m.get("lut_per_mac")]
+    if not points:
+        return []
+
+    def name(record) -> str:
+        return f"#{record['point']} ({', '.join(_cell(v) for v in record['choices'].values())})"
+
+    record, m = max(points, key=lambda item: (item[1]["accuracy"] / item[1]["lut_per_mac"], item[1]["accuracy"]))
+    lines = [f"Most accuracy per LUT/MAC: {name(record)}, {m['accuracy']:.1%} at {m['lut_per_mac']:.2f} LUT/MAC."]
+    reference = max((m.get("float_accuracy") or 0) for _, m in points)
+    close = [(record, m) for record, m in points if reference and m["accuracy"] >= reference - noise]
+    if close:
+        record, m = min(close, key=lambda item: (item[1]["lut_per_mac"], -item[1]["accuracy"]))
+        lines.append(f"Cheapest within {100 * noise:.1f} points of the float model's {reference:.1%}: {name(record)}, "
+                     f"{m['accuracy']:.1%} at {m['lut_per_mac']:.2f} LUT/MAC.")
+    return lines
+
+
+def _short(record: Mapping) -> str:
+    """A point's label on a plot: its axes' values, a table's values joined by ``/``."""
+    def text(value) -> str:
+        return "/".join(str(item) for item in value.values()) if isinstance(value, Mapping) else str(value)
+
+    return " ".join(text(value) for value in record["choices"].values())
 
 
 def plot_fronts(document: Mapping, path: Path) -> bool:
@@ -172,11 +206,14 @@ def plot_fronts(document: Mapping, path: Path) -> bool:
         for record, m in points:
             on_front = record["pareto"].get(name)
             axis.scatter(m[x], scale * m[y], color="tab:red" if on_front else "tab:blue", s=18)
-            axis.annotate(f"#{record['point']}", (m[x], scale * m[y]), fontsize=6, xytext=(2, 2),
+            axis.annotate(_short(record), (m[x], scale * m[y]), fontsize=6, xytext=(2, 2),
                           textcoords="offset points")
         line = sorted((m[x], scale * m[y]) for record, m in points if record["pareto"].get(name))
         if line:
             axis.plot(*zip(*line, strict=True), color="tab:red", linewidth=1)
+        values = [m[x] for _, m in points]
+        if values and min(values) > 0 and max(values) > 10 * min(values):
+            axis.set_xscale("log")
         axis.set_xlabel(labels.get(x, x))
         axis.set_ylabel(labels.get(y, y))
         axis.set_title(f"{document['sweep']}: {name.replace('_', ' ')} (red: Pareto front)", fontsize=9)

@@ -77,6 +77,7 @@ class Explorer:
         self.nodes: dict[str, int] = {}  # Ray node id -> tasks it ran
         self._ray = None
         self._remote = None
+        self.startup_seconds = 0.0  # ray.init's time
 
     def _start(self):
         if self._ray is not None:
@@ -87,6 +88,7 @@ class Explorer:
             raise InputError("esb-hw explore needs Ray: pip install 'esb-hw[explore]'") from None
         options = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
                    "configure_logging": True}
+        started = time.monotonic()
         try:
             if self.address:
                 ray.init(address=self.address, **options)
@@ -98,6 +100,7 @@ class Explorer:
             if self.address and os.environ.get("RAY_AUTH_MODE") != "token":
                 hint = " (a cluster with token authentication needs RAY_AUTH_MODE=token and its token: docs/explore.md)"
             raise ToolError(f"cannot {where}: {str(error).splitlines()[0]}{hint}") from None
+        self.startup_seconds = round(time.monotonic() - started, 2)
         self._ray = ray
         self._remote = _remote_function(ray)
         return ray
