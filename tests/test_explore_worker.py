@@ -13,11 +13,12 @@ THROUGHPUT = {"measure": "throughput", "options": {}, "config": CONFIG, "network
 
 
 def processes_in(folder: Path) -> list[int]:
+    """The processes working in ``folder`` or below it (yosys works in a temporary folder inside)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if Path(os.readlink(entry / "cwd")) == folder:
+                if Path(os.readlink(entry / "cwd")).is_relative_to(folder):
                     found.append(int(entry.name))
             except OSError:
                 continue
@@ -55,3 +56,39 @@ def test_a_crash_is_retried_then_failed_with_its_log(tmp_path):
     assert result["status"] == "failed" and result["attempts"] == 3
     assert result["error"].startswith("KeyError: 'config' (log: ") and (work / "log.txt").is_file()
     assert "Traceback" in (work / "log.txt").read_text()
+
+
+def test_a_worker_dies_with_the_process_that_started_it(tmp_path):
+    """A sweep killed with kill -9 leaves no synthesis running: the worker kills its process group (yosys in it)
+    when its parent is gone."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    work = tmp_path / "work"
+    task = {"measure": "resources", "options": {"design": "array"}, "config": {**CONFIG, "array": {
+        "rows": 8, "cols": 8, "pe_variant": "esb"}, "weights": {"bits": 8, "k": 6}}}
+    script = ("import json, sys\nfrom esb_hw.explore.worker import run_task\n"
+              f"run_task(json.loads({json.dumps(json.dumps(task))}), {str(work)!r}, timeout=600)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 60
+    def yosys_running() -> bool:
+        for pid in processes_in(work):
+            try:
+                if "esb_hw.estimate.yowasp" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+                    return True
+            except OSError:
+                continue
+        return False
+
+    while not yosys_running() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert yosys_running(), "yosys should be running"
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while processes_in(work) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not processes_in(work)

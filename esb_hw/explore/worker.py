@@ -2,7 +2,9 @@
 
 :func:`run_task` starts ``python -m esb_hw.explore.worker`` in a new session with the task as JSON on its input,
 ``TMPDIR`` set to the task's working folder (yosys writes its files there) and one thread per math library, waits
-at most ``timeout`` seconds, and kills the whole process group (yosys included) when the time is up. A crash (a
+at most ``timeout`` seconds, and kills the whole process group (yosys included) when the time is up. The worker
+kills its own process group when the process that started it dies (a sweep killed with ``kill -9``, a Ray worker
+lost), so that no synthesis outlives its sweep. A crash (a
 signal, a tool's failure, an unexpected exception) is retried up to ``retries`` times; a refusal (an
 :class:`~esb_hw.errors.InputError`: the point is invalid for this measure, say a layer that does not fit) and a
 time-out are not, since they would come out the same.
@@ -20,12 +22,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = ["main", "run_task"]
 
+#: How often a worker checks that the process that started it is alive.
+PARENT_POLL_SECONDS = 0.5
 #: Threads per math library in a worker: one task per CPU is the scheduler's job.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -74,11 +79,26 @@ def run_task(task: Mapping, workdir: str | Path, timeout: float, retries: int = 
     return result
 
 
+def _die_with_parent() -> None:
+    """Kill this process group (the worker and any yosys it started) as soon as the process that started the
+    worker is gone: a Ray worker killed with its sweep must not leave a synthesis running for hours."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_SECONDS)
+            if os.getppid() != parent:
+                os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
 def main() -> int:
     """Read one task from stdin, print its result as JSON on stdout (exit 0); crash otherwise."""
     from ..errors import InputError
     from .measures import evaluate
 
+    _die_with_parent()
     task = json.loads(sys.stdin.read())
     try:
         values = evaluate(task)
