@@ -9,7 +9,7 @@ less its ``ray_startup_seconds``), and the sum of the tasks' own times. Both run
 do not get.
 
 Usage: python bench/explore_scale.py [--sweep FILE] [--workers 1,2] [--json]
-About 5 minutes on 2 cores.
+About 7 minutes on 2 cores.
 """
 
 from __future__ import annotations

@@ -232,12 +232,27 @@ def batch(result: dict) -> str:
     return "\n".join(lines)
 
 
+def explore_scale(result: dict) -> str:
+    """The 40-point sweep with 1 and 2 Ray workers (``bench/explore_scale.py --json``)."""
+    lines = ["| workers | points | wall s (Ray's start included) | sweep s (without it) | task s (sum) | "
+             "speed-up (wall) | speed-up (sweep) |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in result["rows"]:
+        lines.append(f"| {row['workers']} | {row['points']} | {row['wall_seconds']:.1f} | {row['run_seconds']:.1f} | "
+                     f"{row['task_seconds']:.1f} | {row['speedup_wall']:.2f}x | {row['speedup_run']:.2f}x |")
+    lines.append("")
+    lines.append(f"`{result['sweep']}`, each run from an empty cache, on the project's 2-core machine; both runs gave "
+                 "the same `explore.json` bytes. Task seconds are the tasks' own wall times, summed: with 2 workers "
+                 "each task takes longer, as the two cores share the machine.")
+    return "\n".join(lines)
+
+
 BLOCKS = {"digits-rtl": (RESULTS / "digits_rtl.json", digits_rtl), "system-timing": (TIMING, system_timing),
           "chip": (RESULTS / "chip.json", chip), "model-error": (RESULTS / "model_error.json", model_error),
           "array-timing": (RESULTS / "timing_arrays.json", array_timing),
           "compare": (RESULTS / "compare.json", compare),
           "compare-configs": (RESULTS / "compare_configs.json", compare_configs),
-          "plans": (RESULTS / "plans.json", plans), "batch": (RESULTS / "batch.json", batch)}
+          "plans": (RESULTS / "plans.json", plans), "batch": (RESULTS / "batch.json", batch),
+          "explore-scale": (RESULTS / "explore_scale.json", explore_scale)}
 
 
 def markers(name: str) -> tuple[str, str]:
