@@ -20,9 +20,9 @@ SUBCOMMANDS = {
     "infer": ("esb_hw.infer", "a CNN (digits, mnist5k, .onnx, .npz) through the golden model and the system RTL"),
     "plan": ("esb_hw.plan", "an ONNX graph (ResNet, MobileNet) quantized, placed on the array or host, and timed"),
     "accuracy": ("esb_hw.frontend.accuracy", "the digits accuracy and accuracy-per-LUT tables"),
+    "explore": ("esb_hw.explore.cli", "sweeps and searches of formats, arrays and networks on Ray; Pareto fronts"),
     "report": ("esb_hw.quant.report", "the quantization error table of the number formats"),
     "gemm": ("esb_hw.sim.run_layer", "one GEMM from .npy files on the PE array's RTL"),
-    "explore": ("esb_hw.explore.cli", "sweeps and searches of formats, arrays and networks on Ray; Pareto fronts"),
     "train": ("esb_hw.frontend.train", "train the example CNNs (PyTorch, the 'train' extra), optionally with QAT"),
 }
 

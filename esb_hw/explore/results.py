@@ -235,4 +235,5 @@ def write_text(path: Path, text: str) -> None:
 
 
 def document_text(document: Mapping) -> str:
-    return json.dumps(document, indent=1, sort_keys=True) + "\n"
+    """``explore.json``'s bytes: keys in the order the sweep and the measures give them (the same every run)."""
+    return json.dumps(document, indent=1) + "\n"
