@@ -35,6 +35,9 @@ def sweep(tmp_path):
     (["--trials", "3"], "--trials apply with --search only"),
     (["--search", "random", "--limit", "2"], "--limit applies to the grid; a search's budget is --trials"),
     (["--search", "random", "--trials", "0"], "--trials must be in 1..100000, got 0"),
+    (["--search", "random", "--seed", "-5"], "--seed must be in 0..4294967295, got -5"),
+    (["--search", "random", "--dry-run"], "--dry-run lists the grid's points; a search draws its points as it runs "
+                                          "(drop one)"),
     (["--plot", "fronts.png"], "--plot: this sweep has no front to draw (it needs resources with accuracy or "
                                "throughput)"),
     (["--search", "random", "--objective", "max accuracy"], "--objective needs the 'accuracy' measure for "
@@ -61,13 +64,25 @@ def test_bad_files_are_one_line_and_exit_2(sweep, tmp_path, capsys):
                                                        "('formats'); pass --force to replace them or choose another " \
                                                        "folder"
     assert (other / "explore.json").read_text() == json.dumps({"sweep": "formats"})  # untouched
+    mine = tmp_path / "docs"
+    mine.mkdir()
+    (mine / "explore.md").write_text("my notes")
+    (mine / "notes.txt").write_text("mine")
+    assert main([str(sweep), "--out", str(mine)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"error: --out {mine} holds files explore did not write " \
+                                                       "(notes.txt); pass --force to write beside them or choose " \
+                                                       "another folder"
+    assert (mine / "explore.md").read_text() == "my notes"
+    readme.write_text("<!-- explore:s:end -->\n<!-- explore:s:begin -->\n")
+    assert main([str(sweep), "--update-readme", str(readme)]) == 2
+    assert "markers" in capsys.readouterr().err
 
 
 def test_a_dry_run_lists_the_points_and_runs_nothing(sweep, tmp_path, capsys):
     assert main([str(sweep), "--out", str(tmp_path / "out"), "--dry-run", "--limit", "2"]) == 0
     out = capsys.readouterr().out
     assert out == "#0 array=2x2: throughput: to run\n#1 array=3x3: throughput: to run\n"
-    assert not (tmp_path / "out" / "explore.json").exists()
+    assert not (tmp_path / "out").exists()  # a dry run writes nothing
 
 
 def cached(folder: Path) -> int:

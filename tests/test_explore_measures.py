@@ -141,3 +141,56 @@ def test_resources_from_yosys_are_a_direct_synthesis(tmp_path):
     direct = synthesize(PEArray(point_config(sweep, point), primitives=True), "array", dff=True)
     assert (measured["lut"], measured["ff"], measured["dsp"]) == (direct.lut, direct.ff, 0)
     assert measured["lut_per_mac"] == round(direct.lut / 4, 2)
+
+
+def test_every_module_a_measure_imports_is_in_its_sources():
+    """The cache key hashes SOURCES[measure]: a module a measure imports but SOURCES misses could change a result
+    without changing its key. Each measure runs (or, for yosys, builds its designs) in a fresh interpreter, and every
+    esb_hw module it loaded must be covered."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from esb_hw.explore.measures import SOURCES
+
+    script = """
+import json, sys
+from esb_hw.explore.measures import evaluate
+task = json.loads(sys.argv[1])
+if task["measure"] in ("resources", "timing"):
+    from esb_hw.estimate import synth
+    from esb_hw.estimate.measure import design_component
+    from esb_hw.config import AcceleratorConfig
+    config = AcceleratorConfig.from_dict({**task["config"], "name": "x"})
+    for design in ("array", "engine", "system"):
+        design_component(design, config, primitives=True)._MustUse__silence = True
+    synth.synthesize = lambda *args, **kwargs: (_ for _ in ()).throw(SystemExit(0))
+try:
+    evaluate(task)
+except SystemExit:
+    pass
+print(json.dumps(sorted(m.__file__ for name, m in sys.modules.items()
+                        if name.startswith("esb_hw") and getattr(m, "__file__", None))))
+"""
+    config = {"clock_mhz": 200.0, "max_reduction": 4096, "weights": {"bits": 4, "k": 1},
+              "activations": {"bits": 8, "k": 8}, "array": {"rows": 4, "cols": 4, "pe_variant": "esb"}}
+    recipe = {"batch": 1, "ends_8bit": False, "scale_method": "dda"}
+    tasks = [{"measure": "resources", "options": {"design": "array"}, "config": config},
+             {"measure": "timing", "options": {"design": "array"}, "config": config},
+             {"measure": "throughput", "options": {}, "config": config, "network": "resnet_mnist", "recipe": recipe},
+             {"measure": "accuracy", "options": {"qat": True}, "network": "digits", "dataset": "digits",
+              "config": {"weights": config["weights"], "activations": config["activations"]},
+              "recipe": {"ends_8bit": False, "scale_method": "dda"}}]
+    package = Path(__file__).resolve().parents[1] / "esb_hw"
+    # the package's roots and the explore command itself: they decide no result
+    free = {"__init__.py", "data/__init__.py", "explore/__init__.py", "explore/sweep.py", "explore/measures.py"}
+    for task in tasks:
+        loaded = json.loads(subprocess.run([sys.executable, "-c", script, json.dumps(task)], capture_output=True,
+                                           text=True, check=True).stdout)
+        parts = SOURCES[task["measure"]]
+        for file in loaded:
+            relative = Path(file).resolve().relative_to(package).as_posix()
+            covered = relative in free or any(relative == part or (part.endswith("/") and relative.startswith(part))
+                                              for part in parts)
+            assert covered, (task["measure"], relative)

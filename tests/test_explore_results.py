@@ -36,6 +36,14 @@ def test_pareto_flags_match_a_brute_force_reference_with_ties_and_gaps():
         assert pareto_flags(values) == brute_force_front(values), values
 
 
+def test_two_objectives_take_the_sort_and_scan_and_agree_with_the_reference():
+    rng = random.Random(11)
+    for _ in range(2000):
+        values = [None if rng.random() < 0.1 else (rng.randint(0, 4), rng.choice([0.5, 1.0, 1.5, 2.0]))
+                  for _ in range(rng.randint(1, 15))]
+        assert pareto_flags(values) == brute_force_front(values), values
+
+
 def test_pareto_flags_on_known_answers():
     # (accuracy, -lut_per_mac): the dominated middle point is off; equal points are both on
     assert pareto_flags([(0.9, -10), (0.8, -12), (0.95, -20), (0.95, -20), None]) == [True, False, True, True, False]
@@ -52,12 +60,15 @@ def sweep_for(tmp_path, measures='["resources", "throughput", "accuracy"]'):
 
 
 def record(index, choice, status="ok", **values):
+    """A point of a sweep whose axes are a table (weights before activations, as a sweep file writes them) and
+    an array."""
     measures = {"resources": {"status": "ok", "values": {k: v for k, v in values.items()
                                                          if k in ("lut_per_mac", "system_lut_model")}},
                 "throughput": {"status": "ok", "values": {"images_per_second": values.get("images_per_second")}},
                 "accuracy": {"status": status, **({"values": {"accuracy": values.get("accuracy")}} if status == "ok"
                                                   else {"error": "did not finish within 5 s"})}}
-    return {"point": index, "choices": {"array": choice}, "settings": {}, "config": None, "measures": measures}
+    return {"point": index, "choices": {"format": {"weights": "esb:4:1", "activations": 4}, "array": choice},
+            "settings": {}, "config": None, "measures": measures}
 
 
 def test_the_document_flags_each_front(tmp_path):
@@ -73,9 +84,13 @@ def test_the_document_flags_each_front(tmp_path):
     assert document["grid_points"] == 3 and document["points"] == 3 and document["network"] == "digits"
     text = document_text(document)
     assert json.loads(text) == document and text == document_text(json.loads(text))  # stable bytes
+    # the table from the written file is the table from the run: the sweep's order survives the file
+    assert markdown(json.loads(text)) == markdown(document)
     table = markdown(document)
-    assert "| 2 | 8x8 | 9.00 | 9,000 | 200.0 | — |  |  | accuracy: timeout (did not finish within 5 s) |" in table
-    assert "Front `accuracy_vs_lut_per_mac` (max accuracy, min lut_per_mac): #0 (2x2)." in table
+    assert "| 2 | weights=esb:4:1, activations=4 | 8x8 | 9.00 | 9,000 | 200.0 | — |  |  | accuracy: timeout (did " \
+           "not finish within 5 s) |" in table
+    assert "Front `accuracy_vs_lut_per_mac` (max accuracy, min lut_per_mac): #0 (weights=esb:4:1, activations=4, " \
+           "2x2)." in table
     assert "3 of 3 grid points; 1 with a measure that did not give values" in table
 
 
@@ -94,7 +109,8 @@ def test_the_search_front_keeps_to_the_constraints(tmp_path):
     assert [r["pareto"]["search"] for r in records] == [True, True, False]
     assert document["fronts"]["search"] == {"minimize": [], "maximize": ["images_per_second", "accuracy"],
                                             "constraints": ["system_lut_model <= 8000"]}
-    assert "subject to system_lut_model <= 8000): #0 (2x2); #1 (4x4)." in markdown(document)
+    assert "subject to system_lut_model <= 8000): #0 (weights=esb:4:1, activations=4, 2x2); #1 (weights=esb:4:1, " \
+           "activations=4, 4x4)." in markdown(document)
 
 
 def test_a_sweep_without_both_measures_of_a_front_has_no_such_front(tmp_path):

@@ -35,7 +35,7 @@ def test_points_run_once_each_on_ray_and_a_rerun_comes_from_the_cache(tmp_path):
                                                 "got 2 (point 6)"
     # equal tasks ran once: three distinct tasks, three files, one Ray node
     assert sorted(seen) == sorted((index, status) for index, status in statuses.items())
-    assert sum(explorer.nodes.values()) == 3 and len(list((tmp_path / "cache").rglob("*.json"))) == 3
+    assert sum(explorer.nodes.values()) == explorer.ran == 3 and len(list((tmp_path / "cache").rglob("*.json"))) == 3
     assert results[0]["throughput"]["values"] == results[1]["throughput"]["values"]
     assert results[2]["throughput"]["values"] == evaluate(task_for(sweep, points[2], "throughput"))
     assert stream.getvalue().splitlines()[-1].startswith("explore: 8/8 points done, 2 failed, 0 cached, 0 tasks")

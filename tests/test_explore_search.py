@@ -71,12 +71,17 @@ def test_the_same_seed_draws_the_same_points(sweep):
 def test_failed_points_do_not_stop_a_search(sweep):
     objectives, constraints = terms(sweep, "max images_per_second", "system_lut_model <= 40000")
 
+    asked = []
+
     def evaluate(points):  # odd points failed: no values
+        asked.extend(point.index for point in points)
         return {point.index: landscape(point) if point.index % 2 == 0 else {} for point in points}
 
-    points, summary = run_search(sweep, "pareto", objectives, constraints, trials=12, seed=0, evaluate=evaluate,
+    points, summary = run_search(sweep, "pareto", objectives, constraints, trials=30, seed=0, evaluate=evaluate,
                                  batch=4)
-    assert summary["trials"] == 12 and len(points) <= 12
+    assert asked == [point.index for point in points] and summary["distinct_points"] == len(points)
+    assert any(index % 2 for index in asked), "a failed point should have been drawn and survived"
+    assert any(index % 2 == 0 and landscape(sweep.points()[index])["system_lut_model"] <= 40000 for index in asked)
 
 
 def test_a_search_needs_an_objective_and_a_known_kind(sweep):

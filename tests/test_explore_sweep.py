@@ -122,8 +122,11 @@ def test_bad_top_level_values(tmp_path, text, message):
 @pytest.mark.parametrize(("text", "message"), [
     ('colour = "red"\n', "unknown key 'colour'; keys: name, config, network, dataset, measures, timeout, retries, "
                          "axes, search, resources, timing, throughput, accuracy"),
-    ('name = "a b"\n', "name must be 1..64 characters from A-Z a-z 0-9 _ . -, got 'a b'"),
-    ('config = "nonesuch"\n', "config 'nonesuch' is neither a config file nor a shipped config"),
+    ('name = "a b"\n', "name must be 1..64 characters from A-Z a-z 0-9 _ . -, not starting with a dot, got 'a b'"),
+    ('name = ".."\n', "name must be 1..64 characters from A-Z a-z 0-9 _ . -, not starting with a dot, got '..'"),
+    ('config = "nonesuch"\n', "config 'nonesuch' is neither a .toml file (relative to this file) nor a shipped "
+                               "config"),
+    ('config = "../../etc/passwd"\n', "config '../../etc/passwd' is neither a .toml file"),
     ("timeout = 0\n", "timeout must be a number of seconds in (0, 604800], got 0"),
     ("retries = -1\n", "retries must be an integer in 0..10, got -1"),
     ('dataset = "digits"\n', "dataset applies to an .onnx network only; digits is scored on digits"),
@@ -176,6 +179,8 @@ def test_a_design_is_checked_per_measure(tmp_path):
     ('[axes]\narray = ["8x8"]\n"array.rows" = [4]\n', "axes.array.rows sets 'array.rows', which axis 'array' sets "
                                                       "too"),
     ('[axes]\nf = [{weights = "esb:4:1", colour = 1}]\n', "axes.f[0].colour is not a setting"),
+    ('[axes]\nf = [{weights = "esb:4:1", "weights.bits" = 5}]\n', "axes.f[0] sets 'weights.bits' twice (through "
+                                                                  "'weights.bits')"),
     ('[axes]\n"array.rows" = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n"array.cols" = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n'
      '"engine.entries" = [4, 8, 12, 16, 20, 24, 28, 32, 36, 40]\n"clock_mhz" = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n'
      '"max_reduction" = [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1100]\n',
@@ -204,6 +209,14 @@ def test_files_that_cannot_be_read(tmp_path):
     onnx.write_bytes(b"")
     with pytest.raises(ExploreError, match=r"dataset is required for the accuracy of an \.onnx network"):
         load_sweep(write(tmp_path, 'network = "m.onnx"\nmeasures = ["accuracy"]\n[axes]\narray = ["8x8"]\n'))
+
+
+def test_a_base_config_that_is_not_valid_is_a_mistake_in_the_file(tmp_path):
+    (tmp_path / "mine.toml").write_text("[array]\nrows = 0\n")
+    path = write(tmp_path, 'config = "mine.toml"\nnetwork = "digits"\nmeasures = ["throughput"]\n[axes]\n'
+                           'array = ["8x8"]\n')
+    with pytest.raises(ExploreError, match=r"^config is not a valid config: .*\(.*sweep\.toml\)$"):
+        load_sweep(path)
 
 
 def test_the_explore_error_is_bad_input():

@@ -2,8 +2,8 @@
 
 The key of a task (:func:`task_key`) is the SHA-256 of a canonical JSON of:
 
-- the task itself (:func:`esb_hw.explore.measures.task_for`: the measure, its options, the whole config, the
-  recipe, the network's name or path);
+- the task itself (:func:`esb_hw.explore.measures.task_for`: the measure, its options, the config, the recipe, a
+  shipped network's name; an ``.onnx`` file counts by its content only, not its path);
 - the network file's SHA-256 (for the measures that read it);
 - the package version and the SHA-256 of the source files that can change the measure's result
   (:data:`esb_hw.explore.measures.SOURCES`), and for ``resources`` and ``timing`` the yosys version.
@@ -79,12 +79,14 @@ def task_key(task: Mapping) -> str:
     from .sweep import NETWORKS
 
     measure = task["measure"]
-    inputs = {"key_version": KEY_VERSION, "task": task, "versions": _versions(measure),
+    inputs = {"key_version": KEY_VERSION, "task": dict(task), "versions": _versions(measure),
               "source": source_digest(measure)}
     if "network" in task:
         network = task["network"]
         path = example_folder(network) / f"{network}.onnx" if network in NETWORKS else Path(network)
         inputs["network_sha256"] = _file_digest(str(path))
+        if network not in NETWORKS:  # a file is its content, wherever it lies: a moved checkout keeps its cache
+            inputs["task"]["network"] = "file"
     text = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -92,8 +94,10 @@ def task_key(task: Mapping) -> str:
 class ResultCache:
     """The results of tasks, one file per key, in ``folder``."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, *, create: bool = True):
         self.folder = Path(folder)
+        if not create:
+            return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -111,7 +115,8 @@ class ResultCache:
             return None
         if not isinstance(result, dict) or result.get("status") not in STORED:
             return None
-        if result["status"] == "timeout" and result.get("timeout", 0) < timeout:
+        limit = result.get("timeout")
+        if result["status"] == "timeout" and (not isinstance(limit, int | float) or limit < timeout):
             return None
         return result
 
@@ -120,7 +125,10 @@ class ResultCache:
         if result.get("status") not in STORED:
             return
         path = self._path(key)
-        path.parent.mkdir(exist_ok=True)
         partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        partial.write_text(json.dumps(result, sort_keys=True, indent=1) + "\n", encoding="utf-8")
-        os.replace(partial, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps(result, sort_keys=True, indent=1) + "\n", encoding="utf-8")
+            os.replace(partial, path)
+        except OSError as error:
+            raise ExploreError(f"cannot write the cache file {path}: {error.strerror}") from None

@@ -31,12 +31,15 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import EsbError
+from ..errors import EsbError, InputError
 from .sweep import ExploreError, load_sweep, parse_constraint, parse_objective
 
 __all__ = ["main"]
 
 MAX_WORKERS = 1024
+MAX_SEED = 2**32 - 1
+#: What explore writes in --out; a folder holding anything else is not reused without --force.
+OUR_FILES = ("explore.json", "explore.md", "fronts.png", "run.json", "cache", "work")
 
 
 def _records(sweep, points, results) -> list[dict]:
@@ -121,6 +124,10 @@ def _check_args(args, sweep) -> None:
         raise ExploreError("--limit applies to the grid; a search's budget is --trials")
     if args.trials is not None and not 1 <= args.trials <= 100_000:
         raise ExploreError(f"--trials must be in 1..100000, got {args.trials}")
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+        raise ExploreError(f"--seed must be in 0..{MAX_SEED}, got {args.seed}")
+    if args.dry_run and args.search:
+        raise ExploreError("--dry-run lists the grid's points; a search draws its points as it runs (drop one)")
     if args.plot is not None:
         from ..errors import check_output_file
         from .results import front_axes
@@ -129,13 +136,17 @@ def _check_args(args, sweep) -> None:
             raise ExploreError("--plot: this sweep has no front to draw (it needs resources with accuracy or "
                                "throughput)")
         check_output_file(args.plot, args.force, option="--plot", suffix=".png")
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ExploreError("--plot needs matplotlib: pip install 'esb-hw[plot]'") from None
     if args.update_readme is not None:
         begin, end = _markers(sweep.name)
         try:
             text = args.update_readme.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             raise ExploreError(f"--update-readme {args.update_readme}: cannot read it ({error})") from None
-        if begin not in text or end not in text:
+        if begin not in text or end not in text or text.index(end) < text.index(begin):
             raise ExploreError(f"--update-readme {args.update_readme} has no '{begin}' ... '{end}' markers")
 
 
@@ -152,6 +163,8 @@ def _run(args) -> int:
     if args.timeout is not None:
         sweep = dataclasses.replace(sweep, timeout=float(args.timeout))
     out = args.out or Path("build") / "explore" / sweep.name
+    if out.exists() and not out.is_dir():
+        raise ExploreError(f"--out {out}: is a file")
     previous = out / "explore.json"
     if previous.is_file() and not args.force:
         try:
@@ -161,13 +174,17 @@ def _run(args) -> int:
         if owner != sweep.name:
             raise ExploreError(f"--out {out} holds the results of another sweep ({owner!r}); pass --force to replace "
                                "them or choose another folder")
-    if out.exists() and not out.is_dir():
-        raise ExploreError(f"--out {out}: is a file")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ExploreError(f"--out {out}: cannot make the folder: {error.strerror}") from None
-    cache = ResultCache(args.cache or out / "cache")
+    others = sorted(entry.name for entry in out.iterdir() if entry.name not in OUR_FILES) if out.is_dir() else []
+    if others and not args.force:
+        raise ExploreError(f"--out {out} holds files explore did not write ({', '.join(others[:3])}"
+                           f"{', ...' if len(others) > 3 else ''}); pass --force to write beside them or choose "
+                           "another folder")
+    if not args.dry_run:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ExploreError(f"--out {out}: cannot make the folder: {error.strerror}") from None
+    cache = ResultCache(args.cache or out / "cache", create=not args.dry_run)
     objectives = tuple(parse_objective(text, "--objective", "command line", sweep.measures)
                        for text in args.objective) or sweep.search.objectives
     constraints = tuple(parse_constraint(text, "--constraint", "command line", sweep.measures)
@@ -201,18 +218,20 @@ def _run(args) -> int:
 
             trials = args.trials or sweep.search.trials
             seed = sweep.search.seed if args.seed is None else args.seed
-            progress = Progress(trials, label=f"explore {sweep.name} ({args.search} search)")
+            progress = Progress(None, label=f"explore {sweep.name} ({args.search} search of {trials} trials)")
 
             def evaluate(batch):
-                found = explorer.run(batch, progress)
+                found = explorer.run(batch, progress, final=False)
                 results.update(found)
                 return {index: _merged(measures) for index, measures in found.items()}
 
             points, search_summary = run_search(sweep, args.search, objectives, constraints, trials, seed, evaluate,
                                                 batch=explorer.workers or max(1, explorer.cpus()))
+            progress.show(final=True)
         else:
             results = explorer.run(points, Progress(len(points), label=f"explore {sweep.name}"))
         nodes, startup = dict(explorer.nodes), explorer.startup_seconds
+        ran, task_seconds, logs = explorer.ran, explorer.task_seconds, list(explorer.failed_logs)
     finally:
         explorer.close()
     records = _records(sweep, points, results)
@@ -221,21 +240,22 @@ def _run(args) -> int:
     write_text(out / "explore.json", document_text(document))
     table = markdown(document)
     write_text(out / "explore.md", table)
-    plotted = plot_fronts(document, out / "fronts.png")
+    try:
+        plotted = plot_fronts(document, out / "fronts.png")
+    except InputError as error:  # no matplotlib: the results stand without their plot
+        print(f"note: no fronts.png: {error}", file=sys.stderr)
+        plotted = False
     if args.plot is not None and plotted:
         import shutil
 
         shutil.copyfile(out / "fronts.png", args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
     run = {"seconds": round(time.monotonic() - started, 1), "ray_startup_seconds": startup,
-           "workers": args.workers, "address": args.address,
-           "host": platform.node(), "nodes": nodes, "tasks": {
-               "cached": sum(result.get("cached", False) for measures in results.values()
-                             for result in measures.values()),
-               "ran": sum(not result.get("cached", False) and "seconds" in result for measures in results.values()
-                          for result in measures.values()),
-               "task_seconds": round(sum(result.get("seconds", 0) for measures in results.values()
-                                         for result in measures.values() if not result.get("cached")), 1)}}
+           "workers": explorer.workers, "address": args.address, "host": platform.node(), "nodes": nodes,
+           "tasks": {"cached": sum(result.get("cached", False) for measures in results.values()
+                                   for result in measures.values()),
+                     "ran": ran, "task_seconds": round(task_seconds, 1)},
+           "failed_logs": logs}
     write_text(out / "run.json", json.dumps(run, indent=1, sort_keys=True) + "\n")
     if args.update_readme is not None:
         from ..quant.report import update_readme

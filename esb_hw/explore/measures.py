@@ -19,7 +19,9 @@ key hashes them, so an edit there measures again and an edit elsewhere does not.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 from collections.abc import Mapping
 
 from ..errors import InputError
@@ -31,9 +33,9 @@ __all__ = ["SOURCES", "evaluate", "point_config", "task_for"]
 #: change its result.
 _COMMON = ("config.py", "errors.py", "layouts.py", "quant/", "contract/", "explore/measures.py")
 SOURCES = {
-    "resources": (*_COMMON, "hw/", "estimate/", "regmap.py"),
-    "timing": (*_COMMON, "hw/", "estimate/", "regmap.py"),
-    "throughput": (*_COMMON, "compiler/", "frontend/", "boards/", "plan.py", "npzfile.py"),
+    "resources": (*_COMMON, "hw/", "estimate/", "compiler/", "regmap.py"),
+    "timing": (*_COMMON, "hw/", "estimate/", "compiler/", "regmap.py"),
+    "throughput": (*_COMMON, "compiler/", "frontend/", "boards/", "plan.py", "npzfile.py", "regmap.py"),
     # the shipped models and weights, not the results files beside them (a sweep's own results must not key it)
     "accuracy": (*_COMMON, "frontend/", "npzfile.py", *(f"data/{name}/*.{kind}" for name in ("digits", "mnist5k",
                                                                                                "resnet_mnist")
@@ -41,12 +43,19 @@ SOURCES = {
 }
 
 
+@functools.cache
+def _base_config(path) -> dict:
+    from ..config import AcceleratorConfig
+
+    return AcceleratorConfig.from_toml(path).to_dict()
+
+
 def point_config(sweep: Sweep, point: Point):
     """The point's :class:`~esb_hw.config.AcceleratorConfig`: the sweep's base with the point's config settings
     (a :class:`~esb_hw.config.ConfigError` if they make an invalid config)."""
     from ..config import AcceleratorConfig
 
-    base = AcceleratorConfig.from_toml(sweep.config).to_dict()
+    base = copy.deepcopy(_base_config(sweep.config))
     for key, value in point.settings.items():
         if key in RECIPE_DEFAULTS:
             continue

@@ -43,7 +43,10 @@ COLUMNS = {"lut": ("LUT", "{:,}"), "lut_per_mac": ("LUT/MAC", "{:.2f}"),
 
 def pareto_flags(values: list[tuple | None]) -> list[bool]:
     """For each point's objective tuple (every entry larger-is-better; None: not measured), whether no other
-    point is at least as good on every entry and better on one."""
+    point is at least as good on every entry and better on one. Two objectives (every front but a search's with
+    more) take a sort and a scan; more take the pairwise comparison."""
+    if {len(value) for value in values if value is not None} == {2}:
+        return _pareto_2d(values)
     flags = []
     for mine in values:
         if mine is None:
@@ -52,6 +55,24 @@ def pareto_flags(values: list[tuple | None]) -> list[bool]:
         dominated = any(other is not None and other != mine and all(o >= m for o, m in zip(other, mine, strict=True))
                         for other in values)
         flags.append(not dominated)
+    return flags
+
+
+def _pareto_2d(values: list[tuple | None]) -> list[bool]:
+    flags = [False] * len(values)
+    order = sorted((i for i, value in enumerate(values) if value is not None), key=lambda i: values[i], reverse=True)
+    best_above = None  # the largest second entry among points with a larger first entry
+    start = 0
+    while start < len(order):
+        first = values[order[start]][0]
+        stop = start
+        while stop < len(order) and values[order[stop]][0] == first:
+            stop += 1
+        top = values[order[start]][1]  # the group's largest second entry (sorted descending)
+        for i in order[start:stop]:
+            flags[i] = values[i][1] == top and (best_above is None or best_above < top)
+        best_above = top if best_above is None else max(best_above, top)
+        start = stop
     return flags
 
 

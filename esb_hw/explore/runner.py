@@ -33,9 +33,10 @@ LOG_INTERVAL = 30.0
 
 class Progress:
     """One line of progress: points done (of the total), failed and cached, tasks running, time spent. On a
-    terminal it rewrites itself; otherwise it prints a line every :data:`LOG_INTERVAL` seconds and at the end."""
+    terminal it rewrites itself; otherwise it prints a line every :data:`LOG_INTERVAL` seconds and at the end. A
+``total`` of None (a search: how many distinct points it draws is not known ahead) shows the count alone."""
 
-    def __init__(self, total: int, stream=None, label: str = "explore"):
+    def __init__(self, total: int | None, stream=None, label: str = "explore"):
         self.total, self.label = total, label
         self.stream = sys.stderr if stream is None else stream
         self.done = self.failed = self.cached = self.running = 0
@@ -44,7 +45,8 @@ class Progress:
 
     def line(self) -> str:
         seconds = int(time.monotonic() - self.started)
-        return (f"{self.label}: {self.done}/{self.total} points done, {self.failed} failed, {self.cached} cached, "
+        done = f"{self.done}" if self.total is None else f"{self.done}/{self.total}"
+        return (f"{self.label}: {done} points done, {self.failed} failed, {self.cached} cached, "
                 f"{self.running} tasks running, {seconds // 60}:{seconds % 60:02d} elapsed")
 
     def show(self, final: bool = False) -> None:
@@ -72,9 +74,12 @@ class Explorer:
 
     def __init__(self, sweep: Sweep, cache: ResultCache, workdir: Path, *, workers: int | None = None,
                  address: str | None = None):
-        self.sweep, self.cache, self.workdir = sweep, cache, Path(workdir)
+        self.sweep, self.cache, self.workdir = sweep, cache, Path(workdir).resolve()  # absolute: other nodes too
         self.workers, self.address = workers, address
         self.nodes: dict[str, int] = {}  # Ray node id -> tasks it ran
+        self.ran = 0  # tasks run (equal tasks of several points count once)
+        self.task_seconds = 0.0  # their own times, summed
+        self.failed_logs: list[str] = []
         self._ray = None
         self._remote = None
         self.startup_seconds = 0.0  # ray.init's time
@@ -115,9 +120,11 @@ class Explorer:
             self._ray = None
 
     def run(self, points: list[Point], progress: Progress | None = None,
-            on_result: Callable[[Point, str, dict], None] | None = None) -> dict[int, dict[str, dict]]:
+            on_result: Callable[[Point, str, dict], None] | None = None,
+            final: bool = True) -> dict[int, dict[str, dict]]:
         """Every measure of every point: ``{point index: {measure: result}}``; each result has ``status``
-        and, where it ran now or before, ``values``; ``cached`` says whether it came from the cache."""
+        and, where it ran now or before, ``values``; ``cached`` says whether it came from the cache. ``final``:
+        end with the progress's last line (a search ends it itself, after its last batch)."""
         from ..config import ConfigError
 
         sweep = self.sweep
@@ -173,8 +180,11 @@ class Explorer:
                     node = result.pop("node", None)
                     if node:
                         self.nodes[node] = self.nodes.get(node, 0) + 1
-                        result["node"] = node
-                    self.cache.put(key, {k: v for k, v in result.items() if k != "node"})
+                    self.ran += 1
+                    self.task_seconds += result.get("seconds", 0)
+                    if result.get("log"):
+                        self.failed_logs.append(result["log"])
+                    self.cache.put(key, result)
                     for point, measure in waiting[key]:
                         results[point.index][measure] = {**result, "cached": False}
                         if on_result:
@@ -184,5 +194,6 @@ class Explorer:
                 progress.running = min(len(running), slots)
                 progress.show()
         progress.running = 0
-        progress.show(final=True)
+        if final:
+            progress.show(final=True)
         return results

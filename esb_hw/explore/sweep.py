@@ -261,7 +261,11 @@ def _axes(table, source: str) -> tuple[Axis, ...]:
             if isinstance(value, Mapping):
                 settings: dict = {}
                 for key, item in value.items():
-                    settings.update(_setting(key, item, f"{where}[{number}].{key}", source))
+                    more = _setting(key, item, f"{where}[{number}].{key}", source)
+                    twice = sorted(set(more) & set(settings))
+                    if twice:
+                        raise _fail(f"{where}[{number}]", f"sets {twice[0]!r} twice (through {key!r})", source)
+                    settings.update(more)
             else:
                 settings = _setting(name, value, f"{where}[{number}]", source)
             for key in settings:
@@ -334,15 +338,27 @@ def parse_sweep(data: Mapping, path: Path) -> Sweep:
     if unknown:
         raise _fail("", f"unknown key {unknown[0]!r}; keys: {', '.join(TOP_KEYS)}", source)
     name = data.get("name", path.stem)
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
-        raise _fail("name", f"must be 1..64 characters from A-Z a-z 0-9 _ . -, got {name!r}", source)
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", name):
+        raise _fail("name", f"must be 1..64 characters from A-Z a-z 0-9 _ . -, not starting with a dot, got {name!r}",
+                    source)
     config = data.get("config", "default")
     if not isinstance(config, str):
         raise _fail("config", f"must be a shipped config name or a .toml path, got {config!r}", source)
-    config_file = (path.parent / config) if config.endswith(".toml") else config_path(config)
-    if not config_file.is_file():
-        raise _fail("config", f"{config!r} is neither a config file nor a shipped config "
+    if config.endswith(".toml"):
+        config_file = path.parent / config
+    elif config in shipped_config_names():
+        config_file = config_path(config)
+    else:
+        config_file = None
+    if config_file is None or not config_file.is_file():
+        raise _fail("config", f"{config!r} is neither a .toml file (relative to this file) nor a shipped config "
                     f"({', '.join(shipped_config_names())})", source)
+    from ..config import AcceleratorConfig, ConfigError
+
+    try:
+        AcceleratorConfig.from_toml(config_file)
+    except ConfigError as error:
+        raise _fail("config", f"is not a valid config: {error}", source) from None
     network = data.get("network")
     if not isinstance(network, str):
         raise _fail("network", f"is required: {', '.join(NETWORKS)} or an .onnx file", source)

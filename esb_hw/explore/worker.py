@@ -10,8 +10,8 @@ signal, a tool's failure, an unexpected exception) is retried up to ``retries`` 
 time-out are not, since they would come out the same.
 
 The result is a dict: ``status`` (``ok``, ``timeout``, ``refused`` or ``failed``), ``values`` (for ``ok``),
-``error`` (one line), ``timeout`` (the limit), ``attempts``, ``seconds``. The working folder is removed after a
-success and kept after a failure (its ``log.txt`` holds the worker's stderr).
+``error`` (one line), ``timeout`` (the limit), ``attempts``, ``seconds``, and for a failure ``log``. The working
+folder is removed after a success and kept after a failure (``log``, its ``log.txt``, holds the worker's stderr).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from pathlib import Path
 
 __all__ = ["main", "run_task"]
 
+#: The environment variable that gives a worker the pid of the process that started it.
+PARENT_VARIABLE = "ESB_EXPLORE_PARENT"
 #: How often a worker checks that the process that started it is alive.
 PARENT_POLL_SECONDS = 0.5
 #: Threads per math library in a worker: one task per CPU is the scheduler's job.
@@ -36,7 +38,8 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 def _attempt(task: Mapping, workdir: Path, timeout: float) -> dict:
-    env = {**os.environ, "TMPDIR": str(workdir), **dict.fromkeys(THREAD_VARIABLES, "1")}
+    env = {**os.environ, "TMPDIR": str(workdir), PARENT_VARIABLE: str(os.getpid()),
+           **dict.fromkeys(THREAD_VARIABLES, "1")}
     log = workdir / "log.txt"
     with open(log, "w", encoding="utf-8") as errors, subprocess.Popen(
             [sys.executable, "-m", "esb_hw.explore.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -59,7 +62,7 @@ def _attempt(task: Mapping, workdir: Path, timeout: float) -> dict:
     last = lines[-1] if lines else f"exit code {child.returncode}"
     if child.returncode < 0:
         last = f"killed by signal {-child.returncode} ({last})"
-    return {"status": "failed", "error": f"{last} (log: {log})"}
+    return {"status": "failed", "error": last, "log": str(log)}
 
 
 def run_task(task: Mapping, workdir: str | Path, timeout: float, retries: int = 0) -> dict:
@@ -82,7 +85,9 @@ def run_task(task: Mapping, workdir: str | Path, timeout: float, retries: int = 
 def _die_with_parent() -> None:
     """Kill this process group (the worker and any yosys it started) as soon as the process that started the
     worker is gone: a Ray worker killed with its sweep must not leave a synthesis running for hours."""
-    parent = os.getppid()
+    parent = int(os.environ.get(PARENT_VARIABLE, os.getppid()))
+    if os.getppid() != parent:  # gone before this interpreter started
+        os.killpg(0, signal.SIGKILL)
 
     def watch() -> None:
         while True:
@@ -100,13 +105,19 @@ def main() -> int:
 
     _die_with_parent()
     task = json.loads(sys.stdin.read())
+    # The result goes to a private copy of stdout; anything a measure prints (or a tool it runs) goes to stderr.
+    sys.stdout.flush()
+    result_stream = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
     try:
         values = evaluate(task)
     except InputError as error:  # the point itself is wrong for this measure: the same every time
         result = {"status": "refused", "error": str(error).splitlines()[0] if str(error) else type(error).__name__}
     else:
         result = {"status": "ok", "values": values}
-    sys.stdout.write(json.dumps(result, sort_keys=True))
+    sys.stdout.flush()
+    result_stream.write(json.dumps(result, sort_keys=True))
+    result_stream.close()
     return 0
 
 
