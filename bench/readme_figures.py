@@ -246,13 +246,63 @@ def explore_scale(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _merged(record: dict) -> dict:
+    values = {}
+    for result in record["measures"].values():
+        if result["status"] == "ok":
+            values.update(result["values"])
+    return values
+
+
+def _label(record: dict) -> str:
+    parts = []
+    for value in record["choices"].values():
+        parts.append("/".join(str(item) for item in value.values()) if isinstance(value, dict) else str(value))
+    return " ".join(parts)
+
+
+def explore_search(result: dict) -> str:
+    """A search against the whole grid of the same sweep (``esb-hw explore examples/sweeps/arrays.toml``, with
+    and without ``--search pareto``; the two ``explore.json`` files in ``bench/results/``)."""
+    search, grid = result["search"], result["grid"]
+    summary = search["search"]
+    constraints = [text.split() for text in summary["constraints"]]
+
+    def feasible(values: dict) -> bool:
+        return all(values.get(name) is not None and (values[name] <= float(bound) if op == "<=" else
+                                                     values[name] >= float(bound)) for name, op, bound in constraints)
+
+    objective = summary["objectives"][0].split()[1]
+    found = max((r for r in search["records"] if feasible(_merged(r))), key=lambda r: _merged(r)[objective])
+    best = max((r for r in grid["records"] if feasible(_merged(r))), key=lambda r: _merged(r)[objective])
+    grid_front = [r for r in grid["records"] if r["pareto"].get("search")]
+    search_front = {r["point"] for r in search["records"] if r["pareto"].get("search")}
+    lines = ["| | points evaluated | fastest within the budget | its images/s | its LUTs (MODEL) | front points |",
+             "|---|---:|---|---:|---:|---:|"]
+    lines.append(f"| `--search {summary['kind']}`, {summary['trials']} trials, seed {summary['seed']} | "
+                 f"{summary['distinct_points']} | #{found['point']} {_label(found)} | "
+                 f"{_merged(found)[objective]:,.1f} | {_merged(found)['system_lut_model']:,} | {len(search_front)} |")
+    lines.append(f"| the whole grid | {len(grid['records'])} | #{best['point']} {_label(best)} | "
+                 f"{_merged(best)[objective]:,.1f} | {_merged(best)['system_lut_model']:,} | {len(grid_front)} |")
+    missed = [r for r in grid_front if r["point"] not in search_front]
+    lines.append("")
+    lines.append(f"Objectives: {', '.join(summary['objectives'])}; constraint: {', '.join(summary['constraints'])}. "
+                 f"The grid's front: " + "; ".join(
+                     f"#{r['point']} {_label(r)} ({_merged(r)['images_per_second']:,.0f} images/s, "
+                     f"{_merged(r)['accuracy']:.1%})" for r in grid_front)
+                 + f". The search found {len(grid_front) - len(missed)} of them"
+                 + (f" and missed {', '.join('#' + str(r['point']) for r in missed)}." if missed else "."))
+    return "\n".join(lines)
+
+
 BLOCKS = {"digits-rtl": (RESULTS / "digits_rtl.json", digits_rtl), "system-timing": (TIMING, system_timing),
           "chip": (RESULTS / "chip.json", chip), "model-error": (RESULTS / "model_error.json", model_error),
           "array-timing": (RESULTS / "timing_arrays.json", array_timing),
           "compare": (RESULTS / "compare.json", compare),
           "compare-configs": (RESULTS / "compare_configs.json", compare_configs),
           "plans": (RESULTS / "plans.json", plans), "batch": (RESULTS / "batch.json", batch),
-          "explore-scale": (RESULTS / "explore_scale.json", explore_scale)}
+          "explore-scale": (RESULTS / "explore_scale.json", explore_scale),
+          "explore-search": (RESULTS / "explore_arrays.json", explore_search)}
 
 
 def markers(name: str) -> tuple[str, str]:
