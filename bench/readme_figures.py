@@ -247,18 +247,9 @@ def explore_scale(result: dict) -> str:
 
 
 def _merged(record: dict) -> dict:
-    values = {}
-    for result in record["measures"].values():
-        if result["status"] == "ok":
-            values.update(result["values"])
-    return values
+    from esb_hw.explore.results import merged_values
 
-
-def _label(record: dict) -> str:
-    parts = []
-    for value in record["choices"].values():
-        parts.append("/".join(str(item) for item in value.values()) if isinstance(value, dict) else str(value))
-    return " ".join(parts)
+    return merged_values(record["measures"])
 
 
 def explore_search(result: dict) -> str:
@@ -266,13 +257,14 @@ def explore_search(result: dict) -> str:
     and without ``--search pareto``; the two ``explore.json`` files in ``bench/results/``)."""
     search, grid = result["search"], result["grid"]
     summary = search["search"]
-    constraints = [text.split() for text in summary["constraints"]]
+    from esb_hw.explore.results import pareto_flags, short_label
+    from esb_hw.explore.sweep import parse_constraint
+
+    constraints = [parse_constraint(text, "search.constraints", "explore.json", tuple(search["measures"]))
+                   for text in summary["constraints"]]
 
     def feasible(values: dict) -> bool:
-        return all(values.get(name) is not None and (values[name] <= float(bound) if op == "<=" else
-                                                     values[name] >= float(bound)) for name, op, bound in constraints)
-
-    from esb_hw.explore.results import pareto_flags
+        return all(constraint.holds(values.get(constraint.metric)) for constraint in constraints)
 
     objective = summary["objectives"][0].split()[1]
     found = max((r for r in search["records"] if feasible(_merged(r))), key=lambda r: _merged(r)[objective])
@@ -291,15 +283,15 @@ def explore_search(result: dict) -> str:
     lines = ["| | points evaluated | fastest within the budget | its images/s | its LUTs (MODEL) | front points |",
              "|---|---:|---|---:|---:|---:|"]
     lines.append(f"| `--search {summary['kind']}`, {summary['trials']} trials, seed {summary['seed']} | "
-                 f"{summary['distinct_points']} | #{found['point']} {_label(found)} | "
+                 f"{summary['distinct_points']} | #{found['point']} {short_label(found)} | "
                  f"{_merged(found)[objective]:,.1f} | {_merged(found)['system_lut_model']:,} | {len(search_front)} |")
-    lines.append(f"| the whole grid | {len(grid['records'])} | #{best['point']} {_label(best)} | "
+    lines.append(f"| the whole grid | {len(grid['records'])} | #{best['point']} {short_label(best)} | "
                  f"{_merged(best)[objective]:,.1f} | {_merged(best)['system_lut_model']:,} | {len(grid_front)} |")
     missed = [r for r in grid_front if r["point"] not in search_front]
     lines.append("")
     lines.append(f"Objectives: {', '.join(summary['objectives'])}; constraint: {', '.join(summary['constraints'])}. "
                  f"The grid's front: " + "; ".join(
-                     f"#{r['point']} {_label(r)} ({_merged(r)['images_per_second']:,.0f} images/s, "
+                     f"#{r['point']} {short_label(r)} ({_merged(r)['images_per_second']:,.0f} images/s, "
                      f"{_merged(r)['accuracy']:.1%})" for r in grid_front)
                  + f". The search's front holds {len(grid_front) - len(missed)} of them"
                  + (f" and misses {', '.join('#' + str(r['point']) for r in missed)}" if missed else "")

@@ -155,7 +155,7 @@ def _run(args) -> int:
 
     from .cache import ResultCache, task_key
     from .measures import task_for
-    from .results import build_document, document_text, markdown, plot_fronts, write_text
+    from .results import build_document, document_text, markdown, merged_values, plot_fronts, write_text
     from .runner import Explorer, Progress
 
     sweep = load_sweep(args.sweep)
@@ -223,7 +223,7 @@ def _run(args) -> int:
             def evaluate(batch):
                 found = explorer.run(batch, progress, final=False)
                 results.update(found)
-                return {index: _merged(measures) for index, measures in found.items()}
+                return {index: merged_values(measures) for index, measures in found.items()}
 
             points, search_summary = run_search(sweep, args.search, objectives, constraints, trials, seed, evaluate,
                                                 batch=explorer.workers or max(1, explorer.cpus()))
@@ -271,10 +271,3 @@ def _run(args) -> int:
     print(f"wrote {', '.join(str(out / name) for name in written)} ({run['seconds']:g} s)")
     return 0
 
-
-def _merged(measures: dict) -> dict:
-    merged = {}
-    for result in measures.values():
-        if result["status"] == "ok":
-            merged.update(result["values"])
-    return merged

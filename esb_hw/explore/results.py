@@ -23,7 +23,8 @@ from pathlib import Path
 from ..errors import InputError
 from .sweep import Constraint, Objective, Sweep
 
-__all__ = ["FRONTS", "build_document", "front_axes", "markdown", "pareto_flags", "plot_fronts", "write_text"]
+__all__ = ["FRONTS", "build_document", "document_text", "front_axes", "markdown", "merged_values", "pareto_flags",
+           "plot_fronts", "short_label", "write_text"]
 
 #: name -> (x metric, minimized; y metric, maximized), with the measures each needs.
 FRONTS = {
@@ -76,12 +77,17 @@ def _pareto_2d(values: list[tuple | None]) -> list[bool]:
     return flags
 
 
-def _metrics(record: Mapping) -> dict:
+def merged_values(measures: Mapping) -> dict:
+    """The values of every measure that gave values (``{measure: result}``), in one dict."""
     merged = {}
-    for result in record["measures"].values():
+    for result in measures.values():
         if result["status"] == "ok":
             merged.update(result["values"])
     return merged
+
+
+def _metrics(record: Mapping) -> dict:
+    return merged_values(record["measures"])
 
 
 def front_axes(sweep: Sweep) -> dict[str, tuple[str, str]]:
@@ -196,7 +202,7 @@ def _accuracy_findings(records: list[dict], noise: float = 0.015) -> list[str]:
     return lines
 
 
-def _short(record: Mapping) -> str:
+def short_label(record: Mapping) -> str:
     """A point's label on a plot: its axes' values, a table's values joined by ``/``."""
     def text(value) -> str:
         return "/".join(str(item) for item in value.values()) if isinstance(value, Mapping) else str(value)
@@ -227,7 +233,7 @@ def plot_fronts(document: Mapping, path: Path) -> bool:
         for record, m in points:
             on_front = record["pareto"].get(name)
             axis.scatter(m[x], scale * m[y], color="tab:red" if on_front else "tab:blue", s=18)
-            axis.annotate(_short(record), (m[x], scale * m[y]), fontsize=6, xytext=(2, 2),
+            axis.annotate(short_label(record), (m[x], scale * m[y]), fontsize=6, xytext=(2, 2),
                           textcoords="offset points")
         line = sorted((m[x], scale * m[y]) for record, m in points if record["pareto"].get(name))
         if line:
